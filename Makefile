@@ -1,0 +1,28 @@
+# `make demo` and `make test` each set up .venv on first use.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint bench clean
+
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0 || $(BIN)/pip install -q "torch>=2.1"
+	$(BIN)/pip install -q -e ".[dev,tensorboard]"
+	touch $@
+
+demo: $(BIN)/.installed
+	OMP_NUM_THREADS=2 $(BIN)/pcdarts demo --out runs/demo --overwrite
+
+test: $(BIN)/.installed
+	OMP_NUM_THREADS=2 $(BIN)/python -m pytest
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check src tests
+
+bench: $(BIN)/.installed
+	$(BIN)/python -m pcdarts.bench memory
+
+clean:
+	rm -rf $(VENV) runs build *.egg-info

@@ -1,0 +1,265 @@
+"""The ``pcdarts`` command. Only this module reads argv and owns the console."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import types
+import typing
+from dataclasses import MISSING, fields
+from pathlib import Path
+from typing import Any
+
+from .config import SearchConfig, TrainConfig, config_to_dict, resolve_config
+
+HELP = {
+    "k": "partial channel proportion 1/K (paper 4; 1 = plain DARTS)",
+    "edge_norm": "edge normalisation with beta (--no-edge-norm for the ablation)",
+    "warmup_epochs": "epochs before alpha/beta start to move (paper 15 of 50)",
+    "unrolled": "second-order (unrolled) DARTS arch step instead of first order",
+    "batch_size": "global batch for both the weight and the arch step",
+    "partial_mode": "shuffle (paper) or shift",
+    "stem": "cifar (3x3 conv) or imagenet (three stride-2 convs)",
+    "image_size": "resize the dataset to this side (0 = dataset default)",
+    "threads": "CPU intra-op threads (0 = torch default)",
+    "device": "auto, cpu, cuda or cuda:N",
+    "genotype": "built-in name, genotype.json, a run folder, or Genotype(...) text",
+}
+
+
+def _add_config_flags(p: argparse.ArgumentParser, cls: type, skip: set[str]) -> None:
+    hints = typing.get_type_hints(cls)
+    for f in fields(cls):
+        if f.name in skip:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default if f.default is not MISSING else None
+        help_text = HELP.get(f.name, "")
+        help_text = f"{help_text} (paper default: {default})" if help_text else f"paper default: {default}"
+        hint = hints[f.name]
+        args = typing.get_args(hint)
+        base = next((a for a in args if a is not type(None)), hint) if isinstance(hint, types.UnionType) else hint
+        if base is bool:
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        else:
+            p.add_argument(flag, type=base, default=None, metavar=f.name.upper(), help=help_text)
+
+
+def _overrides(ns: argparse.Namespace, cls: type) -> dict[str, Any]:
+    return {f.name: getattr(ns, f.name) for f in fields(cls) if f.name != "dataset" and hasattr(ns, f.name)}
+
+
+def _run_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", required=True, help="run folder for checkpoints, metrics and results")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--print-config", action="store_true", help="print the resolved configuration and exit")
+    p.add_argument("--preset", default=None, help="a named protocol, e.g. 'paper'")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog="pcdarts", description="PC-DARTS architecture search, training and deployment")
+    parser.add_argument("--version", action="version", version=f"pcdarts {__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("search", help="search a cell with PC-DARTS and write genotype.json")
+    s.add_argument("--dataset", default="digits")
+    _run_flags(s)
+    _add_config_flags(s, SearchConfig, {"dataset"})
+
+    t = sub.add_parser("train", help="train a genotype's network from scratch and evaluate it")
+    t.add_argument("--dataset", default="digits")
+    _run_flags(t)
+    _add_config_flags(t, TrainConfig, {"dataset"})
+
+    e = sub.add_parser("eval", help="re-evaluate a trained checkpoint on a dataset's test split")
+    e.add_argument("--checkpoint", required=True, help="best.pt / last.pt, or a train run folder")
+    e.add_argument("--dataset", default=None, help="defaults to the dataset the model was trained on")
+    e.add_argument("--data", default=None)
+    e.add_argument("--device", default="auto")
+    e.add_argument("--batch-size", type=int, default=256)
+    e.add_argument("--json", action="store_true")
+
+    i = sub.add_parser("info", help="parameters and multiply-adds of a genotype's network")
+    i.add_argument("--genotype", required=True, help=HELP["genotype"])
+    i.add_argument("--dataset", default="cifar10", help="cifar10, cifar100, imagenet, digits, or any dataset name")
+    i.add_argument("--init-channels", type=int, default=None)
+    i.add_argument("--layers", type=int, default=None)
+    i.add_argument("--num-classes", type=int, default=None)
+    i.add_argument("--json", action="store_true")
+
+    g = sub.add_parser("genotypes", help="list the built-in genotypes")
+    g.add_argument("--json", action="store_true")
+
+    d = sub.add_parser("demo", help="search, train the found cell and a random cell, evaluate, summarise (digits)")
+    d.add_argument("--out", default="runs/demo")
+    d.add_argument("--overwrite", action="store_true")
+    d.add_argument("--no-progress", action="store_true")
+    d.add_argument("--no-random", action="store_true", help="skip the random-genotype control")
+    d.add_argument("--search-epochs", type=int, default=None)
+    d.add_argument("--train-epochs", type=int, default=None)
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--threads", type=int, default=0)
+    return parser
+
+
+# ---------------------------------------------------------------- commands
+def cmd_search(ns: argparse.Namespace) -> int:
+    from .presets import preset_values
+    from .search import run_search
+
+    cfg = resolve_config(SearchConfig, ns.dataset, _overrides(ns, SearchConfig), preset_values(ns.preset, "search", ns.dataset))
+    if ns.print_config:
+        print(json.dumps(config_to_dict(cfg), indent=2))
+        return 0
+    result = run_search(cfg, ns.out, resume=ns.resume, overwrite=ns.overwrite, progress=not ns.no_progress)
+    if result["stopped"]:
+        print(f"stopped after epoch {result['epochs_done']}; continue with: pcdarts search --resume --out {ns.out} ...",
+              file=sys.stderr)
+        return 0
+    print(json.dumps(result["genotype"]))
+    print(f"wrote {Path(ns.out) / 'genotype.json'}", file=sys.stderr)
+    return 0
+
+
+def cmd_train(ns: argparse.Namespace) -> int:
+    from .genotype import load_genotype
+    from .presets import preset_values
+    from .train import run_train
+
+    cfg = resolve_config(TrainConfig, ns.dataset, _overrides(ns, TrainConfig), preset_values(ns.preset, "train", ns.dataset))
+    if ns.print_config:
+        print(json.dumps(config_to_dict(cfg), indent=2))
+        return 0
+    genotype = load_genotype(cfg.genotype)
+    result = run_train(cfg, ns.out, resume=ns.resume, overwrite=ns.overwrite, progress=not ns.no_progress,
+                       genotype=genotype)
+    if result["stopped"]:
+        print(f"stopped; continue with: pcdarts train --resume --out {ns.out} ...", file=sys.stderr)
+        return 0
+    keys = ("test_accuracy", "test_top5", "params", "macs", "epochs", "seconds")
+    print(json.dumps({k: result[k] for k in keys}))
+    return 0
+
+
+def cmd_eval(ns: argparse.Namespace) -> int:
+    import torch
+
+    from .data import BatchStream, get_dataset
+    from .engine import evaluate
+    from .runs import pick_device
+    from .train import load_model
+
+    device = pick_device(ns.device)
+    model = load_model(ns.checkpoint, map_location=device).to(device)
+    meta = model.meta
+    name = ns.dataset or meta["dataset"]
+    kwargs: dict[str, Any] = {"image_size": int(meta["input_size"][0])}
+    if ns.data:
+        kwargs["data"] = ns.data
+    ds = get_dataset(name, **kwargs)
+    if ds.num_classes != len(meta["classes"]) or ds.in_channels != model.stem0[0].in_channels:
+        raise ValueError(f"the model was trained for {len(meta['classes'])} classes on {meta['dataset']}; "
+                         f"{name} has {ds.num_classes} classes and {ds.in_channels} channels")
+    stream = BatchStream(ds.test_x, ds.test_y, ns.batch_size, shuffle=False, mean=tuple(meta["mean"]),
+                         std=tuple(meta["std"]), device=device)
+    with torch.no_grad():
+        stats = evaluate(model, stream)
+    out = {"dataset": name, "test_accuracy": stats["top1"], "test_top5": stats["top5"], "test_loss": stats["loss"],
+           "images": stats["n"]}
+    if ns.json:
+        print(json.dumps(out))
+    else:
+        print(f"{name}: top-1 {stats['top1']:.4f}  top-5 {stats['top5']:.4f}  loss {stats['loss']:.4f}  ({stats['n']} images)")
+    return 0
+
+
+# Shapes for `info`: (in_channels, side, classes, stem, init_channels, layers) as each paper reports them.
+INFO_SHAPES = {
+    "cifar10": (3, 32, 10, "cifar", 36, 20),
+    "cifar100": (3, 32, 100, "cifar", 36, 20),
+    "imagenet": (3, 224, 1000, "imagenet", 48, 14),
+    "digits": (1, 16, 10, "cifar", 16, 6),
+    "synthetic": (3, 32, 10, "cifar", 8, 5),
+}
+
+
+def cmd_info(ns: argparse.Namespace) -> int:
+    from .genotype import load_genotype
+    from .network import build_network, count_macs, count_params
+
+    genotype = load_genotype(ns.genotype)
+    if ns.dataset not in INFO_SHAPES:
+        raise ValueError(f"unknown dataset {ns.dataset!r} for info; choose one of: {', '.join(INFO_SHAPES)}")
+    cin, side, classes, stem, c, layers = INFO_SHAPES[ns.dataset]
+    c = ns.init_channels or c
+    layers = ns.layers or layers
+    classes = ns.num_classes or classes
+    model = build_network(genotype, num_classes=classes, in_channels=cin, init_channels=c, layers=layers,
+                          auxiliary=False, stem=stem)
+    params, macs = count_params(model), count_macs(model, (cin, side, side))
+    out = {"params": params, "macs": macs, "dataset": ns.dataset, "input": [cin, side, side], "init_channels": c,
+           "layers": layers, "num_classes": classes, "genotype": genotype.to_dict()}
+    if ns.json:
+        print(json.dumps(out))
+    else:
+        print(f"{genotype.to_text()}\n{ns.dataset} (C={c}, {layers} cells, {side}x{side}): "
+              f"{params:,} parameters (auxiliary head excluded), {macs / 1e6:.1f} M multiply-adds")
+    return 0
+
+
+def cmd_genotypes(ns: argparse.Namespace) -> int:
+    from .genotype import GENOTYPES
+
+    if ns.json:
+        print(json.dumps({k: g.to_dict() for k, g in GENOTYPES.items()}, indent=2))
+    else:
+        for name, g in GENOTYPES.items():
+            print(f"{name}: {g.to_text()}")
+    return 0
+
+
+def cmd_demo(ns: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    summary = run_demo(ns.out, overwrite=ns.overwrite, progress=not ns.no_progress, random_control=not ns.no_random,
+                       search_epochs=ns.search_epochs, train_epochs=ns.train_epochs, seed=ns.seed, threads=ns.threads)
+    print(summary["text"])
+    return 0
+
+
+COMMANDS = {"search": cmd_search, "train": cmd_train, "eval": cmd_eval, "info": cmd_info,
+            "genotypes": cmd_genotypes, "demo": cmd_demo}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    ns = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if ns.quiet else logging.INFO, format="%(message)s", stream=sys.stderr)
+    from .data import DataError
+    from .engine import NonFiniteLoss
+    from .genotype import GenotypeError
+    from .runs import RunError
+
+    try:
+        return COMMANDS[ns.command](ns)
+    except NonFiniteLoss as exc:
+        print(f"pcdarts: {exc}", file=sys.stderr)
+        return 1
+    except (GenotypeError, DataError, RunError, ValueError, OSError) as exc:
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"pcdarts {ns.command}: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("pcdarts: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,164 @@
+"""Run configurations: frozen dataclasses whose defaults are the paper's values.
+
+``SearchConfig`` defaults are the PC-DARTS CIFAR-10 search protocol and
+``TrainConfig`` defaults the DARTS/PC-DARTS CIFAR-10 evaluation protocol.
+Per-dataset defaults (``DATASET_DEFAULTS``) and presets are laid on top, and
+explicit user values on top of those (``resolve_config``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, TypeVar
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    dataset: str = "digits"
+    data: str | None = None  # folder or archive for datasets read from disk
+    image_size: int = 0  # 0: the dataset's native size (digits are upscaled to 16)
+    init_channels: int = 16  # C of the supernet (paper: 16)
+    layers: int = 8  # cells in the supernet (paper: 8, reductions at 1/3 and 2/3)
+    k: int = 4  # partial channel proportion 1/K (paper: 4; 1 = plain DARTS)
+    partial_mode: str = "shuffle"  # how sampled channels are mixed: 'shuffle' (paper) or 'shift'
+    edge_norm: bool = True  # edge normalisation with beta (ablation: off)
+    stem: str = "cifar"  # 'cifar' (3x3 conv) or 'imagenet' (three stride-2 convs)
+    epochs: int = 50
+    warmup_epochs: int = 15  # epochs with alpha/beta frozen before arch updates start
+    batch_size: int = 256  # per step, for both the weight and the arch batch (global under torchrun)
+    lr: float = 0.1  # SGD lr for weights, cosine-annealed to lr_min
+    lr_min: float = 0.0
+    momentum: float = 0.9
+    weight_decay: float = 3e-4
+    grad_clip: float = 5.0  # grad-norm clip of the weight step
+    arch_lr: float = 6e-4  # Adam lr for alpha and beta
+    arch_beta1: float = 0.5
+    arch_beta2: float = 0.999
+    arch_weight_decay: float = 1e-3
+    unrolled: bool = False  # second-order DARTS (paper uses first order)
+    train_portion: float = 0.5  # share of the train set that updates weights; the rest updates alpha/beta
+    crop_padding: int = -1  # -1: the dataset's default
+    flip: bool | None = None  # None: the dataset's default
+    cutout: int = 0
+    seed: int = 2
+    device: str = "auto"
+    deterministic: bool = False
+    threads: int = 0  # intra-op threads on CPU; 0 leaves torch's default
+
+    def __post_init__(self) -> None:
+        _check_common(self)
+        if self.k < 1:
+            raise ValueError(f"K must be >= 1, got {self.k}")
+        if self.init_channels % self.k:
+            raise ValueError(f"K={self.k} does not divide init channels {self.init_channels}: pick C divisible by K")
+        if self.partial_mode not in ("shuffle", "shift"):
+            raise ValueError(f"partial mode must be shuffle or shift, got {self.partial_mode!r}")
+        if not 0 <= self.warmup_epochs < self.epochs:
+            raise ValueError(
+                f"warm-up epochs ({self.warmup_epochs}) must be >= 0 and below epochs ({self.epochs}): "
+                "otherwise alpha/beta never move"
+            )
+        if not 0.0 < self.train_portion < 1.0:
+            raise ValueError(f"train portion must be in (0, 1), got {self.train_portion}")
+        if self.arch_lr < 0:
+            raise ValueError(f"arch lr must be >= 0, got {self.arch_lr}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    genotype: str = "PC_DARTS_cifar"  # built-in name, genotype.json path, run folder or Genotype(...) text
+    dataset: str = "digits"
+    data: str | None = None
+    image_size: int = 0
+    init_channels: int = 36  # paper CIFAR-10: 36; ImageNet: 48
+    layers: int = 20  # paper CIFAR-10: 20; ImageNet: 14
+    stem: str = "cifar"
+    auxiliary: bool = True
+    auxiliary_weight: float = 0.4
+    drop_path: float = 0.3  # final value of the linear ramp from 0
+    epochs: int = 600
+    batch_size: int = 96
+    lr: float = 0.025
+    schedule: str = "cosine"  # 'cosine' to 0, or 'linear' decay after warm-up (ImageNet)
+    lr_warmup_epochs: int = 0
+    momentum: float = 0.9
+    weight_decay: float = 3e-4
+    grad_clip: float = 5.0
+    label_smoothing: float = 0.0
+    crop_padding: int = -1
+    flip: bool | None = None
+    cutout: int = 16
+    seed: int = 0
+    device: str = "auto"
+    deterministic: bool = False
+    threads: int = 0
+
+    def __post_init__(self) -> None:
+        _check_common(self)
+        if self.init_channels % 2:
+            raise ValueError(f"init channels must be even, got {self.init_channels}")
+        if self.schedule not in ("cosine", "linear"):
+            raise ValueError(f"schedule must be cosine or linear, got {self.schedule!r}")
+        if not 0.0 <= self.drop_path < 1.0:
+            raise ValueError(f"drop path must be in [0, 1), got {self.drop_path}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"label smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.lr_warmup_epochs < 0 or (self.lr_warmup_epochs and self.lr_warmup_epochs >= self.epochs):
+            raise ValueError(f"lr warm-up epochs ({self.lr_warmup_epochs}) must be below epochs ({self.epochs})")
+
+
+def _check_common(cfg: Any) -> None:
+    if cfg.epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {cfg.epochs}")
+    if cfg.batch_size < 1:
+        raise ValueError(f"batch size must be >= 1, got {cfg.batch_size}")
+    if cfg.layers < 3:
+        raise ValueError(f"layers must be >= 3 (two reduction cells plus a normal one), got {cfg.layers}")
+    if cfg.init_channels < 2:
+        raise ValueError(f"init channels must be >= 2, got {cfg.init_channels}")
+    if cfg.lr <= 0:
+        raise ValueError(f"lr must be > 0, got {cfg.lr}")
+    if cfg.grad_clip <= 0:
+        raise ValueError(f"grad clip must be > 0, got {cfg.grad_clip}")
+    if cfg.stem not in ("cifar", "imagenet"):
+        raise ValueError(f"stem must be cifar or imagenet, got {cfg.stem!r}")
+    if cfg.image_size < 0:
+        raise ValueError(f"image size must be >= 0, got {cfg.image_size}")
+
+
+# Small-data defaults: what makes the bundled digits search + train finish in minutes on 2 cores.
+DATASET_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
+    "search": {
+        "digits": dict(init_channels=8, layers=5, epochs=8, warmup_epochs=3, batch_size=64, lr=0.05,
+                       arch_lr=6e-3),
+        "synthetic": dict(init_channels=8, layers=5, epochs=4, warmup_epochs=1, batch_size=32, lr=0.05,
+                          arch_lr=6e-3),
+    },
+    "train": {
+        "digits": dict(init_channels=16, layers=6, epochs=12, batch_size=64, lr=0.05, cutout=4,
+                       drop_path=0.1, auxiliary=False),
+        "synthetic": dict(init_channels=8, layers=5, epochs=3, batch_size=32, lr=0.05, cutout=0,
+                          drop_path=0.0, auxiliary=False),
+    },
+}
+
+C = TypeVar("C", SearchConfig, TrainConfig)
+
+
+def resolve_config(cls: type[C], dataset: str, overrides: dict[str, Any], preset: dict[str, Any] | None = None) -> C:
+    """Paper defaults < per-dataset defaults < preset < explicit values (None means unset)."""
+    kind = "search" if cls is SearchConfig else "train"
+    values: dict[str, Any] = {}
+    values.update(DATASET_DEFAULTS[kind].get(dataset, {}))
+    values.update(preset or {})
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    values["dataset"] = dataset
+    names = {f.name for f in fields(cls)}
+    unknown = set(values) - names
+    if unknown:
+        raise ValueError(f"unknown {kind} settings: {', '.join(sorted(unknown))}")
+    return cls(**values)
+
+
+def config_to_dict(cfg: SearchConfig | TrainConfig) -> dict[str, Any]:
+    return asdict(cfg)

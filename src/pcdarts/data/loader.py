@@ -1,0 +1,92 @@
+"""A resumable batch stream over tensors that already live on the device.
+
+Both the weight loader and the persistent validation iterator of the search
+are ``BatchStream``s: the permutation, the position in it and the generator
+states are part of ``state_dict()``, so a resumed run sees the same batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+
+from .augment import Augment
+
+
+class BatchStream:
+    def __init__(
+        self, x: torch.Tensor, y: torch.Tensor, batch_size: int, *, mean: tuple[float, ...], std: tuple[float, ...],
+        shuffle: bool = True, augment: Augment | None = None, seed: int = 0, device: torch.device | str = "cpu",
+        rank: int = 0, world_size: int = 1,
+    ):
+        if batch_size < 1:
+            raise ValueError(f"batch size must be >= 1, got {batch_size}")
+        if len(x) == 0:
+            raise ValueError("cannot iterate an empty dataset")
+        self.device = torch.device(device)
+        self.x, self.y = x.to(self.device), y.to(self.device)
+        self.batch_size, self.shuffle, self.augment = batch_size, shuffle, augment
+        self.rank, self.world_size = rank, world_size
+        self.mean = torch.tensor(mean, device=self.device).view(1, -1, 1, 1)
+        self.std = torch.tensor(std, device=self.device).view(1, -1, 1, 1)
+        self.order_gen = torch.Generator().manual_seed(seed)  # same on every rank: shards must agree
+        self.aug_gen = torch.Generator().manual_seed(seed * 7919 + 17 + rank)
+        self.perm: torch.Tensor | None = None
+        self.pos = 0
+
+    @property
+    def shard_size(self) -> int:
+        return len(self.x) // self.world_size if self.world_size > 1 else len(self.x)
+
+    def __len__(self) -> int:
+        return -(-self.shard_size // self.batch_size)
+
+    def _new_epoch(self) -> None:
+        n = len(self.x)
+        perm = torch.randperm(n, generator=self.order_gen) if self.shuffle else torch.arange(n)
+        if self.world_size > 1:  # disjoint strided shards of equal size (the tail is dropped)
+            perm = perm[: self.shard_size * self.world_size][self.rank :: self.world_size]
+        self.perm, self.pos = perm, 0
+
+    def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = self.perm[self.pos : self.pos + self.batch_size].to(self.device)
+        self.pos += len(idx)
+        x = self.x[idx]
+        x = x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
+        if self.augment is not None:
+            x = self.augment(x, self.aug_gen)
+        x = (x - self.mean) / self.std
+        if self.augment is not None:
+            x = self.augment.after_normalise(x, self.aug_gen)
+        return x, self.y[idx]
+
+    def epoch(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The rest of the current epoch (all of a new one when the last one finished)."""
+        if self.perm is None or self.pos >= len(self.perm):
+            self._new_epoch()
+        while self.pos < len(self.perm):
+            yield self._batch()
+
+    def remaining(self) -> int:
+        if self.perm is None or self.pos >= len(self.perm):
+            return len(self)
+        return -(-(len(self.perm) - self.pos) // self.batch_size)
+
+    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """One batch, wrapping into a new epoch as needed (the persistent val iterator)."""
+        if self.perm is None or self.pos >= len(self.perm):
+            self._new_epoch()
+        return self._batch()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "order_gen": self.order_gen.get_state(), "aug_gen": self.aug_gen.get_state(),
+            "perm": self.perm, "pos": self.pos,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.order_gen.set_state(state["order_gen"])
+        self.aug_gen.set_state(state["aug_gen"])
+        self.perm, self.pos = state["perm"], int(state["pos"])

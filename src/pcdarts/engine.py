@@ -1,0 +1,140 @@
+"""One epoch of search, one epoch of training, one evaluation pass. No argv, no files.
+
+Metrics are summed on the device and read once per epoch, so the hot loop has
+no host synchronisation.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .architect import Architect
+from .data import BatchStream
+
+
+class NonFiniteLoss(RuntimeError):
+    """The loss became NaN or infinite; the run stops before anything is saved."""
+
+
+def cosine_lr(epoch: int, epochs: int, base: float, minimum: float = 0.0) -> float:
+    """Cosine annealing per epoch (as torch's CosineAnnealingLR with T_max = epochs)."""
+    return minimum + 0.5 * (base - minimum) * (1 + math.cos(math.pi * epoch / epochs))
+
+
+def linear_warmup_decay_lr(epoch: int, epochs: int, base: float, warmup: int) -> float:
+    """ImageNet protocol: linear warm-up for ``warmup`` epochs, then linear decay to 0."""
+    if epoch < warmup:
+        return base * (epoch + 1) / warmup
+    return base * (1 - (epoch - warmup) / max(1, epochs - warmup))
+
+
+def new_accumulator(device: torch.device) -> dict[str, torch.Tensor]:
+    z = lambda: torch.zeros((), device=device, dtype=torch.float64)  # noqa: E731
+    return {"loss": z(), "correct": z(), "n": z(), "arch_loss": z(), "arch_n": z(), "steps": z()}
+
+
+def summarise(acc: dict[str, torch.Tensor]) -> dict[str, float]:
+    v = {k: float(t) for k, t in acc.items()}
+    out = {"loss": v["loss"] / max(v["n"], 1), "accuracy": v["correct"] / max(v["n"], 1), "steps": int(v["steps"])}
+    if v["arch_n"]:
+        out["arch_loss"] = v["arch_loss"] / v["arch_n"]
+    return out
+
+
+StepHook = Callable[[int], bool]  # called after each step with its index; True = stop now
+
+
+def search_epoch(
+    model: nn.Module, forward: nn.Module, architect: Architect, w_optimizer: torch.optim.Optimizer,
+    train: BatchStream, val: BatchStream, *, arch_active: bool, grad_clip: float, eta: float,
+    acc: dict[str, torch.Tensor], after_step: StepHook | None = None,
+) -> bool:
+    """Alternate one arch step (val batch) and one weight step (train batch). Returns True if stopped early."""
+    weights = model.weight_parameters()
+    model.train()
+    for x, y in train.epoch():
+        if arch_active:
+            xv, yv = val.next_batch()
+            arch_loss = architect.step(xv, yv, x_train=x, y_train=y, eta=eta, w_optimizer=w_optimizer)
+            acc["arch_loss"] += arch_loss * len(yv)
+            acc["arch_n"] += len(yv)
+        w_optimizer.zero_grad(set_to_none=True)
+        logits = forward(x)
+        loss = F.cross_entropy(logits, y)
+        loss.backward(inputs=weights)  # alpha/beta gradients are not needed here
+        nn.utils.clip_grad_norm_(weights, grad_clip)
+        w_optimizer.step()
+        acc["loss"] += loss.detach() * len(y)
+        acc["correct"] += (logits.detach().argmax(1) == y).sum()
+        acc["n"] += len(y)
+        acc["steps"] += 1
+        if after_step is not None and after_step(int(train.pos)):
+            return True
+    return False
+
+
+def train_epoch(
+    model: nn.Module, forward: nn.Module, optimizer: torch.optim.Optimizer, train: BatchStream, *,
+    grad_clip: float, auxiliary_weight: float, label_smoothing: float, acc: dict[str, torch.Tensor],
+    after_step: StepHook | None = None,
+) -> bool:
+    """One epoch of the final network (auxiliary loss, label smoothing, clipping)."""
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    for x, y in train.epoch():
+        optimizer.zero_grad(set_to_none=True)
+        out = forward(x)
+        logits, aux = out if isinstance(out, tuple) else (out, None)
+        loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+        if aux is not None and auxiliary_weight > 0:
+            loss = loss + auxiliary_weight * F.cross_entropy(aux, y, label_smoothing=label_smoothing)
+        loss.backward()
+        nn.utils.clip_grad_norm_(params, grad_clip)
+        optimizer.step()
+        acc["loss"] += loss.detach() * len(y)
+        acc["correct"] += (logits.detach().argmax(1) == y).sum()
+        acc["n"] += len(y)
+        acc["steps"] += 1
+        if after_step is not None and after_step(int(train.pos)):
+            return True
+    return False
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, stream: BatchStream) -> dict[str, Any]:
+    """Loss, top-1 and top-5 accuracy (fractions) over one full pass of ``stream``."""
+    was = model.training
+    model.eval()
+    dev = stream.device
+    loss = torch.zeros((), device=dev, dtype=torch.float64)
+    top1 = torch.zeros((), device=dev, dtype=torch.float64)
+    top5 = torch.zeros((), device=dev, dtype=torch.float64)
+    n = 0
+    stream.perm, stream.pos = None, 0
+    for x, y in stream.epoch():
+        logits = model(x)
+        logits = logits[0] if isinstance(logits, tuple) else logits
+        loss += F.cross_entropy(logits, y, reduction="sum")
+        k = min(5, logits.shape[1])
+        topk = logits.topk(k, dim=1).indices  # (N, k)
+        hit = topk == y[:, None]
+        top1 += hit[:, 0].sum()
+        top5 += hit.any(dim=1).sum()
+        n += len(y)
+    model.train(was)
+    return {"loss": float(loss) / max(n, 1), "top1": float(top1) / max(n, 1), "top5": float(top5) / max(n, 1), "n": n}
+
+
+def check_finite(metrics: dict[str, float], what: str) -> None:
+    for key in ("loss", "arch_loss"):
+        if key in metrics and not math.isfinite(metrics[key]):
+            raise NonFiniteLoss(
+                f"{what} {key} became {metrics[key]}; the last good checkpoint is kept: "
+                "lower the learning rate or the grad clip and resume"
+            )

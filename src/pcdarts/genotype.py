@@ -1,0 +1,306 @@
+"""Genotypes: the discrete architecture a search produces (data, never code).
+
+A genotype lists two ``(op, input)`` pairs per intermediate node for the
+normal and the reduction cell; inputs 0 and 1 are the two cell inputs and
+``k >= 2`` is intermediate node ``k - 2``.  Genotypes travel as JSON; the
+reference code's ``Genotype(normal=[...], ...)`` text is parsed with ``ast``
+into literals only, so a malicious string cannot execute anything.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .ops import OPS, PRIMITIVES
+
+Pair = tuple[str, int]
+
+
+class GenotypeError(ValueError):
+    """A genotype that cannot be used: unknown op, bad input index, bad text."""
+
+
+@dataclass(frozen=True)
+class Genotype:
+    normal: tuple[Pair, ...]
+    normal_concat: tuple[int, ...]
+    reduce: tuple[Pair, ...]
+    reduce_concat: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        for kind in ("normal", "reduce"):
+            pairs = tuple((str(op), int(i)) for op, i in getattr(self, kind))
+            concat = tuple(int(c) for c in getattr(self, kind + "_concat"))
+            object.__setattr__(self, kind, pairs)
+            object.__setattr__(self, kind + "_concat", concat)
+            _check_cell(kind, pairs, concat)
+
+    @property
+    def steps(self) -> int:
+        """Number of intermediate nodes of the normal cell."""
+        return len(self.normal) // 2
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "normal": [[op, i] for op, i in self.normal],
+            "normal_concat": list(self.normal_concat),
+            "reduce": [[op, i] for op, i in self.reduce],
+            "reduce_concat": list(self.reduce_concat),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Genotype:
+        """Build from the JSON form; extra keys are ignored, missing ones are an error."""
+        if not isinstance(data, dict):
+            raise GenotypeError("genotype JSON must be an object with normal/reduce lists")
+        if "genotype" in data and "normal" not in data:  # a result file that embeds one
+            return cls.from_dict(data["genotype"])
+        try:
+            normal = [_pair(p) for p in data["normal"]]
+            reduce = [_pair(p) for p in data["reduce"]]
+            n_nodes = len(normal) // 2
+            default = list(range(2, 2 + n_nodes))
+            normal_concat = list(data.get("normal_concat", default))
+            reduce_concat = list(data.get("reduce_concat", list(range(2, 2 + len(reduce) // 2))))
+        except KeyError as exc:
+            raise GenotypeError(f"genotype JSON lacks the key {exc.args[0]!r}") from None
+        except (TypeError, ValueError) as exc:
+            raise GenotypeError(f"malformed genotype JSON: {exc}") from None
+        return cls(tuple(normal), tuple(normal_concat), tuple(reduce), tuple(reduce_concat))
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())
+
+    def to_text(self) -> str:
+        """The reference code's text form, for pasting into papers and old tools."""
+        return (
+            f"Genotype(normal={list(self.normal)!r}, normal_concat={list(self.normal_concat)!r}, "
+            f"reduce={list(self.reduce)!r}, reduce_concat={list(self.reduce_concat)!r})"
+        )
+
+    def __str__(self) -> str:
+        return self.to_text()
+
+
+def _pair(p: Any) -> Pair:
+    if not isinstance(p, (list, tuple)) or len(p) != 2:
+        raise GenotypeError(f"each edge must be an [op, input] pair, got {p!r}")
+    op, idx = p
+    if not isinstance(op, str) or isinstance(idx, bool) or not isinstance(idx, int):
+        raise GenotypeError(f"each edge must be [str, int], got {p!r}")
+    return op, idx
+
+
+def _check_cell(kind: str, pairs: tuple[Pair, ...], concat: tuple[int, ...]) -> None:
+    if not pairs or len(pairs) % 2:
+        raise GenotypeError(f"{kind}: needs two (op, input) pairs per node, got {len(pairs)} pairs")
+    n_nodes = len(pairs) // 2
+    for k, (op, idx) in enumerate(pairs):
+        if op not in OPS:
+            raise GenotypeError(f"{kind}: unknown operation {op!r}; known: {', '.join(sorted(OPS))}")
+        if op == "none":
+            raise GenotypeError(f"{kind}: 'none' cannot appear in a derived genotype")
+        node = k // 2
+        if not 0 <= idx < node + 2:
+            raise GenotypeError(f"{kind}: node {node} takes input {idx}, but only 0..{node + 1} exist")
+    if not concat:
+        raise GenotypeError(f"{kind}_concat is empty")
+    for c in concat:
+        if not 0 <= c < n_nodes + 2:
+            raise GenotypeError(f"{kind}_concat holds {c}, outside 0..{n_nodes + 1}")
+
+
+# ---------------------------------------------------------------- text form
+def _literal(node: ast.AST) -> Any:
+    """Evaluate the few literal shapes a genotype uses; anything else is refused."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, (str, int)):
+        return node.value
+    if isinstance(node, (ast.List, ast.Tuple)):
+        return [_literal(e) for e in node.elts]
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.keywords:
+        args = [_literal(a) for a in node.args]
+        if node.func.id == "range" and all(isinstance(a, int) for a in args) and 1 <= len(args) <= 3:
+            return list(range(*args))
+        if node.func.id in ("list", "tuple") and len(args) == 1:
+            return list(args[0])
+    raise GenotypeError(f"genotype text may hold only literals and range(); found {ast.dump(node)[:60]}")
+
+
+def parse_genotype_text(text: str) -> Genotype:
+    """Parse ``Genotype(normal=[...], normal_concat=range(2, 6), ...)`` without eval."""
+    try:
+        tree = ast.parse(text.strip(), mode="exec")
+    except SyntaxError as exc:
+        raise GenotypeError(f"genotype text does not parse: {exc.msg}") from None
+    if len(tree.body) != 1:
+        raise GenotypeError("genotype text must be a single Genotype(...) expression")
+    stmt = tree.body[0]
+    expr = stmt.value if isinstance(stmt, (ast.Expr, ast.Assign)) else None
+    if not (isinstance(expr, ast.Call) and isinstance(expr.func, ast.Name) and expr.func.id == "Genotype"):
+        raise GenotypeError("genotype text must look like Genotype(normal=[...], reduce=[...], ...)")
+    names = ["normal", "normal_concat", "reduce", "reduce_concat"]
+    if len(expr.args) > 4:
+        raise GenotypeError("Genotype(...) takes at most four arguments")
+    fields = {names[i]: _literal(a) for i, a in enumerate(expr.args)}
+    for kw in expr.keywords:
+        if kw.arg not in names:
+            raise GenotypeError(f"unknown Genotype field {kw.arg!r}")
+        fields[kw.arg] = _literal(kw.value)
+    return Genotype.from_dict(fields)
+
+
+# ---------------------------------------------------------------- registry
+GENOTYPES: dict[str, Genotype] = {}
+
+
+def register_genotype(name: str, genotype: Genotype) -> None:
+    if name in GENOTYPES:
+        raise ValueError(f"genotype {name!r} is already registered")
+    GENOTYPES[name] = genotype
+
+
+def _g(normal: str, reduce: str, normal_concat: list[int] | None = None, reduce_concat: list[int] | None = None) -> Genotype:
+    def pairs(s: str) -> tuple[Pair, ...]:
+        out = []
+        for tok in s.split():
+            op, idx = tok.rsplit(",", 1)
+            out.append((op, int(idx)))
+        return tuple(out)
+
+    n, r = pairs(normal), pairs(reduce)
+    return Genotype(
+        n, tuple(normal_concat or range(2, 2 + len(n) // 2)), r, tuple(reduce_concat or range(2, 2 + len(r) // 2))
+    )
+
+
+register_genotype("PC_DARTS_cifar", _g(
+    "sep_conv_3x3,1 skip_connect,0 sep_conv_3x3,0 dil_conv_3x3,1 sep_conv_5x5,0 sep_conv_3x3,1 avg_pool_3x3,0 dil_conv_3x3,1",
+    "sep_conv_5x5,1 max_pool_3x3,0 sep_conv_5x5,1 sep_conv_5x5,2 sep_conv_3x3,0 sep_conv_3x3,3 sep_conv_3x3,1 sep_conv_3x3,2",
+))
+register_genotype("PC_DARTS_image", _g(
+    "skip_connect,1 sep_conv_3x3,0 sep_conv_3x3,0 skip_connect,1 sep_conv_3x3,1 sep_conv_3x3,3 sep_conv_3x3,1 dil_conv_5x5,4",
+    "sep_conv_3x3,0 skip_connect,1 dil_conv_5x5,2 max_pool_3x3,1 sep_conv_3x3,2 sep_conv_3x3,1 sep_conv_5x5,0 sep_conv_3x3,3",
+))
+register_genotype("DARTS_V1", _g(
+    "sep_conv_3x3,1 sep_conv_3x3,0 skip_connect,0 sep_conv_3x3,1 skip_connect,0 sep_conv_3x3,1 sep_conv_3x3,0 skip_connect,2",
+    "max_pool_3x3,0 max_pool_3x3,1 skip_connect,2 max_pool_3x3,0 max_pool_3x3,0 skip_connect,2 skip_connect,2 avg_pool_3x3,0",
+))
+register_genotype("DARTS_V2", _g(
+    "sep_conv_3x3,0 sep_conv_3x3,1 sep_conv_3x3,0 sep_conv_3x3,1 sep_conv_3x3,1 skip_connect,0 skip_connect,0 dil_conv_3x3,2",
+    "max_pool_3x3,0 max_pool_3x3,1 skip_connect,2 max_pool_3x3,1 max_pool_3x3,0 skip_connect,2 skip_connect,2 max_pool_3x3,1",
+))
+register_genotype("NASNet", _g(
+    "sep_conv_5x5,1 sep_conv_3x3,0 sep_conv_5x5,0 sep_conv_3x3,0 avg_pool_3x3,1 skip_connect,0 avg_pool_3x3,0 avg_pool_3x3,0 sep_conv_3x3,1 skip_connect,1",
+    "sep_conv_5x5,1 sep_conv_7x7,0 max_pool_3x3,1 sep_conv_7x7,0 avg_pool_3x3,1 sep_conv_5x5,0 skip_connect,3 avg_pool_3x3,2 sep_conv_3x3,2 max_pool_3x3,1",
+    [2, 3, 4, 5, 6], [4, 5, 6],
+))
+register_genotype("AmoebaNet", _g(
+    "avg_pool_3x3,0 max_pool_3x3,1 sep_conv_3x3,0 sep_conv_5x5,2 sep_conv_3x3,0 avg_pool_3x3,3 sep_conv_3x3,1 skip_connect,1 skip_connect,0 avg_pool_3x3,1",
+    "avg_pool_3x3,0 sep_conv_3x3,1 max_pool_3x3,0 sep_conv_7x7,2 sep_conv_7x7,0 avg_pool_3x3,1 max_pool_3x3,0 max_pool_3x3,1 conv_7x1_1x7,0 sep_conv_3x3,5",
+    [4, 5, 6], [3, 4, 6],
+))
+
+
+def load_genotype(spec: str) -> Genotype:
+    """Resolve a built-in name, a JSON file (genotype.json or a run's result), or reference text."""
+    if spec in GENOTYPES:
+        return GENOTYPES[spec]
+    text = spec
+    path = Path(spec)
+    if spec.lstrip().startswith(("{", "Genotype")):
+        pass
+    elif path.is_dir() and (path / "genotype.json").is_file():
+        text = (path / "genotype.json").read_text()
+    elif path.is_file():
+        try:
+            text = path.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise GenotypeError(f"cannot read genotype file {spec}: {exc}") from None
+    else:
+        known = ", ".join(GENOTYPES)
+        raise GenotypeError(f"{spec!r} is not a built-in genotype ({known}), an existing file, or Genotype(...) text")
+    stripped = text.strip()
+    if stripped.startswith("{"):
+        try:
+            data = json.loads(stripped)
+        except json.JSONDecodeError as exc:
+            raise GenotypeError(f"malformed genotype JSON in {spec[:80]!r}: {exc.msg} at line {exc.lineno}") from None
+        return Genotype.from_dict(data)
+    return parse_genotype_text(stripped)
+
+
+# ---------------------------------------------------------------- derivation
+def node_edge_weights(betas: torch.Tensor, steps: int) -> torch.Tensor:
+    """Edge normalisation (PC-DARTS Sec. 3.3): softmax of beta over the edges entering each node.
+
+    ``betas`` has one entry per edge (2 + 3 + ... edges, node by node); the
+    result has the same shape and sums to 1 over each node's edges.
+    """
+    parts, start = [], 0
+    for i in range(steps):
+        n = i + 2
+        parts.append(torch.softmax(betas[start : start + n], dim=-1))
+        start += n
+    if start != betas.shape[-1]:
+        raise ValueError(f"betas has {betas.shape[-1]} entries, {steps} nodes need {start}")
+    return torch.cat(parts, dim=-1)
+
+
+def num_edges(steps: int) -> int:
+    return sum(i + 2 for i in range(steps))
+
+
+def _derive_cell(alphas: torch.Tensor, betas: torch.Tensor | None, steps: int) -> list[Pair]:
+    weights = torch.softmax(alphas.detach().float().cpu(), dim=-1)  # (E, n_ops)
+    if betas is not None:
+        weights = weights * node_edge_weights(betas.detach().float().cpu(), steps)[:, None]
+    none_idx = PRIMITIVES.index("none")
+    w = weights.tolist()
+    gene: list[Pair] = []
+    start = 0
+    for i in range(steps):
+        n = i + 2
+        rows = w[start : start + n]
+        ops_ok = [k for k in range(len(PRIMITIVES)) if k != none_idx]
+        edges = sorted(range(n), key=lambda e: -max(rows[e][k] for k in ops_ok))[:2]
+        for e in edges:
+            best = None
+            for k in ops_ok:
+                if best is None or rows[e][k] > rows[e][best]:
+                    best = k
+            gene.append((PRIMITIVES[best], e))
+        start += n
+    return gene
+
+
+def derive_genotype(
+    alphas_normal: torch.Tensor,
+    alphas_reduce: torch.Tensor,
+    betas_normal: torch.Tensor | None = None,
+    betas_reduce: torch.Tensor | None = None,
+) -> Genotype:
+    """Discretise raw (pre-softmax) alpha/beta as PC-DARTS does.
+
+    Edge score = max over non-``none`` ops of softmax(alpha) * softmax_node(beta);
+    each node keeps its two best edges (stable on ties) with their best op.
+    ``betas_*`` None means no edge normalisation.
+    """
+    n_edges = alphas_normal.shape[0]
+    steps = 0
+    while num_edges(steps) < n_edges:
+        steps += 1
+    if num_edges(steps) != n_edges or alphas_normal.shape[-1] != len(PRIMITIVES):
+        raise ValueError(f"alphas of shape {tuple(alphas_normal.shape)} do not fit the cell space")
+    concat = tuple(range(2, 2 + steps))
+    return Genotype(
+        tuple(_derive_cell(alphas_normal, betas_normal, steps)),
+        concat,
+        tuple(_derive_cell(alphas_reduce, betas_reduce, steps)),
+        concat,
+    )

@@ -1,0 +1,139 @@
+"""Candidate operations of the DARTS cell space and the ``OPS`` registry.
+
+Every constructor has the signature ``(C, stride, affine) -> nn.Module`` and
+maps ``(N, C, H, W)`` to ``(N, C, ceil(H/stride), ceil(W/stride))``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+PRIMITIVES: tuple[str, ...] = (
+    "none",
+    "max_pool_3x3",
+    "avg_pool_3x3",
+    "skip_connect",
+    "sep_conv_3x3",
+    "sep_conv_5x5",
+    "dil_conv_3x3",
+    "dil_conv_5x5",
+)
+"""The eight searchable primitives, in the paper's order (index = alpha column)."""
+
+OpFactory = Callable[[int, int, bool], nn.Module]
+OPS: dict[str, OpFactory] = {}
+
+
+def register_op(name: str) -> Callable[[OpFactory], OpFactory]:
+    """Add a constructor to ``OPS``; refuses a second registration of a name."""
+
+    def wrap(fn: OpFactory) -> OpFactory:
+        if name in OPS:
+            raise ValueError(f"operation {name!r} is already registered")
+        OPS[name] = fn
+        return fn
+
+    return wrap
+
+
+class ReLUConvBN(nn.Sequential):
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int, affine: bool = True):
+        super().__init__(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=padding, bias=False),
+            nn.BatchNorm2d(c_out, affine=affine),
+        )
+
+
+class DilConv(nn.Sequential):
+    """ReLU, depthwise (dilated) conv, pointwise conv, BN."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int, dilation: int, affine: bool = True):
+        super().__init__(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(c_in, c_in, kernel, stride, padding, dilation=dilation, groups=c_in, bias=False),
+            nn.Conv2d(c_in, c_out, 1, bias=False),
+            nn.BatchNorm2d(c_out, affine=affine),
+        )
+
+
+class SepConv(nn.Sequential):
+    """Two stacked DilConv blocks with dilation 1; only the first one strides."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int, affine: bool = True):
+        super().__init__(
+            DilConv(c_in, c_in, kernel, stride, padding, 1, affine),
+            DilConv(c_in, c_out, kernel, 1, padding, 1, affine),
+        )
+
+
+class Conv7x1x1x7(nn.Sequential):
+    """Factorised 7x7 conv used by NASNet/AmoebaNet genotypes."""
+
+    def __init__(self, c: int, stride: int, affine: bool = True):
+        super().__init__(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(c, c, (1, 7), stride=(1, stride), padding=(0, 3), bias=False),
+            nn.Conv2d(c, c, (7, 1), stride=(stride, 1), padding=(3, 0), bias=False),
+            nn.BatchNorm2d(c, affine=affine),
+        )
+
+
+class Zero(nn.Module):
+    """The ``none`` op: zeros of the output shape (mixed ops skip it entirely)."""
+
+    def __init__(self, stride: int):
+        super().__init__()
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride == 1:
+            return x.mul(0.0)
+        return x[:, :, :: self.stride, :: self.stride].mul(0.0)
+
+
+class FactorizedReduce(nn.Module):
+    """Halve the resolution with two 1x1 stride-2 convs, the second on a one-pixel shift.
+
+    The shifted branch is zero-padded on the far side so odd sizes work; on even
+    sizes this equals the reference ``x[:, :, 1:, 1:]`` slice exactly.
+    """
+
+    def __init__(self, c_in: int, c_out: int, affine: bool = True):
+        super().__init__()
+        if c_out % 2:
+            raise ValueError(f"FactorizedReduce needs an even channel count, got {c_out}")
+        self.relu = nn.ReLU(inplace=False)
+        self.conv_1 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, bias=False)
+        self.conv_2 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, bias=False)
+        self.bn = nn.BatchNorm2d(c_out, affine=affine)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu(x)
+        shifted = F.pad(x, (0, 1, 0, 1))[:, :, 1:, 1:]  # (N, C, H, W), shifted by one pixel
+        return self.bn(torch.cat([self.conv_1(x), self.conv_2(shifted)], dim=1))
+
+
+register_op("none")(lambda c, stride, affine: Zero(stride))
+register_op("avg_pool_3x3")(
+    lambda c, stride, affine: nn.AvgPool2d(3, stride=stride, padding=1, count_include_pad=False)
+)
+register_op("max_pool_3x3")(lambda c, stride, affine: nn.MaxPool2d(3, stride=stride, padding=1))
+register_op("skip_connect")(
+    lambda c, stride, affine: nn.Identity() if stride == 1 else FactorizedReduce(c, c, affine)
+)
+register_op("sep_conv_3x3")(lambda c, stride, affine: SepConv(c, c, 3, stride, 1, affine))
+register_op("sep_conv_5x5")(lambda c, stride, affine: SepConv(c, c, 5, stride, 2, affine))
+register_op("sep_conv_7x7")(lambda c, stride, affine: SepConv(c, c, 7, stride, 3, affine))
+register_op("dil_conv_3x3")(lambda c, stride, affine: DilConv(c, c, 3, stride, 2, 2, affine))
+register_op("dil_conv_5x5")(lambda c, stride, affine: DilConv(c, c, 5, stride, 4, 2, affine))
+register_op("conv_7x1_1x7")(lambda c, stride, affine: Conv7x1x1x7(c, stride, affine))
+
+
+def is_parameter_free(name: str) -> bool:
+    """Pooling and identity ops: the ones that take over when DARTS collapses."""
+    return name in ("max_pool_3x3", "avg_pool_3x3", "skip_connect")

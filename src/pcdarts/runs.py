@@ -1,0 +1,266 @@
+"""Run folders: atomic checkpoints, resume, the metrics log, RNG state, graceful stops."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+log = logging.getLogger(__name__)
+
+
+class RunError(ValueError):
+    """A run folder or checkpoint that cannot be used as asked."""
+
+
+# ---------------------------------------------------------------- atomic files
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temporary file in the same folder, fsync, then rename over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode())
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    import io
+
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load with ``weights_only=True``; a missing, truncated or foreign file is a RunError."""
+    path = Path(path)
+    if path.is_dir():
+        for name in ("best.pt", "checkpoint.pt", "last.pt"):
+            if (path / name).is_file():
+                path = path / name
+                break
+        else:
+            raise RunError(f"no checkpoint (best.pt, checkpoint.pt) in {path}")
+    if not path.is_file():
+        raise RunError(f"checkpoint {path} does not exist")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises many types for a damaged zip
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RunError(f"checkpoint {path} is corrupt or truncated ({first[:120]}); use an intact copy") from None
+    if not isinstance(state, dict) or "kind" not in state:
+        raise RunError(f"{path} is not a pcdarts checkpoint")
+    return state
+
+
+# ---------------------------------------------------------------- RNG state
+def rng_state() -> dict[str, Any]:
+    py = random.getstate()
+    np_state = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": [py[0], list(py[1]), py[2]],
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *map(float, np_state[2:])],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    v, internal, gauss = state["python"]
+    random.setstate((v, tuple(internal), gauss))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), int(pos), int(has_gauss), float(cached)))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    """Seed Python, NumPy and torch; ``deterministic`` also forbids nondeterministic kernels."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=False)
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.benchmark = False
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise RunError(f"unknown device {name!r}: use auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RunError(f"device {name} asked for, but CUDA is not available here: use --device cpu")
+    return dev
+
+
+def environment() -> dict[str, Any]:
+    """What produced a run: versions, machine, device, git revision when available."""
+    env: dict[str, Any] = {
+        "python": sys.version.split()[0], "torch": torch.__version__, "numpy": np.__version__,
+        "platform": platform.platform(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "argv": sys.argv, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    try:
+        from . import __version__
+
+        env["pcdarts"] = __version__
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).parent)
+        env["git"] = rev.stdout.strip() or None
+    except Exception:
+        env["git"] = None
+    return env
+
+
+# ---------------------------------------------------------------- the folder
+class RunDir:
+    """One run's folder. Refuses to clobber earlier results unless told to."""
+
+    def __init__(self, path: str | Path, *, kind: str, resume: bool = False, overwrite: bool = False, final: str):
+        self.path = Path(path)
+        self.kind, self.final = kind, final
+        self.checkpoint = self.path / "checkpoint.pt"
+        if self.path.exists() and not self.path.is_dir():
+            raise RunError(f"output path {self.path} is a file, not a folder: choose another --out")
+        if resume:
+            if not self.checkpoint.is_file():
+                raise RunError(f"nothing to resume: {self.checkpoint} does not exist (drop --resume to start fresh)")
+        elif self.path.exists() and any(self.path.iterdir()):
+            held = self.checkpoint.is_file() or (self.path / final).is_file() or (self.path / "metrics.jsonl").is_file()
+            if held and not overwrite:
+                state = "a finished run" if (self.path / final).is_file() else "an unfinished run"
+                raise RunError(f"{self.path} already holds {state}: pass --resume to continue it or --overwrite to replace it")
+            if held and overwrite:
+                for name in ("checkpoint.pt", "best.pt", final, "metrics.jsonl", "arch_history.jsonl", "tb"):
+                    p = self.path / name
+                    if p.is_dir():
+                        shutil.rmtree(p)
+                    else:
+                        p.unlink(missing_ok=True)
+        self.path.mkdir(parents=True, exist_ok=True)
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+
+class MetricsLog:
+    """Append-only JSONL metrics, mirrored to TensorBoard when it is installed."""
+
+    def __init__(self, path: Path, *, resume_epoch: int | None = None, tensorboard: bool = True, enabled: bool = True):
+        self.path = Path(path)
+        self.enabled = enabled
+        self.tb = None
+        if not enabled:
+            return
+        if resume_epoch is not None and self.path.is_file():  # drop records past the checkpoint
+            keep = [ln for ln in self.path.read_text().splitlines() if ln.strip() and _epoch_of(ln) < resume_epoch]
+            atomic_write_bytes(self.path, ("\n".join(keep) + "\n" if keep else "").encode())
+        elif resume_epoch is None:
+            self.path.write_text("")
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(str(self.path.parent / "tb"))
+            except Exception:  # tensorboard is an optional extra
+                log.info("tensorboard not installed: metrics go to %s only", self.path)
+
+    def write(self, record: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        with self.path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self.tb is not None:
+            step = int(record.get("epoch", 0))
+            for k, v in record.items():
+                if isinstance(v, (int, float)) and k != "epoch":
+                    self.tb.add_scalar(k, v, step)
+            self.tb.flush()
+
+    def image(self, tag: str, img: np.ndarray, step: int) -> None:
+        if self.tb is not None:
+            self.tb.add_image(tag, img, step, dataformats="HWC")
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+
+
+def _epoch_of(line: str) -> int:
+    try:
+        return int(json.loads(line).get("epoch", -1))
+    except (json.JSONDecodeError, AttributeError, TypeError, ValueError):
+        return 1 << 30
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    out = []
+    if Path(path).is_file():
+        for ln in Path(path).read_text().splitlines():
+            if ln.strip():
+                try:
+                    out.append(json.loads(ln))
+                except json.JSONDecodeError:
+                    continue
+    return out
+
+
+class GracefulStop:
+    """First SIGINT/SIGTERM: ask the loop to stop after this step. Second: exit at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> GracefulStop:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._old[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread
+                pass
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            sys.stderr.write("pcdarts: second signal, exiting now without a checkpoint\n")
+            os._exit(130)
+        self.requested = True
+        sys.stderr.write("\npcdarts: stopping after this step (signal again to exit at once)\n")
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)

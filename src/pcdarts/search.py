@@ -1,0 +1,242 @@
+"""The PC-DARTS search as a library call: ``run_search(config, out_dir)``."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from .architect import Architect
+from .config import SearchConfig
+from .data import Augment, BatchStream, TensorDataset, get_dataset
+from .distributed import DistInfo, barrier, check_agreement, init_distributed, local_device, shutdown, wrap_ddp
+from .engine import check_finite, cosine_lr, evaluate, new_accumulator, search_epoch, summarise
+from .genotype import Genotype
+from .ops import is_parameter_free
+from .runs import (
+    GracefulStop,
+    MetricsLog,
+    RunDir,
+    RunError,
+    atomic_write_json,
+    environment,
+    load_checkpoint,
+    pick_device,
+    rng_state,
+    save_checkpoint,
+    seed_everything,
+    set_rng_state,
+)
+from .supernet import SearchNetwork
+
+log = logging.getLogger(__name__)
+
+# Settings that may change between a run and its resumption without changing the result's meaning.
+RESUME_FREE = {"device", "threads", "data"}
+
+
+def load_data(cfg: Any) -> TensorDataset:
+    kwargs: dict[str, Any] = {}
+    if cfg.image_size:
+        kwargs["image_size"] = cfg.image_size
+    if cfg.data:
+        kwargs["data"] = cfg.data
+    return get_dataset(cfg.dataset, **kwargs)
+
+
+def make_augment(cfg: Any, ds: TensorDataset, cutout: int) -> Augment:
+    pad = ds.crop_padding if cfg.crop_padding < 0 else cfg.crop_padding
+    flip = ds.flip if cfg.flip is None else cfg.flip
+    return Augment(crop_padding=pad, flip=flip, cutout=cutout)
+
+
+def build_supernet(cfg: SearchConfig, ds: TensorDataset) -> SearchNetwork:
+    return SearchNetwork(
+        num_classes=ds.num_classes, in_channels=ds.in_channels, init_channels=cfg.init_channels,
+        layers=cfg.layers, k=cfg.k, edge_norm=cfg.edge_norm, partial_mode=cfg.partial_mode, stem=cfg.stem,
+    )
+
+
+def check_resume_config(saved: dict[str, Any], now: dict[str, Any]) -> None:
+    for key, value in now.items():
+        if key in RESUME_FREE:
+            continue
+        if key in saved and saved[key] != value:
+            raise RunError(
+                f"checkpoint was written with {key}={saved[key]!r} but this run asks for {value!r}: "
+                "resume with the original settings or start a new --out"
+            )
+
+
+def collapse_count(genotype: Genotype) -> dict[str, int]:
+    """Parameter-free ops in the derived cells: a rising count warns of skip-connection collapse."""
+    return {
+        "param_free_normal": sum(is_parameter_free(op) for op, _ in genotype.normal),
+        "param_free_reduce": sum(is_parameter_free(op) for op, _ in genotype.reduce),
+    }
+
+
+def run_search(
+    cfg: SearchConfig, out: str | Path, *, resume: bool = False, overwrite: bool = False, progress: bool = True,
+    stop_after_epochs: int | None = None,
+) -> dict[str, Any]:
+    """Search a cell; writes genotype.json, arch_history.jsonl, metrics.jsonl and checkpoint.pt in ``out``.
+
+    ``stop_after_epochs`` ends the call early (with a checkpoint), as a signal would.
+    """
+    device = pick_device(cfg.device)
+    info = init_distributed(device)
+    device = local_device(device, info)
+    try:
+        return _search(cfg, Path(out), info, device, resume, overwrite, progress, stop_after_epochs)
+    finally:
+        shutdown(info)
+
+
+def _search(
+    cfg: SearchConfig, out: Path, info: DistInfo, device: torch.device, resume: bool, overwrite: bool,
+    progress: bool, stop_after_epochs: int | None,
+) -> dict[str, Any]:
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    if info.is_main:
+        RunDir(out, kind="search", resume=resume, overwrite=overwrite, final="genotype.json")
+    barrier(info)
+    state = load_checkpoint(out / "checkpoint.pt") if resume else None
+    if state is not None:
+        if state.get("kind") != "search":
+            raise RunError(f"{out / 'checkpoint.pt'} is a {state.get('kind')} checkpoint, not a search one")
+        check_resume_config(state["config"], asdict(cfg))
+    seed_everything(cfg.seed, cfg.deterministic)
+    ds = load_data(cfg)
+    if cfg.batch_size % info.world_size:
+        raise RunError(f"batch size {cfg.batch_size} must be divisible by the {info.world_size} processes")
+    n_train = len(ds.train_x)
+    split = int(n_train * cfg.train_portion)
+    if split < info.world_size or n_train - split < info.world_size:
+        raise RunError(f"the {n_train}-image train set is too small to split for weights and alpha/beta")
+    model = build_supernet(cfg, ds).to(device)
+    forward = wrap_ddp(model, device, info, ignore=list(SearchNetwork._ARCH))
+    w_opt = torch.optim.SGD(model.weight_parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    architect = Architect(model, lr=cfg.arch_lr, betas=(cfg.arch_beta1, cfg.arch_beta2),
+                          weight_decay=cfg.arch_weight_decay, unrolled=cfg.unrolled)
+    per_rank = cfg.batch_size // info.world_size
+    aug = make_augment(cfg, ds, cfg.cutout)
+    common = dict(mean=ds.mean, std=ds.std, device=device, rank=info.rank, world_size=info.world_size)
+    train = BatchStream(ds.train_x[:split], ds.train_y[:split], per_rank, augment=aug, seed=cfg.seed, **common)
+    val = BatchStream(ds.train_x[split:], ds.train_y[split:], per_rank, augment=aug, seed=cfg.seed + 1, **common)
+    val_eval = BatchStream(ds.train_x[split:], ds.train_y[split:], max(per_rank, 256), shuffle=False, **common)
+    start_epoch, history, acc = 0, [], new_accumulator(device)
+    if state is not None:
+        model.load_state_dict(state["model"])
+        w_opt.load_state_dict(state["w_optimizer"])
+        architect.optimizer.load_state_dict(state["arch_optimizer"])
+        train.load_state_dict(state["train_stream"][info.rank] if info.enabled else state["train_stream"])
+        val.load_state_dict(state["val_stream"][info.rank] if info.enabled else state["val_stream"])
+        set_rng_state(state["rng"])
+        start_epoch, history = int(state["epoch"]), list(state["history"])
+        acc = {k: v.to(device) for k, v in state["acc"].items()}
+        log.info("resumed from %s at epoch %d", out / "checkpoint.pt", start_epoch)
+    if info.is_main:
+        atomic_write_json(out / "config.json", {"kind": "search", **asdict(cfg)})
+        atomic_write_json(out / "environment.json", {**environment(), "world_size": info.world_size, "device": str(device)})
+    metrics = MetricsLog(out / "metrics.jsonl", resume_epoch=start_epoch if state else None, enabled=info.is_main)
+    hist_log = MetricsLog(out / "arch_history.jsonl", resume_epoch=start_epoch if state else None,
+                          tensorboard=False, enabled=info.is_main)
+
+    def checkpoint(epoch: int, mid_epoch: bool) -> None:
+        streams = (train.state_dict(), val.state_dict())
+        if info.enabled:  # every rank's stream position, gathered on rank 0
+            gathered: list[Any] = [None] * info.world_size
+            torch.distributed.all_gather_object(gathered, streams)
+            streams = ([g[0] for g in gathered], [g[1] for g in gathered])
+        if not info.is_main:
+            return
+        save_checkpoint(out / "checkpoint.pt", {
+            "kind": "search", "config": asdict(cfg), "epoch": epoch, "mid_epoch": mid_epoch,
+            "model": model.state_dict(), "w_optimizer": w_opt.state_dict(),
+            "arch_optimizer": architect.optimizer.state_dict(), "train_stream": streams[0],
+            "val_stream": streams[1], "rng": rng_state(), "history": history,
+            "acc": {k: v.detach().cpu() for k, v in acc.items()},
+            "num_classes": ds.num_classes, "in_channels": ds.in_channels,
+        })
+
+    t0 = time.time()
+    stopped = False
+    with GracefulStop() as stop:
+        for epoch in range(start_epoch, cfg.epochs):
+            lr = cosine_lr(epoch, cfg.epochs, cfg.lr, cfg.lr_min)
+            for g in w_opt.param_groups:
+                g["lr"] = lr
+            arch_active = epoch >= cfg.warmup_epochs
+            bar = tqdm(total=len(train), initial=len(train) - train.remaining(), desc=f"search {epoch + 1}/{cfg.epochs}",
+                       disable=not (progress and info.is_main), leave=False, dynamic_ncols=True)
+
+            def after_step(_: int, bar: tqdm = bar) -> bool:
+                bar.update(1)
+                return stop.requested
+
+            t_epoch = time.time()
+            interrupted = search_epoch(model, forward, architect, w_opt, train, val, arch_active=arch_active,
+                                       grad_clip=cfg.grad_clip, eta=lr, acc=acc, after_step=after_step)
+            bar.close()
+            if interrupted:
+                checkpoint(epoch, mid_epoch=True)
+                stopped = True
+                break
+            stats = summarise(acc)
+            check_finite(stats, "search")
+            check_agreement(model.arch_parameters(), info)
+            val_stats = evaluate(model, val_eval)
+            genotype = model.genotype()
+            record = {"epoch": epoch, "lr": lr, "arch_active": arch_active, "train_loss": stats["loss"],
+                      "train_acc": stats["accuracy"], "val_loss": val_stats["loss"], "val_acc": val_stats["top1"],
+                      "epoch_seconds": time.time() - t_epoch, "step_seconds": (time.time() - t_epoch) / max(stats["steps"], 1),
+                      **collapse_count(genotype)}
+            if "arch_loss" in stats:
+                record["arch_loss"] = stats["arch_loss"]
+            if info.enabled:
+                record["ranks_agree"] = True
+            history.append({"epoch": epoch, **model.arch_state(), "genotype": genotype.to_dict()})
+            metrics.write(record)
+            hist_log.write(history[-1])
+            _log_arch_images(metrics, model, epoch)
+            if info.is_main:
+                log.info("epoch %d/%d train_acc %.4f val_acc %.4f%s genotype %s", epoch + 1, cfg.epochs,
+                         stats["accuracy"], val_stats["top1"], " ranks agree on alpha/beta" if info.enabled else "",
+                         genotype.to_text())
+            acc = new_accumulator(device)
+            checkpoint(epoch + 1, mid_epoch=False)
+            if stop.requested or (stop_after_epochs is not None and epoch + 1 - start_epoch >= stop_after_epochs):
+                stopped = epoch + 1 < cfg.epochs
+                if stopped:
+                    break
+    metrics.close()
+    genotype = model.genotype()
+    result = {"genotype": genotype.to_dict(), "epochs_done": len(history), "seconds": time.time() - t0,
+              "stopped": stopped, "out": str(out)}
+    if stopped:
+        return result
+    if info.is_main:
+        atomic_write_json(out / "arch.json", model.arch_state())
+        atomic_write_json(out / "genotype.json", genotype.to_dict())
+    barrier(info)
+    return result
+
+
+def _log_arch_images(metrics: MetricsLog, model: SearchNetwork, epoch: int) -> None:
+    """softmax(alpha) of both cells as TensorBoard images (edges x ops, brighter = larger)."""
+    if metrics.tb is None:
+        return
+    import numpy as np
+
+    for name in ("alphas_normal", "alphas_reduce"):
+        w = torch.softmax(getattr(model, name).detach().float().cpu(), dim=-1).numpy()
+        img = (w - w.min()) / max(float(w.max() - w.min()), 1e-12)
+        img = np.repeat(np.repeat(img, 16, axis=0), 16, axis=1)
+        metrics.image(name, np.stack([img] * 3, axis=-1), epoch)

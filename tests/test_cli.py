@@ -1,0 +1,70 @@
+import json
+import subprocess
+import sys
+
+import pytest
+from tests.conftest import TINY_SEARCH, TINY_TRAIN
+
+from pcdarts.cli import main
+
+
+@pytest.mark.parametrize("cmd", [[], ["search"], ["train"], ["eval"], ["info"], ["genotypes"], ["demo"]])
+def test_help(cmd, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(cmd + ["--help"])
+    assert exc.value.code == 0
+    assert "usage: pcdarts" in capsys.readouterr().out
+
+
+def test_console_entry_point_and_module_run():
+    r = subprocess.run([sys.executable, "-m", "pcdarts", "--version"], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.startswith("pcdarts ")
+
+
+def test_search_help_lists_every_hyperparameter(capsys):
+    with pytest.raises(SystemExit):
+        main(["search", "--help"])
+    out = capsys.readouterr().out
+    for flag in ("--batch-size", "--lr", "--arch-lr", "--k", "--edge-norm", "--no-edge-norm", "--warmup-epochs",
+                 "--init-channels", "--layers", "--seed", "--unrolled", "--device", "--partial-mode"):
+        assert flag in out
+
+
+def test_info_json_pc_darts_cifar(capsys):
+    assert main(["info", "--genotype", "PC_DARTS_cifar", "--dataset", "cifar10", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert isinstance(info["params"], int) and isinstance(info["macs"], int)
+    assert abs(info["params"] - 3_634_678) <= 0.005 * 3_634_678
+
+
+@pytest.mark.slow
+def test_info_json_pc_darts_image(capsys):
+    assert main(["info", "--genotype", "PC_DARTS_image", "--dataset", "imagenet", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert abs(info["params"] - 5_342_464) <= 0.005 * 5_342_464
+    assert abs(info["macs"] - 597_000_000) <= 0.03 * 597_000_000
+
+
+@pytest.mark.slow
+def test_two_epoch_digits_search_writes_a_valid_genotype(tmp_path):
+    from pcdarts import Genotype
+
+    out = tmp_path / "run"
+    assert main(["search", "--dataset", "digits", "--out", str(out), *TINY_SEARCH]) == 0
+    g = Genotype.from_dict(json.loads((out / "genotype.json").read_text()))
+    assert g.steps == 4
+    history = [json.loads(ln) for ln in (out / "arch_history.jsonl").read_text().splitlines()]
+    assert [h["epoch"] for h in history] == [0, 1]
+    assert len(history[0]["alphas_normal"]) == 14
+    metrics = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines()]
+    assert metrics[0]["arch_active"] is False and metrics[1]["arch_active"] is True
+    assert (out / "checkpoint.pt").is_file()
+    assert history[1]["alphas_normal"] != history[0]["alphas_normal"]  # alpha moves once warm-up ends
+    # train the found genotype from the search folder, then re-evaluate it
+    tout = tmp_path / "train"
+    assert main(["train", "--genotype", str(out), "--dataset", "digits", "--out", str(tout), *TINY_TRAIN]) == 0
+    result = json.loads((tout / "result.json").read_text())
+    for key in ("test_accuracy", "params", "macs", "epochs", "seconds"):
+        assert key in result
+    assert 0.0 <= result["test_accuracy"] <= 1.0
+    assert main(["eval", "--checkpoint", str(tout / "best.pt"), "--json"]) == 0

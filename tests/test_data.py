@@ -1,0 +1,76 @@
+import pytest
+import torch
+
+from pcdarts.data import Augment, BatchStream, DataError, cutout, get_dataset, random_crop, random_flip
+
+
+def test_digits_is_bundled_upscaled_and_split_stratified():
+    ds = get_dataset("digits")
+    assert ds.train_x.shape[1:] == (1, 16, 16) and ds.num_classes == 10
+    assert len(ds.train_x) + len(ds.test_x) == 1797
+    assert torch.bincount(ds.test_y).min() >= 35  # every class held out in proportion
+    again = get_dataset("digits")
+    assert torch.equal(ds.test_y, again.test_y)  # fixed split
+
+
+def test_synthetic_any_shape():
+    ds = get_dataset("synthetic", image_size=12, in_channels=2, num_classes=3, train_size=20, test_size=5)
+    assert ds.train_x.shape == (20, 2, 12, 12) and ds.test_x.shape == (5, 2, 12, 12)
+
+
+def test_unknown_dataset():
+    with pytest.raises(DataError, match="unknown dataset"):
+        get_dataset("mnist-typo")
+
+
+def test_random_crop_is_a_shifted_window_of_the_padded_image():
+    x = torch.arange(2 * 1 * 6 * 6, dtype=torch.float32).view(2, 1, 6, 6)
+    g = torch.Generator().manual_seed(3)
+    y = random_crop(x, 2, g)
+    g = torch.Generator().manual_seed(3)
+    dy, dx = torch.randint(0, 5, (2,), generator=g), torch.randint(0, 5, (2,), generator=g)
+    xp = torch.nn.functional.pad(x, (2, 2, 2, 2))
+    for i in range(2):
+        torch.testing.assert_close(y[i], xp[i, :, dy[i]:dy[i] + 6, dx[i]:dx[i] + 6])
+
+
+def test_flip_and_cutout():
+    x = torch.randn(64, 3, 8, 8)
+    f = random_flip(x, torch.Generator().manual_seed(0))
+    flipped = [(f[i] == x[i].flip(2)).all().item() for i in range(64)]
+    assert 10 < sum(flipped) < 54
+    c = cutout(torch.ones(16, 1, 8, 8), 4, torch.Generator().manual_seed(0))
+    zeros = (c == 0).sum(dim=(1, 2, 3))
+    assert zeros.max() == 16 and zeros.min() >= 4  # 4x4 hole, clipped at borders
+
+
+def test_stream_covers_every_sample_once_per_epoch_and_resumes_exactly():
+    x = torch.arange(10.0).view(10, 1, 1, 1)
+    y = torch.arange(10)
+    s = BatchStream(x, y, 4, mean=(0.0,), std=(1.0,), seed=1)
+    seen = torch.cat([b[1] for b in s.epoch()])
+    assert sorted(seen.tolist()) == list(range(10)) and len(s) == 3
+    first = s.next_batch()
+    state = s.state_dict()
+    a = [s.next_batch()[1] for _ in range(4)]
+    s2 = BatchStream(x, y, 4, mean=(0.0,), std=(1.0,), seed=99)
+    s2.load_state_dict(state)
+    b = [s2.next_batch()[1] for _ in range(4)]
+    assert all(torch.equal(u, v) for u, v in zip(a, b)) and first[0].shape[0] == 4
+
+
+def test_shards_do_not_overlap_and_cover_the_split():
+    x = torch.zeros(11, 1, 2, 2)
+    y = torch.arange(11)
+    shards = [BatchStream(x, y, 3, mean=(0.0,), std=(1.0,), seed=5, rank=r, world_size=2) for r in range(2)]
+    got = [torch.cat([b[1] for b in s.epoch()]).tolist() for s in shards]
+    assert not set(got[0]) & set(got[1])
+    assert len(got[0]) == len(got[1]) == 5  # equal shards; one image of the odd tail is left for the next epoch
+    assert len(set(got[0]) | set(got[1])) == 10
+
+
+def test_augment_pipeline_runs_on_stream():
+    ds = get_dataset("synthetic", image_size=8, train_size=16, test_size=4)
+    s = BatchStream(ds.train_x, ds.train_y, 8, mean=ds.mean, std=ds.std, augment=Augment(2, True, 3))
+    x, y = s.next_batch()
+    assert x.shape == (8, 3, 8, 8) and x.dtype == torch.float32

@@ -1,0 +1,36 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from pcdarts.ops import OPS, PRIMITIVES, FactorizedReduce, register_op
+
+
+@pytest.mark.parametrize("name", sorted(OPS))
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("size", [8, 7])
+def test_every_op_keeps_channels_and_divides_resolution(name, stride, size):
+    op = OPS[name](4, stride, True)
+    y = op(torch.randn(2, 4, size, size))
+    expect = -(-size // stride)
+    assert y.shape == (2, 4, expect, expect)
+
+
+def test_primitives_are_the_paper_order():
+    assert PRIMITIVES == ("none", "max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3",
+                          "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5")
+
+
+def test_registry_refuses_duplicates():
+    with pytest.raises(ValueError, match="already registered"):
+        register_op("sep_conv_3x3")(lambda c, s, a: None)
+
+
+def test_factorized_reduce_matches_reference_slice_on_even_sizes():
+    fr = FactorizedReduce(4, 6).eval()
+    x = torch.randn(2, 4, 8, 8)
+    ref = fr.bn(torch.cat([fr.conv_1(F.relu(x)), fr.conv_2(F.relu(x)[:, :, 1:, 1:])], dim=1))
+    torch.testing.assert_close(fr(x), ref)
+
+
+def test_none_op_is_zero():
+    assert OPS["none"](3, 2, False)(torch.randn(1, 3, 6, 6)).abs().sum() == 0

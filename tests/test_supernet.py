@@ -1,0 +1,93 @@
+import pytest
+import torch
+
+from pcdarts.genotype import node_edge_weights
+from pcdarts.ops import PRIMITIVES
+from pcdarts.supernet import MixedOp, PartialEdge, SearchNetwork, channel_shuffle
+
+
+def test_channel_shuffle_is_the_interleaving_permutation():
+    x = torch.arange(8.0).view(1, 8, 1, 1)
+    y = channel_shuffle(x, 4).flatten().tolist()
+    # groups of 2 channels [0,1],[2,3],[4,5],[6,7] interleave -> 0,2,4,6,1,3,5,7
+    assert y == [0, 2, 4, 6, 1, 3, 5, 7]
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_only_c_over_k_channels_go_through_the_ops(stride):
+    c, k = 8, 4
+    edge = PartialEdge(c, stride, k)
+    seen = []
+    edge.op.register_forward_pre_hook(lambda m, args: seen.append(args[0].shape[1]))
+    x = torch.randn(2, c, 6, 6)
+    w = torch.softmax(torch.randn(len(PRIMITIVES)), 0)
+    y = edge(x, w)
+    assert seen == [c // k]
+    assert y.shape == (2, c, 6 // stride, 6 // stride)
+    # Undo the shuffle: the last C - C/K channels are the input's, untouched (max-pooled when strided).
+    unshuffled = y.view(2, c // k, k, *y.shape[2:]).transpose(1, 2).reshape(y.shape)
+    bypass = x[:, c // k:]
+    if stride == 2:
+        bypass = torch.nn.functional.max_pool2d(bypass, 2, 2)
+    torch.testing.assert_close(unshuffled[:, c // k:], bypass)
+    torch.testing.assert_close(unshuffled[:, : c // k], edge.op(x[:, : c // k], w))
+
+
+def test_shift_mode_moves_processed_channels_to_the_end():
+    edge = PartialEdge(8, 1, 4, mode="shift")
+    x = torch.randn(2, 8, 5, 5)
+    w = torch.softmax(torch.randn(len(PRIMITIVES)), 0)
+    y = edge(x, w)
+    torch.testing.assert_close(y[:, :6], x[:, 2:])
+
+
+def test_k1_is_a_plain_weighted_sum_of_all_ops():
+    edge = PartialEdge(4, 1, 1).eval()
+    x = torch.randn(2, 4, 6, 6)
+    w = torch.softmax(torch.randn(len(PRIMITIVES)), 0)
+    expect = sum(w[k] * op(x) for k, op in zip(edge.op.op_index, edge.op.ops))
+    torch.testing.assert_close(edge(x, w), expect)
+
+
+def test_none_is_skipped_not_computed():
+    m = MixedOp(4, 1)
+    assert PRIMITIVES.index("none") not in m.op_index and len(m.ops) == len(PRIMITIVES) - 1
+
+
+def test_c_not_divisible_by_k_is_refused():
+    with pytest.raises(ValueError, match="divisible by K=3"):
+        SearchNetwork(num_classes=10, init_channels=8, layers=3, k=3)
+
+
+def test_edge_weights_sum_to_one_per_node():
+    betas = torch.randn(14)
+    w = node_edge_weights(betas, 4)
+    sums = [w[s:s + n].sum().item() for s, n in ((0, 2), (2, 3), (5, 4), (9, 5))]
+    assert sums == pytest.approx([1.0] * 4)
+
+
+def test_arch_parameters_are_registered_and_disjoint():
+    net = SearchNetwork(num_classes=10, init_channels=8, layers=3, k=4)
+    arch, weights = net.arch_parameters(), net.weight_parameters()
+    assert {id(p) for p in arch}.isdisjoint({id(p) for p in weights})
+    assert len(arch) + len(weights) == len(list(net.parameters()))
+    sd = net.state_dict()
+    for name in ("alphas_normal", "alphas_reduce", "betas_normal", "betas_reduce"):
+        assert name in sd
+    assert sd["alphas_normal"].shape == (14, 8) and sd["betas_normal"].shape == (14,)
+
+
+@pytest.mark.parametrize("stem,size", [("cifar", 16), ("cifar", 13), ("imagenet", 64)])
+@pytest.mark.parametrize("k", [1, 2, 4])
+def test_supernet_forward_any_input(stem, size, k):
+    net = SearchNetwork(num_classes=5, in_channels=1, init_channels=8, layers=3, k=k, stem=stem)
+    out = net(torch.randn(2, 1, size, size))
+    assert out.shape == (2, 5)
+    out.sum().backward()
+    assert all(p.grad is not None for p in net.arch_parameters())
+
+
+def test_edge_norm_off_leaves_betas_out_of_the_graph():
+    net = SearchNetwork(num_classes=3, in_channels=1, init_channels=4, layers=3, k=2, edge_norm=False)
+    net(torch.randn(2, 1, 8, 8)).sum().backward()
+    assert net.betas_normal.grad is None and net.alphas_normal.grad is not None
