@@ -18,3 +18,15 @@ TINY_SEARCH = ["--epochs", "2", "--warmup-epochs", "1", "--layers", "3", "--init
                "--image-size", "8", "--batch-size", "128", "--no-progress"]
 TINY_TRAIN = ["--epochs", "2", "--layers", "3", "--init-channels", "4", "--image-size", "8",
               "--batch-size", "128", "--no-progress"]
+
+
+@pytest.fixture(scope="session")
+def digits_runs(tmp_path_factory):
+    """A tiny digits search and a training of its genotype, shared by the export/plot/report tests."""
+    from pcdarts.cli import main
+
+    root = tmp_path_factory.mktemp("digits")
+    assert main(["search", "--dataset", "digits", "--out", str(root / "search"), *TINY_SEARCH]) == 0
+    assert main(["train", "--genotype", str(root / "search"), "--dataset", "digits", "--out", str(root / "train"),
+                 *TINY_TRAIN]) == 0
+    return root

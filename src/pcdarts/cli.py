@@ -106,6 +106,31 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--train-epochs", type=int, default=None)
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--threads", type=int, default=0)
+    x = sub.add_parser("export", help="export a trained network to ONNX, TorchScript or torch.export")
+    x.add_argument("--checkpoint", required=True, help="best.pt / last.pt, or a train run folder")
+    x.add_argument("--format", required=True, choices=["onnx", "torchscript", "exported"])
+    x.add_argument("--out", required=True)
+    x.add_argument("--no-check", action="store_true", help="skip comparing the export with PyTorch's logits")
+
+    pr = sub.add_parser("predict", help="top-k classes of image files with a trained network")
+    pr.add_argument("--checkpoint", required=True)
+    pr.add_argument("images", nargs="+")
+    pr.add_argument("--top-k", type=int, default=3)
+    pr.add_argument("--json", action="store_true")
+
+    pl = sub.add_parser("plot", help="draw a genotype's cells, or a search run's alpha/beta and timeline")
+    pl.add_argument("--genotype", default=None, help=HELP["genotype"])
+    pl.add_argument("--run", default=None, help="a search run folder: also draw alpha/beta heatmaps and the timeline")
+    pl.add_argument("--epochs", type=int, nargs="*", default=None, help="epochs for the heatmaps")
+    pl.add_argument("--out", required=True, help="cell.png, .svg or .pdf (with --run: a folder)")
+    pl.add_argument("--renderer", choices=["auto", "graphviz", "matplotlib"], default="auto")
+
+    rp = sub.add_parser("report", help="write RUN_DIR/report.html with every picture embedded")
+    rp.add_argument("run_dir")
+    rp.add_argument("--out", default=None)
+
+    b = sub.add_parser("bench", help="benchmarks (see python -m pcdarts.bench --help)", add_help=False)
+    b.add_argument("rest", nargs=argparse.REMAINDER)
     return parser
 
 
@@ -234,7 +259,70 @@ def cmd_demo(ns: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"search": cmd_search, "train": cmd_train, "eval": cmd_eval, "info": cmd_info,
+def cmd_export(ns: argparse.Namespace) -> int:
+    from .export import export_model
+
+    report = export_model(ns.checkpoint, ns.format, ns.out, check=not ns.no_check)
+    print(json.dumps(report))
+    return 0
+
+
+def cmd_predict(ns: argparse.Namespace) -> int:
+    from .export import predict
+
+    if ns.top_k < 1:
+        raise ValueError(f"--top-k must be >= 1, got {ns.top_k}")
+    rows = predict(ns.checkpoint, ns.images, ns.top_k)
+    if ns.json:
+        print(json.dumps(rows))
+    else:
+        for r in rows:
+            print(r["image"] + ": " + ", ".join(f"{t['class']} {t['probability']:.3f}" for t in r["top"]))
+    return 0
+
+
+def cmd_plot(ns: argparse.Namespace) -> int:
+    from .genotype import load_genotype
+    from .plot import alpha_heatmaps, curves, genotype_timeline, plot_genotype
+    from .runs import read_jsonl
+
+    if ns.run is None and ns.genotype is None:
+        raise ValueError("give --genotype G (cells) or --run SEARCH_DIR (cells, heatmaps, timeline, curves)")
+    if ns.run is None:
+        used = plot_genotype(load_genotype(ns.genotype), ns.out, renderer=ns.renderer)
+        print(f"wrote {ns.out} ({used} renderer)")
+        return 0
+    run, out = Path(ns.run), Path(ns.out)
+    history = read_jsonl(run / "arch_history.jsonl")
+    if not history:
+        raise ValueError(f"{run} has no arch_history.jsonl: is it a search run folder?")
+    out.mkdir(parents=True, exist_ok=True)
+    genotype = load_genotype(ns.genotype or str(run / "genotype.json")) if (ns.genotype or (run / "genotype.json").is_file()) \
+        else load_genotype(json.dumps(history[-1]["genotype"]))
+    used = plot_genotype(genotype, out / "cells.png", renderer=ns.renderer)
+    alpha_heatmaps(history, out / "alpha_beta.png", ns.epochs)
+    _, stable = genotype_timeline(history, out / "timeline.png")
+    curves(read_jsonl(run / "metrics.jsonl"), out / "curves.png", "search")
+    print(f"wrote cells.png ({used}), alpha_beta.png, timeline.png, curves.png to {out}; "
+          f"genotype stable from epoch {stable}")
+    return 0
+
+
+def cmd_report(ns: argparse.Namespace) -> int:
+    from .report import build_report
+
+    print(f"wrote {build_report(ns.run_dir, ns.out)}")
+    return 0
+
+
+def cmd_bench(ns: argparse.Namespace) -> int:
+    from .bench import main as bench_main
+
+    return bench_main(ns.rest)
+
+
+COMMANDS = {"export": cmd_export, "predict": cmd_predict, "bench": cmd_bench, "plot": cmd_plot, "report": cmd_report,
+            "search": cmd_search, "train": cmd_train, "eval": cmd_eval, "info": cmd_info,
             "genotypes": cmd_genotypes, "demo": cmd_demo}
 
 

@@ -1,0 +1,177 @@
+"""Benchmarks that print numbers: search/train step time and memory, K scaling.
+
+``python -m pcdarts.bench memory``  peak memory of one search step for K = 1, 2, 4, 8
+``python -m pcdarts.bench step``    search/train step timings, optimised vs ``--baseline``
+
+Memory is reported two ways: bytes of activations autograd saves for the
+backward pass (exact, the quantity partial channels shrink), and the process's
+peak memory (CUDA max allocated on GPU; peak RSS growth on CPU, each K in a
+fresh subprocess so allocators do not carry over).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from .architect import Architect
+from .supernet import SearchNetwork
+
+
+def _rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _machine() -> dict[str, Any]:
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        load = None
+    return {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
+            "load_1min": load, "machine": platform.machine(), "date": time.strftime("%Y-%m-%d"),
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+
+
+def build(args: argparse.Namespace, k: int, device: torch.device) -> tuple[SearchNetwork, torch.Tensor, torch.Tensor]:
+    torch.manual_seed(0)
+    net = SearchNetwork(num_classes=10, in_channels=3, init_channels=args.channels, layers=args.layers, k=k).to(device)
+    x = torch.randn(args.batch, 3, args.size, args.size, device=device)
+    y = torch.randint(0, 10, (args.batch,), device=device)
+    return net, x, y
+
+
+def search_step(net: SearchNetwork, arch: Architect, w_opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor) -> None:
+    arch.step(x, y)
+    w_opt.zero_grad(set_to_none=True)
+    loss = F.cross_entropy(net(x), y)
+    loss.backward(inputs=net.weight_parameters())
+    torch.nn.utils.clip_grad_norm_(net.weight_parameters(), 5.0)
+    w_opt.step()
+
+
+def saved_activation_bytes(net: SearchNetwork, x: torch.Tensor, y: torch.Tensor) -> int:
+    """Bytes autograd keeps for backward in one forward (distinct storages counted once)."""
+    seen: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        try:
+            st = t.untyped_storage()
+            seen[st.data_ptr()] = st.nbytes()
+        except (RuntimeError, NotImplementedError):
+            pass
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss = F.cross_entropy(net(x), y)
+    del loss
+    return sum(seen.values())
+
+
+def memory_one(args: argparse.Namespace, k: int) -> dict[str, Any]:
+    device = torch.device(args.device)
+    net, x, y = build(args, k, device)
+    w_opt = torch.optim.SGD(net.weight_parameters(), lr=0.1, momentum=0.9)
+    arch = Architect(net, lr=6e-4)
+    saved = saved_activation_bytes(net, x, y)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        search_step(net, arch, w_opt, x, y)
+        torch.cuda.synchronize()
+        peak = (torch.cuda.max_allocated() - base) / 2**20
+    else:
+        before = _rss_mib()
+        t = time.perf_counter()
+        search_step(net, arch, w_opt, x, y)
+        peak = _rss_mib() - before
+        _ = time.perf_counter() - t
+    return {"k": k, "saved_activations_mib": saved / 2**20, "peak_step_mib": peak}
+
+
+def cmd_memory(args: argparse.Namespace) -> dict[str, Any]:
+    rows = []
+    for k in args.ks:
+        if args.channels % k:
+            continue
+        cmd = [sys.executable, "-m", "pcdarts.bench", "_memory_one", "--k", str(k), "--channels", str(args.channels),
+               "--layers", str(args.layers), "--batch", str(args.batch), "--size", str(args.size),
+               "--device", args.device, "--threads", str(args.threads)]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+        rows.append(json.loads(out.strip().splitlines()[-1]))
+    base = next((r for r in rows if r["k"] == 1), None)
+    for r in rows:
+        if base:
+            r["saved_vs_k1"] = r["saved_activations_mib"] / base["saved_activations_mib"]
+            r["peak_vs_k1"] = r["peak_step_mib"] / base["peak_step_mib"] if base["peak_step_mib"] > 0 else None
+    return {"benchmark": "search-step memory", "config": vars(args) | {"ks": args.ks}, "machine": _machine(), "rows": rows}
+
+
+def print_memory(res: dict[str, Any]) -> None:
+    c = res["config"]
+    print(f"search step memory: C={c['channels']}, {c['layers']} cells, batch {c['batch']}, {c['size']}x{c['size']}, "
+          f"device {c['device']}, torch {res['machine']['torch']}, threads {c['threads']}")
+    print(f"{'K':>3} {'saved activations MiB':>22} {'vs K=1':>7} {'peak step MiB':>14} {'vs K=1':>7}")
+    for r in res["rows"]:
+        sv = f"{r.get('saved_vs_k1', float('nan')):.3f}"
+        pv = f"{r['peak_vs_k1']:.3f}" if r.get("peak_vs_k1") is not None else "n/a"
+        print(f"{r['k']:>3} {r['saved_activations_mib']:>22.1f} {sv:>7} {r['peak_step_mib']:>14.1f} {pv:>7}")
+
+
+def _timeit(fn: Any, repeats: int, warmup: int, device: torch.device) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t)
+    return times
+
+
+def summarise_times(times: list[float], batch: int) -> dict[str, float]:
+    med = statistics.median(times)
+    return {"median_s": med, "min_s": min(times), "max_s": max(times), "images_per_s": batch / med}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="pcdarts bench", description=__doc__.splitlines()[0])
+    p.add_argument("what", choices=["memory", "_memory_one"])
+    p.add_argument("--ks", type=int, nargs="+", default=[1, 2, 4, 8])
+    p.add_argument("--k", type=int, default=4)
+    p.add_argument("--channels", type=int, default=16)
+    p.add_argument("--layers", type=int, default=8)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--size", type=int, default=32)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if args.what == "_memory_one":
+        print(json.dumps(memory_one(args, args.k)))
+        return 0
+    res = cmd_memory(args)
+    print(json.dumps(res) if args.json else "", end="\n" if args.json else "")
+    if not args.json:
+        print_memory(res)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

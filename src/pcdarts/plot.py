@@ -1,0 +1,218 @@
+"""Pictures of a search: cell diagrams, alpha/beta heatmaps, genotype timeline, curves.
+
+Cell diagrams use Graphviz when both the ``graphviz`` package and the ``dot``
+binary are present, and a pure matplotlib renderer otherwise (pip-only machines).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from .genotype import Genotype, node_edge_weights  # noqa: E402
+from .ops import PRIMITIVES  # noqa: E402
+
+OP_COLOURS = {
+    "max_pool_3x3": "#1f77b4", "avg_pool_3x3": "#17becf", "skip_connect": "#7f7f7f", "sep_conv_3x3": "#d62728",
+    "sep_conv_5x5": "#ff7f0e", "sep_conv_7x7": "#bcbd22", "dil_conv_3x3": "#2ca02c", "dil_conv_5x5": "#9467bd",
+    "conv_7x1_1x7": "#8c564b", "none": "#cccccc",
+}
+
+
+def graphviz_available() -> bool:
+    try:
+        import graphviz  # noqa: F401
+    except ImportError:
+        return False
+    return shutil.which("dot") is not None
+
+
+def _cell_positions(steps: int) -> dict[str, tuple[float, float]]:
+    pos = {"c_{k-2}": (0.0, 0.75), "c_{k-1}": (0.0, 0.25)}
+    for i in range(steps):
+        pos[str(i)] = (1.0 + i, 0.9 - 0.8 * (i % 2))  # zig-zag keeps labels apart
+    pos["c_{k}"] = (steps + 1.2, 0.5)
+    return pos
+
+
+def draw_cell(ax: Any, pairs: tuple[tuple[str, int], ...], concat: tuple[int, ...], title: str) -> None:
+    """Draw one cell as a DAG on a matplotlib axis: inputs left, output right, ops on the edges."""
+    steps = len(pairs) // 2
+    pos = _cell_positions(steps)
+    names = ["c_{k-2}", "c_{k-1}"] + [str(i) for i in range(steps)]
+    for k, (op, src) in enumerate(pairs):
+        a, b = pos[names[src]], pos[str(k // 2)]
+        colour = OP_COLOURS.get(op, "black")
+        rad = 0.25 if k % 2 else -0.25
+        ax.annotate("", xy=b, xytext=a, arrowprops=dict(arrowstyle="-|>", color=colour, lw=1.8,
+                                                         connectionstyle=f"arc3,rad={rad}", shrinkA=14, shrinkB=14))
+        mx, my = (a[0] + b[0]) / 2, (a[1] + b[1]) / 2 + (0.06 if k % 2 else -0.06)
+        ax.text(mx, my, op, fontsize=7, color=colour, ha="center", va="center",
+                bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.85))
+    for idx in concat:
+        a = pos[names[idx]]
+        ax.annotate("", xy=pos["c_{k}"], xytext=a, arrowprops=dict(arrowstyle="-|>", color="#bbbbbb", lw=0.8,
+                                                                    ls="--", shrinkA=14, shrinkB=16))
+    for name, (x, y) in pos.items():
+        is_io = name.startswith("c_")
+        ax.scatter([x], [y], s=900, c="#cfe8ff" if is_io else "#ffe9b3", edgecolors="black", zorder=3)
+        ax.text(x, y, f"${name}$" if is_io else name, ha="center", va="center", fontsize=9, zorder=4)
+    ax.set_title(title)
+    ax.set_xlim(-0.5, steps + 1.8)
+    ax.set_ylim(-0.1, 1.1)
+    ax.axis("off")
+
+
+def plot_genotype(genotype: Genotype, out: str | Path, *, renderer: str = "auto") -> str:
+    """Write normal and reduction cells to ``out`` (.png/.svg/.pdf); returns the renderer used."""
+    out = Path(out)
+    if out.suffix.lower() not in (".png", ".svg", ".pdf"):
+        raise ValueError(f"plot output must end in .png, .svg or .pdf, got {out.name}")
+    use_gv = renderer == "graphviz" or (renderer == "auto" and graphviz_available())
+    if renderer == "graphviz" and not graphviz_available():
+        raise ValueError("graphviz renderer asked for, but the graphviz package or the dot binary is missing")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if use_gv:
+        _plot_graphviz(genotype, out)
+        return "graphviz"
+    steps = max(genotype.steps, len(genotype.reduce) // 2)
+    fig, axes = plt.subplots(2, 1, figsize=(2.2 * steps + 3, 7))
+    draw_cell(axes[0], genotype.normal, genotype.normal_concat, "normal cell")
+    draw_cell(axes[1], genotype.reduce, genotype.reduce_concat, "reduction cell")
+    fig.tight_layout()
+    fig.savefig(out, dpi=130)
+    plt.close(fig)
+    return "matplotlib"
+
+
+def _plot_graphviz(genotype: Genotype, out: Path) -> None:  # pragma: no cover - needs the dot binary
+    import graphviz
+
+    for kind in ("normal", "reduce"):
+        pairs = getattr(genotype, kind)
+        concat = getattr(genotype, kind + "_concat")
+        g = graphviz.Digraph(format=out.suffix[1:], graph_attr={"rankdir": "LR"})
+        names = ["c_{k-2}", "c_{k-1}"] + [str(i) for i in range(len(pairs) // 2)]
+        for n in names + ["c_{k}"]:
+            g.node(n, style="filled", fillcolor="lightblue" if n.startswith("c_") else "lightyellow")
+        for k, (op, src) in enumerate(pairs):
+            g.edge(names[src], str(k // 2), label=op, color=OP_COLOURS.get(op, "black"))
+        for idx in concat:
+            g.edge(names[idx], "c_{k}", color="gray")
+        target = out if kind == "normal" else out.with_name(out.stem + "_reduce" + out.suffix)
+        g.render(str(target.with_suffix("")), cleanup=True)
+
+
+def alpha_heatmaps(history: list[dict[str, Any]], out: str | Path, epochs: list[int] | None = None) -> Path:
+    """softmax(alpha) per edge and op, and softmax(beta) per node, for chosen epochs."""
+    if not history:
+        raise ValueError("no alpha/beta history: run a search first (arch_history.jsonl is empty)")
+    by_epoch = {h["epoch"]: h for h in history}
+    epochs = [e for e in (epochs or [history[0]["epoch"], history[len(history) // 2]["epoch"], history[-1]["epoch"]])
+              if e in by_epoch]
+    epochs = list(dict.fromkeys(epochs))
+    fig, axes = plt.subplots(len(epochs), 4, figsize=(16, 3.6 * len(epochs)), squeeze=False,
+                             gridspec_kw={"width_ratios": [4, 1, 4, 1]})
+    for row, e in enumerate(epochs):
+        h = by_epoch[e]
+        for col, cell in enumerate(("normal", "reduce")):
+            a = torch.softmax(torch.tensor(h[f"alphas_{cell}"]), dim=-1).numpy()
+            n_edges = a.shape[0]
+            steps = next(s for s in range(1, 20) if sum(i + 2 for i in range(s)) == n_edges)
+            b = node_edge_weights(torch.tensor(h[f"betas_{cell}"]), steps).numpy()
+            ax = axes[row][2 * col]
+            im = ax.imshow(a, aspect="auto", cmap="viridis")
+            ax.set_xticks(range(len(PRIMITIVES)), PRIMITIVES, rotation=40, ha="right", fontsize=7)
+            ax.set_yticks(range(n_edges), _edge_labels(steps), fontsize=6)
+            ax.set_title(f"epoch {e}: softmax(alpha) {cell}", fontsize=9)
+            fig.colorbar(im, ax=ax, fraction=0.04)
+            axb = axes[row][2 * col + 1]
+            im2 = axb.imshow(b[:, None], aspect="auto", cmap="magma", vmin=0, vmax=1)
+            axb.set_xticks([])
+            axb.set_yticks(range(n_edges), _edge_labels(steps), fontsize=6)
+            axb.set_title("edge weight", fontsize=9)
+            fig.colorbar(im2, ax=axb, fraction=0.2)
+    fig.tight_layout()
+    out = Path(out)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def _edge_labels(steps: int) -> list[str]:
+    return [f"{j}->{i + 2}" for i in range(steps) for j in range(i + 2)]
+
+
+def genotype_timeline(history: list[dict[str, Any]], out: str | Path) -> tuple[Path, int | None]:
+    """Derived op per genotype slot per epoch, plus parameter-free op counts (collapse warning).
+
+    Returns the picture and the first epoch after which the genotype never changed.
+    """
+    if not history:
+        raise ValueError("no alpha/beta history to draw")
+    ops = [op for op in OP_COLOURS if op != "none"]
+    epochs = [h["epoch"] for h in history]
+    genos = [Genotype.from_dict(h["genotype"]) for h in history]
+    stable = None
+    for i in range(len(genos)):
+        if all(g == genos[-1] for g in genos[i:]):
+            stable = epochs[i]
+            break
+    fig, axes = plt.subplots(3, 1, figsize=(max(6, 0.5 * len(epochs) + 4), 9), gridspec_kw={"height_ratios": [3, 3, 2]})
+    for ax, cell in zip(axes[:2], ("normal", "reduce")):
+        mat = np.array([[ops.index(op) for op, _ in getattr(g, cell)] for g in genos]).T  # (slots, epochs)
+        cmap = matplotlib.colors.ListedColormap([OP_COLOURS[o] for o in ops])
+        ax.imshow(mat, aspect="auto", cmap=cmap, vmin=-0.5, vmax=len(ops) - 0.5, interpolation="nearest")
+        labels = [f"node {k // 2} <- {i}" for k, (_, i) in enumerate(getattr(genos[-1], cell))]
+        ax.set_yticks(range(mat.shape[0]), labels, fontsize=7)
+        ax.set_xticks(range(len(epochs)), epochs, fontsize=7)
+        ax.set_title(f"derived {cell} cell per epoch" + (f" (stable from epoch {stable})" if stable is not None else ""))
+    handles = [matplotlib.patches.Patch(color=OP_COLOURS[o], label=o) for o in ops]
+    axes[0].legend(handles=handles, fontsize=6, ncol=4, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    pf = [[sum(op in ("max_pool_3x3", "avg_pool_3x3", "skip_connect") for op, _ in getattr(g, c)) for g in genos]
+          for c in ("normal", "reduce")]
+    axes[2].plot(epochs, pf[0], "o-", label="normal")
+    axes[2].plot(epochs, pf[1], "s-", label="reduce")
+    axes[2].set_ylabel("parameter-free ops")
+    axes[2].set_xlabel("epoch")
+    axes[2].set_title("parameter-free ops in the derived cells (a rise warns of skip-connect collapse)")
+    axes[2].legend()
+    fig.tight_layout()
+    out = Path(out)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out, stable
+
+
+def curves(metrics: list[dict[str, Any]], out: str | Path, title: str = "") -> Path:
+    """Loss and accuracy, learning rate, and step time per epoch, from any run's metrics.jsonl."""
+    if not metrics:
+        raise ValueError("no metrics to draw: metrics.jsonl is empty")
+    ep = [m["epoch"] for m in metrics]
+    fig, axes = plt.subplots(1, 4, figsize=(18, 3.8))
+    for key in ("train_loss", "val_loss", "test_loss", "arch_loss"):
+        if any(key in m for m in metrics):
+            axes[0].plot([m["epoch"] for m in metrics if key in m], [m[key] for m in metrics if key in m], label=key)
+    for key in ("train_acc", "val_acc", "test_acc", "test_top5"):
+        if any(key in m for m in metrics):
+            axes[1].plot([m["epoch"] for m in metrics if key in m], [m[key] for m in metrics if key in m], label=key)
+    axes[2].plot(ep, [m.get("lr", np.nan) for m in metrics])
+    axes[3].plot(ep, [m.get("step_seconds", np.nan) for m in metrics])
+    for ax, t in zip(axes, ("loss", "accuracy", "learning rate", "seconds per step")):
+        ax.set_title(f"{title} {t}".strip())
+        ax.set_xlabel("epoch")
+    axes[0].legend(fontsize=7)
+    axes[1].legend(fontsize=7)
+    fig.tight_layout()
+    out = Path(out)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out

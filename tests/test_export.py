@@ -1,0 +1,89 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from pcdarts.cli import main
+from pcdarts.data import get_dataset
+from pcdarts.train import load_model
+
+
+def _batch(model):
+    torch.manual_seed(1)
+    return torch.randn(4, 1, *model.meta["input_size"])
+
+
+def test_load_model_rebuilds_for_inference(digits_runs):
+    model = load_model(digits_runs / "train")
+    assert not model.training and model.auxiliary_head is None
+    assert model(_batch(model)).shape == (4, 10)
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", "exported"])
+def test_torch_exports_match_eager_logits(digits_runs, tmp_path, fmt, capsys):
+    ckpt = digits_runs / "train" / "best.pt"
+    out = tmp_path / f"model.{fmt}"
+    assert main(["export", "--checkpoint", str(ckpt), "--format", fmt, "--out", str(out)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["max_abs_diff"] <= 1e-4
+    model = load_model(ckpt)
+    x = _batch(model)
+    loaded = torch.jit.load(str(out)) if fmt == "torchscript" else torch.export.load(str(out)).module()
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), model(x), atol=1e-4, rtol=0)
+    meta = json.loads((tmp_path / f"model.{fmt}.json").read_text())
+    assert meta["classes"] == [str(i) for i in range(10)] and meta["input_size"] == [8, 8]
+
+
+def test_onnx_export_matches_eager_logits(digits_runs, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    onnx = pytest.importorskip("onnx")
+    ckpt = digits_runs / "train" / "best.pt"
+    out = tmp_path / "model.onnx"
+    assert main(["export", "--checkpoint", str(ckpt), "--format", "onnx", "--out", str(out)]) == 0
+    model = load_model(ckpt)
+    x = _batch(model)
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {"input": x.numpy()})[0]  # a batch of 4 through a dynamic batch axis
+    with torch.no_grad():
+        np.testing.assert_allclose(got, model(x).numpy(), atol=1e-4, rtol=0)
+    props = {p.key: json.loads(p.value) for p in onnx.load(str(out)).metadata_props}
+    assert props["genotype"]["normal_concat"] == [2, 3, 4, 5] and "mean" in props
+
+
+def test_predict_on_image_files(digits_runs, tmp_path, capsys):
+    ds = get_dataset("digits", image_size=8)
+    paths = []
+    for i in range(3):
+        p = tmp_path / f"d{i}.png"
+        Image.fromarray((ds.test_x[i, 0].numpy() * 255).round().astype(np.uint8), mode="L").save(p)
+        paths.append(str(p))
+    ckpt = str(digits_runs / "train" / "best.pt")
+    assert main(["predict", "--checkpoint", ckpt, *paths, "--top-k", "2", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    model = load_model(ckpt)
+    mean, std = torch.tensor(model.meta["mean"]).view(1, -1, 1, 1), torch.tensor(model.meta["std"]).view(1, -1, 1, 1)
+    x = torch.tensor(np.stack([np.asarray(Image.open(p), dtype=np.float32) / 255 for p in paths]))[:, None]
+    with torch.no_grad():
+        expect = torch.softmax(model((x - mean) / std), 1)
+    for row, probs in zip(rows, expect):
+        assert len(row["top"]) == 2
+        assert row["top"][0]["class"] == str(int(probs.argmax()))
+        assert row["top"][0]["probability"] == pytest.approx(float(probs.max()), abs=1e-5)
+
+
+def test_search_checkpoint_where_a_trained_network_is_expected(digits_runs, tmp_path, capsys):
+    code = main(["export", "--checkpoint", str(digits_runs / "search" / "checkpoint.pt"), "--format", "onnx",
+                 "--out", str(tmp_path / "m.onnx")])
+    err = capsys.readouterr().err
+    assert code == 2 and "trained network" in err and len(err.strip().splitlines()) == 1
+
+
+def test_predict_bad_image_is_one_line(digits_runs, tmp_path, capsys):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not a png")
+    code = main(["predict", "--checkpoint", str(digits_runs / "train" / "best.pt"), str(bad)])
+    err = capsys.readouterr().err
+    assert code == 2 and "cannot decode" in err and len(err.strip().splitlines()) == 1

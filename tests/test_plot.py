@@ -1,0 +1,46 @@
+import base64
+import re
+import shutil
+
+import pytest
+from PIL import Image
+
+from pcdarts.cli import main
+
+
+def test_plot_builtin_genotype_png_without_dot(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(shutil, "which", lambda name: None)  # as on a machine with no dot binary
+    out = tmp_path / "cell.png"
+    assert main(["plot", "--genotype", "PC_DARTS_cifar", "--out", str(out)]) == 0
+    assert "matplotlib renderer" in capsys.readouterr().out
+    im = Image.open(out)
+    assert im.size[0] > 400 and im.size[1] > 400
+    assert len(set(im.convert("RGB").get_flattened_data())) > 20  # drawn, not blank
+
+
+@pytest.mark.parametrize("suffix", [".svg", ".pdf"])
+def test_plot_vector_formats(tmp_path, suffix):
+    out = tmp_path / f"cell{suffix}"
+    assert main(["plot", "--genotype", "NASNet", "--out", str(out), "--renderer", "matplotlib"]) == 0
+    assert out.stat().st_size > 2000
+
+
+def test_plot_search_run(digits_runs, tmp_path):
+    out = tmp_path / "figs"
+    assert main(["plot", "--run", str(digits_runs / "search"), "--out", str(out)]) == 0
+    for name in ("cells.png", "alpha_beta.png", "timeline.png", "curves.png"):
+        assert Image.open(out / name).size[0] > 300
+
+
+def test_report_embeds_images(digits_runs):
+    assert main(["report", str(digits_runs)]) == 0
+    page = (digits_runs / "report.html").read_text()
+    images = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
+    assert len(images) >= 5
+    assert base64.b64decode(images[0])[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "Derived genotype" in page and "test_accuracy" in page
+
+
+def test_report_on_empty_folder_is_a_clear_error(tmp_path, capsys):
+    assert main(["report", str(tmp_path)]) == 2
+    assert "holds no search" in capsys.readouterr().err
