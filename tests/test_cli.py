@@ -3,9 +3,9 @@ import subprocess
 import sys
 
 import pytest
-from tests.conftest import TINY_SEARCH, TINY_TRAIN
 
 from pcdarts.cli import main
+from tests.conftest import TINY_SEARCH, TINY_TRAIN
 
 
 @pytest.mark.parametrize("cmd", [[], ["search"], ["train"], ["eval"], ["info"], ["genotypes"], ["demo"]])

@@ -1,0 +1,193 @@
+"""Runs that survive: exact resume, atomic checkpoints, signals, and one-line errors for bad input."""
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from pcdarts.cli import main
+from pcdarts.config import TrainConfig, resolve_config
+from pcdarts.runs import load_checkpoint
+from pcdarts.train import run_train
+from tests.conftest import TINY_SEARCH
+
+SEARCH6 = ["search", "--dataset", "digits", "--epochs", "6", "--warmup-epochs", "1", "--layers", "3",
+           "--init-channels", "4", "--image-size", "8", "--batch-size", "64", "--no-progress", "--threads", "1"]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+
+
+def _cli(*args):
+    return subprocess.Popen([sys.executable, "-m", "pcdarts", "-q", *args], env=ENV, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_epoch(ckpt: Path, epoch: int, proc, timeout=240):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if ckpt.is_file():
+            try:
+                if torch.load(ckpt, weights_only=True)["epoch"] >= epoch:
+                    return
+            except Exception:
+                pass
+        if proc.poll() is not None:
+            raise AssertionError(f"run ended before epoch {epoch}: {proc.stderr.read()}")
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for the checkpoint")
+
+
+def _losses(run: Path):
+    rows = map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
+    return [(m["epoch"], m["train_loss"], m.get("arch_loss")) for m in rows]
+
+
+@pytest.mark.slow
+def test_sigkill_after_second_checkpoint_then_resume_is_bit_identical(tmp_path):
+    ref, cut = tmp_path / "ref", tmp_path / "cut"
+    p = _cli(*SEARCH6, "--out", str(ref))
+    q = _cli(*SEARCH6, "--out", str(cut))
+    _wait_for_epoch(cut / "checkpoint.pt", 2, q)
+    q.send_signal(signal.SIGKILL)
+    q.wait()
+    assert p.wait() == 0, p.stderr.read()
+    assert not (cut / "genotype.json").exists()
+    r = _cli(*SEARCH6, "--out", str(cut), "--resume")
+    assert r.wait() == 0, r.stderr.read()
+    assert (cut / "genotype.json").read_text() == (ref / "genotype.json").read_text()
+    assert json.loads((cut / "arch.json").read_text()) == json.loads((ref / "arch.json").read_text())
+    assert _losses(cut) == _losses(ref)
+    hist = [json.loads(x)["epoch"] for x in (cut / "arch_history.jsonl").read_text().splitlines()]
+    assert hist == list(range(6))
+
+
+@pytest.mark.slow
+def test_sigint_checkpoints_mid_run_and_exits_zero(tmp_path):
+    out = tmp_path / "run"
+    p = _cli(*SEARCH6, "--out", str(out))
+    _wait_for_epoch(out / "checkpoint.pt", 1, p)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 0
+    assert "--resume" in err
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert state["epoch"] >= 1 and not (out / "genotype.json").exists()
+    r = _cli(*SEARCH6, "--out", str(out), "--resume")
+    assert r.wait() == 0, r.stderr.read()
+    assert json.loads((out / "genotype.json").read_text())["normal_concat"] == [2, 3, 4, 5]
+
+
+def test_training_resume_matches_an_uninterrupted_run(tmp_path):
+    torch.set_num_threads(1)
+    cfg = resolve_config(TrainConfig, "digits", dict(epochs=3, layers=3, init_channels=4, image_size=8, batch_size=128,
+                                                     genotype="DARTS_V2", drop_path=0.2, threads=1))
+    full = run_train(cfg, tmp_path / "full", progress=False)
+    part = run_train(cfg, tmp_path / "part", progress=False, stop_after_epochs=1)
+    assert part["stopped"]
+    resumed = run_train(cfg, tmp_path / "part", progress=False, resume=True)
+    assert resumed["test_accuracy"] == full["test_accuracy"] and resumed["test_loss"] == full["test_loss"]
+    a = load_checkpoint(tmp_path / "full" / "last.pt")["model"]
+    b = load_checkpoint(tmp_path / "part" / "last.pt")["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_checkpoint_holds_everything_to_continue(digits_runs):
+    state = load_checkpoint(digits_runs / "search" / "checkpoint.pt")
+    for key in ("model", "w_optimizer", "arch_optimizer", "epoch", "rng", "train_stream", "val_stream", "history", "config"):
+        assert key in state
+    assert "alphas_normal" in state["model"] and len(state["history"]) == 2
+    assert {"python", "numpy", "torch"} <= set(state["rng"])
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def finished_search(tmp_path_factory):
+    out = tmp_path_factory.mktemp("fin") / "search"
+    assert main(["search", "--dataset", "digits", "--out", str(out), *TINY_SEARCH]) == 0
+    return out
+
+
+def _bad_cases(fin: Path, tmp: Path) -> list[tuple[list[str], str]]:
+    (tmp / "corrupt.pt").write_bytes(b"PK\x03\x04 this is not a checkpoint")
+    good = (fin / "checkpoint.pt").read_bytes()
+    (tmp / "truncated.pt").write_bytes(good[: len(good) // 2])
+    (tmp / "bad.json").write_text('{"normal": [["sep_conv_3x3", 0]')
+    new = str(tmp / "new")
+    return [
+        (["search", "--dataset", "no_such_data", "--out", new], "unknown dataset"),
+        (["train", "--genotype", "NO_SUCH_GENOTYPE", "--out", new], "not a built-in genotype"),
+        (["train", "--genotype", str(tmp / "missing.json"), "--out", new], "not a built-in genotype"),
+        (["eval", "--checkpoint", str(tmp / "missing.pt")], "does not exist"),
+        (["eval", "--checkpoint", str(tmp / "corrupt.pt")], "corrupt or truncated"),
+        (["eval", "--checkpoint", str(tmp / "truncated.pt")], "corrupt or truncated"),
+        (["search", "--dataset", "digits", "--out", str(fin), "--resume", "--k", "2", *TINY_SEARCH], "was written with k=4"),
+        (["train", "--genotype", str(tmp / "bad.json"), "--out", new], "malformed genotype JSON"),
+        (["train", "--genotype", "Genotype(normal=[('sep_conv_3x3', 7)] * 8)", "--out", new], "literals"),
+        (["info", "--genotype", "Genotype(normal=[('sep_conv_3x3', 5), ('skip_connect', 0)], reduce=[])"], "input 5"),
+        (["search", "--out", new, "--k", "3"], "does not divide"),
+        (["search", "--out", new, "--layers", "2"], "layers must be >= 3"),
+        (["search", "--out", new, "--epochs", "-1"], "epochs must be >= 1"),
+        (["train", "--out", new, "--batch-size", "0"], "batch size must be >= 1"),
+        (["search", "--out", new, "--epochs", "4", "--warmup-epochs", "4"], "warm-up epochs"),
+        (["search", "--dataset", "digits", "--out", str(fin), *TINY_SEARCH], "already holds a finished run"),
+        (["search", "--dataset", "digits", "--out", str(tmp / "nothing"), "--resume"], "nothing to resume"),
+        (["search", "--out", new, "--device", "cuda:0"] if not torch.cuda.is_available() else
+         ["search", "--out", new, "--device", "tpu"], "device"),
+    ]
+
+
+def test_bad_input_table(finished_search, tmp_path, capsys):
+    before = _digest(finished_search)
+    for argv, message in _bad_cases(finished_search, tmp_path):
+        code = main(argv)
+        err = capsys.readouterr().err.strip()
+        assert code == 2, (argv, err)
+        assert message in err, (argv, err)
+        assert len(err.splitlines()) == 1 and "Traceback" not in err, (argv, err)
+    assert _digest(finished_search) == before  # nothing earlier was touched
+    assert not (tmp_path / "new").exists() or not any((tmp_path / "new").iterdir())
+
+
+def test_bad_input_from_the_real_console_has_no_traceback(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "pcdarts", "search", "--k", "3", "--out", str(tmp_path / "x")],
+                       capture_output=True, text=True, env=ENV)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+
+
+def test_nonfinite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, capsys, monkeypatch):
+    import pcdarts.search as search_mod
+
+    out = tmp_path / "nan"
+    argv = ["search", "--dataset", "digits", "--out", str(out), *TINY_SEARCH, "--epochs", "3"]
+    from pcdarts.config import SearchConfig
+
+    cfg = resolve_config(SearchConfig, "digits", dict(epochs=3, warmup_epochs=1, layers=3, init_channels=4,
+                                                      image_size=8, batch_size=128))
+    assert search_mod.run_search(cfg, out, progress=False, stop_after_epochs=1)["stopped"]
+    good = (out / "checkpoint.pt").read_bytes()
+    real = search_mod.summarise
+    monkeypatch.setattr(search_mod, "summarise", lambda acc: {**real(acc), "loss": float("nan")})
+    code = main([*argv, "--resume"])
+    err = capsys.readouterr().err
+    assert code == 1 and "last good checkpoint" in err and "Traceback" not in err
+    assert (out / "checkpoint.pt").read_bytes() == good
+    assert not (out / "genotype.json").exists()
+
+
+def test_overwrite_replaces_a_finished_run(finished_search, tmp_path):
+    out = tmp_path / "copy"
+    assert main(["search", "--dataset", "digits", "--out", str(out), *TINY_SEARCH]) == 0
+    first = (out / "arch.json").read_text()
+    assert main(["search", "--dataset", "digits", "--out", str(out), *TINY_SEARCH, "--seed", "5", "--overwrite"]) == 0
+    assert (out / "arch.json").read_text() != first
+    assert json.loads((out / "config.json").read_text())["seed"] == 5
