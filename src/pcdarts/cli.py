@@ -144,6 +144,8 @@ def cmd_search(ns: argparse.Namespace) -> int:
         print(json.dumps(config_to_dict(cfg), indent=2))
         return 0
     result = run_search(cfg, ns.out, resume=ns.resume, overwrite=ns.overwrite, progress=not ns.no_progress)
+    if not result["is_main"]:
+        return 0
     if result["stopped"]:
         print(f"stopped after epoch {result['epochs_done']}; continue with: pcdarts search --resume --out {ns.out} ...",
               file=sys.stderr)
@@ -165,6 +167,8 @@ def cmd_train(ns: argparse.Namespace) -> int:
     genotype = load_genotype(cfg.genotype)
     result = run_train(cfg, ns.out, resume=ns.resume, overwrite=ns.overwrite, progress=not ns.no_progress,
                        genotype=genotype)
+    if not result["is_main"]:
+        return 0
     if result["stopped"]:
         print(f"stopped; continue with: pcdarts train --resume --out {ns.out} ...", file=sys.stderr)
         return 0

@@ -75,6 +75,18 @@ def check_agreement(tensors: list[torch.Tensor], info: DistInfo, what: str = "al
     return float(diff)
 
 
+def all_reduce_sums(acc: dict[str, torch.Tensor], info: DistInfo) -> dict[str, torch.Tensor]:
+    """Summed metrics over all ranks (a copy; the local accumulators are left as they are)."""
+    if not info.enabled:
+        return acc
+    out = {k: v.clone() for k, v in acc.items()}
+    for v in out.values():
+        dist.all_reduce(v)
+    if "steps" in out:
+        out["steps"] /= info.world_size
+    return out
+
+
 def barrier(info: DistInfo) -> None:
     if info.enabled:
         dist.barrier()

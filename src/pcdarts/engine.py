@@ -67,7 +67,10 @@ def search_epoch(
         w_optimizer.zero_grad(set_to_none=True)
         logits = forward(x)
         loss = F.cross_entropy(logits, y)
-        loss.backward(inputs=weights)  # alpha/beta gradients are not needed here
+        if forward is model:
+            loss.backward(inputs=weights)  # alpha/beta gradients are not needed here
+        else:  # DDP's gradient hooks need a plain backward; alpha/beta grads are overwritten by the arch step
+            loss.backward()
         nn.utils.clip_grad_norm_(weights, grad_clip)
         w_optimizer.step()
         acc["loss"] += loss.detach() * len(y)

@@ -14,7 +14,7 @@ from tqdm import tqdm
 from .architect import Architect
 from .config import SearchConfig
 from .data import Augment, BatchStream, TensorDataset, get_dataset
-from .distributed import DistInfo, barrier, check_agreement, init_distributed, local_device, shutdown, wrap_ddp
+from .distributed import DistInfo, all_reduce_sums, barrier, check_agreement, init_distributed, local_device, shutdown, wrap_ddp
 from .engine import check_finite, cosine_lr, evaluate, new_accumulator, search_epoch, summarise
 from .genotype import Genotype
 from .ops import is_parameter_free
@@ -189,7 +189,7 @@ def _search(
                 checkpoint(epoch, mid_epoch=True)
                 stopped = True
                 break
-            stats = summarise(acc)
+            stats = summarise(all_reduce_sums(acc, info))
             check_finite(stats, "search")
             check_agreement(model.arch_parameters(), info)
             val_stats = evaluate(model, val_eval)
@@ -219,7 +219,7 @@ def _search(
     metrics.close()
     genotype = model.genotype()
     result = {"genotype": genotype.to_dict(), "epochs_done": len(history), "seconds": time.time() - t0,
-              "stopped": stopped, "out": str(out)}
+              "stopped": stopped, "out": str(out), "is_main": info.is_main, "world_size": info.world_size}
     if stopped:
         return result
     if info.is_main:

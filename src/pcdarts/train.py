@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from .config import TrainConfig
 from .data import BatchStream, TensorDataset
-from .distributed import DistInfo, barrier, init_distributed, local_device, shutdown, wrap_ddp
+from .distributed import DistInfo, all_reduce_sums, barrier, init_distributed, local_device, shutdown, wrap_ddp
 from .engine import (
     check_finite,
     cosine_lr,
@@ -159,7 +159,7 @@ def _train(
                 checkpoint(epoch)
                 stopped = True
                 break
-            stats = summarise(acc)
+            stats = summarise(all_reduce_sums(acc, info))
             check_finite(stats, "training")
             test_stats = evaluate(model, test)
             record = {"epoch": epoch, "lr": lr, "drop_path": model.drop_path_prob, "train_loss": stats["loss"],
@@ -181,7 +181,7 @@ def _train(
                 if stopped:
                     break
     metrics.close()
-    result: dict[str, Any] = {"stopped": stopped, "out": str(out)}
+    result: dict[str, Any] = {"stopped": stopped, "out": str(out), "is_main": info.is_main}
     if stopped:
         return result
     if not last:  # resumed after the final epoch: evaluate once more
@@ -190,7 +190,8 @@ def _train(
         "test_accuracy": last["top1"], "test_top5": last["top5"], "test_loss": last["loss"],
         "best_test_accuracy": max(best["top1"], last["top1"]), "params": params, "macs": macs,
         "epochs": cfg.epochs, "seconds": time.time() - t0, "dataset": cfg.dataset, "genotype": genotype.to_dict(),
-        "test_images": last["n"], "out": str(out), "stopped": False,
+        "test_images": last["n"], "out": str(out), "stopped": False, "is_main": info.is_main,
+        "world_size": info.world_size,
     }
     if info.is_main:
         save_checkpoint(out / "last.pt", inference_state(model, genotype, cfg, ds, epoch=cfg.epochs - 1, test=last))
