@@ -129,6 +129,13 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("run_dir")
     rp.add_argument("--out", default=None)
 
+    ss = sub.add_parser("subsample", help="write the paper's per-class ImageNet search subsets as a file list")
+    ss.add_argument("--data", required=True, help="ImageNet root (train/<class>/...) or a class-folder tree")
+    ss.add_argument("--train-fraction", type=float, default=0.1, help="share per class for the weights (paper 0.1)")
+    ss.add_argument("--val-fraction", type=float, default=0.025, help="share per class for alpha/beta (paper 0.025)")
+    ss.add_argument("--seed", type=int, default=0)
+    ss.add_argument("--out", required=True, help="the JSON list to write")
+
     b = sub.add_parser("bench", help="benchmarks (see python -m pcdarts.bench --help)", add_help=False)
     b.add_argument("rest", nargs=argparse.REMAINDER)
     return parser
@@ -180,7 +187,7 @@ def cmd_train(ns: argparse.Namespace) -> int:
 def cmd_eval(ns: argparse.Namespace) -> int:
     import torch
 
-    from .data import BatchStream, get_dataset
+    from .data import get_dataset, holdout_part, make_stream
     from .engine import evaluate
     from .runs import pick_device
     from .train import load_model
@@ -193,11 +200,11 @@ def cmd_eval(ns: argparse.Namespace) -> int:
     if ns.data:
         kwargs["data"] = ns.data
     ds = get_dataset(name, **kwargs)
-    if ds.num_classes != len(meta["classes"]) or ds.in_channels != model.stem0[0].in_channels:
+    if ds.num_classes != len(meta["classes"]) or ds.in_channels != model.stem0[0].in_channels:  # type: ignore[index]
         raise ValueError(f"the model was trained for {len(meta['classes'])} classes on {meta['dataset']}; "
                          f"{name} has {ds.num_classes} classes and {ds.in_channels} channels")
-    stream = BatchStream(ds.test_x, ds.test_y, ns.batch_size, shuffle=False, mean=tuple(meta["mean"]),
-                         std=tuple(meta["std"]), device=device)
+    stream = make_stream(ds, holdout_part(ds), ns.batch_size, train=False, device=device, mean=tuple(meta["mean"]),
+                         std=tuple(meta["std"]))
     with torch.no_grad():
         stats = evaluate(model, stream)
     out = {"dataset": name, "test_accuracy": stats["top1"], "test_top5": stats["top5"], "test_loss": stats["loss"],
@@ -319,13 +326,29 @@ def cmd_report(ns: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_subsample(ns: argparse.Namespace) -> int:
+    from .data.folder import _split, subsample
+    from .runs import atomic_write_json
+
+    root = Path(ns.data)
+    if not root.exists():
+        raise ValueError(f"data path {root} does not exist")
+    _, train, _ = _split(root)
+    subset = subsample(train, ns.train_fraction, ns.val_fraction, ns.seed)
+    atomic_write_json(Path(ns.out), subset)
+    print(f"wrote {ns.out}: {len(subset['weights'])} images for the weights, {len(subset['arch'])} for alpha/beta "
+          f"(of {len(train)})")
+    return 0
+
+
 def cmd_bench(ns: argparse.Namespace) -> int:
     from .bench import main as bench_main
 
     return bench_main(ns.rest)
 
 
-COMMANDS = {"export": cmd_export, "predict": cmd_predict, "bench": cmd_bench, "plot": cmd_plot, "report": cmd_report,
+COMMANDS = {"export": cmd_export, "predict": cmd_predict, "bench": cmd_bench,
+            "subsample": cmd_subsample, "plot": cmd_plot, "report": cmd_report,
             "search": cmd_search, "train": cmd_train, "eval": cmd_eval, "info": cmd_info,
             "genotypes": cmd_genotypes, "demo": cmd_demo}
 

@@ -16,6 +16,9 @@ from typing import Any, TypeVar
 class SearchConfig:
     dataset: str = "digits"
     data: str | None = None  # folder or archive for datasets read from disk
+    download: bool = False  # fetch and verify the archive (CIFAR) when --data lacks it
+    subset: str | None = None  # per-class file list from `pcdarts subsample` (ImageNet search)
+    workers: int = 4  # DataLoader processes for image folders
     image_size: int = 0  # 0: the dataset's native size (digits are upscaled to 16)
     init_channels: int = 16  # C of the supernet (paper: 16)
     layers: int = 8  # cells in the supernet (paper: 8, reductions at 1/3 and 2/3)
@@ -69,6 +72,8 @@ class TrainConfig:
     genotype: str = "PC_DARTS_cifar"  # built-in name, genotype.json path, run folder or Genotype(...) text
     dataset: str = "digits"
     data: str | None = None
+    download: bool = False
+    workers: int = 4
     image_size: int = 0
     init_channels: int = 36  # paper CIFAR-10: 36; ImageNet: 48
     layers: int = 20  # paper CIFAR-10: 20; ImageNet: 14

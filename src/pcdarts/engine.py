@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .architect import Architect
-from .data import BatchStream
+from .data import BatchStream, FolderStream
 
 
 class NonFiniteLoss(RuntimeError):
@@ -52,7 +52,7 @@ StepHook = Callable[[int], bool]  # called after each step with its index; True 
 
 def search_epoch(
     model: nn.Module, forward: nn.Module, architect: Architect, w_optimizer: torch.optim.Optimizer,
-    train: BatchStream, val: BatchStream, *, arch_active: bool, grad_clip: float, eta: float,
+    train: BatchStream | FolderStream, val: BatchStream | FolderStream, *, arch_active: bool, grad_clip: float, eta: float,
     acc: dict[str, torch.Tensor], after_step: StepHook | None = None,
 ) -> bool:
     """Alternate one arch step (val batch) and one weight step (train batch). Returns True if stopped early."""
@@ -83,7 +83,7 @@ def search_epoch(
 
 
 def train_epoch(
-    model: nn.Module, forward: nn.Module, optimizer: torch.optim.Optimizer, train: BatchStream, *,
+    model: nn.Module, forward: nn.Module, optimizer: torch.optim.Optimizer, train: BatchStream | FolderStream, *,
     grad_clip: float, auxiliary_weight: float, label_smoothing: float, acc: dict[str, torch.Tensor],
     after_step: StepHook | None = None,
 ) -> bool:
@@ -110,7 +110,7 @@ def train_epoch(
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, stream: BatchStream) -> dict[str, Any]:
+def evaluate(model: nn.Module, stream: BatchStream | FolderStream) -> dict[str, Any]:
     """Loss, top-1 and top-5 accuracy (fractions) over one full pass of ``stream``."""
     was = model.training
     model.eval()

@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from .architect import Architect
 from .config import SearchConfig
-from .data import Augment, BatchStream, TensorDataset, get_dataset
+from .data import Augment, FolderDataset, TensorDataset, get_dataset, make_stream, part_size, search_parts
 from .distributed import DistInfo, all_reduce_sums, barrier, check_agreement, init_distributed, local_device, shutdown, wrap_ddp
 from .engine import check_finite, cosine_lr, evaluate, new_accumulator, search_epoch, summarise
 from .genotype import Genotype
@@ -40,22 +40,24 @@ log = logging.getLogger(__name__)
 RESUME_FREE = {"device", "threads", "data"}
 
 
-def load_data(cfg: Any) -> TensorDataset:
-    kwargs: dict[str, Any] = {}
+def load_data(cfg: Any) -> TensorDataset | FolderDataset:
+    kwargs: dict[str, Any] = {"download": cfg.download}
     if cfg.image_size:
         kwargs["image_size"] = cfg.image_size
     if cfg.data:
         kwargs["data"] = cfg.data
+    if getattr(cfg, "subset", None):
+        kwargs["subset"] = cfg.subset
     return get_dataset(cfg.dataset, **kwargs)
 
 
-def make_augment(cfg: Any, ds: TensorDataset, cutout: int) -> Augment:
-    pad = ds.crop_padding if cfg.crop_padding < 0 else cfg.crop_padding
-    flip = ds.flip if cfg.flip is None else cfg.flip
+def make_augment(cfg: Any, ds: TensorDataset | FolderDataset, cutout: int) -> Augment:
+    pad = getattr(ds, "crop_padding", 4) if cfg.crop_padding < 0 else cfg.crop_padding
+    flip = getattr(ds, "flip", True) if cfg.flip is None else cfg.flip
     return Augment(crop_padding=pad, flip=flip, cutout=cutout)
 
 
-def build_supernet(cfg: SearchConfig, ds: TensorDataset) -> SearchNetwork:
+def build_supernet(cfg: SearchConfig, ds: TensorDataset | FolderDataset) -> SearchNetwork:
     return SearchNetwork(
         num_classes=ds.num_classes, in_channels=ds.in_channels, init_channels=cfg.init_channels,
         layers=cfg.layers, k=cfg.k, edge_norm=cfg.edge_norm, partial_mode=cfg.partial_mode, stem=cfg.stem,
@@ -116,10 +118,10 @@ def _search(
     ds = load_data(cfg)
     if cfg.batch_size % info.world_size:
         raise RunError(f"batch size {cfg.batch_size} must be divisible by the {info.world_size} processes")
-    n_train = len(ds.train_x)
-    split = int(n_train * cfg.train_portion)
-    if split < info.world_size or n_train - split < info.world_size:
-        raise RunError(f"the {n_train}-image train set is too small to split for weights and alpha/beta")
+    w_part, a_part = search_parts(ds, cfg.train_portion)
+    if min(part_size(w_part), part_size(a_part)) < info.world_size:
+        n = part_size(w_part) + part_size(a_part)
+        raise RunError(f"the {n}-image train set is too small to split for weights and alpha/beta")
     model = build_supernet(cfg, ds).to(device)
     forward = wrap_ddp(model, device, info, ignore=list(SearchNetwork._ARCH))
     w_opt = torch.optim.SGD(model.weight_parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
@@ -127,10 +129,10 @@ def _search(
                           weight_decay=cfg.arch_weight_decay, unrolled=cfg.unrolled)
     per_rank = cfg.batch_size // info.world_size
     aug = make_augment(cfg, ds, cfg.cutout)
-    common = dict(mean=ds.mean, std=ds.std, device=device, rank=info.rank, world_size=info.world_size)
-    train = BatchStream(ds.train_x[:split], ds.train_y[:split], per_rank, augment=aug, seed=cfg.seed, **common)
-    val = BatchStream(ds.train_x[split:], ds.train_y[split:], per_rank, augment=aug, seed=cfg.seed + 1, **common)
-    val_eval = BatchStream(ds.train_x[split:], ds.train_y[split:], max(per_rank, 256), shuffle=False, **common)
+    common = dict(device=device, rank=info.rank, world_size=info.world_size, workers=cfg.workers, augment=aug)
+    train = make_stream(ds, w_part, per_rank, train=True, seed=cfg.seed, **common)
+    val = make_stream(ds, a_part, per_rank, train=True, seed=cfg.seed + 1, **common)
+    val_eval = make_stream(ds, a_part, max(per_rank, 256), train=False, device=device, workers=cfg.workers)
     start_epoch, history, acc = 0, [], new_accumulator(device)
     if state is not None:
         model.load_state_dict(state["model"])

@@ -13,7 +13,7 @@ from torch import nn
 from tqdm import tqdm
 
 from .config import TrainConfig
-from .data import BatchStream, TensorDataset
+from .data import FolderDataset, TensorDataset, holdout_part, make_stream, train_part
 from .distributed import DistInfo, all_reduce_sums, barrier, init_distributed, local_device, shutdown, wrap_ddp
 from .engine import (
     check_finite,
@@ -45,12 +45,14 @@ from .search import RESUME_FREE, check_resume_config, load_data, make_augment
 log = logging.getLogger(__name__)
 
 
-def model_args(cfg: TrainConfig, ds: TensorDataset) -> dict[str, Any]:
+def model_args(cfg: TrainConfig, ds: TensorDataset | FolderDataset) -> dict[str, Any]:
     return dict(num_classes=ds.num_classes, in_channels=ds.in_channels, init_channels=cfg.init_channels,
                 layers=cfg.layers, auxiliary=cfg.auxiliary, stem=cfg.stem)
 
 
-def inference_state(model: Network, genotype: Genotype, cfg: TrainConfig, ds: TensorDataset, **extra: Any) -> dict[str, Any]:
+def inference_state(
+    model: Network, genotype: Genotype, cfg: TrainConfig, ds: TensorDataset | FolderDataset, **extra: Any
+) -> dict[str, Any]:
     """What a deployed model needs: weights, genotype, how to rebuild and how to preprocess."""
     return {
         "kind": "train", "model": model.state_dict(), "genotype": genotype.to_dict(),
@@ -103,10 +105,9 @@ def _train(
     forward = wrap_ddp(model, device, info)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     per_rank = cfg.batch_size // info.world_size
-    common = dict(mean=ds.mean, std=ds.std, device=device)
-    train = BatchStream(ds.train_x, ds.train_y, per_rank, augment=make_augment(cfg, ds, cfg.cutout), seed=cfg.seed,
-                        rank=info.rank, world_size=info.world_size, **common)
-    test = BatchStream(ds.test_x, ds.test_y, max(per_rank, 256), shuffle=False, **common)
+    train = make_stream(ds, train_part(ds), per_rank, train=True, seed=cfg.seed, device=device, rank=info.rank,
+                        world_size=info.world_size, augment=make_augment(cfg, ds, cfg.cutout), workers=cfg.workers)
+    test = make_stream(ds, holdout_part(ds), max(per_rank, 256), train=False, device=device, workers=cfg.workers)
     start_epoch, best, acc = 0, {"top1": -1.0}, new_accumulator(device)
     if state is not None:
         model.load_state_dict(state["model"])

@@ -1,10 +1,14 @@
 """Datasets, splits and on-device batched augmentation."""
 
+from . import cifar as _cifar  # noqa: F401  (registers cifar10, cifar100)
 from .augment import Augment, cutout, random_crop, random_flip
 from .datasets import DATASETS, DataError, TensorDataset, get_dataset, register_dataset
+from .folder import FolderDataset, FolderStream, subsample
 from .loader import BatchStream
+from .streams import holdout_part, make_stream, part_size, search_parts, train_part
 
 __all__ = [
-    "Augment", "BatchStream", "DATASETS", "DataError", "TensorDataset", "cutout", "get_dataset",
-    "random_crop", "random_flip", "register_dataset",
+    "Augment", "BatchStream", "DATASETS", "DataError", "FolderDataset", "FolderStream", "TensorDataset", "cutout",
+    "get_dataset", "make_stream", "part_size", "random_crop", "random_flip", "register_dataset", "search_parts",
+    "subsample", "holdout_part", "train_part",
 ]

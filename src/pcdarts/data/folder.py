@@ -1,0 +1,313 @@
+"""Image folders (ImageNet layout or any class-per-folder tree), decoded by Pillow in DataLoader workers.
+
+Training images get RandomResizedCrop, a horizontal flip and colour jitter;
+evaluation images a resize and centre crop (the usual 256 -> 224 ratio).
+Every random choice is drawn from a per-image seed fixed by the stream's
+generator, so a run is reproducible whatever the number of workers.
+A file Pillow cannot decode stops the run with an error naming it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from .datasets import DataError, register_dataset
+
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+def scan_folder(root: Path) -> tuple[list[str], list[tuple[str, int]]]:
+    """Class names (sorted sub-folders) and (path, label) pairs of every image file."""
+    if not root.is_dir():
+        raise DataError(f"image folder {root} does not exist")
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        raise DataError(f"{root} has no class sub-folders: expected {root}/<class>/<image>")
+    items = []
+    for label, c in enumerate(classes):
+        for p in sorted((root / c).rglob("*")):
+            if p.is_file() and p.suffix.lower() in IMAGE_EXTS:
+                items.append((str(p), label))
+    if not items:
+        raise DataError(f"{root} holds no images ({', '.join(sorted(IMAGE_EXTS))})")
+    return classes, items
+
+
+@dataclass
+class FolderDataset:
+    """Train/test file lists plus what the network needs to know about them."""
+
+    name: str
+    train: list[tuple[str, int]]
+    test: list[tuple[str, int]]
+    classes: list[str]
+    image_side: int = 224
+    in_channels: int = 3
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return self.image_side, self.image_side
+
+    def class_names(self) -> list[str]:
+        return self.classes
+
+
+def _decode(path: str, channels: int) -> Any:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return im.convert("L" if channels == 1 else "RGB")
+    except Exception as exc:
+        raise DataError(f"cannot decode image {path} ({type(exc).__name__}): remove or replace the file") from None
+
+
+def _random_resized_crop(im: Any, side: int, rng: random.Random) -> Any:
+    from PIL import Image
+
+    w, h = im.size
+    area = w * h
+    for _ in range(10):
+        target = area * rng.uniform(0.08, 1.0)
+        ratio = math.exp(rng.uniform(math.log(3 / 4), math.log(4 / 3)))
+        cw, ch = round(math.sqrt(target * ratio)), round(math.sqrt(target / ratio))
+        if 0 < cw <= w and 0 < ch <= h:
+            x0, y0 = rng.randint(0, w - cw), rng.randint(0, h - ch)
+            return im.resize((side, side), Image.BILINEAR, box=(x0, y0, x0 + cw, y0 + ch))
+    s = min(w, h)  # fall back to a centre square
+    return im.resize((side, side), Image.BILINEAR, box=((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
+
+
+def _centre_crop(im: Any, side: int) -> Any:
+    from PIL import Image
+
+    w, h = im.size
+    scale = round(side * 256 / 224) / min(w, h)
+    im = im.resize((max(side, round(w * scale)), max(side, round(h * scale))), Image.BILINEAR)
+    w, h = im.size
+    x0, y0 = (w - side) // 2, (h - side) // 2
+    return im.crop((x0, y0, x0 + side, y0 + side))
+
+
+def _jitter(arr: np.ndarray, rng: random.Random, strength: float = 0.4) -> np.ndarray:
+    b = rng.uniform(1 - strength, 1 + strength)
+    c = rng.uniform(1 - strength, 1 + strength)
+    arr = arr * b
+    mean = arr.mean()
+    arr = (arr - mean) * c + mean
+    if arr.ndim == 3 and arr.shape[2] == 3:
+        s = rng.uniform(1 - strength, 1 + strength)
+        grey = arr.mean(axis=2, keepdims=True)
+        arr = (arr - grey) * s + grey
+    return np.clip(arr, 0.0, 1.0)
+
+
+class _Images(Dataset):
+    def __init__(self, items: list[tuple[str, int]], side: int, channels: int, train: bool):
+        self.items, self.side, self.channels, self.train = items, side, channels, train
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, int]:
+        index, seed = key
+        path, label = self.items[index]
+        im = _decode(path, self.channels)
+        if self.train:
+            rng = random.Random(seed)
+            im = _random_resized_crop(im, self.side, rng)
+            arr = np.asarray(im, dtype=np.float32) / 255.0
+            if rng.random() < 0.5:
+                arr = arr[:, ::-1]
+            arr = _jitter(arr, rng)
+        else:
+            arr = np.asarray(_centre_crop(im, self.side), dtype=np.float32) / 255.0
+        t = torch.from_numpy(np.ascontiguousarray(arr))
+        return (t[None] if t.dim() == 2 else t.permute(2, 0, 1)), label
+
+
+class FolderStream:
+    """The ``BatchStream`` interface over files: epochs, a wrapping ``next_batch``, resumable state."""
+
+    def __init__(
+        self, items: list[tuple[str, int]], batch_size: int, *, side: int, channels: int, mean: tuple[float, ...],
+        std: tuple[float, ...], train: bool, shuffle: bool = True, seed: int = 0, device: torch.device | str = "cpu",
+        rank: int = 0, world_size: int = 1, workers: int = 2,
+    ):
+        if not items:
+            raise DataError("cannot iterate an empty image list")
+        self.items, self.batch_size, self.shuffle, self.train = items, batch_size, shuffle, train
+        self.device = torch.device(device)
+        self.rank, self.world_size, self.workers = rank, world_size, workers
+        self.dataset = _Images(items, side, channels, train)
+        self.mean = torch.tensor(mean, device=self.device).view(1, -1, 1, 1)
+        self.std = torch.tensor(std, device=self.device).view(1, -1, 1, 1)
+        self.order_gen = torch.Generator().manual_seed(seed)
+        self.perm: torch.Tensor | None = None
+        self.seeds: torch.Tensor | None = None
+        self.pos = 0
+        self._iter: Iterator | None = None
+
+    @property
+    def shard_size(self) -> int:
+        return len(self.items) // self.world_size if self.world_size > 1 else len(self.items)
+
+    def __len__(self) -> int:
+        return -(-self.shard_size // self.batch_size)
+
+    def remaining(self) -> int:
+        if self.perm is None or self.pos >= len(self.perm):
+            return len(self)
+        return -(-(len(self.perm) - self.pos) // self.batch_size)
+
+    def _new_epoch(self) -> None:
+        n = len(self.items)
+        perm = torch.randperm(n, generator=self.order_gen) if self.shuffle else torch.arange(n)
+        seeds = torch.randint(0, 2**31 - 1, (n,), generator=self.order_gen)
+        if self.world_size > 1:
+            perm = perm[: self.shard_size * self.world_size][self.rank :: self.world_size]
+        self.perm, self.seeds, self.pos, self._iter = perm, seeds, 0, None
+
+    def _loader(self) -> Iterator:
+        assert self.perm is not None and self.seeds is not None
+        keys = [(int(i), int(self.seeds[i])) for i in self.perm[self.pos :]]
+        batches = [keys[i : i + self.batch_size] for i in range(0, len(keys), self.batch_size)]
+        return iter(DataLoader(self.dataset, batch_sampler=batches, num_workers=self.workers,
+                               persistent_workers=False, pin_memory=self.device.type == "cuda"))
+
+    def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._iter is None:
+            self._iter = self._loader()
+        try:
+            x, y = next(self._iter)
+        except StopIteration:
+            raise
+        except Exception as exc:  # a worker's DataError arrives wrapped; keep its one line
+            lines = [ln for ln in str(exc).splitlines() if "cannot decode image" in ln]
+            raise DataError(lines[-1].split("DataError: ")[-1] if lines else str(exc).splitlines()[0]) from None
+        self.pos += len(y)
+        x = x.to(self.device, non_blocking=True)
+        return (x - self.mean) / self.std, y.to(self.device, non_blocking=True)
+
+    def epoch(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        if self.perm is None or self.pos >= len(self.perm):
+            self._new_epoch()
+        while self.pos < len(self.perm):
+            yield self._batch()
+        self._iter = None
+
+    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.perm is None or self.pos >= len(self.perm):
+            self._new_epoch()
+        return self._batch()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"order_gen": self.order_gen.get_state(), "perm": self.perm, "seeds": self.seeds, "pos": self.pos}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.order_gen.set_state(state["order_gen"])
+        self.perm, self.seeds, self.pos, self._iter = state["perm"], state["seeds"], int(state["pos"]), None
+
+
+def _split(root: Path) -> tuple[list[str], list[tuple[str, int]], list[tuple[str, int]]]:
+    """``root/train`` + ``root/val`` (or ``test``) when present; else a fixed 80/20 per-class split."""
+    for test_name in ("val", "test"):
+        if (root / "train").is_dir() and (root / test_name).is_dir():
+            classes, train = scan_folder(root / "train")
+            test_classes, test = scan_folder(root / test_name)
+            index = {c: i for i, c in enumerate(classes)}
+            unknown = sorted(set(test_classes) - set(classes))
+            if unknown:
+                raise DataError(f"{root / test_name} has classes missing from train: {', '.join(unknown[:5])}")
+            test = [(p, index[test_classes[y]]) for p, y in test]
+            return classes, train, test
+    classes, items = scan_folder(root)
+    rng = random.Random(0)
+    train, test = [], []
+    for label in range(len(classes)):
+        mine = [it for it in items if it[1] == label]
+        rng.shuffle(mine)
+        k = max(1, len(mine) // 5) if len(mine) > 1 else 0
+        test += mine[:k]
+        train += mine[k:]
+    return classes, train, test
+
+
+def load_folder_dataset(name: str, data: str | None, image_size: int = 0, subset: str | None = None,
+                        **_: Any) -> FolderDataset:
+    if not data:
+        raise DataError(f"dataset {name} needs --data DIR (a folder of class sub-folders, or train/ and val/)")
+    root = Path(data)
+    if not root.exists():
+        raise DataError(f"data path {root} does not exist")
+    classes, train, test = _split(root)
+    side = image_size or 224
+    channels = 3
+    ds = FolderDataset(name, train, test, classes, side, channels)
+    if subset:
+        ds.extra["subset"] = read_subset(subset, train)
+    return ds
+
+
+@register_dataset("imagenet")
+def load_imagenet(*, data: str | None = None, **kw: Any) -> FolderDataset:
+    """ImageNet in the ``train/<wnid>/*.JPEG``, ``val/<wnid>/*.JPEG`` layout."""
+    return load_folder_dataset("imagenet", data, **kw)
+
+
+@register_dataset("folder")
+def load_folder(*, data: str | None = None, **kw: Any) -> FolderDataset:
+    """Any folder of class sub-folders (grayscale and odd sizes are converted and resized)."""
+    return load_folder_dataset("folder", data, **kw)
+
+
+def subsample(train: list[tuple[str, int]], train_fraction: float, val_fraction: float, seed: int) -> dict[str, Any]:
+    """Per-class samples for the PC-DARTS ImageNet search: disjoint weight and arch subsets."""
+    if not (0 < train_fraction and 0 < val_fraction and train_fraction + val_fraction <= 1):
+        raise DataError("fractions must be positive and sum to at most 1")
+    rng = random.Random(seed)
+    by_class: dict[int, list[str]] = {}
+    for p, y in train:
+        by_class.setdefault(y, []).append(p)
+    w, a = [], []
+    for y in sorted(by_class):
+        files = sorted(by_class[y])
+        rng.shuffle(files)
+        nw = max(1, round(len(files) * train_fraction))
+        na = max(1, round(len(files) * val_fraction))
+        w += [[p, y] for p in files[:nw]]
+        a += [[p, y] for p in files[nw : nw + na]]
+    return {"seed": seed, "train_fraction": train_fraction, "val_fraction": val_fraction, "weights": w, "arch": a}
+
+
+def read_subset(path: str, train: list[tuple[str, int]]) -> dict[str, list[tuple[str, int]]]:
+    try:
+        data = json.loads(Path(path).read_text())
+        known = {p for p, _ in train}
+        out = {k: [(str(p), int(y)) for p, y in data[k]] for k in ("weights", "arch")}
+    except FileNotFoundError:
+        raise DataError(f"subset list {path} does not exist: make it with pcdarts subsample") from None
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise DataError(f"subset list {path} is malformed ({exc}): make it again with pcdarts subsample") from None
+    stray = [p for p, _ in out["weights"] + out["arch"] if p not in known]
+    if stray:
+        raise DataError(f"subset list {path} names {len(stray)} files not in the train folder, e.g. {stray[0]}")
+    return out
