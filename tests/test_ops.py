@@ -34,3 +34,24 @@ def test_factorized_reduce_matches_reference_slice_on_even_sizes():
 
 def test_none_op_is_zero():
     assert OPS["none"](3, 2, False)(torch.randn(1, 3, 6, 6)).abs().sum() == 0
+
+
+@pytest.mark.parametrize("name", ["max_pool_3x3", "avg_pool_3x3", "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3",
+                                  "dil_conv_5x5", "skip_connect"])
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("size", [8, 7, 1])
+def test_fast_cpu_kernels_match_the_plain_path(name, stride, size):
+    """The fast kernels change the arithmetic order only: outputs and gradients agree to float rounding."""
+    from pcdarts.ops import set_fast_kernels
+
+    op = OPS[name](4, stride, False)
+    x = torch.randn(3, 4, size, size, requires_grad=True)
+    outs, grads = [], []
+    for fast in (False, True):
+        set_fast_kernels(op, fast)
+        y = op(x)
+        (g,) = torch.autograd.grad((y * torch.linspace(-1, 1, y.numel()).view_as(y)).sum(), x)
+        outs.append(y)
+        grads.append(g)
+    torch.testing.assert_close(outs[1], outs[0], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-5, atol=1e-6)

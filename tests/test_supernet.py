@@ -91,3 +91,16 @@ def test_edge_norm_off_leaves_betas_out_of_the_graph():
     net = SearchNetwork(num_classes=3, in_channels=1, init_channels=4, layers=3, k=2, edge_norm=False)
     net(torch.randn(2, 1, 8, 8)).sum().backward()
     assert net.betas_normal.grad is None and net.alphas_normal.grad is not None
+
+
+def test_bf16_autocast_stays_close_to_fp32():
+    """bf16 changes numerics: bound the logit difference of the supernet against the fp32 path."""
+    from pcdarts.engine import autocast
+
+    net = SearchNetwork(num_classes=5, in_channels=1, init_channels=8, layers=3, k=4).eval()
+    x = torch.randn(4, 1, 8, 8)
+    with torch.no_grad():
+        ref = net(x)
+        with autocast("bf16", x.device):
+            low = net(x).float()
+    assert (low - ref).abs().max() <= 0.05 * ref.abs().max() + 0.05

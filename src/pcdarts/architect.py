@@ -23,8 +23,10 @@ class Architect:
     def __init__(
         self, model: SearchNetwork, *, lr: float, betas: tuple[float, float] = (0.5, 0.999),
         weight_decay: float = 1e-3, unrolled: bool = False, forward: nn.Module | None = None,
+        grads_only: bool = True,
     ):
         self.model = model
+        self.grads_only = grads_only  # False: the reference's full backward (benchmark baseline only)
         self.forward = forward or model  # what runs the forward pass (a compiled model, say)
         self.unrolled = unrolled
         self.params = model.arch_parameters()
@@ -41,14 +43,19 @@ class Architect:
             loss, grads = self._unrolled_grads(x_train, y_train, x_val, y_val, eta, w_optimizer)
         else:
             loss = F.cross_entropy(self.forward(x_val), y_val)
-            grads = torch.autograd.grad(loss, self.params)
+            if self.grads_only:
+                grads = torch.autograd.grad(loss, self.params)
+            else:
+                loss.backward()
+                grads = [p.grad for p in self.params]
+                self.model.zero_grad(set_to_none=True)
         if dist.is_available() and dist.is_initialized():
             flat = torch.cat([g.reshape(-1) for g in grads])
             dist.all_reduce(flat)
             flat /= dist.get_world_size()
             grads = list(torch.split(flat, [p.numel() for p in self.params]))
         for p, g in zip(self.params, grads):
-            p.grad = g.view_as(p)
+            p.grad = g.view_as(p).to(p.dtype)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         return loss.detach()

@@ -149,9 +149,120 @@ def summarise_times(times: list[float], batch: int) -> dict[str, float]:
     return {"median_s": med, "min_s": min(times), "max_s": max(times), "images_per_s": batch / med}
 
 
+def step_one(args: argparse.Namespace, baseline: bool) -> dict[str, Any]:
+    """Time search steps (arch + weight) and final-network training steps in this process."""
+    from .genotype import GENOTYPES
+    from .network import build_network
+    from .ops import set_fast_kernels
+    from .supernet import MixedOp
+
+    device = torch.device(args.device)
+    net, x, y = build(args, args.k, device)
+    set_fast_kernels(net, not baseline)
+    MixedOp.skip_none = not baseline
+    w_opt = torch.optim.SGD(net.weight_parameters(), lr=0.1, momentum=0.9, weight_decay=3e-4, foreach=not baseline)
+    arch = Architect(net, lr=6e-4, grads_only=not baseline)
+    weights = net.weight_parameters()
+    amp = _autocast(args.precision, device) if not baseline else None
+
+    def sstep() -> None:
+        with amp or _null():
+            arch.step(x, y)
+        w_opt.zero_grad(set_to_none=True)
+        with amp or _null():
+            loss = F.cross_entropy(net(x), y)
+        if baseline:
+            loss.backward()
+        else:
+            loss.backward(inputs=weights)
+        torch.nn.utils.clip_grad_norm_(weights, 5.0)
+        w_opt.step()
+
+    before = _rss_mib()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    search_times = _timeit(sstep, args.repeats, 1, device)
+    peak = (torch.cuda.max_memory_allocated() / 2**20) if device.type == "cuda" else _rss_mib() - before
+    torch.manual_seed(0)
+    model = build_network(GENOTYPES["PC_DARTS_cifar"], num_classes=10, init_channels=args.train_channels,
+                          layers=args.train_layers, auxiliary=True).to(device)
+    set_fast_kernels(model, not baseline)
+    opt = torch.optim.SGD(model.parameters(), lr=0.025, momentum=0.9, weight_decay=3e-4, foreach=not baseline)
+
+    def tstep() -> None:
+        opt.zero_grad(set_to_none=True)
+        with amp or _null():
+            logits, aux = model(x)
+            loss = F.cross_entropy(logits, y) + 0.4 * F.cross_entropy(aux, y)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+
+    train_times = _timeit(tstep, args.repeats, 1, device)
+    MixedOp.skip_none = True
+    return {"mode": "baseline" if baseline else "optimised", "search": summarise_times(search_times, args.batch),
+            "search_peak_mib": peak, "train": summarise_times(train_times, args.batch)}
+
+
+def _null() -> Any:
+    import contextlib
+
+    return contextlib.nullcontext()
+
+
+def _autocast(precision: str, device: torch.device) -> Any:
+    if precision == "fp32":
+        return None
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def cmd_step(args: argparse.Namespace) -> dict[str, Any]:
+    modes = ["optimised", "baseline"] if args.baseline else ["optimised"]
+    rows = []
+    for mode in modes:  # each mode in a fresh process: clean peak RSS, no allocator carry-over
+        cmd = [sys.executable, "-m", "pcdarts.bench", "_step_one", "--mode", mode, *_shared_flags(args)]
+        rows.append(json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.splitlines()[-1]))
+    res = {"benchmark": "step time", "config": vars(args), "machine": _machine(), "rows": rows}
+    if len(rows) == 2:
+        res["search_speedup"] = rows[1]["search"]["median_s"] / rows[0]["search"]["median_s"]
+        res["train_speedup"] = rows[1]["train"]["median_s"] / rows[0]["train"]["median_s"]
+        if rows[1]["search_peak_mib"] > 0:
+            res["search_peak_ratio"] = rows[0]["search_peak_mib"] / rows[1]["search_peak_mib"]
+    return res
+
+
+def _shared_flags(args: argparse.Namespace) -> list[str]:
+    return ["--channels", str(args.channels), "--layers", str(args.layers), "--batch", str(args.batch), "--size",
+            str(args.size), "--k", str(args.k), "--device", args.device, "--threads", str(args.threads), "--repeats",
+            str(args.repeats), "--precision", args.precision, "--train-channels", str(args.train_channels),
+            "--train-layers", str(args.train_layers)]
+
+
+def print_step(res: dict[str, Any]) -> None:
+    c, m = res["config"], res["machine"]
+    print(f"step benchmark: C={c['channels']}, {c['layers']} cells, K={c['k']}, batch {c['batch']}, {c['size']}x{c['size']}, "
+          f"{c['device']} {c['precision']}, torch {m['torch']}, {c['threads']} threads, load {m['load_1min']}")
+    print(f"{'mode':>10} {'search s/step (min-max)':>26} {'img/s':>7} {'peak MiB':>9} "
+          f"{'train s/step (min-max)':>26} {'img/s':>7}")
+    for r in res["rows"]:
+        s, t = r["search"], r["train"]
+        print(f"{r['mode']:>10} {s['median_s']:>9.3f} ({s['min_s']:.3f}-{s['max_s']:.3f}) {s['images_per_s']:>7.1f} "
+              f"{r['search_peak_mib']:>9.1f} {t['median_s']:>9.3f} ({t['min_s']:.3f}-{t['max_s']:.3f}) {t['images_per_s']:>7.1f}")
+    if "search_speedup" in res:
+        print(f"speed-up over baseline: search {res['search_speedup']:.2f}x, train {res['train_speedup']:.2f}x; "
+              f"search peak memory ratio {res.get('search_peak_ratio', float('nan')):.2f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="pcdarts bench", description=__doc__.splitlines()[0])
-    p.add_argument("what", choices=["memory", "_memory_one"])
+    p.add_argument("what", choices=["memory", "step", "data", "_memory_one", "_step_one"])
+    p.add_argument("--baseline", action="store_true", help="also run with every optimisation off, side by side")
+    p.add_argument("--mode", default="optimised")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32")
+    p.add_argument("--train-channels", type=int, default=16)
+    p.add_argument("--train-layers", type=int, default=8)
     p.add_argument("--ks", type=int, nargs="+", default=[1, 2, 4, 8])
     p.add_argument("--k", type=int, default=4)
     p.add_argument("--channels", type=int, default=16)
@@ -160,16 +271,29 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, default=32)
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--images", type=int, default=10000, help="data benchmark: images per epoch")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.what == "_memory_one":
         print(json.dumps(memory_one(args, args.k)))
         return 0
-    res = cmd_memory(args)
-    print(json.dumps(res) if args.json else "", end="\n" if args.json else "")
-    if not args.json:
-        print_memory(res)
+    if args.what == "_step_one":
+        print(json.dumps(step_one(args, args.mode == "baseline")))
+        return 0
+    if args.what == "data":
+        from .bench_data import data_bench, print_data
+
+        res = data_bench(args)
+        printer = print_data
+    elif args.what == "step":
+        res, printer = cmd_step(args), print_step
+    else:
+        res, printer = cmd_memory(args), print_memory
+    if args.json:
+        print(json.dumps(res))
+    else:
+        printer(res)
     return 0
 
 

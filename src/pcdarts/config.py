@@ -47,6 +47,7 @@ class SearchConfig:
     device: str = "auto"
     deterministic: bool = False
     threads: int = 0  # intra-op threads on CPU; 0 leaves torch's default
+    precision: str = "fp32"  # fp32, bf16 (autocast) or fp16 (autocast + grad scaling; CUDA)
 
     def __post_init__(self) -> None:
         _check_common(self)
@@ -97,6 +98,7 @@ class TrainConfig:
     device: str = "auto"
     deterministic: bool = False
     threads: int = 0
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         _check_common(self)
@@ -127,6 +129,8 @@ def _check_common(cfg: Any) -> None:
         raise ValueError(f"grad clip must be > 0, got {cfg.grad_clip}")
     if cfg.stem not in ("cifar", "imagenet"):
         raise ValueError(f"stem must be cifar or imagenet, got {cfg.stem!r}")
+    if cfg.precision not in ("fp32", "bf16", "fp16"):
+        raise ValueError(f"precision must be fp32, bf16 or fp16, got {cfg.precision!r}")
     if cfg.image_size < 0:
         raise ValueError(f"image size must be >= 0, got {cfg.image_size}")
 

@@ -6,6 +6,7 @@ no host synchronisation.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +21,14 @@ from .data import BatchStream, FolderStream
 
 class NonFiniteLoss(RuntimeError):
     """The loss became NaN or infinite; the run stops before anything is saved."""
+
+
+def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
+    """Mixed precision for both the weight and the arch forward passes (fp32: no-op)."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
 
 
 def cosine_lr(epoch: int, epochs: int, base: float, minimum: float = 0.0) -> float:
@@ -53,7 +62,8 @@ StepHook = Callable[[int], bool]  # called after each step with its index; True 
 def search_epoch(
     model: nn.Module, forward: nn.Module, architect: Architect, w_optimizer: torch.optim.Optimizer,
     train: BatchStream | FolderStream, val: BatchStream | FolderStream, *, arch_active: bool, grad_clip: float, eta: float,
-    acc: dict[str, torch.Tensor], after_step: StepHook | None = None,
+    acc: dict[str, torch.Tensor], after_step: StepHook | None = None, precision: str = "fp32",
+    scaler: torch.amp.GradScaler | None = None,
 ) -> bool:
     """Alternate one arch step (val batch) and one weight step (train batch). Returns True if stopped early."""
     weights = model.weight_parameters()
@@ -61,18 +71,27 @@ def search_epoch(
     for x, y in train.epoch():
         if arch_active:
             xv, yv = val.next_batch()
-            arch_loss = architect.step(xv, yv, x_train=x, y_train=y, eta=eta, w_optimizer=w_optimizer)
+            with autocast(precision, xv.device):
+                arch_loss = architect.step(xv, yv, x_train=x, y_train=y, eta=eta, w_optimizer=w_optimizer)
             acc["arch_loss"] += arch_loss * len(yv)
             acc["arch_n"] += len(yv)
         w_optimizer.zero_grad(set_to_none=True)
-        logits = forward(x)
-        loss = F.cross_entropy(logits, y)
+        with autocast(precision, x.device):
+            logits = forward(x)
+            loss = F.cross_entropy(logits, y)
+        scaled = scaler.scale(loss) if scaler is not None else loss
         if forward is model:
-            loss.backward(inputs=weights)  # alpha/beta gradients are not needed here
+            scaled.backward(inputs=weights)  # alpha/beta gradients are not needed here
         else:  # DDP's gradient hooks need a plain backward; alpha/beta grads are overwritten by the arch step
-            loss.backward()
+            scaled.backward()
+        if scaler is not None:
+            scaler.unscale_(w_optimizer)
         nn.utils.clip_grad_norm_(weights, grad_clip)
-        w_optimizer.step()
+        if scaler is not None:
+            scaler.step(w_optimizer)
+            scaler.update()
+        else:
+            w_optimizer.step()
         acc["loss"] += loss.detach() * len(y)
         acc["correct"] += (logits.detach().argmax(1) == y).sum()
         acc["n"] += len(y)
@@ -85,21 +104,30 @@ def search_epoch(
 def train_epoch(
     model: nn.Module, forward: nn.Module, optimizer: torch.optim.Optimizer, train: BatchStream | FolderStream, *,
     grad_clip: float, auxiliary_weight: float, label_smoothing: float, acc: dict[str, torch.Tensor],
-    after_step: StepHook | None = None,
+    after_step: StepHook | None = None, precision: str = "fp32", scaler: torch.amp.GradScaler | None = None,
 ) -> bool:
     """One epoch of the final network (auxiliary loss, label smoothing, clipping)."""
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     for x, y in train.epoch():
         optimizer.zero_grad(set_to_none=True)
-        out = forward(x)
-        logits, aux = out if isinstance(out, tuple) else (out, None)
-        loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
-        if aux is not None and auxiliary_weight > 0:
-            loss = loss + auxiliary_weight * F.cross_entropy(aux, y, label_smoothing=label_smoothing)
-        loss.backward()
+        with autocast(precision, x.device):
+            out = forward(x)
+            logits, aux = out if isinstance(out, tuple) else (out, None)
+            loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+            if aux is not None and auxiliary_weight > 0:
+                loss = loss + auxiliary_weight * F.cross_entropy(aux, y, label_smoothing=label_smoothing)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+        else:
+            loss.backward()
         nn.utils.clip_grad_norm_(params, grad_clip)
-        optimizer.step()
+        if scaler is not None:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
         acc["loss"] += loss.detach() * len(y)
         acc["correct"] += (logits.detach().argmax(1) == y).sum()
         acc["n"] += len(y)

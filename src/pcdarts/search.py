@@ -124,7 +124,9 @@ def _search(
         raise RunError(f"the {n}-image train set is too small to split for weights and alpha/beta")
     model = build_supernet(cfg, ds).to(device)
     forward = wrap_ddp(model, device, info, ignore=list(SearchNetwork._ARCH))
-    w_opt = torch.optim.SGD(model.weight_parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    w_opt = torch.optim.SGD(model.weight_parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                            foreach=True)
+    scaler = torch.amp.GradScaler(device.type) if cfg.precision == "fp16" else None
     architect = Architect(model, lr=cfg.arch_lr, betas=(cfg.arch_beta1, cfg.arch_beta2),
                           weight_decay=cfg.arch_weight_decay, unrolled=cfg.unrolled)
     per_rank = cfg.batch_size // info.world_size
@@ -185,7 +187,8 @@ def _search(
 
             t_epoch = time.time()
             interrupted = search_epoch(model, forward, architect, w_opt, train, val, arch_active=arch_active,
-                                       grad_clip=cfg.grad_clip, eta=lr, acc=acc, after_step=after_step)
+                                       grad_clip=cfg.grad_clip, eta=lr, acc=acc, after_step=after_step,
+                                       precision=cfg.precision, scaler=scaler)
             bar.close()
             if interrupted:
                 checkpoint(epoch, mid_epoch=True)

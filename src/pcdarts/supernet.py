@@ -26,10 +26,13 @@ def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
 class MixedOp(nn.Module):
     """softmax(alpha)-weighted sum of all candidate ops; ``none`` adds zeros, so it is skipped."""
 
+    skip_none = True  # False only for the benchmark baseline: compute zeros and add them, as the reference does
+
     def __init__(self, c: int, stride: int):
         super().__init__()
         self.ops = nn.ModuleList()
         self.op_index: list[int] = []
+        self.zero = OPS["none"](c, stride, False)
         for k, name in enumerate(PRIMITIVES):
             if name == "none":
                 continue
@@ -40,7 +43,7 @@ class MixedOp(nn.Module):
             self.op_index.append(k)
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        out = None
+        out = None if self.skip_none else weights[PRIMITIVES.index("none")] * self.zero(x)
         for k, op in zip(self.op_index, self.ops):
             y = weights[k] * op(x)
             out = y if out is None else out + y

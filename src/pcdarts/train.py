@@ -103,7 +103,9 @@ def _train(
     model = build_network(genotype, **model_args(cfg, ds)).to(device)
     params, macs = count_params(model), count_macs(model, (ds.in_channels, *ds.image_size))
     forward = wrap_ddp(model, device, info)
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                          foreach=True)
+    scaler = torch.amp.GradScaler(device.type) if cfg.precision == "fp16" else None
     per_rank = cfg.batch_size // info.world_size
     train = make_stream(ds, train_part(ds), per_rank, train=True, seed=cfg.seed, device=device, rank=info.rank,
                         world_size=info.world_size, augment=make_augment(cfg, ds, cfg.cutout), workers=cfg.workers)
@@ -154,7 +156,7 @@ def _train(
             t_epoch = time.time()
             interrupted = train_epoch(model, forward, opt, train, grad_clip=cfg.grad_clip,
                                       auxiliary_weight=cfg.auxiliary_weight, label_smoothing=cfg.label_smoothing,
-                                      acc=acc, after_step=after_step)
+                                      acc=acc, after_step=after_step, precision=cfg.precision, scaler=scaler)
             bar.close()
             if interrupted:
                 checkpoint(epoch)
