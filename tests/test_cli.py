@@ -68,3 +68,19 @@ def test_two_epoch_digits_search_writes_a_valid_genotype(tmp_path):
         assert key in result
     assert 0.0 <= result["test_accuracy"] <= 1.0
     assert main(["eval", "--checkpoint", str(tout / "best.pt"), "--json"]) == 0
+
+
+def test_plan_predicts_partial_channel_savings(capsys):
+    assert main(["plan", "--batch-size", "8", "--init-channels", "8", "--layers", "3", "--size", "16", "--json"]) == 0
+    rows = {r["k"]: r for r in json.loads(capsys.readouterr().out)}
+    assert set(rows) == {1, 2, 4, 8}
+    ratio = rows[4]["predicted_peak_bytes"] / rows[1]["predicted_peak_bytes"]
+    assert ratio <= 0.40
+    assert rows[8]["activations_bytes"] < rows[4]["activations_bytes"] < rows[2]["activations_bytes"]
+
+
+def test_auto_batch_size_scales_the_lr(capsys):
+    assert main(["search", "--dataset", "digits", "--out", "unused", "--batch-size", "auto", "--print-config"]) == 0
+    cfg = json.loads(capsys.readouterr().out)
+    assert cfg["batch_size"] % 8 == 0 and cfg["batch_size"] >= 8
+    assert cfg["lr"] == pytest.approx(0.05 * cfg["batch_size"] / 64)

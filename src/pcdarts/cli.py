@@ -71,7 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("search", help="search a cell with PC-DARTS and write genotype.json")
     s.add_argument("--dataset", default="digits")
     _run_flags(s)
-    _add_config_flags(s, SearchConfig, {"dataset"})
+    _add_config_flags(s, SearchConfig, {"dataset", "batch_size"})
+    s.add_argument("--batch-size", type=_batch, default=None, metavar="N|auto",
+                   help="global batch for both steps, or 'auto': the largest that fits, lr scaled linearly (paper: 256)")
 
     t = sub.add_parser("train", help="train a genotype's network from scratch and evaluate it")
     t.add_argument("--dataset", default="digits")
@@ -93,6 +95,17 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--layers", type=int, default=None)
     i.add_argument("--num-classes", type=int, default=None)
     i.add_argument("--json", action="store_true")
+
+    pn = sub.add_parser("plan", help="predicted peak memory of a search step for K = 1, 2, 4, 8")
+    pn.add_argument("--batch-size", type=int, default=256)
+    pn.add_argument("--init-channels", type=int, default=16)
+    pn.add_argument("--layers", type=int, default=8)
+    pn.add_argument("--in-channels", type=int, default=3)
+    pn.add_argument("--size", type=int, default=32)
+    pn.add_argument("--num-classes", type=int, default=10)
+    pn.add_argument("--stem", default="cifar", choices=["cifar", "imagenet"])
+    pn.add_argument("--ks", type=int, nargs="+", default=[1, 2, 4, 8])
+    pn.add_argument("--json", action="store_true")
 
     g = sub.add_parser("genotypes", help="list the built-in genotypes")
     g.add_argument("--json", action="store_true")
@@ -142,11 +155,47 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # ---------------------------------------------------------------- commands
+def _batch(value: str) -> int | str:
+    if value == "auto":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"batch size must be an integer or 'auto', got {value!r}") from None
+
+
+def _auto_batch(cfg: SearchConfig) -> SearchConfig:
+    """``--batch-size auto``: the largest batch that fits, with the weight lr scaled linearly (as the paper does)."""
+    from dataclasses import replace
+
+    from .memory import auto_batch_size
+    from .runs import pick_device
+    from .search import load_data
+
+    ds = load_data(cfg)
+    device = pick_device(cfg.device)
+    batch, info = auto_batch_size(k=cfg.k, init_channels=cfg.init_channels, layers=cfg.layers,
+                                  in_channels=ds.in_channels, size=ds.image_size[0], num_classes=ds.num_classes,
+                                  device=device, stem=cfg.stem)
+    n = len(ds.train_x) if hasattr(ds, "train_x") else len(ds.train)
+    batch = min(batch, max(8, int(n * cfg.train_portion) // 8 * 8))
+    lr = cfg.lr * batch / cfg.batch_size
+    logging.getLogger("pcdarts").info("auto batch size %d (predicted %.0f MiB of %.0f MiB available); lr %.4g -> %.4g",
+                                      batch, (info["per_sample_bytes"] * batch + info["state_bytes"]) / 2**20,
+                                      info["available_bytes"] / 2**20, cfg.lr, lr)
+    return replace(cfg, batch_size=batch, lr=lr)
+
+
 def cmd_search(ns: argparse.Namespace) -> int:
     from .presets import preset_values
     from .search import run_search
 
+    auto = ns.batch_size == "auto"
+    if auto:
+        ns.batch_size = None
     cfg = resolve_config(SearchConfig, ns.dataset, _overrides(ns, SearchConfig), preset_values(ns.preset, "search", ns.dataset))
+    if auto:
+        cfg = _auto_batch(cfg)
     if ns.print_config:
         print(json.dumps(config_to_dict(cfg), indent=2))
         return 0
@@ -250,6 +299,25 @@ def cmd_info(ns: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plan(ns: argparse.Namespace) -> int:
+    from .memory import predict_peak
+
+    rows = [predict_peak(k=k, batch=ns.batch_size, init_channels=ns.init_channels, layers=ns.layers,
+                         in_channels=ns.in_channels, size=ns.size, num_classes=ns.num_classes, stem=ns.stem)
+            for k in ns.ks if ns.init_channels % k == 0]
+    if ns.json:
+        print(json.dumps(rows))
+        return 0
+    print(f"predicted search-step memory: C={ns.init_channels}, {ns.layers} cells, batch {ns.batch_size}, "
+          f"{ns.in_channels}x{ns.size}x{ns.size}")
+    base = rows[0]["predicted_peak_bytes"] if rows and rows[0]["k"] == 1 else None
+    for r in rows:
+        ratio = f"  ({r['predicted_peak_bytes'] / base:.2f} of K=1)" if base else ""
+        print(f"K={r['k']}: {r['predicted_peak_bytes'] / 2**20:9.1f} MiB  (activations {r['activations_bytes'] / 2**20:.1f}, "
+              f"weights+grads+momentum {r['state_bytes'] / 2**20:.1f}){ratio}")
+    return 0
+
+
 def cmd_genotypes(ns: argparse.Namespace) -> int:
     from .genotype import GENOTYPES
 
@@ -350,7 +418,7 @@ def cmd_bench(ns: argparse.Namespace) -> int:
 COMMANDS = {"export": cmd_export, "predict": cmd_predict, "bench": cmd_bench,
             "subsample": cmd_subsample, "plot": cmd_plot, "report": cmd_report,
             "search": cmd_search, "train": cmd_train, "eval": cmd_eval, "info": cmd_info,
-            "genotypes": cmd_genotypes, "demo": cmd_demo}
+            "genotypes": cmd_genotypes, "plan": cmd_plan, "demo": cmd_demo}
 
 
 def main(argv: list[str] | None = None) -> int:
