@@ -41,32 +41,11 @@ def register_op(name: str) -> Callable[[OpFactory], OpFactory]:
 
 
 # ------------------------------------------------------------------ fast CPU kernels
-# Measured on torch 2.13 CPU (docs/BENCHMARKS.md): depthwise convolutions and 3x3 max pooling run
-# 1.3-3.7x faster on channels_last input, and a stride-1 3x3 average pool 2-3x faster as two separable
-# box sums. Each module keeps the plain path (``fast = False``) for the benchmark baseline and for
-# bounding the numerical difference in tests. Whole-model channels_last is avoided on CPU.
-
-
-class DepthwiseConv2d(nn.Conv2d):
-    fast = True
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.fast and x.device.type == "cpu":  # BN and ReLU are slow on channels_last: convert back
-            return super().forward(x.contiguous(memory_format=torch.channels_last)).contiguous()
-        return super().forward(x)
-
-
-class PointwiseConv2d(nn.Conv2d):
-    """1x1 convolution; on CPU a batched matmul, which beats oneDNN's tiny 1x1 kernels."""
-
-    fast = True
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not (self.fast and x.device.type == "cpu" and self.stride == (1, 1) and self.groups == 1):
-            return super().forward(x)
-        n, c, h, w = x.shape
-        y = torch.matmul(self.weight.view(self.out_channels, c), x.reshape(n, c, h * w))  # (N, O, H*W)
-        return y.view(n, self.out_channels, h, w)
+# Measured on torch 2.13 CPU (docs/BENCHMARKS.md): 3x3 max pooling runs 1.3-2.6x faster on channels_last
+# input, and a stride-1 3x3 average pool 2-3x faster as two separable box sums. Each module keeps the plain
+# path (``fast = False``) for the benchmark baseline and for bounding the numerical difference in tests.
+# Tried and dropped: channels_last depthwise convs and matmul 1x1 convs win alone but slow the whole step
+# (layout copies, slower BN); whole-model channels_last crashed the CPU build (heap corruption).
 
 
 class MaxPool3x3(nn.MaxPool2d):
@@ -117,7 +96,7 @@ def _window_counts(h: int, w: int, device: torch.device, dtype: torch.dtype) -> 
 def set_fast_kernels(model: nn.Module, on: bool) -> None:
     """Switch the fast CPU kernels of every op in ``model`` on or off."""
     for m in model.modules():
-        if isinstance(m, (DepthwiseConv2d, PointwiseConv2d, MaxPool3x3, AvgPool3x3)):
+        if isinstance(m, (MaxPool3x3, AvgPool3x3)):
             m.fast = on
 
 
@@ -136,8 +115,8 @@ class DilConv(nn.Sequential):
     def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int, dilation: int, affine: bool = True):
         super().__init__(
             nn.ReLU(inplace=False),
-            DepthwiseConv2d(c_in, c_in, kernel, stride, padding, dilation=dilation, groups=c_in, bias=False),
-            PointwiseConv2d(c_in, c_out, 1, bias=False),
+            nn.Conv2d(c_in, c_in, kernel, stride, padding, dilation=dilation, groups=c_in, bias=False),
+            nn.Conv2d(c_in, c_out, 1, bias=False),
             nn.BatchNorm2d(c_out, affine=affine),
         )
 
