@@ -5,9 +5,9 @@ import pytest
 import torch
 from PIL import Image
 
+from pcdarts import load_model
 from pcdarts.cli import main
 from pcdarts.data import get_dataset
-from pcdarts.train import load_model
 
 
 def _batch(model):

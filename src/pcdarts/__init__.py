@@ -1,11 +1,34 @@
 """pcdarts: PC-DARTS partial-channel differentiable architecture search on PyTorch."""
 
+from typing import Any
+
 from .genotype import GENOTYPES, Genotype, GenotypeError, derive_genotype, load_genotype, parse_genotype_text
 from .supernet import SearchNetwork
 
 __version__ = "0.1.0"
 
+_LAZY = {
+    "load_model": ("train", "load_model"),
+    "run_train": ("train", "run_train"),
+    "run_search": ("search", "run_search"),
+    "build_network": ("network", "build_network"),
+    "SearchConfig": ("config", "SearchConfig"),
+    "TrainConfig": ("config", "TrainConfig"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Heavier entry points load on first use, so ``import pcdarts`` stays quick."""
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(f".{module}", __name__), attr)
+    raise AttributeError(f"module 'pcdarts' has no attribute {name!r}")
+
+
 __all__ = [
-    "GENOTYPES", "Genotype", "GenotypeError", "SearchNetwork", "derive_genotype", "load_genotype",
-    "parse_genotype_text", "__version__",
+    "GENOTYPES", "Genotype", "GenotypeError", "SearchConfig", "SearchNetwork", "TrainConfig", "build_network",
+    "derive_genotype", "load_genotype", "load_model", "parse_genotype_text", "run_search", "run_train",
+    "__version__",
 ]

@@ -183,7 +183,7 @@ def genotype_timeline(history: list[dict[str, Any]], out: str | Path) -> tuple[P
     axes[2].plot(epochs, pf[1], "s-", label="reduce")
     axes[2].set_ylabel("parameter-free ops")
     axes[2].set_xlabel("epoch")
-    axes[2].set_title("parameter-free ops in the derived cells (a rise warns of skip-connect collapse)")
+    axes[2].set_title("parameter-free ops per epoch (rising = collapse warning)")
     axes[2].legend()
     fig.tight_layout()
     out = Path(out)
