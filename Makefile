@@ -9,7 +9,7 @@ $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0 || $(BIN)/pip install -q "torch>=2.1"
-	$(BIN)/pip install -q -e ".[dev,tensorboard]"
+	$(BIN)/pip install -q -e ".[dev,tensorboard,onnx]"
 	touch $@
 
 demo: $(BIN)/.installed
