@@ -11,8 +11,8 @@ import pytest
 from pcdarts.genotype import Genotype
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
-TINY = ["--dataset", "digits", "--layers", "3", "--init-channels", "4", "--image-size", "8", "--batch-size", "128",
-        "--no-progress", "--threads", "1", "--epochs", "2"]
+TINY = ["--dataset", "digits", "--layers", "3", "--init-channels", "4", "--image-size", "8", "--no-progress",
+        "--threads", "1"]
 
 
 def _torchrun(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
@@ -23,7 +23,7 @@ def _torchrun(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 def test_two_process_search_and_training(tmp_path):
     s = tmp_path / "search"
-    r = _torchrun("search", *TINY, "--warmup-epochs", "1", "--out", str(s))
+    r = _torchrun("search", *TINY, "--epochs", "2", "--batch-size", "128", "--warmup-epochs", "1", "--out", str(s))
     assert r.returncode == 0, r.stderr[-2000:]
     g = Genotype.from_dict(json.loads((s / "genotype.json").read_text()))
     assert r.stdout.count('"normal"') == 1  # rank 0 alone prints the genotype
@@ -33,7 +33,39 @@ def test_two_process_search_and_training(tmp_path):
     env = json.loads((s / "environment.json").read_text())
     assert env["world_size"] == 2
     t = tmp_path / "train"
-    r = _torchrun("train", "--genotype", str(s), *TINY, "--out", str(t))
+    r = _torchrun("train", "--genotype", str(s), *TINY, "--epochs", "2", "--batch-size", "128", "--out", str(t))
     assert r.returncode == 0, r.stderr[-2000:]
     result = json.loads((t / "result.json").read_text())
     assert result["world_size"] == 2 and Genotype.from_dict(result["genotype"]) == g
+
+
+@pytest.mark.slow
+def test_resume_under_torchrun_after_sigkill_matches_an_uninterrupted_run(tmp_path):
+    import signal
+    import time
+
+    import torch
+
+    args = [*TINY, "--epochs", "3", "--warmup-epochs", "1", "--batch-size", "64"]
+    cut, ref = tmp_path / "cut", tmp_path / "ref"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "pcdarts",
+           "search", *args, "--out", str(cut)]
+    proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    t0 = time.time()
+    while time.time() - t0 < 240 and proc.poll() is None:
+        ck = cut / "checkpoint.pt"
+        if ck.is_file():
+            try:
+                if torch.load(ck, weights_only=True)["epoch"] >= 1:
+                    break
+            except Exception:
+                pass
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # the launcher and both ranks
+    proc.wait()
+    if (cut / "genotype.json").exists():
+        pytest.skip("the run finished before it could be killed")
+    assert _torchrun("search", *args, "--out", str(cut), "--resume").returncode == 0
+    assert _torchrun("search", *args, "--out", str(ref)).returncode == 0
+    assert (cut / "genotype.json").read_text() == (ref / "genotype.json").read_text()
+    assert (cut / "arch.json").read_text() == (ref / "arch.json").read_text()
