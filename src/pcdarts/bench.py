@@ -149,17 +149,16 @@ def summarise_times(times: list[float], batch: int) -> dict[str, float]:
     return {"median_s": med, "min_s": min(times), "max_s": max(times), "images_per_s": batch / med}
 
 
-def step_one(args: argparse.Namespace, baseline: bool) -> dict[str, Any]:
-    """Time search steps (arch + weight) and final-network training steps in this process."""
-    from .genotype import GENOTYPES
-    from .network import build_network
+def _search_stepper(args: argparse.Namespace, baseline: bool, device: torch.device) -> Any:
+    """One search step (arch + weight) of a fresh supernet, with every optimisation on or off."""
     from .ops import set_fast_kernels
     from .supernet import MixedOp
 
-    device = torch.device(args.device)
     net, x, y = build(args, args.k, device)
     set_fast_kernels(net, not baseline)
-    MixedOp.skip_none = not baseline
+    for m in net.modules():
+        if isinstance(m, MixedOp):
+            m.skip_none = not baseline
     w_opt = torch.optim.SGD(net.weight_parameters(), lr=0.1, momentum=0.9, weight_decay=3e-4, foreach=not baseline)
     arch = Architect(net, lr=6e-4, grads_only=not baseline)
     weights = net.weight_parameters()
@@ -178,16 +177,23 @@ def step_one(args: argparse.Namespace, baseline: bool) -> dict[str, Any]:
         torch.nn.utils.clip_grad_norm_(weights, 5.0)
         w_opt.step()
 
-    before = _rss_mib()
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    search_times = _timeit(sstep, args.repeats, 1, device)
-    peak = (torch.cuda.max_memory_allocated() / 2**20) if device.type == "cuda" else _rss_mib() - before
+    return sstep
+
+
+def _train_stepper(args: argparse.Namespace, baseline: bool, device: torch.device) -> Any:
+    """One training step of the PC_DARTS_cifar network (auxiliary head on)."""
+    from .genotype import GENOTYPES
+    from .network import build_network
+    from .ops import set_fast_kernels
+
     torch.manual_seed(0)
     model = build_network(GENOTYPES["PC_DARTS_cifar"], num_classes=10, init_channels=args.train_channels,
                           layers=args.train_layers, auxiliary=True).to(device)
     set_fast_kernels(model, not baseline)
     opt = torch.optim.SGD(model.parameters(), lr=0.025, momentum=0.9, weight_decay=3e-4, foreach=not baseline)
+    x = torch.randn(args.batch, 3, args.size, args.size, device=device)
+    y = torch.randint(0, 10, (args.batch,), device=device)
+    amp = _autocast(args.precision, device) if not baseline else None
 
     def tstep() -> None:
         opt.zero_grad(set_to_none=True)
@@ -198,10 +204,38 @@ def step_one(args: argparse.Namespace, baseline: bool) -> dict[str, Any]:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         opt.step()
 
-    train_times = _timeit(tstep, args.repeats, 1, device)
-    MixedOp.skip_none = True
-    return {"mode": "baseline" if baseline else "optimised", "search": summarise_times(search_times, args.batch),
-            "search_peak_mib": peak, "train": summarise_times(train_times, args.batch)}
+    return tstep
+
+
+def step_peak(args: argparse.Namespace, baseline: bool) -> dict[str, Any]:
+    """Peak memory of one search step, in a process of its own."""
+    device = torch.device(args.device)
+    step = _search_stepper(args, baseline, device)
+    before = _rss_mib()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    step()
+    peak = (torch.cuda.max_memory_allocated() / 2**20) if device.type == "cuda" else _rss_mib() - before
+    return {"mode": "baseline" if baseline else "optimised", "search_peak_mib": peak}
+
+
+def step_times(args: argparse.Namespace) -> dict[str, Any]:
+    """Both modes in one process, steps alternated (A B A B ...) so machine noise hits both alike."""
+    device = torch.device(args.device)
+    modes = [False, True] if args.baseline else [False]
+    out: dict[str, Any] = {}
+    for kind, maker in (("search", _search_stepper), ("train", _train_stepper)):
+        steps = {b: maker(args, b, device) for b in modes}
+        for b in modes:
+            steps[b]()  # warm-up
+        times: dict[bool, list[float]] = {b: [] for b in modes}
+        for _ in range(args.repeats):
+            for b in modes:
+                times[b] += _timeit(steps[b], 1, 0, device)
+        for b in modes:
+            out.setdefault("baseline" if b else "optimised", {})[kind] = summarise_times(times[b], args.batch)
+        del steps
+    return out
 
 
 def _null() -> Any:
@@ -218,11 +252,14 @@ def _autocast(precision: str, device: torch.device) -> Any:
 
 
 def cmd_step(args: argparse.Namespace) -> dict[str, Any]:
-    modes = ["optimised", "baseline"] if args.baseline else ["optimised"]
+    def run(*extra: str) -> dict[str, Any]:
+        cmd = [sys.executable, "-m", "pcdarts.bench", *extra, *_shared_flags(args)]
+        return json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.splitlines()[-1])
+
+    times = run("_step_times", *(["--baseline"] if args.baseline else []))
     rows = []
-    for mode in modes:  # each mode in a fresh process: clean peak RSS, no allocator carry-over
-        cmd = [sys.executable, "-m", "pcdarts.bench", "_step_one", "--mode", mode, *_shared_flags(args)]
-        rows.append(json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.splitlines()[-1]))
+    for mode in times:  # peaks from a fresh process per mode: clean RSS, no allocator carry-over
+        rows.append({"mode": mode, **times[mode], **run("_step_one", "--mode", mode)})
     res = {"benchmark": "step time", "config": vars(args), "machine": _machine(), "rows": rows}
     if len(rows) == 2:
         res["search_speedup"] = rows[1]["search"]["median_s"] / rows[0]["search"]["median_s"]
@@ -256,7 +293,7 @@ def print_step(res: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="pcdarts bench", description=__doc__.splitlines()[0])
-    p.add_argument("what", choices=["memory", "step", "data", "_memory_one", "_step_one"])
+    p.add_argument("what", choices=["memory", "step", "data", "_memory_one", "_step_one", "_step_times"])
     p.add_argument("--baseline", action="store_true", help="also run with every optimisation off, side by side")
     p.add_argument("--mode", default="optimised")
     p.add_argument("--repeats", type=int, default=5)
@@ -279,7 +316,10 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(memory_one(args, args.k)))
         return 0
     if args.what == "_step_one":
-        print(json.dumps(step_one(args, args.mode == "baseline")))
+        print(json.dumps(step_peak(args, args.mode == "baseline")))
+        return 0
+    if args.what == "_step_times":
+        print(json.dumps(step_times(args)))
         return 0
     if args.what == "data":
         from .bench_data import data_bench, print_data

@@ -26,7 +26,7 @@ def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
 class MixedOp(nn.Module):
     """softmax(alpha)-weighted sum of all candidate ops; ``none`` adds zeros, so it is skipped."""
 
-    skip_none = True  # False only for the benchmark baseline: compute zeros and add them, as the reference does
+    skip_none = True  # set False per instance for the benchmark baseline: compute zeros and add them, as the reference does
 
     def __init__(self, c: int, stride: int):
         super().__init__()
