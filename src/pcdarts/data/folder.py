@@ -22,6 +22,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from .datasets import DataError, register_dataset
+from .loader import Stream
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -144,7 +145,7 @@ class _Images(Dataset):
         return (t[None] if t.dim() == 2 else t.permute(2, 0, 1)), label
 
 
-class FolderStream:
+class FolderStream(Stream):
     """The ``BatchStream`` interface over files: epochs, a wrapping ``next_batch``, resumable state."""
 
     def __init__(
@@ -155,6 +156,7 @@ class FolderStream:
         if not items:
             raise DataError("cannot iterate an empty image list")
         self.items, self.batch_size, self.shuffle, self.train = items, batch_size, shuffle, train
+        self.n = len(items)
         self.device = torch.device(device)
         self.rank, self.world_size, self.workers = rank, world_size, workers
         self.dataset = _Images(items, side, channels, train)
@@ -166,25 +168,9 @@ class FolderStream:
         self.pos = 0
         self._iter: Iterator | None = None
 
-    @property
-    def shard_size(self) -> int:
-        return len(self.items) // self.world_size if self.world_size > 1 else len(self.items)
-
-    def __len__(self) -> int:
-        return -(-self.shard_size // self.batch_size)
-
-    def remaining(self) -> int:
-        if self.perm is None or self.pos >= len(self.perm):
-            return len(self)
-        return -(-(len(self.perm) - self.pos) // self.batch_size)
-
-    def _new_epoch(self) -> None:
-        n = len(self.items)
-        perm = torch.randperm(n, generator=self.order_gen) if self.shuffle else torch.arange(n)
-        seeds = torch.randint(0, 2**31 - 1, (n,), generator=self.order_gen)
-        if self.world_size > 1:
-            perm = perm[: self.shard_size * self.world_size][self.rank :: self.world_size]
-        self.perm, self.seeds, self.pos, self._iter = perm, seeds, 0, None
+    def _draw(self) -> None:
+        self.seeds = torch.randint(0, 2**31 - 1, (self.n,), generator=self.order_gen)
+        self._iter = None
 
     def _loader(self) -> Iterator:
         assert self.perm is not None and self.seeds is not None
@@ -208,16 +194,8 @@ class FolderStream:
         return (x - self.mean) / self.std, y.to(self.device, non_blocking=True)
 
     def epoch(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        if self.perm is None or self.pos >= len(self.perm):
-            self._new_epoch()
-        while self.pos < len(self.perm):
-            yield self._batch()
+        yield from super().epoch()
         self._iter = None
-
-    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.perm is None or self.pos >= len(self.perm):
-            self._new_epoch()
-        return self._batch()
 
     def state_dict(self) -> dict[str, Any]:
         return {"order_gen": self.order_gen.get_state(), "perm": self.perm, "seeds": self.seeds, "pos": self.pos}

@@ -15,7 +15,65 @@ import torch
 from .augment import Augment
 
 
-class BatchStream:
+class Stream:
+    """Epoch bookkeeping shared by every stream: a permutation per epoch, a position in it, shards.
+
+    Subclasses set ``n``, ``batch_size``, ``shuffle``, ``rank``, ``world_size`` and ``order_gen``
+    and implement ``_batch``; ``_draw`` may add per-epoch draws after the permutation.
+    """
+
+    n: int
+    batch_size: int
+    shuffle: bool
+    rank: int
+    world_size: int
+    order_gen: torch.Generator
+    perm: torch.Tensor | None
+    pos: int
+
+    @property
+    def shard_size(self) -> int:
+        return self.n // self.world_size if self.world_size > 1 else self.n
+
+    def __len__(self) -> int:
+        return -(-self.shard_size // self.batch_size)
+
+    def _new_epoch(self) -> None:
+        perm = torch.randperm(self.n, generator=self.order_gen) if self.shuffle else torch.arange(self.n)
+        self._draw()
+        if self.world_size > 1:  # disjoint strided shards of equal size (the tail is dropped)
+            perm = perm[: self.shard_size * self.world_size][self.rank :: self.world_size]
+        self.perm, self.pos = perm, 0
+
+    def _draw(self) -> None:
+        """Per-epoch random draws beyond the order (none by default)."""
+
+    def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def _finished(self) -> bool:
+        return self.perm is None or self.pos >= len(self.perm)
+
+    def epoch(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The rest of the current epoch (all of a new one when the last one finished)."""
+        if self._finished():
+            self._new_epoch()
+        while self.pos < len(self.perm):
+            yield self._batch()
+
+    def remaining(self) -> int:
+        if self._finished():
+            return len(self)
+        return -(-(len(self.perm) - self.pos) // self.batch_size)
+
+    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """One batch, wrapping into a new epoch as needed (the persistent val iterator)."""
+        if self._finished():
+            self._new_epoch()
+        return self._batch()
+
+
+class BatchStream(Stream):
     def __init__(
         self, x: torch.Tensor, y: torch.Tensor, batch_size: int, *, mean: tuple[float, ...], std: tuple[float, ...],
         shuffle: bool = True, augment: Augment | None = None, seed: int = 0, device: torch.device | str = "cpu",
@@ -27,6 +85,7 @@ class BatchStream:
             raise ValueError("cannot iterate an empty dataset")
         self.device = torch.device(device)
         self.x, self.y = x.to(self.device), y.to(self.device)
+        self.n = len(self.x)
         self.batch_size, self.shuffle, self.augment = batch_size, shuffle, augment
         self.rank, self.world_size = rank, world_size
         self.mean = torch.tensor(mean, device=self.device).view(1, -1, 1, 1)
@@ -35,20 +94,6 @@ class BatchStream:
         self.aug_gen = torch.Generator().manual_seed(seed * 7919 + 17 + rank)
         self.perm: torch.Tensor | None = None
         self.pos = 0
-
-    @property
-    def shard_size(self) -> int:
-        return len(self.x) // self.world_size if self.world_size > 1 else len(self.x)
-
-    def __len__(self) -> int:
-        return -(-self.shard_size // self.batch_size)
-
-    def _new_epoch(self) -> None:
-        n = len(self.x)
-        perm = torch.randperm(n, generator=self.order_gen) if self.shuffle else torch.arange(n)
-        if self.world_size > 1:  # disjoint strided shards of equal size (the tail is dropped)
-            perm = perm[: self.shard_size * self.world_size][self.rank :: self.world_size]
-        self.perm, self.pos = perm, 0
 
     def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         idx = self.perm[self.pos : self.pos + self.batch_size].to(self.device)
@@ -61,24 +106,6 @@ class BatchStream:
         if self.augment is not None:
             x = self.augment.after_normalise(x, self.aug_gen)
         return x, self.y[idx]
-
-    def epoch(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """The rest of the current epoch (all of a new one when the last one finished)."""
-        if self.perm is None or self.pos >= len(self.perm):
-            self._new_epoch()
-        while self.pos < len(self.perm):
-            yield self._batch()
-
-    def remaining(self) -> int:
-        if self.perm is None or self.pos >= len(self.perm):
-            return len(self)
-        return -(-(len(self.perm) - self.pos) // self.batch_size)
-
-    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """One batch, wrapping into a new epoch as needed (the persistent val iterator)."""
-        if self.perm is None or self.pos >= len(self.perm):
-            self._new_epoch()
-        return self._batch()
 
     def state_dict(self) -> dict[str, Any]:
         return {
