@@ -191,3 +191,15 @@ def test_overwrite_replaces_a_finished_run(finished_search, tmp_path):
     assert main(["search", "--dataset", "digits", "--out", str(out), *TINY_SEARCH, "--seed", "5", "--overwrite"]) == 0
     assert (out / "arch.json").read_text() != first
     assert json.loads((out / "config.json").read_text())["seed"] == 5
+
+
+def test_deterministic_mode_repeats_a_run_exactly(tmp_path):
+    outs = []
+    for name in ("a", "b"):
+        out = tmp_path / name
+        code = main(["search", "--dataset", "digits", "--out", str(out), *TINY_SEARCH, "--deterministic", "--seed", "7"])
+        assert code == 0
+        outs.append(out)
+    torch.use_deterministic_algorithms(False)
+    assert (outs[0] / "arch.json").read_text() == (outs[1] / "arch.json").read_text()
+    assert json.loads((outs[0] / "config.json").read_text())["deterministic"] is True
