@@ -183,3 +183,24 @@ def test_corrupt_empty_and_missing_folders(tmp_path, capsys):
 def test_subsample_fractions_validated():
     with pytest.raises(DataError):
         subsample([("a", 0)], 0.9, 0.2, 0)
+
+
+def test_predict_on_a_folder_model_uses_the_evaluation_crop(tmp_path, capsys):
+    from pcdarts import load_model
+    from pcdarts.data.folder import _centre_crop, _decode
+
+    _jpeg_tree(tmp_path / "imgs", per_class=4)
+    out = tmp_path / "run"
+    assert main(["train", "--dataset", "folder", "--data", str(tmp_path / "imgs"), "--image-size", "16",
+                 "--layers", "3", "--init-channels", "4", "--epochs", "1", "--batch-size", "4", "--workers", "0",
+                 "--genotype", "DARTS_V2", "--no-progress", "--out", str(out)]) == 0
+    image = str(tmp_path / "imgs" / "dog" / "1.jpg")  # 47x33: not square, so resize and crop differ
+    assert main(["predict", "--checkpoint", str(out / "best.pt"), image, "--json"]) == 0
+    row = json.loads(capsys.readouterr().out.strip().splitlines()[-1])[0]
+    model = load_model(out / "best.pt")
+    arr = np.asarray(_centre_crop(_decode(image, 3), 16), dtype=np.float32) / 255.0
+    x = torch.from_numpy(arr).permute(2, 0, 1)[None]
+    mean, std = torch.tensor(model.meta["mean"]).view(1, -1, 1, 1), torch.tensor(model.meta["std"]).view(1, -1, 1, 1)
+    with torch.no_grad():
+        probs = torch.softmax(model((x - mean) / std), 1)[0]
+    assert row["top"][0]["probability"] == pytest.approx(float(probs.max()), abs=1e-5)

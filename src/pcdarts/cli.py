@@ -361,7 +361,7 @@ def cmd_predict(ns: argparse.Namespace) -> int:
 
 
 def cmd_plot(ns: argparse.Namespace) -> int:
-    from .genotype import load_genotype
+    from .genotype import Genotype, load_genotype
     from .plot import alpha_heatmaps, curves, genotype_timeline, plot_genotype
     from .runs import read_jsonl
 
@@ -376,8 +376,10 @@ def cmd_plot(ns: argparse.Namespace) -> int:
     if not history:
         raise ValueError(f"{run} has no arch_history.jsonl: is it a search run folder?")
     out.mkdir(parents=True, exist_ok=True)
-    genotype = load_genotype(ns.genotype or str(run / "genotype.json")) if (ns.genotype or (run / "genotype.json").is_file()) \
-        else load_genotype(json.dumps(history[-1]["genotype"]))
+    if ns.genotype:
+        genotype = load_genotype(ns.genotype)
+    else:  # the final genotype, or the latest one of an unfinished search
+        genotype = Genotype.from_dict(history[-1]["genotype"])
     used = plot_genotype(genotype, out / "cells.png", renderer=ns.renderer)
     alpha_heatmaps(history, out / "alpha_beta.png", ns.epochs)
     _, stable = genotype_timeline(history, out / "timeline.png")

@@ -94,14 +94,21 @@ def check_onnx(path: Path, example: torch.Tensor, reference: torch.Tensor) -> di
     return {"onnxruntime": ort.__version__, "max_abs_diff": float(np.abs(got - reference.numpy()).max())}
 
 
-def load_image(path: str | Path, in_channels: int, size: tuple[int, int]) -> torch.Tensor:
-    """Decode with Pillow to (C, H, W) floats in [0, 1], resized to the network's input size."""
+def load_image(path: str | Path, in_channels: int, size: tuple[int, int], centre_crop: bool = False) -> torch.Tensor:
+    """Decode with Pillow to (C, H, W) floats in [0, 1] as evaluation does.
+
+    Image-folder models were evaluated on a resize + centre crop, tensor datasets on whole images resized.
+    """
     from PIL import Image, UnidentifiedImageError
+
+    from .data.folder import _centre_crop
 
     try:
         with Image.open(path) as im:
             im = im.convert("L" if in_channels == 1 else "RGB")
-            if im.size != (size[1], size[0]):
+            if centre_crop:
+                im = _centre_crop(im, size[0])
+            elif im.size != (size[1], size[0]):
                 im = im.resize((size[1], size[0]), Image.BILINEAR)
             arr = np.asarray(im, dtype=np.float32) / 255.0
     except FileNotFoundError:
@@ -118,7 +125,8 @@ def predict(checkpoint: str | Path, images: list[str], top_k: int = 3) -> list[d
     meta = model.meta  # type: ignore[attr-defined]
     cin = model.stem0[0].in_channels  # type: ignore[index]
     size = tuple(meta["input_size"])
-    x = torch.stack([load_image(p, cin, size) for p in images])  # (N, C, H, W)
+    crop = meta["dataset"] in ("imagenet", "folder")
+    x = torch.stack([load_image(p, cin, size, crop) for p in images])  # (N, C, H, W)
     mean = torch.tensor(meta["mean"]).view(1, -1, 1, 1)
     std = torch.tensor(meta["std"]).view(1, -1, 1, 1)
     with torch.no_grad():
