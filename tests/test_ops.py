@@ -46,12 +46,31 @@ def test_fast_cpu_kernels_match_the_plain_path(name, stride, size):
 
     op = OPS[name](4, stride, False)
     x = torch.randn(3, 4, size, size, requires_grad=True)
+    params = list(op.parameters())
     outs, grads = [], []
     for fast in (False, True):
         set_fast_kernels(op, fast)
         y = op(x)
-        (g,) = torch.autograd.grad((y * torch.linspace(-1, 1, y.numel()).view_as(y)).sum(), x)
+        g = torch.autograd.grad((y * torch.linspace(-1, 1, y.numel()).view_as(y)).sum(), [x, *params])
         outs.append(y)
         grads.append(g)
     torch.testing.assert_close(outs[1], outs[0], rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(grads[1], grads[0], rtol=1e-5, atol=1e-6)
+    for fast_g, plain_g in zip(grads[1], grads[0]):  # input and every weight
+        torch.testing.assert_close(fast_g, plain_g, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(("kernel", "dilation"), [(5, 1), (3, 2), (5, 2), (7, 1)])
+@pytest.mark.parametrize("size", [32, 9, 2])
+def test_depthwise_backward_matches_pytorch(kernel, dilation, size):
+    """The forward-kernel backward of the depthwise conv gives PyTorch's gradients on odd, even and tiny maps."""
+    from pcdarts.ops import DepthwiseConv2d
+
+    conv = DepthwiseConv2d(6, kernel, 1, dilation * (kernel - 1) // 2, dilation)
+    x = torch.randn(5, 6, size, size, requires_grad=True)
+    got, want = [], []
+    for fast, out in ((True, got), (False, want)):
+        conv.fast = fast
+        y = conv(x)
+        out.extend([y, *torch.autograd.grad((y * y.detach().sin()).sum(), [x, conv.weight])])
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)

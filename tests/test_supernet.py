@@ -3,7 +3,8 @@ import torch
 
 from pcdarts.genotype import node_edge_weights
 from pcdarts.ops import PRIMITIVES
-from pcdarts.supernet import MixedOp, PartialEdge, SearchNetwork, channel_shuffle
+from pcdarts.ops import set_fast_kernels
+from pcdarts.supernet import MixedOp, PartialEdge, SearchNetwork, cat_shuffle, channel_shuffle
 
 
 def test_channel_shuffle_is_the_interleaving_permutation():
@@ -11,6 +12,33 @@ def test_channel_shuffle_is_the_interleaving_permutation():
     y = channel_shuffle(x, 4).flatten().tolist()
     # groups of 2 channels [0,1],[2,3],[4,5],[6,7] interleave -> 0,2,4,6,1,3,5,7
     assert y == [0, 2, 4, 6, 1, 3, 5, 7]
+
+
+@pytest.mark.parametrize("k", [2, 4, 8])
+def test_cat_shuffle_is_cat_then_shuffle_exactly(k):
+    y, bypass = torch.randn(3, 2, 5, 4), torch.randn(3, 2 * (k - 1), 5, 4)
+    assert torch.equal(cat_shuffle(y, bypass, k), channel_shuffle(torch.cat([y, bypass], 1), k))
+
+
+@pytest.mark.parametrize("k", [1, 4])
+def test_fast_supernet_matches_the_plain_path(k):
+    """All fast paths on vs all off: same logits and same gradients for weights and alpha/beta.
+
+    In float64, so that the bound shows the algebra is the same (float32 rounding, amplified by batch norm over
+    a tiny batch, would need a loose bound that could hide a real error).
+    """
+    torch.manual_seed(0)
+    net = SearchNetwork(num_classes=5, init_channels=8, layers=3, k=k).double()
+    x, y = torch.randn(4, 3, 12, 12, dtype=torch.float64), torch.tensor([0, 1, 2, 3])
+    results = []
+    for fast in (False, True):
+        set_fast_kernels(net, fast)
+        logits = net(x)
+        grads = torch.autograd.grad(torch.nn.functional.cross_entropy(logits, y), list(net.parameters()))
+        results.append((logits, grads))
+    torch.testing.assert_close(results[1][0], results[0][0], rtol=1e-9, atol=1e-12)
+    for g_fast, g_plain in zip(results[1][1], results[0][1]):
+        torch.testing.assert_close(g_fast, g_plain, rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize("stride", [1, 2])

@@ -7,6 +7,7 @@ maps ``(N, C, H, W)`` to ``(N, C, ceil(H/stride), ceil(W/stride))``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -44,6 +45,9 @@ def register_op(name: str) -> Callable[[OpFactory], OpFactory]:
 # Measured on torch 2.13 CPU (docs/BENCHMARKS.md): 3x3 max pooling runs 1.3-2.6x faster on channels_last
 # input, and a stride-1 3x3 average pool 2-3x faster as two separable box sums. Each module keeps the plain
 # path (``fast = False``) for the benchmark baseline and for bounding the numerical difference in tests.
+# The depthwise convs of the sep/dil ops get their own backward on CPU: PyTorch's CPU backward of a 5x5 or
+# dilated depthwise conv is 3-5x slower than its forward kernel, and both gradients can be written as
+# forward convolutions (see ``_DepthwiseConvFn``).
 # Tried and dropped: channels_last depthwise convs and matmul 1x1 convs win alone but slow the whole step
 # (layout copies, slower BN); whole-model channels_last crashed the CPU build (heap corruption).
 
@@ -93,10 +97,63 @@ def _window_counts(h: int, w: int, device: torch.device, dtype: torch.dtype) -> 
     return ry[:, None] * rx[None, :]
 
 
+class _DepthwiseConvFn(torch.autograd.Function):
+    """Stride-1 depthwise conv whose two gradients are computed with forward convolution kernels.
+
+    grad_input is the same depthwise conv of grad_output with the kernel flipped; grad_weight is, for every
+    (sample, channel) pair, a correlation of the padded input with grad_output used as the kernel -- one
+    depthwise conv with N*C groups, strided by the dilation so only the taps come out -- summed over the batch.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, padding: int, dilation: int) -> torch.Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.padding, ctx.dilation = padding, dilation
+        return F.conv2d(x, weight, None, 1, padding, dilation, x.shape[1])
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, None, None]:
+        x, weight = ctx.saved_tensors
+        pad, dil = ctx.padding, ctx.dilation
+        n, c = x.shape[:2]
+        k = weight.shape[-1]
+        grad = grad.contiguous()
+        grad_x = grad_w = None
+        if ctx.needs_input_grad[0]:
+            grad_x = F.conv2d(grad, weight.flip(-1, -2), None, 1, dil * (k - 1) - pad, dil, c)
+        if ctx.needs_input_grad[1]:
+            xp = F.pad(x, (pad, pad, pad, pad)).reshape(1, n * c, x.shape[2] + 2 * pad, x.shape[3] + 2 * pad)
+            taps = F.conv2d(xp, grad.reshape(n * c, 1, *grad.shape[-2:]), None, dil, 0, 1, n * c)  # (1, N*C, >=k, >=k)
+            grad_w = taps[..., :k, :k].reshape(n, c, k, k).sum(0).unsqueeze(1).to(weight.dtype)
+        return grad_x, grad_w, None, None
+
+
+class DepthwiseConv2d(nn.Conv2d):
+    """Depthwise conv (groups = channels) with the fast CPU backward for stride 1 and kernels wider than 3x3.
+
+    3x3 undilated and strided convs keep PyTorch's backward, which is as fast or faster there (measured).
+    """
+
+    fast = True
+
+    def __init__(self, c: int, kernel: int, stride: int, padding: int, dilation: int = 1):
+        super().__init__(c, c, kernel, stride, padding, dilation=dilation, groups=c, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        span = self.dilation[0] * (self.kernel_size[0] - 1) + 1
+        if (self.fast and self.stride[0] == 1 and span > 3 and x.device.type == "cpu" and x.dtype == self.weight.dtype
+                and torch.is_grad_enabled() and not torch.jit.is_tracing() and not torch.compiler.is_compiling()):
+            return _DepthwiseConvFn.apply(x, self.weight, self.padding[0], self.dilation[0])
+        return super().forward(x)
+
+
 def set_fast_kernels(model: nn.Module, on: bool) -> None:
-    """Switch the fast CPU kernels of every op in ``model`` on or off."""
+    """Switch every fast path in ``model`` on or off: the kernels here and the supernet's fused accumulation.
+
+    A module takes part by having a class attribute ``fast``; off means the plain PyTorch path.
+    """
     for m in model.modules():
-        if isinstance(m, (MaxPool3x3, AvgPool3x3)):
+        if isinstance(getattr(type(m), "fast", None), bool):
             m.fast = on
 
 
@@ -115,7 +172,7 @@ class DilConv(nn.Sequential):
     def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int, dilation: int, affine: bool = True):
         super().__init__(
             nn.ReLU(inplace=False),
-            nn.Conv2d(c_in, c_in, kernel, stride, padding, dilation=dilation, groups=c_in, bias=False),
+            DepthwiseConv2d(c_in, kernel, stride, padding, dilation),
             nn.Conv2d(c_in, c_out, 1, bias=False),
             nn.BatchNorm2d(c_out, affine=affine),
         )

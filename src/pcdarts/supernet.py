@@ -23,10 +23,29 @@ def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
     return x.view(n, groups, c // groups, h, w).transpose(1, 2).reshape(n, c, h, w)
 
 
+def cat_shuffle(y: torch.Tensor, bypass: torch.Tensor, groups: int) -> torch.Tensor:
+    """``channel_shuffle(cat([y, bypass]), groups)`` with one copy instead of two.
+
+    Output channel ``i * groups + g`` is channel ``i`` of group ``g`` (group 0 = ``y``), so stacking the
+    groups on a new axis after the channel axis and flattening gives the shuffled tensor directly.
+    """
+    n, c_part, h, w = y.shape
+    rest = bypass.view(n, groups - 1, c_part, h, w).transpose(1, 2)  # (N, C/K, K-1, H, W), a view
+    return torch.cat([y.unsqueeze(2), rest], dim=2).view(n, c_part * groups, h, w)
+
+
+def _accumulate(total: torch.Tensor | None, weight: torch.Tensor, y: torch.Tensor, fused: bool) -> torch.Tensor:
+    """``total + weight * y`` (``weight * y`` when there is no total yet), one kernel when ``fused``."""
+    if total is None:
+        return weight * y
+    return torch.addcmul(total, weight, y) if fused else total + weight * y
+
+
 class MixedOp(nn.Module):
     """softmax(alpha)-weighted sum of all candidate ops; ``none`` adds zeros, so it is skipped."""
 
     skip_none = True  # set False per instance for the benchmark baseline: compute zeros and add them, as the reference does
+    fast = True  # fused multiply-add accumulation (``set_fast_kernels``)
 
     def __init__(self, c: int, stride: int):
         super().__init__()
@@ -45,13 +64,14 @@ class MixedOp(nn.Module):
     def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         out = None if self.skip_none else weights[PRIMITIVES.index("none")] * self.zero(x)
         for k, op in zip(self.op_index, self.ops):
-            y = weights[k] * op(x)
-            out = y if out is None else out + y
+            out = _accumulate(out, weights[k], op(x), self.fast)
         return out
 
 
 class PartialEdge(nn.Module):
     """One supernet edge with partial channel connection (K=1: plain DARTS)."""
+
+    fast = True  # cat and shuffle in one copy (``set_fast_kernels``)
 
     def __init__(self, c: int, stride: int, k: int, mode: str = "shuffle"):
         super().__init__()
@@ -72,10 +92,14 @@ class PartialEdge(nn.Module):
             x_bypass = F.max_pool2d(x_bypass, 2, 2, ceil_mode=True)
         if self.mode == "shift":
             return torch.cat([x_bypass, y], dim=1)  # rotate: processed channels move to the end
+        if self.fast:
+            return cat_shuffle(y, x_bypass, self.k)
         return channel_shuffle(torch.cat([y, x_bypass], dim=1), self.k)
 
 
 class SearchCell(nn.Module):
+    fast = True  # fused multiply-add accumulation of the edges (``set_fast_kernels``)
+
     def __init__(
         self, steps: int, multiplier: int, c_pp: int, c_p: int, c: int,
         reduction: bool, reduction_prev: bool, k: int, mode: str,
@@ -97,9 +121,10 @@ class SearchCell(nn.Module):
             total = None
             for j, h in enumerate(states):
                 y = self.edges[offset + j](h, weights[offset + j])
-                if edge_w is not None:
-                    y = edge_w[offset + j] * y
-                total = y if total is None else total + y
+                if edge_w is None:
+                    total = y if total is None else total + y
+                else:
+                    total = _accumulate(total, edge_w[offset + j], y, self.fast)
             offset += len(states)
             states.append(total)
         return torch.cat(states[-self.multiplier :], dim=1)  # (N, multiplier*C, H', W')
