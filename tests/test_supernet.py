@@ -2,8 +2,7 @@ import pytest
 import torch
 
 from pcdarts.genotype import node_edge_weights
-from pcdarts.ops import PRIMITIVES
-from pcdarts.ops import set_fast_kernels
+from pcdarts.ops import PRIMITIVES, set_fast_kernels
 from pcdarts.supernet import MixedOp, PartialEdge, SearchNetwork, cat_shuffle, channel_shuffle
 
 
