@@ -74,3 +74,15 @@ def test_depthwise_backward_matches_pytorch(kernel, dilation, size):
         out.extend([y, *torch.autograd.grad((y * y.detach().sin()).sum(), [x, conv.weight])])
     for a, b in zip(got, want):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_depthwise_fast_path_steps_aside_under_autocast():
+    """bf16 autocast: the fast backward would mix bf16 gradients with fp32 weights, so PyTorch's path runs."""
+    from pcdarts.ops import DepthwiseConv2d
+
+    conv = DepthwiseConv2d(4, 5, 1, 2)
+    x = torch.randn(2, 4, 8, 8, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = conv(x)
+    y.float().sum().backward()
+    assert y.dtype == torch.bfloat16 and conv.weight.grad.dtype == torch.float32 and x.grad is not None

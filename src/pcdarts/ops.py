@@ -142,7 +142,8 @@ class DepthwiseConv2d(nn.Conv2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         span = self.dilation[0] * (self.kernel_size[0] - 1) + 1
         if (self.fast and self.stride[0] == 1 and span > 3 and x.device.type == "cpu" and x.dtype == self.weight.dtype
-                and torch.is_grad_enabled() and not torch.jit.is_tracing() and not torch.compiler.is_compiling()):
+                and torch.is_grad_enabled() and not torch.is_autocast_enabled("cpu")
+                and not torch.jit.is_tracing() and not torch.compiler.is_compiling()):
             return _DepthwiseConvFn.apply(x, self.weight, self.padding[0], self.dilation[0])
         return super().forward(x)
 
