@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import resource
@@ -149,8 +150,12 @@ def summarise_times(times: list[float], batch: int) -> dict[str, float]:
     return {"median_s": med, "min_s": min(times), "max_s": max(times), "images_per_s": batch / med}
 
 
-def _search_stepper(args: argparse.Namespace, baseline: bool, device: torch.device) -> Any:
-    """One search step (arch + weight) of a fresh supernet, with every optimisation on or off."""
+def _search_stepper(args: argparse.Namespace, baseline: bool, device: torch.device) -> tuple[Any, Any, Any]:
+    """The arch step, the weight step and an evaluation forward of a fresh supernet, optimisations on or off.
+
+    A search step is the arch step then the weight step; the warm-up epochs run the weight step alone and
+    every epoch ends with an evaluation pass, which is what the search-time projection adds up.
+    """
     from .ops import set_fast_kernels
     from .supernet import MixedOp
 
@@ -164,9 +169,11 @@ def _search_stepper(args: argparse.Namespace, baseline: bool, device: torch.devi
     weights = net.weight_parameters()
     amp = _autocast(args.precision, device) if not baseline else None
 
-    def sstep() -> None:
+    def arch_step() -> None:
         with amp or _null():
             arch.step(x, y)
+
+    def weight_step() -> None:
         w_opt.zero_grad(set_to_none=True)
         with amp or _null():
             loss = F.cross_entropy(net(x), y)
@@ -177,7 +184,13 @@ def _search_stepper(args: argparse.Namespace, baseline: bool, device: torch.devi
         torch.nn.utils.clip_grad_norm_(weights, 5.0)
         w_opt.step()
 
-    return sstep
+    def eval_step() -> None:
+        net.eval()
+        with torch.no_grad(), amp or _null():
+            net(x)
+        net.train()
+
+    return arch_step, weight_step, eval_step
 
 
 def _train_stepper(args: argparse.Namespace, baseline: bool, device: torch.device) -> Any:
@@ -210,11 +223,12 @@ def _train_stepper(args: argparse.Namespace, baseline: bool, device: torch.devic
 def step_peak(args: argparse.Namespace, baseline: bool) -> dict[str, Any]:
     """Peak memory of one search step, in a process of its own."""
     device = torch.device(args.device)
-    step = _search_stepper(args, baseline, device)
+    arch_step, weight_step, _ = _search_stepper(args, baseline, device)
     before = _rss_mib()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    step()
+    arch_step()
+    weight_step()
     peak = (torch.cuda.max_memory_allocated() / 2**20) if device.type == "cuda" else _rss_mib() - before
     return {"mode": "baseline" if baseline else "optimised", "search_peak_mib": peak}
 
@@ -223,19 +237,44 @@ def step_times(args: argparse.Namespace) -> dict[str, Any]:
     """Both modes in one process, steps alternated (A B A B ...) so machine noise hits both alike."""
     device = torch.device(args.device)
     modes = [False, True] if args.baseline else [False]
-    out: dict[str, Any] = {}
-    for kind, maker in (("search", _search_stepper), ("train", _train_stepper)):
-        steps = {b: maker(args, b, device) for b in modes}
+    out: dict[str, Any] = {b: {} for b in modes}
+    searchers = {b: _search_stepper(args, b, device) for b in modes}
+    parts: dict[bool, dict[str, list[float]]] = {b: {"arch": [], "weight": [], "eval": []} for b in modes}
+    for b in modes:  # warm-up
+        for fn in searchers[b]:
+            fn()
+    for _ in range(args.repeats):
         for b in modes:
-            steps[b]()  # warm-up
-        times: dict[bool, list[float]] = {b: [] for b in modes}
-        for _ in range(args.repeats):
-            for b in modes:
-                times[b] += _timeit(steps[b], 1, 0, device)
+            for name, fn in zip(("arch", "weight", "eval"), searchers[b]):
+                parts[b][name] += _timeit(fn, 1, 0, device)
+    for b in modes:
+        p = parts[b]
+        out[b]["search"] = summarise_times([a + w for a, w in zip(p["arch"], p["weight"])], args.batch)
+        out[b]["weight_step"] = summarise_times(p["weight"], args.batch)
+        out[b]["eval_step"] = summarise_times(p["eval"], args.batch)
+    del searchers
+    trainers = {b: _train_stepper(args, b, device) for b in modes}
+    for b in modes:
+        trainers[b]()
+    times: dict[bool, list[float]] = {b: [] for b in modes}
+    for _ in range(args.repeats):
         for b in modes:
-            out.setdefault("baseline" if b else "optimised", {})[kind] = summarise_times(times[b], args.batch)
-        del steps
-    return out
+            times[b] += _timeit(trainers[b], 1, 0, device)
+    for b in modes:
+        out[b]["train"] = summarise_times(times[b], args.batch)
+    return {("baseline" if b else "optimised"): v for b, v in out.items()}
+
+
+def project_search_minutes(row: dict[str, Any], args: argparse.Namespace) -> float:
+    """Minutes for a whole search at the measured step times (data loading and checkpoints not counted).
+
+    The default protocol is the paper's CIFAR-10 search: 25,000 training and 25,000 validation images,
+    50 epochs of which the first 15 are warm-up (weight steps only), an evaluation pass every epoch.
+    """
+    steps = math.ceil(args.project_images / args.batch)
+    search, weight, evals = row["search"]["median_s"], row["weight_step"]["median_s"], row["eval_step"]["median_s"]
+    warm, epochs = args.project_warmup, args.project_epochs
+    return steps * (warm * weight + (epochs - warm) * search + epochs * evals) / 60.0
 
 
 def _null() -> Any:
@@ -260,6 +299,8 @@ def cmd_step(args: argparse.Namespace) -> dict[str, Any]:
     rows = []
     for mode in times:  # peaks from a fresh process per mode: clean RSS, no allocator carry-over
         rows.append({"mode": mode, **times[mode], **run("_step_one", "--mode", mode)})
+    for r in rows:
+        r["projected_search_min"] = project_search_minutes(r, args)
     res = {"benchmark": "step time", "config": vars(args), "machine": _machine(), "rows": rows}
     if len(rows) == 2:
         res["search_speedup"] = rows[1]["search"]["median_s"] / rows[0]["search"]["median_s"]
@@ -273,7 +314,8 @@ def _shared_flags(args: argparse.Namespace) -> list[str]:
     return ["--channels", str(args.channels), "--layers", str(args.layers), "--batch", str(args.batch), "--size",
             str(args.size), "--k", str(args.k), "--device", args.device, "--threads", str(args.threads), "--repeats",
             str(args.repeats), "--precision", args.precision, "--train-channels", str(args.train_channels),
-            "--train-layers", str(args.train_layers)]
+            "--train-layers", str(args.train_layers), "--project-epochs", str(args.project_epochs),
+            "--project-warmup", str(args.project_warmup), "--project-images", str(args.project_images)]
 
 
 def print_step(res: dict[str, Any]) -> None:
@@ -289,6 +331,10 @@ def print_step(res: dict[str, Any]) -> None:
     if "search_speedup" in res:
         print(f"speed-up over baseline: search {res['search_speedup']:.2f}x, train {res['train_speedup']:.2f}x; "
               f"search peak memory ratio {res.get('search_peak_ratio', float('nan')):.2f}")
+    print(f"projected search ({c['project_epochs']} epochs, {c['project_warmup']} warm-up, {c['project_images']:,} train + "
+          f"{c['project_images']:,} val images, batch {c['batch']}; weight step "
+          + ", ".join(f"{r['mode']} {r['weight_step']['median_s']:.3f} s" for r in res["rows"]) + "): "
+          + ", ".join(f"{r['mode']} {r['projected_search_min']:.1f} min" for r in res["rows"]))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -309,6 +355,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--images", type=int, default=10000, help="data benchmark: images per epoch")
+    p.add_argument("--project-epochs", type=int, default=50, help="search-time projection: epochs (paper: 50)")
+    p.add_argument("--project-warmup", type=int, default=15, help="search-time projection: warm-up epochs (paper: 15)")
+    p.add_argument("--project-images", type=int, default=25000,
+                   help="search-time projection: images in each of the train and val halves (CIFAR-10: 25,000)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)

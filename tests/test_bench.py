@@ -1,0 +1,37 @@
+"""The benchmark command runs end to end on a tiny config and its arithmetic is right (no timings asserted)."""
+
+import argparse
+import json
+
+import pytest
+
+from pcdarts import bench
+
+TINY = ["--channels", "8", "--layers", "3", "--batch", "4", "--size", "8", "--repeats", "1",
+        "--train-channels", "8", "--train-layers", "3", "--threads", "1"]
+
+
+def test_projection_adds_warmup_search_and_eval_epochs():
+    args = argparse.Namespace(project_images=1000, batch=100, project_warmup=2, project_epochs=5)
+    row = {"search": {"median_s": 3.0}, "weight_step": {"median_s": 1.0}, "eval_step": {"median_s": 0.5}}
+    # 10 steps per epoch: 2 warm-up epochs x 1 s + 3 search epochs x 3 s + 5 eval passes x 0.5 s = 13.5 s per step
+    assert bench.project_search_minutes(row, args) == pytest.approx(10 * 13.5 / 60)
+
+
+def test_step_benchmark_json_has_both_modes_and_ratios(capsys):
+    assert bench.main(["step", "--baseline", "--json", *TINY]) == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert [r["mode"] for r in res["rows"]] == ["optimised", "baseline"]
+    for r in res["rows"]:
+        for part in ("search", "weight_step", "eval_step", "train"):
+            assert 0 < r[part]["min_s"] <= r[part]["median_s"] <= r[part]["max_s"]
+        assert r["projected_search_min"] > 0
+    assert res["search_speedup"] == pytest.approx(res["rows"][1]["search"]["median_s"] / res["rows"][0]["search"]["median_s"])
+    assert res["machine"]["threads"] == 1
+
+
+def test_memory_benchmark_shrinks_saved_activations_with_k(capsys):
+    assert bench.main(["memory", "--ks", "1", "2", "--json", *TINY]) == 0
+    rows = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["rows"]
+    assert [r["k"] for r in rows] == [1, 2]
+    assert rows[0]["saved_vs_k1"] == 1.0 and 0 < rows[1]["saved_vs_k1"] < 1.0
