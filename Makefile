@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test test-compile lint bench clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -17,6 +17,9 @@ demo: $(BIN)/.installed
 
 test: $(BIN)/.installed
 	OMP_NUM_THREADS=2 $(BIN)/python -m pytest
+
+test-compile: $(BIN)/.installed
+	OMP_NUM_THREADS=2 $(BIN)/python -m pytest -m compile
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check src tests

@@ -2,6 +2,8 @@
 
 ``python -m pcdarts.bench memory``  peak memory of one search step for K = 1, 2, 4, 8
 ``python -m pcdarts.bench step``    search/train step timings, optimised vs ``--baseline``
+``python -m pcdarts.bench data``    on-device batched augmentation vs a per-sample pipeline
+``python -m pcdarts.bench compile`` final-network training step, eager vs ``torch.compile``
 
 Memory is reported two ways: bytes of activations autograd saves for the
 backward pass (exact, the quantity partial channels shrink), and the process's
@@ -193,7 +195,7 @@ def _search_stepper(args: argparse.Namespace, baseline: bool, device: torch.devi
     return arch_step, weight_step, eval_step
 
 
-def _train_stepper(args: argparse.Namespace, baseline: bool, device: torch.device) -> Any:
+def _train_stepper(args: argparse.Namespace, baseline: bool, device: torch.device, compiled: bool = False) -> Any:
     """One training step of the PC_DARTS_cifar network (auxiliary head on)."""
     from .genotype import GENOTYPES
     from .network import build_network
@@ -207,11 +209,12 @@ def _train_stepper(args: argparse.Namespace, baseline: bool, device: torch.devic
     x = torch.randn(args.batch, 3, args.size, args.size, device=device)
     y = torch.randint(0, 10, (args.batch,), device=device)
     amp = _autocast(args.precision, device) if not baseline else None
+    forward = torch.compile(model) if compiled else model
 
     def tstep() -> None:
         opt.zero_grad(set_to_none=True)
         with amp or _null():
-            logits, aux = model(x)
+            logits, aux = forward(x)
             loss = F.cross_entropy(logits, y) + 0.4 * F.cross_entropy(aux, y)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -277,6 +280,35 @@ def project_search_minutes(row: dict[str, Any], args: argparse.Namespace) -> flo
     return steps * (warm * weight + (epochs - warm) * search + epochs * evals) / 60.0
 
 
+def compile_bench(args: argparse.Namespace) -> dict[str, Any]:
+    """Training step of the final network, eager vs ``torch.compile``, alternated in one process."""
+    device = torch.device(args.device)
+    eager = _train_stepper(args, False, device, compiled=False)
+    compiled = _train_stepper(args, False, device, compiled=True)
+    t = time.perf_counter()
+    compiled()
+    first = time.perf_counter() - t
+    eager()
+    times: dict[str, list[float]] = {"eager": [], "compiled": []}
+    for _ in range(args.repeats):
+        times["eager"] += _timeit(eager, 1, 0, device)
+        times["compiled"] += _timeit(compiled, 1, 0, device)
+    rows = {k: summarise_times(v, args.batch) for k, v in times.items()}
+    return {"benchmark": "torch.compile train step", "config": vars(args), "machine": _machine(),
+            "first_compiled_step_s": first, "rows": rows,
+            "compiled_speedup": rows["eager"]["median_s"] / rows["compiled"]["median_s"]}
+
+
+def print_compile(res: dict[str, Any]) -> None:
+    c, m = res["config"], res["machine"]
+    print(f"torch.compile: PC_DARTS_cifar C={c['train_channels']}, {c['train_layers']} cells, batch {c['batch']}, "
+          f"{c['size']}x{c['size']}, {c['device']}, torch {m['torch']}, {c['threads']} threads, load {m['load_1min']}")
+    print(f"first compiled step (compiling): {res['first_compiled_step_s']:.1f} s")
+    for name, r in res["rows"].items():
+        print(f"{name:>9} {r['median_s']:.3f} s/step ({r['min_s']:.3f}-{r['max_s']:.3f}) {r['images_per_s']:.1f} img/s")
+    print(f"compiled speed-up over eager: {res['compiled_speedup']:.2f}x")
+
+
 def _null() -> Any:
     import contextlib
 
@@ -339,7 +371,7 @@ def print_step(res: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="pcdarts bench", description=__doc__.splitlines()[0])
-    p.add_argument("what", choices=["memory", "step", "data", "_memory_one", "_step_one", "_step_times"])
+    p.add_argument("what", choices=["memory", "step", "data", "compile", "_memory_one", "_step_one", "_step_times"])
     p.add_argument("--baseline", action="store_true", help="also run with every optimisation off, side by side")
     p.add_argument("--mode", default="optimised")
     p.add_argument("--repeats", type=int, default=5)
@@ -378,6 +410,8 @@ def main(argv: list[str] | None = None) -> int:
         printer = print_data
     elif args.what == "step":
         res, printer = cmd_step(args), print_step
+    elif args.what == "compile":
+        res, printer = compile_bench(args), print_compile
     else:
         res, printer = cmd_memory(args), print_memory
     if args.json:

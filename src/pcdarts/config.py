@@ -99,6 +99,7 @@ class TrainConfig:
     deterministic: bool = False
     threads: int = 0
     precision: str = "fp32"
+    compile: bool = False  # torch.compile the network's forward (measured slower on CPU; see BENCHMARKS.md)
 
     def __post_init__(self) -> None:
         _check_common(self)

@@ -37,7 +37,7 @@ from .supernet import SearchNetwork
 log = logging.getLogger(__name__)
 
 # Settings that may change between a run and its resumption without changing the result's meaning.
-RESUME_FREE = {"device", "threads", "data", "workers", "download"}
+RESUME_FREE = {"device", "threads", "data", "workers", "download", "compile"}
 
 
 def load_data(cfg: Any) -> TensorDataset | FolderDataset:

@@ -103,6 +103,8 @@ def _train(
     model = build_network(genotype, **model_args(cfg, ds)).to(device)
     params, macs = count_params(model), count_macs(model, (ds.in_channels, *ds.image_size))
     forward = wrap_ddp(model, device, info)
+    if cfg.compile:
+        forward = torch.compile(forward)  # weights stay in `model`: checkpoints and evaluation are unchanged
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
                           foreach=True)
     scaler = torch.amp.GradScaler(device.type) if cfg.precision == "fp16" else None
