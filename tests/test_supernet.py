@@ -20,7 +20,7 @@ def test_cat_shuffle_is_cat_then_shuffle_exactly(k):
 
 
 @pytest.mark.parametrize("k", [1, 4])
-def test_fast_supernet_matches_the_plain_path(k):
+def test_fast_supernet_matches_the_plain_path(k, monkeypatch):
     """All fast paths on vs all off: same logits and same gradients for weights and alpha/beta.
 
     In float64, so that the bound shows the algebra is the same (float32 rounding, amplified by batch norm over
@@ -29,10 +29,17 @@ def test_fast_supernet_matches_the_plain_path(k):
     torch.manual_seed(0)
     net = SearchNetwork(num_classes=5, init_channels=8, layers=3, k=k).double()
     x, y = torch.randn(4, 3, 12, 12, dtype=torch.float64), torch.tensor([0, 1, 2, 3])
+    from pcdarts import ops
+
+    calls = []
+    apply = ops._DepthwiseConvFn.apply
+    monkeypatch.setattr(ops._DepthwiseConvFn, "apply", lambda *a: calls.append(1) or apply(*a))
     results = []
     for fast in (False, True):
         set_fast_kernels(net, fast)
+        calls.clear()
         logits = net(x)
+        assert bool(calls) == fast  # the fast depthwise path really runs (and only when switched on)
         grads = torch.autograd.grad(torch.nn.functional.cross_entropy(logits, y), list(net.parameters()))
         results.append((logits, grads))
     torch.testing.assert_close(results[1][0], results[0][0], rtol=1e-9, atol=1e-12)
