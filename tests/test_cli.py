@@ -8,7 +8,8 @@ from pcdarts.cli import main
 from tests.conftest import TINY_SEARCH, TINY_TRAIN
 
 
-@pytest.mark.parametrize("cmd", [[], ["search"], ["train"], ["eval"], ["info"], ["genotypes"], ["demo"]])
+@pytest.mark.parametrize("cmd", [[], ["search"], ["train"], ["eval"], ["info"], ["genotypes"], ["demo"], ["bench"],
+                                 ["bench", "step"]])
 def test_help(cmd, capsys):
     with pytest.raises(SystemExit) as exc:
         main(cmd + ["--help"])

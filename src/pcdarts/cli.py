@@ -425,8 +425,14 @@ COMMANDS = {"export": cmd_export, "predict": cmd_predict, "bench": cmd_bench,
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else list(argv)
+    if "bench" in args and all(a.startswith("-") for a in args[: args.index("bench")]):
+        # argparse's REMAINDER drops a leading option (`pcdarts bench --help`): hand the rest over untouched
+        from .bench import main as bench_main
+
+        return bench_main(args[args.index("bench") + 1 :])
     parser = build_parser()
-    ns = parser.parse_args(argv)
+    ns = parser.parse_args(args)
     logging.basicConfig(level=logging.WARNING if ns.quiet else logging.INFO, format="%(message)s", stream=sys.stderr)
     from .data import DataError
     from .engine import NonFiniteLoss
