@@ -128,6 +128,13 @@ class _DepthwiseConvFn(torch.autograd.Function):
         return grad_x, grad_w, None, None
 
 
+def _cpu_autocast_on() -> bool:
+    try:
+        return torch.is_autocast_enabled("cpu")
+    except TypeError:  # torch < 2.4 has no device argument
+        return torch.is_autocast_cpu_enabled()
+
+
 class DepthwiseConv2d(nn.Conv2d):
     """Depthwise conv (groups = channels) with the fast CPU backward for stride 1 and kernels wider than 3x3.
 
@@ -142,7 +149,7 @@ class DepthwiseConv2d(nn.Conv2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         span = self.dilation[0] * (self.kernel_size[0] - 1) + 1
         if (self.fast and self.stride[0] == 1 and span > 3 and x.device.type == "cpu" and x.dtype == self.weight.dtype
-                and torch.is_grad_enabled() and not torch.is_autocast_enabled("cpu")
+                and torch.is_grad_enabled() and not _cpu_autocast_on()
                 and not torch.jit.is_tracing() and not torch.compiler.is_compiling()):
             return _DepthwiseConvFn.apply(x, self.weight, self.padding[0], self.dilation[0])
         return super().forward(x)
