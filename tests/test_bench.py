@@ -35,3 +35,37 @@ def test_memory_benchmark_shrinks_saved_activations_with_k(capsys):
     rows = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["rows"]
     assert [r["k"] for r in rows] == [1, 2]
     assert rows[0]["saved_vs_k1"] == 1.0 and 0 < rows[1]["saved_vs_k1"] < 1.0
+
+
+@pytest.mark.parametrize(("argv", "says"), [
+    (["step", "--k", "3"], "divisible by K"),
+    (["step", "--repeats", "0"], "--repeats must be >= 1"),
+    (["memory", "--layers", "2"], "must be >= 3"),
+    (["step", "--device", "tpu:x"], "unknown device"),
+    (["step", "--precision", "fp16"], "fp16 autocast needs --device cuda"),
+    (["step", "--project-warmup", "60"], "--project-warmup <= --project-epochs"),
+])
+def test_bad_settings_get_one_line_and_exit_2(argv, says, capsys):
+    assert bench.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert says in err and len(err.splitlines()) == 1 and err.startswith("pcdarts bench: error:")
+
+
+def test_cuda_asked_without_cuda_is_one_line(capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    assert bench.main(["step", "--device", "cuda"]) == 2
+    assert "CUDA is not available" in capsys.readouterr().err
+
+
+def test_a_failing_measurement_process_is_reported_in_one_line(monkeypatch, capsys):
+    import subprocess
+
+    def fail(*a, **k):
+        raise subprocess.CalledProcessError(1, ["python"], output="", stderr="Traceback...\nRuntimeError: boom\n")
+
+    monkeypatch.setattr(bench.subprocess, "run", fail)
+    assert bench.main(["step", *TINY]) == 2
+    assert capsys.readouterr().err.strip() == "pcdarts bench: error: RuntimeError: boom"

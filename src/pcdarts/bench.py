@@ -393,16 +393,63 @@ def main(argv: list[str] | None = None) -> int:
                    help="search-time projection: images in each of the train and val halves (CIFAR-10: 25,000)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
+    problem = check_args(args)
+    if problem:
+        print(f"pcdarts bench: error: {problem}", file=sys.stderr)
+        return 2
     torch.set_num_threads(args.threads)
+    if args.what.startswith("_"):  # a worker of the parent benchmark: its errors go to the parent
+        return _worker(args)
+    try:
+        return _run(args)
+    except subprocess.CalledProcessError as exc:  # a measuring subprocess failed: pass on its last line
+        lines = (exc.stderr or "").strip().splitlines()
+        if exc.returncode < 0:
+            why = f"a measuring process was killed by signal {-exc.returncode} (out of memory?): lower --batch"
+        else:
+            why = lines[-1] if lines else str(exc)
+        print(f"pcdarts bench: error: {why}", file=sys.stderr)
+    except (RuntimeError, ValueError) as exc:
+        lines = str(exc).strip().splitlines()
+        print(f"pcdarts bench: error: {lines[0] if lines else type(exc).__name__}", file=sys.stderr)
+    return 2
+
+
+def check_args(args: argparse.Namespace) -> str | None:
+    """The one-line complaint about settings no benchmark can run with, or None."""
+    for name in ("repeats", "batch", "size", "channels", "threads", "train_channels", "images"):
+        if getattr(args, name) < 1:
+            return f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}"
+    if args.layers < 3 or args.train_layers < 3:
+        return "--layers and --train-layers must be >= 3 (two reduction cells and a normal one)"
+    ks = args.ks if args.what == "memory" else [args.k]
+    if any(k < 1 for k in ks) or all(args.channels % k for k in ks) or args.channels % 2:
+        return f"--channels {args.channels} must be even and divisible by K ({', '.join(map(str, ks))})"
+    if not 0 <= args.project_warmup <= args.project_epochs or args.project_images < 1:
+        return "the projection needs 0 <= --project-warmup <= --project-epochs and --project-images >= 1"
+    try:
+        device = torch.device(args.device)
+    except RuntimeError:
+        return f"unknown device {args.device!r}: use cpu, cuda or cuda:N"
+    if device.type == "cuda" and not torch.cuda.is_available():
+        return "CUDA is not available on this machine: use --device cpu"
+    if args.precision == "fp16" and device.type != "cuda":
+        return "fp16 autocast needs --device cuda; on CPU use fp32 or bf16"
+    return None
+
+
+def _worker(args: argparse.Namespace) -> int:
     if args.what == "_memory_one":
         print(json.dumps(memory_one(args, args.k)))
         return 0
     if args.what == "_step_one":
         print(json.dumps(step_peak(args, args.mode == "baseline")))
         return 0
-    if args.what == "_step_times":
-        print(json.dumps(step_times(args)))
-        return 0
+    print(json.dumps(step_times(args)))
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.what == "data":
         from .bench_data import data_bench, print_data
 
