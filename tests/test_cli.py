@@ -101,3 +101,21 @@ def test_compiled_training_follows_the_eager_run(tmp_path, digits_runs):
     assert compiled[0]["train_loss"] == pytest.approx(eager[0]["train_loss"], rel=1e-3)
     assert json.loads((out / "config.json").read_text())["compile"] is True
     load_model(out / "best.pt")  # plain state dict: no compiled-module prefixes
+
+
+def test_compile_failure_is_one_line(tmp_path, monkeypatch, capsys):
+    """A machine where torch.compile cannot work (no C++ compiler, say): one line, exit 2, nothing half-written."""
+    import torch
+    from torch._dynamo.exc import TorchDynamoException
+
+    def broken(*a, **k):
+        raise TorchDynamoException("CppCompileError: no C++ compiler found\nlong trace...")
+
+    monkeypatch.setattr(torch, "compile", lambda fn, **k: broken)
+    out = tmp_path / "c"
+    assert main(["train", "--genotype", "PC_DARTS_cifar", "--dataset", "digits", "--out", str(out), "--compile",
+                 *TINY_TRAIN]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == ("pcdarts train: error: torch.compile failed (CppCompileError: no C++ compiler found); "
+                       "run again without --compile")
+    assert not (out / "best.pt").exists() and not (out / "result.json").exists()

@@ -150,8 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     ss.add_argument("--seed", type=int, default=0)
     ss.add_argument("--out", required=True, help="the JSON list to write")
 
-    b = sub.add_parser("bench", help="benchmarks (see python -m pcdarts.bench --help)", add_help=False)
-    b.add_argument("rest", nargs=argparse.REMAINDER)
+    # listed for `pcdarts --help`; main() hands `pcdarts bench ...` to pcdarts.bench before argparse sees it
+    sub.add_parser("bench", help="benchmarks (see pcdarts bench --help)", add_help=False)
     return parser
 
 
@@ -412,13 +412,7 @@ def cmd_subsample(ns: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_bench(ns: argparse.Namespace) -> int:
-    from .bench import main as bench_main
-
-    return bench_main(ns.rest)
-
-
-COMMANDS = {"export": cmd_export, "predict": cmd_predict, "bench": cmd_bench,
+COMMANDS = {"export": cmd_export, "predict": cmd_predict,
             "subsample": cmd_subsample, "plot": cmd_plot, "report": cmd_report,
             "search": cmd_search, "train": cmd_train, "eval": cmd_eval, "info": cmd_info,
             "genotypes": cmd_genotypes, "plan": cmd_plan, "demo": cmd_demo}
@@ -447,6 +441,13 @@ def main(argv: list[str] | None = None) -> int:
     except (GenotypeError, DataError, RunError, ValueError, OSError) as exc:
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         print(f"pcdarts {ns.command}: error: {msg}", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:
+        if not any(c.__name__ == "TorchDynamoException" for c in type(exc).__mro__):
+            raise
+        # only --compile gets here (no C++ compiler, an op it cannot compile): no need to import torch._dynamo
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"pcdarts {ns.command}: error: torch.compile failed ({msg}); run again without --compile", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("pcdarts: interrupted", file=sys.stderr)
