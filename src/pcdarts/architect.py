@@ -19,6 +19,16 @@ from torch.func import functional_call
 from .supernet import SearchNetwork
 
 
+def beta_decay_loss(model: SearchNetwork) -> torch.Tensor:
+    """Beta-Decay regularisation (Ye et al., CVPR 2022): per cell, the mean over edges of logsumexp(alpha).
+
+    Its gradient is softmax(alpha), so it pulls every op's alpha down in proportion to its share:
+    dominant alphas (the parameter-free ops of a collapsing search) shrink most, which keeps the
+    softmax from saturating early. The normal and reduction cells' terms are added.
+    """
+    return torch.logsumexp(model.alphas_normal, dim=-1).mean() + torch.logsumexp(model.alphas_reduce, dim=-1).mean()
+
+
 class Architect:
     def __init__(
         self, model: SearchNetwork, *, lr: float, betas: tuple[float, float] = (0.5, 0.999),
@@ -31,6 +41,7 @@ class Architect:
         self.unrolled = unrolled
         self.params = model.arch_parameters()
         self.optimizer = torch.optim.Adam(self.params, lr=lr, betas=betas, weight_decay=weight_decay)
+        self.reg_weight = 0.0  # weight of the Beta-Decay term this epoch (beta-DARTS); set by the search loop
 
     def step(
         self, x_val: torch.Tensor, y_val: torch.Tensor, *, x_train: torch.Tensor | None = None,
@@ -41,14 +52,19 @@ class Architect:
             if x_train is None or y_train is None or w_optimizer is None:
                 raise ValueError("the unrolled arch step needs the train batch and the weight optimizer")
             loss, grads = self._unrolled_grads(x_train, y_train, x_val, y_val, eta, w_optimizer)
+            if self.reg_weight:
+                reg = torch.autograd.grad(self.reg_weight * beta_decay_loss(self.model), self.params, allow_unused=True)
+                grads = [g if r is None else g + r for g, r in zip(grads, reg)]
         else:
             loss = F.cross_entropy(self.forward(x_val), y_val)
+            objective = loss + self.reg_weight * beta_decay_loss(self.model) if self.reg_weight else loss
             if self.grads_only:
-                grads = torch.autograd.grad(loss, self.params)
+                grads = list(torch.autograd.grad(objective, self.params, allow_unused=True))
             else:
-                loss.backward()
+                objective.backward()
                 grads = [p.grad for p in self.params]
                 self.model.zero_grad(set_to_none=True)
+            grads = [torch.zeros_like(p) if g is None else g for p, g in zip(self.params, grads)]
         if dist.is_available() and dist.is_initialized():
             flat = torch.cat([g.reshape(-1) for g in grads])
             dist.all_reduce(flat)

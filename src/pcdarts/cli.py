@@ -120,6 +120,21 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--train-epochs", type=int, default=None)
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--threads", type=int, default=0)
+    st = sub.add_parser("study", help="searched cells against random cells, trained identically (resumable)")
+    st.add_argument("--out", required=True, help="the study folder; the same command again continues it")
+    st.add_argument("--preset", default=None, help="a named study: fmnist-cpu (docs/STUDY.md)")
+    st.add_argument("--dataset", default=None, help="any dataset pcdarts reads (default fashion-mnist)")
+    st.add_argument("--data", default=None, help="where the dataset's files are")
+    st.add_argument("--arm", action="append", default=None, metavar="NAME[:KEY=VALUE,...]",
+                    help="a search configuration, e.g. pcdarts, k1:k=1, cap2:max_param_free=2 (repeatable)")
+    st.add_argument("--searches", type=int, default=None, help="searches (seeds 0..S-1) per arm (default 3)")
+    st.add_argument("--random", type=int, default=None, dest="random_cells", help="random cells (default 5)")
+    st.add_argument("--train-seed", type=int, default=None, help="the one training seed of every cell (default 0)")
+    st.add_argument("--search-set", action="append", default=[], metavar="KEY=VALUE", help="base search setting")
+    st.add_argument("--train-set", action="append", default=[], metavar="KEY=VALUE", help="training setting")
+    st.add_argument("--threads", type=int, default=0, help="intra-op threads of every sub-run (0: torch's default)")
+    st.add_argument("--no-progress", action="store_true")
+
     x = sub.add_parser("export", help="export a trained network to ONNX, TorchScript or torch.export")
     x.add_argument("--checkpoint", required=True, help="best.pt / last.pt, or a train run folder")
     x.add_argument("--format", required=True, choices=["onnx", "torchscript", "exported"])
@@ -390,6 +405,33 @@ def cmd_plot(ns: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_study(ns: argparse.Namespace) -> int:
+    from .study import STUDY_PRESETS, Arm, StudyConfig, format_table, plot_study, run_study, verdict
+
+    values: dict[str, Any] = {}
+    if ns.preset is not None:
+        if ns.preset not in STUDY_PRESETS:
+            raise ValueError(f"unknown study preset {ns.preset!r}; choose one of: {', '.join(STUDY_PRESETS)}")
+        values = {k: (dict(v) if isinstance(v, dict) else v) for k, v in STUDY_PRESETS[ns.preset].items()}
+    for key in ("dataset", "data", "searches", "random_cells", "train_seed"):
+        if getattr(ns, key) is not None:
+            values[key] = getattr(ns, key)
+    if ns.arm:
+        values["arms"] = [Arm.parse(a) for a in ns.arm]
+    for key, items in (("search", ns.search_set), ("train", ns.train_set)):
+        for item in items:
+            arm = Arm.parse(f"x:{item}")
+            values.setdefault(key, {}).update(arm.overrides)
+    values["arms"] = tuple(values.get("arms", (Arm("pcdarts"),)))
+    cfg = StudyConfig(**values)
+    summary = run_study(cfg, ns.out, progress=not ns.no_progress, threads=ns.threads)
+    png = plot_study(summary, Path(ns.out) / "study.png")
+    print(format_table(summary["arms"]))
+    print(verdict(summary["arms"]))
+    print(f"study.json and {png.name} in {ns.out}; `pcdarts report {ns.out}` draws the report")
+    return 0
+
+
 def cmd_report(ns: argparse.Namespace) -> int:
     from .report import build_report
 
@@ -415,7 +457,7 @@ def cmd_subsample(ns: argparse.Namespace) -> int:
 COMMANDS = {"export": cmd_export, "predict": cmd_predict,
             "subsample": cmd_subsample, "plot": cmd_plot, "report": cmd_report,
             "search": cmd_search, "train": cmd_train, "eval": cmd_eval, "info": cmd_info,
-            "genotypes": cmd_genotypes, "plan": cmd_plan, "demo": cmd_demo}
+            "genotypes": cmd_genotypes, "plan": cmd_plan, "demo": cmd_demo, "study": cmd_study}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,6 +8,7 @@ explicit user values on top of those (``resolve_config``).
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any, TypeVar
 
@@ -20,6 +21,7 @@ class SearchConfig:
     subset: str | None = None  # per-class file list from `pcdarts subsample` (ImageNet search)
     workers: int = 4  # DataLoader processes for image folders
     image_size: int = 0  # 0: the dataset's native size (digits are upscaled to 16)
+    train_images: int = 0  # 0: the whole train split; N: a fixed per-class subset of N images (CPU proxies)
     init_channels: int = 16  # C of the supernet (paper: 16)
     layers: int = 8  # cells in the supernet (paper: 8, reductions at 1/3 and 2/3)
     k: int = 4  # partial channel proportion 1/K (paper: 4; 1 = plain DARTS)
@@ -48,9 +50,22 @@ class SearchConfig:
     deterministic: bool = False
     threads: int = 0  # intra-op threads on CPU; 0 leaves torch's default
     precision: str = "fp32"  # fp32, bf16 (autocast) or fp16 (autocast + grad scaling; CUDA)
+    # Collapse remedies, all off by default (the paper's method); see remedies.py for the sources.
+    max_param_free: int = -1  # P-DARTS: at most this many parameter-free ops in the derived normal cell; -1 off
+    early_stop_param_free: int = 0  # DARTS+ criterion 1: end the search once the normal cell has this many; 0 off
+    early_stop_stable: int = 0  # DARTS+ criterion 2: end the search once the genotype is unchanged N arch epochs; 0 off
+    beta_decay: float = 0.0  # beta-DARTS: final weight of the Beta-Decay term on the arch loss; 0 off
 
     def __post_init__(self) -> None:
         _check_common(self)
+        if not -1 <= self.max_param_free <= 8:
+            raise ValueError(f"max param-free ops must be -1 (off) or 0..8, got {self.max_param_free}")
+        if not 0 <= self.early_stop_param_free <= 8:
+            raise ValueError(f"early-stop param-free count must be 0 (off) or 1..8, got {self.early_stop_param_free}")
+        if self.early_stop_stable < 0:
+            raise ValueError(f"early-stop stable epochs must be >= 0, got {self.early_stop_stable}")
+        if not (math.isfinite(self.beta_decay) and self.beta_decay >= 0):
+            raise ValueError(f"beta decay weight must be a finite number >= 0, got {self.beta_decay}")
         if self.k < 1:
             raise ValueError(f"K must be >= 1, got {self.k}")
         if self.init_channels % self.k:
@@ -76,6 +91,8 @@ class TrainConfig:
     download: bool = False
     workers: int = 4
     image_size: int = 0
+    train_images: int = 0  # 0: the whole train split; N: a fixed per-class subset of N images
+    val_fraction: float = 0.1  # per-class share of the train images held out to select the shipped epoch; 0: ship the last
     init_channels: int = 36  # paper CIFAR-10: 36; ImageNet: 48
     layers: int = 20  # paper CIFAR-10: 20; ImageNet: 14
     stem: str = "cifar"
@@ -105,6 +122,8 @@ class TrainConfig:
         _check_common(self)
         if self.init_channels % 2:
             raise ValueError(f"init channels must be even, got {self.init_channels}")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError(f"val fraction must be in [0, 1), got {self.val_fraction}")
         if self.schedule not in ("cosine", "linear"):
             raise ValueError(f"schedule must be cosine or linear, got {self.schedule!r}")
         if not 0.0 <= self.drop_path < 1.0:
@@ -134,6 +153,8 @@ def _check_common(cfg: Any) -> None:
         raise ValueError(f"precision must be fp32, bf16 or fp16, got {cfg.precision!r}")
     if cfg.image_size < 0:
         raise ValueError(f"image size must be >= 0, got {cfg.image_size}")
+    if cfg.train_images < 0:
+        raise ValueError(f"train images must be >= 0 (0: all), got {cfg.train_images}")
 
 
 # Small-data defaults: what makes the bundled digits search + train finish in minutes on 2 cores.

@@ -3,35 +3,17 @@
 from __future__ import annotations
 
 import logging
-import random
 import time
 from pathlib import Path
 from typing import Any
 
 from .config import SearchConfig, TrainConfig, resolve_config
-from .genotype import Genotype
-from .ops import PRIMITIVES
+from .genotype import Genotype, random_genotype
 from .runs import atomic_write_json
 from .search import run_search
 from .train import run_train
 
 log = logging.getLogger(__name__)
-
-
-def random_genotype(seed: int, steps: int = 4) -> Genotype:
-    """A uniformly sampled genotype of the DARTS space: two distinct inputs per node, non-``none`` ops."""
-    rng = random.Random(seed)
-    ops = [p for p in PRIMITIVES if p != "none"]
-
-    def cell() -> tuple[tuple[str, int], ...]:
-        pairs = []
-        for i in range(steps):
-            for j in rng.sample(range(i + 2), 2):
-                pairs.append((rng.choice(ops), j))
-        return tuple(pairs)
-
-    concat = tuple(range(2, 2 + steps))
-    return Genotype(cell(), concat, cell(), concat)
 
 
 def run_demo(

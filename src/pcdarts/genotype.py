@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import ast
 import json
+import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from .ops import OPS, PRIMITIVES
+from .ops import OPS, PRIMITIVES, is_parameter_free
 
 Pair = tuple[str, int]
 
@@ -256,27 +257,47 @@ def num_edges(steps: int) -> int:
     return sum(i + 2 for i in range(steps))
 
 
-def _derive_cell(alphas: torch.Tensor, betas: torch.Tensor | None, steps: int) -> list[Pair]:
-    weights = torch.softmax(alphas.detach().float().cpu(), dim=-1)  # (E, n_ops)
-    if betas is not None:
-        weights = weights * node_edge_weights(betas.detach().float().cpu(), steps)[:, None]
+def _pick_cell(w: list[list[float]], steps: int, banned: set[tuple[int, int]]) -> list[tuple[int, int, float]]:
+    """(edge, op, score) of the kept edges: two best edges per node, best allowed non-``none`` op on each."""
     none_idx = PRIMITIVES.index("none")
-    w = weights.tolist()
-    gene: list[Pair] = []
+    best: dict[int, tuple[int, float]] = {}  # edge -> (op, weight); the first op wins ties
+    for e, row in enumerate(w):
+        ks = [k for k in range(len(PRIMITIVES)) if k != none_idx and (e, k) not in banned]
+        k = max(ks, key=lambda k: (row[k], -k))
+        best[e] = (k, row[k])
+    picks: list[tuple[int, int, float]] = []
     start = 0
     for i in range(steps):
         n = i + 2
-        rows = w[start : start + n]
-        ops_ok = [k for k in range(len(PRIMITIVES)) if k != none_idx]
-        edges = sorted(range(n), key=lambda e: -max(rows[e][k] for k in ops_ok))[:2]
-        for e in edges:
-            best = None
-            for k in ops_ok:
-                if best is None or rows[e][k] > rows[e][best]:
-                    best = k
-            gene.append((PRIMITIVES[best], e))
+        for e in sorted(range(start, start + n), key=lambda e: -best[e][1])[:2]:
+            picks.append((e, *best[e]))
         start += n
-    return gene
+    return picks
+
+
+def _derive_cell(
+    alphas: torch.Tensor, betas: torch.Tensor | None, steps: int, max_param_free: int | None = None
+) -> list[Pair]:
+    """The PC-DARTS rule; with ``max_param_free`` the P-DARTS cap (Chen et al. 2019, Sec. 3.4).
+
+    While the cell holds more parameter-free ops than the cap, the weakest of them (lowest
+    weight) is struck from its edge and the cell is derived again, so that edge falls back to its
+    next-best op or the node to its next-best edge.
+    """
+    weights = torch.softmax(alphas.detach().float().cpu(), dim=-1)  # (E, n_ops)
+    if betas is not None:
+        weights = weights * node_edge_weights(betas.detach().float().cpu(), steps)[:, None]
+    w = weights.tolist()
+    offsets = [sum(j + 2 for j in range(i)) for i in range(steps)]
+    node_of = {e: i for i in range(steps) for e in range(offsets[i], offsets[i] + i + 2)}
+    banned: set[tuple[int, int]] = set()
+    while True:
+        picks = _pick_cell(w, steps, banned)
+        free = [p for p in picks if is_parameter_free(PRIMITIVES[p[1]])]
+        if max_param_free is None or max_param_free < 0 or len(free) <= max_param_free:
+            return [(PRIMITIVES[k], e - offsets[node_of[e]]) for e, k, _ in picks]
+        e, k, _ = min(free, key=lambda p: p[2])
+        banned.add((e, k))
 
 
 def derive_genotype(
@@ -284,13 +305,19 @@ def derive_genotype(
     alphas_reduce: torch.Tensor,
     betas_normal: torch.Tensor | None = None,
     betas_reduce: torch.Tensor | None = None,
+    *,
+    max_param_free: int | None = None,
 ) -> Genotype:
     """Discretise raw (pre-softmax) alpha/beta as PC-DARTS does.
 
     Edge score = max over non-``none`` ops of softmax(alpha) * softmax_node(beta);
     each node keeps its two best edges (stable on ties) with their best op.
-    ``betas_*`` None means no edge normalisation.
+    ``betas_*`` None means no edge normalisation. ``max_param_free`` caps the
+    parameter-free ops of the normal cell (P-DARTS); None or -1: no cap.
     """
+    alphas_normal, alphas_reduce = torch.as_tensor(alphas_normal), torch.as_tensor(alphas_reduce)
+    betas_normal = None if betas_normal is None else torch.as_tensor(betas_normal)
+    betas_reduce = None if betas_reduce is None else torch.as_tensor(betas_reduce)
     n_edges = alphas_normal.shape[0]
     steps = 0
     while num_edges(steps) < n_edges:
@@ -299,8 +326,43 @@ def derive_genotype(
         raise ValueError(f"alphas of shape {tuple(alphas_normal.shape)} do not fit the cell space")
     concat = tuple(range(2, 2 + steps))
     return Genotype(
-        tuple(_derive_cell(alphas_normal, betas_normal, steps)),
+        tuple(_derive_cell(alphas_normal, betas_normal, steps, max_param_free)),
         concat,
         tuple(_derive_cell(alphas_reduce, betas_reduce, steps)),
         concat,
     )
+
+
+def random_genotype(seed: int, steps: int = 4) -> Genotype:
+    """A uniformly sampled genotype of the DARTS space: two distinct inputs per node, non-``none`` ops.
+
+    The random-search baseline (Li & Talwalkar 2019): the same shape as a derived cell.
+    """
+    rng = random.Random(seed)
+    ops = [p for p in PRIMITIVES if p != "none"]
+
+    def cell() -> tuple[Pair, ...]:
+        pairs = []
+        for i in range(steps):
+            for j in rng.sample(range(i + 2), 2):
+                pairs.append((rng.choice(ops), j))
+        return tuple(pairs)
+
+    concat = tuple(range(2, 2 + steps))
+    return Genotype(cell(), concat, cell(), concat)
+
+
+def param_free_count(pairs: tuple[Pair, ...]) -> int:
+    """Parameter-free ops (pools, skip) in one cell: a rising count warns of collapse."""
+    return sum(is_parameter_free(op) for op, _ in pairs)
+
+
+def derive_from_arch(arch: dict[str, Any], *, max_param_free: int | None = None) -> Genotype:
+    """The genotype of a saved arch state (``arch.json`` or an ``arch_history.jsonl`` line)."""
+    try:
+        return derive_genotype(
+            arch["alphas_normal"], arch["alphas_reduce"], arch.get("betas_normal"), arch.get("betas_reduce"),
+            max_param_free=max_param_free,
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise GenotypeError(f"not an arch state with alphas_normal/alphas_reduce lists ({exc})") from None

@@ -20,11 +20,11 @@ PRESETS: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
         },
         "train": {
             "cifar10": dict(init_channels=36, layers=20, auxiliary=True, auxiliary_weight=0.4, cutout=16,
-                            drop_path=0.3, epochs=600, batch_size=96, lr=0.025, schedule="cosine",
+                            drop_path=0.3, epochs=600, batch_size=96, lr=0.025, schedule="cosine", val_fraction=0.0,
                             weight_decay=3e-4, grad_clip=5.0, crop_padding=4, flip=True),
             "imagenet": dict(init_channels=48, layers=14, stem="imagenet", auxiliary=True, auxiliary_weight=0.4,
                              label_smoothing=0.1, batch_size=1024, lr=0.5, schedule="linear", lr_warmup_epochs=5,
-                             weight_decay=3e-5, epochs=250, drop_path=0.0, cutout=0, image_size=224),
+                             weight_decay=3e-5, epochs=250, drop_path=0.0, cutout=0, image_size=224, val_fraction=0.0),
         },
     },
 }

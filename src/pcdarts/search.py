@@ -13,11 +13,11 @@ from tqdm import tqdm
 
 from .architect import Architect
 from .config import SearchConfig
-from .data import Augment, FolderDataset, TensorDataset, get_dataset, make_stream, part_size, search_parts
+from .data import Augment, FolderDataset, TensorDataset, get_dataset, limit_train, make_stream, part_size, search_parts
 from .distributed import DistInfo, all_reduce_sums, barrier, check_agreement, init_distributed, local_device, shutdown, wrap_ddp
 from .engine import check_finite, cosine_lr, evaluate, new_accumulator, search_epoch, summarise
-from .genotype import Genotype
-from .ops import is_parameter_free
+from .genotype import Genotype, param_free_count
+from .remedies import beta_decay_weight, early_stop_reason
 from .runs import (
     GracefulStop,
     MetricsLog,
@@ -48,7 +48,7 @@ def load_data(cfg: Any) -> TensorDataset | FolderDataset:
         kwargs["data"] = cfg.data
     if getattr(cfg, "subset", None):
         kwargs["subset"] = cfg.subset
-    return get_dataset(cfg.dataset, **kwargs)
+    return limit_train(get_dataset(cfg.dataset, **kwargs), cfg.train_images)
 
 
 def make_augment(cfg: Any, ds: TensorDataset | FolderDataset, cutout: int) -> Augment:
@@ -77,10 +77,15 @@ def check_resume_config(saved: dict[str, Any], now: dict[str, Any]) -> None:
 
 def collapse_count(genotype: Genotype) -> dict[str, int]:
     """Parameter-free ops in the derived cells: a rising count warns of skip-connection collapse."""
-    return {
-        "param_free_normal": sum(is_parameter_free(op) for op, _ in genotype.normal),
-        "param_free_reduce": sum(is_parameter_free(op) for op, _ in genotype.reduce),
-    }
+    return {"param_free_normal": param_free_count(genotype.normal), "param_free_reduce": param_free_count(genotype.reduce)}
+
+
+def early_stop(cfg: SearchConfig, history: list[dict[str, Any]]) -> str | None:
+    """DARTS+ early stopping over the arch epochs of ``history`` (None: go on)."""
+    if not (cfg.early_stop_param_free or cfg.early_stop_stable):
+        return None
+    arch = [Genotype.from_dict(h["genotype"]) for h in history if h["epoch"] >= cfg.warmup_epochs]
+    return early_stop_reason(arch, param_free=cfg.early_stop_param_free, stable=cfg.early_stop_stable)
 
 
 def run_search(
@@ -166,15 +171,17 @@ def _search(
             "model": model.state_dict(), "w_optimizer": w_opt.state_dict(),
             "arch_optimizer": architect.optimizer.state_dict(), "train_stream": streams[0],
             "val_stream": streams[1], "rng": rng_state(), "history": history,
-            "acc": {k: v.detach().cpu() for k, v in acc.items()},
+            "acc": {k: v.detach().cpu() for k, v in acc.items()}, "seconds": time.time() - t0,
             "num_classes": ds.num_classes, "in_channels": ds.in_channels,
         })
 
-    t0 = time.time()
+    t0 = time.time() - (state or {}).get("seconds", 0.0)
     stopped = False
+    stop_reason = early_stop(cfg, history)  # a resumed run that had already met its criterion
     with GracefulStop() as stop:
-        for epoch in range(start_epoch, cfg.epochs):
+        for epoch in range(start_epoch, cfg.epochs if stop_reason is None else start_epoch):
             lr = cosine_lr(epoch, cfg.epochs, cfg.lr, cfg.lr_min)
+            architect.reg_weight = beta_decay_weight(epoch, epochs=cfg.epochs, weight=cfg.beta_decay)
             for g in w_opt.param_groups:
                 g["lr"] = lr
             arch_active = epoch >= cfg.warmup_epochs
@@ -205,6 +212,8 @@ def _search(
                       **collapse_count(genotype)}
             if "arch_loss" in stats:
                 record["arch_loss"] = stats["arch_loss"]
+            if architect.reg_weight:
+                record["beta_decay_weight"] = architect.reg_weight
             if info.enabled:
                 record["ranks_agree"] = True
             history.append({"epoch": epoch, **model.arch_state(), "genotype": genotype.to_dict()})
@@ -217,19 +226,27 @@ def _search(
                          genotype.to_text())
             acc = new_accumulator(device)
             checkpoint(epoch + 1, mid_epoch=False)
+            stop_reason = early_stop(cfg, history)
+            if stop_reason is not None:
+                log.info("DARTS+ early stop after epoch %d: %s", epoch + 1, stop_reason)
+                break
             if stop.requested or (stop_after_epochs is not None and epoch + 1 - start_epoch >= stop_after_epochs):
                 stopped = epoch + 1 < cfg.epochs
                 if stopped:
                     break
     metrics.close()
-    genotype = model.genotype()
+    cap = cfg.max_param_free if cfg.max_param_free >= 0 else None
+    genotype = model.genotype(max_param_free=cap)
     result = {"genotype": genotype.to_dict(), "epochs_done": len(history), "seconds": time.time() - t0,
-              "stopped": stopped, "out": str(out), "is_main": info.is_main, "world_size": info.world_size}
+              "stopped": stopped, "out": str(out), "is_main": info.is_main, "world_size": info.world_size,
+              "early_stop": None if stop_reason is None else {"epoch": history[-1]["epoch"], "reason": stop_reason},
+              "genotype_uncapped": model.genotype().to_dict()}
     if stopped:
         return result
     if info.is_main:
         atomic_write_json(out / "arch.json", model.arch_state())
         atomic_write_json(out / "genotype.json", genotype.to_dict())
+        atomic_write_json(out / "search_result.json", {k: v for k, v in result.items() if k not in ("is_main", "stopped")})
     barrier(info)
     return result
 

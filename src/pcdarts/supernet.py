@@ -183,7 +183,8 @@ class SearchNetwork(nn.Module):
     _ARCH = ("alphas_normal", "alphas_reduce", "betas_normal", "betas_reduce")
 
     def arch_parameters(self) -> list[nn.Parameter]:
-        return [getattr(self, n) for n in self._ARCH]
+        """alpha (and beta when edge normalisation is on): what the architect updates."""
+        return [getattr(self, n) for n in self._ARCH if self.edge_norm or n.startswith("alphas")]
 
     def weight_parameters(self) -> list[nn.Parameter]:
         return [p for n, p in self.named_parameters() if n not in self._ARCH]
@@ -207,12 +208,13 @@ class SearchNetwork(nn.Module):
         out = self.global_pooling(s1).flatten(1)  # (N, C_last)
         return self.classifier(out)
 
-    def genotype(self) -> Genotype:
-        """The current discrete architecture (PC-DARTS derivation rule)."""
+    def genotype(self, *, max_param_free: int | None = None) -> Genotype:
+        """The current discrete architecture (PC-DARTS rule; optionally the P-DARTS cap)."""
         if self.edge_norm:
-            return derive_genotype(self.alphas_normal, self.alphas_reduce, self.betas_normal, self.betas_reduce)
-        return derive_genotype(self.alphas_normal, self.alphas_reduce)
+            return derive_genotype(self.alphas_normal, self.alphas_reduce, self.betas_normal, self.betas_reduce,
+                                   max_param_free=max_param_free)
+        return derive_genotype(self.alphas_normal, self.alphas_reduce, max_param_free=max_param_free)
 
     def arch_state(self) -> dict[str, list]:
-        """alpha/beta as plain lists, for the per-epoch history file."""
-        return {n: getattr(self, n).detach().cpu().tolist() for n in self._ARCH}
+        """alpha (and beta when edge normalisation is on) as plain lists, for arch.json and the history."""
+        return {n: getattr(self, n).detach().cpu().tolist() for n in self._ARCH if self.edge_norm or n.startswith("alphas")}

@@ -13,7 +13,7 @@ from torch import nn
 from tqdm import tqdm
 
 from .config import TrainConfig
-from .data import FolderDataset, TensorDataset, holdout_part, make_stream, train_part
+from .data import FolderDataset, TensorDataset, holdout_part, make_stream, part_size, stratified_split, train_part
 from .distributed import DistInfo, all_reduce_sums, barrier, init_distributed, local_device, shutdown, wrap_ddp
 from .engine import (
     check_finite,
@@ -109,9 +109,14 @@ def _train(
                           foreach=True)
     scaler = torch.amp.GradScaler(device.type) if cfg.precision == "fp16" else None
     per_rank = cfg.batch_size // info.world_size
-    train = make_stream(ds, train_part(ds), per_rank, train=True, seed=cfg.seed, device=device, rank=info.rank,
+    fit_part, val_part = train_part(ds), None
+    if cfg.val_fraction:  # model selection on held-out train images; the test split is read once, at the end
+        fit_part, val_part = stratified_split(fit_part, cfg.val_fraction, what="validation split")
+    train = make_stream(ds, fit_part, per_rank, train=True, seed=cfg.seed, device=device, rank=info.rank,
                         world_size=info.world_size, augment=make_augment(cfg, ds, cfg.cutout), workers=cfg.workers)
-    test = make_stream(ds, holdout_part(ds), max(per_rank, 256), train=False, device=device, workers=cfg.workers)
+    eval_batch = max(per_rank, 256)
+    val = None if val_part is None else make_stream(ds, val_part, eval_batch, train=False, device=device,
+                                                    workers=cfg.workers)
     start_epoch, best, acc = 0, {"top1": -1.0}, new_accumulator(device)
     if state is not None:
         model.load_state_dict(state["model"])
@@ -136,12 +141,11 @@ def _train(
             save_checkpoint(out / "checkpoint.pt", {
                 "kind": "train_checkpoint", "config": asdict(cfg), "epoch": epoch, "model": model.state_dict(),
                 "optimizer": opt.state_dict(), "train_stream": stream, "rng": rng_state(), "best": best,
-                "acc": {k: v.detach().cpu() for k, v in acc.items()},
+                "acc": {k: v.detach().cpu() for k, v in acc.items()}, "seconds": time.time() - t0,
             })
 
     t0 = time.time() - (state or {}).get("seconds", 0.0)
     stopped = False
-    last: dict[str, Any] = {}
     with GracefulStop() as stop:
         for epoch in range(start_epoch, cfg.epochs):
             lr = lr_at(cfg, epoch)
@@ -166,19 +170,19 @@ def _train(
                 break
             stats = summarise(all_reduce_sums(acc, info))
             check_finite(stats, "training")
-            test_stats = evaluate(model, test)
             record = {"epoch": epoch, "lr": lr, "drop_path": model.drop_path_prob, "train_loss": stats["loss"],
-                      "train_acc": stats["accuracy"], "test_loss": test_stats["loss"], "test_acc": test_stats["top1"],
-                      "test_top5": test_stats["top5"], "epoch_seconds": time.time() - t_epoch,
+                      "train_acc": stats["accuracy"], "epoch_seconds": time.time() - t_epoch,
                       "step_seconds": (time.time() - t_epoch) / max(stats["steps"], 1)}
+            if val is not None:
+                val_stats = evaluate(model, val)
+                record.update(val_loss=val_stats["loss"], val_acc=val_stats["top1"], val_top5=val_stats["top5"])
             metrics.write(record)
-            last = test_stats
             if info.is_main:
-                log.info("epoch %d/%d train_acc %.4f test_acc %.4f", epoch + 1, cfg.epochs, stats["accuracy"],
-                         test_stats["top1"])
-                if test_stats["top1"] > best["top1"]:
-                    best = {"top1": test_stats["top1"], "top5": test_stats["top5"], "epoch": epoch}
-                    save_checkpoint(out / "best.pt", inference_state(model, genotype, cfg, ds, epoch=epoch, test=test_stats))
+                log.info("epoch %d/%d train_acc %.4f%s", epoch + 1, cfg.epochs, stats["accuracy"],
+                         f" val_acc {val_stats['top1']:.4f}" if val is not None else "")
+                if val is not None and val_stats["top1"] > best["top1"]:
+                    best = {"top1": val_stats["top1"], "top5": val_stats["top5"], "loss": val_stats["loss"], "epoch": epoch}
+                    save_checkpoint(out / "best.pt", inference_state(model, genotype, cfg, ds, epoch=epoch, val=val_stats))
             acc = new_accumulator(device)
             checkpoint(epoch + 1)
             if stop.requested or (stop_after_epochs is not None and epoch + 1 - start_epoch >= stop_after_epochs):
@@ -189,17 +193,28 @@ def _train(
     result: dict[str, Any] = {"stopped": stopped, "out": str(out), "is_main": info.is_main}
     if stopped:
         return result
-    if not last:  # resumed after the final epoch: evaluate once more
-        last = evaluate(model, test)
+    if info.is_main:
+        save_checkpoint(out / "last.pt", inference_state(model, genotype, cfg, ds, epoch=cfg.epochs - 1))
+    barrier(info)
+    # The shipped model: the epoch with the best validation accuracy, or the last epoch without a
+    # validation split (as the reference code ships). Its test accuracy is the one figure reported.
+    shipped = out / ("best.pt" if val is not None else "last.pt")
+    if val is not None:
+        model.load_state_dict(load_checkpoint(shipped, device)["model"])
+    test = make_stream(ds, holdout_part(ds), eval_batch, train=False, device=device, workers=cfg.workers)
+    test_stats = evaluate(model, test)
     result = {
-        "test_accuracy": last["top1"], "test_top5": last["top5"], "test_loss": last["loss"],
-        "best_test_accuracy": max(best["top1"], last["top1"]), "params": params, "macs": macs,
-        "epochs": cfg.epochs, "seconds": time.time() - t0, "dataset": cfg.dataset, "genotype": genotype.to_dict(),
-        "test_images": last["n"], "out": str(out), "stopped": False, "is_main": info.is_main,
-        "world_size": info.world_size,
+        "test_accuracy": test_stats["top1"], "test_top5": test_stats["top5"], "test_loss": test_stats["loss"],
+        "selected_by": "val" if val is not None else "last_epoch", "selected_epoch": int(best.get("epoch", cfg.epochs - 1)),
+        "val_accuracy": best["top1"] if val is not None else None, "val_images": 0 if val_part is None else part_size(val_part),
+        "train_images": part_size(fit_part), "params": params, "macs": macs, "epochs": cfg.epochs,
+        "seconds": time.time() - t0, "dataset": cfg.dataset, "genotype": genotype.to_dict(), "test_images": test_stats["n"],
+        "shipped": shipped.name, "out": str(out), "stopped": False, "is_main": info.is_main, "world_size": info.world_size,
     }
     if info.is_main:
-        save_checkpoint(out / "last.pt", inference_state(model, genotype, cfg, ds, epoch=cfg.epochs - 1, test=last))
+        state = load_checkpoint(shipped, "cpu")
+        state["test"] = test_stats
+        save_checkpoint(shipped, state)
         atomic_write_json(out / "result.json", result)
     barrier(info)
     return result

@@ -1,14 +1,15 @@
 """Datasets, splits and on-device batched augmentation."""
 
 from . import cifar as _cifar  # noqa: F401  (registers cifar10, cifar100)
+from . import idx as _idx  # noqa: F401  (registers fashion-mnist, mnist)
 from .augment import Augment, cutout, random_crop, random_flip
 from .datasets import DATASETS, DataError, TensorDataset, get_dataset, register_dataset
 from .folder import FolderDataset, FolderStream, subsample
 from .loader import BatchStream
-from .streams import holdout_part, make_stream, part_size, search_parts, train_part
+from .streams import holdout_part, limit_train, make_stream, part_size, search_parts, stratified_split, train_part
 
 __all__ = [
     "Augment", "BatchStream", "DATASETS", "DataError", "FolderDataset", "FolderStream", "TensorDataset", "cutout",
     "get_dataset", "make_stream", "part_size", "random_crop", "random_flip", "register_dataset", "search_parts",
-    "subsample", "holdout_part", "train_part",
+    "subsample", "holdout_part", "train_part", "limit_train", "stratified_split",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -34,6 +35,49 @@ def train_part(ds: TensorDataset | FolderDataset) -> Part:
 
 def holdout_part(ds: TensorDataset | FolderDataset) -> Part:
     return (ds.test_x, ds.test_y) if isinstance(ds, TensorDataset) else ds.test
+
+
+def part_labels(part: Part) -> list[int]:
+    return part[1].tolist() if isinstance(part, tuple) else [label for _, label in part]
+
+
+def _take(part: Part, idx: Any) -> Part:
+    if isinstance(part, tuple):
+        idx = torch.as_tensor(idx, dtype=torch.long)
+        return part[0][idx], part[1][idx]
+    return [part[int(i)] for i in idx]
+
+
+def stratified_split(part: Part, held: int | float, *, seed: int = 0, what: str = "split") -> tuple[Part, Part]:
+    """A fixed per-class split: (rest, held-out), ``held`` an image count or a fraction.
+
+    The seed is fixed (0) by default so every run and every arm of a study sees the same images.
+    """
+    from sklearn.model_selection import train_test_split
+
+    labels = part_labels(part)
+    n = len(labels)
+    count = held if isinstance(held, int) else round(n * held)
+    if not 0 < count < n:
+        raise DataError(f"cannot hold out {count} of {n} images for the {what}: choose a size between 1 and {n - 1}")
+    try:
+        rest, out = train_test_split(list(range(n)), test_size=count, random_state=seed, stratify=labels)
+    except ValueError as exc:
+        raise DataError(f"cannot make a per-class {what} of {count} from {n} images ({exc})") from None
+    return _take(part, rest), _take(part, out)
+
+
+def limit_train(ds: TensorDataset | FolderDataset, n: int) -> TensorDataset | FolderDataset:
+    """The dataset with its train split cut to a fixed per-class subset of ``n`` images (0: unchanged)."""
+    if n <= 0:
+        return ds
+    part = train_part(ds)
+    if n >= part_size(part):
+        return ds
+    _, kept = stratified_split(part, n, what="train subset")
+    if isinstance(ds, TensorDataset):
+        return replace(ds, train_x=kept[0], train_y=kept[1])
+    return replace(ds, train=kept)
 
 
 def part_size(part: Part) -> int:

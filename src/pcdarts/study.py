@@ -1,0 +1,361 @@
+"""``pcdarts study``: does the search beat chance? Searched cells against random cells, trained identically.
+
+The protocol (Li & Talwalkar 2019; Yang et al., ICLR 2020): for each search configuration ("arm")
+S searches with different seeds; R cells sampled uniformly from the same space; every cell is
+trained from scratch with one training configuration and seed, model selection on a validation
+split carved from the train images, and the test split read once per cell, for its reported figure.
+
+One study folder holds every sub-run, so running the same command again continues where it
+stopped: finished sub-runs are read back, an interrupted one resumes from its checkpoint.
+Arms whose search differs only in derivation-time remedies (the P-DARTS cap, DARTS+ early
+stopping) share their searches and derive from the stored per-epoch history; cells that come
+out identical share one training, as they would train identically anyway.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from .config import SearchConfig, TrainConfig, resolve_config
+from .genotype import Genotype, param_free_count, random_genotype
+from .remedies import select_from_history
+from .runs import RunError, atomic_write_json, read_jsonl
+from .search import run_search
+from .train import run_train
+
+log = logging.getLogger(__name__)
+
+# Settings that only change how a genotype is read off a finished search: arms differing only in
+# these share their search runs.
+DERIVATION_ONLY = ("max_param_free", "early_stop_param_free", "early_stop_stable")
+
+
+@dataclass(frozen=True)
+class Arm:
+    """A named search configuration: overrides on top of the study's base search settings."""
+
+    name: str
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, text: str) -> Arm:
+        """``name`` or ``name:key=value,key=value`` (values parsed as JSON where they can be)."""
+        name, _, rest = text.partition(":")
+        name = name.strip()
+        if not name or not name.replace("-", "").replace("_", "").isalnum():
+            raise RunError(f"arm {text!r}: the name must be letters, digits, - or _ (e.g. cap2:max_param_free=2)")
+        overrides: dict[str, Any] = {}
+        for item in filter(None, (s.strip() for s in rest.split(","))):
+            key, eq, value = item.partition("=")
+            if not eq:
+                raise RunError(f"arm {text!r}: {item!r} is not key=value")
+            overrides[key.strip().replace("-", "_")] = _value(value.strip())
+        return cls(name, overrides)
+
+
+def _value(text: str) -> Any:
+    try:
+        return json.loads(text.lower() if text.lower() in ("true", "false", "null") else text)
+    except json.JSONDecodeError:
+        return text
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    dataset: str = "fashion-mnist"
+    data: str | None = None
+    arms: tuple[Arm, ...] = (Arm("pcdarts"),)
+    searches: int = 3  # searches (seeds 0..S-1) per arm
+    random_cells: int = 5  # random cells (seeds 0..R-1)
+    train_seed: int = 0  # one training seed for every cell
+    search: dict[str, Any] = field(default_factory=dict)  # base search settings (on the dataset's defaults)
+    train: dict[str, Any] = field(default_factory=dict)  # the one training protocol
+
+    def __post_init__(self) -> None:
+        if self.searches < 0 or self.random_cells < 0:
+            raise ValueError("searches and random cells must be >= 0")
+        if not self.arms and self.searches:
+            raise ValueError("a study with searches needs at least one arm")
+        names = [a.name for a in self.arms]
+        if len(set(names)) != len(names) or "random" in names:
+            raise ValueError(f"arm names must be unique and not 'random', got {names}")
+
+    def search_config(self, arm: Arm, seed: int) -> SearchConfig:
+        values = {**self.search, **arm.overrides, "seed": seed, "data": self.data}
+        try:
+            return resolve_config(SearchConfig, self.dataset, values)
+        except (TypeError, ValueError) as exc:
+            raise RunError(f"arm {arm.name!r}: {exc}") from None
+
+    def train_config(self) -> TrainConfig:
+        try:
+            return resolve_config(TrainConfig, self.dataset, {**self.train, "seed": self.train_seed, "data": self.data})
+        except (TypeError, ValueError) as exc:
+            raise RunError(f"study training settings: {exc}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["arms"] = [{"name": a.name, "overrides": a.overrides} for a in self.arms]
+        return d
+
+
+# Named studies: `pcdarts study --preset NAME`. Each is a complete protocol; flags still override.
+STUDY_PRESETS: dict[str, dict[str, Any]] = {
+    # Fashion-MNIST at a proxy scale that fits a 2-core CPU (docs/STUDY.md): search on 8k train images
+    # (4k weights + 4k alpha/beta) at 16x16; final networks trained on 12k train images (10% held out
+    # for model selection) at 16x16; the 10k test images read once per cell.
+    "fmnist-cpu": dict(
+        dataset="fashion-mnist", searches=3, random_cells=5, train_seed=0,
+        arms=[Arm("pcdarts"), Arm("pdarts-cap2", {"max_param_free": 2}), Arm("beta-decay", {"beta_decay": 25.0})],
+        search=dict(image_size=16, train_images=8000, init_channels=8, layers=5, epochs=8, warmup_epochs=3,
+                    batch_size=64, lr=0.05, arch_lr=6e-3),
+        train=dict(image_size=16, train_images=12000, val_fraction=0.1, init_channels=16, layers=6, epochs=8,
+                   batch_size=128, lr=0.05, cutout=4, drop_path=0.1, auxiliary=False),
+    ),
+}
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def _search_identity(arm: Arm, seed: int) -> str:
+    """Run-folder name of an arm's search: the arm's overrides that change the search itself, and the seed.
+
+    The base settings are pinned by the study's own config file, so the name stays stable when the
+    library gains new settings with neutral defaults.
+    """
+    changing = {k: v for k, v in sorted(arm.overrides.items()) if k not in DERIVATION_ONLY}
+    return f"s{_digest(changing)}-seed{seed}"
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    if not values:
+        return math.nan, math.nan
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+class Study:
+    """The plan of a study and its progress in ``out``; ``run()`` does what is left."""
+
+    def __init__(self, cfg: StudyConfig, out: str | Path, *, progress: bool = True, threads: int = 0):
+        self.cfg, self.out, self.progress = cfg, Path(out), progress
+        self.threads = threads
+        self.train_cfg = cfg.train_config()
+        if threads:
+            self.train_cfg = replace(self.train_cfg, threads=threads)
+        self.cells: list[dict[str, Any]] = []
+
+    # ------------------------------------------------------------ bookkeeping
+    def _check_folder(self) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        saved = self.out / "study_config.json"
+        mine = self.cfg.to_dict()
+        if saved.is_file():
+            try:
+                theirs = json.loads(saved.read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                raise RunError(f"{saved} is unreadable: restore it or start the study in a new folder") from None
+            if theirs != mine:
+                diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+                raise RunError(
+                    f"{self.out} holds a study with other settings ({', '.join(diff)}): run it with the same "
+                    "settings to continue, or choose a new folder"
+                )
+        else:
+            atomic_write_json(saved, mine)
+
+    def _search(self, arm: Arm, seed: int) -> tuple[Path, SearchConfig]:
+        scfg = self.cfg.search_config(arm, seed)
+        if self.threads:
+            scfg = replace(scfg, threads=self.threads)
+        run = self.out / "search" / _search_identity(arm, seed)
+        if not (run / "genotype.json").is_file():
+            shared = replace(scfg, **{k: getattr(SearchConfig(), k) for k in DERIVATION_ONLY})
+            log.info("study: search for arm %s, seed %d -> %s", arm.name, seed, run)
+            resume = (run / "checkpoint.pt").is_file()
+            result = run_search(shared, run, resume=resume, overwrite=not resume, progress=self.progress)
+            if result.get("stopped"):
+                raise KeyboardInterrupt
+        return run, scfg
+
+    def _train(self, genotype: Genotype) -> dict[str, Any]:
+        run = self.out / "train" / f"g{_digest(genotype.to_dict())}"  # the protocol is pinned by study_config.json
+        if not (run / "result.json").is_file():
+            resume = (run / "checkpoint.pt").is_file()
+            log.info("study: training %s -> %s", genotype.to_text()[:60] + "...", run)
+            result = run_train(self.train_cfg, run, resume=resume, overwrite=not resume, progress=self.progress,
+                               genotype=genotype)
+            if result.get("stopped"):
+                raise KeyboardInterrupt
+        result = json.loads((run / "result.json").read_text())
+        result["run"] = str(run.relative_to(self.out))
+        return result
+
+    def _cell(self, arm: str, kind: str, seed: int, genotype: Genotype, trained: dict[str, Any],
+              **extra: Any) -> dict[str, Any]:
+        return {
+            "arm": arm, "kind": kind, "seed": seed, "genotype": genotype.to_dict(),
+            "test_accuracy": trained["test_accuracy"], "val_accuracy": trained.get("val_accuracy"),
+            "params": trained["params"], "macs": trained["macs"], "train_seconds": trained["seconds"],
+            "param_free_normal": param_free_count(genotype.normal),
+            "param_free_reduce": param_free_count(genotype.reduce), "train_run": trained["run"], **extra,
+        }
+
+    def _searched_cell(self, arm: Arm, seed: int) -> dict[str, Any]:
+        run, scfg = self._search(arm, seed)
+        history = read_jsonl(run / "arch_history.jsonl")
+        genotype, epoch, reason = select_from_history(
+            history, warmup_epochs=scfg.warmup_epochs, max_param_free=scfg.max_param_free,
+            early_stop_param_free=scfg.early_stop_param_free, early_stop_stable=scfg.early_stop_stable,
+        )
+        metrics = read_jsonl(run / "metrics.jsonl")
+        seconds = sum(m.get("epoch_seconds", 0.0) for m in metrics if m.get("epoch", 0) <= epoch)
+        trained = self._train(genotype)
+        return self._cell(arm.name, "searched", seed, genotype, trained, search_seconds=seconds,
+                          search_run=str(run.relative_to(self.out)), search_epoch=epoch, early_stop=reason)
+
+    def plan(self) -> list[tuple[str, Callable[[], dict[str, Any]]]]:
+        """Work units in the order they run: round-robin over seeds so partial results cover every arm."""
+        units: list[tuple[str, Callable[[], dict[str, Any]]]] = []
+        for i in range(max(self.cfg.searches, self.cfg.random_cells)):
+            if i < self.cfg.searches:
+                for arm in self.cfg.arms:
+                    units.append((f"{arm.name} seed {i}", lambda arm=arm, i=i: self._searched_cell(arm, i)))
+            if i < self.cfg.random_cells:
+                units.append((f"random seed {i}", lambda i=i: self._random_cell(i)))
+        return units
+
+    def _random_cell(self, seed: int) -> dict[str, Any]:
+        genotype = random_genotype(seed)
+        return self._cell("random", "random", seed, genotype, self._train(genotype), search_seconds=0.0)
+
+    # ------------------------------------------------------------ running
+    def run(self, *, max_units: int | None = None) -> dict[str, Any]:
+        """Do what is left (``max_units``: stop after that many new units, for tests)."""
+        self._check_folder()
+        done = 0
+        units = self.plan()
+        for n, (name, unit) in enumerate(units):
+            log.info("study: %d/%d %s", n + 1, len(units), name)
+            self.cells.append(unit())
+            self.write()
+            if max_units is not None and len(self.cells) >= max_units:
+                done = len(self.cells)
+                break
+        summary = self.write(complete=len(self.cells) == len(units))
+        summary["units_done"] = done or len(self.cells)
+        return summary
+
+    def write(self, *, complete: bool = False) -> dict[str, Any]:
+        summary = {"config": self.cfg.to_dict(), "train_config": asdict(self.train_cfg), "complete": complete,
+                   "cells": self.cells, "arms": summarise(self.cells)}
+        atomic_write_json(self.out / "study.json", summary)
+        return summary
+
+
+def summarise(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per arm: n, mean and std of test accuracy, min, max, mean params and parameter-free ops."""
+    arms: dict[str, list[dict[str, Any]]] = {}
+    for c in cells:
+        arms.setdefault(c["arm"], []).append(c)
+    rows = []
+    for name, group in arms.items():
+        acc = [c["test_accuracy"] for c in group]
+        mean, std = _mean_std(acc)
+        rows.append({
+            "arm": name, "kind": group[0]["kind"], "n": len(group), "mean": mean, "std": std, "min": min(acc),
+            "max": max(acc), "params": statistics.fmean(c["params"] for c in group),
+            "param_free_normal": statistics.fmean(c["param_free_normal"] for c in group),
+            "search_seconds": statistics.fmean(c.get("search_seconds", 0.0) for c in group),
+            "train_seconds": statistics.fmean(c["train_seconds"] for c in group),
+        })
+    return rows
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """The per-arm table as Markdown (accuracies in %)."""
+    lines = ["| arm | cells | test accuracy mean ± std | min | max | mean params | param-free ops (normal) |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(
+            f"| {r['arm']} | {r['n']} | {100 * r['mean']:.2f} ± {100 * r['std']:.2f} % | {100 * r['min']:.2f} % | "
+            f"{100 * r['max']:.2f} % | {r['params']:,.0f} | {r['param_free_normal']:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def verdict(rows: list[dict[str, Any]]) -> str:
+    """Does any searched arm's mean beat the random mean by more than the random arm's std?"""
+    rnd = next((r for r in rows if r["kind"] == "random"), None)
+    searched = [r for r in rows if r["kind"] == "searched"]
+    if rnd is None or not searched or rnd["n"] < 2:
+        return "not enough cells yet to compare with random cells"
+    best = max(searched, key=lambda r: r["mean"])
+    margin = best["mean"] - rnd["mean"]
+    beats = margin > rnd["std"]
+    return (
+        f"best searched arm {best['arm']!r}: {100 * best['mean']:.2f} % vs random {100 * rnd['mean']:.2f} % "
+        f"(margin {100 * margin:+.2f} points, random std {100 * rnd['std']:.2f}): "
+        + ("beats random by more than the random spread" if beats else "does NOT beat random by more than its spread")
+    )
+
+
+def plot_study(study: dict[str, Any], out: str | Path) -> Path:
+    """Test accuracy against parameters: one colour per arm, random cells as a grey cloud."""
+    from .plot import plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    colours = iter(plt.get_cmap("tab10").colors)
+    for row in study["arms"]:
+        cells = [c for c in study["cells"] if c["arm"] == row["arm"]]
+        xs = [c["params"] / 1e3 for c in cells]
+        ys = [100 * c["test_accuracy"] for c in cells]
+        if row["kind"] == "random":
+            ax.scatter(xs, ys, s=40, c="0.6", alpha=0.7, label=f"random (n={len(cells)})", marker="o")
+        else:
+            ax.scatter(xs, ys, s=60, color=next(colours), label=f"{row['arm']} (n={len(cells)})", marker="D",
+                       edgecolors="k", linewidths=0.5)
+        ax.axhline(100 * row["mean"], color="0.6" if row["kind"] == "random" else ax.collections[-1].get_facecolor()[0],
+                   lw=0.8, ls="--")
+    ax.set_xlabel("parameters (thousands)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(f"{study['config']['dataset']}: searched vs random cells (dashed: arm means)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    out = Path(out)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
+def load_study(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    f = path / "study.json" if path.is_dir() else path
+    if not f.is_file():
+        raise RunError(f"no study.json in {path}: run `pcdarts study --out {path}` first")
+    try:
+        data = json.loads(f.read_text())
+        data["cells"], data["arms"]  # noqa: B018 - the two keys every reader needs
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
+        raise RunError(f"{f} is not a readable study.json: restore it, or run the study again to rewrite it") from None
+    return data
+
+
+def run_study(cfg: StudyConfig, out: str | Path, *, progress: bool = True, threads: int = 0,
+              max_units: int | None = None) -> dict[str, Any]:
+    """Run (or continue) a study; returns the summary also written to ``out/study.json``."""
+    t0 = time.time()
+    summary = Study(cfg, out, progress=progress, threads=threads).run(max_units=max_units)
+    summary["seconds_this_call"] = time.time() - t0
+    return summary
