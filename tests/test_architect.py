@@ -62,3 +62,32 @@ def test_unrolled_needs_the_train_batch():
     net, w_opt, arch, x, y = _setup(unrolled=True)
     with pytest.raises(ValueError, match="train batch"):
         arch.step(x, y)
+
+
+@pytest.mark.parametrize("grads_only", [True, False])
+def test_edge_norm_off_arch_step_runs_and_leaves_beta_alone(grads_only):
+    """The --no-edge-norm ablation: beta is not in the graph, so only alpha is an arch parameter."""
+    net = SearchNetwork(num_classes=4, in_channels=1, init_channels=4, layers=3, k=2, edge_norm=False)
+    arch = Architect(net, lr=0.1, grads_only=grads_only)
+    x, y = torch.randn(8, 1, 8, 8), torch.randint(0, 4, (8,))
+    b0, a0 = net.betas_normal.detach().clone(), net.alphas_normal.detach().clone()
+    assert torch.isfinite(arch.step(x, y))
+    assert not torch.equal(a0, net.alphas_normal)
+    assert torch.equal(b0, net.betas_normal)
+    assert set(net.arch_state()) == {"alphas_normal", "alphas_reduce"}
+
+
+def test_beta_decay_gradient_is_softmax_over_edges_and_joins_the_arch_gradient():
+    from pcdarts.architect import beta_decay_loss
+
+    net, _, arch, x, y = _setup()
+    g = torch.autograd.grad(beta_decay_loss(net), [net.alphas_normal])[0]
+    e = net.alphas_normal.shape[0]
+    torch.testing.assert_close(g, torch.softmax(net.alphas_normal.detach(), -1) / e)
+    expect = torch.autograd.grad(F.cross_entropy(net(x), y) + 3.0 * beta_decay_loss(net), net.arch_parameters())
+    captured = []
+    arch.reg_weight = 3.0
+    arch.optimizer.step = lambda: captured.extend(p.grad.clone() for p in arch.params)
+    arch.step(x, y)
+    for a, b in zip(captured, expect):
+        torch.testing.assert_close(a, b)

@@ -119,7 +119,7 @@ STUDY_PRESETS: dict[str, dict[str, Any]] = {
         search=dict(image_size=16, train_images=8000, init_channels=8, layers=5, epochs=8, warmup_epochs=3,
                     batch_size=64, lr=0.05, arch_lr=6e-3),
         train=dict(image_size=16, train_images=12000, val_fraction=0.1, init_channels=16, layers=6, epochs=8,
-                   batch_size=128, lr=0.05, cutout=4, drop_path=0.1, auxiliary=False),
+                   batch_size=128, lr=0.1, cutout=0, drop_path=0.0, auxiliary=False),
     ),
 }
 

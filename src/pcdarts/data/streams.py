@@ -57,7 +57,7 @@ def stratified_split(part: Part, held: int | float, *, seed: int = 0, what: str 
 
     labels = part_labels(part)
     n = len(labels)
-    count = held if isinstance(held, int) else round(n * held)
+    count = held if isinstance(held, int) else max(round(n * held), len(set(labels)))  # one image per class at least
     if not 0 < count < n:
         raise DataError(f"cannot hold out {count} of {n} images for the {what}: choose a size between 1 and {n - 1}")
     try:

@@ -1,0 +1,132 @@
+"""`pcdarts study`: arms, shared searches, random cells, the table, and resumption after SIGKILL."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from pcdarts.cli import main
+from pcdarts.study import Arm, StudyConfig, format_table, run_study, summarise, verdict
+from tests.idx_data import write_idx
+
+SEARCH = dict(image_size=8, init_channels=4, layers=3, epochs=2, warmup_epochs=1, batch_size=32, lr=0.05)
+TRAIN = dict(image_size=8, init_channels=4, layers=3, epochs=2, batch_size=32, lr=0.05, cutout=0, drop_path=0.0,
+             auxiliary=False)
+
+
+def _args(data, out):
+    args = ["study", "--dataset", "fashion-mnist", "--data", str(data), "--out", str(out), "--searches", "1",
+            "--random", "2", "--arm", "pcdarts", "--arm", "cap1:max_param_free=1", "--arm", "bd:beta_decay=25",
+            "--threads", "1", "--no-progress"]
+    for k, v in SEARCH.items():
+        args += ["--search-set", f"{k}={v}"]
+    for k, v in TRAIN.items():
+        args += ["--train-set", f"{k}={json.dumps(v)}"]
+    return args
+
+
+@pytest.fixture(scope="module")
+def idx_dir(tmp_path_factory):
+    return write_idx(tmp_path_factory.mktemp("idx"))
+
+
+@pytest.fixture(scope="module")
+def finished_study(idx_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("study") / "s"
+    assert main(_args(idx_dir, out)) == 0
+    return out
+
+
+@pytest.mark.slow
+def test_study_writes_every_cell_and_shares_searches(finished_study, capsys):
+    study = json.loads((finished_study / "study.json").read_text())
+    assert study["complete"]
+    cells = study["cells"]
+    assert [(c["arm"], c["kind"], c["seed"]) for c in cells] == [
+        ("pcdarts", "searched", 0), ("cap1", "searched", 0), ("bd", "searched", 0), ("random", "random", 0),
+        ("random", "random", 1)]
+    for c in cells:
+        assert 0.0 <= c["test_accuracy"] <= 1.0 and c["params"] > 0 and c["macs"] > 0
+        assert {"genotype", "param_free_normal", "search_seconds", "train_seconds"} <= set(c)
+    by_arm = {c["arm"]: c for c in cells}
+    assert by_arm["cap1"]["param_free_normal"] <= 1
+    assert by_arm["cap1"]["search_run"] == by_arm["pcdarts"]["search_run"]  # the cap needs no search of its own
+    assert by_arm["bd"]["search_run"] != by_arm["pcdarts"]["search_run"]
+    assert len(list((finished_study / "search").iterdir())) == 2
+    assert (finished_study / "study.png").stat().st_size > 1000
+    rows = {r["arm"]: r for r in study["arms"]}
+    assert rows["random"]["n"] == 2 and rows["pcdarts"]["n"] == 1
+    assert "| random | 2 |" in format_table(study["arms"])
+    # every cell's training selected on validation data and read the test split for one figure
+    res = json.loads((finished_study / cells[0]["train_run"] / "result.json").read_text())
+    assert res["selected_by"] == "val" and res["val_images"] > 0
+    metrics = (finished_study / cells[0]["train_run"] / "metrics.jsonl").read_text()
+    assert "test" not in metrics
+
+
+@pytest.mark.slow
+def test_running_the_same_study_again_redoes_nothing(finished_study, idx_dir, capsys):
+    results = sorted(finished_study.glob("*/*/result.json")) + sorted(finished_study.glob("*/*/genotype.json"))
+    stamps = {p: p.stat().st_mtime_ns for p in results}
+    t0 = time.time()
+    assert main(_args(idx_dir, finished_study)) == 0
+    assert time.time() - t0 < 30
+    assert {p: p.stat().st_mtime_ns for p in results} == stamps
+    assert "| random | 2 |" in capsys.readouterr().out  # the table is printed from the stored cells
+
+
+def test_a_study_with_other_settings_is_refused(finished_study, idx_dir, capsys):
+    args = _args(idx_dir, finished_study)
+    args[args.index("--random") + 1] = "3"
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "other settings (random_cells)" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_sigkill_at_any_point_then_rerun_gives_the_uninterrupted_study(finished_study, idx_dir, tmp_path):
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "pcdarts", *_args(idx_dir, out)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for wait_cells in (1, 3):  # kill twice: inside the first round and later
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 240
+        while time.time() < deadline:
+            try:
+                if len(json.loads((out / "study.json").read_text())["cells"]) >= wait_cells:
+                    break
+            except (FileNotFoundError, json.JSONDecodeError, KeyError):
+                pass
+            time.sleep(0.2)
+        time.sleep(1.0)  # let it get into the middle of the next sub-run
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert subprocess.run(cmd, env=env, capture_output=True).returncode == 0
+    got = json.loads((out / "study.json").read_text())
+    want = json.loads((finished_study / "study.json").read_text())
+    key = lambda c: (c["arm"], c["seed"], json.dumps(c["genotype"]), c["test_accuracy"], c["params"])  # noqa: E731
+    assert [key(c) for c in got["cells"]] == [key(c) for c in want["cells"]]
+
+
+def test_arm_parsing_and_verdict():
+    arm = Arm.parse("cap2:max_param_free=2,edge_norm=false")
+    assert arm == Arm("cap2", {"max_param_free": 2, "edge_norm": False})
+    with pytest.raises(ValueError):
+        StudyConfig(arms=(Arm("a"), Arm("a")))
+    cells = [{"arm": "s", "kind": "searched", "test_accuracy": a, "params": 1, "param_free_normal": 0,
+              "train_seconds": 1.0} for a in (0.90, 0.92)]
+    cells += [{"arm": "random", "kind": "random", "test_accuracy": a, "params": 1, "param_free_normal": 3,
+               "train_seconds": 1.0} for a in (0.85, 0.87, 0.86)]
+    assert "beats random by more than the random spread" in verdict(summarise(cells))
+    assert "not enough" in verdict(summarise(cells[:2]))
+
+
+def test_run_study_library_call_matches_the_cli(idx_dir, tmp_path):
+    cfg = StudyConfig(dataset="fashion-mnist", data=str(idx_dir), arms=(), searches=0, random_cells=1,
+                      train=TRAIN)
+    summary = run_study(cfg, tmp_path / "lib", progress=False, threads=1)
+    assert [c["kind"] for c in summary["cells"]] == ["random"] and summary["complete"]
