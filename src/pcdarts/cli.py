@@ -299,9 +299,10 @@ def cmd_info(ns: argparse.Namespace) -> int:
     if ns.dataset not in INFO_SHAPES:
         raise ValueError(f"unknown dataset {ns.dataset!r} for info; choose one of: {', '.join(INFO_SHAPES)}")
     cin, side, classes, stem, c, layers = INFO_SHAPES[ns.dataset]
-    c = ns.init_channels or c
-    layers = ns.layers or layers
-    classes = ns.num_classes or classes
+    c = c if ns.init_channels is None else ns.init_channels
+    layers = layers if ns.layers is None else ns.layers
+    classes = classes if ns.num_classes is None else ns.num_classes
+    _check_shape(init_channels=c, layers=layers, num_classes=classes)
     model = build_network(genotype, num_classes=classes, in_channels=cin, init_channels=c, layers=layers,
                           auxiliary=False, stem=stem)
     params, macs = count_params(model), count_macs(model, (cin, side, side))
@@ -315,8 +316,27 @@ def cmd_info(ns: argparse.Namespace) -> int:
     return 0
 
 
+def _check_shape(*, init_channels: int, layers: int, num_classes: int, batch: int = 1, size: int = 8) -> None:
+    """Refuse network shapes that cannot be built (or would take hours to build) before building them."""
+    from .config import MAX_BATCH, MAX_CHANNELS, MAX_IMAGE, MAX_LAYERS
+
+    checks = [("init channels", init_channels, 2, MAX_CHANNELS), ("layers", layers, 3, MAX_LAYERS),
+              ("num classes", num_classes, 1, 1 << 20), ("batch size", batch, 1, MAX_BATCH), ("size", size, 4, MAX_IMAGE)]
+    for name, value, low, high in checks:
+        if not low <= value <= high:
+            raise ValueError(f"{name} must be between {low} and {high}, got {value}")
+
+
 def cmd_plan(ns: argparse.Namespace) -> int:
     from .memory import predict_peak
+
+    _check_shape(init_channels=ns.init_channels, layers=ns.layers, num_classes=ns.num_classes, batch=ns.batch_size,
+                 size=ns.size)
+    if ns.in_channels < 1:
+        raise ValueError(f"in channels must be >= 1, got {ns.in_channels}")
+    bad = [k for k in ns.ks if k < 1 or ns.init_channels % k]
+    if bad:
+        raise ValueError(f"every K must be >= 1 and divide init channels {ns.init_channels}; not {bad}")
 
     rows = [predict_peak(k=k, batch=ns.batch_size, init_channels=ns.init_channels, layers=ns.layers,
                          in_channels=ns.in_channels, size=ns.size, num_classes=ns.num_classes, stem=ns.stem)

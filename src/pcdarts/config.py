@@ -9,6 +9,7 @@ explicit user values on top of those (``resolve_config``).
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass, fields
 from typing import Any, TypeVar
 
@@ -81,6 +82,12 @@ class SearchConfig:
             raise ValueError(f"train portion must be in (0, 1), got {self.train_portion}")
         if self.arch_lr < 0:
             raise ValueError(f"arch lr must be >= 0, got {self.arch_lr}")
+        if not 0 <= self.lr_min <= self.lr:
+            raise ValueError(f"lr min must be between 0 and lr ({self.lr}), got {self.lr_min}")
+        if not (0 <= self.arch_beta1 < 1 and 0 <= self.arch_beta2 < 1):
+            raise ValueError(f"arch betas must be in [0, 1), got ({self.arch_beta1}, {self.arch_beta2})")
+        if self.arch_weight_decay < 0:
+            raise ValueError(f"arch weight decay must be >= 0, got {self.arch_weight_decay}")
 
 
 @dataclass(frozen=True)
@@ -122,6 +129,8 @@ class TrainConfig:
         _check_common(self)
         if self.init_channels % 2:
             raise ValueError(f"init channels must be even, got {self.init_channels}")
+        if self.auxiliary_weight < 0:
+            raise ValueError(f"auxiliary weight must be >= 0, got {self.auxiliary_weight}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ValueError(f"val fraction must be in [0, 1), got {self.val_fraction}")
         if self.schedule not in ("cosine", "linear"):
@@ -134,27 +143,51 @@ class TrainConfig:
             raise ValueError(f"lr warm-up epochs ({self.lr_warmup_epochs}) must be below epochs ({self.epochs})")
 
 
+MAX_LAYERS, MAX_CHANNELS, MAX_IMAGE, MAX_BATCH = 100, 4096, 2048, 1 << 20  # beyond these nothing fits anywhere
+
+
 def _check_common(cfg: Any) -> None:
+    """Checks both configs share; every float must be finite (a NaN lr would fail minutes later)."""
+    for f in fields(cfg):
+        value = getattr(cfg, f.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{f.name.replace('_', ' ')} must be a finite number, got {value}")
     if cfg.epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {cfg.epochs}")
-    if cfg.batch_size < 1:
-        raise ValueError(f"batch size must be >= 1, got {cfg.batch_size}")
+    if not 1 <= cfg.batch_size <= MAX_BATCH:
+        raise ValueError(f"batch size must be >= 1 and <= {MAX_BATCH}, got {cfg.batch_size}")
     if cfg.layers < 3:
         raise ValueError(f"layers must be >= 3 (two reduction cells plus a normal one), got {cfg.layers}")
-    if cfg.init_channels < 2:
-        raise ValueError(f"init channels must be >= 2, got {cfg.init_channels}")
+    if cfg.layers > MAX_LAYERS:
+        raise ValueError(f"layers must be <= {MAX_LAYERS}, got {cfg.layers}")
+    if not 2 <= cfg.init_channels <= MAX_CHANNELS:
+        raise ValueError(f"init channels must be >= 2 and <= {MAX_CHANNELS}, got {cfg.init_channels}")
     if cfg.lr <= 0:
         raise ValueError(f"lr must be > 0, got {cfg.lr}")
+    if not 0.0 <= cfg.momentum < 1.0:
+        raise ValueError(f"momentum must be in [0, 1), got {cfg.momentum}")
+    if cfg.weight_decay < 0:
+        raise ValueError(f"weight decay must be >= 0, got {cfg.weight_decay}")
     if cfg.grad_clip <= 0:
         raise ValueError(f"grad clip must be > 0, got {cfg.grad_clip}")
     if cfg.stem not in ("cifar", "imagenet"):
         raise ValueError(f"stem must be cifar or imagenet, got {cfg.stem!r}")
     if cfg.precision not in ("fp32", "bf16", "fp16"):
         raise ValueError(f"precision must be fp32, bf16 or fp16, got {cfg.precision!r}")
-    if cfg.image_size < 0:
-        raise ValueError(f"image size must be >= 0, got {cfg.image_size}")
+    if not 0 <= cfg.image_size <= MAX_IMAGE:
+        raise ValueError(f"image size must be 0 (native) or at most {MAX_IMAGE}, got {cfg.image_size}")
     if cfg.train_images < 0:
         raise ValueError(f"train images must be >= 0 (0: all), got {cfg.train_images}")
+    if cfg.threads < 0:
+        raise ValueError(f"threads must be >= 0 (0: torch's default), got {cfg.threads}")
+    if cfg.workers < 0:
+        raise ValueError(f"workers must be >= 0, got {cfg.workers}")
+    if cfg.cutout < 0:
+        raise ValueError(f"cutout must be >= 0 (0: off), got {cfg.cutout}")
+    if cfg.crop_padding < -1:
+        raise ValueError(f"crop padding must be >= 0, or -1 for the dataset's default, got {cfg.crop_padding}")
+    if cfg.device != "auto" and not re.fullmatch(r"cpu|cuda(:\d+)?", cfg.device):
+        raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {cfg.device!r}")
 
 
 # Small-data defaults: what makes the bundled digits search + train finish in minutes on 2 cores.

@@ -67,8 +67,8 @@ class Genotype:
             reduce = [_pair(p) for p in data["reduce"]]
             n_nodes = len(normal) // 2
             default = list(range(2, 2 + n_nodes))
-            normal_concat = list(data.get("normal_concat", default))
-            reduce_concat = list(data.get("reduce_concat", list(range(2, 2 + len(reduce) // 2))))
+            normal_concat = _concat(data.get("normal_concat", default))
+            reduce_concat = _concat(data.get("reduce_concat", list(range(2, 2 + len(reduce) // 2))))
         except KeyError as exc:
             raise GenotypeError(f"genotype JSON lacks the key {exc.args[0]!r}") from None
         except (TypeError, ValueError) as exc:
@@ -89,6 +89,12 @@ class Genotype:
         return self.to_text()
 
 
+def _concat(c: Any) -> list[int]:
+    if not isinstance(c, (list, tuple)) or not all(isinstance(i, int) and not isinstance(i, bool) for i in c):
+        raise GenotypeError(f"a concat must be a list of node numbers, got {c!r}"[:200])
+    return list(c)
+
+
 def _pair(p: Any) -> Pair:
     if not isinstance(p, (list, tuple)) or len(p) != 2:
         raise GenotypeError(f"each edge must be an [op, input] pair, got {p!r}")
@@ -98,9 +104,15 @@ def _pair(p: Any) -> Pair:
     return op, idx
 
 
+MAX_NODES = 32  # far beyond any published cell (DARTS: 4, NASNet/AmoebaNet: 5)
+MAX_TEXT = 100_000  # characters of genotype text accepted
+
+
 def _check_cell(kind: str, pairs: tuple[Pair, ...], concat: tuple[int, ...]) -> None:
     if not pairs or len(pairs) % 2:
         raise GenotypeError(f"{kind}: needs two (op, input) pairs per node, got {len(pairs)} pairs")
+    if len(pairs) > 2 * MAX_NODES:
+        raise GenotypeError(f"{kind}: {len(pairs) // 2} nodes is more than the {MAX_NODES} supported")
     n_nodes = len(pairs) // 2
     for k, (op, idx) in enumerate(pairs):
         if op not in OPS:
@@ -115,6 +127,10 @@ def _check_cell(kind: str, pairs: tuple[Pair, ...], concat: tuple[int, ...]) -> 
     for c in concat:
         if not 0 <= c < n_nodes + 2:
             raise GenotypeError(f"{kind}_concat holds {c}, outside 0..{n_nodes + 1}")
+    if len(set(concat)) != len(concat):
+        raise GenotypeError(f"{kind}_concat repeats a node: {list(concat)}")
+    if max(concat) < 2:
+        raise GenotypeError(f"{kind}_concat must include an intermediate node (2..{n_nodes + 1}), got {list(concat)}")
 
 
 # ---------------------------------------------------------------- text form
@@ -127,14 +143,23 @@ def _literal(node: ast.AST) -> Any:
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.keywords:
         args = [_literal(a) for a in node.args]
         if node.func.id == "range" and all(isinstance(a, int) for a in args) and 1 <= len(args) <= 3:
-            return list(range(*args))
+            if 0 in args[2:]:
+                raise GenotypeError("range() step must not be zero")
+            r = range(*args)
+            if len(r) > MAX_NODES + 2:  # measured before it is materialised
+                raise GenotypeError(f"range{tuple(args)} holds {len(r)} nodes, more than a cell can have")
+            return list(r)
         if node.func.id in ("list", "tuple") and len(args) == 1:
+            if not isinstance(args[0], list):
+                raise GenotypeError(f"{node.func.id}() of a genotype takes a list or tuple, got {type(args[0]).__name__}")
             return list(args[0])
     raise GenotypeError(f"genotype text may hold only literals and range(); found {ast.dump(node)[:60]}")
 
 
 def parse_genotype_text(text: str) -> Genotype:
     """Parse ``Genotype(normal=[...], normal_concat=range(2, 6), ...)`` without eval."""
+    if len(text) > MAX_TEXT:
+        raise GenotypeError(f"genotype text is {len(text):,} characters long; a genotype needs far fewer")
     try:
         tree = ast.parse(text.strip(), mode="exec")
     except SyntaxError as exc:
@@ -152,6 +177,8 @@ def parse_genotype_text(text: str) -> Genotype:
     for kw in expr.keywords:
         if kw.arg not in names:
             raise GenotypeError(f"unknown Genotype field {kw.arg!r}")
+        if kw.arg in fields:
+            raise GenotypeError(f"Genotype field {kw.arg!r} is given twice")
         fields[kw.arg] = _literal(kw.value)
     return Genotype.from_dict(fields)
 
@@ -219,10 +246,14 @@ def load_genotype(spec: str) -> Genotype:
     elif path.is_dir() and (path / "genotype.json").is_file():
         text = (path / "genotype.json").read_text()
     elif path.is_file():
+        if path.stat().st_size > 4 * MAX_TEXT:
+            raise GenotypeError(f"genotype file {spec} is {path.stat().st_size:,} bytes; a genotype needs far fewer")
         try:
-            text = path.read_text()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise GenotypeError(f"cannot read genotype file {spec}: {exc}") from None
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise GenotypeError(f"genotype file {spec} is not UTF-8 text: is it a genotype.json or Genotype(...) text?") from None
+        except OSError as exc:
+            raise GenotypeError(f"cannot read genotype file {spec}: {exc.strerror or exc}") from None
     else:
         known = ", ".join(GENOTYPES)
         raise GenotypeError(f"{spec!r} is not a built-in genotype ({known}), an existing file, or Genotype(...) text")

@@ -31,15 +31,19 @@ def predict_peak(
     *, k: int, batch: int, init_channels: int, layers: int, in_channels: int, size: int, num_classes: int,
     stem: str = "cifar", device: str | torch.device = "cpu",
 ) -> dict[str, Any]:
-    """Predicted bytes of one search step at ``batch`` (activations measured at a probe batch, scaled)."""
-    torch.manual_seed(0)
+    """Predicted bytes of one search step at ``batch`` (activations measured at a probe batch, scaled).
+
+    Runs under a forked RNG, so the caller's random state is left as it was.
+    """
     dev = torch.device(device)
-    net = SearchNetwork(num_classes=num_classes, in_channels=in_channels, init_channels=init_channels, layers=layers,
-                        k=k, stem=stem).to(dev)
-    probe = min(batch, PROBE_BATCH)
-    x = torch.randn(probe, in_channels, size, size, device=dev)
-    y = torch.randint(0, num_classes, (probe,), device=dev)
-    per_sample = _saved_bytes(net, x, y) / probe
+    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+        torch.manual_seed(0)
+        net = SearchNetwork(num_classes=num_classes, in_channels=in_channels, init_channels=init_channels, layers=layers,
+                            k=k, stem=stem).to(dev)
+        probe = min(batch, PROBE_BATCH)
+        x = torch.randn(probe, in_channels, size, size, device=dev)
+        y = torch.randint(0, num_classes, (probe,), device=dev)
+        per_sample = _saved_bytes(net, x, y) / probe
     params = sum(p.numel() for p in net.parameters()) * 4
     return {"k": k, "batch": batch, "activations_bytes": per_sample * batch, "per_sample_bytes": per_sample,
             "state_bytes": 3 * params, "predicted_peak_bytes": per_sample * batch + 3 * params}

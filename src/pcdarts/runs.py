@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import pickle
 import platform
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -33,6 +35,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600: keep the mode a plain open() would give
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -41,6 +44,21 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _first_line(exc: BaseException, limit: int = 160) -> str:
+    """An exception's first line, without terminal colour codes, cut at a word boundary."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()
+    line = text.splitlines()[0] if text else type(exc).__name__
+    if len(line) > limit:
+        line = line[:limit].rsplit(" ", 1)[0] + " ..."
+    return line
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
@@ -59,19 +77,28 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     """Load with ``weights_only=True``; a missing, truncated or foreign file is a RunError."""
     path = Path(path)
     if path.is_dir():
-        for name in ("best.pt", "checkpoint.pt", "last.pt"):
+        names = ["best.pt", "last.pt", "checkpoint.pt"]
+        try:  # a finished training says which model it shipped
+            names.insert(0, json.loads((path / "result.json").read_text())["shipped"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        for name in names:
             if (path / name).is_file():
                 path = path / name
                 break
         else:
-            raise RunError(f"no checkpoint (best.pt, checkpoint.pt) in {path}")
+            raise RunError(f"no checkpoint (best.pt, last.pt, checkpoint.pt) in {path}")
     if not path.is_file():
         raise RunError(f"checkpoint {path} does not exist")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "weights only" in str(exc).lower() or "weights_only" in str(exc).lower():
+            raise RunError(f"{path} holds Python objects beyond tensors and plain data; refused for safety "
+                           "(only load checkpoints pcdarts wrote)") from None
+        raise RunError(f"checkpoint {path} is corrupt or truncated ({_first_line(exc)}); use an intact copy") from None
     except Exception as exc:  # torch raises many types for a damaged zip
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise RunError(f"checkpoint {path} is corrupt or truncated ({first[:120]}); use an intact copy") from None
+        raise RunError(f"checkpoint {path} is corrupt or truncated ({_first_line(exc)}); use an intact copy") from None
     if not isinstance(state, dict) or "kind" not in state:
         raise RunError(f"{path} is not a pcdarts checkpoint")
     return state
@@ -147,6 +174,67 @@ def environment() -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- the folder
+class RunLock:
+    """One process per run folder: a ``.lock`` file holding the owner's pid, refused while that pid lives.
+
+    A lock left by a killed process is taken over. A folder this lock created and that is still
+    empty when the run ends (a start that failed) is removed again.
+    """
+
+    NAME = ".lock"
+
+    def __init__(self, path: str | Path, *, enabled: bool = True):
+        self.path, self.enabled = Path(path), enabled
+        self.file = self.path / self.NAME
+        self.created = False
+
+    def __enter__(self) -> RunLock:
+        if not self.enabled:
+            return self
+        if self.path.exists() and not self.path.is_dir():
+            raise RunError(f"output path {self.path} is a file, not a folder: choose another --out")
+        self.created = not self.path.exists()
+        self.path.mkdir(parents=True, exist_ok=True)
+        for _ in range(2):
+            try:
+                fd = os.open(self.file, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                owner = self._owner()
+                if owner is not None and owner != os.getpid() and _alive(owner):
+                    raise RunError(f"{self.path} is in use by process {owner}: wait for it to finish or choose "
+                                   "another --out") from None
+                self.file.unlink(missing_ok=True)  # stale: its process is gone
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write(str(os.getpid()))
+            return self
+        raise RunError(f"could not lock {self.path}: another process keeps taking it; try again")
+
+    def _owner(self) -> int | None:
+        try:
+            return int(self.file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def __exit__(self, *exc: Any) -> None:
+        if not self.enabled:
+            return
+        if self._owner() == os.getpid():
+            self.file.unlink(missing_ok=True)
+        if self.created and self.path.is_dir() and not any(self.path.iterdir()):
+            self.path.rmdir()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class RunDir:
     """One run's folder. Refuses to clobber earlier results unless told to."""
 

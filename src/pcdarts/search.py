@@ -23,6 +23,7 @@ from .runs import (
     MetricsLog,
     RunDir,
     RunError,
+    RunLock,
     atomic_write_json,
     environment,
     load_checkpoint,
@@ -100,7 +101,8 @@ def run_search(
     info = init_distributed(device)
     device = local_device(device, info)
     try:
-        return _search(cfg, Path(out), info, device, resume, overwrite, progress, stop_after_epochs)
+        with RunLock(out, enabled=info.is_main):
+            return _search(cfg, Path(out), info, device, resume, overwrite, progress, stop_after_epochs)
     finally:
         shutdown(info)
 

@@ -28,7 +28,7 @@ from typing import Any
 from .config import SearchConfig, TrainConfig, resolve_config
 from .genotype import Genotype, param_free_count, random_genotype
 from .remedies import select_from_history
-from .runs import RunError, atomic_write_json, read_jsonl
+from .runs import RunError, RunLock, atomic_write_json, read_jsonl
 from .search import run_search
 from .train import run_train
 
@@ -356,6 +356,7 @@ def run_study(cfg: StudyConfig, out: str | Path, *, progress: bool = True, threa
               max_units: int | None = None) -> dict[str, Any]:
     """Run (or continue) a study; returns the summary also written to ``out/study.json``."""
     t0 = time.time()
-    summary = Study(cfg, out, progress=progress, threads=threads).run(max_units=max_units)
+    with RunLock(out):
+        summary = Study(cfg, out, progress=progress, threads=threads).run(max_units=max_units)
     summary["seconds_this_call"] = time.time() - t0
     return summary

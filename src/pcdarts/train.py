@@ -31,6 +31,7 @@ from .runs import (
     MetricsLog,
     RunDir,
     RunError,
+    RunLock,
     atomic_write_json,
     environment,
     load_checkpoint,
@@ -47,7 +48,7 @@ log = logging.getLogger(__name__)
 
 def model_args(cfg: TrainConfig, ds: TensorDataset | FolderDataset) -> dict[str, Any]:
     return dict(num_classes=ds.num_classes, in_channels=ds.in_channels, init_channels=cfg.init_channels,
-                layers=cfg.layers, auxiliary=cfg.auxiliary, stem=cfg.stem)
+                layers=cfg.layers, auxiliary=cfg.auxiliary and cfg.auxiliary_weight > 0, stem=cfg.stem)
 
 
 def inference_state(
@@ -77,7 +78,8 @@ def run_train(
     info = init_distributed(device)
     device = local_device(device, info)
     try:
-        return _train(cfg, genotype, Path(out), info, device, resume, overwrite, progress, stop_after_epochs)
+        with RunLock(out, enabled=info.is_main):
+            return _train(cfg, genotype, Path(out), info, device, resume, overwrite, progress, stop_after_epochs)
     finally:
         shutdown(info)
 
