@@ -23,6 +23,7 @@ test-compile: $(BIN)/.installed
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
 
 bench: $(BIN)/.installed
 	$(BIN)/python -m pcdarts.bench memory

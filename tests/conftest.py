@@ -14,10 +14,34 @@ def _seed():
     yield
 
 
-TINY_SEARCH = ["--epochs", "2", "--warmup-epochs", "1", "--layers", "3", "--init-channels", "4",
-               "--image-size", "8", "--batch-size", "128", "--no-progress"]
-TINY_TRAIN = ["--epochs", "2", "--layers", "3", "--init-channels", "4", "--image-size", "8",
-              "--batch-size", "128", "--no-progress"]
+TINY_SEARCH = [
+    "--epochs",
+    "2",
+    "--warmup-epochs",
+    "1",
+    "--layers",
+    "3",
+    "--init-channels",
+    "4",
+    "--image-size",
+    "8",
+    "--batch-size",
+    "128",
+    "--no-progress",
+]
+TINY_TRAIN = [
+    "--epochs",
+    "2",
+    "--layers",
+    "3",
+    "--init-channels",
+    "4",
+    "--image-size",
+    "8",
+    "--batch-size",
+    "128",
+    "--no-progress",
+]
 
 
 @pytest.fixture(scope="session")
@@ -27,6 +51,19 @@ def digits_runs(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("digits")
     assert main(["search", "--dataset", "digits", "--out", str(root / "search"), *TINY_SEARCH]) == 0
-    assert main(["train", "--genotype", str(root / "search"), "--dataset", "digits", "--out", str(root / "train"),
-                 *TINY_TRAIN]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--genotype",
+                str(root / "search"),
+                "--dataset",
+                "digits",
+                "--out",
+                str(root / "train"),
+                *TINY_TRAIN,
+            ]
+        )
+        == 0
+    )
     return root

@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 
 
-def write_idx(folder: Path, *, n_train: int = 120, n_test: int = 40, side: int = 12, gz: bool = True,
-              seed: int = 0) -> Path:
+def write_idx(
+    folder: Path, *, n_train: int = 120, n_test: int = 40, side: int = 12, gz: bool = True, seed: int = 0
+) -> Path:
     """Four IDX files with a learnable class pattern (10 classes)."""
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)

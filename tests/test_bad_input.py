@@ -39,9 +39,14 @@ CASES = {
     "genotype-big-range": (["info", "--genotype", G + ", normal_concat=range(50000000))"], "more than a cell can have"),
     "genotype-repeated-keyword": (["info", "--genotype", G + ", normal=[])"], "given twice"),
     "genotype-duplicate-concat": (["info", "--genotype", G + ", normal_concat=[2, 2])"], "repeats a node"),
-    "genotype-concat-of-inputs": (["info", "--genotype", G + ", normal_concat=[0, 1])"], "must include an intermediate"),
-    "genotype-too-many-pairs": (["info", "--genotype", "Genotype(normal=" + repr([("skip_connect", 0)] * 200)
-                                + ", reduce=[])"], "more than the 32 supported"),
+    "genotype-concat-of-inputs": (
+        ["info", "--genotype", G + ", normal_concat=[0, 1])"],
+        "must include an intermediate",
+    ),
+    "genotype-too-many-pairs": (
+        ["info", "--genotype", "Genotype(normal=" + repr([("skip_connect", 0)] * 200) + ", reduce=[])"],
+        "more than the 32 supported",
+    ),
 }
 
 
@@ -77,8 +82,24 @@ def test_a_run_folder_in_use_is_refused_and_a_stale_lock_is_taken_over(tmp_path,
     out = tmp_path / "run"
     out.mkdir()
     (out / ".lock").write_text(str(os.getppid()))  # a live process that is not us
-    args = ["search", "--dataset", "synthetic", "--out", str(out), "--epochs", "2", "--warmup-epochs", "1",
-            "--layers", "3", "--init-channels", "4", "--image-size", "8", "--no-progress"]
+    args = [
+        "search",
+        "--dataset",
+        "synthetic",
+        "--out",
+        str(out),
+        "--epochs",
+        "2",
+        "--warmup-epochs",
+        "1",
+        "--layers",
+        "3",
+        "--init-channels",
+        "4",
+        "--image-size",
+        "8",
+        "--no-progress",
+    ]
     assert main(args) == 2
     assert f"in use by process {os.getppid()}" in capsys.readouterr().err
     (out / ".lock").write_text("999999999")  # no such process: a stale lock from a killed run

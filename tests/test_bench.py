@@ -7,8 +7,24 @@ import pytest
 
 from pcdarts import bench
 
-TINY = ["--channels", "8", "--layers", "3", "--batch", "4", "--size", "8", "--repeats", "1",
-        "--train-channels", "8", "--train-layers", "3", "--threads", "1"]
+TINY = [
+    "--channels",
+    "8",
+    "--layers",
+    "3",
+    "--batch",
+    "4",
+    "--size",
+    "8",
+    "--repeats",
+    "1",
+    "--train-channels",
+    "8",
+    "--train-layers",
+    "3",
+    "--threads",
+    "1",
+]
 
 
 def test_projection_adds_warmup_search_and_eval_epochs():
@@ -26,7 +42,9 @@ def test_step_benchmark_json_has_both_modes_and_ratios(capsys):
         for part in ("search", "weight_step", "eval_step", "train"):
             assert 0 < r[part]["min_s"] <= r[part]["median_s"] <= r[part]["max_s"]
         assert r["projected_search_min"] > 0
-    assert res["search_speedup"] == pytest.approx(res["rows"][1]["search"]["median_s"] / res["rows"][0]["search"]["median_s"])
+    assert res["search_speedup"] == pytest.approx(
+        res["rows"][1]["search"]["median_s"] / res["rows"][0]["search"]["median_s"]
+    )
     assert res["machine"]["threads"] == 1
 
 
@@ -37,14 +55,17 @@ def test_memory_benchmark_shrinks_saved_activations_with_k(capsys):
     assert rows[0]["saved_vs_k1"] == 1.0 and 0 < rows[1]["saved_vs_k1"] < 1.0
 
 
-@pytest.mark.parametrize(("argv", "says"), [
-    (["step", "--k", "3"], "divisible by K"),
-    (["step", "--repeats", "0"], "--repeats must be >= 1"),
-    (["memory", "--layers", "2"], "must be >= 3"),
-    (["step", "--device", "tpu:x"], "unknown device"),
-    (["step", "--precision", "fp16"], "fp16 autocast needs --device cuda"),
-    (["step", "--project-warmup", "60"], "--project-warmup <= --project-epochs"),
-])
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["step", "--k", "3"], "divisible by K"),
+        (["step", "--repeats", "0"], "--repeats must be >= 1"),
+        (["memory", "--layers", "2"], "must be >= 3"),
+        (["step", "--device", "tpu:x"], "unknown device"),
+        (["step", "--precision", "fp16"], "fp16 autocast needs --device cuda"),
+        (["step", "--project-warmup", "60"], "--project-warmup <= --project-epochs"),
+    ],
+)
 def test_bad_settings_get_one_line_and_exit_2(argv, says, capsys):
     assert bench.main(argv) == 2
     err = capsys.readouterr().err.strip()

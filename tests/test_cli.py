@@ -8,8 +8,9 @@ from pcdarts.cli import main
 from tests.conftest import TINY_SEARCH, TINY_TRAIN
 
 
-@pytest.mark.parametrize("cmd", [[], ["search"], ["train"], ["eval"], ["info"], ["genotypes"], ["demo"], ["bench"],
-                                 ["bench", "step"]])
+@pytest.mark.parametrize(
+    "cmd", [[], ["search"], ["train"], ["eval"], ["info"], ["genotypes"], ["demo"], ["bench"], ["bench", "step"]]
+)
 def test_help(cmd, capsys):
     with pytest.raises(SystemExit) as exc:
         main(cmd + ["--help"])
@@ -26,8 +27,21 @@ def test_search_help_lists_every_hyperparameter(capsys):
     with pytest.raises(SystemExit):
         main(["search", "--help"])
     out = capsys.readouterr().out
-    for flag in ("--batch-size", "--lr", "--arch-lr", "--k", "--edge-norm", "--no-edge-norm", "--warmup-epochs",
-                 "--init-channels", "--layers", "--seed", "--unrolled", "--device", "--partial-mode"):
+    for flag in (
+        "--batch-size",
+        "--lr",
+        "--arch-lr",
+        "--k",
+        "--edge-norm",
+        "--no-edge-norm",
+        "--warmup-epochs",
+        "--init-channels",
+        "--layers",
+        "--seed",
+        "--unrolled",
+        "--device",
+        "--partial-mode",
+    ):
         assert flag in out
 
 
@@ -93,8 +107,22 @@ def test_compiled_training_follows_the_eager_run(tmp_path, digits_runs):
     from pcdarts import load_model
 
     out = tmp_path / "compiled"
-    assert main(["train", "--genotype", str(digits_runs / "search"), "--dataset", "digits", "--out", str(out),
-                 "--compile", *TINY_TRAIN]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--genotype",
+                str(digits_runs / "search"),
+                "--dataset",
+                "digits",
+                "--out",
+                str(out),
+                "--compile",
+                *TINY_TRAIN,
+            ]
+        )
+        == 0
+    )
     eager = [json.loads(line) for line in (digits_runs / "train" / "metrics.jsonl").read_text().splitlines()]
     compiled = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     eager, compiled = [r for r in eager if "train_loss" in r], [r for r in compiled if "train_loss" in r]
@@ -113,9 +141,25 @@ def test_compile_failure_is_one_line(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(torch, "compile", lambda fn, **k: broken)
     out = tmp_path / "c"
-    assert main(["train", "--genotype", "PC_DARTS_cifar", "--dataset", "digits", "--out", str(out), "--compile",
-                 *TINY_TRAIN]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "--genotype",
+                "PC_DARTS_cifar",
+                "--dataset",
+                "digits",
+                "--out",
+                str(out),
+                "--compile",
+                *TINY_TRAIN,
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1] == ("pcdarts train: error: torch.compile failed (CppCompileError: no C++ compiler found); "
-                       "run again without --compile")
+    assert err[-1] == (
+        "pcdarts train: error: torch.compile failed (CppCompileError: no C++ compiler found); "
+        "run again without --compile"
+    )
     assert not (out / "best.pt").exists() and not (out / "result.json").exists()

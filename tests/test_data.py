@@ -31,7 +31,7 @@ def test_random_crop_is_a_shifted_window_of_the_padded_image():
     dy, dx = torch.randint(0, 5, (2,), generator=g), torch.randint(0, 5, (2,), generator=g)
     xp = torch.nn.functional.pad(x, (2, 2, 2, 2))
     for i in range(2):
-        torch.testing.assert_close(y[i], xp[i, :, dy[i]:dy[i] + 6, dx[i]:dx[i] + 6])
+        torch.testing.assert_close(y[i], xp[i, :, dy[i] : dy[i] + 6, dx[i] : dx[i] + 6])
 
 
 def test_flip_and_cutout():

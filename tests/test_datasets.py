@@ -24,11 +24,13 @@ def _cifar_archive(path: Path, n_train=6, n_test=4, classes=10) -> tuple[np.ndar
     data = rng.integers(0, 256, (n_train * 5 + n_test, 3072), dtype=np.uint8)
     labels = [int(i % classes) for i in range(len(data))]
     with tarfile.open(path, "w:gz") as tar:
+
         def add(name, obj):
             raw = pickle.dumps(obj)
             info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
             info.size = len(raw)
             tar.addfile(info, io.BytesIO(raw))
+
         for b in range(5):
             sl = slice(b * n_train, (b + 1) * n_train)
             add(f"data_batch_{b + 1}", {b"data": data[sl], b"labels": labels[sl]})
@@ -58,6 +60,7 @@ def test_hostile_pickle_is_refused(tmp_path):
     class Evil:
         def __reduce__(self):
             return (print, ("pwned",))
+
     folder = tmp_path / "cifar-10-batches-py"
     folder.mkdir()
     for n in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"]:
@@ -110,8 +113,22 @@ def test_checksum_failure_from_the_cli_is_one_line_exit_2(server, tmp_path, caps
     from pcdarts.data import cifar
 
     monkeypatch.setitem(cifar.CIFAR["cifar10"], "url", f"{srv.url}/truncated.tar.gz")
-    code = main(["search", "--dataset", "cifar10", "--download", "--data", str(tmp_path / "dl"), "--out",
-                 str(tmp_path / "run"), "--epochs", "1", "--warmup-epochs", "0"])
+    code = main(
+        [
+            "search",
+            "--dataset",
+            "cifar10",
+            "--download",
+            "--data",
+            str(tmp_path / "dl"),
+            "--out",
+            str(tmp_path / "run"),
+            "--epochs",
+            "1",
+            "--warmup-epochs",
+            "0",
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2 and "checksum mismatch" in err and len(err.splitlines()) == 1
     assert not list((tmp_path / "dl").glob("*.tar.gz"))
@@ -149,18 +166,80 @@ def test_imagenet_layout_search_subset_and_train(tmp_path, capsys):
     _jpeg_tree(tmp_path / "inet" / "train", per_class=8)
     _jpeg_tree(tmp_path / "inet" / "val", per_class=2)
     lst = tmp_path / "subset.json"
-    assert main(["subsample", "--data", str(tmp_path / "inet"), "--train-fraction", "0.5", "--val-fraction", "0.25",
-                 "--seed", "3", "--out", str(lst)]) == 0
+    assert (
+        main(
+            [
+                "subsample",
+                "--data",
+                str(tmp_path / "inet"),
+                "--train-fraction",
+                "0.5",
+                "--val-fraction",
+                "0.25",
+                "--seed",
+                "3",
+                "--out",
+                str(lst),
+            ]
+        )
+        == 0
+    )
     sub = json.loads(lst.read_text())
     assert len(sub["weights"]) == 12 and len(sub["arch"]) == 6
     assert not {p for p, _ in sub["weights"]} & {p for p, _ in sub["arch"]}
-    assert main(["subsample", "--data", str(tmp_path / "inet"), "--train-fraction", "0.5", "--val-fraction", "0.25",
-                 "--seed", "3", "--out", str(tmp_path / "again.json")]) == 0
+    assert (
+        main(
+            [
+                "subsample",
+                "--data",
+                str(tmp_path / "inet"),
+                "--train-fraction",
+                "0.5",
+                "--val-fraction",
+                "0.25",
+                "--seed",
+                "3",
+                "--out",
+                str(tmp_path / "again.json"),
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "again.json").read_text() == lst.read_text()  # reproducible
     out = tmp_path / "run"
-    assert main(["search", "--dataset", "imagenet", "--data", str(tmp_path / "inet"), "--subset", str(lst),
-                 "--image-size", "32", "--layers", "3", "--init-channels", "4", "--k", "2", "--epochs", "2",
-                 "--warmup-epochs", "1", "--batch-size", "4", "--workers", "0", "--no-progress", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "search",
+                "--dataset",
+                "imagenet",
+                "--data",
+                str(tmp_path / "inet"),
+                "--subset",
+                str(lst),
+                "--image-size",
+                "32",
+                "--layers",
+                "3",
+                "--init-channels",
+                "4",
+                "--k",
+                "2",
+                "--epochs",
+                "2",
+                "--warmup-epochs",
+                "1",
+                "--batch-size",
+                "4",
+                "--workers",
+                "0",
+                "--no-progress",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert (out / "genotype.json").is_file()
 
 
@@ -187,20 +266,95 @@ def test_subsample_fractions_validated():
 
 def test_predict_on_a_folder_model_uses_the_evaluation_crop(tmp_path, capsys):
     from pcdarts import load_model
-    from pcdarts.data.folder import _centre_crop, _decode
+    from pcdarts.data.folder import _decode, centre_crop
 
     _jpeg_tree(tmp_path / "imgs", per_class=4)
     out = tmp_path / "run"
-    assert main(["train", "--dataset", "folder", "--data", str(tmp_path / "imgs"), "--image-size", "16",
-                 "--layers", "3", "--init-channels", "4", "--epochs", "1", "--batch-size", "4", "--workers", "0",
-                 "--genotype", "DARTS_V2", "--no-progress", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--dataset",
+                "folder",
+                "--data",
+                str(tmp_path / "imgs"),
+                "--image-size",
+                "16",
+                "--layers",
+                "3",
+                "--init-channels",
+                "4",
+                "--epochs",
+                "1",
+                "--batch-size",
+                "4",
+                "--workers",
+                "0",
+                "--genotype",
+                "DARTS_V2",
+                "--no-progress",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     image = str(tmp_path / "imgs" / "dog" / "1.jpg")  # 47x33: not square, so resize and crop differ
     assert main(["predict", "--checkpoint", str(out / "best.pt"), image, "--json"]) == 0
     row = json.loads(capsys.readouterr().out.strip().splitlines()[-1])[0]
     model = load_model(out / "best.pt")
-    arr = np.asarray(_centre_crop(_decode(image, 3), 16), dtype=np.float32) / 255.0
+    arr = np.asarray(centre_crop(_decode(image, 3), 16), dtype=np.float32) / 255.0
     x = torch.from_numpy(arr).permute(2, 0, 1)[None]
     mean, std = torch.tensor(model.meta["mean"]).view(1, -1, 1, 1), torch.tensor(model.meta["std"]).view(1, -1, 1, 1)
     with torch.no_grad():
         probs = torch.softmax(model((x - mean) / std), 1)[0]
     assert row["top"][0]["probability"] == pytest.approx(float(probs.max()), abs=1e-5)
+
+
+@pytest.mark.parametrize("layout", ["flat", "train_only", "train_val"])
+def test_folder_layouts_people_have(tmp_path, layout, caplog):
+    import logging
+
+    root = tmp_path / "d"
+    if layout == "flat":
+        _jpeg_tree(root, per_class=5)
+    elif layout == "train_only":
+        _jpeg_tree(root / "train", per_class=5)
+    else:
+        _jpeg_tree(root / "train", per_class=5)
+        _jpeg_tree(root / "val", per_class=2)
+    with caplog.at_level(logging.INFO):
+        ds = get_dataset("folder", data=str(root))
+    assert ds.classes == ["cat", "dog", "eel"]
+    assert {y for _, y in ds.train} == {0, 1, 2} and {y for _, y in ds.test} == {0, 1, 2}
+    assert "found 3 classes" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "make,msg",
+    [
+        (lambda r: _jpeg_tree(r, classes=("only",)), "one class sub-folder"),
+        (lambda r: _jpeg_tree(r / "train", classes=("only",)), "one class sub-folder"),
+        (lambda r: (_jpeg_tree(r), (r / "empty").mkdir()), "holds no images"),
+    ],
+)
+def test_folders_that_cannot_train_a_classifier_are_refused(tmp_path, make, msg):
+    make(tmp_path / "d")
+    with pytest.raises(DataError, match=msg):
+        get_dataset("folder", data=str(tmp_path / "d"))
+
+
+def test_subset_lists_must_agree_with_folders_and_be_disjoint(tmp_path):
+    import json
+
+    from pcdarts.data.folder import read_subset, split_folder
+
+    _jpeg_tree(tmp_path / "d")
+    _, train, _ = split_folder(tmp_path / "d")
+    p = tmp_path / "s.json"
+    p.write_text(json.dumps({"weights": [[train[0][0], 2]], "arch": [[train[1][0], train[1][1]]]}))
+    with pytest.raises(DataError, match="another label"):
+        read_subset(str(p), train)
+    p.write_text(json.dumps({"weights": [list(train[0])], "arch": [list(train[0])]}))
+    with pytest.raises(DataError, match="disjoint"):
+        read_subset(str(p), train)

@@ -11,8 +11,19 @@ import pytest
 from pcdarts.genotype import Genotype
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
-TINY = ["--dataset", "digits", "--layers", "3", "--init-channels", "4", "--image-size", "8", "--no-progress",
-        "--threads", "1"]
+TINY = [
+    "--dataset",
+    "digits",
+    "--layers",
+    "3",
+    "--init-channels",
+    "4",
+    "--image-size",
+    "8",
+    "--no-progress",
+    "--threads",
+    "1",
+]
 
 
 def _torchrun(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
@@ -48,8 +59,19 @@ def test_resume_under_torchrun_after_sigkill_matches_an_uninterrupted_run(tmp_pa
 
     args = [*TINY, "--epochs", "3", "--warmup-epochs", "1", "--batch-size", "64"]
     cut, ref = tmp_path / "cut", tmp_path / "ref"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "pcdarts",
-           "search", *args, "--out", str(cut)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "pcdarts",
+        "search",
+        *args,
+        "--out",
+        str(cut),
+    ]
     proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     t0 = time.time()
     while time.time() - t0 < 240 and proc.poll() is None:

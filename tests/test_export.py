@@ -75,8 +75,17 @@ def test_predict_on_image_files(digits_runs, tmp_path, capsys):
 
 
 def test_search_checkpoint_where_a_trained_network_is_expected(digits_runs, tmp_path, capsys):
-    code = main(["export", "--checkpoint", str(digits_runs / "search" / "checkpoint.pt"), "--format", "onnx",
-                 "--out", str(tmp_path / "m.onnx")])
+    code = main(
+        [
+            "export",
+            "--checkpoint",
+            str(digits_runs / "search" / "checkpoint.pt"),
+            "--format",
+            "onnx",
+            "--out",
+            str(tmp_path / "m.onnx"),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "trained network" in err and len(err.strip().splitlines()) == 1
 

@@ -19,7 +19,7 @@ def test_derive_never_picks_none_and_takes_two_inputs_per_node():
     g = derive_genotype(a, a.clone())
     assert all(op != "none" for op, _ in g.normal + g.reduce)
     for node in range(4):
-        ins = [i for _, i in g.normal[2 * node: 2 * node + 2]]
+        ins = [i for _, i in g.normal[2 * node : 2 * node + 2]]
         assert len(set(ins)) == 2 and all(0 <= i < node + 2 for i in ins)
     assert g.normal_concat == (2, 3, 4, 5)
 
@@ -60,21 +60,26 @@ def test_json_and_text_round_trips(name):
 
 
 def test_reference_text_form_with_range():
-    text = ("PC_DARTS = Genotype(normal=[('sep_conv_3x3', 1), ('skip_connect', 0), ('sep_conv_3x3', 0), "
-            "('dil_conv_3x3', 1), ('sep_conv_5x5', 0), ('sep_conv_3x3', 1), ('avg_pool_3x3', 0), ('dil_conv_3x3', 1)], "
-            "normal_concat=range(2, 6), reduce=[('sep_conv_5x5', 1), ('max_pool_3x3', 0), ('sep_conv_5x5', 1), "
-            "('sep_conv_5x5', 2), ('sep_conv_3x3', 0), ('sep_conv_3x3', 3), ('sep_conv_3x3', 1), ('sep_conv_3x3', 2)], "
-            "reduce_concat=range(2, 6))")
+    text = (
+        "PC_DARTS = Genotype(normal=[('sep_conv_3x3', 1), ('skip_connect', 0), ('sep_conv_3x3', 0), "
+        "('dil_conv_3x3', 1), ('sep_conv_5x5', 0), ('sep_conv_3x3', 1), ('avg_pool_3x3', 0), ('dil_conv_3x3', 1)], "
+        "normal_concat=range(2, 6), reduce=[('sep_conv_5x5', 1), ('max_pool_3x3', 0), ('sep_conv_5x5', 1), "
+        "('sep_conv_5x5', 2), ('sep_conv_3x3', 0), ('sep_conv_3x3', 3), ('sep_conv_3x3', 1), ('sep_conv_3x3', 2)], "
+        "reduce_concat=range(2, 6))"
+    )
     assert parse_genotype_text(text) == GENOTYPES["PC_DARTS_cifar"]
 
 
-@pytest.mark.parametrize("text", [
-    "__import__('os').system('touch /tmp/pcdarts_pwned')",
-    "Genotype(normal=__import__('os').system('touch /tmp/pcdarts_pwned'), reduce=[])",
-    "Genotype(normal=[(open('/etc/passwd').read(), 0)], reduce=[])",
-    "Genotype(normal=[('sep_conv_3x3', 0)]*8, normal_concat=range(2,6), reduce=[], reduce_concat=[])",
-    "import os; Genotype()",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "__import__('os').system('touch /tmp/pcdarts_pwned')",
+        "Genotype(normal=__import__('os').system('touch /tmp/pcdarts_pwned'), reduce=[])",
+        "Genotype(normal=[(open('/etc/passwd').read(), 0)], reduce=[])",
+        "Genotype(normal=[('sep_conv_3x3', 0)]*8, normal_concat=range(2,6), reduce=[], reduce_concat=[])",
+        "import os; Genotype()",
+    ],
+)
 def test_malicious_text_is_refused_and_never_runs(text, tmp_path):
     import os
 
@@ -83,13 +88,25 @@ def test_malicious_text_is_refused_and_never_runs(text, tmp_path):
     assert not os.path.exists("/tmp/pcdarts_pwned")
 
 
-@pytest.mark.parametrize("data,match", [
-    ({"normal": [["sep_conv_3x3", 0]], "reduce": []}, "two"),
-    ({"normal": [["conv_9x9", 0], ["sep_conv_3x3", 1]], "reduce": [["sep_conv_3x3", 0], ["sep_conv_3x3", 1]]}, "unknown"),
-    ({"normal": [["sep_conv_3x3", 0], ["sep_conv_3x3", 2]], "reduce": [["sep_conv_3x3", 0], ["sep_conv_3x3", 1]]}, "input 2"),
-    ({"reduce": []}, "lacks"),
-    ([1, 2], "object"),
-])
+@pytest.mark.parametrize(
+    "data,match",
+    [
+        ({"normal": [["sep_conv_3x3", 0]], "reduce": []}, "two"),
+        (
+            {"normal": [["conv_9x9", 0], ["sep_conv_3x3", 1]], "reduce": [["sep_conv_3x3", 0], ["sep_conv_3x3", 1]]},
+            "unknown",
+        ),
+        (
+            {
+                "normal": [["sep_conv_3x3", 0], ["sep_conv_3x3", 2]],
+                "reduce": [["sep_conv_3x3", 0], ["sep_conv_3x3", 1]],
+            },
+            "input 2",
+        ),
+        ({"reduce": []}, "lacks"),
+        ([1, 2], "object"),
+    ],
+)
 def test_malformed_genotypes_are_clear_errors(data, match):
     with pytest.raises(GenotypeError, match=match):
         Genotype.from_dict(data)

@@ -56,7 +56,19 @@ def test_broken_files_are_one_line_errors_naming_the_file(tmp_path, capsys, how,
         get_dataset("fashion-mnist", data=str(tmp_path))
     assert main(["info", "--genotype", "DARTS_V2", "--dataset", "cifar10"]) == 0  # unrelated commands still work
     capsys.readouterr()
-    rc = main(["train", "--dataset", "fashion-mnist", "--data", str(tmp_path), "--out", str(tmp_path / "run"),
-               "--epochs", "1", "--no-progress"])
+    rc = main(
+        [
+            "train",
+            "--dataset",
+            "fashion-mnist",
+            "--data",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "run"),
+            "--epochs",
+            "1",
+            "--no-progress",
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and "train-images-idx3-ubyte.gz" in err

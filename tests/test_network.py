@@ -17,8 +17,9 @@ def test_darts_v2_params():
 
 @pytest.mark.slow
 def test_pc_darts_image_params_and_macs():
-    m = build_network(GENOTYPES["PC_DARTS_image"], num_classes=1000, init_channels=48, layers=14, stem="imagenet",
-                      auxiliary=False)
+    m = build_network(
+        GENOTYPES["PC_DARTS_image"], num_classes=1000, init_channels=48, layers=14, stem="imagenet", auxiliary=False
+    )
     assert abs(count_params(m) - 5_342_464) <= 0.005 * 5_342_464
     assert abs(count_macs(m, (3, 224, 224)) - 597e6) <= 0.03 * 597e6
 

@@ -16,8 +16,16 @@ def test_every_op_keeps_channels_and_divides_resolution(name, stride, size):
 
 
 def test_primitives_are_the_paper_order():
-    assert PRIMITIVES == ("none", "max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3",
-                          "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5")
+    assert PRIMITIVES == (
+        "none",
+        "max_pool_3x3",
+        "avg_pool_3x3",
+        "skip_connect",
+        "sep_conv_3x3",
+        "sep_conv_5x5",
+        "dil_conv_3x3",
+        "dil_conv_5x5",
+    )
 
 
 def test_registry_refuses_duplicates():
@@ -36,8 +44,10 @@ def test_none_op_is_zero():
     assert OPS["none"](3, 2, False)(torch.randn(1, 3, 6, 6)).abs().sum() == 0
 
 
-@pytest.mark.parametrize("name", ["max_pool_3x3", "avg_pool_3x3", "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3",
-                                  "dil_conv_5x5", "skip_connect"])
+@pytest.mark.parametrize(
+    "name",
+    ["max_pool_3x3", "avg_pool_3x3", "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5", "skip_connect"],
+)
 @pytest.mark.parametrize("stride", [1, 2])
 @pytest.mark.parametrize("size", [8, 7, 1])
 def test_fast_cpu_kernels_match_the_plain_path(name, stride, size):

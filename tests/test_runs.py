@@ -18,14 +18,37 @@ from pcdarts.runs import load_checkpoint
 from pcdarts.train import run_train
 from tests.conftest import TINY_SEARCH
 
-SEARCH6 = ["search", "--dataset", "digits", "--epochs", "6", "--warmup-epochs", "1", "--layers", "3",
-           "--init-channels", "4", "--image-size", "8", "--batch-size", "64", "--no-progress", "--threads", "1"]
+SEARCH6 = [
+    "search",
+    "--dataset",
+    "digits",
+    "--epochs",
+    "6",
+    "--warmup-epochs",
+    "1",
+    "--layers",
+    "3",
+    "--init-channels",
+    "4",
+    "--image-size",
+    "8",
+    "--batch-size",
+    "64",
+    "--no-progress",
+    "--threads",
+    "1",
+]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
 
 
 def _cli(*args):
-    return subprocess.Popen([sys.executable, "-m", "pcdarts", "-q", *args], env=ENV, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "pcdarts", "-q", *args],
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _wait_for_epoch(ckpt: Path, epoch: int, proc, timeout=240):
@@ -85,8 +108,20 @@ def test_sigint_checkpoints_mid_run_and_exits_zero(tmp_path):
 
 def test_training_resume_matches_an_uninterrupted_run(tmp_path):
     torch.set_num_threads(1)
-    cfg = resolve_config(TrainConfig, "digits", dict(epochs=3, layers=3, init_channels=4, image_size=8, batch_size=128,
-                                                     genotype="DARTS_V2", drop_path=0.2, threads=1))
+    cfg = resolve_config(
+        TrainConfig,
+        "digits",
+        dict(
+            epochs=3,
+            layers=3,
+            init_channels=4,
+            image_size=8,
+            batch_size=128,
+            genotype="DARTS_V2",
+            drop_path=0.2,
+            threads=1,
+        ),
+    )
     full = run_train(cfg, tmp_path / "full", progress=False)
     part = run_train(cfg, tmp_path / "part", progress=False, stop_after_epochs=1)
     assert part["stopped"]
@@ -99,15 +134,28 @@ def test_training_resume_matches_an_uninterrupted_run(tmp_path):
 
 def test_checkpoint_holds_everything_to_continue(digits_runs):
     state = load_checkpoint(digits_runs / "search" / "checkpoint.pt")
-    for key in ("model", "w_optimizer", "arch_optimizer", "epoch", "rng", "train_stream", "val_stream", "history", "config"):
+    for key in (
+        "model",
+        "w_optimizer",
+        "arch_optimizer",
+        "epoch",
+        "rng",
+        "train_stream",
+        "val_stream",
+        "history",
+        "config",
+    ):
         assert key in state
     assert "alphas_normal" in state["model"] and len(state["history"]) == 2
     assert {"python", "numpy", "torch"} <= set(state["rng"])
 
 
 def _digest(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +178,10 @@ def _bad_cases(fin: Path, tmp: Path) -> list[tuple[list[str], str]]:
         (["eval", "--checkpoint", str(tmp / "missing.pt")], "does not exist"),
         (["eval", "--checkpoint", str(tmp / "corrupt.pt")], "corrupt or truncated"),
         (["eval", "--checkpoint", str(tmp / "truncated.pt")], "corrupt or truncated"),
-        (["search", "--dataset", "digits", "--out", str(fin), "--resume", "--k", "2", *TINY_SEARCH], "was written with k=4"),
+        (
+            ["search", "--dataset", "digits", "--out", str(fin), "--resume", "--k", "2", *TINY_SEARCH],
+            "was written with k=4",
+        ),
         (["train", "--genotype", str(tmp / "bad.json"), "--out", new], "malformed genotype JSON"),
         (["train", "--genotype", "Genotype(normal=[('sep_conv_3x3', 7)] * 8)", "--out", new], "literals"),
         (["info", "--genotype", "Genotype(normal=[('sep_conv_3x3', 5), ('skip_connect', 0)], reduce=[])"], "input 5"),
@@ -141,8 +192,12 @@ def _bad_cases(fin: Path, tmp: Path) -> list[tuple[list[str], str]]:
         (["search", "--out", new, "--epochs", "4", "--warmup-epochs", "4"], "warm-up epochs"),
         (["search", "--dataset", "digits", "--out", str(fin), *TINY_SEARCH], "already holds a finished run"),
         (["search", "--dataset", "digits", "--out", str(tmp / "nothing"), "--resume"], "nothing to resume"),
-        (["search", "--out", new, "--device", "cuda:0"] if not torch.cuda.is_available() else
-         ["search", "--out", new, "--device", "tpu"], "device"),
+        (
+            ["search", "--out", new, "--device", "cuda:0"]
+            if not torch.cuda.is_available()
+            else ["search", "--out", new, "--device", "tpu"],
+            "device",
+        ),
     ]
 
 
@@ -159,8 +214,12 @@ def test_bad_input_table(finished_search, tmp_path, capsys):
 
 
 def test_bad_input_from_the_real_console_has_no_traceback(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "pcdarts", "search", "--k", "3", "--out", str(tmp_path / "x")],
-                       capture_output=True, text=True, env=ENV)
+    r = subprocess.run(
+        [sys.executable, "-m", "pcdarts", "search", "--k", "3", "--out", str(tmp_path / "x")],
+        capture_output=True,
+        text=True,
+        env=ENV,
+    )
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
 
 
@@ -171,8 +230,9 @@ def test_nonfinite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, capsy
     argv = ["search", "--dataset", "digits", "--out", str(out), *TINY_SEARCH, "--epochs", "3"]
     from pcdarts.config import SearchConfig
 
-    cfg = resolve_config(SearchConfig, "digits", dict(epochs=3, warmup_epochs=1, layers=3, init_channels=4,
-                                                      image_size=8, batch_size=128))
+    cfg = resolve_config(
+        SearchConfig, "digits", dict(epochs=3, warmup_epochs=1, layers=3, init_channels=4, image_size=8, batch_size=128)
+    )
     assert search_mod.run_search(cfg, out, progress=False, stop_after_epochs=1)["stopped"]
     good = (out / "checkpoint.pt").read_bytes()
     real = search_mod.summarise
@@ -197,7 +257,9 @@ def test_deterministic_mode_repeats_a_run_exactly(tmp_path):
     outs = []
     for name in ("a", "b"):
         out = tmp_path / name
-        code = main(["search", "--dataset", "digits", "--out", str(out), *TINY_SEARCH, "--deterministic", "--seed", "7"])
+        code = main(
+            ["search", "--dataset", "digits", "--out", str(out), *TINY_SEARCH, "--deterministic", "--seed", "7"]
+        )
         assert code == 0
         outs.append(out)
     torch.use_deterministic_algorithms(False)

@@ -14,14 +14,34 @@ from pcdarts.study import Arm, StudyConfig, format_table, run_study, summarise, 
 from tests.idx_data import write_idx
 
 SEARCH = dict(image_size=8, init_channels=4, layers=3, epochs=2, warmup_epochs=1, batch_size=32, lr=0.05)
-TRAIN = dict(image_size=8, init_channels=4, layers=3, epochs=2, batch_size=32, lr=0.05, cutout=0, drop_path=0.0,
-             auxiliary=False)
+TRAIN = dict(
+    image_size=8, init_channels=4, layers=3, epochs=2, batch_size=32, lr=0.05, cutout=0, drop_path=0.0, auxiliary=False
+)
 
 
 def _args(data, out):
-    args = ["study", "--dataset", "fashion-mnist", "--data", str(data), "--out", str(out), "--searches", "1",
-            "--random", "2", "--arm", "pcdarts", "--arm", "cap1:max_param_free=1", "--arm", "bd:beta_decay=25",
-            "--threads", "1", "--no-progress"]
+    args = [
+        "study",
+        "--dataset",
+        "fashion-mnist",
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--searches",
+        "1",
+        "--random",
+        "2",
+        "--arm",
+        "pcdarts",
+        "--arm",
+        "cap1:max_param_free=1",
+        "--arm",
+        "bd:beta_decay=25",
+        "--threads",
+        "1",
+        "--no-progress",
+    ]
     for k, v in SEARCH.items():
         args += ["--search-set", f"{k}={v}"]
     for k, v in TRAIN.items():
@@ -47,8 +67,12 @@ def test_study_writes_every_cell_and_shares_searches(finished_study, capsys):
     assert study["complete"]
     cells = study["cells"]
     assert [(c["arm"], c["kind"], c["seed"]) for c in cells] == [
-        ("pcdarts", "searched", 0), ("cap1", "searched", 0), ("bd", "searched", 0), ("random", "random", 0),
-        ("random", "random", 1)]
+        ("pcdarts", "searched", 0),
+        ("cap1", "searched", 0),
+        ("bd", "searched", 0),
+        ("random", "random", 0),
+        ("random", "random", 1),
+    ]
     for c in cells:
         assert 0.0 <= c["test_accuracy"] <= 1.0 and c["params"] > 0 and c["macs"] > 0
         assert {"genotype", "param_free_normal", "search_seconds", "train_seconds"} <= set(c)
@@ -117,16 +141,26 @@ def test_arm_parsing_and_verdict():
     assert arm == Arm("cap2", {"max_param_free": 2, "edge_norm": False})
     with pytest.raises(ValueError):
         StudyConfig(arms=(Arm("a"), Arm("a")))
-    cells = [{"arm": "s", "kind": "searched", "test_accuracy": a, "params": 1, "param_free_normal": 0,
-              "train_seconds": 1.0} for a in (0.90, 0.92)]
-    cells += [{"arm": "random", "kind": "random", "test_accuracy": a, "params": 1, "param_free_normal": 3,
-               "train_seconds": 1.0} for a in (0.85, 0.87, 0.86)]
+    cells = [
+        {"arm": "s", "kind": "searched", "test_accuracy": a, "params": 1, "param_free_normal": 0, "train_seconds": 1.0}
+        for a in (0.90, 0.92)
+    ]
+    cells += [
+        {
+            "arm": "random",
+            "kind": "random",
+            "test_accuracy": a,
+            "params": 1,
+            "param_free_normal": 3,
+            "train_seconds": 1.0,
+        }
+        for a in (0.85, 0.87, 0.86)
+    ]
     assert "beats random by more than the random spread" in verdict(summarise(cells))
     assert "not enough" in verdict(summarise(cells[:2]))
 
 
 def test_run_study_library_call_matches_the_cli(idx_dir, tmp_path):
-    cfg = StudyConfig(dataset="fashion-mnist", data=str(idx_dir), arms=(), searches=0, random_cells=1,
-                      train=TRAIN)
+    cfg = StudyConfig(dataset="fashion-mnist", data=str(idx_dir), arms=(), searches=0, random_cells=1, train=TRAIN)
     summary = run_study(cfg, tmp_path / "lib", progress=False, threads=1)
     assert [c["kind"] for c in summary["cells"]] == ["random"] and summary["complete"]

@@ -60,10 +60,10 @@ def test_only_c_over_k_channels_go_through_the_ops(stride):
     assert y.shape == (2, c, 6 // stride, 6 // stride)
     # Undo the shuffle: the last C - C/K channels are the input's, untouched (max-pooled when strided).
     unshuffled = y.view(2, c // k, k, *y.shape[2:]).transpose(1, 2).reshape(y.shape)
-    bypass = x[:, c // k:]
+    bypass = x[:, c // k :]
     if stride == 2:
         bypass = torch.nn.functional.max_pool2d(bypass, 2, 2)
-    torch.testing.assert_close(unshuffled[:, c // k:], bypass)
+    torch.testing.assert_close(unshuffled[:, c // k :], bypass)
     torch.testing.assert_close(unshuffled[:, : c // k], edge.op(x[:, : c // k], w))
 
 
@@ -96,7 +96,7 @@ def test_c_not_divisible_by_k_is_refused():
 def test_edge_weights_sum_to_one_per_node():
     betas = torch.randn(14)
     w = node_edge_weights(betas, 4)
-    sums = [w[s:s + n].sum().item() for s, n in ((0, 2), (2, 3), (5, 4), (9, 5))]
+    sums = [w[s : s + n].sum().item() for s, n in ((0, 2), (2, 3), (5, 4), (9, 5))]
     assert sums == pytest.approx([1.0] * 4)
 
 

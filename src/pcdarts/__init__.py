@@ -28,7 +28,18 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "GENOTYPES", "Genotype", "GenotypeError", "SearchConfig", "SearchNetwork", "TrainConfig", "build_network",
-    "derive_genotype", "load_genotype", "load_model", "parse_genotype_text", "run_search", "run_train",
+    "GENOTYPES",
+    "Genotype",
+    "GenotypeError",
+    "SearchConfig",
+    "SearchNetwork",
+    "TrainConfig",
+    "build_network",
+    "derive_genotype",
+    "load_genotype",
+    "load_model",
+    "parse_genotype_text",
+    "run_search",
+    "run_train",
     "__version__",
 ]

@@ -31,8 +31,14 @@ def beta_decay_loss(model: SearchNetwork) -> torch.Tensor:
 
 class Architect:
     def __init__(
-        self, model: SearchNetwork, *, lr: float, betas: tuple[float, float] = (0.5, 0.999),
-        weight_decay: float = 1e-3, unrolled: bool = False, forward: nn.Module | None = None,
+        self,
+        model: SearchNetwork,
+        *,
+        lr: float,
+        betas: tuple[float, float] = (0.5, 0.999),
+        weight_decay: float = 1e-3,
+        unrolled: bool = False,
+        forward: nn.Module | None = None,
         grads_only: bool = True,
     ):
         self.model = model
@@ -44,8 +50,14 @@ class Architect:
         self.reg_weight = 0.0  # weight of the Beta-Decay term this epoch (beta-DARTS); set by the search loop
 
     def step(
-        self, x_val: torch.Tensor, y_val: torch.Tensor, *, x_train: torch.Tensor | None = None,
-        y_train: torch.Tensor | None = None, eta: float = 0.0, w_optimizer: torch.optim.Optimizer | None = None,
+        self,
+        x_val: torch.Tensor,
+        y_val: torch.Tensor,
+        *,
+        x_train: torch.Tensor | None = None,
+        y_train: torch.Tensor | None = None,
+        eta: float = 0.0,
+        w_optimizer: torch.optim.Optimizer | None = None,
     ) -> torch.Tensor:
         """One Adam step on alpha/beta; returns the (detached) validation loss."""
         if self.unrolled:
@@ -77,8 +89,13 @@ class Architect:
         return loss.detach()
 
     def _unrolled_grads(
-        self, x_t: torch.Tensor, y_t: torch.Tensor, x_v: torch.Tensor, y_v: torch.Tensor,
-        eta: float, w_optimizer: torch.optim.Optimizer,
+        self,
+        x_t: torch.Tensor,
+        y_t: torch.Tensor,
+        x_v: torch.Tensor,
+        y_v: torch.Tensor,
+        eta: float,
+        w_optimizer: torch.optim.Optimizer,
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         model = self.model
         arch_ids = {id(p) for p in self.params}

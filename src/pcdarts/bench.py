@@ -41,9 +41,15 @@ def _machine() -> dict[str, Any]:
         load = os.getloadavg()[0]
     except OSError:
         load = None
-    return {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
-            "load_1min": load, "machine": platform.machine(), "date": time.strftime("%Y-%m-%d"),
-            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+    return {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cpus": os.cpu_count(),
+        "load_1min": load,
+        "machine": platform.machine(),
+        "date": time.strftime("%Y-%m-%d"),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
 
 
 def build(args: argparse.Namespace, k: int, device: torch.device) -> tuple[SearchNetwork, torch.Tensor, torch.Tensor]:
@@ -54,7 +60,9 @@ def build(args: argparse.Namespace, k: int, device: torch.device) -> tuple[Searc
     return net, x, y
 
 
-def search_step(net: SearchNetwork, arch: Architect, w_opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor) -> None:
+def search_step(
+    net: SearchNetwork, arch: Architect, w_opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor
+) -> None:
     arch.step(x, y)
     w_opt.zero_grad(set_to_none=True)
     loss = F.cross_entropy(net(x), y)
@@ -108,9 +116,26 @@ def cmd_memory(args: argparse.Namespace) -> dict[str, Any]:
     for k in args.ks:
         if args.channels % k:
             continue
-        cmd = [sys.executable, "-m", "pcdarts.bench", "_memory_one", "--k", str(k), "--channels", str(args.channels),
-               "--layers", str(args.layers), "--batch", str(args.batch), "--size", str(args.size),
-               "--device", args.device, "--threads", str(args.threads)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pcdarts.bench",
+            "_memory_one",
+            "--k",
+            str(k),
+            "--channels",
+            str(args.channels),
+            "--layers",
+            str(args.layers),
+            "--batch",
+            str(args.batch),
+            "--size",
+            str(args.size),
+            "--device",
+            args.device,
+            "--threads",
+            str(args.threads),
+        ]
         out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
         rows.append(json.loads(out.strip().splitlines()[-1]))
     base = next((r for r in rows if r["k"] == 1), None)
@@ -118,13 +143,20 @@ def cmd_memory(args: argparse.Namespace) -> dict[str, Any]:
         if base:
             r["saved_vs_k1"] = r["saved_activations_mib"] / base["saved_activations_mib"]
             r["peak_vs_k1"] = r["peak_step_mib"] / base["peak_step_mib"] if base["peak_step_mib"] > 0 else None
-    return {"benchmark": "search-step memory", "config": vars(args) | {"ks": args.ks}, "machine": _machine(), "rows": rows}
+    return {
+        "benchmark": "search-step memory",
+        "config": vars(args) | {"ks": args.ks},
+        "machine": _machine(),
+        "rows": rows,
+    }
 
 
 def print_memory(res: dict[str, Any]) -> None:
     c = res["config"]
-    print(f"search step memory: C={c['channels']}, {c['layers']} cells, batch {c['batch']}, {c['size']}x{c['size']}, "
-          f"device {c['device']}, torch {res['machine']['torch']}, threads {c['threads']}")
+    print(
+        f"search step memory: C={c['channels']}, {c['layers']} cells, batch {c['batch']}, {c['size']}x{c['size']}, "
+        f"device {c['device']}, torch {res['machine']['torch']}, threads {c['threads']}"
+    )
     print(f"{'K':>3} {'saved activations MiB':>22} {'vs K=1':>7} {'peak step MiB':>14} {'vs K=1':>7}")
     for r in res["rows"]:
         sv = f"{r.get('saved_vs_k1', float('nan')):.3f}"
@@ -202,8 +234,13 @@ def _train_stepper(args: argparse.Namespace, baseline: bool, device: torch.devic
     from .ops import set_fast_kernels
 
     torch.manual_seed(0)
-    model = build_network(GENOTYPES["PC_DARTS_cifar"], num_classes=10, init_channels=args.train_channels,
-                          layers=args.train_layers, auxiliary=True).to(device)
+    model = build_network(
+        GENOTYPES["PC_DARTS_cifar"],
+        num_classes=10,
+        init_channels=args.train_channels,
+        layers=args.train_layers,
+        auxiliary=True,
+    ).to(device)
     set_fast_kernels(model, not baseline)
     opt = torch.optim.SGD(model.parameters(), lr=0.025, momentum=0.9, weight_decay=3e-4, foreach=not baseline)
     x = torch.randn(args.batch, 3, args.size, args.size, device=device)
@@ -294,15 +331,22 @@ def compile_bench(args: argparse.Namespace) -> dict[str, Any]:
         times["eager"] += _timeit(eager, 1, 0, device)
         times["compiled"] += _timeit(compiled, 1, 0, device)
     rows = {k: summarise_times(v, args.batch) for k, v in times.items()}
-    return {"benchmark": "torch.compile train step", "config": vars(args), "machine": _machine(),
-            "first_compiled_step_s": first, "rows": rows,
-            "compiled_speedup": rows["eager"]["median_s"] / rows["compiled"]["median_s"]}
+    return {
+        "benchmark": "torch.compile train step",
+        "config": vars(args),
+        "machine": _machine(),
+        "first_compiled_step_s": first,
+        "rows": rows,
+        "compiled_speedup": rows["eager"]["median_s"] / rows["compiled"]["median_s"],
+    }
 
 
 def print_compile(res: dict[str, Any]) -> None:
     c, m = res["config"], res["machine"]
-    print(f"torch.compile: PC_DARTS_cifar C={c['train_channels']}, {c['train_layers']} cells, batch {c['batch']}, "
-          f"{c['size']}x{c['size']}, {c['device']}, torch {m['torch']}, {c['threads']} threads, load {m['load_1min']}")
+    print(
+        f"torch.compile: PC_DARTS_cifar C={c['train_channels']}, {c['train_layers']} cells, batch {c['batch']}, "
+        f"{c['size']}x{c['size']}, {c['device']}, torch {m['torch']}, {c['threads']} threads, load {m['load_1min']}"
+    )
     print(f"first compiled step (compiling): {res['first_compiled_step_s']:.1f} s")
     for name, r in res["rows"].items():
         print(f"{name:>9} {r['median_s']:.3f} s/step ({r['min_s']:.3f}-{r['max_s']:.3f}) {r['images_per_s']:.1f} img/s")
@@ -343,30 +387,69 @@ def cmd_step(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _shared_flags(args: argparse.Namespace) -> list[str]:
-    return ["--channels", str(args.channels), "--layers", str(args.layers), "--batch", str(args.batch), "--size",
-            str(args.size), "--k", str(args.k), "--device", args.device, "--threads", str(args.threads), "--repeats",
-            str(args.repeats), "--precision", args.precision, "--train-channels", str(args.train_channels),
-            "--train-layers", str(args.train_layers), "--project-epochs", str(args.project_epochs),
-            "--project-warmup", str(args.project_warmup), "--project-images", str(args.project_images)]
+    return [
+        "--channels",
+        str(args.channels),
+        "--layers",
+        str(args.layers),
+        "--batch",
+        str(args.batch),
+        "--size",
+        str(args.size),
+        "--k",
+        str(args.k),
+        "--device",
+        args.device,
+        "--threads",
+        str(args.threads),
+        "--repeats",
+        str(args.repeats),
+        "--precision",
+        args.precision,
+        "--train-channels",
+        str(args.train_channels),
+        "--train-layers",
+        str(args.train_layers),
+        "--project-epochs",
+        str(args.project_epochs),
+        "--project-warmup",
+        str(args.project_warmup),
+        "--project-images",
+        str(args.project_images),
+    ]
 
 
 def print_step(res: dict[str, Any]) -> None:
     c, m = res["config"], res["machine"]
-    print(f"step benchmark: C={c['channels']}, {c['layers']} cells, K={c['k']}, batch {c['batch']}, {c['size']}x{c['size']}, "
-          f"{c['device']} {c['precision']}, torch {m['torch']}, {c['threads']} threads, load {m['load_1min']}")
-    print(f"{'mode':>10} {'search s/step (min-max)':>26} {'img/s':>7} {'peak MiB':>9} "
-          f"{'train s/step (min-max)':>26} {'img/s':>7}")
+    print(
+        f"step benchmark: C={c['channels']}, {c['layers']} cells, K={c['k']}, batch {c['batch']}, "
+        f"{c['size']}x{c['size']}, "
+        f"{c['device']} {c['precision']}, torch {m['torch']}, {c['threads']} threads, load {m['load_1min']}"
+    )
+    print(
+        f"{'mode':>10} {'search s/step (min-max)':>26} {'img/s':>7} {'peak MiB':>9} "
+        f"{'train s/step (min-max)':>26} {'img/s':>7}"
+    )
     for r in res["rows"]:
         s, t = r["search"], r["train"]
-        print(f"{r['mode']:>10} {s['median_s']:>9.3f} ({s['min_s']:.3f}-{s['max_s']:.3f}) {s['images_per_s']:>7.1f} "
-              f"{r['search_peak_mib']:>9.1f} {t['median_s']:>9.3f} ({t['min_s']:.3f}-{t['max_s']:.3f}) {t['images_per_s']:>7.1f}")
+        print(
+            f"{r['mode']:>10} {s['median_s']:>9.3f} ({s['min_s']:.3f}-{s['max_s']:.3f}) {s['images_per_s']:>7.1f} "
+            f"{r['search_peak_mib']:>9.1f} {t['median_s']:>9.3f} ({t['min_s']:.3f}-{t['max_s']:.3f}) "
+            f"{t['images_per_s']:>7.1f}"
+        )
     if "search_speedup" in res:
-        print(f"speed-up over baseline: search {res['search_speedup']:.2f}x, train {res['train_speedup']:.2f}x; "
-              f"search peak memory ratio {res.get('search_peak_ratio', float('nan')):.2f}")
-    print(f"projected search ({c['project_epochs']} epochs, {c['project_warmup']} warm-up, {c['project_images']:,} train + "
-          f"{c['project_images']:,} val images, batch {c['batch']}; weight step "
-          + ", ".join(f"{r['mode']} {r['weight_step']['median_s']:.3f} s" for r in res["rows"]) + "): "
-          + ", ".join(f"{r['mode']} {r['projected_search_min']:.1f} min" for r in res["rows"]))
+        print(
+            f"speed-up over baseline: search {res['search_speedup']:.2f}x, train {res['train_speedup']:.2f}x; "
+            f"search peak memory ratio {res.get('search_peak_ratio', float('nan')):.2f}"
+        )
+    print(
+        f"projected search ({c['project_epochs']} epochs, {c['project_warmup']} warm-up, "
+        f"{c['project_images']:,} train + "
+        f"{c['project_images']:,} val images, batch {c['batch']}; weight step "
+        + ", ".join(f"{r['mode']} {r['weight_step']['median_s']:.3f} s" for r in res["rows"])
+        + "): "
+        + ", ".join(f"{r['mode']} {r['projected_search_min']:.1f} min" for r in res["rows"])
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -389,8 +472,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--images", type=int, default=10000, help="data benchmark: images per epoch")
     p.add_argument("--project-epochs", type=int, default=50, help="search-time projection: epochs (paper: 50)")
     p.add_argument("--project-warmup", type=int, default=15, help="search-time projection: warm-up epochs (paper: 15)")
-    p.add_argument("--project-images", type=int, default=25000,
-                   help="search-time projection: images in each of the train and val halves (CIFAR-10: 25,000)")
+    p.add_argument(
+        "--project-images",
+        type=int,
+        default=25000,
+        help="search-time projection: images in each of the train and val halves (CIFAR-10: 25,000)",
+    )
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     problem = check_args(args)

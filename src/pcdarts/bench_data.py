@@ -48,8 +48,15 @@ def data_bench(args: argparse.Namespace) -> dict[str, Any]:
     images = rng.integers(0, 256, (n, 3, 32, 32), dtype=np.uint8)
     labels = rng.integers(0, 10, n)
     device = torch.device(args.device)
-    stream = BatchStream(torch.from_numpy(images), torch.from_numpy(labels), args.batch, mean=MEAN, std=STD,
-                         augment=Augment(4, True, 16), device=device)
+    stream = BatchStream(
+        torch.from_numpy(images),
+        torch.from_numpy(labels),
+        args.batch,
+        mean=MEAN,
+        std=STD,
+        augment=Augment(4, True, 16),
+        device=device,
+    )
     rows = []
     for name in ("on-device batched", "per-sample python"):
         times = []
@@ -65,18 +72,33 @@ def data_bench(args: argparse.Namespace) -> dict[str, Any]:
                     pass
             times.append(time.perf_counter() - t)
         med = sorted(times)[len(times) // 2]
-        rows.append({"pipeline": name, "images_per_s": n / med, "min_s": min(times), "max_s": max(times),
-                     "median_s": med})
-    return {"benchmark": "data path", "config": {"images": n, "batch": args.batch, "device": args.device,
-                                                  "threads": args.threads, "repeats": args.repeats},
-            "machine": _machine(), "rows": rows, "speedup": rows[0]["images_per_s"] / rows[1]["images_per_s"]}
+        rows.append(
+            {"pipeline": name, "images_per_s": n / med, "min_s": min(times), "max_s": max(times), "median_s": med}
+        )
+    return {
+        "benchmark": "data path",
+        "config": {
+            "images": n,
+            "batch": args.batch,
+            "device": args.device,
+            "threads": args.threads,
+            "repeats": args.repeats,
+        },
+        "machine": _machine(),
+        "rows": rows,
+        "speedup": rows[0]["images_per_s"] / rows[1]["images_per_s"],
+    }
 
 
 def print_data(res: dict[str, Any]) -> None:
     c = res["config"]
-    print(f"CIFAR data path: {c['images']} images, batch {c['batch']}, device {c['device']}, {c['threads']} threads, "
-          f"torch {res['machine']['torch']}")
+    print(
+        f"CIFAR data path: {c['images']} images, batch {c['batch']}, device {c['device']}, {c['threads']} threads, "
+        f"torch {res['machine']['torch']}"
+    )
     for r in res["rows"]:
-        print(f"{r['pipeline']:>20}: {r['images_per_s']:>10.0f} images/s (epoch {r['median_s']:.3f} s, "
-              f"min {r['min_s']:.3f}, max {r['max_s']:.3f})")
+        print(
+            f"{r['pipeline']:>20}: {r['images_per_s']:>10.0f} images/s (epoch {r['median_s']:.3f} s, "
+            f"min {r['min_s']:.3f}, max {r['max_s']:.3f})"
+        )
     print(f"on-device / per-sample: {res['speedup']:.1f}x")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import sys
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import SearchConfig, TrainConfig, config_to_dict, resolve_config
+from .errors import ConfigError
 
 HELP = {
     "k": "partial channel proportion 1/K (paper 4; 1 = plain DARTS)",
@@ -64,7 +66,9 @@ def _run_flags(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    parser = argparse.ArgumentParser(prog="pcdarts", description="PC-DARTS architecture search, training and deployment")
+    parser = argparse.ArgumentParser(
+        prog="pcdarts", description="PC-DARTS architecture search, training and deployment"
+    )
     parser.add_argument("--version", action="version", version=f"pcdarts {__version__}")
     parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -73,8 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dataset", default="digits")
     _run_flags(s)
     _add_config_flags(s, SearchConfig, {"dataset", "batch_size"})
-    s.add_argument("--batch-size", type=_batch, default=None, metavar="N|auto",
-                   help="global batch for both steps, or 'auto': the largest that fits, lr scaled linearly (paper: 256)")
+    s.add_argument(
+        "--batch-size",
+        type=_batch,
+        default=None,
+        metavar="N|auto",
+        help="global batch for both steps, or 'auto': the largest that fits, lr scaled linearly (paper: 256)",
+    )
 
     t = sub.add_parser("train", help="train a genotype's network from scratch and evaluate it")
     t.add_argument("--dataset", default="digits")
@@ -125,8 +134,13 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--preset", default=None, help="a named study: fmnist-cpu (docs/STUDY.md)")
     st.add_argument("--dataset", default=None, help="any dataset pcdarts reads (default fashion-mnist)")
     st.add_argument("--data", default=None, help="where the dataset's files are")
-    st.add_argument("--arm", action="append", default=None, metavar="NAME[:KEY=VALUE,...]",
-                    help="a search configuration, e.g. pcdarts, k1:k=1, cap2:max_param_free=2 (repeatable)")
+    st.add_argument(
+        "--arm",
+        action="append",
+        default=None,
+        metavar="NAME[:KEY=VALUE,...]",
+        help="a search configuration, e.g. pcdarts, k1:k=1, cap2:max_param_free=2 (repeatable)",
+    )
     st.add_argument("--searches", type=int, default=None, help="searches (seeds 0..S-1) per arm (default 3)")
     st.add_argument("--random", type=int, default=None, dest="random_cells", help="random cells (default 5)")
     st.add_argument("--train-seed", type=int, default=None, help="the one training seed of every cell (default 0)")
@@ -190,15 +204,27 @@ def _auto_batch(cfg: SearchConfig) -> SearchConfig:
 
     ds = load_data(cfg)
     device = pick_device(cfg.device)
-    batch, info = auto_batch_size(k=cfg.k, init_channels=cfg.init_channels, layers=cfg.layers,
-                                  in_channels=ds.in_channels, size=ds.image_size[0], num_classes=ds.num_classes,
-                                  device=device, stem=cfg.stem)
+    batch, info = auto_batch_size(
+        k=cfg.k,
+        init_channels=cfg.init_channels,
+        layers=cfg.layers,
+        in_channels=ds.in_channels,
+        size=ds.image_size[0],
+        num_classes=ds.num_classes,
+        device=device,
+        stem=cfg.stem,
+    )
     n = len(ds.train_x) if hasattr(ds, "train_x") else len(ds.train)
     batch = min(batch, max(8, int(n * cfg.train_portion) // 8 * 8))
     lr = cfg.lr * batch / cfg.batch_size
-    logging.getLogger("pcdarts").info("auto batch size %d (predicted %.0f MiB of %.0f MiB available); lr %.4g -> %.4g",
-                                      batch, (info["per_sample_bytes"] * batch + info["state_bytes"]) / 2**20,
-                                      info["available_bytes"] / 2**20, cfg.lr, lr)
+    logging.getLogger("pcdarts").info(
+        "auto batch size %d (predicted %.0f MiB of %.0f MiB available); lr %.4g -> %.4g",
+        batch,
+        (info["per_sample_bytes"] * batch + info["state_bytes"]) / 2**20,
+        info["available_bytes"] / 2**20,
+        cfg.lr,
+        lr,
+    )
     return replace(cfg, batch_size=batch, lr=lr)
 
 
@@ -209,7 +235,9 @@ def cmd_search(ns: argparse.Namespace) -> int:
     auto = ns.batch_size == "auto"
     if auto:
         ns.batch_size = None
-    cfg = resolve_config(SearchConfig, ns.dataset, _overrides(ns, SearchConfig), preset_values(ns.preset, "search", ns.dataset))
+    cfg = resolve_config(
+        SearchConfig, ns.dataset, _overrides(ns, SearchConfig), preset_values(ns.preset, "search", ns.dataset)
+    )
     if auto:
         cfg = _auto_batch(cfg)
     if ns.print_config:
@@ -219,8 +247,10 @@ def cmd_search(ns: argparse.Namespace) -> int:
     if not result["is_main"]:
         return 0
     if result["stopped"]:
-        print(f"stopped after epoch {result['epochs_done']}; continue with: pcdarts search --resume --out {ns.out} ...",
-              file=sys.stderr)
+        print(
+            f"stopped after epoch {result['epochs_done']}; continue with: pcdarts search --resume --out {ns.out} ...",
+            file=sys.stderr,
+        )
         return 0
     print(json.dumps(result["genotype"]))
     print(f"wrote {Path(ns.out) / 'genotype.json'}", file=sys.stderr)
@@ -232,13 +262,16 @@ def cmd_train(ns: argparse.Namespace) -> int:
     from .presets import preset_values
     from .train import run_train
 
-    cfg = resolve_config(TrainConfig, ns.dataset, _overrides(ns, TrainConfig), preset_values(ns.preset, "train", ns.dataset))
+    cfg = resolve_config(
+        TrainConfig, ns.dataset, _overrides(ns, TrainConfig), preset_values(ns.preset, "train", ns.dataset)
+    )
     if ns.print_config:
         print(json.dumps(config_to_dict(cfg), indent=2))
         return 0
     genotype = load_genotype(cfg.genotype)
-    result = run_train(cfg, ns.out, resume=ns.resume, overwrite=ns.overwrite, progress=not ns.no_progress,
-                       genotype=genotype)
+    result = run_train(
+        cfg, ns.out, resume=ns.resume, overwrite=ns.overwrite, progress=not ns.no_progress, genotype=genotype
+    )
     if not result["is_main"]:
         return 0
     if result["stopped"]:
@@ -266,18 +299,35 @@ def cmd_eval(ns: argparse.Namespace) -> int:
         kwargs["data"] = ns.data
     ds = get_dataset(name, **kwargs)
     if ds.num_classes != len(meta["classes"]) or ds.in_channels != model.stem0[0].in_channels:  # type: ignore[index]
-        raise ValueError(f"the model was trained for {len(meta['classes'])} classes on {meta['dataset']}; "
-                         f"{name} has {ds.num_classes} classes and {ds.in_channels} channels")
-    stream = make_stream(ds, holdout_part(ds), ns.batch_size, train=False, device=device, mean=tuple(meta["mean"]),
-                         std=tuple(meta["std"]))
+        raise ConfigError(
+            f"the model was trained for {len(meta['classes'])} classes on {meta['dataset']}; "
+            f"{name} has {ds.num_classes} classes and {ds.in_channels} channels"
+        )
+    stream = make_stream(
+        ds,
+        holdout_part(ds),
+        ns.batch_size,
+        train=False,
+        device=device,
+        mean=tuple(meta["mean"]),
+        std=tuple(meta["std"]),
+    )
     with torch.no_grad():
         stats = evaluate(model, stream)
-    out = {"dataset": name, "test_accuracy": stats["top1"], "test_top5": stats["top5"], "test_loss": stats["loss"],
-           "images": stats["n"]}
+    out = {
+        "dataset": name,
+        "test_accuracy": stats["top1"],
+        "test_top5": stats["top5"],
+        "test_loss": stats["loss"],
+        "images": stats["n"],
+    }
     if ns.json:
         print(json.dumps(out))
     else:
-        print(f"{name}: top-1 {stats['top1']:.4f}  top-5 {stats['top5']:.4f}  loss {stats['loss']:.4f}  ({stats['n']} images)")
+        print(
+            f"{name}: top-1 {stats['top1']:.4f}  top-5 {stats['top5']:.4f}  loss {stats['loss']:.4f}  "
+            f"({stats['n']} images)"
+        )
     return 0
 
 
@@ -297,22 +347,33 @@ def cmd_info(ns: argparse.Namespace) -> int:
 
     genotype = load_genotype(ns.genotype)
     if ns.dataset not in INFO_SHAPES:
-        raise ValueError(f"unknown dataset {ns.dataset!r} for info; choose one of: {', '.join(INFO_SHAPES)}")
+        raise ConfigError(f"unknown dataset {ns.dataset!r} for info; choose one of: {', '.join(INFO_SHAPES)}")
     cin, side, classes, stem, c, layers = INFO_SHAPES[ns.dataset]
     c = c if ns.init_channels is None else ns.init_channels
     layers = layers if ns.layers is None else ns.layers
     classes = classes if ns.num_classes is None else ns.num_classes
     _check_shape(init_channels=c, layers=layers, num_classes=classes)
-    model = build_network(genotype, num_classes=classes, in_channels=cin, init_channels=c, layers=layers,
-                          auxiliary=False, stem=stem)
+    model = build_network(
+        genotype, num_classes=classes, in_channels=cin, init_channels=c, layers=layers, auxiliary=False, stem=stem
+    )
     params, macs = count_params(model), count_macs(model, (cin, side, side))
-    out = {"params": params, "macs": macs, "dataset": ns.dataset, "input": [cin, side, side], "init_channels": c,
-           "layers": layers, "num_classes": classes, "genotype": genotype.to_dict()}
+    out = {
+        "params": params,
+        "macs": macs,
+        "dataset": ns.dataset,
+        "input": [cin, side, side],
+        "init_channels": c,
+        "layers": layers,
+        "num_classes": classes,
+        "genotype": genotype.to_dict(),
+    }
     if ns.json:
         print(json.dumps(out))
     else:
-        print(f"{genotype.to_text()}\n{ns.dataset} (C={c}, {layers} cells, {side}x{side}): "
-              f"{params:,} parameters (auxiliary head excluded), {macs / 1e6:.1f} M multiply-adds")
+        print(
+            f"{genotype.to_text()}\n{ns.dataset} (C={c}, {layers} cells, {side}x{side}): "
+            f"{params:,} parameters (auxiliary head excluded), {macs / 1e6:.1f} M multiply-adds"
+        )
     return 0
 
 
@@ -320,37 +381,59 @@ def _check_shape(*, init_channels: int, layers: int, num_classes: int, batch: in
     """Refuse network shapes that cannot be built (or would take hours to build) before building them."""
     from .config import MAX_BATCH, MAX_CHANNELS, MAX_IMAGE, MAX_LAYERS
 
-    checks = [("init channels", init_channels, 2, MAX_CHANNELS), ("layers", layers, 3, MAX_LAYERS),
-              ("num classes", num_classes, 1, 1 << 20), ("batch size", batch, 1, MAX_BATCH), ("size", size, 4, MAX_IMAGE)]
+    checks = [
+        ("init channels", init_channels, 2, MAX_CHANNELS),
+        ("layers", layers, 3, MAX_LAYERS),
+        ("num classes", num_classes, 1, 1 << 20),
+        ("batch size", batch, 1, MAX_BATCH),
+        ("size", size, 4, MAX_IMAGE),
+    ]
     for name, value, low, high in checks:
         if not low <= value <= high:
-            raise ValueError(f"{name} must be between {low} and {high}, got {value}")
+            raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
 
 
 def cmd_plan(ns: argparse.Namespace) -> int:
     from .memory import predict_peak
 
-    _check_shape(init_channels=ns.init_channels, layers=ns.layers, num_classes=ns.num_classes, batch=ns.batch_size,
-                 size=ns.size)
+    _check_shape(
+        init_channels=ns.init_channels, layers=ns.layers, num_classes=ns.num_classes, batch=ns.batch_size, size=ns.size
+    )
     if ns.in_channels < 1:
-        raise ValueError(f"in channels must be >= 1, got {ns.in_channels}")
+        raise ConfigError(f"in channels must be >= 1, got {ns.in_channels}")
     bad = [k for k in ns.ks if k < 1 or ns.init_channels % k]
     if bad:
-        raise ValueError(f"every K must be >= 1 and divide init channels {ns.init_channels}; not {bad}")
+        raise ConfigError(f"every K must be >= 1 and divide init channels {ns.init_channels}; not {bad}")
 
-    rows = [predict_peak(k=k, batch=ns.batch_size, init_channels=ns.init_channels, layers=ns.layers,
-                         in_channels=ns.in_channels, size=ns.size, num_classes=ns.num_classes, stem=ns.stem)
-            for k in ns.ks if ns.init_channels % k == 0]
+    rows = [
+        predict_peak(
+            k=k,
+            batch=ns.batch_size,
+            init_channels=ns.init_channels,
+            layers=ns.layers,
+            in_channels=ns.in_channels,
+            size=ns.size,
+            num_classes=ns.num_classes,
+            stem=ns.stem,
+        )
+        for k in ns.ks
+        if ns.init_channels % k == 0
+    ]
     if ns.json:
         print(json.dumps(rows))
         return 0
-    print(f"predicted search-step memory: C={ns.init_channels}, {ns.layers} cells, batch {ns.batch_size}, "
-          f"{ns.in_channels}x{ns.size}x{ns.size}")
+    print(
+        f"predicted search-step memory: C={ns.init_channels}, {ns.layers} cells, batch {ns.batch_size}, "
+        f"{ns.in_channels}x{ns.size}x{ns.size}"
+    )
     base = rows[0]["predicted_peak_bytes"] if rows and rows[0]["k"] == 1 else None
     for r in rows:
         ratio = f"  ({r['predicted_peak_bytes'] / base:.2f} of K=1)" if base else ""
-        print(f"K={r['k']}: {r['predicted_peak_bytes'] / 2**20:9.1f} MiB  (activations {r['activations_bytes'] / 2**20:.1f}, "
-              f"weights+grads+momentum {r['state_bytes'] / 2**20:.1f}){ratio}")
+        print(
+            f"K={r['k']}: {r['predicted_peak_bytes'] / 2**20:9.1f} MiB  "
+            f"(activations {r['activations_bytes'] / 2**20:.1f}, "
+            f"weights+grads+momentum {r['state_bytes'] / 2**20:.1f}){ratio}"
+        )
     return 0
 
 
@@ -368,8 +451,16 @@ def cmd_genotypes(ns: argparse.Namespace) -> int:
 def cmd_demo(ns: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    summary = run_demo(ns.out, overwrite=ns.overwrite, progress=not ns.no_progress, random_control=not ns.no_random,
-                       search_epochs=ns.search_epochs, train_epochs=ns.train_epochs, seed=ns.seed, threads=ns.threads)
+    summary = run_demo(
+        ns.out,
+        overwrite=ns.overwrite,
+        progress=not ns.no_progress,
+        random_control=not ns.no_random,
+        search_epochs=ns.search_epochs,
+        train_epochs=ns.train_epochs,
+        seed=ns.seed,
+        threads=ns.threads,
+    )
     print(summary["text"])
     return 0
 
@@ -386,7 +477,7 @@ def cmd_predict(ns: argparse.Namespace) -> int:
     from .export import predict
 
     if ns.top_k < 1:
-        raise ValueError(f"--top-k must be >= 1, got {ns.top_k}")
+        raise ConfigError(f"--top-k must be >= 1, got {ns.top_k}")
     rows = predict(ns.checkpoint, ns.images, ns.top_k)
     if ns.json:
         print(json.dumps(rows))
@@ -402,7 +493,7 @@ def cmd_plot(ns: argparse.Namespace) -> int:
     from .runs import read_jsonl
 
     if ns.run is None and ns.genotype is None:
-        raise ValueError("give --genotype G (cells) or --run SEARCH_DIR (cells, heatmaps, timeline, curves)")
+        raise ConfigError("give --genotype G (cells) or --run SEARCH_DIR (cells, heatmaps, timeline, curves)")
     if ns.run is None:
         used = plot_genotype(load_genotype(ns.genotype), ns.out, renderer=ns.renderer)
         print(f"wrote {ns.out} ({used} renderer)")
@@ -410,7 +501,7 @@ def cmd_plot(ns: argparse.Namespace) -> int:
     run, out = Path(ns.run), Path(ns.out)
     history = read_jsonl(run / "arch_history.jsonl")
     if not history:
-        raise ValueError(f"{run} has no arch_history.jsonl: is it a search run folder?")
+        raise ConfigError(f"{run} has no arch_history.jsonl: is it a search run folder?")
     out.mkdir(parents=True, exist_ok=True)
     if ns.genotype:
         genotype = load_genotype(ns.genotype)
@@ -420,8 +511,10 @@ def cmd_plot(ns: argparse.Namespace) -> int:
     alpha_heatmaps(history, out / "alpha_beta.png", ns.epochs)
     _, stable = genotype_timeline(history, out / "timeline.png")
     curves(read_jsonl(run / "metrics.jsonl"), out / "curves.png", "search")
-    print(f"wrote cells.png ({used}), alpha_beta.png, timeline.png, curves.png to {out}; "
-          f"genotype stable from epoch {stable}")
+    print(
+        f"wrote cells.png ({used}), alpha_beta.png, timeline.png, curves.png to {out}; "
+        f"genotype stable from epoch {stable}"
+    )
     return 0
 
 
@@ -431,7 +524,7 @@ def cmd_study(ns: argparse.Namespace) -> int:
     values: dict[str, Any] = {}
     if ns.preset is not None:
         if ns.preset not in STUDY_PRESETS:
-            raise ValueError(f"unknown study preset {ns.preset!r}; choose one of: {', '.join(STUDY_PRESETS)}")
+            raise ConfigError(f"unknown study preset {ns.preset!r}; choose one of: {', '.join(STUDY_PRESETS)}")
         values = {k: (dict(v) if isinstance(v, dict) else v) for k, v in STUDY_PRESETS[ns.preset].items()}
     for key in ("dataset", "data", "searches", "random_cells", "train_seed"):
         if getattr(ns, key) is not None:
@@ -460,24 +553,52 @@ def cmd_report(ns: argparse.Namespace) -> int:
 
 
 def cmd_subsample(ns: argparse.Namespace) -> int:
-    from .data.folder import _split, subsample
+    from .data.folder import split_folder, subsample
     from .runs import atomic_write_json
 
     root = Path(ns.data)
     if not root.exists():
-        raise ValueError(f"data path {root} does not exist")
-    _, train, _ = _split(root)
+        raise ConfigError(f"data path {root} does not exist")
+    _, train, _ = split_folder(root)
     subset = subsample(train, ns.train_fraction, ns.val_fraction, ns.seed)
     atomic_write_json(Path(ns.out), subset)
-    print(f"wrote {ns.out}: {len(subset['weights'])} images for the weights, {len(subset['arch'])} for alpha/beta "
-          f"(of {len(train)})")
+    print(
+        f"wrote {ns.out}: {len(subset['weights'])} images for the weights, {len(subset['arch'])} for alpha/beta "
+        f"(of {len(train)})"
+    )
     return 0
 
 
-COMMANDS = {"export": cmd_export, "predict": cmd_predict,
-            "subsample": cmd_subsample, "plot": cmd_plot, "report": cmd_report,
-            "search": cmd_search, "train": cmd_train, "eval": cmd_eval, "info": cmd_info,
-            "genotypes": cmd_genotypes, "plan": cmd_plan, "demo": cmd_demo, "study": cmd_study}
+COMMANDS = {
+    "export": cmd_export,
+    "predict": cmd_predict,
+    "subsample": cmd_subsample,
+    "plot": cmd_plot,
+    "report": cmd_report,
+    "search": cmd_search,
+    "train": cmd_train,
+    "eval": cmd_eval,
+    "info": cmd_info,
+    "genotypes": cmd_genotypes,
+    "plan": cmd_plan,
+    "demo": cmd_demo,
+    "study": cmd_study,
+}
+
+
+# What the machine, not the code, got wrong: full disk, permissions, missing or misplaced paths.
+USER_OS_ERRORS = {
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.EACCES,
+    errno.EPERM,
+    errno.EROFS,
+    errno.ENOENT,
+    errno.EISDIR,
+    errno.ENOTDIR,
+    errno.EEXIST,
+    errno.ENAMETOOLONG,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -490,26 +611,32 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     ns = parser.parse_args(args)
     logging.basicConfig(level=logging.WARNING if ns.quiet else logging.INFO, format="%(message)s", stream=sys.stderr)
-    from .data import DataError
     from .engine import NonFiniteLoss
-    from .genotype import GenotypeError
-    from .runs import RunError
+    from .errors import PCDartsError
 
     try:
         return COMMANDS[ns.command](ns)
     except NonFiniteLoss as exc:
         print(f"pcdarts: {exc}", file=sys.stderr)
         return 1
-    except (GenotypeError, DataError, RunError, ValueError, OSError) as exc:
+    except PCDartsError as exc:
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         print(f"pcdarts {ns.command}: error: {msg}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if exc.errno not in USER_OS_ERRORS:
+            raise
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"pcdarts {ns.command}: error:{where}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     except RuntimeError as exc:
         if not any(c.__name__ == "TorchDynamoException" for c in type(exc).__mro__):
             raise
         # only --compile gets here (no C++ compiler, an op it cannot compile): no need to import torch._dynamo
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"pcdarts {ns.command}: error: torch.compile failed ({msg}); run again without --compile", file=sys.stderr)
+        print(
+            f"pcdarts {ns.command}: error: torch.compile failed ({msg}); run again without --compile", file=sys.stderr
+        )
         return 2
     except KeyboardInterrupt:
         print("pcdarts: interrupted", file=sys.stderr)

@@ -13,6 +13,8 @@ import re
 from dataclasses import asdict, dataclass, fields
 from typing import Any, TypeVar
 
+from .errors import ConfigError
+
 
 @dataclass(frozen=True)
 class SearchConfig:
@@ -60,34 +62,34 @@ class SearchConfig:
     def __post_init__(self) -> None:
         _check_common(self)
         if not -1 <= self.max_param_free <= 8:
-            raise ValueError(f"max param-free ops must be -1 (off) or 0..8, got {self.max_param_free}")
+            raise ConfigError(f"max param-free ops must be -1 (off) or 0..8, got {self.max_param_free}")
         if not 0 <= self.early_stop_param_free <= 8:
-            raise ValueError(f"early-stop param-free count must be 0 (off) or 1..8, got {self.early_stop_param_free}")
+            raise ConfigError(f"early-stop param-free count must be 0 (off) or 1..8, got {self.early_stop_param_free}")
         if self.early_stop_stable < 0:
-            raise ValueError(f"early-stop stable epochs must be >= 0, got {self.early_stop_stable}")
+            raise ConfigError(f"early-stop stable epochs must be >= 0, got {self.early_stop_stable}")
         if not (math.isfinite(self.beta_decay) and self.beta_decay >= 0):
-            raise ValueError(f"beta decay weight must be a finite number >= 0, got {self.beta_decay}")
+            raise ConfigError(f"beta decay weight must be a finite number >= 0, got {self.beta_decay}")
         if self.k < 1:
-            raise ValueError(f"K must be >= 1, got {self.k}")
+            raise ConfigError(f"K must be >= 1, got {self.k}")
         if self.init_channels % self.k:
-            raise ValueError(f"K={self.k} does not divide init channels {self.init_channels}: pick C divisible by K")
+            raise ConfigError(f"K={self.k} does not divide init channels {self.init_channels}: pick C divisible by K")
         if self.partial_mode not in ("shuffle", "shift"):
-            raise ValueError(f"partial mode must be shuffle or shift, got {self.partial_mode!r}")
+            raise ConfigError(f"partial mode must be shuffle or shift, got {self.partial_mode!r}")
         if not 0 <= self.warmup_epochs < self.epochs:
-            raise ValueError(
+            raise ConfigError(
                 f"warm-up epochs ({self.warmup_epochs}) must be >= 0 and below epochs ({self.epochs}): "
                 "otherwise alpha/beta never move"
             )
         if not 0.0 < self.train_portion < 1.0:
-            raise ValueError(f"train portion must be in (0, 1), got {self.train_portion}")
+            raise ConfigError(f"train portion must be in (0, 1), got {self.train_portion}")
         if self.arch_lr < 0:
-            raise ValueError(f"arch lr must be >= 0, got {self.arch_lr}")
+            raise ConfigError(f"arch lr must be >= 0, got {self.arch_lr}")
         if not 0 <= self.lr_min <= self.lr:
-            raise ValueError(f"lr min must be between 0 and lr ({self.lr}), got {self.lr_min}")
+            raise ConfigError(f"lr min must be between 0 and lr ({self.lr}), got {self.lr_min}")
         if not (0 <= self.arch_beta1 < 1 and 0 <= self.arch_beta2 < 1):
-            raise ValueError(f"arch betas must be in [0, 1), got ({self.arch_beta1}, {self.arch_beta2})")
+            raise ConfigError(f"arch betas must be in [0, 1), got ({self.arch_beta1}, {self.arch_beta2})")
         if self.arch_weight_decay < 0:
-            raise ValueError(f"arch weight decay must be >= 0, got {self.arch_weight_decay}")
+            raise ConfigError(f"arch weight decay must be >= 0, got {self.arch_weight_decay}")
 
 
 @dataclass(frozen=True)
@@ -99,7 +101,9 @@ class TrainConfig:
     workers: int = 4
     image_size: int = 0
     train_images: int = 0  # 0: the whole train split; N: a fixed per-class subset of N images
-    val_fraction: float = 0.1  # per-class share of the train images held out to select the shipped epoch; 0: ship the last
+    val_fraction: float = (
+        0.1  # per-class share of the train images held out to select the shipped epoch; 0: ship the last
+    )
     init_channels: int = 36  # paper CIFAR-10: 36; ImageNet: 48
     layers: int = 20  # paper CIFAR-10: 20; ImageNet: 14
     stem: str = "cifar"
@@ -128,19 +132,19 @@ class TrainConfig:
     def __post_init__(self) -> None:
         _check_common(self)
         if self.init_channels % 2:
-            raise ValueError(f"init channels must be even, got {self.init_channels}")
+            raise ConfigError(f"init channels must be even, got {self.init_channels}")
         if self.auxiliary_weight < 0:
-            raise ValueError(f"auxiliary weight must be >= 0, got {self.auxiliary_weight}")
+            raise ConfigError(f"auxiliary weight must be >= 0, got {self.auxiliary_weight}")
         if not 0.0 <= self.val_fraction < 1.0:
-            raise ValueError(f"val fraction must be in [0, 1), got {self.val_fraction}")
+            raise ConfigError(f"val fraction must be in [0, 1), got {self.val_fraction}")
         if self.schedule not in ("cosine", "linear"):
-            raise ValueError(f"schedule must be cosine or linear, got {self.schedule!r}")
+            raise ConfigError(f"schedule must be cosine or linear, got {self.schedule!r}")
         if not 0.0 <= self.drop_path < 1.0:
-            raise ValueError(f"drop path must be in [0, 1), got {self.drop_path}")
+            raise ConfigError(f"drop path must be in [0, 1), got {self.drop_path}")
         if not 0.0 <= self.label_smoothing < 1.0:
-            raise ValueError(f"label smoothing must be in [0, 1), got {self.label_smoothing}")
+            raise ConfigError(f"label smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.lr_warmup_epochs < 0 or (self.lr_warmup_epochs and self.lr_warmup_epochs >= self.epochs):
-            raise ValueError(f"lr warm-up epochs ({self.lr_warmup_epochs}) must be below epochs ({self.epochs})")
+            raise ConfigError(f"lr warm-up epochs ({self.lr_warmup_epochs}) must be below epochs ({self.epochs})")
 
 
 MAX_LAYERS, MAX_CHANNELS, MAX_IMAGE, MAX_BATCH = 100, 4096, 2048, 1 << 20  # beyond these nothing fits anywhere
@@ -151,58 +155,58 @@ def _check_common(cfg: Any) -> None:
     for f in fields(cfg):
         value = getattr(cfg, f.name)
         if isinstance(value, float) and not math.isfinite(value):
-            raise ValueError(f"{f.name.replace('_', ' ')} must be a finite number, got {value}")
+            raise ConfigError(f"{f.name.replace('_', ' ')} must be a finite number, got {value}")
     if cfg.epochs < 1:
-        raise ValueError(f"epochs must be >= 1, got {cfg.epochs}")
+        raise ConfigError(f"epochs must be >= 1, got {cfg.epochs}")
     if not 1 <= cfg.batch_size <= MAX_BATCH:
-        raise ValueError(f"batch size must be >= 1 and <= {MAX_BATCH}, got {cfg.batch_size}")
+        raise ConfigError(f"batch size must be >= 1 and <= {MAX_BATCH}, got {cfg.batch_size}")
     if cfg.layers < 3:
-        raise ValueError(f"layers must be >= 3 (two reduction cells plus a normal one), got {cfg.layers}")
+        raise ConfigError(f"layers must be >= 3 (two reduction cells plus a normal one), got {cfg.layers}")
     if cfg.layers > MAX_LAYERS:
-        raise ValueError(f"layers must be <= {MAX_LAYERS}, got {cfg.layers}")
+        raise ConfigError(f"layers must be <= {MAX_LAYERS}, got {cfg.layers}")
     if not 2 <= cfg.init_channels <= MAX_CHANNELS:
-        raise ValueError(f"init channels must be >= 2 and <= {MAX_CHANNELS}, got {cfg.init_channels}")
+        raise ConfigError(f"init channels must be >= 2 and <= {MAX_CHANNELS}, got {cfg.init_channels}")
     if cfg.lr <= 0:
-        raise ValueError(f"lr must be > 0, got {cfg.lr}")
+        raise ConfigError(f"lr must be > 0, got {cfg.lr}")
     if not 0.0 <= cfg.momentum < 1.0:
-        raise ValueError(f"momentum must be in [0, 1), got {cfg.momentum}")
+        raise ConfigError(f"momentum must be in [0, 1), got {cfg.momentum}")
     if cfg.weight_decay < 0:
-        raise ValueError(f"weight decay must be >= 0, got {cfg.weight_decay}")
+        raise ConfigError(f"weight decay must be >= 0, got {cfg.weight_decay}")
     if cfg.grad_clip <= 0:
-        raise ValueError(f"grad clip must be > 0, got {cfg.grad_clip}")
+        raise ConfigError(f"grad clip must be > 0, got {cfg.grad_clip}")
     if cfg.stem not in ("cifar", "imagenet"):
-        raise ValueError(f"stem must be cifar or imagenet, got {cfg.stem!r}")
+        raise ConfigError(f"stem must be cifar or imagenet, got {cfg.stem!r}")
     if cfg.precision not in ("fp32", "bf16", "fp16"):
-        raise ValueError(f"precision must be fp32, bf16 or fp16, got {cfg.precision!r}")
+        raise ConfigError(f"precision must be fp32, bf16 or fp16, got {cfg.precision!r}")
     if not 0 <= cfg.image_size <= MAX_IMAGE:
-        raise ValueError(f"image size must be 0 (native) or at most {MAX_IMAGE}, got {cfg.image_size}")
+        raise ConfigError(f"image size must be 0 (native) or at most {MAX_IMAGE}, got {cfg.image_size}")
     if cfg.train_images < 0:
-        raise ValueError(f"train images must be >= 0 (0: all), got {cfg.train_images}")
+        raise ConfigError(f"train images must be >= 0 (0: all), got {cfg.train_images}")
     if cfg.threads < 0:
-        raise ValueError(f"threads must be >= 0 (0: torch's default), got {cfg.threads}")
+        raise ConfigError(f"threads must be >= 0 (0: torch's default), got {cfg.threads}")
     if cfg.workers < 0:
-        raise ValueError(f"workers must be >= 0, got {cfg.workers}")
+        raise ConfigError(f"workers must be >= 0, got {cfg.workers}")
     if cfg.cutout < 0:
-        raise ValueError(f"cutout must be >= 0 (0: off), got {cfg.cutout}")
+        raise ConfigError(f"cutout must be >= 0 (0: off), got {cfg.cutout}")
     if cfg.crop_padding < -1:
-        raise ValueError(f"crop padding must be >= 0, or -1 for the dataset's default, got {cfg.crop_padding}")
+        raise ConfigError(f"crop padding must be >= 0, or -1 for the dataset's default, got {cfg.crop_padding}")
     if cfg.device != "auto" and not re.fullmatch(r"cpu|cuda(:\d+)?", cfg.device):
-        raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {cfg.device!r}")
+        raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {cfg.device!r}")
 
 
 # Small-data defaults: what makes the bundled digits search + train finish in minutes on 2 cores.
 DATASET_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
     "search": {
-        "digits": dict(init_channels=8, layers=5, epochs=8, warmup_epochs=3, batch_size=64, lr=0.05,
-                       arch_lr=6e-3),
-        "synthetic": dict(init_channels=8, layers=5, epochs=4, warmup_epochs=1, batch_size=32, lr=0.05,
-                          arch_lr=6e-3),
+        "digits": dict(init_channels=8, layers=5, epochs=8, warmup_epochs=3, batch_size=64, lr=0.05, arch_lr=6e-3),
+        "synthetic": dict(init_channels=8, layers=5, epochs=4, warmup_epochs=1, batch_size=32, lr=0.05, arch_lr=6e-3),
     },
     "train": {
-        "digits": dict(init_channels=16, layers=6, epochs=12, batch_size=64, lr=0.05, cutout=4,
-                       drop_path=0.1, auxiliary=False),
-        "synthetic": dict(init_channels=8, layers=5, epochs=3, batch_size=32, lr=0.05, cutout=0,
-                          drop_path=0.0, auxiliary=False),
+        "digits": dict(
+            init_channels=16, layers=6, epochs=12, batch_size=64, lr=0.05, cutout=4, drop_path=0.1, auxiliary=False
+        ),
+        "synthetic": dict(
+            init_channels=8, layers=5, epochs=3, batch_size=32, lr=0.05, cutout=0, drop_path=0.0, auxiliary=False
+        ),
     },
 }
 
@@ -220,7 +224,7 @@ def resolve_config(cls: type[C], dataset: str, overrides: dict[str, Any], preset
     names = {f.name for f in fields(cls)}
     unknown = set(values) - names
     if unknown:
-        raise ValueError(f"unknown {kind} settings: {', '.join(sorted(unknown))}")
+        raise ConfigError(f"unknown {kind} settings: {', '.join(sorted(unknown))}")
     return cls(**values)
 
 

@@ -60,9 +60,19 @@ StepHook = Callable[[int], bool]  # called after each step with its index; True 
 
 
 def search_epoch(
-    model: nn.Module, forward: nn.Module, architect: Architect, w_optimizer: torch.optim.Optimizer,
-    train: BatchStream | FolderStream, val: BatchStream | FolderStream, *, arch_active: bool, grad_clip: float, eta: float,
-    acc: dict[str, torch.Tensor], after_step: StepHook | None = None, precision: str = "fp32",
+    model: nn.Module,
+    forward: nn.Module,
+    architect: Architect,
+    w_optimizer: torch.optim.Optimizer,
+    train: BatchStream | FolderStream,
+    val: BatchStream | FolderStream,
+    *,
+    arch_active: bool,
+    grad_clip: float,
+    eta: float,
+    acc: dict[str, torch.Tensor],
+    after_step: StepHook | None = None,
+    precision: str = "fp32",
     scaler: torch.amp.GradScaler | None = None,
 ) -> bool:
     """Alternate one arch step (val batch) and one weight step (train batch). Returns True if stopped early."""
@@ -102,9 +112,18 @@ def search_epoch(
 
 
 def train_epoch(
-    model: nn.Module, forward: nn.Module, optimizer: torch.optim.Optimizer, train: BatchStream | FolderStream, *,
-    grad_clip: float, auxiliary_weight: float, label_smoothing: float, acc: dict[str, torch.Tensor],
-    after_step: StepHook | None = None, precision: str = "fp32", scaler: torch.amp.GradScaler | None = None,
+    model: nn.Module,
+    forward: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    train: BatchStream | FolderStream,
+    *,
+    grad_clip: float,
+    auxiliary_weight: float,
+    label_smoothing: float,
+    acc: dict[str, torch.Tensor],
+    after_step: StepHook | None = None,
+    precision: str = "fp32",
+    scaler: torch.amp.GradScaler | None = None,
 ) -> bool:
     """One epoch of the final network (auxiliary loss, label smoothing, clipping)."""
     model.train()

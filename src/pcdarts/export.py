@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .errors import PCDartsError
 from .train import load_model
 
 log = logging.getLogger(__name__)
@@ -18,7 +19,7 @@ log = logging.getLogger(__name__)
 FORMATS = ("onnx", "torchscript", "exported")
 
 
-class ExportError(ValueError):
+class ExportError(PCDartsError, ValueError):
     """An export that cannot be done as asked."""
 
 
@@ -51,8 +52,9 @@ def export_model(checkpoint: str | Path, fmt: str, out: str | Path, *, check: bo
             report["max_abs_diff"] = float((loaded(example) - reference).abs().max())
     elif fmt == "exported":
         batch = torch.export.Dim("batch", min=1, max=4096)
-        ep = torch.export.export(model, (example.expand(2, *example.shape[1:]).contiguous(),),
-                                 dynamic_shapes=({0: batch},))
+        ep = torch.export.export(
+            model, (example.expand(2, *example.shape[1:]).contiguous(),), dynamic_shapes=({0: batch},)
+        )
         torch.export.save(ep, str(out), extra_files=extra)
         if check:
             loaded = torch.export.load(str(out)).module()
@@ -67,9 +69,16 @@ def export_model(checkpoint: str | Path, fmt: str, out: str | Path, *, check: bo
 
 def _export_onnx(model: nn.Module, example: torch.Tensor, out: Path, meta: dict[str, Any]) -> None:
     try:
-        torch.onnx.export(model, (example,), str(out), input_names=["input"], output_names=["logits"],
-                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17,
-                          dynamo=False)
+        torch.onnx.export(
+            model,
+            (example,),
+            str(out),
+            input_names=["input"],
+            output_names=["logits"],
+            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+        )
     except ImportError as exc:
         raise ExportError(f"ONNX export needs the onnx extra: pip install 'pcdarts[onnx]' ({exc})") from None
     try:
@@ -101,13 +110,13 @@ def load_image(path: str | Path, in_channels: int, size: tuple[int, int], centre
     """
     from PIL import Image, UnidentifiedImageError
 
-    from .data.folder import _centre_crop
+    from .data.folder import centre_crop as crop_centre
 
     try:
         with Image.open(path) as im:
             im = im.convert("L" if in_channels == 1 else "RGB")
             if centre_crop:
-                im = _centre_crop(im, size[0])
+                im = crop_centre(im, size[0])
             elif im.size != (size[1], size[0]):
                 im = im.resize((size[1], size[0]), Image.BILINEAR)
             arr = np.asarray(im, dtype=np.float32) / 255.0
@@ -135,6 +144,9 @@ def predict(checkpoint: str | Path, images: list[str], top_k: int = 3) -> list[d
     top = probs.topk(k, dim=1)
     classes = meta["classes"]
     return [
-        {"image": str(p), "top": [{"class": classes[i], "probability": float(v)} for v, i in zip(vals.tolist(), idx.tolist())]}
+        {
+            "image": str(p),
+            "top": [{"class": classes[i], "probability": float(v)} for v, i in zip(vals.tolist(), idx.tolist())],
+        }
         for p, vals, idx in zip(images, top.values, top.indices)
     ]

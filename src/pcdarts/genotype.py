@@ -18,12 +18,13 @@ from typing import Any
 
 import torch
 
+from .errors import PCDartsError
 from .ops import OPS, PRIMITIVES, is_parameter_free
 
 Pair = tuple[str, int]
 
 
-class GenotypeError(ValueError):
+class GenotypeError(PCDartsError, ValueError):
     """A genotype that cannot be used: unknown op, bad input index, bad text."""
 
 
@@ -151,7 +152,9 @@ def _literal(node: ast.AST) -> Any:
             return list(r)
         if node.func.id in ("list", "tuple") and len(args) == 1:
             if not isinstance(args[0], list):
-                raise GenotypeError(f"{node.func.id}() of a genotype takes a list or tuple, got {type(args[0]).__name__}")
+                raise GenotypeError(
+                    f"{node.func.id}() of a genotype takes a list or tuple, got {type(args[0]).__name__}"
+                )
             return list(args[0])
     raise GenotypeError(f"genotype text may hold only literals and range(); found {ast.dump(node)[:60]}")
 
@@ -193,7 +196,9 @@ def register_genotype(name: str, genotype: Genotype) -> None:
     GENOTYPES[name] = genotype
 
 
-def _g(normal: str, reduce: str, normal_concat: list[int] | None = None, reduce_concat: list[int] | None = None) -> Genotype:
+def _g(
+    normal: str, reduce: str, normal_concat: list[int] | None = None, reduce_concat: list[int] | None = None
+) -> Genotype:
     def pairs(s: str) -> tuple[Pair, ...]:
         out = []
         for tok in s.split():
@@ -207,32 +212,52 @@ def _g(normal: str, reduce: str, normal_concat: list[int] | None = None, reduce_
     )
 
 
-register_genotype("PC_DARTS_cifar", _g(
-    "sep_conv_3x3,1 skip_connect,0 sep_conv_3x3,0 dil_conv_3x3,1 sep_conv_5x5,0 sep_conv_3x3,1 avg_pool_3x3,0 dil_conv_3x3,1",
-    "sep_conv_5x5,1 max_pool_3x3,0 sep_conv_5x5,1 sep_conv_5x5,2 sep_conv_3x3,0 sep_conv_3x3,3 sep_conv_3x3,1 sep_conv_3x3,2",
-))
-register_genotype("PC_DARTS_image", _g(
-    "skip_connect,1 sep_conv_3x3,0 sep_conv_3x3,0 skip_connect,1 sep_conv_3x3,1 sep_conv_3x3,3 sep_conv_3x3,1 dil_conv_5x5,4",
-    "sep_conv_3x3,0 skip_connect,1 dil_conv_5x5,2 max_pool_3x3,1 sep_conv_3x3,2 sep_conv_3x3,1 sep_conv_5x5,0 sep_conv_3x3,3",
-))
-register_genotype("DARTS_V1", _g(
-    "sep_conv_3x3,1 sep_conv_3x3,0 skip_connect,0 sep_conv_3x3,1 skip_connect,0 sep_conv_3x3,1 sep_conv_3x3,0 skip_connect,2",
-    "max_pool_3x3,0 max_pool_3x3,1 skip_connect,2 max_pool_3x3,0 max_pool_3x3,0 skip_connect,2 skip_connect,2 avg_pool_3x3,0",
-))
-register_genotype("DARTS_V2", _g(
-    "sep_conv_3x3,0 sep_conv_3x3,1 sep_conv_3x3,0 sep_conv_3x3,1 sep_conv_3x3,1 skip_connect,0 skip_connect,0 dil_conv_3x3,2",
-    "max_pool_3x3,0 max_pool_3x3,1 skip_connect,2 max_pool_3x3,1 max_pool_3x3,0 skip_connect,2 skip_connect,2 max_pool_3x3,1",
-))
-register_genotype("NASNet", _g(
-    "sep_conv_5x5,1 sep_conv_3x3,0 sep_conv_5x5,0 sep_conv_3x3,0 avg_pool_3x3,1 skip_connect,0 avg_pool_3x3,0 avg_pool_3x3,0 sep_conv_3x3,1 skip_connect,1",
-    "sep_conv_5x5,1 sep_conv_7x7,0 max_pool_3x3,1 sep_conv_7x7,0 avg_pool_3x3,1 sep_conv_5x5,0 skip_connect,3 avg_pool_3x3,2 sep_conv_3x3,2 max_pool_3x3,1",
-    [2, 3, 4, 5, 6], [4, 5, 6],
-))
-register_genotype("AmoebaNet", _g(
-    "avg_pool_3x3,0 max_pool_3x3,1 sep_conv_3x3,0 sep_conv_5x5,2 sep_conv_3x3,0 avg_pool_3x3,3 sep_conv_3x3,1 skip_connect,1 skip_connect,0 avg_pool_3x3,1",
-    "avg_pool_3x3,0 sep_conv_3x3,1 max_pool_3x3,0 sep_conv_7x7,2 sep_conv_7x7,0 avg_pool_3x3,1 max_pool_3x3,0 max_pool_3x3,1 conv_7x1_1x7,0 sep_conv_3x3,5",
-    [4, 5, 6], [3, 4, 6],
-))
+register_genotype(
+    "PC_DARTS_cifar",
+    _g(
+        "sep_conv_3x3,1 skip_connect,0 sep_conv_3x3,0 dil_conv_3x3,1 sep_conv_5x5,0 sep_conv_3x3,1 avg_pool_3x3,0 dil_conv_3x3,1",
+        "sep_conv_5x5,1 max_pool_3x3,0 sep_conv_5x5,1 sep_conv_5x5,2 sep_conv_3x3,0 sep_conv_3x3,3 sep_conv_3x3,1 sep_conv_3x3,2",
+    ),
+)
+register_genotype(
+    "PC_DARTS_image",
+    _g(
+        "skip_connect,1 sep_conv_3x3,0 sep_conv_3x3,0 skip_connect,1 sep_conv_3x3,1 sep_conv_3x3,3 sep_conv_3x3,1 dil_conv_5x5,4",
+        "sep_conv_3x3,0 skip_connect,1 dil_conv_5x5,2 max_pool_3x3,1 sep_conv_3x3,2 sep_conv_3x3,1 sep_conv_5x5,0 sep_conv_3x3,3",
+    ),
+)
+register_genotype(
+    "DARTS_V1",
+    _g(
+        "sep_conv_3x3,1 sep_conv_3x3,0 skip_connect,0 sep_conv_3x3,1 skip_connect,0 sep_conv_3x3,1 sep_conv_3x3,0 skip_connect,2",
+        "max_pool_3x3,0 max_pool_3x3,1 skip_connect,2 max_pool_3x3,0 max_pool_3x3,0 skip_connect,2 skip_connect,2 avg_pool_3x3,0",
+    ),
+)
+register_genotype(
+    "DARTS_V2",
+    _g(
+        "sep_conv_3x3,0 sep_conv_3x3,1 sep_conv_3x3,0 sep_conv_3x3,1 sep_conv_3x3,1 skip_connect,0 skip_connect,0 dil_conv_3x3,2",
+        "max_pool_3x3,0 max_pool_3x3,1 skip_connect,2 max_pool_3x3,1 max_pool_3x3,0 skip_connect,2 skip_connect,2 max_pool_3x3,1",
+    ),
+)
+register_genotype(
+    "NASNet",
+    _g(
+        "sep_conv_5x5,1 sep_conv_3x3,0 sep_conv_5x5,0 sep_conv_3x3,0 avg_pool_3x3,1 skip_connect,0 avg_pool_3x3,0 avg_pool_3x3,0 sep_conv_3x3,1 skip_connect,1",
+        "sep_conv_5x5,1 sep_conv_7x7,0 max_pool_3x3,1 sep_conv_7x7,0 avg_pool_3x3,1 sep_conv_5x5,0 skip_connect,3 avg_pool_3x3,2 sep_conv_3x3,2 max_pool_3x3,1",
+        [2, 3, 4, 5, 6],
+        [4, 5, 6],
+    ),
+)
+register_genotype(
+    "AmoebaNet",
+    _g(
+        "avg_pool_3x3,0 max_pool_3x3,1 sep_conv_3x3,0 sep_conv_5x5,2 sep_conv_3x3,0 avg_pool_3x3,3 sep_conv_3x3,1 skip_connect,1 skip_connect,0 avg_pool_3x3,1",
+        "avg_pool_3x3,0 sep_conv_3x3,1 max_pool_3x3,0 sep_conv_7x7,2 sep_conv_7x7,0 avg_pool_3x3,1 max_pool_3x3,0 max_pool_3x3,1 conv_7x1_1x7,0 sep_conv_3x3,5",
+        [4, 5, 6],
+        [3, 4, 6],
+    ),
+)
 
 
 def load_genotype(spec: str) -> Genotype:
@@ -251,7 +276,9 @@ def load_genotype(spec: str) -> Genotype:
         try:
             text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError:
-            raise GenotypeError(f"genotype file {spec} is not UTF-8 text: is it a genotype.json or Genotype(...) text?") from None
+            raise GenotypeError(
+                f"genotype file {spec} is not UTF-8 text: is it a genotype.json or Genotype(...) text?"
+            ) from None
         except OSError as exc:
             raise GenotypeError(f"cannot read genotype file {spec}: {exc.strerror or exc}") from None
     else:
@@ -392,7 +419,10 @@ def derive_from_arch(arch: dict[str, Any], *, max_param_free: int | None = None)
     """The genotype of a saved arch state (``arch.json`` or an ``arch_history.jsonl`` line)."""
     try:
         return derive_genotype(
-            arch["alphas_normal"], arch["alphas_reduce"], arch.get("betas_normal"), arch.get("betas_reduce"),
+            arch["alphas_normal"],
+            arch["alphas_reduce"],
+            arch.get("betas_normal"),
+            arch.get("betas_reduce"),
             max_param_free=max_param_free,
         )
     except (KeyError, TypeError, ValueError) as exc:

@@ -28,8 +28,16 @@ def _saved_bytes(net: SearchNetwork, x: torch.Tensor, y: torch.Tensor) -> int:
 
 
 def predict_peak(
-    *, k: int, batch: int, init_channels: int, layers: int, in_channels: int, size: int, num_classes: int,
-    stem: str = "cifar", device: str | torch.device = "cpu",
+    *,
+    k: int,
+    batch: int,
+    init_channels: int,
+    layers: int,
+    in_channels: int,
+    size: int,
+    num_classes: int,
+    stem: str = "cifar",
+    device: str | torch.device = "cpu",
 ) -> dict[str, Any]:
     """Predicted bytes of one search step at ``batch`` (activations measured at a probe batch, scaled).
 
@@ -38,15 +46,22 @@ def predict_peak(
     dev = torch.device(device)
     with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
         torch.manual_seed(0)
-        net = SearchNetwork(num_classes=num_classes, in_channels=in_channels, init_channels=init_channels, layers=layers,
-                            k=k, stem=stem).to(dev)
+        net = SearchNetwork(
+            num_classes=num_classes, in_channels=in_channels, init_channels=init_channels, layers=layers, k=k, stem=stem
+        ).to(dev)
         probe = min(batch, PROBE_BATCH)
         x = torch.randn(probe, in_channels, size, size, device=dev)
         y = torch.randint(0, num_classes, (probe,), device=dev)
         per_sample = _saved_bytes(net, x, y) / probe
     params = sum(p.numel() for p in net.parameters()) * 4
-    return {"k": k, "batch": batch, "activations_bytes": per_sample * batch, "per_sample_bytes": per_sample,
-            "state_bytes": 3 * params, "predicted_peak_bytes": per_sample * batch + 3 * params}
+    return {
+        "k": k,
+        "batch": batch,
+        "activations_bytes": per_sample * batch,
+        "per_sample_bytes": per_sample,
+        "state_bytes": 3 * params,
+        "predicted_peak_bytes": per_sample * batch + 3 * params,
+    }
 
 
 def available_bytes(device: torch.device) -> int:
@@ -65,12 +80,30 @@ def available_bytes(device: torch.device) -> int:
 
 
 def auto_batch_size(
-    *, k: int, init_channels: int, layers: int, in_channels: int, size: int, num_classes: int, device: torch.device,
-    stem: str = "cifar", multiple: int = 8, cap: int = 4096,
+    *,
+    k: int,
+    init_channels: int,
+    layers: int,
+    in_channels: int,
+    size: int,
+    num_classes: int,
+    device: torch.device,
+    stem: str = "cifar",
+    multiple: int = 8,
+    cap: int = 4096,
 ) -> tuple[int, dict[str, Any]]:
     """The largest batch (a multiple of ``multiple``) whose predicted peak, with the margin, fits."""
-    info = predict_peak(k=k, batch=PROBE_BATCH, init_channels=init_channels, layers=layers, in_channels=in_channels,
-                        size=size, num_classes=num_classes, stem=stem, device=device)
+    info = predict_peak(
+        k=k,
+        batch=PROBE_BATCH,
+        init_channels=init_channels,
+        layers=layers,
+        in_channels=in_channels,
+        size=size,
+        num_classes=num_classes,
+        stem=stem,
+        device=device,
+    )
     budget = available_bytes(device) / SAFETY - info["state_bytes"]
     batch = int(budget // max(info["per_sample_bytes"], 1))
     batch = max(multiple, min(cap, batch - batch % multiple))
@@ -79,8 +112,18 @@ def auto_batch_size(
     return batch, {**info, "available_bytes": available_bytes(device), "safety": SAFETY}
 
 
-def _confirm_cuda(batch: int, k: int, c: int, layers: int, cin: int, size: int, classes: int, stem: str,
-                  device: torch.device, multiple: int) -> int:  # pragma: no cover - needs a GPU
+def _confirm_cuda(
+    batch: int,
+    k: int,
+    c: int,
+    layers: int,
+    cin: int,
+    size: int,
+    classes: int,
+    stem: str,
+    device: torch.device,
+    multiple: int,
+) -> int:  # pragma: no cover - needs a GPU
     import torch.nn.functional as F
 
     net = SearchNetwork(num_classes=classes, in_channels=cin, init_channels=c, layers=layers, k=k, stem=stem).to(device)

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .errors import ConfigError
 from .genotype import Genotype
 from .ops import OPS, FactorizedReduce, ReLUConvBN
 
@@ -68,8 +69,12 @@ class AuxiliaryHead(nn.Module):
         super().__init__()
         self.pool_stride = 2 if imagenet else 3
         self.features = nn.Sequential(
-            nn.Conv2d(c, 128, 1, bias=False), nn.BatchNorm2d(128), nn.ReLU(inplace=True),
-            nn.Conv2d(128, 768, 2, bias=False), nn.BatchNorm2d(768), nn.ReLU(inplace=True),
+            nn.Conv2d(c, 128, 1, bias=False),
+            nn.BatchNorm2d(128),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(128, 768, 2, bias=False),
+            nn.BatchNorm2d(768),
+            nn.ReLU(inplace=True),
         )
         self.classifier = nn.Linear(768, num_classes)
 
@@ -88,8 +93,16 @@ class Network(nn.Module):
     """CIFAR-style (``stem='cifar'``) or ImageNet mobile-style (``stem='imagenet'``) final network."""
 
     def __init__(
-        self, genotype: Genotype, *, num_classes: int, in_channels: int, init_channels: int,
-        layers: int, auxiliary: bool, stem: str, stem_multiplier: int = 3,
+        self,
+        genotype: Genotype,
+        *,
+        num_classes: int,
+        in_channels: int,
+        init_channels: int,
+        layers: int,
+        auxiliary: bool,
+        stem: str,
+        stem_multiplier: int = 3,
     ):
         super().__init__()
         self.genotype = genotype
@@ -103,16 +116,18 @@ class Network(nn.Module):
             c_pp, c_p, reduction_prev = c_curr, c_curr, False
         elif stem == "imagenet":
             self.stem0 = nn.Sequential(
-                nn.Conv2d(in_channels, c // 2, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c // 2),
+                nn.Conv2d(in_channels, c // 2, 3, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(c // 2),
                 nn.ReLU(inplace=True),
-                nn.Conv2d(c // 2, c, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c),
+                nn.Conv2d(c // 2, c, 3, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(c),
             )
             self.stem1 = nn.Sequential(
                 nn.ReLU(inplace=True), nn.Conv2d(c, c, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c)
             )
             c_pp, c_p, reduction_prev = c, c, True
         else:
-            raise ValueError(f"stem must be 'cifar' or 'imagenet', got {stem!r}")
+            raise ConfigError(f"stem must be 'cifar' or 'imagenet', got {stem!r}")
         self.cells = nn.ModuleList()
         c_curr = c
         self.auxiliary_head = None
@@ -152,23 +167,38 @@ class Network(nn.Module):
 
 
 def build_network(
-    genotype: Genotype, *, num_classes: int, in_channels: int = 3, init_channels: int = 36,
-    layers: int = 20, auxiliary: bool = True, stem: str = "cifar",
+    genotype: Genotype,
+    *,
+    num_classes: int,
+    in_channels: int = 3,
+    init_channels: int = 36,
+    layers: int = 20,
+    auxiliary: bool = True,
+    stem: str = "cifar",
 ) -> Network:
     """Build the final network for a genotype, validating the arguments first."""
     if num_classes < 1:
-        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        raise ConfigError(f"num_classes must be >= 1, got {num_classes}")
     if layers < 3:
-        raise ValueError(f"layers must be >= 3, got {layers}")
+        raise ConfigError(f"layers must be >= 3, got {layers}")
     if init_channels < 2 or init_channels % 2:
-        raise ValueError(f"init channels must be an even number >= 2, got {init_channels}")
-    return Network(genotype, num_classes=num_classes, in_channels=in_channels, init_channels=init_channels,
-                   layers=layers, auxiliary=auxiliary, stem=stem)
+        raise ConfigError(f"init channels must be an even number >= 2, got {init_channels}")
+    return Network(
+        genotype,
+        num_classes=num_classes,
+        in_channels=in_channels,
+        init_channels=init_channels,
+        layers=layers,
+        auxiliary=auxiliary,
+        stem=stem,
+    )
 
 
 def count_params(model: nn.Module, *, exclude_auxiliary: bool = True) -> int:
     """Trainable parameter count; the auxiliary head is excluded by default, as papers report."""
-    return sum(p.numel() for n, p in model.named_parameters() if not (exclude_auxiliary and n.startswith("auxiliary_head")))
+    return sum(
+        p.numel() for n, p in model.named_parameters() if not (exclude_auxiliary and n.startswith("auxiliary_head"))
+    )
 
 
 def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:

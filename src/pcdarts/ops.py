@@ -148,9 +148,17 @@ class DepthwiseConv2d(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         span = self.dilation[0] * (self.kernel_size[0] - 1) + 1
-        if (self.fast and self.stride[0] == 1 and span > 3 and x.device.type == "cpu" and x.dtype == self.weight.dtype
-                and torch.is_grad_enabled() and not _cpu_autocast_on()
-                and not torch.jit.is_tracing() and not torch.compiler.is_compiling()):
+        if (
+            self.fast
+            and self.stride[0] == 1
+            and span > 3
+            and x.device.type == "cpu"
+            and x.dtype == self.weight.dtype
+            and torch.is_grad_enabled()
+            and not _cpu_autocast_on()
+            and not torch.jit.is_tracing()
+            and not torch.compiler.is_compiling()
+        ):
             return _DepthwiseConvFn.apply(x, self.weight, self.padding[0], self.dilation[0])
         return super().forward(x)
 
@@ -177,7 +185,9 @@ class ReLUConvBN(nn.Sequential):
 class DilConv(nn.Sequential):
     """ReLU, depthwise (dilated) conv, pointwise conv, BN."""
 
-    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int, dilation: int, affine: bool = True):
+    def __init__(
+        self, c_in: int, c_out: int, kernel: int, stride: int, padding: int, dilation: int, affine: bool = True
+    ):
         super().__init__(
             nn.ReLU(inplace=False),
             DepthwiseConv2d(c_in, kernel, stride, padding, dilation),
@@ -246,9 +256,7 @@ class FactorizedReduce(nn.Module):
 register_op("none")(lambda c, stride, affine: Zero(stride))
 register_op("avg_pool_3x3")(lambda c, stride, affine: AvgPool3x3(stride))
 register_op("max_pool_3x3")(lambda c, stride, affine: MaxPool3x3(stride))
-register_op("skip_connect")(
-    lambda c, stride, affine: nn.Identity() if stride == 1 else FactorizedReduce(c, c, affine)
-)
+register_op("skip_connect")(lambda c, stride, affine: nn.Identity() if stride == 1 else FactorizedReduce(c, c, affine))
 register_op("sep_conv_3x3")(lambda c, stride, affine: SepConv(c, c, 3, stride, 1, affine))
 register_op("sep_conv_5x5")(lambda c, stride, affine: SepConv(c, c, 5, stride, 2, affine))
 register_op("sep_conv_7x7")(lambda c, stride, affine: SepConv(c, c, 7, stride, 3, affine))

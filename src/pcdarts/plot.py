@@ -17,13 +17,21 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from .errors import ConfigError
 from .genotype import Genotype, node_edge_weights  # noqa: E402
 from .ops import PRIMITIVES  # noqa: E402
 
 OP_COLOURS = {
-    "max_pool_3x3": "#1f77b4", "avg_pool_3x3": "#17becf", "skip_connect": "#7f7f7f", "sep_conv_3x3": "#d62728",
-    "sep_conv_5x5": "#ff7f0e", "sep_conv_7x7": "#bcbd22", "dil_conv_3x3": "#2ca02c", "dil_conv_5x5": "#9467bd",
-    "conv_7x1_1x7": "#8c564b", "none": "#cccccc",
+    "max_pool_3x3": "#1f77b4",
+    "avg_pool_3x3": "#17becf",
+    "skip_connect": "#7f7f7f",
+    "sep_conv_3x3": "#d62728",
+    "sep_conv_5x5": "#ff7f0e",
+    "sep_conv_7x7": "#bcbd22",
+    "dil_conv_3x3": "#2ca02c",
+    "dil_conv_5x5": "#9467bd",
+    "conv_7x1_1x7": "#8c564b",
+    "none": "#cccccc",
 }
 
 
@@ -52,15 +60,33 @@ def draw_cell(ax: Any, pairs: tuple[tuple[str, int], ...], concat: tuple[int, ..
         a, b = pos[names[src]], pos[str(k // 2)]
         colour = OP_COLOURS.get(op, "black")
         rad = 0.25 if k % 2 else -0.25
-        ax.annotate("", xy=b, xytext=a, arrowprops=dict(arrowstyle="-|>", color=colour, lw=1.8,
-                                                         connectionstyle=f"arc3,rad={rad}", shrinkA=14, shrinkB=14))
+        ax.annotate(
+            "",
+            xy=b,
+            xytext=a,
+            arrowprops=dict(
+                arrowstyle="-|>", color=colour, lw=1.8, connectionstyle=f"arc3,rad={rad}", shrinkA=14, shrinkB=14
+            ),
+        )
         mx, my = (a[0] + b[0]) / 2, (a[1] + b[1]) / 2 + (0.06 if k % 2 else -0.06)
-        ax.text(mx, my, op, fontsize=7, color=colour, ha="center", va="center",
-                bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.85))
+        ax.text(
+            mx,
+            my,
+            op,
+            fontsize=7,
+            color=colour,
+            ha="center",
+            va="center",
+            bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.85),
+        )
     for idx in concat:
         a = pos[names[idx]]
-        ax.annotate("", xy=pos["c_{k}"], xytext=a, arrowprops=dict(arrowstyle="-|>", color="#bbbbbb", lw=0.8,
-                                                                    ls="--", shrinkA=14, shrinkB=16))
+        ax.annotate(
+            "",
+            xy=pos["c_{k}"],
+            xytext=a,
+            arrowprops=dict(arrowstyle="-|>", color="#bbbbbb", lw=0.8, ls="--", shrinkA=14, shrinkB=16),
+        )
     for name, (x, y) in pos.items():
         is_io = name.startswith("c_")
         ax.scatter([x], [y], s=900, c="#cfe8ff" if is_io else "#ffe9b3", edgecolors="black", zorder=3)
@@ -75,10 +101,10 @@ def plot_genotype(genotype: Genotype, out: str | Path, *, renderer: str = "auto"
     """Write normal and reduction cells to ``out`` (.png/.svg/.pdf); returns the renderer used."""
     out = Path(out)
     if out.suffix.lower() not in (".png", ".svg", ".pdf"):
-        raise ValueError(f"plot output must end in .png, .svg or .pdf, got {out.name}")
+        raise ConfigError(f"plot output must end in .png, .svg or .pdf, got {out.name}")
     use_gv = renderer == "graphviz" or (renderer == "auto" and graphviz_available())
     if renderer == "graphviz" and not graphviz_available():
-        raise ValueError("graphviz renderer asked for, but the graphviz package or the dot binary is missing")
+        raise ConfigError("graphviz renderer asked for, but the graphviz package or the dot binary is missing")
     out.parent.mkdir(parents=True, exist_ok=True)
     if use_gv:
         _plot_graphviz(genotype, out)
@@ -114,13 +140,17 @@ def _plot_graphviz(genotype: Genotype, out: Path) -> None:  # pragma: no cover -
 def alpha_heatmaps(history: list[dict[str, Any]], out: str | Path, epochs: list[int] | None = None) -> Path:
     """softmax(alpha) per edge and op, and softmax(beta) per node, for chosen epochs."""
     if not history:
-        raise ValueError("no alpha/beta history: run a search first (arch_history.jsonl is empty)")
+        raise ConfigError("no alpha/beta history: run a search first (arch_history.jsonl is empty)")
     by_epoch = {h["epoch"]: h for h in history}
-    epochs = [e for e in (epochs or [history[0]["epoch"], history[len(history) // 2]["epoch"], history[-1]["epoch"]])
-              if e in by_epoch]
+    epochs = [
+        e
+        for e in (epochs or [history[0]["epoch"], history[len(history) // 2]["epoch"], history[-1]["epoch"]])
+        if e in by_epoch
+    ]
     epochs = list(dict.fromkeys(epochs))
-    fig, axes = plt.subplots(len(epochs), 4, figsize=(16, 3.6 * len(epochs)), squeeze=False,
-                             gridspec_kw={"width_ratios": [4, 1, 4, 1]})
+    fig, axes = plt.subplots(
+        len(epochs), 4, figsize=(16, 3.6 * len(epochs)), squeeze=False, gridspec_kw={"width_ratios": [4, 1, 4, 1]}
+    )
     for row, e in enumerate(epochs):
         h = by_epoch[e]
         for col, cell in enumerate(("normal", "reduce")):
@@ -157,7 +187,7 @@ def genotype_timeline(history: list[dict[str, Any]], out: str | Path) -> tuple[P
     Returns the picture and the first epoch after which the genotype never changed.
     """
     if not history:
-        raise ValueError("no alpha/beta history to draw")
+        raise ConfigError("no alpha/beta history to draw")
     ops = [op for op in OP_COLOURS if op != "none"]
     epochs = [h["epoch"] for h in history]
     genos = [Genotype.from_dict(h["genotype"]) for h in history]
@@ -174,11 +204,15 @@ def genotype_timeline(history: list[dict[str, Any]], out: str | Path) -> tuple[P
         labels = [f"node {k // 2} <- {i}" for k, (_, i) in enumerate(getattr(genos[-1], cell))]
         ax.set_yticks(range(mat.shape[0]), labels, fontsize=7)
         ax.set_xticks(range(len(epochs)), epochs, fontsize=7)
-        ax.set_title(f"derived {cell} cell per epoch" + (f" (stable from epoch {stable})" if stable is not None else ""))
+        ax.set_title(
+            f"derived {cell} cell per epoch" + (f" (stable from epoch {stable})" if stable is not None else "")
+        )
     handles = [matplotlib.patches.Patch(color=OP_COLOURS[o], label=o) for o in ops]
     axes[0].legend(handles=handles, fontsize=6, ncol=4, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    pf = [[sum(op in ("max_pool_3x3", "avg_pool_3x3", "skip_connect") for op, _ in getattr(g, c)) for g in genos]
-          for c in ("normal", "reduce")]
+    pf = [
+        [sum(op in ("max_pool_3x3", "avg_pool_3x3", "skip_connect") for op, _ in getattr(g, c)) for g in genos]
+        for c in ("normal", "reduce")
+    ]
     axes[2].plot(epochs, pf[0], "o-", label="normal")
     axes[2].plot(epochs, pf[1], "s-", label="reduce")
     axes[2].set_ylabel("parameter-free ops")
@@ -195,7 +229,7 @@ def genotype_timeline(history: list[dict[str, Any]], out: str | Path) -> tuple[P
 def curves(metrics: list[dict[str, Any]], out: str | Path, title: str = "") -> Path:
     """Loss and accuracy, learning rate, and step time per epoch, from any run's metrics.jsonl."""
     if not metrics:
-        raise ValueError("no metrics to draw: metrics.jsonl is empty")
+        raise ConfigError("no metrics to draw: metrics.jsonl is empty")
     ep = [m["epoch"] for m in metrics]
     fig, axes = plt.subplots(1, 4, figsize=(18, 3.8))
     for key in ("train_loss", "val_loss", "test_loss", "arch_loss"):

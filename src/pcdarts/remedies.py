@@ -49,7 +49,11 @@ def early_stop_reason(genotypes: Sequence[Genotype], *, param_free: int = 0, sta
 
 
 def select_from_history(
-    history: Sequence[dict[str, Any]], *, warmup_epochs: int, max_param_free: int = -1, early_stop_param_free: int = 0,
+    history: Sequence[dict[str, Any]],
+    *,
+    warmup_epochs: int,
+    max_param_free: int = -1,
+    early_stop_param_free: int = 0,
     early_stop_stable: int = 0,
 ) -> tuple[Genotype, int, str | None]:
     """Replay a search's arch history under the remedies: (genotype, epoch it comes from, stop reason).

@@ -9,12 +9,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from .errors import PCDartsError
 from .genotype import Genotype
 from .plot import alpha_heatmaps, curves, genotype_timeline, plot_genotype
 from .runs import atomic_write_bytes, read_jsonl
 
 
-class ReportError(ValueError):
+class ReportError(PCDartsError, ValueError):
     pass
 
 
@@ -75,9 +76,15 @@ def _search_section(search: Path, tmp: Path) -> str:
     if history:
         alpha_heatmaps(history, tmp / "alpha.png")
         _, stable = genotype_timeline(history, tmp / "timeline.png")
-        note = f"the genotype stopped changing at epoch {stable}" if stable is not None else "the genotype never settled"
-        out += ["<h3>Architecture weights</h3>", _img(tmp / "alpha.png", "alpha heatmaps"),
-                f"<h3>Genotype timeline</h3><p>{note}.</p>", _img(tmp / "timeline.png", "timeline")]
+        note = (
+            f"the genotype stopped changing at epoch {stable}" if stable is not None else "the genotype never settled"
+        )
+        out += [
+            "<h3>Architecture weights</h3>",
+            _img(tmp / "alpha.png", "alpha heatmaps"),
+            f"<h3>Genotype timeline</h3><p>{note}.</p>",
+            _img(tmp / "timeline.png", "timeline"),
+        ]
     if metrics:
         curves(metrics, tmp / "search_curves.png", "search")
         out += ["<h3>Search curves</h3>", _img(tmp / "search_curves.png", "search curves")]

@@ -21,10 +21,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from .errors import PCDartsError
+
 log = logging.getLogger(__name__)
 
 
-class RunError(ValueError):
+class RunError(PCDartsError, ValueError):
     """A run folder or checkpoint that cannot be used as asked."""
 
 
@@ -94,8 +96,10 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
         if "weights only" in str(exc).lower() or "weights_only" in str(exc).lower():
-            raise RunError(f"{path} holds Python objects beyond tensors and plain data; refused for safety "
-                           "(only load checkpoints pcdarts wrote)") from None
+            raise RunError(
+                f"{path} holds Python objects beyond tensors and plain data; refused for safety "
+                "(only load checkpoints pcdarts wrote)"
+            ) from None
         raise RunError(f"checkpoint {path} is corrupt or truncated ({_first_line(exc)}); use an intact copy") from None
     except Exception as exc:  # torch raises many types for a damaged zip
         raise RunError(f"checkpoint {path} is corrupt or truncated ({_first_line(exc)}); use an intact copy") from None
@@ -156,17 +160,23 @@ def pick_device(name: str) -> torch.device:
 def environment() -> dict[str, Any]:
     """What produced a run: versions, machine, device, git revision when available."""
     env: dict[str, Any] = {
-        "python": sys.version.split()[0], "torch": torch.__version__, "numpy": np.__version__,
-        "platform": platform.platform(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "argv": sys.argv, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "argv": sys.argv,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     try:
         from . import __version__
 
         env["pcdarts"] = __version__
-        rev = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).parent)
+        rev = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent
+        )
         env["git"] = rev.stdout.strip() or None
     except Exception:
         env["git"] = None
@@ -201,8 +211,9 @@ class RunLock:
             except FileExistsError:
                 owner = self._owner()
                 if owner is not None and owner != os.getpid() and _alive(owner):
-                    raise RunError(f"{self.path} is in use by process {owner}: wait for it to finish or choose "
-                                   "another --out") from None
+                    raise RunError(
+                        f"{self.path} is in use by process {owner}: wait for it to finish or choose another --out"
+                    ) from None
                 self.file.unlink(missing_ok=True)  # stale: its process is gone
                 continue
             with os.fdopen(fd, "w") as f:
@@ -251,7 +262,9 @@ class RunDir:
             held = self.checkpoint.is_file() or (self.path / final).is_file() or (self.path / "metrics.jsonl").is_file()
             if held and not overwrite:
                 state = "a finished run" if (self.path / final).is_file() else "an unfinished run"
-                raise RunError(f"{self.path} already holds {state}: pass --resume to continue it or --overwrite to replace it")
+                raise RunError(
+                    f"{self.path} already holds {state}: pass --resume to continue it or --overwrite to replace it"
+                )
             if held and overwrite:
                 for name in ("checkpoint.pt", "best.pt", final, "metrics.jsonl", "arch_history.jsonl", "tb"):
                     p = self.path / name

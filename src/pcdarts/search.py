@@ -14,7 +14,16 @@ from tqdm import tqdm
 from .architect import Architect
 from .config import SearchConfig
 from .data import Augment, FolderDataset, TensorDataset, get_dataset, limit_train, make_stream, part_size, search_parts
-from .distributed import DistInfo, all_reduce_sums, barrier, check_agreement, init_distributed, local_device, shutdown, wrap_ddp
+from .distributed import (
+    DistInfo,
+    all_reduce_sums,
+    barrier,
+    check_agreement,
+    init_distributed,
+    local_device,
+    shutdown,
+    wrap_ddp,
+)
 from .engine import check_finite, cosine_lr, evaluate, new_accumulator, search_epoch, summarise
 from .genotype import Genotype, param_free_count
 from .remedies import beta_decay_weight, early_stop_reason
@@ -60,12 +69,25 @@ def make_augment(cfg: Any, ds: TensorDataset | FolderDataset, cutout: int) -> Au
 
 def build_supernet(cfg: SearchConfig, ds: TensorDataset | FolderDataset) -> SearchNetwork:
     return SearchNetwork(
-        num_classes=ds.num_classes, in_channels=ds.in_channels, init_channels=cfg.init_channels,
-        layers=cfg.layers, k=cfg.k, edge_norm=cfg.edge_norm, partial_mode=cfg.partial_mode, stem=cfg.stem,
+        num_classes=ds.num_classes,
+        in_channels=ds.in_channels,
+        init_channels=cfg.init_channels,
+        layers=cfg.layers,
+        k=cfg.k,
+        edge_norm=cfg.edge_norm,
+        partial_mode=cfg.partial_mode,
+        stem=cfg.stem,
     )
 
 
 def check_resume_config(saved: dict[str, Any], now: dict[str, Any]) -> None:
+    if saved.get("threads", now.get("threads")) != now.get("threads"):
+        log.warning(
+            "resuming with threads=%s (the run began with %s): the result will no longer match an "
+            "uninterrupted run bit for bit",
+            now.get("threads"),
+            saved.get("threads"),
+        )
     for key, value in now.items():
         if key in RESUME_FREE:
             continue
@@ -78,7 +100,10 @@ def check_resume_config(saved: dict[str, Any], now: dict[str, Any]) -> None:
 
 def collapse_count(genotype: Genotype) -> dict[str, int]:
     """Parameter-free ops in the derived cells: a rising count warns of skip-connection collapse."""
-    return {"param_free_normal": param_free_count(genotype.normal), "param_free_reduce": param_free_count(genotype.reduce)}
+    return {
+        "param_free_normal": param_free_count(genotype.normal),
+        "param_free_reduce": param_free_count(genotype.reduce),
+    }
 
 
 def early_stop(cfg: SearchConfig, history: list[dict[str, Any]]) -> str | None:
@@ -90,7 +115,12 @@ def early_stop(cfg: SearchConfig, history: list[dict[str, Any]]) -> str | None:
 
 
 def run_search(
-    cfg: SearchConfig, out: str | Path, *, resume: bool = False, overwrite: bool = False, progress: bool = True,
+    cfg: SearchConfig,
+    out: str | Path,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
     stop_after_epochs: int | None = None,
 ) -> dict[str, Any]:
     """Search a cell; writes genotype.json, arch_history.jsonl, metrics.jsonl and checkpoint.pt in ``out``.
@@ -108,8 +138,14 @@ def run_search(
 
 
 def _search(
-    cfg: SearchConfig, out: Path, info: DistInfo, device: torch.device, resume: bool, overwrite: bool,
-    progress: bool, stop_after_epochs: int | None,
+    cfg: SearchConfig,
+    out: Path,
+    info: DistInfo,
+    device: torch.device,
+    resume: bool,
+    overwrite: bool,
+    progress: bool,
+    stop_after_epochs: int | None,
 ) -> dict[str, Any]:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -126,16 +162,25 @@ def _search(
     if cfg.batch_size % info.world_size:
         raise RunError(f"batch size {cfg.batch_size} must be divisible by the {info.world_size} processes")
     w_part, a_part = search_parts(ds, cfg.train_portion)
-    if min(part_size(w_part), part_size(a_part)) < info.world_size:
+    if min(part_size(w_part), part_size(a_part)) < max(info.world_size, ds.num_classes):
         n = part_size(w_part) + part_size(a_part)
-        raise RunError(f"the {n}-image train set is too small to split for weights and alpha/beta")
+        raise RunError(
+            f"train portion {cfg.train_portion} of {n} images leaves {part_size(w_part)} for the weights and "
+            f"{part_size(a_part)} for alpha/beta, fewer than the {ds.num_classes} classes: choose a portion nearer 0.5"
+        )
     model = build_supernet(cfg, ds).to(device)
     forward = wrap_ddp(model, device, info, ignore=list(SearchNetwork._ARCH))
-    w_opt = torch.optim.SGD(model.weight_parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
-                            foreach=True)
+    w_opt = torch.optim.SGD(
+        model.weight_parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, foreach=True
+    )
     scaler = torch.amp.GradScaler(device.type) if cfg.precision == "fp16" else None
-    architect = Architect(model, lr=cfg.arch_lr, betas=(cfg.arch_beta1, cfg.arch_beta2),
-                          weight_decay=cfg.arch_weight_decay, unrolled=cfg.unrolled)
+    architect = Architect(
+        model,
+        lr=cfg.arch_lr,
+        betas=(cfg.arch_beta1, cfg.arch_beta2),
+        weight_decay=cfg.arch_weight_decay,
+        unrolled=cfg.unrolled,
+    )
     per_rank = cfg.batch_size // info.world_size
     aug = make_augment(cfg, ds, cfg.cutout)
     common = dict(device=device, rank=info.rank, world_size=info.world_size, workers=cfg.workers, augment=aug)
@@ -150,15 +195,20 @@ def _search(
         train.load_state_dict(state["train_stream"][info.rank] if info.enabled else state["train_stream"])
         val.load_state_dict(state["val_stream"][info.rank] if info.enabled else state["val_stream"])
         set_rng_state(state["rng"])
+        if scaler is not None and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
         start_epoch, history = int(state["epoch"]), list(state["history"])
         acc = {k: v.to(device) for k, v in state["acc"].items()}
         log.info("resumed from %s at epoch %d", out / "checkpoint.pt", start_epoch)
     if info.is_main:
         atomic_write_json(out / "config.json", {"kind": "search", **asdict(cfg)})
-        atomic_write_json(out / "environment.json", {**environment(), "world_size": info.world_size, "device": str(device)})
+        atomic_write_json(
+            out / "environment.json", {**environment(), "world_size": info.world_size, "device": str(device)}
+        )
     metrics = MetricsLog(out / "metrics.jsonl", resume_epoch=start_epoch if state else None, enabled=info.is_main)
-    hist_log = MetricsLog(out / "arch_history.jsonl", resume_epoch=start_epoch if state else None,
-                          tensorboard=False, enabled=info.is_main)
+    hist_log = MetricsLog(
+        out / "arch_history.jsonl", resume_epoch=start_epoch if state else None, tensorboard=False, enabled=info.is_main
+    )
 
     def checkpoint(epoch: int, mid_epoch: bool) -> None:
         streams = (train.state_dict(), val.state_dict())
@@ -168,14 +218,27 @@ def _search(
             streams = ([g[0] for g in gathered], [g[1] for g in gathered])
         if not info.is_main:
             return
-        save_checkpoint(out / "checkpoint.pt", {
-            "kind": "search", "config": asdict(cfg), "epoch": epoch, "mid_epoch": mid_epoch,
-            "model": model.state_dict(), "w_optimizer": w_opt.state_dict(),
-            "arch_optimizer": architect.optimizer.state_dict(), "train_stream": streams[0],
-            "val_stream": streams[1], "rng": rng_state(), "history": history,
-            "acc": {k: v.detach().cpu() for k, v in acc.items()}, "seconds": time.time() - t0,
-            "num_classes": ds.num_classes, "in_channels": ds.in_channels,
-        })
+        save_checkpoint(
+            out / "checkpoint.pt",
+            {
+                "kind": "search",
+                "config": asdict(cfg),
+                "epoch": epoch,
+                "mid_epoch": mid_epoch,
+                "model": model.state_dict(),
+                "w_optimizer": w_opt.state_dict(),
+                "arch_optimizer": architect.optimizer.state_dict(),
+                "train_stream": streams[0],
+                "val_stream": streams[1],
+                "rng": rng_state(),
+                "history": history,
+                "scaler": None if scaler is None else scaler.state_dict(),
+                "acc": {k: v.detach().cpu() for k, v in acc.items()},
+                "seconds": time.time() - t0,
+                "num_classes": ds.num_classes,
+                "in_channels": ds.in_channels,
+            },
+        )
 
     t0 = time.time() - (state or {}).get("seconds", 0.0)
     stopped = False
@@ -187,17 +250,35 @@ def _search(
             for g in w_opt.param_groups:
                 g["lr"] = lr
             arch_active = epoch >= cfg.warmup_epochs
-            bar = tqdm(total=len(train), initial=len(train) - train.remaining(), desc=f"search {epoch + 1}/{cfg.epochs}",
-                       disable=not (progress and info.is_main), leave=False, dynamic_ncols=True)
+            bar = tqdm(
+                total=len(train),
+                initial=len(train) - train.remaining(),
+                desc=f"search {epoch + 1}/{cfg.epochs}",
+                disable=not (progress and info.is_main),
+                leave=False,
+                dynamic_ncols=True,
+            )
 
             def after_step(_: int, bar: tqdm = bar) -> bool:
                 bar.update(1)
                 return stop.requested
 
             t_epoch = time.time()
-            interrupted = search_epoch(model, forward, architect, w_opt, train, val, arch_active=arch_active,
-                                       grad_clip=cfg.grad_clip, eta=lr, acc=acc, after_step=after_step,
-                                       precision=cfg.precision, scaler=scaler)
+            interrupted = search_epoch(
+                model,
+                forward,
+                architect,
+                w_opt,
+                train,
+                val,
+                arch_active=arch_active,
+                grad_clip=cfg.grad_clip,
+                eta=lr,
+                acc=acc,
+                after_step=after_step,
+                precision=cfg.precision,
+                scaler=scaler,
+            )
             bar.close()
             if interrupted:
                 checkpoint(epoch, mid_epoch=True)
@@ -208,10 +289,18 @@ def _search(
             check_agreement(model.arch_parameters(), info)
             val_stats = evaluate(model, val_eval)
             genotype = model.genotype()
-            record = {"epoch": epoch, "lr": lr, "arch_active": arch_active, "train_loss": stats["loss"],
-                      "train_acc": stats["accuracy"], "val_loss": val_stats["loss"], "val_acc": val_stats["top1"],
-                      "epoch_seconds": time.time() - t_epoch, "step_seconds": (time.time() - t_epoch) / max(stats["steps"], 1),
-                      **collapse_count(genotype)}
+            record = {
+                "epoch": epoch,
+                "lr": lr,
+                "arch_active": arch_active,
+                "train_loss": stats["loss"],
+                "train_acc": stats["accuracy"],
+                "val_loss": val_stats["loss"],
+                "val_acc": val_stats["top1"],
+                "epoch_seconds": time.time() - t_epoch,
+                "step_seconds": (time.time() - t_epoch) / max(stats["steps"], 1),
+                **collapse_count(genotype),
+            }
             if "arch_loss" in stats:
                 record["arch_loss"] = stats["arch_loss"]
             if architect.reg_weight:
@@ -223,9 +312,15 @@ def _search(
             hist_log.write(history[-1])
             _log_arch_images(metrics, model, epoch)
             if info.is_main:
-                log.info("epoch %d/%d train_acc %.4f val_acc %.4f%s genotype %s", epoch + 1, cfg.epochs,
-                         stats["accuracy"], val_stats["top1"], " ranks agree on alpha/beta" if info.enabled else "",
-                         genotype.to_text())
+                log.info(
+                    "epoch %d/%d train_acc %.4f val_acc %.4f%s genotype %s",
+                    epoch + 1,
+                    cfg.epochs,
+                    stats["accuracy"],
+                    val_stats["top1"],
+                    " ranks agree on alpha/beta" if info.enabled else "",
+                    genotype.to_text(),
+                )
             acc = new_accumulator(device)
             checkpoint(epoch + 1, mid_epoch=False)
             stop_reason = early_stop(cfg, history)
@@ -239,16 +334,25 @@ def _search(
     metrics.close()
     cap = cfg.max_param_free if cfg.max_param_free >= 0 else None
     genotype = model.genotype(max_param_free=cap)
-    result = {"genotype": genotype.to_dict(), "epochs_done": len(history), "seconds": time.time() - t0,
-              "stopped": stopped, "out": str(out), "is_main": info.is_main, "world_size": info.world_size,
-              "early_stop": None if stop_reason is None else {"epoch": history[-1]["epoch"], "reason": stop_reason},
-              "genotype_uncapped": model.genotype().to_dict()}
+    result = {
+        "genotype": genotype.to_dict(),
+        "epochs_done": len(history),
+        "seconds": time.time() - t0,
+        "stopped": stopped,
+        "out": str(out),
+        "is_main": info.is_main,
+        "world_size": info.world_size,
+        "early_stop": None if stop_reason is None else {"epoch": history[-1]["epoch"], "reason": stop_reason},
+        "genotype_uncapped": model.genotype().to_dict(),
+    }
     if stopped:
         return result
     if info.is_main:
         atomic_write_json(out / "arch.json", model.arch_state())
         atomic_write_json(out / "genotype.json", genotype.to_dict())
-        atomic_write_json(out / "search_result.json", {k: v for k, v in result.items() if k not in ("is_main", "stopped")})
+        atomic_write_json(
+            out / "search_result.json", {k: v for k, v in result.items() if k not in ("is_main", "stopped")}
+        )
     barrier(info)
     return result
 

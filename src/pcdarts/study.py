@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import SearchConfig, TrainConfig, resolve_config
+from .errors import ConfigError
 from .genotype import Genotype, param_free_count, random_genotype
 from .remedies import select_from_history
 from .runs import RunError, RunLock, atomic_write_json, read_jsonl
@@ -82,12 +83,12 @@ class StudyConfig:
 
     def __post_init__(self) -> None:
         if self.searches < 0 or self.random_cells < 0:
-            raise ValueError("searches and random cells must be >= 0")
+            raise ConfigError("searches and random cells must be >= 0")
         if not self.arms and self.searches:
-            raise ValueError("a study with searches needs at least one arm")
+            raise ConfigError("a study with searches needs at least one arm")
         names = [a.name for a in self.arms]
         if len(set(names)) != len(names) or "random" in names:
-            raise ValueError(f"arm names must be unique and not 'random', got {names}")
+            raise ConfigError(f"arm names must be unique and not 'random', got {names}")
 
     def search_config(self, arm: Arm, seed: int) -> SearchConfig:
         values = {**self.search, **arm.overrides, "seed": seed, "data": self.data}
@@ -114,12 +115,35 @@ STUDY_PRESETS: dict[str, dict[str, Any]] = {
     # (4k weights + 4k alpha/beta) at 16x16; final networks trained on 12k train images (10% held out
     # for model selection) at 16x16; the 10k test images read once per cell.
     "fmnist-cpu": dict(
-        dataset="fashion-mnist", searches=3, random_cells=5, train_seed=0,
+        dataset="fashion-mnist",
+        searches=3,
+        random_cells=5,
+        train_seed=0,
         arms=[Arm("pcdarts"), Arm("pdarts-cap2", {"max_param_free": 2}), Arm("beta-decay", {"beta_decay": 25.0})],
-        search=dict(image_size=16, train_images=8000, init_channels=8, layers=5, epochs=8, warmup_epochs=3,
-                    batch_size=64, lr=0.05, arch_lr=6e-3),
-        train=dict(image_size=16, train_images=12000, val_fraction=0.1, init_channels=16, layers=6, epochs=8,
-                   batch_size=128, lr=0.1, cutout=0, drop_path=0.0, auxiliary=False),
+        search=dict(
+            image_size=16,
+            train_images=8000,
+            init_channels=8,
+            layers=5,
+            epochs=8,
+            warmup_epochs=3,
+            batch_size=64,
+            lr=0.05,
+            arch_lr=6e-3,
+        ),
+        train=dict(
+            image_size=16,
+            train_images=12000,
+            val_fraction=0.1,
+            init_channels=16,
+            layers=6,
+            epochs=8,
+            batch_size=128,
+            lr=0.1,
+            cutout=0,
+            drop_path=0.0,
+            auxiliary=False,
+        ),
     ),
 }
 
@@ -193,36 +217,58 @@ class Study:
         if not (run / "result.json").is_file():
             resume = (run / "checkpoint.pt").is_file()
             log.info("study: training %s -> %s", genotype.to_text()[:60] + "...", run)
-            result = run_train(self.train_cfg, run, resume=resume, overwrite=not resume, progress=self.progress,
-                               genotype=genotype)
+            result = run_train(
+                self.train_cfg, run, resume=resume, overwrite=not resume, progress=self.progress, genotype=genotype
+            )
             if result.get("stopped"):
                 raise KeyboardInterrupt
         result = json.loads((run / "result.json").read_text())
         result["run"] = str(run.relative_to(self.out))
         return result
 
-    def _cell(self, arm: str, kind: str, seed: int, genotype: Genotype, trained: dict[str, Any],
-              **extra: Any) -> dict[str, Any]:
+    def _cell(
+        self, arm: str, kind: str, seed: int, genotype: Genotype, trained: dict[str, Any], **extra: Any
+    ) -> dict[str, Any]:
         return {
-            "arm": arm, "kind": kind, "seed": seed, "genotype": genotype.to_dict(),
-            "test_accuracy": trained["test_accuracy"], "val_accuracy": trained.get("val_accuracy"),
-            "params": trained["params"], "macs": trained["macs"], "train_seconds": trained["seconds"],
+            "arm": arm,
+            "kind": kind,
+            "seed": seed,
+            "genotype": genotype.to_dict(),
+            "test_accuracy": trained["test_accuracy"],
+            "val_accuracy": trained.get("val_accuracy"),
+            "params": trained["params"],
+            "macs": trained["macs"],
+            "train_seconds": trained["seconds"],
             "param_free_normal": param_free_count(genotype.normal),
-            "param_free_reduce": param_free_count(genotype.reduce), "train_run": trained["run"], **extra,
+            "param_free_reduce": param_free_count(genotype.reduce),
+            "train_run": trained["run"],
+            **extra,
         }
 
     def _searched_cell(self, arm: Arm, seed: int) -> dict[str, Any]:
         run, scfg = self._search(arm, seed)
         history = read_jsonl(run / "arch_history.jsonl")
         genotype, epoch, reason = select_from_history(
-            history, warmup_epochs=scfg.warmup_epochs, max_param_free=scfg.max_param_free,
-            early_stop_param_free=scfg.early_stop_param_free, early_stop_stable=scfg.early_stop_stable,
+            history,
+            warmup_epochs=scfg.warmup_epochs,
+            max_param_free=scfg.max_param_free,
+            early_stop_param_free=scfg.early_stop_param_free,
+            early_stop_stable=scfg.early_stop_stable,
         )
         metrics = read_jsonl(run / "metrics.jsonl")
         seconds = sum(m.get("epoch_seconds", 0.0) for m in metrics if m.get("epoch", 0) <= epoch)
         trained = self._train(genotype)
-        return self._cell(arm.name, "searched", seed, genotype, trained, search_seconds=seconds,
-                          search_run=str(run.relative_to(self.out)), search_epoch=epoch, early_stop=reason)
+        return self._cell(
+            arm.name,
+            "searched",
+            seed,
+            genotype,
+            trained,
+            search_seconds=seconds,
+            search_run=str(run.relative_to(self.out)),
+            search_epoch=epoch,
+            early_stop=reason,
+        )
 
     def plan(self) -> list[tuple[str, Callable[[], dict[str, Any]]]]:
         """Work units in the order they run: round-robin over seeds so partial results cover every arm."""
@@ -257,8 +303,13 @@ class Study:
         return summary
 
     def write(self, *, complete: bool = False) -> dict[str, Any]:
-        summary = {"config": self.cfg.to_dict(), "train_config": asdict(self.train_cfg), "complete": complete,
-                   "cells": self.cells, "arms": summarise(self.cells)}
+        summary = {
+            "config": self.cfg.to_dict(),
+            "train_config": asdict(self.train_cfg),
+            "complete": complete,
+            "cells": self.cells,
+            "arms": summarise(self.cells),
+        }
         atomic_write_json(self.out / "study.json", summary)
         return summary
 
@@ -272,20 +323,30 @@ def summarise(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for name, group in arms.items():
         acc = [c["test_accuracy"] for c in group]
         mean, std = _mean_std(acc)
-        rows.append({
-            "arm": name, "kind": group[0]["kind"], "n": len(group), "mean": mean, "std": std, "min": min(acc),
-            "max": max(acc), "params": statistics.fmean(c["params"] for c in group),
-            "param_free_normal": statistics.fmean(c["param_free_normal"] for c in group),
-            "search_seconds": statistics.fmean(c.get("search_seconds", 0.0) for c in group),
-            "train_seconds": statistics.fmean(c["train_seconds"] for c in group),
-        })
+        rows.append(
+            {
+                "arm": name,
+                "kind": group[0]["kind"],
+                "n": len(group),
+                "mean": mean,
+                "std": std,
+                "min": min(acc),
+                "max": max(acc),
+                "params": statistics.fmean(c["params"] for c in group),
+                "param_free_normal": statistics.fmean(c["param_free_normal"] for c in group),
+                "search_seconds": statistics.fmean(c.get("search_seconds", 0.0) for c in group),
+                "train_seconds": statistics.fmean(c["train_seconds"] for c in group),
+            }
+        )
     return rows
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
     """The per-arm table as Markdown (accuracies in %)."""
-    lines = ["| arm | cells | test accuracy mean ± std | min | max | mean params | param-free ops (normal) |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| arm | cells | test accuracy mean ± std | min | max | mean params | param-free ops (normal) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         lines.append(
             f"| {r['arm']} | {r['n']} | {100 * r['mean']:.2f} ± {100 * r['std']:.2f} % | {100 * r['min']:.2f} % | "
@@ -323,10 +384,22 @@ def plot_study(study: dict[str, Any], out: str | Path) -> Path:
         if row["kind"] == "random":
             ax.scatter(xs, ys, s=40, c="0.6", alpha=0.7, label=f"random (n={len(cells)})", marker="o")
         else:
-            ax.scatter(xs, ys, s=60, color=next(colours), label=f"{row['arm']} (n={len(cells)})", marker="D",
-                       edgecolors="k", linewidths=0.5)
-        ax.axhline(100 * row["mean"], color="0.6" if row["kind"] == "random" else ax.collections[-1].get_facecolor()[0],
-                   lw=0.8, ls="--")
+            ax.scatter(
+                xs,
+                ys,
+                s=60,
+                color=next(colours),
+                label=f"{row['arm']} (n={len(cells)})",
+                marker="D",
+                edgecolors="k",
+                linewidths=0.5,
+            )
+        ax.axhline(
+            100 * row["mean"],
+            color="0.6" if row["kind"] == "random" else ax.collections[-1].get_facecolor()[0],
+            lw=0.8,
+            ls="--",
+        )
     ax.set_xlabel("parameters (thousands)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(f"{study['config']['dataset']}: searched vs random cells (dashed: arm means)")
@@ -352,8 +425,9 @@ def load_study(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def run_study(cfg: StudyConfig, out: str | Path, *, progress: bool = True, threads: int = 0,
-              max_units: int | None = None) -> dict[str, Any]:
+def run_study(
+    cfg: StudyConfig, out: str | Path, *, progress: bool = True, threads: int = 0, max_units: int | None = None
+) -> dict[str, Any]:
     """Run (or continue) a study; returns the summary also written to ``out/study.json``."""
     t0 = time.time()
     with RunLock(out):

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .errors import ConfigError
 from .genotype import Genotype, derive_genotype, node_edge_weights, num_edges
 from .ops import OPS, PRIMITIVES, FactorizedReduce, ReLUConvBN
 
@@ -44,7 +45,9 @@ def _accumulate(total: torch.Tensor | None, weight: torch.Tensor, y: torch.Tenso
 class MixedOp(nn.Module):
     """softmax(alpha)-weighted sum of all candidate ops; ``none`` adds zeros, so it is skipped."""
 
-    skip_none = True  # set False per instance for the benchmark baseline: compute zeros and add them, as the reference does
+    skip_none = (
+        True  # set False per instance for the benchmark baseline: compute zeros and add them, as the reference does
+    )
     fast = True  # fused multiply-add accumulation (``set_fast_kernels``)
 
     def __init__(self, c: int, stride: int):
@@ -76,9 +79,9 @@ class PartialEdge(nn.Module):
     def __init__(self, c: int, stride: int, k: int, mode: str = "shuffle"):
         super().__init__()
         if c % k:
-            raise ValueError(f"channels {c} not divisible by K={k}: choose init channels divisible by K")
+            raise ConfigError(f"channels {c} not divisible by K={k}: choose init channels divisible by K")
         if mode not in ("shuffle", "shift"):
-            raise ValueError(f"partial mode must be 'shuffle' or 'shift', got {mode!r}")
+            raise ConfigError(f"partial mode must be 'shuffle' or 'shift', got {mode!r}")
         self.k, self.stride, self.mode = k, stride, mode
         self.c_part = c // k
         self.op = MixedOp(self.c_part, stride)
@@ -101,12 +104,22 @@ class SearchCell(nn.Module):
     fast = True  # fused multiply-add accumulation of the edges (``set_fast_kernels``)
 
     def __init__(
-        self, steps: int, multiplier: int, c_pp: int, c_p: int, c: int,
-        reduction: bool, reduction_prev: bool, k: int, mode: str,
+        self,
+        steps: int,
+        multiplier: int,
+        c_pp: int,
+        c_p: int,
+        c: int,
+        reduction: bool,
+        reduction_prev: bool,
+        k: int,
+        mode: str,
     ):
         super().__init__()
         self.reduction, self.steps, self.multiplier = reduction, steps, multiplier
-        self.preprocess0 = FactorizedReduce(c_pp, c, affine=False) if reduction_prev else ReLUConvBN(c_pp, c, 1, 1, 0, False)
+        self.preprocess0 = (
+            FactorizedReduce(c_pp, c, affine=False) if reduction_prev else ReLUConvBN(c_pp, c, 1, 1, 0, False)
+        )
         self.preprocess1 = ReLUConvBN(c_p, c, 1, 1, 0, False)
         self.edges = nn.ModuleList()
         for i in range(steps):
@@ -114,7 +127,9 @@ class SearchCell(nn.Module):
                 stride = 2 if reduction and j < 2 else 1
                 self.edges.append(PartialEdge(c, stride, k, mode))
 
-    def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor, edge_w: torch.Tensor | None) -> torch.Tensor:
+    def forward(
+        self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor, edge_w: torch.Tensor | None
+    ) -> torch.Tensor:
         states = [self.preprocess0(s0), self.preprocess1(s1)]
         offset = 0
         for _ in range(self.steps):
@@ -134,15 +149,25 @@ class SearchNetwork(nn.Module):
     """The searchable network. ``stem='cifar'`` (3x3 conv) or ``'imagenet'`` (three stride-2 convs)."""
 
     def __init__(
-        self, *, num_classes: int, in_channels: int = 3, init_channels: int = 16, layers: int = 8,
-        k: int = 4, edge_norm: bool = True, partial_mode: str = "shuffle", steps: int = 4,
-        multiplier: int = 4, stem_multiplier: int = 3, stem: str = "cifar",
+        self,
+        *,
+        num_classes: int,
+        in_channels: int = 3,
+        init_channels: int = 16,
+        layers: int = 8,
+        k: int = 4,
+        edge_norm: bool = True,
+        partial_mode: str = "shuffle",
+        steps: int = 4,
+        multiplier: int = 4,
+        stem_multiplier: int = 3,
+        stem: str = "cifar",
     ):
         super().__init__()
         if layers < 3:
-            raise ValueError(f"layers must be >= 3 (two reduction cells and a normal cell), got {layers}")
+            raise ConfigError(f"layers must be >= 3 (two reduction cells and a normal cell), got {layers}")
         if init_channels % k or init_channels % 2:
-            raise ValueError(f"init channels {init_channels} must be even and divisible by K={k}")
+            raise ConfigError(f"init channels {init_channels} must be even and divisible by K={k}")
         self.num_classes, self.steps, self.multiplier, self.k = num_classes, steps, multiplier, k
         self.edge_norm = edge_norm
         c = init_channels
@@ -153,14 +178,18 @@ class SearchNetwork(nn.Module):
             c_pp, c_p, reduction_prev = c_curr, c_curr, False
         elif stem == "imagenet":
             self.stem0 = nn.Sequential(
-                nn.Conv2d(in_channels, c // 2, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c // 2),
+                nn.Conv2d(in_channels, c // 2, 3, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(c // 2),
                 nn.ReLU(inplace=True),
-                nn.Conv2d(c // 2, c, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c),
+                nn.Conv2d(c // 2, c, 3, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(c),
             )
-            self.stem1 = nn.Sequential(nn.ReLU(), nn.Conv2d(c, c, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c))
+            self.stem1 = nn.Sequential(
+                nn.ReLU(), nn.Conv2d(c, c, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c)
+            )
             c_pp, c_p, reduction_prev = c, c, True
         else:
-            raise ValueError(f"stem must be 'cifar' or 'imagenet', got {stem!r}")
+            raise ConfigError(f"stem must be 'cifar' or 'imagenet', got {stem!r}")
         self.cells = nn.ModuleList()
         c_curr = c
         for i in range(layers):
@@ -211,10 +240,17 @@ class SearchNetwork(nn.Module):
     def genotype(self, *, max_param_free: int | None = None) -> Genotype:
         """The current discrete architecture (PC-DARTS rule; optionally the P-DARTS cap)."""
         if self.edge_norm:
-            return derive_genotype(self.alphas_normal, self.alphas_reduce, self.betas_normal, self.betas_reduce,
-                                   max_param_free=max_param_free)
+            return derive_genotype(
+                self.alphas_normal,
+                self.alphas_reduce,
+                self.betas_normal,
+                self.betas_reduce,
+                max_param_free=max_param_free,
+            )
         return derive_genotype(self.alphas_normal, self.alphas_reduce, max_param_free=max_param_free)
 
     def arch_state(self) -> dict[str, list]:
         """alpha (and beta when edge normalisation is on) as plain lists, for arch.json and the history."""
-        return {n: getattr(self, n).detach().cpu().tolist() for n in self._ARCH if self.edge_norm or n.startswith("alphas")}
+        return {
+            n: getattr(self, n).detach().cpu().tolist() for n in self._ARCH if self.edge_norm or n.startswith("alphas")
+        }

@@ -47,8 +47,14 @@ log = logging.getLogger(__name__)
 
 
 def model_args(cfg: TrainConfig, ds: TensorDataset | FolderDataset) -> dict[str, Any]:
-    return dict(num_classes=ds.num_classes, in_channels=ds.in_channels, init_channels=cfg.init_channels,
-                layers=cfg.layers, auxiliary=cfg.auxiliary and cfg.auxiliary_weight > 0, stem=cfg.stem)
+    return dict(
+        num_classes=ds.num_classes,
+        in_channels=ds.in_channels,
+        init_channels=cfg.init_channels,
+        layers=cfg.layers,
+        auxiliary=cfg.auxiliary and cfg.auxiliary_weight > 0,
+        stem=cfg.stem,
+    )
 
 
 def inference_state(
@@ -56,9 +62,17 @@ def inference_state(
 ) -> dict[str, Any]:
     """What a deployed model needs: weights, genotype, how to rebuild and how to preprocess."""
     return {
-        "kind": "train", "model": model.state_dict(), "genotype": genotype.to_dict(),
-        "model_args": model_args(cfg, ds), "classes": ds.class_names(), "mean": list(ds.mean), "std": list(ds.std),
-        "input_size": list(ds.image_size), "dataset": cfg.dataset, "config": asdict(cfg), **extra,
+        "kind": "train",
+        "model": model.state_dict(),
+        "genotype": genotype.to_dict(),
+        "model_args": model_args(cfg, ds),
+        "classes": ds.class_names(),
+        "mean": list(ds.mean),
+        "std": list(ds.std),
+        "input_size": list(ds.image_size),
+        "dataset": cfg.dataset,
+        "config": asdict(cfg),
+        **extra,
     }
 
 
@@ -69,8 +83,14 @@ def lr_at(cfg: TrainConfig, epoch: int) -> float:
 
 
 def run_train(
-    cfg: TrainConfig, out: str | Path, *, resume: bool = False, overwrite: bool = False, progress: bool = True,
-    stop_after_epochs: int | None = None, genotype: Genotype | None = None,
+    cfg: TrainConfig,
+    out: str | Path,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    stop_after_epochs: int | None = None,
+    genotype: Genotype | None = None,
 ) -> dict[str, Any]:
     """Train from scratch; writes result.json, best.pt, checkpoint.pt and metrics.jsonl in ``out``."""
     genotype = genotype or load_genotype(cfg.genotype)
@@ -85,8 +105,15 @@ def run_train(
 
 
 def _train(
-    cfg: TrainConfig, genotype: Genotype, out: Path, info: DistInfo, device: torch.device, resume: bool,
-    overwrite: bool, progress: bool, stop_after_epochs: int | None,
+    cfg: TrainConfig,
+    genotype: Genotype,
+    out: Path,
+    info: DistInfo,
+    device: torch.device,
+    resume: bool,
+    overwrite: bool,
+    progress: bool,
+    stop_after_epochs: int | None,
 ) -> dict[str, Any]:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -107,29 +134,49 @@ def _train(
     forward = wrap_ddp(model, device, info)
     if cfg.compile:
         forward = torch.compile(forward)  # weights stay in `model`: checkpoints and evaluation are unchanged
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
-                          foreach=True)
+    opt = torch.optim.SGD(
+        model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, foreach=True
+    )
     scaler = torch.amp.GradScaler(device.type) if cfg.precision == "fp16" else None
     per_rank = cfg.batch_size // info.world_size
     fit_part, val_part = train_part(ds), None
     if cfg.val_fraction:  # model selection on held-out train images; the test split is read once, at the end
         fit_part, val_part = stratified_split(fit_part, cfg.val_fraction, what="validation split")
-    train = make_stream(ds, fit_part, per_rank, train=True, seed=cfg.seed, device=device, rank=info.rank,
-                        world_size=info.world_size, augment=make_augment(cfg, ds, cfg.cutout), workers=cfg.workers)
+    train = make_stream(
+        ds,
+        fit_part,
+        per_rank,
+        train=True,
+        seed=cfg.seed,
+        device=device,
+        rank=info.rank,
+        world_size=info.world_size,
+        augment=make_augment(cfg, ds, cfg.cutout),
+        workers=cfg.workers,
+    )
     eval_batch = max(per_rank, 256)
-    val = None if val_part is None else make_stream(ds, val_part, eval_batch, train=False, device=device,
-                                                    workers=cfg.workers)
+    val = (
+        None
+        if val_part is None
+        else make_stream(ds, val_part, eval_batch, train=False, device=device, workers=cfg.workers)
+    )
     start_epoch, best, acc = 0, {"top1": -1.0}, new_accumulator(device)
     if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         train.load_state_dict(state["train_stream"][info.rank] if info.enabled else state["train_stream"])
         set_rng_state(state["rng"])
+        if scaler is not None and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
         start_epoch, best = int(state["epoch"]), dict(state["best"])
         acc = {k: v.to(device) for k, v in state["acc"].items()}
     if info.is_main:
-        atomic_write_json(out / "config.json", {"kind": "train", **asdict(cfg), "genotype_resolved": genotype.to_dict()})
-        atomic_write_json(out / "environment.json", {**environment(), "world_size": info.world_size, "device": str(device)})
+        atomic_write_json(
+            out / "config.json", {"kind": "train", **asdict(cfg), "genotype_resolved": genotype.to_dict()}
+        )
+        atomic_write_json(
+            out / "environment.json", {**environment(), "world_size": info.world_size, "device": str(device)}
+        )
         atomic_write_json(out / "genotype.json", genotype.to_dict())
     metrics = MetricsLog(out / "metrics.jsonl", resume_epoch=start_epoch if state else None, enabled=info.is_main)
 
@@ -140,11 +187,22 @@ def _train(
             torch.distributed.all_gather_object(gathered, stream)
             stream = gathered
         if info.is_main:
-            save_checkpoint(out / "checkpoint.pt", {
-                "kind": "train_checkpoint", "config": asdict(cfg), "epoch": epoch, "model": model.state_dict(),
-                "optimizer": opt.state_dict(), "train_stream": stream, "rng": rng_state(), "best": best,
-                "acc": {k: v.detach().cpu() for k, v in acc.items()}, "seconds": time.time() - t0,
-            })
+            save_checkpoint(
+                out / "checkpoint.pt",
+                {
+                    "kind": "train_checkpoint",
+                    "config": asdict(cfg),
+                    "epoch": epoch,
+                    "model": model.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "train_stream": stream,
+                    "rng": rng_state(),
+                    "best": best,
+                    "scaler": None if scaler is None else scaler.state_dict(),
+                    "acc": {k: v.detach().cpu() for k, v in acc.items()},
+                    "seconds": time.time() - t0,
+                },
+            )
 
     t0 = time.time() - (state or {}).get("seconds", 0.0)
     stopped = False
@@ -154,17 +212,33 @@ def _train(
             for g in opt.param_groups:
                 g["lr"] = lr
             model.set_drop_path(cfg.drop_path * epoch / cfg.epochs)
-            bar = tqdm(total=len(train), initial=len(train) - train.remaining(), desc=f"train {epoch + 1}/{cfg.epochs}",
-                       disable=not (progress and info.is_main), leave=False, dynamic_ncols=True)
+            bar = tqdm(
+                total=len(train),
+                initial=len(train) - train.remaining(),
+                desc=f"train {epoch + 1}/{cfg.epochs}",
+                disable=not (progress and info.is_main),
+                leave=False,
+                dynamic_ncols=True,
+            )
 
             def after_step(_: int, bar: tqdm = bar) -> bool:
                 bar.update(1)
                 return stop.requested
 
             t_epoch = time.time()
-            interrupted = train_epoch(model, forward, opt, train, grad_clip=cfg.grad_clip,
-                                      auxiliary_weight=cfg.auxiliary_weight, label_smoothing=cfg.label_smoothing,
-                                      acc=acc, after_step=after_step, precision=cfg.precision, scaler=scaler)
+            interrupted = train_epoch(
+                model,
+                forward,
+                opt,
+                train,
+                grad_clip=cfg.grad_clip,
+                auxiliary_weight=cfg.auxiliary_weight,
+                label_smoothing=cfg.label_smoothing,
+                acc=acc,
+                after_step=after_step,
+                precision=cfg.precision,
+                scaler=scaler,
+            )
             bar.close()
             if interrupted:
                 checkpoint(epoch)
@@ -172,19 +246,37 @@ def _train(
                 break
             stats = summarise(all_reduce_sums(acc, info))
             check_finite(stats, "training")
-            record = {"epoch": epoch, "lr": lr, "drop_path": model.drop_path_prob, "train_loss": stats["loss"],
-                      "train_acc": stats["accuracy"], "epoch_seconds": time.time() - t_epoch,
-                      "step_seconds": (time.time() - t_epoch) / max(stats["steps"], 1)}
+            record = {
+                "epoch": epoch,
+                "lr": lr,
+                "drop_path": model.drop_path_prob,
+                "train_loss": stats["loss"],
+                "train_acc": stats["accuracy"],
+                "epoch_seconds": time.time() - t_epoch,
+                "step_seconds": (time.time() - t_epoch) / max(stats["steps"], 1),
+            }
             if val is not None:
                 val_stats = evaluate(model, val)
                 record.update(val_loss=val_stats["loss"], val_acc=val_stats["top1"], val_top5=val_stats["top5"])
             metrics.write(record)
             if info.is_main:
-                log.info("epoch %d/%d train_acc %.4f%s", epoch + 1, cfg.epochs, stats["accuracy"],
-                         f" val_acc {val_stats['top1']:.4f}" if val is not None else "")
+                log.info(
+                    "epoch %d/%d train_acc %.4f%s",
+                    epoch + 1,
+                    cfg.epochs,
+                    stats["accuracy"],
+                    f" val_acc {val_stats['top1']:.4f}" if val is not None else "",
+                )
                 if val is not None and val_stats["top1"] > best["top1"]:
-                    best = {"top1": val_stats["top1"], "top5": val_stats["top5"], "loss": val_stats["loss"], "epoch": epoch}
-                    save_checkpoint(out / "best.pt", inference_state(model, genotype, cfg, ds, epoch=epoch, val=val_stats))
+                    best = {
+                        "top1": val_stats["top1"],
+                        "top5": val_stats["top5"],
+                        "loss": val_stats["loss"],
+                        "epoch": epoch,
+                    }
+                    save_checkpoint(
+                        out / "best.pt", inference_state(model, genotype, cfg, ds, epoch=epoch, val=val_stats)
+                    )
             acc = new_accumulator(device)
             checkpoint(epoch + 1)
             if stop.requested or (stop_after_epochs is not None and epoch + 1 - start_epoch >= stop_after_epochs):
@@ -206,12 +298,26 @@ def _train(
     test = make_stream(ds, holdout_part(ds), eval_batch, train=False, device=device, workers=cfg.workers)
     test_stats = evaluate(model, test)
     result = {
-        "test_accuracy": test_stats["top1"], "test_top5": test_stats["top5"], "test_loss": test_stats["loss"],
-        "selected_by": "val" if val is not None else "last_epoch", "selected_epoch": int(best.get("epoch", cfg.epochs - 1)),
-        "val_accuracy": best["top1"] if val is not None else None, "val_images": 0 if val_part is None else part_size(val_part),
-        "train_images": part_size(fit_part), "params": params, "macs": macs, "epochs": cfg.epochs,
-        "seconds": time.time() - t0, "dataset": cfg.dataset, "genotype": genotype.to_dict(), "test_images": test_stats["n"],
-        "shipped": shipped.name, "out": str(out), "stopped": False, "is_main": info.is_main, "world_size": info.world_size,
+        "test_accuracy": test_stats["top1"],
+        "test_top5": test_stats["top5"],
+        "test_loss": test_stats["loss"],
+        "selected_by": "val" if val is not None else "last_epoch",
+        "selected_epoch": int(best.get("epoch", cfg.epochs - 1)),
+        "val_accuracy": best["top1"] if val is not None else None,
+        "val_images": 0 if val_part is None else part_size(val_part),
+        "train_images": part_size(fit_part),
+        "params": params,
+        "macs": macs,
+        "epochs": cfg.epochs,
+        "seconds": time.time() - t0,
+        "dataset": cfg.dataset,
+        "genotype": genotype.to_dict(),
+        "test_images": test_stats["n"],
+        "shipped": shipped.name,
+        "out": str(out),
+        "stopped": False,
+        "is_main": info.is_main,
+        "world_size": info.world_size,
     }
     if info.is_main:
         state = load_checkpoint(shipped, "cpu")
@@ -226,7 +332,9 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> nn
     """Rebuild a trained network from a run folder or checkpoint, in eval mode, ready for inference."""
     state = load_checkpoint(path, map_location)
     if state.get("kind") != "train":
-        raise RunError(f"{path} holds a {state.get('kind')} checkpoint; a trained network (best.pt / last.pt) is needed")
+        raise RunError(
+            f"{path} holds a {state.get('kind')} checkpoint; a trained network (best.pt / last.pt) is needed"
+        )
     args = dict(state["model_args"])
     args["auxiliary"] = False
     model = build_network(Genotype.from_dict(state["genotype"]), **args)

@@ -9,7 +9,24 @@ from .loader import BatchStream
 from .streams import holdout_part, limit_train, make_stream, part_size, search_parts, stratified_split, train_part
 
 __all__ = [
-    "Augment", "BatchStream", "DATASETS", "DataError", "FolderDataset", "FolderStream", "TensorDataset", "cutout",
-    "get_dataset", "make_stream", "part_size", "random_crop", "random_flip", "register_dataset", "search_parts",
-    "subsample", "holdout_part", "train_part", "limit_train", "stratified_split",
+    "Augment",
+    "BatchStream",
+    "DATASETS",
+    "DataError",
+    "FolderDataset",
+    "FolderStream",
+    "TensorDataset",
+    "cutout",
+    "get_dataset",
+    "make_stream",
+    "part_size",
+    "random_crop",
+    "random_flip",
+    "register_dataset",
+    "search_parts",
+    "subsample",
+    "holdout_part",
+    "train_part",
+    "limit_train",
+    "stratified_split",
 ]

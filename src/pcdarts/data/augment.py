@@ -16,8 +16,8 @@ def random_crop(x: torch.Tensor, padding: int, gen: torch.Generator) -> torch.Te
     xp = F.pad(x, (padding, padding, padding, padding))  # (N, C, H+2p, W+2p)
     dy = torch.randint(0, 2 * padding + 1, (n,), generator=gen).to(x.device)
     dx = torch.randint(0, 2 * padding + 1, (n,), generator=gen).to(x.device)
-    rows = (dy[:, None] + torch.arange(h, device=x.device))  # (N, H)
-    cols = (dx[:, None] + torch.arange(w, device=x.device))  # (N, W)
+    rows = dy[:, None] + torch.arange(h, device=x.device)  # (N, H)
+    cols = dx[:, None] + torch.arange(w, device=x.device)  # (N, W)
     xp = xp.gather(2, rows[:, None, :, None].expand(n, c, h, w + 2 * padding))  # (N, C, H, W+2p)
     return xp.gather(3, cols[:, None, None, :].expand(n, c, h, w))  # (N, C, H, W)
 

@@ -25,22 +25,42 @@ log = logging.getLogger(__name__)
 
 CIFAR = {
     "cifar10": dict(
-        url="https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz", md5="c58f30108f718f92721af3b95e74349a",
-        folder="cifar-10-batches-py", train=[f"data_batch_{i}" for i in range(1, 6)], test=["test_batch"],
-        label_key=b"labels", meta="batches.meta", names_key=b"label_names", classes=10,
-        mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616),
+        url="https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+        md5="c58f30108f718f92721af3b95e74349a",
+        folder="cifar-10-batches-py",
+        train=[f"data_batch_{i}" for i in range(1, 6)],
+        test=["test_batch"],
+        label_key=b"labels",
+        meta="batches.meta",
+        names_key=b"label_names",
+        classes=10,
+        mean=(0.4914, 0.4822, 0.4465),
+        std=(0.2470, 0.2435, 0.2616),
     ),
     "cifar100": dict(
-        url="https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz", md5="eb9058c3a382ffc7106e4002c42a8d85",
-        folder="cifar-100-python", train=["train"], test=["test"], label_key=b"fine_labels", meta="meta",
-        names_key=b"fine_label_names", classes=100,
-        mean=(0.5071, 0.4865, 0.4409), std=(0.2673, 0.2564, 0.2762),
+        url="https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
+        md5="eb9058c3a382ffc7106e4002c42a8d85",
+        folder="cifar-100-python",
+        train=["train"],
+        test=["test"],
+        label_key=b"fine_labels",
+        meta="meta",
+        names_key=b"fine_label_names",
+        classes=100,
+        mean=(0.5071, 0.4865, 0.4409),
+        std=(0.2673, 0.2564, 0.2762),
     ),
 }
 
-_ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-            ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
-            ("numpy._core.multiarray", "scalar"), ("_codecs", "encode")}
+_ALLOWED = {
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"),
+    ("_codecs", "encode"),
+}
 
 
 class _SafeUnpickler(pickle.Unpickler):
@@ -90,7 +110,9 @@ def download(url: str, dest: Path, md5: str, timeout: float = 60.0) -> Path:
         raise
     except Exception as exc:
         part.unlink(missing_ok=True)
-        raise DataError(f"download of {url} failed ({exc}); check the network or pass --data with a local copy") from None
+        raise DataError(
+            f"download of {url} failed ({exc}); check the network or pass --data with a local copy"
+        ) from None
     digest = md5sum(part)
     if digest != md5:
         part.unlink(missing_ok=True)
@@ -114,12 +136,15 @@ def _read_members(source: Path, spec: dict) -> dict[str, bytes]:
     folder = source / spec["folder"] if (source / spec["folder"]).is_dir() else source
     missing = [n for n in names if not (folder / n).is_file()]
     if missing:
-        raise DataError(f"{folder} lacks {', '.join(missing)}: pass the extracted {spec['folder']} folder or the archive")
+        raise DataError(
+            f"{folder} lacks {', '.join(missing)}: pass the extracted {spec['folder']} folder or the archive"
+        )
     return {n: (folder / n).read_bytes() for n in names}
 
 
-def load_cifar(name: str, data: str | None = None, download_: bool = False, url: str | None = None,
-               md5: str | None = None) -> TensorDataset:
+def load_cifar(
+    name: str, data: str | None = None, download_: bool = False, url: str | None = None, md5: str | None = None
+) -> TensorDataset:
     spec = CIFAR[name]
     if data is None:
         raise DataError(f"{name} needs --data DIR (the extracted folder or the .tar.gz), or --download")
@@ -128,7 +153,9 @@ def load_cifar(name: str, data: str | None = None, download_: bool = False, url:
     if download_ and not (source / spec["folder"]).is_dir() and not source.is_file():
         source = download(url or spec["url"], archive, md5 or spec["md5"])
     elif not source.exists():
-        raise DataError(f"CIFAR path {source} does not exist: pass the extracted folder or the archive, or add --download")
+        raise DataError(
+            f"CIFAR path {source} does not exist: pass the extracted folder or the archive, or add --download"
+        )
     elif source.is_dir() and not (source / spec["folder"]).is_dir() and archive.is_file():
         source = archive
     blobs = _read_members(source, spec)

@@ -9,8 +9,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from ..errors import PCDartsError
 
-class DataError(ValueError):
+
+class DataError(PCDartsError, ValueError):
     """Data that cannot be used: missing path, corrupt file, unknown dataset."""
 
 
@@ -83,14 +85,31 @@ def load_digits(*, image_size: int = 16, test_fraction: float = 0.2, **_: Any) -
     tr, te = train_test_split(idx, test_size=test_fraction, random_state=0, stratify=labels.numpy())
     tr, te = torch.as_tensor(tr), torch.as_tensor(te)
     mean, std = channel_stats(images[tr])
-    return TensorDataset("digits", images[tr], labels[tr], images[te], labels[te], 10, mean, std,
-                         [str(i) for i in range(10)], crop_padding=2, flip=False)
+    return TensorDataset(
+        "digits",
+        images[tr],
+        labels[tr],
+        images[te],
+        labels[te],
+        10,
+        mean,
+        std,
+        [str(i) for i in range(10)],
+        crop_padding=2,
+        flip=False,
+    )
 
 
 @register_dataset("synthetic")
 def load_synthetic(
-    *, image_size: int = 32, in_channels: int = 3, num_classes: int = 10, train_size: int = 512,
-    test_size: int = 128, seed: int = 0, **_: Any,
+    *,
+    image_size: int = 32,
+    in_channels: int = 3,
+    num_classes: int = 10,
+    train_size: int = 512,
+    test_size: int = 128,
+    seed: int = 0,
+    **_: Any,
 ) -> TensorDataset:
     """Random images with a learnable class-dependent pattern, of any shape (benchmarks, tests)."""
     g = torch.Generator().manual_seed(seed)

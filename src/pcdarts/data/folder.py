@@ -10,6 +10,7 @@ A file Pillow cannot decode stops the run with an error naming it.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import random
 from collections.abc import Iterator
@@ -24,12 +25,18 @@ from torch.utils.data import DataLoader, Dataset
 from .datasets import DataError, register_dataset
 from .loader import Stream
 
+log = logging.getLogger(__name__)
+
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 def scan_folder(root: Path) -> tuple[list[str], list[tuple[str, int]]]:
-    """Class names (sorted sub-folders) and (path, label) pairs of every image file."""
+    """Class names (sorted sub-folders) and (path, label) pairs of every image file.
+
+    At least two classes, and no class without images: a one-class "dataset" trains to 100 %
+    and an empty class is a label no image carries.
+    """
     if not root.is_dir():
         raise DataError(f"image folder {root} does not exist")
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
@@ -37,11 +44,19 @@ def scan_folder(root: Path) -> tuple[list[str], list[tuple[str, int]]]:
         raise DataError(f"{root} has no class sub-folders: expected {root}/<class>/<image>")
     items = []
     for label, c in enumerate(classes):
-        for p in sorted((root / c).rglob("*")):
-            if p.is_file() and p.suffix.lower() in IMAGE_EXTS:
-                items.append((str(p), label))
-    if not items:
-        raise DataError(f"{root} holds no images ({', '.join(sorted(IMAGE_EXTS))})")
+        mine = [
+            (str(p), label) for p in sorted((root / c).rglob("*")) if p.is_file() and p.suffix.lower() in IMAGE_EXTS
+        ]
+        if not mine:
+            raise DataError(
+                f"class folder {root / c} holds no images ({', '.join(sorted(IMAGE_EXTS))}): add images or remove it"
+            )
+        items += mine
+    if len(classes) < 2:
+        raise DataError(
+            f"{root} has one class sub-folder ({classes[0]}); a classifier needs at least two: "
+            f"expected {root}/<class>/<image> with two or more classes"
+        )
     return classes, items
 
 
@@ -97,7 +112,7 @@ def _random_resized_crop(im: Any, side: int, rng: random.Random) -> Any:
     return im.resize((side, side), Image.BILINEAR, box=((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
 
 
-def _centre_crop(im: Any, side: int) -> Any:
+def centre_crop(im: Any, side: int) -> Any:
     from PIL import Image
 
     w, h = im.size
@@ -140,7 +155,7 @@ class _Images(Dataset):
                 arr = arr[:, ::-1]
             arr = _jitter(arr, rng)
         else:
-            arr = np.asarray(_centre_crop(im, self.side), dtype=np.float32) / 255.0
+            arr = np.asarray(centre_crop(im, self.side), dtype=np.float32) / 255.0
         t = torch.from_numpy(np.ascontiguousarray(arr))
         return (t[None] if t.dim() == 2 else t.permute(2, 0, 1)), label
 
@@ -149,9 +164,21 @@ class FolderStream(Stream):
     """The ``BatchStream`` interface over files: epochs, a wrapping ``next_batch``, resumable state."""
 
     def __init__(
-        self, items: list[tuple[str, int]], batch_size: int, *, side: int, channels: int, mean: tuple[float, ...],
-        std: tuple[float, ...], train: bool, shuffle: bool = True, seed: int = 0, device: torch.device | str = "cpu",
-        rank: int = 0, world_size: int = 1, workers: int = 2,
+        self,
+        items: list[tuple[str, int]],
+        batch_size: int,
+        *,
+        side: int,
+        channels: int,
+        mean: tuple[float, ...],
+        std: tuple[float, ...],
+        train: bool,
+        shuffle: bool = True,
+        seed: int = 0,
+        device: torch.device | str = "cpu",
+        rank: int = 0,
+        world_size: int = 1,
+        workers: int = 2,
     ):
         if not items:
             raise DataError("cannot iterate an empty image list")
@@ -176,8 +203,15 @@ class FolderStream(Stream):
         assert self.perm is not None and self.seeds is not None
         keys = [(int(i), int(self.seeds[i])) for i in self.perm[self.pos :]]
         batches = [keys[i : i + self.batch_size] for i in range(0, len(keys), self.batch_size)]
-        return iter(DataLoader(self.dataset, batch_sampler=batches, num_workers=self.workers,
-                               persistent_workers=False, pin_memory=self.device.type == "cuda"))
+        return iter(
+            DataLoader(
+                self.dataset,
+                batch_sampler=batches,
+                num_workers=self.workers,
+                persistent_workers=False,
+                pin_memory=self.device.type == "cuda",
+            )
+        )
 
     def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self._iter is None:
@@ -205,8 +239,12 @@ class FolderStream(Stream):
         self.perm, self.seeds, self.pos, self._iter = state["perm"], state["seeds"], int(state["pos"]), None
 
 
-def _split(root: Path) -> tuple[list[str], list[tuple[str, int]], list[tuple[str, int]]]:
-    """``root/train`` + ``root/val`` (or ``test``) when present; else a fixed 80/20 per-class split."""
+def split_folder(root: Path) -> tuple[list[str], list[tuple[str, int]], list[tuple[str, int]]]:
+    """The layouts people have: ``train/`` + ``val/`` (or ``test/``); ``train/`` alone; or class folders.
+
+    Without a held-out folder, a fixed 80/20 per-class split of the images is the test split.
+    """
+    base = root
     for test_name in ("val", "test"):
         if (root / "train").is_dir() and (root / test_name).is_dir():
             classes, train = scan_folder(root / "train")
@@ -217,8 +255,11 @@ def _split(root: Path) -> tuple[list[str], list[tuple[str, int]], list[tuple[str
                 raise DataError(f"{root / test_name} has classes missing from train: {', '.join(unknown[:5])}")
             test = [(p, index[test_classes[y]]) for p, y in test]
             return classes, train, test
-    classes, items = scan_folder(root)
-    rng = random.Random(0)
+    subdirs = {p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")}
+    if "train" in subdirs and subdirs <= {"train", "val", "test"}:
+        base = root / "train"  # train/ alone: its sub-folders are the classes
+    classes, items = scan_folder(base)
+    rng = random.Random(0)  # fixed: every run and every seed holds out the same images
     train, test = [], []
     for label in range(len(classes)):
         mine = [it for it in items if it[1] == label]
@@ -229,14 +270,18 @@ def _split(root: Path) -> tuple[list[str], list[tuple[str, int]], list[tuple[str
     return classes, train, test
 
 
-def load_folder_dataset(name: str, data: str | None, image_size: int = 0, subset: str | None = None,
-                        **_: Any) -> FolderDataset:
+def load_folder_dataset(
+    name: str, data: str | None, image_size: int = 0, subset: str | None = None, **_: Any
+) -> FolderDataset:
     if not data:
         raise DataError(f"dataset {name} needs --data DIR (a folder of class sub-folders, or train/ and val/)")
     root = Path(data)
     if not root.exists():
         raise DataError(f"data path {root} does not exist")
-    classes, train, test = _split(root)
+    classes, train, test = split_folder(root)
+    log.info(
+        "%s: found %d classes, %d train and %d held-out images in %s", name, len(classes), len(train), len(test), root
+    )
     side = image_size or 224
     channels = 3
     ds = FolderDataset(name, train, test, classes, side, channels)
@@ -288,4 +333,17 @@ def read_subset(path: str, train: list[tuple[str, int]]) -> dict[str, list[tuple
     stray = [p for p, _ in out["weights"] + out["arch"] if p not in known]
     if stray:
         raise DataError(f"subset list {path} names {len(stray)} files not in the train folder, e.g. {stray[0]}")
+    labels = dict(train)
+    wrong = [p for p, y in out["weights"] + out["arch"] if labels[p] != y]
+    if wrong:
+        raise DataError(
+            f"subset list {path} gives {len(wrong)} files another label than their folder, e.g. {wrong[0]}: "
+            "make it again with pcdarts subsample"
+        )
+    shared = {p for p, _ in out["weights"]} & {p for p, _ in out["arch"]}
+    if shared:
+        raise DataError(
+            f"subset list {path} uses {len(shared)} files for both weights and alpha/beta; the parts must "
+            "be disjoint: make it again with pcdarts subsample"
+        )
     return out

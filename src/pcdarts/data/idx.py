@@ -27,17 +27,31 @@ MAX_ITEMS = 10_000_000  # refuse absurd headers before allocating
 
 IDX_SETS: dict[str, dict[str, Any]] = {
     "fashion-mnist": dict(
-        default_dir="/usr/share/datasets/fashion-mnist", package="dataset-fashion-mnist",
-        classes=["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-                 "Ankle boot"],
+        default_dir="/usr/share/datasets/fashion-mnist",
+        package="dataset-fashion-mnist",
+        classes=[
+            "T-shirt/top",
+            "Trouser",
+            "Pullover",
+            "Dress",
+            "Coat",
+            "Sandal",
+            "Shirt",
+            "Sneaker",
+            "Bag",
+            "Ankle boot",
+        ],
         flip=True,  # clothes are left-right symmetric enough; the usual augmentation is crop + flip
     ),
-    "mnist": dict(default_dir="/usr/share/datasets/mnist", package=None, classes=[str(i) for i in range(10)],
-                  flip=False),  # a mirrored digit is another glyph
+    "mnist": dict(
+        default_dir="/usr/share/datasets/mnist", package=None, classes=[str(i) for i in range(10)], flip=False
+    ),  # a mirrored digit is another glyph
 }
 FILES = {
-    "train_images": "train-images-idx3-ubyte", "train_labels": "train-labels-idx1-ubyte",
-    "test_images": "t10k-images-idx3-ubyte", "test_labels": "t10k-labels-idx1-ubyte",
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
 }
 
 
@@ -55,7 +69,9 @@ def _read_bytes(path: Path) -> bytes:
                 return f.read()
         return path.read_bytes()
     except (EOFError, OSError, zlib.error) as exc:
-        raise DataError(f"{path} is not a readable IDX file ({type(exc).__name__}: {exc}); reinstall or re-copy it") from None
+        raise DataError(
+            f"{path} is not a readable IDX file ({type(exc).__name__}: {exc}); reinstall or re-copy it"
+        ) from None
 
 
 def read_idx(path: Path, *, images: bool) -> np.ndarray:
@@ -88,7 +104,8 @@ def load_idx_folder(name: str, folder: str | Path) -> tuple[np.ndarray, np.ndarr
     if missing:
         how = f"`apt-get install {spec['package']}` or " if spec["package"] else ""
         raise DataError(
-            f"{name}: {folder} lacks {', '.join(missing)}(.gz); install it with {how}pass --data DIR holding the four IDX files"
+            f"{name}: {folder} lacks {', '.join(missing)}(.gz); install it with {how}"
+            "pass --data DIR holding the four IDX files"
         )
     tx, ty = read_idx(paths["train_images"], images=True), read_idx(paths["train_labels"], images=False)
     sx, sy = read_idx(paths["test_images"], images=True), read_idx(paths["test_labels"], images=False)
@@ -123,8 +140,19 @@ def _make_loader(name: str) -> Any:
         xf = train_x.float() / 255.0
         mean, std = (round(float(xf.mean()), 4),), (round(float(xf.std()), 4),)
         pad = max(1, round(train_x.shape[-1] / 8))  # 4 px at 32, as CIFAR; 2 at 16
-        return TensorDataset(name, train_x, torch.from_numpy(ty).long(), test_x, torch.from_numpy(sy).long(),
-                             len(spec["classes"]), mean, std, list(spec["classes"]), crop_padding=pad, flip=spec["flip"])
+        return TensorDataset(
+            name,
+            train_x,
+            torch.from_numpy(ty).long(),
+            test_x,
+            torch.from_numpy(sy).long(),
+            len(spec["classes"]),
+            mean,
+            std,
+            list(spec["classes"]),
+            crop_padding=pad,
+            flip=spec["flip"],
+        )
 
     load.__doc__ = f"{name} from the IDX files in --data (default {IDX_SETS[name]['default_dir']})."
     return load

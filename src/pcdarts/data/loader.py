@@ -75,9 +75,19 @@ class Stream:
 
 class BatchStream(Stream):
     def __init__(
-        self, x: torch.Tensor, y: torch.Tensor, batch_size: int, *, mean: tuple[float, ...], std: tuple[float, ...],
-        shuffle: bool = True, augment: Augment | None = None, seed: int = 0, device: torch.device | str = "cpu",
-        rank: int = 0, world_size: int = 1,
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        batch_size: int,
+        *,
+        mean: tuple[float, ...],
+        std: tuple[float, ...],
+        shuffle: bool = True,
+        augment: Augment | None = None,
+        seed: int = 0,
+        device: torch.device | str = "cpu",
+        rank: int = 0,
+        world_size: int = 1,
     ):
         if batch_size < 1:
             raise ValueError(f"batch size must be >= 1, got {batch_size}")
@@ -109,8 +119,10 @@ class BatchStream(Stream):
 
     def state_dict(self) -> dict[str, Any]:
         return {
-            "order_gen": self.order_gen.get_state(), "aug_gen": self.aug_gen.get_state(),
-            "perm": self.perm, "pos": self.pos,
+            "order_gen": self.order_gen.get_state(),
+            "aug_gen": self.aug_gen.get_state(),
+            "perm": self.perm,
+            "pos": self.pos,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

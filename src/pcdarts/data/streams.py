@@ -85,17 +85,50 @@ def part_size(part: Part) -> int:
 
 
 def make_stream(
-    ds: TensorDataset | FolderDataset, part: Part, batch_size: int, *, train: bool, seed: int = 0,
-    device: torch.device | str = "cpu", rank: int = 0, world_size: int = 1, augment: Augment | None = None,
-    workers: int = 2, mean: tuple[float, ...] | None = None, std: tuple[float, ...] | None = None,
+    ds: TensorDataset | FolderDataset,
+    part: Part,
+    batch_size: int,
+    *,
+    train: bool,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    rank: int = 0,
+    world_size: int = 1,
+    augment: Augment | None = None,
+    workers: int = 2,
+    mean: tuple[float, ...] | None = None,
+    std: tuple[float, ...] | None = None,
 ) -> BatchStream | FolderStream:
     mean = mean or ds.mean
     std = std or ds.std
     if part_size(part) == 0:
         raise DataError(f"the {ds.name} split is empty")
     if isinstance(part, tuple):
-        return BatchStream(part[0], part[1], batch_size, mean=mean, std=std, shuffle=train, seed=seed, device=device,
-                           rank=rank, world_size=world_size, augment=augment if train else None)
-    return FolderStream(part, batch_size, side=ds.image_size[0], channels=ds.in_channels, mean=mean, std=std,
-                        train=train, shuffle=train, seed=seed, device=device, rank=rank, world_size=world_size,
-                        workers=workers)
+        return BatchStream(
+            part[0],
+            part[1],
+            batch_size,
+            mean=mean,
+            std=std,
+            shuffle=train,
+            seed=seed,
+            device=device,
+            rank=rank,
+            world_size=world_size,
+            augment=augment if train else None,
+        )
+    return FolderStream(
+        part,
+        batch_size,
+        side=ds.image_size[0],
+        channels=ds.in_channels,
+        mean=mean,
+        std=std,
+        train=train,
+        shuffle=train,
+        seed=seed,
+        device=device,
+        rank=rank,
+        world_size=world_size,
+        workers=workers,
+    )
