@@ -83,11 +83,16 @@ def test_resume_under_torchrun_after_sigkill_matches_an_uninterrupted_run(tmp_pa
             except Exception:
                 pass
         time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)  # the launcher and both ranks
+    os.killpg(proc.pid, signal.SIGKILL)  # the launcher ...
     proc.wait()
+    # ... and both ranks, which torchrun starts in sessions of their own (left alive, they would go on
+    # writing into the folder next to the resumed run; the run-folder lock now refuses that)
+    subprocess.run(["pkill", "-9", "-f", f"out {cut}$"], check=False)
+    time.sleep(0.5)
     if (cut / "genotype.json").exists():
         pytest.skip("the run finished before it could be killed")
-    assert _torchrun("search", *args, "--out", str(cut), "--resume").returncode == 0
+    r = _torchrun("search", *args, "--out", str(cut), "--resume")
+    assert r.returncode == 0, r.stderr[-3000:]
     assert _torchrun("search", *args, "--out", str(ref)).returncode == 0
     assert (cut / "genotype.json").read_text() == (ref / "genotype.json").read_text()
     assert (cut / "arch.json").read_text() == (ref / "arch.json").read_text()

@@ -40,6 +40,7 @@ class Architect:
         unrolled: bool = False,
         forward: nn.Module | None = None,
         grads_only: bool = True,
+        grad_clip: float = 0.0,
     ):
         self.model = model
         self.grads_only = grads_only  # False: the reference's full backward (benchmark baseline only)
@@ -47,6 +48,7 @@ class Architect:
         self.unrolled = unrolled
         self.params = model.arch_parameters()
         self.optimizer = torch.optim.Adam(self.params, lr=lr, betas=betas, weight_decay=weight_decay)
+        self.grad_clip = grad_clip
         self.reg_weight = 0.0  # weight of the Beta-Decay term this epoch (beta-DARTS); set by the search loop
 
     def step(
@@ -84,6 +86,8 @@ class Architect:
             grads = list(torch.split(flat, [p.numel() for p in self.params]))
         for p, g in zip(self.params, grads):
             p.grad = g.view_as(p).to(p.dtype)
+        if self.grad_clip:  # the official ImageNet search clips the arch gradient at 5
+            nn.utils.clip_grad_norm_(self.params, self.grad_clip)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         return loss.detach()

@@ -74,7 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     s = sub.add_parser("search", help="search a cell with PC-DARTS and write genotype.json")
-    s.add_argument("--dataset", default="digits")
+    s.add_argument(
+        "--dataset",
+        default=None,
+        help="digits (default), synthetic, fashion-mnist, mnist, cifar10, "
+        "cifar100, imagenet, folder; a resumed run keeps its own",
+    )
     _run_flags(s)
     _add_config_flags(s, SearchConfig, {"dataset", "batch_size"})
     s.add_argument(
@@ -86,7 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     t = sub.add_parser("train", help="train a genotype's network from scratch and evaluate it")
-    t.add_argument("--dataset", default="digits")
+    t.add_argument(
+        "--dataset",
+        default=None,
+        help="digits (default), synthetic, fashion-mnist, mnist, cifar10, "
+        "cifar100, imagenet, folder; a resumed run keeps its own",
+    )
     _run_flags(t)
     _add_config_flags(t, TrainConfig, {"dataset"})
 
@@ -228,6 +238,20 @@ def _auto_batch(cfg: SearchConfig) -> SearchConfig:
     return replace(cfg, batch_size=batch, lr=lr)
 
 
+def _saved_config(ns: argparse.Namespace) -> tuple[dict[str, Any] | None, str]:
+    """With --resume, the run's own config.json is the base, so `--resume --out X` alone continues it."""
+    saved = None
+    if ns.resume and (Path(ns.out) / "config.json").is_file():
+        try:
+            saved = json.loads((Path(ns.out) / "config.json").read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise ConfigError(f"{Path(ns.out) / 'config.json'} is unreadable: resume with every flag given") from None
+    dataset = ns.dataset or (saved or {}).get("dataset") or "digits"
+    if saved is not None and saved.get("dataset") != dataset:
+        saved = None  # another dataset: the resume check reports the difference
+    return saved, dataset
+
+
 def cmd_search(ns: argparse.Namespace) -> int:
     from .presets import preset_values
     from .search import run_search
@@ -235,11 +259,17 @@ def cmd_search(ns: argparse.Namespace) -> int:
     auto = ns.batch_size == "auto"
     if auto:
         ns.batch_size = None
+    saved, dataset = _saved_config(ns)
     cfg = resolve_config(
-        SearchConfig, ns.dataset, _overrides(ns, SearchConfig), preset_values(ns.preset, "search", ns.dataset)
+        SearchConfig, dataset, _overrides(ns, SearchConfig), preset_values(ns.preset, "search", dataset), saved
     )
     if auto:
         cfg = _auto_batch(cfg)
+    if ns.preset == "paper" and cfg.dataset == "imagenet" and not cfg.subset and not cfg.train_images:
+        raise ConfigError(
+            "the paper searches ImageNet on per-class subsets (10% weights, 2.5% arch): make them with "
+            "`pcdarts subsample --data DIR --out subset.json` and pass --subset subset.json"
+        )
     if ns.print_config:
         print(json.dumps(config_to_dict(cfg), indent=2))
         return 0
@@ -248,7 +278,7 @@ def cmd_search(ns: argparse.Namespace) -> int:
         return 0
     if result["stopped"]:
         print(
-            f"stopped after epoch {result['epochs_done']}; continue with: pcdarts search --resume --out {ns.out} ...",
+            f"stopped after epoch {result['epochs_done']}; continue with: pcdarts search --resume --out {ns.out}",
             file=sys.stderr,
         )
         return 0
@@ -262,8 +292,9 @@ def cmd_train(ns: argparse.Namespace) -> int:
     from .presets import preset_values
     from .train import run_train
 
+    saved, dataset = _saved_config(ns)
     cfg = resolve_config(
-        TrainConfig, ns.dataset, _overrides(ns, TrainConfig), preset_values(ns.preset, "train", ns.dataset)
+        TrainConfig, dataset, _overrides(ns, TrainConfig), preset_values(ns.preset, "train", dataset), saved
     )
     if ns.print_config:
         print(json.dumps(config_to_dict(cfg), indent=2))
@@ -275,7 +306,7 @@ def cmd_train(ns: argparse.Namespace) -> int:
     if not result["is_main"]:
         return 0
     if result["stopped"]:
-        print(f"stopped; continue with: pcdarts train --resume --out {ns.out} ...", file=sys.stderr)
+        print(f"stopped; continue with: pcdarts train --resume --out {ns.out}", file=sys.stderr)
         return 0
     keys = ("test_accuracy", "test_top5", "params", "macs", "epochs", "seconds")
     print(json.dumps({k: result[k] for k in keys}))

@@ -8,12 +8,15 @@ explicit user values on top of those (``resolve_config``).
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from dataclasses import asdict, dataclass, fields
 from typing import Any, TypeVar
 
 from .errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,8 @@ class SearchConfig:
     batch_size: int = 256  # per step, for both the weight and the arch batch (global under torchrun)
     lr: float = 0.1  # SGD lr for weights, cosine-annealed to lr_min
     lr_min: float = 0.0
+    lr_warmup_epochs: int = 0  # linear lr warm-up epochs (official ImageNet search: 5 when batch > 256)
+    lr_lag: bool = False  # run epoch e at the cosine lr of e + 1, as the official code's scheduler does
     momentum: float = 0.9
     weight_decay: float = 3e-4
     grad_clip: float = 5.0  # grad-norm clip of the weight step
@@ -43,6 +48,7 @@ class SearchConfig:
     arch_beta1: float = 0.5
     arch_beta2: float = 0.999
     arch_weight_decay: float = 1e-3
+    arch_grad_clip: float = 0.0  # grad-norm clip of the arch step (official ImageNet search: 5); 0 off
     unrolled: bool = False  # second-order DARTS (paper uses first order)
     train_portion: float = 0.5  # share of the train set that updates weights; the rest updates alpha/beta
     crop_padding: int = -1  # -1: the dataset's default
@@ -88,6 +94,12 @@ class SearchConfig:
             raise ConfigError(f"lr min must be between 0 and lr ({self.lr}), got {self.lr_min}")
         if not (0 <= self.arch_beta1 < 1 and 0 <= self.arch_beta2 < 1):
             raise ConfigError(f"arch betas must be in [0, 1), got ({self.arch_beta1}, {self.arch_beta2})")
+        if self.arch_grad_clip < 0:
+            raise ConfigError(f"arch grad clip must be >= 0 (0: off), got {self.arch_grad_clip}")
+        if not 0 <= self.lr_warmup_epochs < self.epochs:
+            raise ConfigError(
+                f"lr warm-up epochs ({self.lr_warmup_epochs}) must be >= 0 and below epochs ({self.epochs})"
+            )
         if self.arch_weight_decay < 0:
             raise ConfigError(f"arch weight decay must be >= 0, got {self.arch_weight_decay}")
 
@@ -114,6 +126,7 @@ class TrainConfig:
     batch_size: int = 96
     lr: float = 0.025
     schedule: str = "cosine"  # 'cosine' to 0, or 'linear' decay after warm-up (ImageNet)
+    lr_lag: bool = False  # cosine: run epoch e at the lr of e + 1, as the official code's scheduler does
     lr_warmup_epochs: int = 0
     momentum: float = 0.9
     weight_decay: float = 3e-4
@@ -213,14 +226,34 @@ DATASET_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
 C = TypeVar("C", SearchConfig, TrainConfig)
 
 
-def resolve_config(cls: type[C], dataset: str, overrides: dict[str, Any], preset: dict[str, Any] | None = None) -> C:
-    """Paper defaults < per-dataset defaults < preset < explicit values (None means unset)."""
+PAPER_WARMUP_SHARE = 15 / 50  # PC-DARTS: alpha/beta frozen for the first 15 of 50 search epochs
+
+
+def resolve_config(
+    cls: type[C],
+    dataset: str,
+    overrides: dict[str, Any],
+    preset: dict[str, Any] | None = None,
+    saved: dict[str, Any] | None = None,
+) -> C:
+    """Paper defaults < per-dataset defaults < preset < a resumed run's saved config < explicit values.
+
+    ``None`` in ``overrides`` means unset. When a search's epochs are set and its warm-up is not,
+    the warm-up keeps the paper's share (15 of 50) of the epochs, so any epoch count works.
+    """
     kind = "search" if cls is SearchConfig else "train"
+    explicit = {k: v for k, v in overrides.items() if v is not None}
     values: dict[str, Any] = {}
     values.update(DATASET_DEFAULTS[kind].get(dataset, {}))
     values.update(preset or {})
-    values.update({k: v for k, v in overrides.items() if v is not None})
+    values.update({k: v for k, v in (saved or {}).items() if k not in ("kind", "genotype_resolved")})
+    values.update(explicit)
     values["dataset"] = dataset
+    if kind == "search" and "epochs" in explicit and "warmup_epochs" not in explicit and not saved:
+        epochs = int(explicit["epochs"])
+        values["warmup_epochs"] = max(0, min(epochs - 1, round(epochs * PAPER_WARMUP_SHARE)))
+        log.info("warm-up: %d of %d epochs (the paper's 15 of 50; set --warmup-epochs to choose)",
+                 values["warmup_epochs"], epochs)  # fmt: skip
     names = {f.name for f in fields(cls)}
     unknown = set(values) - names
     if unknown:

@@ -36,11 +36,17 @@ def cosine_lr(epoch: int, epochs: int, base: float, minimum: float = 0.0) -> flo
     return minimum + 0.5 * (base - minimum) * (1 + math.cos(math.pi * epoch / epochs))
 
 
-def linear_warmup_decay_lr(epoch: int, epochs: int, base: float, warmup: int) -> float:
-    """ImageNet protocol: linear warm-up for ``warmup`` epochs, then linear decay to 0."""
+def linear_warmup_decay_lr(epoch: int, epochs: int, base: float, warmup: int, tail: int = 5) -> float:
+    """The official ImageNet schedule: linear warm-up for ``warmup`` epochs, then linear decay.
+
+    The decay is ``base * (E - tail - e) / (E - tail)`` while more than ``tail`` epochs remain, then a
+    gentler ``base * (E - e) / ((E - tail) * tail)`` so the last epochs do not end at exactly 0.
+    """
     if epoch < warmup:
         return base * (epoch + 1) / warmup
-    return base * (1 - (epoch - warmup) / max(1, epochs - warmup))
+    if epochs - epoch > tail:
+        return base * (epochs - tail - epoch) / (epochs - tail)
+    return base * (epochs - epoch) / (max(1, epochs - tail) * tail)
 
 
 def new_accumulator(device: torch.device) -> dict[str, torch.Tensor]:

@@ -16,7 +16,7 @@ from .train import load_model
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("onnx", "torchscript", "exported")
+FORMATS = {"onnx": "onnx", "torchscript": "pt", "exported": "pt2"}  # format -> usual file suffix
 
 
 class ExportError(PCDartsError, ValueError):
@@ -34,6 +34,9 @@ def export_model(checkpoint: str | Path, fmt: str, out: str | Path, *, check: bo
     """Export the eval-mode network (no auxiliary head, no drop path); metadata goes inside and beside it."""
     if fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+    out = Path(out)
+    if out.is_dir():
+        raise ExportError(f"--out {out} is a folder: give a file name, e.g. {out / ('model.' + FORMATS[fmt])}")
     model = load_model(checkpoint)
     meta = _metadata(model)
     example = torch.randn(*meta["input_shape"])

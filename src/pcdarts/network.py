@@ -73,7 +73,8 @@ class AuxiliaryHead(nn.Module):
             nn.BatchNorm2d(128),
             nn.ReLU(inplace=True),
             nn.Conv2d(128, 768, 2, bias=False),
-            nn.BatchNorm2d(768),
+            # the official ImageNet head has no BatchNorm here (a typo kept for the paper's numbers)
+            nn.Identity() if imagenet else nn.BatchNorm2d(768),
             nn.ReLU(inplace=True),
         )
         self.classifier = nn.Linear(768, num_classes)

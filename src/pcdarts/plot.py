@@ -142,11 +142,10 @@ def alpha_heatmaps(history: list[dict[str, Any]], out: str | Path, epochs: list[
     if not history:
         raise ConfigError("no alpha/beta history: run a search first (arch_history.jsonl is empty)")
     by_epoch = {h["epoch"]: h for h in history}
-    epochs = [
-        e
-        for e in (epochs or [history[0]["epoch"], history[len(history) // 2]["epoch"], history[-1]["epoch"]])
-        if e in by_epoch
-    ]
+    missing = [e for e in epochs or [] if e not in by_epoch]
+    if missing:
+        raise ConfigError(f"no epoch {missing[0]} in this search: it has epochs {min(by_epoch)}..{max(by_epoch)}")
+    epochs = epochs or [history[0]["epoch"], history[len(history) // 2]["epoch"], history[-1]["epoch"]]
     epochs = list(dict.fromkeys(epochs))
     fig, axes = plt.subplots(
         len(epochs), 4, figsize=(16, 3.6 * len(epochs)), squeeze=False, gridspec_kw={"width_ratios": [4, 1, 4, 1]}
@@ -157,7 +156,8 @@ def alpha_heatmaps(history: list[dict[str, Any]], out: str | Path, epochs: list[
             a = torch.softmax(torch.tensor(h[f"alphas_{cell}"]), dim=-1).numpy()
             n_edges = a.shape[0]
             steps = next(s for s in range(1, 20) if sum(i + 2 for i in range(s)) == n_edges)
-            b = node_edge_weights(torch.tensor(h[f"betas_{cell}"]), steps).numpy()
+            betas = torch.tensor(h[f"betas_{cell}"]) if f"betas_{cell}" in h else torch.zeros(n_edges)  # no edge norm
+            b = node_edge_weights(betas, steps).numpy()
             ax = axes[row][2 * col]
             im = ax.imshow(a, aspect="auto", cmap="viridis")
             ax.set_xticks(range(len(PRIMITIVES)), PRIMITIVES, rotation=40, ha="right", fontsize=7)

@@ -37,6 +37,8 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     run = Path(run_dir)
     if not run.is_dir():
         raise ReportError(f"run folder {run} does not exist")
+    if (run / "study.json").is_file():
+        return _write_page(run, [_study_section(run)], out)
     search, trains = _find(run)
     if search is None and not trains:
         raise ReportError(f"{run} holds no search (arch_history.jsonl) or training (result.json) results")
@@ -47,11 +49,16 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
             parts.append(_search_section(search, t))
         for tr in trains:
             parts.append(_train_section(tr, t))
+    return _write_page(run, parts, out)
+
+
+def _write_page(run: Path, parts: list[str], out: str | Path | None) -> Path:
     page = (
         "<!doctype html><html><head><meta charset='utf-8'><title>pcdarts report</title><style>"
         "body{font-family:sans-serif;max-width:1300px;margin:2em auto;padding:0 1em;color:#222}"
         "img{max-width:100%;border:1px solid #ddd;margin:0.5em 0}pre{background:#f6f6f6;padding:0.8em;"
-        "overflow-x:auto;font-size:12px}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 10px}"
+        "overflow-x:auto;font-size:12px;white-space:pre-wrap;word-break:break-all}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:4px 10px}.warn{color:#a40}"
         "</style></head><body>" + "\n".join(parts) + "</body></html>"
     )
     target = Path(out) if out else run / "report.html"
@@ -59,9 +66,56 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     return target
 
 
+def _study_section(run: Path) -> str:
+    """A study: the per-arm table, the verdict against random cells, the scatter plot, every cell."""
+    from .study import load_study, plot_study, verdict
+
+    study = load_study(run)
+    cfg = study["config"]
+    out = [f"<h1>pcdarts study: {html.escape(cfg['dataset'])} ({html.escape(str(run))})</h1>"]
+    if not study.get("complete"):
+        out.append("<p class='warn'>the study is not finished: the figures below cover the cells done so far.</p>")
+    out.append(
+        "<table><tr><th>arm</th><th>cells</th><th>test accuracy mean ± std</th><th>min</th><th>max</th>"
+        "<th>mean params</th><th>param-free ops (normal)</th></tr>"
+    )
+    for r in study["arms"]:
+        out.append(
+            f"<tr><td>{html.escape(r['arm'])}</td><td>{r['n']}</td><td>{100 * r['mean']:.2f} ± {100 * r['std']:.2f} %"
+            f"</td><td>{100 * r['min']:.2f} %</td><td>{100 * r['max']:.2f} %</td><td>{r['params']:,.0f}</td>"
+            f"<td>{r['param_free_normal']:.1f}</td></tr>"
+        )
+    out.append(f"</table><p><b>{html.escape(verdict(study['arms']))}</b></p>")
+    with tempfile.TemporaryDirectory() as tmp:
+        png = plot_study(study, Path(tmp) / "study.png")
+        out.append(_img(png, "test accuracy against parameters"))
+    out.append(
+        "<h2>Cells</h2><table><tr><th>arm</th><th>seed</th><th>test accuracy</th><th>params</th>"
+        "<th>param-free (normal)</th><th>normal cell</th></tr>"
+    )
+    for c in study["cells"]:
+        normal = " ".join(f"{op}({i})" for op, i in c["genotype"]["normal"])
+        out.append(
+            f"<tr><td>{html.escape(c['arm'])}</td><td>{c['seed']}</td><td>{100 * c['test_accuracy']:.2f} %</td>"
+            f"<td>{c['params']:,}</td><td>{c['param_free_normal']}</td><td><small>{html.escape(normal)}</small></td></tr>"
+        )
+    out.append("</table><h2>Protocol</h2>")
+    out.append(f"<pre>{html.escape(json.dumps({'study': cfg, 'training': study.get('train_config')}, indent=2))}</pre>")
+    return "\n".join(out)
+
+
+def _read(path: Path, warnings: list[str]) -> list[dict[str, Any]]:
+    """A JSONL log; unreadable lines are skipped and said so on the page (a truncated last line, say)."""
+    rows, bad = read_jsonl(path, count_bad=True)
+    if bad:
+        warnings.append(f"{path.name}: {bad} unreadable line(s) skipped")
+    return rows
+
+
 def _search_section(search: Path, tmp: Path) -> str:
-    history = read_jsonl(search / "arch_history.jsonl")
-    metrics = read_jsonl(search / "metrics.jsonl")
+    warnings: list[str] = []
+    history = _read(search / "arch_history.jsonl", warnings)
+    metrics = _read(search / "metrics.jsonl", warnings)
     config = json.loads((search / "config.json").read_text()) if (search / "config.json").is_file() else {}
     out = ["<h2>Search</h2>"]
     if (search / "genotype.json").is_file():
@@ -89,6 +143,7 @@ def _search_section(search: Path, tmp: Path) -> str:
         curves(metrics, tmp / "search_curves.png", "search")
         out += ["<h3>Search curves</h3>", _img(tmp / "search_curves.png", "search curves")]
     out += ["<h3>Configuration</h3>", f"<pre>{html.escape(json.dumps(config, indent=2))}</pre>"]
+    out[1:1] = [f"<p class='warn'>warning: {html.escape(w)}</p>" for w in warnings]
     return "\n".join(out)
 
 
@@ -97,10 +152,21 @@ def _train_section(train: Path, tmp: Path) -> str:
     metrics = read_jsonl(train / "metrics.jsonl")
     name = train.name
     out = [f"<h2>Training: {html.escape(name)}</h2>", "<table>"]
-    for key in ("test_accuracy", "test_top5", "best_test_accuracy", "params", "macs", "epochs", "seconds"):
-        if key in result:
+    keys = (
+        "test_accuracy",
+        "test_top5",
+        "selected_by",
+        "selected_epoch",
+        "val_accuracy",
+        "params",
+        "macs",
+        "epochs",
+        "seconds",
+    )
+    for key in keys:
+        if result.get(key) is not None:
             v = result[key]
-            shown = f"{v:,}" if isinstance(v, int) else f"{v:.4f}"
+            shown = v if isinstance(v, str) else f"{v:,}" if isinstance(v, int) else f"{v:.4f}"
             out.append(f"<tr><th>{key}</th><td>{shown}</td></tr>")
     out.append("</table>")
     g = Genotype.from_dict(result["genotype"])

@@ -237,13 +237,18 @@ class RunLock:
 
 
 def _alive(pid: int) -> bool:
+    """Whether ``pid`` is a running process (a zombie left by a killed run is not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat[stat.rindex(")") + 2] not in "ZX"  # the state field follows the command name
+    except (OSError, ValueError, IndexError):
+        return True
 
 
 class RunDir:
@@ -328,16 +333,22 @@ def _epoch_of(line: str) -> int:
         return 1 << 30
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    out = []
+def read_jsonl(path: Path, *, count_bad: bool = False) -> Any:
+    """The records of a JSONL log ([] when absent); with ``count_bad``, (records, unreadable lines)."""
+    out, bad = [], 0
     if Path(path).is_file():
-        for ln in Path(path).read_text().splitlines():
+        for ln in Path(path).read_text(errors="replace").splitlines():
             if ln.strip():
                 try:
-                    out.append(json.loads(ln))
+                    rec = json.loads(ln)
                 except json.JSONDecodeError:
+                    bad += 1
                     continue
-    return out
+                if isinstance(rec, dict):
+                    out.append(rec)
+                else:
+                    bad += 1
+    return (out, bad) if count_bad else out
 
 
 class GracefulStop:

@@ -80,6 +80,17 @@ def build_supernet(cfg: SearchConfig, ds: TensorDataset | FolderDataset) -> Sear
     )
 
 
+def check_world_size(state: dict[str, Any], world_size: int) -> None:
+    """Stream positions are saved per process: a run resumes only with as many processes as it had."""
+    saved = state["train_stream"]
+    had = len(saved) if isinstance(saved, list) else 1
+    if had != world_size:
+        raise RunError(
+            f"the checkpoint was written by {had} process(es) but {world_size} are resuming it: resume with "
+            f"--nproc_per_node={had} (torchrun) or start a new --out"
+        )
+
+
 def check_resume_config(saved: dict[str, Any], now: dict[str, Any]) -> None:
     if saved.get("threads", now.get("threads")) != now.get("threads"):
         log.warning(
@@ -104,6 +115,17 @@ def collapse_count(genotype: Genotype) -> dict[str, int]:
         "param_free_normal": param_free_count(genotype.normal),
         "param_free_reduce": param_free_count(genotype.reduce),
     }
+
+
+def search_lr(cfg: SearchConfig, epoch: int) -> float:
+    """The weight lr of an epoch: cosine to lr_min, after an optional linear warm-up (official ImageNet search).
+
+    ``lr_lag`` reproduces the official code, which steps its scheduler before each epoch, so
+    epoch e runs at the cosine value of e + 1 and the last epoch at lr_min.
+    """
+    if epoch < cfg.lr_warmup_epochs:
+        return cfg.lr * (epoch + 1) / cfg.lr_warmup_epochs
+    return cosine_lr(epoch + int(cfg.lr_lag), cfg.epochs, cfg.lr, cfg.lr_min)
 
 
 def early_stop(cfg: SearchConfig, history: list[dict[str, Any]]) -> str | None:
@@ -179,11 +201,14 @@ def _search(
         lr=cfg.arch_lr,
         betas=(cfg.arch_beta1, cfg.arch_beta2),
         weight_decay=cfg.arch_weight_decay,
+        grad_clip=cfg.arch_grad_clip,
         unrolled=cfg.unrolled,
     )
     per_rank = cfg.batch_size // info.world_size
     aug = make_augment(cfg, ds, cfg.cutout)
-    common = dict(device=device, rank=info.rank, world_size=info.world_size, workers=cfg.workers, augment=aug)
+    common = dict(
+        device=device, rank=info.rank, world_size=info.world_size, workers=cfg.workers, augment=aug, jitter=False
+    )  # the official search augments with crop + flip only
     train = make_stream(ds, w_part, per_rank, train=True, seed=cfg.seed, **common)
     val = make_stream(ds, a_part, per_rank, train=True, seed=cfg.seed + 1, **common)
     val_eval = make_stream(ds, a_part, max(per_rank, 256), train=False, device=device, workers=cfg.workers)
@@ -192,6 +217,7 @@ def _search(
         model.load_state_dict(state["model"])
         w_opt.load_state_dict(state["w_optimizer"])
         architect.optimizer.load_state_dict(state["arch_optimizer"])
+        check_world_size(state, info.world_size)
         train.load_state_dict(state["train_stream"][info.rank] if info.enabled else state["train_stream"])
         val.load_state_dict(state["val_stream"][info.rank] if info.enabled else state["val_stream"])
         set_rng_state(state["rng"])
@@ -245,7 +271,7 @@ def _search(
     stop_reason = early_stop(cfg, history)  # a resumed run that had already met its criterion
     with GracefulStop() as stop:
         for epoch in range(start_epoch, cfg.epochs if stop_reason is None else start_epoch):
-            lr = cosine_lr(epoch, cfg.epochs, cfg.lr, cfg.lr_min)
+            lr = search_lr(cfg, epoch)
             architect.reg_weight = beta_decay_weight(epoch, epochs=cfg.epochs, weight=cfg.beta_decay)
             for g in w_opt.param_groups:
                 g["lr"] = lr

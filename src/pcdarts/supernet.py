@@ -176,18 +176,19 @@ class SearchNetwork(nn.Module):
             self.stem0 = nn.Sequential(nn.Conv2d(in_channels, c_curr, 3, padding=1, bias=False), nn.BatchNorm2d(c_curr))
             self.stem1 = None
             c_pp, c_p, reduction_prev = c_curr, c_curr, False
-        elif stem == "imagenet":
+        elif stem == "imagenet":  # as the official model_search_imagenet.py: 3 -> 3C/2 -> 3C -> 3C at C=16
+            cs = stem_multiplier * c
             self.stem0 = nn.Sequential(
-                nn.Conv2d(in_channels, c // 2, 3, stride=2, padding=1, bias=False),
-                nn.BatchNorm2d(c // 2),
+                nn.Conv2d(in_channels, cs // 2, 3, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(cs // 2),
                 nn.ReLU(inplace=True),
-                nn.Conv2d(c // 2, c, 3, stride=2, padding=1, bias=False),
-                nn.BatchNorm2d(c),
+                nn.Conv2d(cs // 2, cs, 3, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(cs),
             )
             self.stem1 = nn.Sequential(
-                nn.ReLU(), nn.Conv2d(c, c, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c)
+                nn.ReLU(), nn.Conv2d(cs, cs, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(cs)
             )
-            c_pp, c_p, reduction_prev = c, c, True
+            c_pp, c_p, reduction_prev = cs, cs, True
         else:
             raise ConfigError(f"stem must be 'cifar' or 'imagenet', got {stem!r}")
         self.cells = nn.ModuleList()

@@ -41,7 +41,7 @@ from .runs import (
     seed_everything,
     set_rng_state,
 )
-from .search import RESUME_FREE, check_resume_config, load_data, make_augment
+from .search import RESUME_FREE, check_resume_config, check_world_size, load_data, make_augment
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def inference_state(
 def lr_at(cfg: TrainConfig, epoch: int) -> float:
     if cfg.schedule == "linear":
         return linear_warmup_decay_lr(epoch, cfg.epochs, cfg.lr, cfg.lr_warmup_epochs)
-    return cosine_lr(epoch, cfg.epochs, cfg.lr)
+    return cosine_lr(epoch + int(cfg.lr_lag), cfg.epochs, cfg.lr)
 
 
 def run_train(
@@ -164,6 +164,7 @@ def _train(
     if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
+        check_world_size(state, info.world_size)
         train.load_state_dict(state["train_stream"][info.rank] if info.enabled else state["train_stream"])
         set_rng_state(state["rng"])
         if scaler is not None and state.get("scaler"):

@@ -137,8 +137,8 @@ def _jitter(arr: np.ndarray, rng: random.Random, strength: float = 0.4) -> np.nd
 
 
 class _Images(Dataset):
-    def __init__(self, items: list[tuple[str, int]], side: int, channels: int, train: bool):
-        self.items, self.side, self.channels, self.train = items, side, channels, train
+    def __init__(self, items: list[tuple[str, int]], side: int, channels: int, train: bool, jitter: bool = True):
+        self.items, self.side, self.channels, self.train, self.jitter = items, side, channels, train, jitter
 
     def __len__(self) -> int:
         return len(self.items)
@@ -153,7 +153,8 @@ class _Images(Dataset):
             arr = np.asarray(im, dtype=np.float32) / 255.0
             if rng.random() < 0.5:
                 arr = arr[:, ::-1]
-            arr = _jitter(arr, rng)
+            if self.jitter:  # final training only: the official search uses crop + flip alone
+                arr = _jitter(arr, rng)
         else:
             arr = np.asarray(centre_crop(im, self.side), dtype=np.float32) / 255.0
         t = torch.from_numpy(np.ascontiguousarray(arr))
@@ -179,6 +180,7 @@ class FolderStream(Stream):
         rank: int = 0,
         world_size: int = 1,
         workers: int = 2,
+        jitter: bool = True,
     ):
         if not items:
             raise DataError("cannot iterate an empty image list")
@@ -186,7 +188,7 @@ class FolderStream(Stream):
         self.n = len(items)
         self.device = torch.device(device)
         self.rank, self.world_size, self.workers = rank, world_size, workers
-        self.dataset = _Images(items, side, channels, train)
+        self.dataset = _Images(items, side, channels, train, jitter)
         self.mean = torch.tensor(mean, device=self.device).view(1, -1, 1, 1)
         self.std = torch.tensor(std, device=self.device).view(1, -1, 1, 1)
         self.order_gen = torch.Generator().manual_seed(seed)

@@ -98,6 +98,7 @@ def make_stream(
     workers: int = 2,
     mean: tuple[float, ...] | None = None,
     std: tuple[float, ...] | None = None,
+    jitter: bool = True,
 ) -> BatchStream | FolderStream:
     mean = mean or ds.mean
     std = std or ds.std
@@ -131,4 +132,5 @@ def make_stream(
         rank=rank,
         world_size=world_size,
         workers=workers,
+        jitter=jitter,
     )
