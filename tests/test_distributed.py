@@ -34,7 +34,9 @@ def _torchrun(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 def test_two_process_search_and_training(tmp_path):
     s = tmp_path / "search"
-    r = _torchrun("search", *TINY, "--epochs", "2", "--batch-size", "128", "--warmup-epochs", "1", "--out", str(s))
+    r = _torchrun(
+        "search", *TINY, "--epochs", "2", "--batch-size", "128", "--warmup-epochs", "1", "--out", str(s), "--json"
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     g = Genotype.from_dict(json.loads((s / "genotype.json").read_text()))
     assert r.stdout.count('"normal"') == 1  # rank 0 alone prints the genotype

@@ -2,7 +2,17 @@
 
 from typing import Any
 
-from .genotype import GENOTYPES, Genotype, GenotypeError, derive_genotype, load_genotype, parse_genotype_text
+from .errors import ConfigError, PCDartsError
+from .genotype import (
+    GENOTYPES,
+    Genotype,
+    GenotypeError,
+    derive_from_run,
+    derive_genotype,
+    load_genotype,
+    parse_genotype_text,
+    random_genotype,
+)
 from .supernet import SearchNetwork
 
 __version__ = "0.1.0"
@@ -14,6 +24,9 @@ _LAZY = {
     "build_network": ("network", "build_network"),
     "SearchConfig": ("config", "SearchConfig"),
     "TrainConfig": ("config", "TrainConfig"),
+    "StudyConfig": ("study", "StudyConfig"),
+    "Arm": ("study", "Arm"),
+    "run_study": ("study", "run_study"),
 }
 
 
@@ -28,6 +41,13 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "Arm",
+    "ConfigError",
+    "PCDartsError",
+    "StudyConfig",
+    "derive_from_run",
+    "random_genotype",
+    "run_study",
     "GENOTYPES",
     "Genotype",
     "GenotypeError",

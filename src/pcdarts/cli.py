@@ -16,6 +16,8 @@ from typing import Any
 from .config import SearchConfig, TrainConfig, config_to_dict, resolve_config
 from .errors import ConfigError
 
+log = logging.getLogger(__name__)
+
 HELP = {
     "k": "partial channel proportion 1/K (paper 4; 1 = plain DARTS)",
     "edge_norm": "edge normalisation with beta (--no-edge-norm for the ablation)",
@@ -61,6 +63,7 @@ def _run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--print-config", action="store_true", help="print the resolved configuration and exit")
     p.add_argument("--preset", default=None, help="a named protocol, e.g. 'paper'")
+    p.add_argument("--json", action="store_true", help="print the result as JSON on stdout instead of a summary")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -238,6 +241,10 @@ def _auto_batch(cfg: SearchConfig) -> SearchConfig:
     return replace(cfg, batch_size=batch, lr=lr)
 
 
+def _minutes(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
 def _saved_config(ns: argparse.Namespace) -> tuple[dict[str, Any] | None, str]:
     """With --resume, the run's own config.json is the base, so `--resume --out X` alone continues it."""
     saved = None
@@ -282,8 +289,19 @@ def cmd_search(ns: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 0
-    print(json.dumps(result["genotype"]))
-    print(f"wrote {Path(ns.out) / 'genotype.json'}", file=sys.stderr)
+    if ns.json:
+        print(json.dumps(result["genotype"]))
+        return 0
+    from .genotype import Genotype, param_free_count
+
+    g = Genotype.from_dict(result["genotype"])
+    stop = f" (DARTS+ stop: {result['early_stop']['reason']})" if result.get("early_stop") else ""
+    print(
+        f"search finished in {_minutes(result['seconds'])}{stop}; {param_free_count(g.normal)} of 8 normal-cell ops "
+        f"are parameter-free\n{g.describe()}\n"
+        f"files: {ns.out}/ (genotype.json, arch.json, metrics.jsonl, checkpoint.pt)\n"
+        f"next: pcdarts train --genotype {ns.out} --dataset {cfg.dataset} --out {ns.out}-train"
+    )
     return 0
 
 
@@ -300,6 +318,9 @@ def cmd_train(ns: argparse.Namespace) -> int:
         print(json.dumps(config_to_dict(cfg), indent=2))
         return 0
     genotype = load_genotype(cfg.genotype)
+    log.info(
+        "training genotype %s:\n%s", cfg.genotype if len(cfg.genotype) < 80 else "(given as text)", genotype.describe()
+    )
     result = run_train(
         cfg, ns.out, resume=ns.resume, overwrite=ns.overwrite, progress=not ns.no_progress, genotype=genotype
     )
@@ -308,8 +329,22 @@ def cmd_train(ns: argparse.Namespace) -> int:
     if result["stopped"]:
         print(f"stopped; continue with: pcdarts train --resume --out {ns.out}", file=sys.stderr)
         return 0
-    keys = ("test_accuracy", "test_top5", "params", "macs", "epochs", "seconds")
-    print(json.dumps({k: result[k] for k in keys}))
+    keys = ("test_accuracy", "test_top5", "params", "macs", "epochs", "seconds", "selected_by", "selected_epoch")
+    if ns.json:
+        print(json.dumps({k: result[k] for k in keys}))
+        return 0
+    picked = (
+        f"epoch {result['selected_epoch'] + 1} (best validation accuracy {result['val_accuracy']:.4f})"
+        if result["selected_by"] == "val"
+        else "the last epoch (no validation split)"
+    )
+    print(
+        f"trained in {_minutes(result['seconds'])}: test accuracy {result['test_accuracy']:.4f} "
+        f"({result['test_images']} images, read once) of the model from {picked}; {result['params']:,} params, "
+        f"{result['macs'] / 1e6:.1f} M multiply-adds\n"
+        f"files: {ns.out}/ ({result['shipped']}, result.json, metrics.jsonl)\n"
+        f"next: pcdarts report {ns.out}   |   pcdarts export --checkpoint {ns.out} --format onnx --out model.onnx"
+    )
     return 0
 
 

@@ -65,6 +65,11 @@ class SearchConfig:
     early_stop_stable: int = 0  # DARTS+ criterion 2: end the search once the genotype is unchanged N arch epochs; 0 off
     beta_decay: float = 0.0  # beta-DARTS: final weight of the Beta-Decay term on the arch loss; 0 off
 
+    @classmethod
+    def for_dataset(cls, dataset: str, **overrides: Any) -> SearchConfig:
+        """The configuration the CLI gives for ``dataset`` (its laptop-sized defaults), with ``overrides`` on top."""
+        return resolve_config(cls, dataset, overrides)
+
     def __post_init__(self) -> None:
         _check_common(self)
         if not -1 <= self.max_param_free <= 8:
@@ -141,6 +146,11 @@ class TrainConfig:
     threads: int = 0
     precision: str = "fp32"
     compile: bool = False  # torch.compile the network's forward (measured slower on CPU; see BENCHMARKS.md)
+
+    @classmethod
+    def for_dataset(cls, dataset: str, **overrides: Any) -> TrainConfig:
+        """The configuration the CLI gives for ``dataset`` (its laptop-sized defaults), with ``overrides`` on top."""
+        return resolve_config(cls, dataset, overrides)
 
     def __post_init__(self) -> None:
         _check_common(self)

@@ -187,6 +187,30 @@ def evaluate(model: nn.Module, stream: BatchStream | FolderStream) -> dict[str, 
     return {"loss": float(loss) / max(n, 1), "top1": float(top1) / max(n, 1), "top5": float(top5) / max(n, 1), "n": n}
 
 
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    if seconds < 90:
+        return f"{seconds} s"
+    if seconds < 5400:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def epoch_line(kind: str, record: dict[str, Any], epoch: int, epochs: int, elapsed: float, start_epoch: int) -> str:
+    """One short console line per epoch: losses, accuracies, collapse count, time and ETA (epochs counted from 1)."""
+    parts = [f"{kind} epoch {epoch + 1}/{epochs}", f"loss {record['train_loss']:.3f} acc {record['train_acc']:.3f}"]
+    if "val_acc" in record:
+        parts.append(f"val loss {record['val_loss']:.3f} acc {record['val_acc']:.3f}")
+    if "arch_loss" in record:
+        parts.append(f"arch loss {record['arch_loss']:.3f}")
+    if "param_free_normal" in record:
+        parts.append(f"param-free ops {record['param_free_normal']}/8 normal")
+    done = epoch + 1 - start_epoch
+    eta = elapsed / max(done, 1) * (epochs - epoch - 1)
+    parts.append(f"{_duration(record['epoch_seconds'])}" + (f", ETA {_duration(eta)}" if epoch + 1 < epochs else ""))
+    return " | ".join(parts)
+
+
 def check_finite(metrics: dict[str, float], what: str) -> None:
     for key in ("loss", "arch_loss"):
         if key in metrics and not math.isfinite(metrics[key]):

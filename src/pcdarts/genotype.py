@@ -89,6 +89,24 @@ class Genotype:
     def __str__(self) -> str:
         return self.to_text()
 
+    def describe(self) -> str:
+        """A readable multi-line form: one line per cell, each node with its two inputs (c_k-2, c_k-1 = cell inputs)."""
+
+        def name(i: int) -> str:
+            return ("c_{k-2}", "c_{k-1}")[i] if i < 2 else f"node {i - 2}"
+
+        lines = []
+        for cell, pairs, concat in (
+            ("normal", self.normal, self.normal_concat),
+            ("reduce", self.reduce, self.reduce_concat),
+        ):
+            nodes = [
+                f"{k // 2}: {pairs[k][0]}({name(pairs[k][1])}) + {pairs[k + 1][0]}({name(pairs[k + 1][1])})"
+                for k in range(0, len(pairs), 2)
+            ]
+            lines.append(f"{cell:6s} " + "; ".join(nodes) + f"; output = concat of {[name(c) for c in concat]}")
+        return "\n".join(lines)
+
 
 def _concat(c: Any) -> list[int]:
     if not isinstance(c, (list, tuple)) or not all(isinstance(i, int) and not isinstance(i, bool) for i in c):
@@ -389,6 +407,22 @@ def derive_genotype(
         tuple(_derive_cell(alphas_reduce, betas_reduce, steps)),
         concat,
     )
+
+
+def derive_from_run(path: str | Path, *, max_param_free: int | None = None) -> Genotype:
+    """The genotype of a search run's final alpha/beta: a run folder or its ``arch.json``.
+
+    With ``max_param_free`` the P-DARTS cap is applied, so a finished search can be re-derived.
+    """
+    p = Path(path)
+    f = p / "arch.json" if p.is_dir() else p
+    if not f.is_file():
+        raise GenotypeError(f"no arch.json in {p}: is it a finished search run folder?")
+    try:
+        arch = json.loads(f.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise GenotypeError(f"{f} is not readable JSON: use an intact arch.json") from None
+    return derive_from_arch(arch, max_param_free=max_param_free)
 
 
 def random_genotype(seed: int, steps: int = 4) -> Genotype:

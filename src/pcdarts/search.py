@@ -24,7 +24,7 @@ from .distributed import (
     shutdown,
     wrap_ddp,
 )
-from .engine import check_finite, cosine_lr, evaluate, new_accumulator, search_epoch, summarise
+from .engine import check_finite, cosine_lr, epoch_line, evaluate, new_accumulator, search_epoch, summarise
 from .genotype import Genotype, param_free_count
 from .remedies import beta_decay_weight, early_stop_reason
 from .runs import (
@@ -338,15 +338,7 @@ def _search(
             hist_log.write(history[-1])
             _log_arch_images(metrics, model, epoch)
             if info.is_main:
-                log.info(
-                    "epoch %d/%d train_acc %.4f val_acc %.4f%s genotype %s",
-                    epoch + 1,
-                    cfg.epochs,
-                    stats["accuracy"],
-                    val_stats["top1"],
-                    " ranks agree on alpha/beta" if info.enabled else "",
-                    genotype.to_text(),
-                )
+                log.info(epoch_line("search", record, epoch, cfg.epochs, time.time() - t0, start_epoch))
             acc = new_accumulator(device)
             checkpoint(epoch + 1, mid_epoch=False)
             stop_reason = early_stop(cfg, history)

@@ -18,6 +18,7 @@ from .distributed import DistInfo, all_reduce_sums, barrier, init_distributed, l
 from .engine import (
     check_finite,
     cosine_lr,
+    epoch_line,
     evaluate,
     linear_warmup_decay_lr,
     new_accumulator,
@@ -261,13 +262,7 @@ def _train(
                 record.update(val_loss=val_stats["loss"], val_acc=val_stats["top1"], val_top5=val_stats["top5"])
             metrics.write(record)
             if info.is_main:
-                log.info(
-                    "epoch %d/%d train_acc %.4f%s",
-                    epoch + 1,
-                    cfg.epochs,
-                    stats["accuracy"],
-                    f" val_acc {val_stats['top1']:.4f}" if val is not None else "",
-                )
+                log.info(epoch_line("train", record, epoch, cfg.epochs, time.time() - t0, start_epoch))
                 if val is not None and val_stats["top1"] > best["top1"]:
                     best = {
                         "top1": val_stats["top1"],
