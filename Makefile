@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-compile lint bench clean
+.PHONY: demo test test-compile lint bench study clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -14,6 +14,14 @@ $(BIN)/.installed: pyproject.toml
 
 demo: $(BIN)/.installed
 	OMP_NUM_THREADS=2 $(BIN)/pcdarts demo --out runs/demo --overwrite
+
+# The Fashion-MNIST study (docs/STUDY.md): hours on 2 cores; running it again continues where it stopped.
+study: $(BIN)/.installed
+	test -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz || \
+		(apt-get update && apt-get install -y dataset-fashion-mnist) || \
+		(echo "install the Debian package dataset-fashion-mnist (as root), or run pcdarts study with --data DIR"; exit 2)
+	OMP_NUM_THREADS=1 $(BIN)/pcdarts study --preset fmnist-cpu --out docs/study/fmnist-cpu --threads 1
+	cp docs/study/fmnist-cpu/study.json docs/study/fmnist-cpu/study.png docs/study/
 
 test: $(BIN)/.installed
 	OMP_NUM_THREADS=2 $(BIN)/python -m pytest

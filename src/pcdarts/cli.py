@@ -57,7 +57,7 @@ def _overrides(ns: argparse.Namespace, cls: type) -> dict[str, Any]:
 
 
 def _run_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", required=True, help="run folder for checkpoints, metrics and results")
+    p.add_argument("--out", default=None, help="run folder for checkpoints, metrics and results (required to run)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -241,6 +241,11 @@ def _auto_batch(cfg: SearchConfig) -> SearchConfig:
     return replace(cfg, batch_size=batch, lr=lr)
 
 
+def _need_out(ns: argparse.Namespace) -> None:
+    if not ns.out:
+        raise ConfigError(f"pcdarts {ns.command} needs --out RUN_FOLDER (where checkpoints and results go)")
+
+
 def _minutes(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
@@ -248,7 +253,7 @@ def _minutes(seconds: float) -> str:
 def _saved_config(ns: argparse.Namespace) -> tuple[dict[str, Any] | None, str]:
     """With --resume, the run's own config.json is the base, so `--resume --out X` alone continues it."""
     saved = None
-    if ns.resume and (Path(ns.out) / "config.json").is_file():
+    if ns.resume and ns.out and (Path(ns.out) / "config.json").is_file():
         try:
             saved = json.loads((Path(ns.out) / "config.json").read_text())
         except (json.JSONDecodeError, UnicodeDecodeError):
@@ -280,6 +285,7 @@ def cmd_search(ns: argparse.Namespace) -> int:
     if ns.print_config:
         print(json.dumps(config_to_dict(cfg), indent=2))
         return 0
+    _need_out(ns)
     result = run_search(cfg, ns.out, resume=ns.resume, overwrite=ns.overwrite, progress=not ns.no_progress)
     if not result["is_main"]:
         return 0
@@ -317,6 +323,7 @@ def cmd_train(ns: argparse.Namespace) -> int:
     if ns.print_config:
         print(json.dumps(config_to_dict(cfg), indent=2))
         return 0
+    _need_out(ns)
     genotype = load_genotype(cfg.genotype)
     log.info(
         "training genotype %s:\n%s", cfg.genotype if len(cfg.genotype) < 80 else "(given as text)", genotype.describe()
