@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,7 +26,7 @@ def test_load_model_rebuilds_for_inference(digits_runs):
 def test_torch_exports_match_eager_logits(digits_runs, tmp_path, fmt, capsys):
     ckpt = digits_runs / "train" / "best.pt"
     out = tmp_path / f"model.{fmt}"
-    assert main(["export", "--checkpoint", str(ckpt), "--format", fmt, "--out", str(out)]) == 0
+    assert main(["export", "--checkpoint", str(ckpt), "--format", fmt, "--out", str(out), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["max_abs_diff"] <= 1e-4
     model = load_model(ckpt)
@@ -96,3 +97,40 @@ def test_predict_bad_image_is_one_line(digits_runs, tmp_path, capsys):
     code = main(["predict", "--checkpoint", str(digits_runs / "train" / "best.pt"), str(bad)])
     err = capsys.readouterr().err
     assert code == 2 and "cannot decode" in err and len(err.strip().splitlines()) == 1
+
+
+def test_predict_reports_a_bad_file_and_goes_on(digits_runs, tmp_path, capsys):
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"not an image")
+    sample = str(Path(__file__).resolve().parents[1] / "docs" / "sample_digit.png")
+    code = main(["predict", "--checkpoint", str(digits_runs / "train"), str(bad), sample])
+    out, err = capsys.readouterr()
+    assert code == 2 and "broken.png" in err and "1 of 2 images could not be read" in err
+    assert out.startswith(sample + ": ")
+
+
+def test_export_is_quiet_and_refuses_a_folder_as_out(digits_runs, tmp_path, capsys, recwarn):
+    out = tmp_path / "m.onnx"
+    assert main(["export", "--checkpoint", str(digits_runs / "train"), "--format", "onnx", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out.strip()
+    assert printed.startswith(f"wrote {out} (onnx)") and len(printed.splitlines()) == 1
+    assert not [w for w in recwarn if "pcdarts" in str(w.filename)]  # nothing from our own code
+    assert main(["export", "--checkpoint", str(digits_runs / "train"), "--format", "onnx", "--out", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+
+
+def test_busy_machine_is_detected(monkeypatch, caplog):
+    import logging
+    import os
+
+    import torch
+
+    from pcdarts.runs import warn_if_busy
+
+    monkeypatch.setattr(os, "getloadavg", lambda: (float(os.cpu_count()), 0.0, 0.0))
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    with caplog.at_level(logging.WARNING):
+        assert warn_if_busy(torch.device("cpu"))
+    assert "--threads 1" in caplog.text
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    assert not warn_if_busy(torch.device("cpu"))

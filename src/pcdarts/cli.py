@@ -167,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--format", required=True, choices=["onnx", "torchscript", "exported"])
     x.add_argument("--out", required=True)
     x.add_argument("--no-check", action="store_true", help="skip comparing the export with PyTorch's logits")
+    x.add_argument("--json", action="store_true", help="print the export report as JSON")
 
     pr = sub.add_parser("predict", help="top-k classes of image files with a trained network")
     pr.add_argument("--checkpoint", required=True)
@@ -207,6 +208,9 @@ def _batch(value: str) -> int | str:
         raise argparse.ArgumentTypeError(f"batch size must be an integer or 'auto', got {value!r}") from None
 
 
+AUTO_MIN_STEPS, AUTO_MAX_LR_SCALE = 8, 4.0
+
+
 def _auto_batch(cfg: SearchConfig) -> SearchConfig:
     """``--batch-size auto``: the largest batch that fits, with the weight lr scaled linearly (as the paper does)."""
     from dataclasses import replace
@@ -228,8 +232,9 @@ def _auto_batch(cfg: SearchConfig) -> SearchConfig:
         stem=cfg.stem,
     )
     n = len(ds.train_x) if hasattr(ds, "train_x") else len(ds.train)
-    batch = min(batch, max(8, int(n * cfg.train_portion) // 8 * 8))
-    lr = cfg.lr * batch / cfg.batch_size
+    # at least AUTO_MIN_STEPS steps an epoch (one giant step learns nothing), and the linear lr scaling capped
+    batch = min(batch, max(8, int(n * cfg.train_portion) // AUTO_MIN_STEPS // 8 * 8))
+    lr = cfg.lr * min(batch / cfg.batch_size, AUTO_MAX_LR_SCALE)
     logging.getLogger("pcdarts").info(
         "auto batch size %d (predicted %.0f MiB of %.0f MiB available); lr %.4g -> %.4g",
         batch,
@@ -542,7 +547,12 @@ def cmd_export(ns: argparse.Namespace) -> int:
     from .export import export_model
 
     report = export_model(ns.checkpoint, ns.format, ns.out, check=not ns.no_check)
-    print(json.dumps(report))
+    if ns.json:
+        print(json.dumps(report))
+        return 0
+    diff = report.get("max_abs_diff")
+    check = f"; largest logit difference from PyTorch {diff:.2g}" if diff is not None else ""
+    print(f"wrote {report['out']} ({report['format']}) and {report['out']}.json{check}")
     return 0
 
 
@@ -551,12 +561,22 @@ def cmd_predict(ns: argparse.Namespace) -> int:
 
     if ns.top_k < 1:
         raise ConfigError(f"--top-k must be >= 1, got {ns.top_k}")
-    rows = predict(ns.checkpoint, ns.images, ns.top_k)
+    failed: list[str] = []
+
+    def report(path: str, exc: Exception) -> None:  # one unreadable file fails alone; the rest go on
+        failed.append(path)
+        print(f"pcdarts predict: error: {exc}", file=sys.stderr)
+
+    rows = predict(ns.checkpoint, ns.images, ns.top_k, on_error=report)
     if ns.json:
         print(json.dumps(rows))
     else:
         for r in rows:
             print(r["image"] + ": " + ", ".join(f"{t['class']} {t['probability']:.3f}" for t in r["top"]))
+    if failed:
+        if len(ns.images) > 1:
+            print(f"pcdarts predict: {len(failed)} of {len(ns.images)} images could not be read", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +54,8 @@ def export_model(checkpoint: str | Path, fmt: str, out: str | Path, *, check: bo
         torch.jit.save(scripted, str(out), _extra_files=extra)
         if check:
             loaded = torch.jit.load(str(out))
-            report["max_abs_diff"] = float((loaded(example) - reference).abs().max())
+            with torch.no_grad():
+                report["max_abs_diff"] = float((loaded(example) - reference).abs().max())
     elif fmt == "exported":
         batch = torch.export.Dim("batch", min=1, max=4096)
         ep = torch.export.export(
@@ -61,7 +64,8 @@ def export_model(checkpoint: str | Path, fmt: str, out: str | Path, *, check: bo
         torch.export.save(ep, str(out), extra_files=extra)
         if check:
             loaded = torch.export.load(str(out)).module()
-            report["max_abs_diff"] = float((loaded(example) - reference).abs().max())
+            with torch.no_grad():
+                report["max_abs_diff"] = float((loaded(example) - reference).abs().max())
     else:
         _export_onnx(model, example, out, meta)
         if check:
@@ -72,16 +76,18 @@ def export_model(checkpoint: str | Path, fmt: str, out: str | Path, *, check: bo
 
 def _export_onnx(model: nn.Module, example: torch.Tensor, out: Path, meta: dict[str, Any]) -> None:
     try:
-        torch.onnx.export(
-            model,
-            (example,),
-            str(out),
-            input_names=["input"],
-            output_names=["logits"],
-            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
-            opset_version=17,
-            dynamo=False,
-        )
+        with warnings.catch_warnings():  # the exporter's own deprecation and constant-folding notes: not the user's
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                model,
+                (example,),
+                str(out),
+                input_names=["input"],
+                output_names=["logits"],
+                dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+                opset_version=17,
+                dynamo=False,
+            )
     except ImportError as exc:
         raise ExportError(f"ONNX export needs the onnx extra: pip install 'pcdarts[onnx]' ({exc})") from None
     try:
@@ -131,14 +137,34 @@ def load_image(path: str | Path, in_channels: int, size: tuple[int, int], centre
     return t[None] if t.dim() == 2 else t.permute(2, 0, 1)
 
 
-def predict(checkpoint: str | Path, images: list[str], top_k: int = 3) -> list[dict[str, Any]]:
-    """Top-k classes with probabilities per image, with the evaluation preprocessing."""
+def predict(
+    checkpoint: str | Path,
+    images: list[str],
+    top_k: int = 3,
+    *,
+    on_error: Callable[[str, Exception], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Top-k classes with probabilities per image, with the evaluation preprocessing.
+
+    With ``on_error``, an image that cannot be read is reported to it and skipped; without, it raises.
+    """
     model = load_model(checkpoint)
     meta = model.meta  # type: ignore[attr-defined]
     cin = model.stem0[0].in_channels  # type: ignore[index]
     size = tuple(meta["input_size"])
     crop = meta["dataset"] in ("imagenet", "folder")
-    x = torch.stack([load_image(p, cin, size, crop) for p in images])  # (N, C, H, W)
+    good, tensors = [], []
+    for p in images:
+        try:
+            tensors.append(load_image(p, cin, size, crop))
+            good.append(p)
+        except ExportError as exc:
+            if on_error is None:
+                raise
+            on_error(p, exc)
+    if not good:
+        return []
+    x = torch.stack(tensors)  # (N, C, H, W)
     mean = torch.tensor(meta["mean"]).view(1, -1, 1, 1)
     std = torch.tensor(meta["std"]).view(1, -1, 1, 1)
     with torch.no_grad():
@@ -151,5 +177,5 @@ def predict(checkpoint: str | Path, images: list[str], top_k: int = 3) -> list[d
             "image": str(p),
             "top": [{"class": classes[i], "probability": float(v)} for v, i in zip(vals.tolist(), idx.tolist())],
         }
-        for p, vals, idx in zip(images, top.values, top.indices)
+        for p, vals, idx in zip(good, top.values, top.indices)
     ]

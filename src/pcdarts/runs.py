@@ -157,6 +157,24 @@ def pick_device(name: str) -> torch.device:
     return dev
 
 
+def warn_if_busy(device: torch.device) -> bool:
+    """Say so when other work already loads the CPU cores this run's threads need.
+
+    OpenMP threads spin-wait for one another: a 2-thread step on a machine whose other core is busy
+    was measured 5-100x slower here. Returns True when it warned.
+    """
+    if device.type != "cpu" or not hasattr(os, "getloadavg"):
+        return False
+    load, cores, threads = os.getloadavg()[0], os.cpu_count() or 1, torch.get_num_threads()
+    if threads > 1 and load + threads > cores + 0.5:
+        log.warning(
+            "the machine is busy (load %.1f on %d cores) and this run uses %d threads: each step can be many "
+            "times slower; run with --threads 1 (or wait for the other work)", load, cores, threads,
+        )  # fmt: skip
+        return True
+    return False
+
+
 def environment() -> dict[str, Any]:
     """What produced a run: versions, machine, device, git revision when available."""
     env: dict[str, Any] = {

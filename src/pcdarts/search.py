@@ -41,6 +41,7 @@ from .runs import (
     save_checkpoint,
     seed_everything,
     set_rng_state,
+    warn_if_busy,
 )
 from .supernet import SearchNetwork
 
@@ -171,6 +172,8 @@ def _search(
 ) -> dict[str, Any]:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    if info.is_main:
+        warn_if_busy(device)
     if info.is_main:
         RunDir(out, kind="search", resume=resume, overwrite=overwrite, final="genotype.json")
     barrier(info)

@@ -41,6 +41,7 @@ from .runs import (
     save_checkpoint,
     seed_everything,
     set_rng_state,
+    warn_if_busy,
 )
 from .search import RESUME_FREE, check_resume_config, check_world_size, load_data, make_augment
 
@@ -118,6 +119,8 @@ def _train(
 ) -> dict[str, Any]:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    if info.is_main:
+        warn_if_busy(device)
     if info.is_main:
         RunDir(out, kind="train", resume=resume, overwrite=overwrite, final="result.json")
     barrier(info)
