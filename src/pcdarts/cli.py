@@ -13,7 +13,7 @@ from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any
 
-from .config import SearchConfig, TrainConfig, config_to_dict, resolve_config
+from .config import DATASET_DEFAULTS, SearchConfig, TrainConfig, config_to_dict, field_docs, resolve_config
 from .errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -36,13 +36,19 @@ HELP = {
 
 def _add_config_flags(p: argparse.ArgumentParser, cls: type, skip: set[str]) -> None:
     hints = typing.get_type_hints(cls)
+    docs = field_docs(cls)
     for f in fields(cls):
         if f.name in skip:
             continue
         flag = "--" + f.name.replace("_", "-")
         default = f.default if f.default is not MISSING else None
-        help_text = HELP.get(f.name, "")
-        help_text = f"{help_text} (paper default: {default})" if help_text else f"paper default: {default}"
+        kind = "search" if cls is SearchConfig else "train"
+        per_dataset = "".join(
+            f"; {name}: {values[f.name]}" for name, values in DATASET_DEFAULTS[kind].items() if f.name in values
+        )
+        help_text = HELP.get(f.name) or docs.get(f.name, "")
+        shown = f"default {default}{per_dataset}".replace("%", "%%")
+        help_text = f"{help_text} ({shown})" if help_text else shown
         hint = hints[f.name]
         args = typing.get_args(hint)
         base = next((a for a in args if a is not type(None)), hint) if isinstance(hint, types.UnionType) else hint

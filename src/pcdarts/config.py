@@ -271,5 +271,17 @@ def resolve_config(
     return cls(**values)
 
 
+def field_docs(cls: type) -> dict[str, str]:
+    """The comment after each field in the class source: the one description the CLI's --help shows."""
+    import inspect
+
+    docs = {}
+    for line in inspect.getsource(cls).splitlines():
+        m = re.match(r"\s+(\w+): [^#]*#\s*(.+)$", line)
+        if m:
+            docs[m.group(1)] = m.group(2).strip()
+    return docs
+
+
 def config_to_dict(cfg: SearchConfig | TrainConfig) -> dict[str, Any]:
     return asdict(cfg)
