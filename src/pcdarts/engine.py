@@ -205,6 +205,8 @@ def epoch_line(kind: str, record: dict[str, Any], epoch: int, epochs: int, elaps
         parts.append(f"arch loss {record['arch_loss']:.3f}")
     if "param_free_normal" in record:
         parts.append(f"param-free ops {record['param_free_normal']}/8 normal")
+    if record.get("ranks_agree"):
+        parts.append("ranks agree on alpha/beta")
     done = epoch + 1 - start_epoch
     eta = elapsed / max(done, 1) * (epochs - epoch - 1)
     parts.append(f"{_duration(record['epoch_seconds'])}" + (f", ETA {_duration(eta)}" if epoch + 1 < epochs else ""))
