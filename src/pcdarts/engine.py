@@ -65,6 +65,46 @@ def summarise(acc: dict[str, torch.Tensor]) -> dict[str, float]:
 StepHook = Callable[[int], bool]  # called after each step with its index; True = stop now
 
 
+def optimizer_step(
+    loss: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    params: list[torch.Tensor],
+    grad_clip: float,
+    scaler: torch.amp.GradScaler | None = None,
+    *,
+    inputs: list[torch.Tensor] | None = None,
+) -> None:
+    """Backward, clip, step: the one weight update of both loops (fp16 grad scaling when a scaler is given).
+
+    ``inputs`` limits the backward to those tensors (the search's weights, skipping alpha/beta).
+    """
+    scaler = scaler or _NO_SCALING
+    scaler.scale(loss).backward(inputs=inputs)
+    scaler.unscale_(optimizer)
+    nn.utils.clip_grad_norm_(params, grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+
+
+_NO_SCALING = torch.amp.GradScaler("cpu", enabled=False)  # a no-op scaler: identical arithmetic to no scaling
+
+
+def _count(
+    acc: dict[str, torch.Tensor],
+    loss: torch.Tensor,
+    logits: torch.Tensor,
+    y: torch.Tensor,
+    after_step: StepHook | None,
+    stream: BatchStream | FolderStream,
+) -> bool:
+    """Accumulate a step's metrics on the device; True when ``after_step`` asks to stop."""
+    acc["loss"] += loss.detach() * len(y)
+    acc["correct"] += (logits.detach().argmax(1) == y).sum()
+    acc["n"] += len(y)
+    acc["steps"] += 1
+    return after_step is not None and after_step(int(stream.pos))
+
+
 def search_epoch(
     model: nn.Module,
     forward: nn.Module,
@@ -95,24 +135,10 @@ def search_epoch(
         with autocast(precision, x.device):
             logits = forward(x)
             loss = F.cross_entropy(logits, y)
-        scaled = scaler.scale(loss) if scaler is not None else loss
-        if forward is model:
-            scaled.backward(inputs=weights)  # alpha/beta gradients are not needed here
-        else:  # DDP's gradient hooks need a plain backward; alpha/beta grads are overwritten by the arch step
-            scaled.backward()
-        if scaler is not None:
-            scaler.unscale_(w_optimizer)
-        nn.utils.clip_grad_norm_(weights, grad_clip)
-        if scaler is not None:
-            scaler.step(w_optimizer)
-            scaler.update()
-        else:
-            w_optimizer.step()
-        acc["loss"] += loss.detach() * len(y)
-        acc["correct"] += (logits.detach().argmax(1) == y).sum()
-        acc["n"] += len(y)
-        acc["steps"] += 1
-        if after_step is not None and after_step(int(train.pos)):
+        # alpha/beta gradients are not needed here; DDP's gradient hooks need a plain backward (the arch
+        # step overwrites alpha/beta gradients anyway)
+        optimizer_step(loss, w_optimizer, weights, grad_clip, scaler, inputs=weights if forward is model else None)
+        if _count(acc, loss, logits, y, after_step, train):
             return True
     return False
 
@@ -142,22 +168,8 @@ def train_epoch(
             loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
             if aux is not None and auxiliary_weight > 0:
                 loss = loss + auxiliary_weight * F.cross_entropy(aux, y, label_smoothing=label_smoothing)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.unscale_(optimizer)
-        else:
-            loss.backward()
-        nn.utils.clip_grad_norm_(params, grad_clip)
-        if scaler is not None:
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            optimizer.step()
-        acc["loss"] += loss.detach() * len(y)
-        acc["correct"] += (logits.detach().argmax(1) == y).sum()
-        acc["n"] += len(y)
-        acc["steps"] += 1
-        if after_step is not None and after_step(int(train.pos)):
+        optimizer_step(loss, optimizer, params, grad_clip, scaler)
+        if _count(acc, loss, logits, y, after_step, train):
             return True
     return False
 
