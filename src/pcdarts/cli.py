@@ -612,7 +612,7 @@ def cmd_plot(ns: argparse.Namespace) -> int:
     curves(read_jsonl(run / "metrics.jsonl"), out / "curves.png", "search")
     print(
         f"wrote cells.png ({used}), alpha_beta.png, timeline.png, curves.png to {out}; "
-        f"genotype stable from epoch {stable}"
+        f"genotype stable from epoch {None if stable is None else stable + 1}"
     )
     return 0
 

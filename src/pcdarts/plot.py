@@ -14,6 +14,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
@@ -51,11 +52,24 @@ def _cell_positions(steps: int) -> dict[str, tuple[float, float]]:
     return pos
 
 
+def _arc_point(ax: Any, a: tuple[float, float], b: tuple[float, float], rad: float, t: float) -> tuple[float, float]:
+    """The point at ``t`` on matplotlib's ``arc3`` curve from a to b (a quadratic Bezier built in display space)."""
+    to_px, to_data = ax.transData.transform, ax.transData.inverted().transform
+    (x1, y1), (x2, y2) = to_px(a), to_px(b)
+    cx, cy = (x1 + x2) / 2 + rad * (y2 - y1), (y1 + y2) / 2 - rad * (x2 - x1)
+    px = (1 - t) ** 2 * x1 + 2 * (1 - t) * t * cx + t**2 * x2
+    py = (1 - t) ** 2 * y1 + 2 * (1 - t) * t * cy + t**2 * y2
+    return tuple(to_data((px, py)))
+
+
 def draw_cell(ax: Any, pairs: tuple[tuple[str, int], ...], concat: tuple[int, ...], title: str) -> None:
     """Draw one cell as a DAG on a matplotlib axis: inputs left, output right, ops on the edges."""
     steps = len(pairs) // 2
     pos = _cell_positions(steps)
     names = ["c_{k-2}", "c_{k-1}"] + [str(i) for i in range(steps)]
+    ax.set_xlim(-0.5, steps + 1.8)  # limits first: labels are placed on the curves in display space
+    ax.set_ylim(-0.1, 1.1)
+    placed: list[Any] = []
     for k, (op, src) in enumerate(pairs):
         a, b = pos[names[src]], pos[str(k // 2)]
         colour = OP_COLOURS.get(op, "black")
@@ -68,11 +82,17 @@ def draw_cell(ax: Any, pairs: tuple[tuple[str, int], ...], concat: tuple[int, ..
                 arrowstyle="-|>", color=colour, lw=1.8, connectionstyle=f"arc3,rad={rad}", shrinkA=14, shrinkB=14
             ),
         )
-        mx, my = (a[0] + b[0]) / 2, (a[1] + b[1]) / 2 + (0.06 if k % 2 else -0.06)
+        # the point of the curve farthest from every node, so no label hides a node or sits on one
+        to_px = ax.transData.transform
+        avoid = [to_px(p) for p in pos.values()] + placed
+        candidates = [_arc_point(ax, a, b, rad, t) for t in (0.5, 0.42, 0.58, 0.34, 0.66, 0.27, 0.73)]
+        mx, my = max(candidates, key=lambda q: min(np.hypot(*(to_px(q) - n)) for n in avoid))
+        placed.append(to_px((mx, my)))  # later labels keep away from this one too
         ax.text(
             mx,
             my,
             op,
+            zorder=5,
             fontsize=7,
             color=colour,
             ha="center",
@@ -92,8 +112,6 @@ def draw_cell(ax: Any, pairs: tuple[tuple[str, int], ...], concat: tuple[int, ..
         ax.scatter([x], [y], s=900, c="#cfe8ff" if is_io else "#ffe9b3", edgecolors="black", zorder=3)
         ax.text(x, y, f"${name}$" if is_io else name, ha="center", va="center", fontsize=9, zorder=4)
     ax.set_title(title)
-    ax.set_xlim(-0.5, steps + 1.8)
-    ax.set_ylim(-0.1, 1.1)
     ax.axis("off")
 
 
@@ -111,6 +129,10 @@ def plot_genotype(genotype: Genotype, out: str | Path, *, renderer: str = "auto"
         return "graphviz"
     steps = max(genotype.steps, len(genotype.reduce) // 2)
     fig, axes = plt.subplots(2, 1, figsize=(2.2 * steps + 3, 7))
+    for ax, t in zip(axes, ("normal cell", "reduction cell")):  # settle the layout before labels are placed
+        ax.set_title(t)
+        ax.axis("off")
+    fig.tight_layout()
     draw_cell(axes[0], genotype.normal, genotype.normal_concat, "normal cell")
     draw_cell(axes[1], genotype.reduce, genotype.reduce_concat, "reduction cell")
     fig.tight_layout()
@@ -203,9 +225,11 @@ def genotype_timeline(history: list[dict[str, Any]], out: str | Path) -> tuple[P
         ax.imshow(mat, aspect="auto", cmap=cmap, vmin=-0.5, vmax=len(ops) - 0.5, interpolation="nearest")
         labels = [f"node {k // 2} <- {i}" for k, (_, i) in enumerate(getattr(genos[-1], cell))]
         ax.set_yticks(range(mat.shape[0]), labels, fontsize=7)
-        ax.set_xticks(range(len(epochs)), epochs, fontsize=7)
+        ax.set_xticks(range(len(epochs)), [e + 1 for e in epochs], fontsize=7)
         ax.set_title(
-            f"derived {cell} cell per epoch" + (f" (stable from epoch {stable})" if stable is not None else "")
+            f"derived {cell} cell per epoch" + (f" (stable from epoch {stable + 1})" if stable is not None else ""),
+            loc="left",
+            fontsize=10,
         )
     handles = [matplotlib.patches.Patch(color=OP_COLOURS[o], label=o) for o in ops]
     axes[0].legend(handles=handles, fontsize=6, ncol=4, loc="upper left", bbox_to_anchor=(1.0, 1.0))
@@ -213,11 +237,12 @@ def genotype_timeline(history: list[dict[str, Any]], out: str | Path) -> tuple[P
         [sum(op in ("max_pool_3x3", "avg_pool_3x3", "skip_connect") for op, _ in getattr(g, c)) for g in genos]
         for c in ("normal", "reduce")
     ]
-    axes[2].plot(epochs, pf[0], "o-", label="normal")
-    axes[2].plot(epochs, pf[1], "s-", label="reduce")
+    axes[2].plot([e + 1 for e in epochs], pf[0], "o-", label="normal")
+    axes[2].plot([e + 1 for e in epochs], pf[1], "s-", label="reduce")
+    axes[2].xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     axes[2].set_ylabel("parameter-free ops")
     axes[2].set_xlabel("epoch")
-    axes[2].set_title("parameter-free ops per epoch (rising = collapse warning)")
+    axes[2].set_title("parameter-free ops per epoch (rising = collapse warning)", loc="left", fontsize=10)
     axes[2].legend()
     fig.tight_layout()
     out = Path(out)
@@ -230,19 +255,19 @@ def curves(metrics: list[dict[str, Any]], out: str | Path, title: str = "") -> P
     """Loss and accuracy, learning rate, and step time per epoch, from any run's metrics.jsonl."""
     if not metrics:
         raise ConfigError("no metrics to draw: metrics.jsonl is empty")
-    ep = [m["epoch"] for m in metrics]
+    ep = [m["epoch"] + 1 for m in metrics]  # shown from 1, as the console counts
     fig, axes = plt.subplots(1, 4, figsize=(18, 3.8))
-    for key in ("train_loss", "val_loss", "test_loss", "arch_loss"):
-        if any(key in m for m in metrics):
-            axes[0].plot([m["epoch"] for m in metrics if key in m], [m[key] for m in metrics if key in m], label=key)
-    for key in ("train_acc", "val_acc", "test_acc", "test_top5"):
-        if any(key in m for m in metrics):
-            axes[1].plot([m["epoch"] for m in metrics if key in m], [m[key] for m in metrics if key in m], label=key)
-    axes[2].plot(ep, [m.get("lr", np.nan) for m in metrics])
-    axes[3].plot(ep, [m.get("step_seconds", np.nan) for m in metrics])
+    for ax, keys in ((axes[0], ("train_loss", "val_loss", "arch_loss")), (axes[1], ("train_acc", "val_acc"))):
+        for key in keys:
+            rows = [m for m in metrics if key in m]
+            if rows:  # markers, so a series of one point (arch loss after a late warm-up) is still drawn
+                ax.plot([m["epoch"] + 1 for m in rows], [m[key] for m in rows], "o-", ms=3, label=key)
+    axes[2].plot(ep, [m.get("lr", np.nan) for m in metrics], "o-", ms=3)
+    axes[3].plot(ep, [m.get("step_seconds", np.nan) for m in metrics], "o-", ms=3)
     for ax, t in zip(axes, ("loss", "accuracy", "learning rate", "seconds per step")):
         ax.set_title(f"{title} {t}".strip())
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     axes[0].legend(fontsize=7)
     axes[1].legend(fontsize=7)
     fig.tight_layout()

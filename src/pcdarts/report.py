@@ -131,7 +131,9 @@ def _search_section(search: Path, tmp: Path) -> str:
         alpha_heatmaps(history, tmp / "alpha.png")
         _, stable = genotype_timeline(history, tmp / "timeline.png")
         note = (
-            f"the genotype stopped changing at epoch {stable}" if stable is not None else "the genotype never settled"
+            f"the genotype stopped changing at epoch {stable + 1}"
+            if stable is not None
+            else "the genotype never settled"
         )
         out += [
             "<h3>Architecture weights</h3>",
