@@ -223,7 +223,7 @@ def _auto_batch(cfg: SearchConfig) -> SearchConfig:
 
     from .memory import auto_batch_size
     from .runs import pick_device
-    from .search import load_data
+    from .runner import load_data
 
     ds = load_data(cfg)
     device = pick_device(cfg.device)

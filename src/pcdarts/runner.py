@@ -1,0 +1,240 @@
+"""One run skeleton for every kind of run: folder, lock, resume, epochs, signals, checkpoints, metrics.
+
+A search and a training differ in what one epoch does, not in how epochs, checkpoints, signals
+and metrics are handled (nanoGPT's one loop). A ``Task`` says what an epoch does; ``run_task``
+owns everything around it, in one order that makes a resumed run end bit for bit where an
+uninterrupted one does on CPU: seed, build, load the checkpoint, restore the RNG, then epochs.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from tqdm import tqdm
+
+from .data import Augment, FolderDataset, TensorDataset, get_dataset, limit_train
+from .distributed import DistInfo, barrier, init_distributed, local_device, shutdown
+from .engine import epoch_line
+from .runs import (
+    GracefulStop,
+    MetricsLog,
+    RunDir,
+    RunError,
+    RunLock,
+    atomic_write_json,
+    environment,
+    load_checkpoint,
+    pick_device,
+    rng_state,
+    save_checkpoint,
+    seed_everything,
+    set_rng_state,
+    warn_if_busy,
+)
+
+log = logging.getLogger(__name__)
+
+# Settings that may change between a run and its resumption without changing the result's meaning.
+RESUME_FREE = {"device", "threads", "data", "workers", "download", "compile"}
+
+
+def load_data(cfg: Any) -> TensorDataset | FolderDataset:
+    """The dataset a configuration names, its train split cut to ``train_images`` when set."""
+    kwargs: dict[str, Any] = {"download": cfg.download}
+    if cfg.image_size:
+        kwargs["image_size"] = cfg.image_size
+    if cfg.data:
+        kwargs["data"] = cfg.data
+    if getattr(cfg, "subset", None):
+        kwargs["subset"] = cfg.subset
+    return limit_train(get_dataset(cfg.dataset, **kwargs), cfg.train_images)
+
+
+def make_augment(cfg: Any, ds: TensorDataset | FolderDataset, cutout: int) -> Augment:
+    pad = getattr(ds, "crop_padding", 4) if cfg.crop_padding < 0 else cfg.crop_padding
+    flip = getattr(ds, "flip", True) if cfg.flip is None else cfg.flip
+    return Augment(crop_padding=pad, flip=flip, cutout=cutout)
+
+
+def check_world_size(state: dict[str, Any], world_size: int) -> None:
+    """Stream positions are saved per process: a run resumes only with as many processes as it had."""
+    saved = state["train_stream"]
+    had = len(saved) if isinstance(saved, list) else 1
+    if had != world_size:
+        raise RunError(
+            f"the checkpoint was written by {had} process(es) but {world_size} are resuming it: resume with "
+            f"--nproc_per_node={had} (torchrun) or start a new --out"
+        )
+
+
+def check_resume_config(saved: dict[str, Any], now: dict[str, Any]) -> None:
+    if saved.get("threads", now.get("threads")) != now.get("threads"):
+        log.warning(
+            "resuming with threads=%s (the run began with %s): the result will no longer match an "
+            "uninterrupted run bit for bit",
+            now.get("threads"),
+            saved.get("threads"),
+        )
+    for key, value in now.items():
+        if key in RESUME_FREE:
+            continue
+        if key in saved and saved[key] != value:
+            raise RunError(
+                f"checkpoint was written with {key}={saved[key]!r} but this run asks for {value!r}: "
+                "resume with the original settings or start a new --out"
+            )
+
+
+class Context:
+    """What a task gets from the runner: where it runs, on which device, as which process."""
+
+    def __init__(self, out: Path, device: torch.device, info: DistInfo):
+        self.out, self.device, self.info = out, device, info
+
+    def stream_state(self, stream: Any) -> Any:
+        """A stream's position; under torchrun every rank's, gathered on rank 0 (a list)."""
+        state = stream.state_dict()
+        if not self.info.enabled:
+            return state
+        gathered: list[Any] = [None] * self.info.world_size
+        torch.distributed.all_gather_object(gathered, state)
+        return gathered
+
+    def load_stream(self, stream: Any, saved: Any) -> None:
+        stream.load_state_dict(saved[self.info.rank] if self.info.enabled else saved)
+
+
+class Task(Protocol):
+    """One kind of run. ``setup`` builds everything; the runner calls the rest once per epoch."""
+
+    kind: str  # "search", "train": names the progress bar, the console line and config.json
+    checkpoint_kind: str  # the "kind" stored in checkpoint.pt (resuming another kind is refused)
+    final: str  # the file that marks a finished run
+
+    def setup(self, ctx: Context, state: dict[str, Any] | None) -> int: ...  # returns the first epoch
+
+    def config_record(self) -> dict[str, Any]: ...
+
+    def steps(self) -> tuple[int, int]: ...  # (steps an epoch, steps left in the current one)
+
+    def run_epoch(self, epoch: int, after_step: Callable[[int], bool]) -> bool: ...  # True: interrupted
+
+    def end_epoch(self, epoch: int, seconds: float, metrics: MetricsLog) -> dict[str, Any]: ...
+
+    def state_dict(self) -> dict[str, Any]: ...  # task part of checkpoint.pt (streams via ctx)
+
+    def stop_reason(self) -> str | None: ...  # a task-level reason to end before the last epoch
+
+    def finish(self, *, stopped: bool, seconds: float) -> dict[str, Any]: ...
+
+
+def run_task(
+    task: Task,
+    cfg: Any,
+    out: str | Path,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    stop_after_epochs: int | None = None,
+) -> dict[str, Any]:
+    """Run ``task`` in ``out`` (single process or under torchrun) and return its result.
+
+    ``stop_after_epochs`` ends the call early with a checkpoint, as Ctrl-C would.
+    """
+    out = Path(out)
+    device = pick_device(cfg.device)
+    info = init_distributed(device)
+    device = local_device(device, info)
+    try:
+        with RunLock(out, enabled=info.is_main):
+            return _run(task, cfg, Context(out, device, info), resume, overwrite, progress, stop_after_epochs)
+    finally:
+        shutdown(info)
+
+
+def _run(
+    task: Task,
+    cfg: Any,
+    ctx: Context,
+    resume: bool,
+    overwrite: bool,
+    progress: bool,
+    stop_after_epochs: int | None,
+) -> dict[str, Any]:
+    out, info = ctx.out, ctx.info
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    if info.is_main:
+        warn_if_busy(ctx.device)
+        RunDir(out, kind=task.kind, resume=resume, overwrite=overwrite, final=task.final)
+    barrier(info)
+    state = load_checkpoint(out / "checkpoint.pt") if resume else None
+    if state is not None:
+        if state.get("kind") != task.checkpoint_kind:
+            raise RunError(f"{out / 'checkpoint.pt'} is a {state.get('kind')} checkpoint, not a {task.kind} one")
+        check_resume_config(state["config"], asdict(cfg))
+    seed_everything(cfg.seed, cfg.deterministic)
+    start_epoch = task.setup(ctx, state)
+    if state is not None:
+        set_rng_state(state["rng"])
+        log.info("resumed from %s at epoch %d", out / "checkpoint.pt", start_epoch + 1)
+    if info.is_main:
+        atomic_write_json(out / "config.json", task.config_record())
+        env = {**environment(), "world_size": info.world_size, "device": str(ctx.device)}
+        atomic_write_json(out / "environment.json", env)
+    metrics = MetricsLog(out / "metrics.jsonl", resume_epoch=start_epoch if state else None, enabled=info.is_main)
+    t0 = time.time() - (state or {}).get("seconds", 0.0)
+
+    def checkpoint(epoch: int, mid_epoch: bool) -> None:
+        task_state = task.state_dict()  # every rank takes part: it gathers stream positions
+        if info.is_main:
+            common = {"kind": task.checkpoint_kind, "config": asdict(cfg), "epoch": epoch, "mid_epoch": mid_epoch}
+            save_checkpoint(
+                out / "checkpoint.pt", {**common, **task_state, "rng": rng_state(), "seconds": time.time() - t0}
+            )
+
+    stopped = False
+    with GracefulStop() as stop:
+        for epoch in range(start_epoch, cfg.epochs if task.stop_reason() is None else start_epoch):
+            total, left = task.steps()
+            bar = tqdm(
+                total=total,
+                initial=total - left,
+                desc=f"{task.kind} {epoch + 1}/{cfg.epochs}",
+                disable=not (progress and info.is_main),
+                leave=False,
+                dynamic_ncols=True,
+            )
+
+            def after_step(_: int, bar: tqdm = bar) -> bool:
+                bar.update(1)
+                return stop.requested
+
+            t_epoch = time.time()
+            interrupted = task.run_epoch(epoch, after_step)
+            bar.close()
+            if interrupted:
+                checkpoint(epoch, mid_epoch=True)
+                stopped = True
+                break
+            record = task.end_epoch(epoch, time.time() - t_epoch, metrics)
+            if info.is_main:
+                log.info(epoch_line(task.kind, record, epoch, cfg.epochs, time.time() - t0, start_epoch))
+            checkpoint(epoch + 1, mid_epoch=False)
+            reason = task.stop_reason()
+            if reason is not None:
+                log.info("early stop after epoch %d: %s", epoch + 1, reason)
+                break
+            if stop.requested or (stop_after_epochs is not None and epoch + 1 - start_epoch >= stop_after_epochs):
+                stopped = epoch + 1 < cfg.epochs
+                if stopped:
+                    break
+    metrics.close()
+    return task.finish(stopped=stopped, seconds=time.time() - t0)
