@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from .architect import Architect
+from .memory import saved_activation_bytes
 from .supernet import SearchNetwork
 
 
@@ -69,24 +70,6 @@ def search_step(
     loss.backward(inputs=net.weight_parameters())
     torch.nn.utils.clip_grad_norm_(net.weight_parameters(), 5.0)
     w_opt.step()
-
-
-def saved_activation_bytes(net: SearchNetwork, x: torch.Tensor, y: torch.Tensor) -> int:
-    """Bytes autograd keeps for backward in one forward (distinct storages counted once)."""
-    seen: dict[int, int] = {}
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        try:
-            st = t.untyped_storage()
-            seen[st.data_ptr()] = st.nbytes()
-        except (RuntimeError, NotImplementedError):
-            pass
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        loss = F.cross_entropy(net(x), y)
-    del loss
-    return sum(seen.values())
 
 
 def memory_one(args: argparse.Namespace, k: int) -> dict[str, Any]:

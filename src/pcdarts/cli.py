@@ -222,8 +222,8 @@ def _auto_batch(cfg: SearchConfig) -> SearchConfig:
     from dataclasses import replace
 
     from .memory import auto_batch_size
-    from .runs import pick_device
     from .runner import load_data
+    from .runs import pick_device
 
     ds = load_data(cfg)
     device = pick_device(cfg.device)

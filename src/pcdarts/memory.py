@@ -14,6 +14,7 @@ import os
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from .supernet import SearchNetwork
 
@@ -21,10 +22,22 @@ PROBE_BATCH = 4
 SAFETY = 2.0
 
 
-def _saved_bytes(net: SearchNetwork, x: torch.Tensor, y: torch.Tensor) -> int:
-    from .bench import saved_activation_bytes
+def saved_activation_bytes(net: SearchNetwork, x: torch.Tensor, y: torch.Tensor) -> int:
+    """Bytes autograd keeps for backward in one forward (distinct storages counted once)."""
+    seen: dict[int, int] = {}
 
-    return saved_activation_bytes(net, x, y)
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        try:
+            st = t.untyped_storage()
+            seen[st.data_ptr()] = st.nbytes()
+        except (RuntimeError, NotImplementedError):
+            pass
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss = F.cross_entropy(net(x), y)
+    del loss
+    return sum(seen.values())
 
 
 def predict_peak(
@@ -52,7 +65,7 @@ def predict_peak(
         probe = min(batch, PROBE_BATCH)
         x = torch.randn(probe, in_channels, size, size, device=dev)
         y = torch.randint(0, num_classes, (probe,), device=dev)
-        per_sample = _saved_bytes(net, x, y) / probe
+        per_sample = saved_activation_bytes(net, x, y) / probe
     params = sum(p.numel() for p in net.parameters()) * 4
     return {
         "k": k,
