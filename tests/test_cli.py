@@ -163,3 +163,29 @@ def test_compile_failure_is_one_line(tmp_path, monkeypatch, capsys):
         "run again without --compile"
     )
     assert not (out / "best.pt").exists() and not (out / "result.json").exists()
+
+
+def test_warm_up_follows_the_epochs_unless_given(caplog):
+    import logging
+
+    from pcdarts.config import SearchConfig, resolve_config
+
+    with caplog.at_level(logging.INFO):
+        assert resolve_config(SearchConfig, "digits", {"epochs": 2}).warmup_epochs == 1
+    assert "warm-up: 1 of 2 epochs" in caplog.text
+    assert resolve_config(SearchConfig, "cifar10", {"epochs": 10}).warmup_epochs == 3
+    assert resolve_config(SearchConfig, "digits", {"epochs": 1}).warmup_epochs == 0
+    assert resolve_config(SearchConfig, "digits", {"epochs": 20, "warmup_epochs": 2}).warmup_epochs == 2
+    assert SearchConfig.for_dataset("digits").epochs == 8  # the library gets the CLI's per-dataset defaults
+
+
+def test_resume_with_only_out_continues_with_the_runs_own_settings(tmp_path, capsys):
+    from pcdarts.config import SearchConfig
+    from pcdarts.search import run_search
+
+    out = tmp_path / "s"
+    cfg = SearchConfig.for_dataset("synthetic", epochs=3, layers=3, init_channels=4, image_size=8, threads=1)
+    assert run_search(cfg, out, progress=False, stop_after_epochs=1)["stopped"]
+    assert main(["search", "--resume", "--out", str(out), "--no-progress"]) == 0
+    assert (out / "genotype.json").is_file()
+    assert json.loads((out / "config.json").read_text())["image_size"] == 8
