@@ -265,3 +265,16 @@ def test_deterministic_mode_repeats_a_run_exactly(tmp_path):
     torch.use_deterministic_algorithms(False)
     assert (outs[0] / "arch.json").read_text() == (outs[1] / "arch.json").read_text()
     assert json.loads((outs[0] / "config.json").read_text())["deterministic"] is True
+
+
+def test_overwrite_leaves_nothing_of_the_old_run(finished_search, tmp_path):
+    import shutil
+
+    out = tmp_path / "old"
+    shutil.copytree(finished_search, out)
+    (out / "last.pt").write_bytes(b"stale")
+    assert main(["search", "--dataset", "digits", "--out", str(out), *TINY_SEARCH, "--epochs", "1",
+                 "--warmup-epochs", "0", "--overwrite"]) == 0  # fmt: skip
+    assert not (out / "last.pt").exists()
+    assert len(json.loads((out / "arch.json").read_text())["alphas_normal"]) == 14
+    assert [m["epoch"] for m in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())] == [0]

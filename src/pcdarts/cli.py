@@ -6,6 +6,7 @@ import argparse
 import errno
 import json
 import logging
+import os
 import sys
 import types
 import typing
@@ -722,6 +723,9 @@ def main(argv: list[str] | None = None) -> int:
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         print(f"pcdarts {ns.command}: error: {msg}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (`pcdarts ... | head`): not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except OSError as exc:
         if exc.errno not in USER_OS_ERRORS:
             raise

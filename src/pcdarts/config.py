@@ -218,10 +218,34 @@ def _check_common(cfg: Any) -> None:
 
 
 # Small-data defaults: what makes the bundled digits search + train finish in minutes on 2 cores.
-DATASET_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
+DATASET_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {  # mnist shares fashion-mnist's below
     "search": {
         "digits": dict(init_channels=8, layers=5, epochs=8, warmup_epochs=3, batch_size=64, lr=0.05, arch_lr=6e-3),
         "synthetic": dict(init_channels=8, layers=5, epochs=4, warmup_epochs=1, batch_size=32, lr=0.05, arch_lr=6e-3),
+        # laptop-sized: the study's search (docs/STUDY.md), about 10 minutes on 2 CPU cores
+        "fashion-mnist": dict(
+            image_size=16,
+            train_images=8000,
+            init_channels=8,
+            layers=5,
+            epochs=8,
+            warmup_epochs=3,
+            batch_size=64,
+            lr=0.05,
+            arch_lr=6e-3,
+        ),  # fmt: skip
+        # any folder of images: small pictures and a small supernet, so a first try ends in minutes, not hours
+        "folder": dict(
+            image_size=64,
+            init_channels=8,
+            layers=5,
+            epochs=10,
+            warmup_epochs=3,
+            batch_size=32,
+            lr=0.05,
+            arch_lr=6e-3,
+            workers=2,
+        ),  # fmt: skip
     },
     "train": {
         "digits": dict(
@@ -230,8 +254,35 @@ DATASET_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
         "synthetic": dict(
             init_channels=8, layers=5, epochs=3, batch_size=32, lr=0.05, cutout=0, drop_path=0.0, auxiliary=False
         ),
+        "fashion-mnist": dict(
+            image_size=16,
+            train_images=12000,
+            init_channels=16,
+            layers=6,
+            epochs=8,
+            batch_size=128,
+            lr=0.1,
+            cutout=0,
+            drop_path=0.0,
+            auxiliary=False,
+        ),  # fmt: skip
+        "folder": dict(
+            image_size=64,
+            init_channels=16,
+            layers=8,
+            epochs=20,
+            batch_size=64,
+            lr=0.05,
+            cutout=0,
+            drop_path=0.1,
+            auxiliary=False,
+            workers=2,
+        ),  # fmt: skip
     },
 }
+
+for _kind in ("search", "train"):
+    DATASET_DEFAULTS[_kind]["mnist"] = DATASET_DEFAULTS[_kind]["fashion-mnist"]
 
 C = TypeVar("C", SearchConfig, TrainConfig)
 

@@ -269,6 +269,13 @@ def _alive(pid: int) -> bool:
         return True
 
 
+# Everything a run writes in its folder: --overwrite removes all of it, so nothing of the old run survives.
+RUN_FILES = (
+    "checkpoint.pt", "best.pt", "last.pt", "metrics.jsonl", "arch_history.jsonl", "arch.json", "genotype.json",
+    "search_result.json", "result.json", "config.json", "environment.json", "report.html",
+)  # fmt: skip
+
+
 class RunDir:
     """One run's folder. Refuses to clobber earlier results unless told to."""
 
@@ -289,7 +296,7 @@ class RunDir:
                     f"{self.path} already holds {state}: pass --resume to continue it or --overwrite to replace it"
                 )
             if held and overwrite:
-                for name in ("checkpoint.pt", "best.pt", final, "metrics.jsonl", "arch_history.jsonl", "tb"):
+                for name in RUN_FILES + (final, "tb"):
                     p = self.path / name
                     if p.is_dir():
                         shutil.rmtree(p)
