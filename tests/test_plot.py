@@ -35,6 +35,8 @@ def test_plot_search_run(digits_runs, tmp_path):
 def test_report_embeds_images(digits_runs):
     assert main(["report", str(digits_runs)]) == 0
     page = (digits_runs / "report.html").read_text()
+    summary = page.split("<h2>")[0]  # the summary table comes before every section
+    assert "<th>test accuracy</th>" in summary and "training (train)" in summary and "search (search)" in summary
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
     assert len(images) >= 5
     assert base64.b64decode(images[0])[:8] == b"\x89PNG\r\n\x1a\n"

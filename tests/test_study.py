@@ -85,6 +85,9 @@ def test_study_writes_every_cell_and_shares_searches(finished_study, capsys):
     rows = {r["arm"]: r for r in study["arms"]}
     assert rows["random"]["n"] == 2 and rows["pcdarts"]["n"] == 1
     assert "| random | 2 |" in format_table(study["arms"])
+    assert main(["report", str(finished_study)]) == 0
+    page = (finished_study / "report.html").read_text()
+    assert "pcdarts study: fashion-mnist" in page and "data:image/png;base64," in page and page.count("<tr>") >= 10
     # every cell's training selected on validation data and read the test split for one figure
     res = json.loads((finished_study / cells[0]["train_run"] / "result.json").read_text())
     assert res["selected_by"] == "val" and res["val_images"] > 0

@@ -42,7 +42,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     search, trains = _find(run)
     if search is None and not trains:
         raise ReportError(f"{run} holds no search (arch_history.jsonl) or training (result.json) results")
-    parts: list[str] = [f"<h1>pcdarts run report: {html.escape(str(run))}</h1>"]
+    parts: list[str] = [f"<h1>pcdarts run report: {html.escape(str(run))}</h1>", _summary(search, trains)]
     with tempfile.TemporaryDirectory() as tmp:
         t = Path(tmp)
         if search is not None:
@@ -50,6 +50,39 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
         for tr in trains:
             parts.append(_train_section(tr, t))
     return _write_page(run, parts, out)
+
+
+def _summary(search: Path | None, trains: list[Path]) -> str:
+    """The figures people look for first: one row per run, before any picture."""
+    rows = ["<table><tr><th>run</th><th>test accuracy</th><th>selected by</th><th>params</th><th>time</th>"
+            "<th>parameter-free ops (normal)</th></tr>"]  # fmt: skip
+    if search is not None:
+        res = _json(search / "search_result.json")
+        pf = "-"
+        if res.get("genotype"):
+            from .genotype import param_free_count
+
+            pf = str(param_free_count(Genotype.from_dict(res["genotype"]).normal))
+        secs = f"{res['seconds'] / 60:.1f} min" if "seconds" in res else "unfinished"
+        rows.append(f"<tr><td>search ({html.escape(search.name)})</td><td>-</td><td>-</td><td>-</td><td>{secs}</td>"
+                    f"<td>{pf}</td></tr>")  # fmt: skip
+    for tr in trains:
+        r = _json(tr / "result.json")
+        acc = f"{100 * r['test_accuracy']:.2f} %" if "test_accuracy" in r else "-"
+        picked = html.escape(str(r.get("selected_by", "-")))
+        rows.append(
+            f"<tr><td>training ({html.escape(tr.name)})</td><td>{acc}</td><td>{picked}</td>"
+            f"<td>{r.get('params', 0):,}</td><td>{r.get('seconds', 0) / 60:.1f} min</td><td>-</td></tr>"
+        )
+    return "\n".join(rows) + "</table>"
+
+
+def _json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
 
 
 def _write_page(run: Path, parts: list[str], out: str | Path | None) -> Path:
