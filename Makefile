@@ -21,7 +21,7 @@ study: $(BIN)/.installed
 		(apt-get update && apt-get install -y dataset-fashion-mnist) || \
 		(echo "install the Debian package dataset-fashion-mnist (as root), or run pcdarts study with --data DIR"; exit 2)
 	OMP_NUM_THREADS=1 $(BIN)/pcdarts study --preset fmnist-cpu --out docs/study/fmnist-cpu --threads 1
-	cp docs/study/fmnist-cpu/study.json docs/study/fmnist-cpu/study.png docs/study/
+	$(BIN)/python scripts/study_docs.py docs/study/fmnist-cpu
 
 test: $(BIN)/.installed
 	OMP_NUM_THREADS=2 $(BIN)/python -m pytest
