@@ -121,3 +121,31 @@ def test_resuming_with_another_process_count_is_a_one_line_error(tmp_path, capsy
 def test_imagenet_paper_search_without_a_subset_is_refused(capsys):
     assert main(["search", "--preset", "paper", "--dataset", "imagenet", "--data", "/nowhere", "--out", "/tmp/x"]) == 2
     assert "pcdarts subsample" in capsys.readouterr().err
+
+
+def test_a_training_resumes_only_its_own_genotype(tmp_path, capsys):
+    from pcdarts.train import run_train
+
+    cfg = TrainConfig.for_dataset("synthetic", epochs=2, layers=3, init_channels=4, image_size=8, threads=1,
+                                  genotype="DARTS_V2")  # fmt: skip
+    assert run_train(cfg, tmp_path / "t", progress=False, stop_after_epochs=1)["stopped"]
+    args = ["train", "--dataset", "synthetic", "--out", str(tmp_path / "t"), "--resume", "--no-progress"]
+    assert main([*args, "--genotype", "PC_DARTS_cifar"]) == 2
+    assert "another genotype" in capsys.readouterr().err
+    assert main(args) == 0  # without --genotype the run's own cell is used
+    assert json.loads((tmp_path / "t" / "result.json").read_text())["epochs"] == 2
+
+
+def test_derivation_refuses_arch_states_that_do_not_fit():
+    from pcdarts.genotype import GenotypeError, derive_from_arch
+
+    good = torch.zeros(14, 8).tolist()
+    cases = [
+        {"alphas_normal": 1.0, "alphas_reduce": good},
+        {"alphas_normal": good, "alphas_reduce": [[0.0] * 7] * 14},
+        {"alphas_normal": good, "alphas_reduce": torch.zeros(20, 8).tolist()},
+        {"alphas_normal": [[float("nan")] * 8] * 14, "alphas_reduce": good},
+    ]
+    for bad in cases:
+        with pytest.raises(GenotypeError):
+            derive_from_arch(bad)

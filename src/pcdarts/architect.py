@@ -72,13 +72,14 @@ class Architect:
         else:
             loss = F.cross_entropy(self.forward(x_val), y_val)
             objective = loss + self.reg_weight * beta_decay_loss(self.model) if self.reg_weight else loss
-            if self.grads_only:
-                grads = list(torch.autograd.grad(objective, self.params, allow_unused=True))
+            if self.grads_only:  # every arch parameter must reach the loss: a None gradient is a bug, not a zero
+                grads = list(torch.autograd.grad(objective, self.params))
             else:
                 objective.backward()
                 grads = [p.grad for p in self.params]
                 self.model.zero_grad(set_to_none=True)
-            grads = [torch.zeros_like(p) if g is None else g for p, g in zip(self.params, grads)]
+                if any(g is None for g in grads):
+                    raise RuntimeError("an arch parameter did not reach the validation loss")
         if dist.is_available() and dist.is_initialized():
             flat = torch.cat([g.reshape(-1) for g in grads])
             dist.all_reduce(flat)

@@ -270,6 +270,8 @@ def _saved_config(ns: argparse.Namespace) -> tuple[dict[str, Any] | None, str]:
             saved = json.loads((Path(ns.out) / "config.json").read_text())
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise ConfigError(f"{Path(ns.out) / 'config.json'} is unreadable: resume with every flag given") from None
+    if saved is not None and "genotype_resolved" in saved and getattr(ns, "genotype", None) is None:
+        saved["genotype"] = json.dumps(saved["genotype_resolved"])  # the cell the run trains, not how it was named
     dataset = ns.dataset or (saved or {}).get("dataset") or "digits"
     if saved is not None and saved.get("dataset") != dataset:
         saved = None  # another dataset: the resume check reports the difference

@@ -303,11 +303,15 @@ def load_genotype(spec: str) -> Genotype:
         known = ", ".join(GENOTYPES)
         raise GenotypeError(f"{spec!r} is not a built-in genotype ({known}), an existing file, or Genotype(...) text")
     stripped = text.strip()
+    if len(stripped) > 4 * MAX_TEXT:
+        raise GenotypeError(f"genotype text is {len(stripped):,} characters long; a genotype needs far fewer")
     if stripped.startswith("{"):
         try:
             data = json.loads(stripped)
         except json.JSONDecodeError as exc:
             raise GenotypeError(f"malformed genotype JSON in {spec[:80]!r}: {exc.msg} at line {exc.lineno}") from None
+        except (ValueError, RecursionError) as exc:  # absurd numbers or nesting
+            raise GenotypeError(f"unusable genotype JSON in {spec[:80]!r}: {type(exc).__name__}") from None
         return Genotype.from_dict(data)
     return parse_genotype_text(stripped)
 
@@ -394,12 +398,21 @@ def derive_genotype(
     alphas_normal, alphas_reduce = torch.as_tensor(alphas_normal), torch.as_tensor(alphas_reduce)
     betas_normal = None if betas_normal is None else torch.as_tensor(betas_normal)
     betas_reduce = None if betas_reduce is None else torch.as_tensor(betas_reduce)
+    if alphas_normal.dim() != 2:
+        raise ValueError(f"alphas_normal must be (edges, ops), got shape {tuple(alphas_normal.shape)}")
     n_edges = alphas_normal.shape[0]
     steps = 0
     while num_edges(steps) < n_edges:
         steps += 1
-    if num_edges(steps) != n_edges or alphas_normal.shape[-1] != len(PRIMITIVES):
-        raise ValueError(f"alphas of shape {tuple(alphas_normal.shape)} do not fit the cell space")
+    shape = (num_edges(steps), len(PRIMITIVES))
+    for name, a in (("alphas_normal", alphas_normal), ("alphas_reduce", alphas_reduce)):
+        if tuple(a.shape) != shape:
+            raise ValueError(f"{name} of shape {tuple(a.shape)} does not fit the cell space {shape}")
+        if not torch.isfinite(a).all():
+            raise ValueError(f"{name} holds NaN or infinite values: the search diverged")
+    for name, b in (("betas_normal", betas_normal), ("betas_reduce", betas_reduce)):
+        if b is not None and tuple(b.shape) != shape[:1]:
+            raise ValueError(f"{name} of shape {tuple(b.shape)} does not fit {shape[0]} edges")
     concat = tuple(range(2, 2 + steps))
     return Genotype(
         tuple(_derive_cell(alphas_normal, betas_normal, steps, max_param_free)),
@@ -459,5 +472,5 @@ def derive_from_arch(arch: dict[str, Any], *, max_param_free: int | None = None)
             arch.get("betas_reduce"),
             max_param_free=max_param_free,
         )
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise GenotypeError(f"not an arch state with alphas_normal/alphas_reduce lists ({exc})") from None

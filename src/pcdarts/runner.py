@@ -41,7 +41,15 @@ from .runs import (
 log = logging.getLogger(__name__)
 
 # Settings that may change between a run and its resumption without changing the result's meaning.
-RESUME_FREE = {"device", "threads", "data", "workers", "download", "compile"}
+RESUME_FREE = {
+    "device",
+    "threads",
+    "data",
+    "workers",
+    "download",
+    "compile",
+    "genotype",
+}  # genotype: the cell is checked
 
 
 def load_data(cfg: Any) -> TensorDataset | FolderDataset:

@@ -247,7 +247,12 @@ class Study:
 
     def _searched_cell(self, arm: Arm, seed: int) -> dict[str, Any]:
         run, scfg = self._search(arm, seed)
-        history = read_jsonl(run / "arch_history.jsonl")
+        history, bad = read_jsonl(run / "arch_history.jsonl", count_bad=True)
+        if bad or [h.get("epoch") for h in history] != list(range(len(history))):
+            raise RunError(
+                f"{run / 'arch_history.jsonl'} is damaged ({bad} unreadable lines, epochs not 0..n-1): delete {run} "
+                "and run the study again to redo that search"
+            )
         genotype, epoch, reason = select_from_history(
             history,
             warmup_epochs=scfg.warmup_epochs,

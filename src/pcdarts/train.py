@@ -114,6 +114,8 @@ class TrainTask:
             augment=make_augment(cfg, ds, cfg.cutout),
             workers=cfg.workers,
         )
+        if part_size(holdout_part(ds)) == 0:  # counted, not read: found now rather than after every epoch
+            raise RunError(f"the {ds.name} test split is empty: nothing to report the trained model on")
         self.eval_batch = max(per_rank, 256)
         self.val = (
             None
@@ -122,6 +124,11 @@ class TrainTask:
         )
         start_epoch, self.best, self.acc = 0, {"top1": -1.0}, new_accumulator(device)
         if state is not None:
+            if state.get("genotype", self.genotype.to_dict()) != self.genotype.to_dict():
+                raise RunError(
+                    f"{ctx.out / 'checkpoint.pt'} trains another genotype than the one given: resume without "
+                    "--genotype (the run's own is used) or start a new --out"
+                )
             model.load_state_dict(state["model"])
             self.opt.load_state_dict(state["optimizer"])
             check_world_size(state, info.world_size)
@@ -195,6 +202,7 @@ class TrainTask:
             "optimizer": self.opt.state_dict(),
             "train_stream": self.ctx.stream_state(self.train),
             "best": self.best,
+            "genotype": self.genotype.to_dict(),
             "scaler": None if self.scaler is None else self.scaler.state_dict(),
             "acc": {k: v.detach().cpu() for k, v in self.acc.items()},
         }
