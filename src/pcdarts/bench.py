@@ -437,7 +437,13 @@ def print_step(res: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="pcdarts bench", description=__doc__.splitlines()[0])
-    p.add_argument("what", choices=["memory", "step", "data", "compile", "_memory_one", "_step_one", "_step_times"])
+    p.add_argument(
+        "what",
+        choices=["memory", "step", "data", "compile", "_memory_one", "_step_one", "_step_times"],
+        metavar="{memory,step,data,compile}",  # the _names are the measuring subprocesses, not for people
+        help="memory: saved activations and peak per K; step: search/train step time; data: loader speed; "
+        "compile: eager vs torch.compile",
+    )
     p.add_argument("--baseline", action="store_true", help="also run with every optimisation off, side by side")
     p.add_argument("--mode", default="optimised")
     p.add_argument("--repeats", type=int, default=5)
