@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .config import SearchConfig, TrainConfig, resolve_config
+from .config import DATASET_DEFAULTS, SearchConfig, TrainConfig, resolve_config
 from .errors import ConfigError
 from .genotype import Genotype, param_free_count, random_genotype
 from .remedies import select_from_history
@@ -120,30 +120,9 @@ STUDY_PRESETS: dict[str, dict[str, Any]] = {
         random_cells=5,
         train_seed=0,
         arms=[Arm("pcdarts"), Arm("pdarts-cap2", {"max_param_free": 2}), Arm("beta-decay", {"beta_decay": 25.0})],
-        search=dict(
-            image_size=16,
-            train_images=8000,
-            init_channels=8,
-            layers=5,
-            epochs=8,
-            warmup_epochs=3,
-            batch_size=64,
-            lr=0.05,
-            arch_lr=6e-3,
-        ),
-        train=dict(
-            image_size=16,
-            train_images=12000,
-            val_fraction=0.1,
-            init_channels=16,
-            layers=6,
-            epochs=8,
-            batch_size=128,
-            lr=0.1,
-            cutout=0,
-            drop_path=0.0,
-            auxiliary=False,
-        ),
+        # the laptop-sized fashion-mnist defaults of config.py, pinned into study_config.json by the first run
+        search=dict(DATASET_DEFAULTS["search"]["fashion-mnist"]),
+        train={**DATASET_DEFAULTS["train"]["fashion-mnist"], "val_fraction": 0.1},
     ),
 }
 
