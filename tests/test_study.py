@@ -167,3 +167,12 @@ def test_run_study_library_call_matches_the_cli(idx_dir, tmp_path):
     cfg = StudyConfig(dataset="fashion-mnist", data=str(idx_dir), arms=(), searches=0, random_cells=1, train=TRAIN)
     summary = run_study(cfg, tmp_path / "lib", progress=False, threads=1)
     assert [c["kind"] for c in summary["cells"]] == ["random"] and summary["complete"]
+
+
+def test_a_refused_start_pins_nothing(idx_dir, tmp_path, capsys):
+    out = tmp_path / "s"
+    args = ["study", "--dataset", "fashion-mnist", "--data", str(idx_dir), "--out", str(out), "--searches", "1",
+            "--random", "0", "--search-set", "nosuch=1"]  # fmt: skip
+    assert main(args) == 2
+    assert "unknown search settings: nosuch" in capsys.readouterr().err
+    assert not out.exists()  # so the corrected command is not refused as "other settings"

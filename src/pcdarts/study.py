@@ -272,6 +272,8 @@ class Study:
     # ------------------------------------------------------------ running
     def run(self, *, max_units: int | None = None) -> dict[str, Any]:
         """Do what is left (``max_units``: stop after that many new units, for tests)."""
+        for arm in self.cfg.arms:  # every arm's settings checked before the folder is pinned to them
+            self.cfg.search_config(arm, 0)
         self._check_folder()
         done = 0
         units = self.plan()
