@@ -55,6 +55,16 @@ def test_memory_benchmark_shrinks_saved_activations_with_k(capsys):
     assert rows[0]["saved_vs_k1"] == 1.0 and 0 < rows[1]["saved_vs_k1"] < 1.0
 
 
+def test_recompute_benchmark_compares_each_mode_with_the_reference(capsys):
+    assert bench.main(["recompute", "--json", *TINY]) == 0
+    rows = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["rows"]
+    assert [r["mode"] for r in rows] == ["reference habits", "recompute none", "recompute edges", "recompute cells"]
+    assert rows[0]["peak_vs_reference"] == 1.0
+    for r in rows[1:]:
+        assert r["batch_fitting_budget"] >= 8 and r["search"]["median_s"] > 0
+        assert r["peak_vs_reference"] == pytest.approx(r["search_peak_mib"] / rows[0]["search_peak_mib"])
+
+
 @pytest.mark.parametrize(
     ("argv", "says"),
     [
@@ -87,6 +97,8 @@ def test_a_failing_measurement_process_is_reported_in_one_line(monkeypatch, caps
     def fail(*a, **k):
         raise subprocess.CalledProcessError(1, ["python"], output="", stderr="Traceback...\nRuntimeError: boom\n")
 
-    monkeypatch.setattr(bench.subprocess, "run", fail)
+    from pcdarts.bench import cli
+
+    monkeypatch.setattr(cli.subprocess, "run", fail)
     assert bench.main(["step", *TINY]) == 2
     assert capsys.readouterr().err.strip() == "pcdarts bench: error: RuntimeError: boom"

@@ -52,15 +52,17 @@ def test_none_op_is_zero():
 @pytest.mark.parametrize("size", [8, 7, 1])
 def test_fast_cpu_kernels_match_the_plain_path(name, stride, size):
     """The fast kernels change the arithmetic order only: outputs and gradients agree to float rounding."""
-    from pcdarts.ops import set_fast_kernels
+    import copy
+
+    from pcdarts.bench.reference import to_reference
 
     op = OPS[name](4, stride, False)
+    plain = to_reference(copy.deepcopy(op))
     x = torch.randn(3, 4, size, size, requires_grad=True)
-    params = list(op.parameters())
     outs, grads = [], []
-    for fast in (False, True):
-        set_fast_kernels(op, fast)
-        y = op(x)
+    for model in (plain, op):
+        params = list(model.parameters())
+        y = model(x)
         g = torch.autograd.grad((y * torch.linspace(-1, 1, y.numel()).view_as(y)).sum(), [x, *params])
         outs.append(y)
         grads.append(g)
@@ -76,12 +78,13 @@ def test_depthwise_backward_matches_pytorch(kernel, dilation, size):
     from pcdarts.ops import DepthwiseConv2d
 
     conv = DepthwiseConv2d(6, kernel, 1, dilation * (kernel - 1) // 2, dilation)
+    plain = torch.nn.Conv2d(6, 6, kernel, 1, dilation * (kernel - 1) // 2, dilation, groups=6, bias=False)
+    plain.weight = conv.weight
     x = torch.randn(5, 6, size, size, requires_grad=True)
     got, want = [], []
-    for fast, out in ((True, got), (False, want)):
-        conv.fast = fast
-        y = conv(x)
-        out.extend([y, *torch.autograd.grad((y * y.detach().sin()).sum(), [x, conv.weight])])
+    for model, out in ((conv, got), (plain, want)):
+        y = model(x)
+        out.extend([y, *torch.autograd.grad((y * y.detach().sin()).sum(), [x, model.weight])])
     for a, b in zip(got, want):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from pcdarts.genotype import node_edge_weights
-from pcdarts.ops import PRIMITIVES, set_fast_kernels
+from pcdarts.ops import PRIMITIVES
 from pcdarts.supernet import MixedOp, PartialEdge, SearchNetwork, cat_shuffle, channel_shuffle
 
 
@@ -19,32 +19,78 @@ def test_cat_shuffle_is_cat_then_shuffle_exactly(k):
     assert torch.equal(cat_shuffle(y, bypass, k), channel_shuffle(torch.cat([y, bypass], 1), k))
 
 
-@pytest.mark.parametrize("k", [1, 4])
-def test_fast_supernet_matches_the_plain_path(k, monkeypatch):
-    """All fast paths on vs all off: same logits and same gradients for weights and alpha/beta.
+def _reference_twin(net):
+    import copy
+
+    from pcdarts.bench.reference import to_reference
+
+    return to_reference(copy.deepcopy(net))
+
+
+@pytest.mark.parametrize(("k", "edge_norm", "mode"), [(1, True, "shuffle"), (4, True, "shuffle"), (4, False, "shift")])
+@pytest.mark.parametrize("recompute", ["none", "edges", "cells"])
+def test_lean_supernet_matches_the_reference_forward(k, edge_norm, mode, recompute, monkeypatch):
+    """pcdarts's supernet (shared ReLU, fused BN, no max-pool indices, per-node join, recomputation) against the
+    reference's way on the same parameters: same logits, gradients for weights and alpha/beta, BN statistics.
 
     In float64, so that the bound shows the algebra is the same (float32 rounding, amplified by batch norm over
     a tiny batch, would need a loose bound that could hide a real error).
     """
-    torch.manual_seed(0)
-    net = SearchNetwork(num_classes=5, init_channels=8, layers=3, k=k).double()
-    x, y = torch.randn(4, 3, 12, 12, dtype=torch.float64), torch.tensor([0, 1, 2, 3])
-    from pcdarts import ops
+    from pcdarts import ops, supernet
 
+    torch.manual_seed(0)
+    net = SearchNetwork(
+        num_classes=5, init_channels=8, layers=3, k=k, edge_norm=edge_norm, partial_mode=mode, recompute=recompute
+    ).double()
+    ref = _reference_twin(net)
+    x, y = torch.randn(4, 3, 12, 12, dtype=torch.float64), torch.tensor([0, 1, 2, 3])
     calls = []
-    apply = ops._DepthwiseConvFn.apply
-    monkeypatch.setattr(ops._DepthwiseConvFn, "apply", lambda *a: calls.append(1) or apply(*a))
+    for fn in (ops._DepthwiseConvFn, ops._MaxPoolFn, supernet._ScaledBatchNormFn):
+        monkeypatch.setattr(fn, "apply", (lambda apply, name: lambda *a: calls.append(name) or apply(*a))(fn.apply, fn))
     results = []
-    for fast in (False, True):
-        set_fast_kernels(net, fast)
+    for model in (net, ref):
         calls.clear()
-        logits = net(x)
-        assert bool(calls) == fast  # the fast depthwise path really runs (and only when switched on)
-        grads = torch.autograd.grad(torch.nn.functional.cross_entropy(logits, y), list(net.parameters()))
-        results.append((logits, grads))
-    torch.testing.assert_close(results[1][0], results[0][0], rtol=1e-9, atol=1e-12)
-    for g_fast, g_plain in zip(results[1][1], results[0][1]):
-        torch.testing.assert_close(g_fast, g_plain, rtol=1e-9, atol=1e-12)
+        logits = model(x)
+        params = model.weight_parameters() + model.arch_parameters()
+        grads = torch.autograd.grad(torch.nn.functional.cross_entropy(logits, y), params)
+        results.append((logits, grads, [b.clone() for b in model.buffers()], len(calls)))
+    assert results[0][3] > 0 and results[1][3] == 0  # the lean kernels really ran, and only in pcdarts's forward
+    torch.testing.assert_close(results[0][0], results[1][0], rtol=1e-9, atol=1e-12)
+    for g_lean, g_ref in zip(results[0][1], results[1][1]):
+        torch.testing.assert_close(g_lean, g_ref, rtol=1e-9, atol=1e-12)
+    for b_lean, b_ref in zip(results[0][2], results[1][2]):  # running stats moved once, even when recomputed
+        torch.testing.assert_close(b_lean, b_ref, rtol=1e-9, atol=1e-12)
+
+
+def test_lean_supernet_keeps_fewer_bytes_and_recompute_fewer_still():
+    from pcdarts.memory import saved_activation_bytes
+
+    torch.manual_seed(0)
+    net = SearchNetwork(num_classes=5, init_channels=8, layers=3, k=2)
+    x, y = torch.randn(4, 3, 16, 16), torch.tensor([0, 1, 2, 3])
+    ref = saved_activation_bytes(_reference_twin(net), x, y)
+    lean = saved_activation_bytes(net, x, y)
+    net.recompute = "edges"
+    edges = saved_activation_bytes(net, x, y)
+    net.recompute = "cells"
+    cells = saved_activation_bytes(net, x, y)
+    assert cells < edges < 0.7 * lean and lean < 0.7 * ref
+
+
+def test_recompute_is_off_in_eval_and_refused_for_the_unrolled_step():
+    from pcdarts.architect import Architect
+
+    net = SearchNetwork(num_classes=3, init_channels=4, layers=3, k=2, recompute="cells")
+    with torch.no_grad():
+        net.eval()(torch.randn(2, 3, 8, 8))  # no checkpointing without a backward pass
+    net.train()
+    w_opt = torch.optim.SGD(net.weight_parameters(), lr=0.1)
+    arch = Architect(net, lr=0.1, unrolled=True)
+    x, y = torch.randn(2, 3, 8, 8), torch.tensor([0, 1])
+    with pytest.raises(ValueError, match="recompute"):
+        arch.step(x, y, x_train=x, y_train=y, eta=0.1, w_optimizer=w_opt)
+    with pytest.raises(Exception, match="recompute must be"):
+        net.recompute = "layers"
 
 
 @pytest.mark.parametrize("stride", [1, 2])

@@ -39,11 +39,9 @@ class Architect:
         weight_decay: float = 1e-3,
         unrolled: bool = False,
         forward: nn.Module | None = None,
-        grads_only: bool = True,
         grad_clip: float = 0.0,
     ):
         self.model = model
-        self.grads_only = grads_only  # False: the reference's full backward (benchmark baseline only)
         self.forward = forward or model  # what runs the forward pass (a compiled model, say)
         self.unrolled = unrolled
         self.params = model.arch_parameters()
@@ -72,14 +70,8 @@ class Architect:
         else:
             loss = F.cross_entropy(self.forward(x_val), y_val)
             objective = loss + self.reg_weight * beta_decay_loss(self.model) if self.reg_weight else loss
-            if self.grads_only:  # every arch parameter must reach the loss: a None gradient is a bug, not a zero
-                grads = list(torch.autograd.grad(objective, self.params))
-            else:
-                objective.backward()
-                grads = [p.grad for p in self.params]
-                self.model.zero_grad(set_to_none=True)
-                if any(g is None for g in grads):
-                    raise RuntimeError("an arch parameter did not reach the validation loss")
+            # every arch parameter must reach the loss: a None gradient is a bug, not a zero
+            grads = list(torch.autograd.grad(objective, self.params))
         if dist.is_available() and dist.is_initialized():
             flat = torch.cat([g.reshape(-1) for g in grads])
             dist.all_reduce(flat)
@@ -103,6 +95,8 @@ class Architect:
         w_optimizer: torch.optim.Optimizer,
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         model = self.model
+        if getattr(model, "recompute", "none") != "none":  # recomputing would run at the real weights, not w'
+            raise ValueError("the unrolled arch step cannot run with recompute on: set model.recompute = 'none'")
         arch_ids = {id(p) for p in self.params}
         named = [(n, p) for n, p in model.named_parameters() if id(p) not in arch_ids]
         names = [n for n, _ in named]

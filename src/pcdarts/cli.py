@@ -135,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     pn.add_argument("--num-classes", type=int, default=10)
     pn.add_argument("--stem", default="cifar", choices=["cifar", "imagenet"])
     pn.add_argument("--ks", type=int, nargs="+", default=[1, 2, 4, 8])
+    pn.add_argument(
+        "--recompute", default="none", choices=["none", "edges", "cells"], help="activation checkpointing mode"
+    )
     pn.add_argument("--json", action="store_true")
 
     g = sub.add_parser("genotypes", help="list the built-in genotypes")
@@ -237,6 +240,7 @@ def _auto_batch(cfg: SearchConfig) -> SearchConfig:
         num_classes=ds.num_classes,
         device=device,
         stem=cfg.stem,
+        recompute=cfg.recompute,
     )
     n = len(ds.train_x) if hasattr(ds, "train_x") else len(ds.train)
     # at least AUTO_MIN_STEPS steps an epoch (one giant step learns nothing), and the linear lr scaling capped
@@ -502,6 +506,7 @@ def cmd_plan(ns: argparse.Namespace) -> int:
             size=ns.size,
             num_classes=ns.num_classes,
             stem=ns.stem,
+            recompute=ns.recompute,
         )
         for k in ns.ks
         if ns.init_channels % k == 0
@@ -511,7 +516,7 @@ def cmd_plan(ns: argparse.Namespace) -> int:
         return 0
     print(
         f"predicted search-step memory: C={ns.init_channels}, {ns.layers} cells, batch {ns.batch_size}, "
-        f"{ns.in_channels}x{ns.size}x{ns.size}"
+        f"{ns.in_channels}x{ns.size}x{ns.size}, recompute {ns.recompute}"
     )
     base = rows[0]["predicted_peak_bytes"] if rows and rows[0]["k"] == 1 else None
     for r in rows:

@@ -34,6 +34,7 @@ class SearchConfig:
     partial_mode: str = "shuffle"  # how sampled channels are mixed: 'shuffle' (paper) or 'shift'
     edge_norm: bool = True  # edge normalisation with beta (ablation: off)
     stem: str = "cifar"  # 'cifar' (3x3 conv) or 'imagenet' (three stride-2 convs)
+    recompute: str = "none"  # activation checkpointing: none, edges (each mixed op) or cells; same result, less memory
     epochs: int = 50
     warmup_epochs: int = 15  # epochs with alpha/beta frozen before arch updates start
     batch_size: int = 256  # per step, for both the weight and the arch batch (global under torchrun)
@@ -86,6 +87,13 @@ class SearchConfig:
             raise ConfigError(f"K={self.k} does not divide init channels {self.init_channels}: pick C divisible by K")
         if self.partial_mode not in ("shuffle", "shift"):
             raise ConfigError(f"partial mode must be shuffle or shift, got {self.partial_mode!r}")
+        if self.recompute not in ("none", "edges", "cells"):
+            raise ConfigError(f"recompute must be none, edges or cells, got {self.recompute!r}")
+        if self.recompute != "none" and self.unrolled:
+            raise ConfigError(
+                "--recompute works with the first-order search only (the unrolled step evaluates the network at "
+                "virtual weights): drop --unrolled or use --recompute none"
+            )
         if not 0 <= self.warmup_epochs < self.epochs:
             raise ConfigError(
                 f"warm-up epochs ({self.warmup_epochs}) must be >= 0 and below epochs ({self.epochs}): "

@@ -105,6 +105,42 @@ def _count(
     return after_step is not None and after_step(int(stream.pos))
 
 
+def search_step(
+    model: nn.Module,
+    forward: nn.Module,
+    architect: Architect,
+    w_optimizer: torch.optim.Optimizer,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    val: tuple[torch.Tensor, torch.Tensor] | None,
+    *,
+    grad_clip: float,
+    eta: float = 0.0,
+    precision: str = "fp32",
+    scaler: torch.amp.GradScaler | None = None,
+    weights: list[torch.Tensor] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """One search step: the arch step on the ``val`` batch (skipped when None: warm-up), then the weight step.
+
+    Returns the weight step's loss and logits and the arch loss (None when skipped). The benchmark times
+    this very function.
+    """
+    arch_loss = None
+    if val is not None:
+        xv, yv = val
+        with autocast(precision, xv.device):
+            arch_loss = architect.step(xv, yv, x_train=x, y_train=y, eta=eta, w_optimizer=w_optimizer)
+    weights = model.weight_parameters() if weights is None else weights
+    w_optimizer.zero_grad(set_to_none=True)
+    with autocast(precision, x.device):
+        logits = forward(x)
+        loss = F.cross_entropy(logits, y)
+    # alpha/beta gradients are not needed here; DDP's gradient hooks need a plain backward (the arch
+    # step overwrites alpha/beta gradients anyway)
+    optimizer_step(loss, w_optimizer, weights, grad_clip, scaler, inputs=weights if forward is model else None)
+    return loss, logits, arch_loss
+
+
 def search_epoch(
     model: nn.Module,
     forward: nn.Module,
@@ -125,22 +161,52 @@ def search_epoch(
     weights = model.weight_parameters()
     model.train()
     for x, y in train.epoch():
-        if arch_active:
-            xv, yv = val.next_batch()
-            with autocast(precision, xv.device):
-                arch_loss = architect.step(xv, yv, x_train=x, y_train=y, eta=eta, w_optimizer=w_optimizer)
-            acc["arch_loss"] += arch_loss * len(yv)
-            acc["arch_n"] += len(yv)
-        w_optimizer.zero_grad(set_to_none=True)
-        with autocast(precision, x.device):
-            logits = forward(x)
-            loss = F.cross_entropy(logits, y)
-        # alpha/beta gradients are not needed here; DDP's gradient hooks need a plain backward (the arch
-        # step overwrites alpha/beta gradients anyway)
-        optimizer_step(loss, w_optimizer, weights, grad_clip, scaler, inputs=weights if forward is model else None)
+        val_batch = val.next_batch() if arch_active else None
+        loss, logits, arch_loss = search_step(
+            model,
+            forward,
+            architect,
+            w_optimizer,
+            x,
+            y,
+            val_batch,
+            grad_clip=grad_clip,
+            eta=eta,
+            precision=precision,
+            scaler=scaler,
+            weights=weights,
+        )
+        if arch_loss is not None:
+            acc["arch_loss"] += arch_loss * len(val_batch[1])
+            acc["arch_n"] += len(val_batch[1])
         if _count(acc, loss, logits, y, after_step, train):
             return True
     return False
+
+
+def train_step(
+    forward: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    params: list[torch.Tensor],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    grad_clip: float,
+    auxiliary_weight: float,
+    label_smoothing: float = 0.0,
+    precision: str = "fp32",
+    scaler: torch.amp.GradScaler | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One step of the final network (auxiliary loss, label smoothing, clipping): its loss and logits."""
+    optimizer.zero_grad(set_to_none=True)
+    with autocast(precision, x.device):
+        out = forward(x)
+        logits, aux = out if isinstance(out, tuple) else (out, None)
+        loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+        if aux is not None and auxiliary_weight > 0:
+            loss = loss + auxiliary_weight * F.cross_entropy(aux, y, label_smoothing=label_smoothing)
+    optimizer_step(loss, optimizer, params, grad_clip, scaler)
+    return loss, logits
 
 
 def train_epoch(
@@ -157,18 +223,22 @@ def train_epoch(
     precision: str = "fp32",
     scaler: torch.amp.GradScaler | None = None,
 ) -> bool:
-    """One epoch of the final network (auxiliary loss, label smoothing, clipping)."""
+    """One epoch of the final network."""
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     for x, y in train.epoch():
-        optimizer.zero_grad(set_to_none=True)
-        with autocast(precision, x.device):
-            out = forward(x)
-            logits, aux = out if isinstance(out, tuple) else (out, None)
-            loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
-            if aux is not None and auxiliary_weight > 0:
-                loss = loss + auxiliary_weight * F.cross_entropy(aux, y, label_smoothing=label_smoothing)
-        optimizer_step(loss, optimizer, params, grad_clip, scaler)
+        loss, logits = train_step(
+            forward,
+            optimizer,
+            params,
+            x,
+            y,
+            grad_clip=grad_clip,
+            auxiliary_weight=auxiliary_weight,
+            label_smoothing=label_smoothing,
+            precision=precision,
+            scaler=scaler,
+        )
         if _count(acc, loss, logits, y, after_step, train):
             return True
     return False

@@ -3,33 +3,46 @@
 The prediction counts what a step must hold: weights, their gradients and
 momentum (3 x 4 bytes per weight), and the activations autograd saves for the
 backward pass, measured exactly at a small batch with saved-tensor hooks and
-scaled linearly in the batch size. Measured peaks run 1.1-1.5x above the
-saved activations (temporaries of the backward pass), so ``auto_batch_size``
-keeps a safety margin of 2x on top.
+scaled linearly in the batch size. With recomputation (activation
+checkpointing) a step holds what the checkpoints keep plus, during the
+backward pass, the activations of the largest recomputed segment (one cell
+or one edge's mixed op). Measured peaks run 1.1-1.5x above the saved
+activations (temporaries of the backward pass), so ``auto_batch_size`` keeps
+a safety margin of 2x on top.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from .supernet import SearchNetwork
+from .supernet import MixedOp, SearchCell, SearchNetwork
 
 PROBE_BATCH = 4
 SAFETY = 2.0
+PLAN_BUDGET_BYTES = 24 * 2**30  # the memory of the project's CI machine, for "the batch that fits" tables
 
 
 def saved_activation_bytes(net: SearchNetwork, x: torch.Tensor, y: torch.Tensor) -> int:
     """Bytes autograd keeps for backward in one forward (distinct storages counted once)."""
-    seen: dict[int, int] = {}
+    return sum(_saved_storages(net, x, y).values())
+
+
+def _saved_storages(
+    net: SearchNetwork, x: torch.Tensor, y: torch.Tensor, segment: Callable[[], Any] | None = None
+) -> dict[Any, int]:
+    """Bytes per saved storage; keyed by ``(segment(), pointer)`` when ``segment`` names where the forward is."""
+    seen: dict[Any, int] = {}
 
     def pack(t: torch.Tensor) -> torch.Tensor:
         try:
             st = t.untyped_storage()
-            seen[st.data_ptr()] = st.nbytes()
+            key = st.data_ptr() if segment is None else (segment(), st.data_ptr())
+            seen[key] = st.nbytes()
         except (RuntimeError, NotImplementedError):
             pass
         return t
@@ -37,7 +50,35 @@ def saved_activation_bytes(net: SearchNetwork, x: torch.Tensor, y: torch.Tensor)
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         loss = F.cross_entropy(net(x), y)
     del loss
-    return sum(seen.values())
+    return seen
+
+
+def largest_segment_bytes(net: SearchNetwork, x: torch.Tensor, y: torch.Tensor, recompute: str) -> int:
+    """Saved bytes of the largest recomputed segment (a cell, or one edge's mixed op); 0 without recompute.
+
+    Measured with everything kept, each storage counted in the segment whose forward saved it.
+    """
+    if recompute == "none":
+        return 0
+    kind = SearchCell if recompute == "cells" else MixedOp
+    where: list[int] = [-1]
+    handles = []
+    for i, m in enumerate(m for m in net.modules() if isinstance(m, kind)):
+        handles.append(m.register_forward_pre_hook(lambda mod, args, i=i: where.__setitem__(0, i)))
+        handles.append(m.register_forward_hook(lambda mod, args, out: where.__setitem__(0, -1)))
+    mode = net.recompute
+    net.recompute = "none"
+    try:
+        seen = _saved_storages(net, x, y, segment=lambda: where[0])
+    finally:
+        net.recompute = mode
+        for h in handles:
+            h.remove()
+    per: dict[int, int] = {}
+    for (seg, _), n in seen.items():
+        if seg >= 0:
+            per[seg] = per.get(seg, 0) + n
+    return max(per.values(), default=0)
 
 
 def predict_peak(
@@ -51,6 +92,7 @@ def predict_peak(
     num_classes: int,
     stem: str = "cifar",
     device: str | torch.device = "cpu",
+    recompute: str = "none",
 ) -> dict[str, Any]:
     """Predicted bytes of one search step at ``batch`` (activations measured at a probe batch, scaled).
 
@@ -60,15 +102,23 @@ def predict_peak(
     with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
         torch.manual_seed(0)
         net = SearchNetwork(
-            num_classes=num_classes, in_channels=in_channels, init_channels=init_channels, layers=layers, k=k, stem=stem
+            num_classes=num_classes,
+            in_channels=in_channels,
+            init_channels=init_channels,
+            layers=layers,
+            k=k,
+            stem=stem,
+            recompute=recompute,
         ).to(dev)
         probe = min(batch, PROBE_BATCH)
         x = torch.randn(probe, in_channels, size, size, device=dev)
         y = torch.randint(0, num_classes, (probe,), device=dev)
-        per_sample = saved_activation_bytes(net, x, y) / probe
+        kept = saved_activation_bytes(net, x, y) + largest_segment_bytes(net, x, y, recompute)
+        per_sample = kept / probe
     params = sum(p.numel() for p in net.parameters()) * 4
     return {
         "k": k,
+        "recompute": recompute,
         "batch": batch,
         "activations_bytes": per_sample * batch,
         "per_sample_bytes": per_sample,
@@ -104,8 +154,14 @@ def auto_batch_size(
     stem: str = "cifar",
     multiple: int = 8,
     cap: int = 4096,
+    recompute: str = "none",
+    budget_bytes: int | None = None,
+    safety: float = SAFETY,
 ) -> tuple[int, dict[str, Any]]:
-    """The largest batch (a multiple of ``multiple``) whose predicted peak, with the margin, fits."""
+    """The largest batch (a multiple of ``multiple``) whose predicted peak, with the margin, fits.
+
+    ``budget_bytes``: plan for that much memory instead of what the device has free now (no CUDA probe).
+    """
     info = predict_peak(
         k=k,
         batch=PROBE_BATCH,
@@ -116,13 +172,15 @@ def auto_batch_size(
         num_classes=num_classes,
         stem=stem,
         device=device,
+        recompute=recompute,
     )
-    budget = available_bytes(device) / SAFETY - info["state_bytes"]
+    available = available_bytes(device) if budget_bytes is None else budget_bytes
+    budget = available / safety - info["state_bytes"]
     batch = int(budget // max(info["per_sample_bytes"], 1))
     batch = max(multiple, min(cap, batch - batch % multiple))
-    if device.type == "cuda":  # confirm by running a step; back off on OOM
+    if device.type == "cuda" and budget_bytes is None:  # confirm by running a step; back off on OOM
         batch = _confirm_cuda(batch, k, init_channels, layers, in_channels, size, num_classes, stem, device, multiple)
-    return batch, {**info, "available_bytes": available_bytes(device), "safety": SAFETY}
+    return batch, {**info, "available_bytes": available, "safety": safety}
 
 
 def _confirm_cuda(

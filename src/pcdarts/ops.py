@@ -41,39 +41,71 @@ def register_op(name: str) -> Callable[[OpFactory], OpFactory]:
     return wrap
 
 
-# ------------------------------------------------------------------ fast CPU kernels
+# ------------------------------------------------------------------ kernels
 # Measured on torch 2.13 CPU (docs/BENCHMARKS.md): 3x3 max pooling runs 1.3-2.6x faster on channels_last
-# input, and a stride-1 3x3 average pool 2-3x faster as two separable box sums. Each module keeps the plain
-# path (``fast = False``) for the benchmark baseline and for bounding the numerical difference in tests.
-# The depthwise convs of the sep/dil ops get their own backward on CPU: PyTorch's CPU backward of a 5x5 or
-# dilated depthwise conv is 3-5x slower than its forward kernel, and both gradients can be written as
-# forward convolutions (see ``_DepthwiseConvFn``).
-# Tried and dropped: channels_last depthwise convs and matmul 1x1 convs win alone but slow the whole step
-# (layout copies, slower BN); whole-model channels_last crashed the CPU build (heap corruption).
+# input, and a stride-1 3x3 average pool 2-3x faster as two separable box sums. The depthwise convs of the
+# sep/dil ops get their own backward on CPU: PyTorch's CPU backward of a 5x5 or dilated depthwise conv is
+# 3-5x slower than its forward kernel, and both gradients can be written as forward convolutions.
+# Max pooling keeps its input (usually a view of a cell state, so no new bytes) instead of int64 indices
+# twice the size of its output, and finds the indices again in the backward pass.
+# The plain PyTorch forms live in ``pcdarts.bench.reference`` (the benchmark's baseline; tests bound the
+# difference). Tried and dropped: channels_last depthwise convs and matmul 1x1 convs win alone but slow the
+# whole step (layout copies, slower BN); whole-model channels_last crashed the CPU build (heap corruption).
+
+
+def _plain_graph() -> bool:
+    """True where a custom autograd function should step aside: tracing and ``torch.compile``."""
+    return torch.jit.is_tracing() or torch.compiler.is_compiling()
+
+
+class _MaxPoolFn(torch.autograd.Function):
+    """Max pooling that saves its input, not the indices, and recomputes the indices in backward."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, kernel: int, stride: int, padding: int, ceil: bool) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        ctx.args = (kernel, stride, padding, ceil)
+        return F.max_pool2d(_pool_layout(x), kernel, stride, padding, ceil_mode=ceil).contiguous()
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, None, None, None, None]:
+        (x,) = ctx.saved_tensors
+        kernel, stride, padding, ceil = ctx.args
+        with torch.enable_grad():
+            xd = _pool_layout(x.detach()).requires_grad_(True)
+            y = F.max_pool2d(xd, kernel, stride, padding, ceil_mode=ceil)
+        (gx,) = torch.autograd.grad(y, xd, grad)
+        return gx.contiguous(), None, None, None, None
+
+
+def _pool_layout(x: torch.Tensor) -> torch.Tensor:
+    """channels_last on CPU, where its max-pool kernel is faster; as given elsewhere."""
+    return x.contiguous(memory_format=torch.channels_last) if x.device.type == "cpu" else x
+
+
+def max_pool(x: torch.Tensor, kernel: int, stride: int, padding: int = 0, ceil_mode: bool = False) -> torch.Tensor:
+    """``F.max_pool2d`` without the saved int64 indices (twice the output's bytes) when a backward will run."""
+    if torch.is_grad_enabled() and x.requires_grad and not _plain_graph():
+        return _MaxPoolFn.apply(x, kernel, stride, padding, ceil_mode)
+    return F.max_pool2d(_pool_layout(x), kernel, stride, padding, ceil_mode=ceil_mode).contiguous()
 
 
 class MaxPool3x3(nn.MaxPool2d):
-    fast = True
-
     def __init__(self, stride: int):
         super().__init__(3, stride=stride, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.fast and x.device.type == "cpu":
-            return super().forward(x.contiguous(memory_format=torch.channels_last)).contiguous()
-        return super().forward(x)
+        return max_pool(x, 3, self.stride, 1)
 
 
 class AvgPool3x3(nn.AvgPool2d):
     """3x3 average pool that ignores padding (count_include_pad=False)."""
 
-    fast = True
-
     def __init__(self, stride: int):
         super().__init__(3, stride=stride, padding=1, count_include_pad=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not (self.fast and self.stride == 1 and x.device.type == "cpu"):
+        if not (self.stride == 1 and x.device.type == "cpu"):
             return super().forward(x)
         h, w = x.shape[-2:]
         p = F.pad(x, (1, 1, 1, 1))  # (N, C, H+2, W+2)
@@ -141,36 +173,22 @@ class DepthwiseConv2d(nn.Conv2d):
     3x3 undilated and strided convs keep PyTorch's backward, which is as fast or faster there (measured).
     """
 
-    fast = True
-
     def __init__(self, c: int, kernel: int, stride: int, padding: int, dilation: int = 1):
         super().__init__(c, c, kernel, stride, padding, dilation=dilation, groups=c, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         span = self.dilation[0] * (self.kernel_size[0] - 1) + 1
         if (
-            self.fast
-            and self.stride[0] == 1
+            self.stride[0] == 1
             and span > 3
             and x.device.type == "cpu"
             and x.dtype == self.weight.dtype
             and torch.is_grad_enabled()
             and not _cpu_autocast_on()
-            and not torch.jit.is_tracing()
-            and not torch.compiler.is_compiling()
+            and not _plain_graph()
         ):
             return _DepthwiseConvFn.apply(x, self.weight, self.padding[0], self.dilation[0])
         return super().forward(x)
-
-
-def set_fast_kernels(model: nn.Module, on: bool) -> None:
-    """Switch every fast path in ``model`` on or off: the kernels here and the supernet's fused accumulation.
-
-    A module takes part by having a class attribute ``fast``; off means the plain PyTorch path.
-    """
-    for m in model.modules():
-        if isinstance(getattr(type(m), "fast", None), bool):
-            m.fast = on
 
 
 class ReLUConvBN(nn.Sequential):
@@ -184,6 +202,16 @@ class ReLUConvBN(nn.Sequential):
 
 class DilConv(nn.Sequential):
     """ReLU, depthwise (dilated) conv, pointwise conv, BN."""
+
+    leading_relu = True  # the supernet computes ReLU(x) once for all ops that start with one
+
+    def pre_bn(self, x: torch.Tensor, relu_done: bool = False) -> torch.Tensor:
+        """Everything but the final batch norm (``final_bn``); ``relu_done``: x is already ReLU'd."""
+        return self[2](self[1](x if relu_done else self[0](x)))
+
+    @property
+    def final_bn(self) -> nn.BatchNorm2d:
+        return self[3]
 
     def __init__(
         self, c_in: int, c_out: int, kernel: int, stride: int, padding: int, dilation: int, affine: bool = True
@@ -204,6 +232,32 @@ class SepConv(nn.Sequential):
             DilConv(c_in, c_in, kernel, stride, padding, 1, affine),
             DilConv(c_in, c_out, kernel, 1, padding, 1, affine),
         )
+
+    leading_relu = True
+
+    def pre_bn(self, x: torch.Tensor, relu_done: bool = False) -> torch.Tensor:
+        first = self[0]
+        return self[1].pre_bn(first.final_bn(first.pre_bn(x, relu_done)))
+
+    @property
+    def final_bn(self) -> nn.BatchNorm2d:
+        return self[1].final_bn
+
+
+class PoolBN(nn.Sequential):
+    """A pooling op followed by an affine-free BN, as the supernet runs its pooling candidates."""
+
+    leading_relu = False
+
+    def __init__(self, pool: nn.Module, c: int):
+        super().__init__(pool, nn.BatchNorm2d(c, affine=False))
+
+    def pre_bn(self, x: torch.Tensor, relu_done: bool = False) -> torch.Tensor:
+        return self[0](x)
+
+    @property
+    def final_bn(self) -> nn.BatchNorm2d:
+        return self[1]
 
 
 class Conv7x1x1x7(nn.Sequential):
@@ -247,10 +301,20 @@ class FactorizedReduce(nn.Module):
         self.conv_2 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, bias=False)
         self.bn = nn.BatchNorm2d(c_out, affine=affine)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.relu(x)
+    leading_relu = True
+
+    def pre_bn(self, x: torch.Tensor, relu_done: bool = False) -> torch.Tensor:
+        """Everything but the final batch norm (the supernet fuses that with the op's weight)."""
+        x = x if relu_done else self.relu(x)
         shifted = F.pad(x, (0, 1, 0, 1))[:, :, 1:, 1:]  # (N, C, H, W), shifted by one pixel
-        return self.bn(torch.cat([self.conv_1(x), self.conv_2(shifted)], dim=1))
+        return torch.cat([self.conv_1(x), self.conv_2(shifted)], dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn(self.pre_bn(x))
+
+    @property
+    def final_bn(self) -> nn.BatchNorm2d:
+        return self.bn
 
 
 register_op("none")(lambda c, stride, affine: Zero(stride))

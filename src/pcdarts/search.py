@@ -41,6 +41,7 @@ def build_supernet(cfg: SearchConfig, ds: TensorDataset | FolderDataset) -> Sear
         edge_norm=cfg.edge_norm,
         partial_mode=cfg.partial_mode,
         stem=cfg.stem,
+        recompute=cfg.recompute,
     )
 
 

@@ -9,13 +9,17 @@ each node, weights the edges.  alpha and beta are registered parameters.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
 import torch
-import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from .errors import ConfigError
 from .genotype import Genotype, derive_genotype, node_edge_weights, num_edges
-from .ops import OPS, PRIMITIVES, FactorizedReduce, ReLUConvBN
+from .ops import OPS, PRIMITIVES, FactorizedReduce, PoolBN, ReLUConvBN, max_pool
 
 
 def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
@@ -35,46 +39,111 @@ def cat_shuffle(y: torch.Tensor, bypass: torch.Tensor, groups: int) -> torch.Ten
     return torch.cat([y.unsqueeze(2), rest], dim=2).view(n, c_part * groups, h, w)
 
 
-def _accumulate(total: torch.Tensor | None, weight: torch.Tensor, y: torch.Tensor, fused: bool) -> torch.Tensor:
-    """``total + weight * y`` (``weight * y`` when there is no total yet), one kernel when ``fused``."""
-    if total is None:
-        return weight * y
-    return torch.addcmul(total, weight, y) if fused else total + weight * y
+def _accumulate(total: torch.Tensor | None, weight: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``total + weight * y`` in one kernel (``weight * y`` when there is no total yet)."""
+    return weight * y if total is None else torch.addcmul(total, weight, y)
+
+
+class _ScaledBatchNormFn(torch.autograd.Function):
+    """``w * batch_norm(h)`` for an affine-free BN in training mode that keeps ``h`` and not the output.
+
+    The output's only use in the backward pass is the op weight's gradient, sum(grad * BN(h)); BN(h) is
+    recomputed there from the saved mean and 1/std. One activation fewer to keep per candidate op.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        h: torch.Tensor,
+        w: torch.Tensor,
+        running_mean: torch.Tensor,
+        running_var: torch.Tensor,
+        momentum: float,
+        eps: float,
+    ) -> torch.Tensor:
+        y, mean, invstd = torch.native_batch_norm(h, None, None, running_mean, running_var, True, momentum, eps)
+        ctx.save_for_backward(h, w, mean, invstd)
+        ctx.eps = eps
+        return y.mul_(w)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        h, w, mean, invstd = ctx.saved_tensors
+        grad_h = grad_w = None
+        if ctx.needs_input_grad[0]:
+            grad_h = torch.ops.aten.native_batch_norm_backward(
+                grad * w, h, None, None, None, mean, invstd, True, ctx.eps, [True, False, False]
+            )[0]
+        if ctx.needs_input_grad[1]:
+            shape = (1, -1, 1, 1)
+            grad_w = (grad * ((h - mean.view(shape)) * invstd.view(shape))).sum().to(w.dtype)
+        return grad_h, grad_w, None, None, None, None
+
+
+def _autocast_on(device: torch.device) -> bool:
+    try:
+        return torch.is_autocast_enabled(device.type)
+    except TypeError:  # torch < 2.4 has no device argument
+        return torch.is_autocast_cpu_enabled() if device.type == "cpu" else torch.is_autocast_enabled()
+
+
+def scaled_batch_norm(h: torch.Tensor, w: torch.Tensor, bn: nn.BatchNorm2d) -> torch.Tensor:
+    """``w * bn(h)``; in training with a backward to come, without keeping the BN output (see above)."""
+    if not (
+        bn.training
+        and bn.track_running_stats
+        and bn.weight is None
+        and torch.is_grad_enabled()
+        and h.dtype == bn.running_mean.dtype
+        and not _autocast_on(h.device)
+        and not torch.jit.is_tracing()
+        and not torch.compiler.is_compiling()
+    ):
+        return w * bn(h)
+    bn.num_batches_tracked.add_(1)
+    momentum = 1.0 / float(bn.num_batches_tracked) if bn.momentum is None else bn.momentum
+    return _ScaledBatchNormFn.apply(h, w, bn.running_mean, bn.running_var, momentum, bn.eps)
 
 
 class MixedOp(nn.Module):
-    """softmax(alpha)-weighted sum of all candidate ops; ``none`` adds zeros, so it is skipped."""
+    """softmax(alpha)-weighted sum of all candidate ops; ``none`` adds zeros, so it is skipped.
 
-    skip_none = (
-        True  # set False per instance for the benchmark baseline: compute zeros and add them, as the reference does
-    )
-    fast = True  # fused multiply-add accumulation (``set_fast_kernels``)
+    What the backward pass keeps is the point of PC-DARTS, so the sum is arranged to keep little: ReLU(x)
+    is computed once for every op that starts with one, each op's final BN is fused with its weight
+    (``scaled_batch_norm``), and max pooling keeps no indices. Parameters and state-dict keys are those
+    of the plain modules, whose own ``forward`` gives the same sum (``pcdarts.bench.reference``).
+    """
 
     def __init__(self, c: int, stride: int):
         super().__init__()
+        self.stride = stride
         self.ops = nn.ModuleList()
         self.op_index: list[int] = []
-        self.zero = OPS["none"](c, stride, False)
         for k, name in enumerate(PRIMITIVES):
             if name == "none":
                 continue
             op = OPS[name](c, stride, False)
             if "pool" in name:
-                op = nn.Sequential(op, nn.BatchNorm2d(c, affine=False))
+                op = PoolBN(op, c)
             self.ops.append(op)
             self.op_index.append(k)
+        self.shares_relu = any(getattr(op, "leading_relu", False) for op in self.ops)
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        out = None if self.skip_none else weights[PRIMITIVES.index("none")] * self.zero(x)
+        r = torch.relu(x) if self.shares_relu else x
+        out = None
         for k, op in zip(self.op_index, self.ops):
-            out = _accumulate(out, weights[k], op(x), self.fast)
+            if isinstance(op, nn.Identity):
+                term = weights[k] * x
+            else:
+                relu = op.leading_relu
+                term = scaled_batch_norm(op.pre_bn(r if relu else x, relu_done=relu), weights[k], op.final_bn)
+            out = term if out is None else out + term
         return out
 
 
 class PartialEdge(nn.Module):
     """One supernet edge with partial channel connection (K=1: plain DARTS)."""
-
-    fast = True  # cat and shuffle in one copy (``set_fast_kernels``)
 
     def __init__(self, c: int, stride: int, k: int, mode: str = "shuffle"):
         super().__init__()
@@ -86,23 +155,72 @@ class PartialEdge(nn.Module):
         self.c_part = c // k
         self.op = MixedOp(self.c_part, stride)
 
-    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        if self.k == 1:
-            return self.op(x, weights)
-        x_op, x_bypass = x[:, : self.c_part], x[:, self.c_part :]  # (N, C/K, H, W), (N, C-C/K, H, W)
-        y = self.op(x_op, weights)
+    def parts(
+        self, x: torch.Tensor, weights: torch.Tensor, *, recompute: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The op part (C/K channels) and the bypass part (the rest; None at K=1), before ``join``.
+
+        A cell sums each part over a node's edges and joins once per node: the join is a fixed permutation,
+        so this equals summing joined edges, and no full-width edge output is kept for the backward pass.
+        ``recompute``: the mixed op's activations are recomputed in the backward pass instead of kept.
+        """
+        x_op, x_bypass = (x, None) if self.k == 1 else (x[:, : self.c_part], x[:, self.c_part :])
+        y = recomputed(self.op, self.op, x_op, weights) if recompute else self.op(x_op, weights)
+        if x_bypass is None:
+            return y, None
         if self.stride == 2:
-            x_bypass = F.max_pool2d(x_bypass, 2, 2, ceil_mode=True)
+            x_bypass = max_pool(x_bypass, 2, 2, 0, ceil_mode=True)
+        return y, x_bypass
+
+    def join(self, y: torch.Tensor, bypass: torch.Tensor | None) -> torch.Tensor:
+        if bypass is None:
+            return y
         if self.mode == "shift":
-            return torch.cat([x_bypass, y], dim=1)  # rotate: processed channels move to the end
-        if self.fast:
-            return cat_shuffle(y, x_bypass, self.k)
-        return channel_shuffle(torch.cat([y, x_bypass], dim=1), self.k)
+            return torch.cat([bypass, y], dim=1)  # rotate: processed channels move to the end
+        return cat_shuffle(y, bypass, self.k)
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        return self.join(*self.parts(x, weights))
+
+
+RECOMPUTE = ("none", "edges", "cells")
+"""Activation checkpointing: keep everything, recompute each edge's mixed op, or each whole cell."""
+
+
+@contextlib.contextmanager
+def _bn_frozen(module: nn.Module) -> Iterator[None]:
+    """BN running statistics untouched (momentum 0, counters restored): for a recomputed forward pass."""
+    saved = [(m, m.momentum, m.num_batches_tracked.clone()) for m in module.modules() if isinstance(m, nn.BatchNorm2d)]
+    for m, _, _ in saved:
+        m.momentum = 0.0
+    try:
+        yield
+    finally:
+        for m, momentum, count in saved:
+            m.momentum = momentum
+            m.num_batches_tracked.copy_(count)
+
+
+def recomputed(module: nn.Module, fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` whose activations are recomputed in the backward pass instead of kept.
+
+    The second (recomputing) call must not move BN running statistics a second time, so it runs with
+    them frozen; batch statistics, and so every value, are the same as in the first call.
+    """
+    calls = 0
+
+    def run(*a: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            return fn(*a)
+        with _bn_frozen(module):
+            return fn(*a)
+
+    return checkpoint(run, *args, use_reentrant=False)
 
 
 class SearchCell(nn.Module):
-    fast = True  # fused multiply-add accumulation of the edges (``set_fast_kernels``)
-
     def __init__(
         self,
         steps: int,
@@ -117,6 +235,7 @@ class SearchCell(nn.Module):
     ):
         super().__init__()
         self.reduction, self.steps, self.multiplier = reduction, steps, multiplier
+        self.recompute = "none"
         self.preprocess0 = (
             FactorizedReduce(c_pp, c, affine=False) if reduction_prev else ReLUConvBN(c_pp, c, 1, 1, 0, False)
         )
@@ -130,18 +249,31 @@ class SearchCell(nn.Module):
     def forward(
         self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor, edge_w: torch.Tensor | None
     ) -> torch.Tensor:
+        if self.recompute == "cells" and self.training and torch.is_grad_enabled():
+            return recomputed(self, self._forward, s0, s1, weights, edge_w)
+        return self._forward(s0, s1, weights, edge_w)
+
+    def _forward(
+        self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor, edge_w: torch.Tensor | None
+    ) -> torch.Tensor:
         states = [self.preprocess0(s0), self.preprocess1(s1)]
+        per_edge = self.recompute == "edges" and self.training and torch.is_grad_enabled()
         offset = 0
         for _ in range(self.steps):
-            total = None
+            op_sum = bypass_sum = None
             for j, h in enumerate(states):
-                y = self.edges[offset + j](h, weights[offset + j])
-                if edge_w is None:
-                    total = y if total is None else total + y
-                else:
-                    total = _accumulate(total, edge_w[offset + j], y, self.fast)
-            offset += len(states)
-            states.append(total)
+                e = offset + j
+                # edge normalisation folded into the op weights: beta_j * sum_k w_jk op_k = sum_k (beta_j w_jk) op_k
+                w = weights[e] if edge_w is None else edge_w[e] * weights[e]
+                y, bypass = self.edges[e].parts(h, w, recompute=per_edge)
+                op_sum = y if op_sum is None else op_sum + y
+                if bypass is not None:
+                    if edge_w is None:
+                        bypass_sum = bypass if bypass_sum is None else bypass_sum + bypass
+                    else:
+                        bypass_sum = _accumulate(bypass_sum, edge_w[e], bypass)
+            states.append(self.edges[offset].join(op_sum, bypass_sum))
+            offset += len(states) - 1
         return torch.cat(states[-self.multiplier :], dim=1)  # (N, multiplier*C, H', W')
 
 
@@ -162,6 +294,7 @@ class SearchNetwork(nn.Module):
         multiplier: int = 4,
         stem_multiplier: int = 3,
         stem: str = "cifar",
+        recompute: str = "none",
     ):
         super().__init__()
         if layers < 3:
@@ -203,12 +336,25 @@ class SearchNetwork(nn.Module):
             c_pp, c_p = c_p, multiplier * c_curr
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(c_p, num_classes)
+        self.recompute = recompute
         e, n_ops = num_edges(steps), len(PRIMITIVES)
         # alpha/beta: registered so they live in state_dict, move with .to(), and work with DDP.
         self.alphas_normal = nn.Parameter(1e-3 * torch.randn(e, n_ops))
         self.alphas_reduce = nn.Parameter(1e-3 * torch.randn(e, n_ops))
         self.betas_normal = nn.Parameter(1e-3 * torch.randn(e))
         self.betas_reduce = nn.Parameter(1e-3 * torch.randn(e))
+
+    @property
+    def recompute(self) -> str:
+        """Activation checkpointing, one of ``RECOMPUTE``: same values and gradients, fewer bytes kept."""
+        return self.cells[0].recompute
+
+    @recompute.setter
+    def recompute(self, mode: str) -> None:
+        if mode not in RECOMPUTE:
+            raise ConfigError(f"recompute must be one of {', '.join(RECOMPUTE)}, got {mode!r}")
+        for cell in self.cells:
+            cell.recompute = mode
 
     _ARCH = ("alphas_normal", "alphas_reduce", "betas_normal", "betas_reduce")
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .data import Augment, BatchStream
+from ..data import Augment, BatchStream
 
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 
@@ -41,7 +41,7 @@ def per_sample_pipeline(images: np.ndarray, labels: np.ndarray, batch: int, rng:
 
 
 def data_bench(args: argparse.Namespace) -> dict[str, Any]:
-    from .bench import _machine
+    from .steps import machine as _machine
 
     n = args.images
     rng = np.random.default_rng(0)

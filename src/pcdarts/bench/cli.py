@@ -1,0 +1,353 @@
+"""The ``pcdarts bench`` command: runs each measurement in fresh processes and prints the numbers.
+
+Peaks come from a fresh process per configuration (clean RSS, no allocator carry-over); timings that are
+compared run alternated in one process, so the machine's noise falls on both alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from typing import Any
+
+import torch
+
+from .steps import compile_bench, machine, memory_one, project_search_minutes, step_peak, step_times
+
+
+def cmd_memory(args: argparse.Namespace) -> dict[str, Any]:
+    rows = []
+    for k in args.ks:
+        if args.channels % k:
+            continue
+        cmd = [
+            sys.executable,
+            "-m",
+            "pcdarts.bench",
+            "_memory_one",
+            "--k",
+            str(k),
+            "--channels",
+            str(args.channels),
+            "--layers",
+            str(args.layers),
+            "--batch",
+            str(args.batch),
+            "--size",
+            str(args.size),
+            "--device",
+            args.device,
+            "--threads",
+            str(args.threads),
+            "--recompute",
+            args.recompute,
+        ]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+        rows.append(json.loads(out.strip().splitlines()[-1]))
+    base = next((r for r in rows if r["k"] == 1), None)
+    for r in rows:
+        if base:
+            r["saved_vs_k1"] = r["saved_activations_mib"] / base["saved_activations_mib"]
+            r["peak_vs_k1"] = r["peak_step_mib"] / base["peak_step_mib"] if base["peak_step_mib"] > 0 else None
+    return {
+        "benchmark": "search-step memory",
+        "config": vars(args) | {"ks": args.ks},
+        "machine": machine(),
+        "rows": rows,
+    }
+
+
+def print_memory(res: dict[str, Any]) -> None:
+    c = res["config"]
+    print(
+        f"search step memory: C={c['channels']}, {c['layers']} cells, batch {c['batch']}, {c['size']}x{c['size']}, "
+        f"device {c['device']}, torch {res['machine']['torch']}, threads {c['threads']}"
+    )
+    print(f"{'K':>3} {'saved activations MiB':>22} {'vs K=1':>7} {'peak step MiB':>14} {'vs K=1':>7}")
+    for r in res["rows"]:
+        sv = f"{r.get('saved_vs_k1', float('nan')):.3f}"
+        pv = f"{r['peak_vs_k1']:.3f}" if r.get("peak_vs_k1") is not None else "n/a"
+        print(f"{r['k']:>3} {r['saved_activations_mib']:>22.1f} {sv:>7} {r['peak_step_mib']:>14.1f} {pv:>7}")
+
+
+def print_compile(res: dict[str, Any]) -> None:
+    c, m = res["config"], res["machine"]
+    print(
+        f"torch.compile: PC_DARTS_cifar C={c['train_channels']}, {c['train_layers']} cells, batch {c['batch']}, "
+        f"{c['size']}x{c['size']}, {c['device']}, torch {m['torch']}, {c['threads']} threads, load {m['load_1min']}"
+    )
+    print(f"first compiled step (compiling): {res['first_compiled_step_s']:.1f} s")
+    for name, r in res["rows"].items():
+        print(f"{name:>9} {r['median_s']:.3f} s/step ({r['min_s']:.3f}-{r['max_s']:.3f}) {r['images_per_s']:.1f} img/s")
+    print(f"compiled speed-up over eager: {res['compiled_speedup']:.2f}x")
+
+
+def cmd_recompute(args: argparse.Namespace) -> dict[str, Any]:
+    """Peak memory and step time of the reference and of each recompute mode, at one batch and K.
+
+    Each peak and each time comes from a process of its own, one after another (a step here is seconds
+    long, so the order's drift is small next to the differences measured; the load is recorded).
+    """
+    from ..memory import PLAN_BUDGET_BYTES, auto_batch_size
+
+    rows = []
+    for mode, recompute in (
+        ("baseline", "none"),
+        ("optimised", "none"),
+        ("optimised", "edges"),
+        ("optimised", "cells"),
+    ):
+        flags = [*_shared_flags(args), "--recompute", recompute, "--repeats", str(args.repeats)]
+        peak = _worker_json(["_step_one", "--mode", mode, *flags])
+        times = _worker_json(["_step_times", "--search-only", *(["--baseline"] if mode == "baseline" else []), *flags])
+        row = {**peak, "mode": "reference habits" if mode == "baseline" else f"recompute {recompute}"}
+        row["search"] = times[mode]["search"]
+        if mode == "optimised":
+            row["batch_fitting_budget"] = auto_batch_size(
+                k=args.k,
+                init_channels=args.channels,
+                layers=args.layers,
+                in_channels=3,
+                size=args.size,
+                num_classes=10,
+                device=torch.device(args.device),
+                recompute=recompute,
+                budget_bytes=PLAN_BUDGET_BYTES,
+                safety=1.0,
+            )[0]
+        rows.append(row)
+    ref = rows[0]["search_peak_mib"]
+    for r in rows:
+        r["peak_vs_reference"] = r["search_peak_mib"] / ref if ref > 0 else None
+    return {"benchmark": "recompute", "config": vars(args), "machine": machine(), "rows": rows}
+
+
+def print_recompute(res: dict[str, Any]) -> None:
+    c, m = res["config"], res["machine"]
+    print(
+        f"search step memory by recompute mode: C={c['channels']}, {c['layers']} cells, K={c['k']}, batch "
+        f"{c['batch']}, {c['size']}x{c['size']}, {c['device']}, torch {m['torch']}, {c['threads']} threads, "
+        f"load {m['load_1min']}"
+    )
+    print(f"{'mode':>18} {'peak MiB':>9} {'vs reference':>13} {'search s/step (min-max)':>26} {'batch in 24 GiB':>16}")
+    for r in res["rows"]:
+        s = r["search"]
+        ratio = f"{r['peak_vs_reference']:.3f}" if r.get("peak_vs_reference") is not None else "n/a"
+        fits = str(r.get("batch_fitting_budget", "-"))
+        print(
+            f"{r['mode']:>18} {r['search_peak_mib']:>9.1f} {ratio:>13} "
+            f"{s['median_s']:>9.3f} ({s['min_s']:.3f}-{s['max_s']:.3f}) {fits:>16}"
+        )
+
+
+def _worker_json(argv: list[str]) -> dict[str, Any]:
+    cmd = [sys.executable, "-m", "pcdarts.bench", *argv]
+    return json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.splitlines()[-1])
+
+
+def cmd_step(args: argparse.Namespace) -> dict[str, Any]:
+    def run(*extra: str) -> dict[str, Any]:
+        cmd = [sys.executable, "-m", "pcdarts.bench", *extra, *_shared_flags(args)]
+        return json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.splitlines()[-1])
+
+    times = run("_step_times", *(["--baseline"] if args.baseline else []))
+    rows = []
+    for mode in times:  # peaks from a fresh process per mode: clean RSS, no allocator carry-over
+        rows.append({"mode": mode, **times[mode], **run("_step_one", "--mode", mode)})
+    for r in rows:
+        r["projected_search_min"] = project_search_minutes(r, args)
+    res = {"benchmark": "step time", "config": vars(args), "machine": machine(), "rows": rows}
+    if len(rows) == 2:
+        res["search_speedup"] = rows[1]["search"]["median_s"] / rows[0]["search"]["median_s"]
+        res["train_speedup"] = rows[1]["train"]["median_s"] / rows[0]["train"]["median_s"]
+        if rows[1]["search_peak_mib"] > 0:
+            res["search_peak_ratio"] = rows[0]["search_peak_mib"] / rows[1]["search_peak_mib"]
+    return res
+
+
+def _shared_flags(args: argparse.Namespace) -> list[str]:
+    return [
+        "--channels",
+        str(args.channels),
+        "--layers",
+        str(args.layers),
+        "--batch",
+        str(args.batch),
+        "--size",
+        str(args.size),
+        "--k",
+        str(args.k),
+        "--device",
+        args.device,
+        "--threads",
+        str(args.threads),
+        "--repeats",
+        str(args.repeats),
+        "--precision",
+        args.precision,
+        "--train-channels",
+        str(args.train_channels),
+        "--train-layers",
+        str(args.train_layers),
+        "--project-epochs",
+        str(args.project_epochs),
+        "--project-warmup",
+        str(args.project_warmup),
+        "--project-images",
+        str(args.project_images),
+        "--recompute",
+        args.recompute,
+    ]
+
+
+def print_step(res: dict[str, Any]) -> None:
+    c, m = res["config"], res["machine"]
+    print(
+        f"step benchmark: C={c['channels']}, {c['layers']} cells, K={c['k']}, batch {c['batch']}, "
+        f"{c['size']}x{c['size']}, "
+        f"{c['device']} {c['precision']}, torch {m['torch']}, {c['threads']} threads, load {m['load_1min']}"
+    )
+    print(
+        f"{'mode':>10} {'search s/step (min-max)':>26} {'img/s':>7} {'peak MiB':>9} "
+        f"{'train s/step (min-max)':>26} {'img/s':>7}"
+    )
+    for r in res["rows"]:
+        s, t = r["search"], r["train"]
+        print(
+            f"{r['mode']:>10} {s['median_s']:>9.3f} ({s['min_s']:.3f}-{s['max_s']:.3f}) {s['images_per_s']:>7.1f} "
+            f"{r['search_peak_mib']:>9.1f} {t['median_s']:>9.3f} ({t['min_s']:.3f}-{t['max_s']:.3f}) "
+            f"{t['images_per_s']:>7.1f}"
+        )
+    if "search_speedup" in res:
+        print(
+            f"speed-up over baseline: search {res['search_speedup']:.2f}x, train {res['train_speedup']:.2f}x; "
+            f"search peak memory ratio {res.get('search_peak_ratio', float('nan')):.2f}"
+        )
+    print(
+        f"projected search ({c['project_epochs']} epochs, {c['project_warmup']} warm-up, "
+        f"{c['project_images']:,} train + "
+        f"{c['project_images']:,} val images, batch {c['batch']}; weight step "
+        + ", ".join(f"{r['mode']} {r['weight_step']['median_s']:.3f} s" for r in res["rows"])
+        + "): "
+        + ", ".join(f"{r['mode']} {r['projected_search_min']:.1f} min" for r in res["rows"])
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="pcdarts bench", description=__doc__.splitlines()[0])
+    p.add_argument(
+        "what",
+        choices=["memory", "step", "recompute", "data", "compile", "_memory_one", "_step_one", "_step_times"],
+        metavar="{memory,step,recompute,data,compile}",  # the _names are the measuring subprocesses, not for people
+        help="memory: saved activations and peak per K; step: search/train step time; data: loader speed; "
+        "recompute: peak and step time per --recompute mode against the reference; compile: eager vs torch.compile",
+    )
+    p.add_argument("--baseline", action="store_true", help="also run with every optimisation off, side by side")
+    p.add_argument("--mode", default="optimised")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32")
+    p.add_argument("--train-channels", type=int, default=16)
+    p.add_argument("--train-layers", type=int, default=8)
+    p.add_argument("--ks", type=int, nargs="+", default=[1, 2, 4, 8])
+    p.add_argument("--k", type=int, default=4)
+    p.add_argument("--channels", type=int, default=16)
+    p.add_argument("--layers", type=int, default=8)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--size", type=int, default=32)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--images", type=int, default=10000, help="data benchmark: images per epoch")
+    p.add_argument("--project-epochs", type=int, default=50, help="search-time projection: epochs (paper: 50)")
+    p.add_argument("--project-warmup", type=int, default=15, help="search-time projection: warm-up epochs (paper: 15)")
+    p.add_argument(
+        "--project-images",
+        type=int,
+        default=25000,
+        help="search-time projection: images in each of the train and val halves (CIFAR-10: 25,000)",
+    )
+    p.add_argument(
+        "--recompute",
+        choices=["none", "edges", "cells"],
+        default="none",
+        help="activation checkpointing of the supernet (memory, step)",
+    )
+    p.add_argument("--search-only", action="store_true", help=argparse.SUPPRESS)  # workers: skip the train step
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args(argv)
+    problem = check_args(args)
+    if problem:
+        print(f"pcdarts bench: error: {problem}", file=sys.stderr)
+        return 2
+    torch.set_num_threads(args.threads)
+    if args.what.startswith("_"):  # a worker of the parent benchmark: its errors go to the parent
+        return _worker(args)
+    try:
+        return _run(args)
+    except subprocess.CalledProcessError as exc:  # a measuring subprocess failed: pass on its last line
+        lines = (exc.stderr or "").strip().splitlines()
+        if exc.returncode < 0:
+            why = f"a measuring process was killed by signal {-exc.returncode} (out of memory?): lower --batch"
+        else:
+            why = lines[-1] if lines else str(exc)
+        print(f"pcdarts bench: error: {why}", file=sys.stderr)
+    except (RuntimeError, ValueError) as exc:
+        lines = str(exc).strip().splitlines()
+        print(f"pcdarts bench: error: {lines[0] if lines else type(exc).__name__}", file=sys.stderr)
+    return 2
+
+
+def check_args(args: argparse.Namespace) -> str | None:
+    """The one-line complaint about settings no benchmark can run with, or None."""
+    for name in ("repeats", "batch", "size", "channels", "threads", "train_channels", "images"):
+        if getattr(args, name) < 1:
+            return f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}"
+    if args.layers < 3 or args.train_layers < 3:
+        return "--layers and --train-layers must be >= 3 (two reduction cells and a normal one)"
+    ks = args.ks if args.what == "memory" else [args.k]
+    if any(k < 1 for k in ks) or all(args.channels % k for k in ks) or args.channels % 2:
+        return f"--channels {args.channels} must be even and divisible by K ({', '.join(map(str, ks))})"
+    if not 0 <= args.project_warmup <= args.project_epochs or args.project_images < 1:
+        return "the projection needs 0 <= --project-warmup <= --project-epochs and --project-images >= 1"
+    try:
+        device = torch.device(args.device)
+    except RuntimeError:
+        return f"unknown device {args.device!r}: use cpu, cuda or cuda:N"
+    if device.type == "cuda" and not torch.cuda.is_available():
+        return "CUDA is not available on this machine: use --device cpu"
+    if args.precision == "fp16" and device.type != "cuda":
+        return "fp16 autocast needs --device cuda; on CPU use fp32 or bf16"
+    return None
+
+
+def _worker(args: argparse.Namespace) -> int:
+    if args.what == "_memory_one":
+        print(json.dumps(memory_one(args, args.k)))
+        return 0
+    if args.what == "_step_one":
+        print(json.dumps(step_peak(args, args.mode == "baseline")))
+        return 0
+    print(json.dumps(step_times(args)))
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.what == "data":
+        from .data import data_bench, print_data
+
+        res = data_bench(args)
+        printer = print_data
+    elif args.what == "step":
+        res, printer = cmd_step(args), print_step
+    elif args.what == "recompute":
+        res, printer = cmd_recompute(args), print_recompute
+    elif args.what == "compile":
+        res, printer = compile_bench(args), print_compile
+    else:
+        res, printer = cmd_memory(args), print_memory
+    if args.json:
+        print(json.dumps(res))
+    else:
+        printer(res)
+    return 0

@@ -1,0 +1,86 @@
+"""The benchmark's baseline: the reference implementation's habits, run on pcdarts's own parameters.
+
+The official PC-DARTS code computes every candidate op in full (a ReLU per op, the ``none`` op's zeros,
+max-pool indices and each op's BN output kept for backward), joins each edge (cat, then channel shuffle)
+before weighting it, uses PyTorch's own kernels (NCHW pooling, depthwise backward), takes a full
+backward in the arch step and steps the optimiser tensor by tensor. ``to_reference`` re-classes a
+pcdarts model's modules so their forward does exactly that; parameters, buffers and state-dict keys are
+unchanged, so both compute the same function (the tests bound the difference in float64) and the
+benchmark compares like with like. Nothing in the library imports this module.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..ops import PRIMITIVES, AvgPool3x3, DepthwiseConv2d, MaxPool3x3
+from ..supernet import MixedOp, PartialEdge, SearchCell, SearchNetwork, channel_shuffle
+
+_NONE = PRIMITIVES.index("none")
+
+
+class ReferenceMixedOp(MixedOp):
+    """``sum(w * op(x))`` over all eight ops, the zeros of ``none`` included."""
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        out = weights[_NONE] * x[:, :, :: self.stride, :: self.stride].mul(0.0)
+        for k, op in zip(self.op_index, self.ops):
+            out = out + weights[k] * op(x)
+        return out
+
+
+class ReferencePartialEdge(PartialEdge):
+    """Slice, mixed op, cat with the (pooled) bypass, then channel shuffle: two full-width copies."""
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        if self.k == 1:
+            return self.op(x, weights)
+        y = self.op(x[:, : self.c_part], weights)
+        bypass = x[:, self.c_part :]
+        if self.stride == 2:
+            bypass = F.max_pool2d(bypass, 2, 2, ceil_mode=True)
+        if self.mode == "shift":
+            return torch.cat([bypass, y], dim=1)
+        return channel_shuffle(torch.cat([y, bypass], dim=1), self.k)
+
+
+class ReferenceSearchCell(SearchCell):
+    """Each node is ``sum(beta_j * edge_j(h_j))`` over whole edge outputs."""
+
+    def forward(
+        self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor, edge_w: torch.Tensor | None
+    ) -> torch.Tensor:
+        states = [self.preprocess0(s0), self.preprocess1(s1)]
+        offset = 0
+        for _ in range(self.steps):
+            terms = [self.edges[offset + j](h, weights[offset + j]) for j, h in enumerate(states)]
+            if edge_w is not None:
+                terms = [edge_w[offset + j] * t for j, t in enumerate(terms)]
+            offset += len(states)
+            states.append(sum(terms[1:], terms[0]))
+        return torch.cat(states[-self.multiplier :], dim=1)
+
+
+_PLAIN = {MaxPool3x3: nn.MaxPool2d, AvgPool3x3: nn.AvgPool2d, DepthwiseConv2d: nn.Conv2d}
+_SUPERNET = {MixedOp: ReferenceMixedOp, PartialEdge: ReferencePartialEdge, SearchCell: ReferenceSearchCell}
+
+
+def to_reference(model: nn.Module) -> nn.Module:
+    """Re-class ``model``'s modules in place to the plain forms above; returns ``model``.
+
+    Works on a ``SearchNetwork`` and on a final ``Network`` (which only has the kernels to swap).
+    """
+    for m in model.modules():
+        new = _PLAIN.get(type(m)) or _SUPERNET.get(type(m))
+        if new is not None:
+            m.__class__ = new
+    return model
+
+
+def reference_arch_step(net: SearchNetwork, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor) -> None:
+    """The reference's first-order arch step: a full backward (weight gradients computed and left), Adam."""
+    optimizer.zero_grad()
+    F.cross_entropy(net(x), y).backward()
+    optimizer.step()
