@@ -59,10 +59,11 @@ def test_recompute_benchmark_compares_each_mode_with_the_reference(capsys):
     assert bench.main(["recompute", "--json", *TINY]) == 0
     rows = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["rows"]
     assert [r["mode"] for r in rows] == ["reference habits", "recompute none", "recompute edges", "recompute cells"]
-    assert rows[0]["peak_vs_reference"] == 1.0
-    for r in rows[1:]:
-        assert r["batch_fitting_budget"] >= 8 and r["search"]["median_s"] > 0
-        assert r["peak_vs_reference"] == pytest.approx(r["search_peak_mib"] / rows[0]["search_peak_mib"])
+    ref = rows[0]["search_peak_mib"]  # RSS growth: can be 0 at this tiny size, and then no ratio is given
+    for r in rows:
+        assert r["search"]["median_s"] > 0
+        assert r["peak_vs_reference"] == (pytest.approx(r["search_peak_mib"] / ref) if ref > 0 else None)
+    assert all(r["batch_fitting_budget"] >= 8 for r in rows[1:])
 
 
 @pytest.mark.parametrize(

@@ -26,39 +26,39 @@ class SearchConfig:
     download: bool = False  # fetch and verify the archive (CIFAR) when --data lacks it
     subset: str | None = None  # per-class file list from `pcdarts subsample` (ImageNet search)
     workers: int = 4  # DataLoader processes for image folders
-    image_size: int = 0  # 0: the dataset's native size (digits are upscaled to 16)
+    image_size: int = 0  # resize the dataset to this side (0 = the dataset's size; digits are upscaled to 16)
     train_images: int = 0  # 0: the whole train split; N: a fixed per-class subset of N images (CPU proxies)
     init_channels: int = 16  # C of the supernet (paper: 16)
     layers: int = 8  # cells in the supernet (paper: 8, reductions at 1/3 and 2/3)
-    k: int = 4  # partial channel proportion 1/K (paper: 4; 1 = plain DARTS)
-    partial_mode: str = "shuffle"  # how sampled channels are mixed: 'shuffle' (paper) or 'shift'
-    edge_norm: bool = True  # edge normalisation with beta (ablation: off)
-    stem: str = "cifar"  # 'cifar' (3x3 conv) or 'imagenet' (three stride-2 convs)
+    k: int = 4  # partial channel proportion 1/K (paper 4; 1 = plain DARTS)
+    partial_mode: str = "shuffle"  # how sampled channels are mixed: shuffle (paper) or shift
+    edge_norm: bool = True  # edge normalisation with beta (--no-edge-norm for the ablation)
+    stem: str = "cifar"  # cifar (3x3 conv) or imagenet (three stride-2 convs)
     recompute: str = "none"  # activation checkpointing: none, edges (each mixed op) or cells; same result, less memory
-    epochs: int = 50
-    warmup_epochs: int = 15  # epochs with alpha/beta frozen before arch updates start
+    epochs: int = 50  # search epochs (paper 50)
+    warmup_epochs: int = 15  # epochs before alpha/beta start to move (paper 15 of 50)
     batch_size: int = 256  # per step, for both the weight and the arch batch (global under torchrun)
     lr: float = 0.1  # SGD lr for weights, cosine-annealed to lr_min
-    lr_min: float = 0.0
+    lr_min: float = 0.0  # floor of the cosine-annealed weight lr
     lr_warmup_epochs: int = 0  # linear lr warm-up epochs (official ImageNet search: 5 when batch > 256)
     lr_lag: bool = False  # run epoch e at the cosine lr of e + 1, as the official code's scheduler does
-    momentum: float = 0.9
-    weight_decay: float = 3e-4
+    momentum: float = 0.9  # SGD momentum of the weight step
+    weight_decay: float = 3e-4  # SGD weight decay of the weight step
     grad_clip: float = 5.0  # grad-norm clip of the weight step
     arch_lr: float = 6e-4  # Adam lr for alpha and beta
-    arch_beta1: float = 0.5
-    arch_beta2: float = 0.999
-    arch_weight_decay: float = 1e-3
+    arch_beta1: float = 0.5  # Adam beta1 of the arch step
+    arch_beta2: float = 0.999  # Adam beta2 of the arch step
+    arch_weight_decay: float = 1e-3  # weight decay of alpha/beta
     arch_grad_clip: float = 0.0  # grad-norm clip of the arch step (official ImageNet search: 5); 0 off
-    unrolled: bool = False  # second-order DARTS (paper uses first order)
+    unrolled: bool = False  # second-order (unrolled) DARTS arch step instead of first order
     train_portion: float = 0.5  # share of the train set that updates weights; the rest updates alpha/beta
     crop_padding: int = -1  # -1: the dataset's default
     flip: bool | None = None  # None: the dataset's default
-    cutout: int = 0
-    seed: int = 2
-    device: str = "auto"
-    deterministic: bool = False
-    threads: int = 0  # intra-op threads on CPU; 0 leaves torch's default
+    cutout: int = 0  # cutout square side in pixels; 0 off (the paper's search: off)
+    seed: int = 2  # seed of weights, alpha/beta, data split and order
+    device: str = "auto"  # auto, cpu, cuda or cuda:N
+    deterministic: bool = False  # deterministic kernels (slower; exact repeats on GPU)
+    threads: int = 0  # CPU intra-op threads (0 = torch default)
     precision: str = "fp32"  # fp32, bf16 (autocast) or fp16 (autocast + grad scaling; CUDA)
     # Collapse remedies, all off by default (the paper's method); see remedies.py for the sources.
     max_param_free: int = -1  # P-DARTS: at most this many parameter-free ops in the derived normal cell; -1 off
@@ -119,41 +119,39 @@ class SearchConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    genotype: str = "PC_DARTS_cifar"  # built-in name, genotype.json path, run folder or Genotype(...) text
+    genotype: str = "PC_DARTS_cifar"  # built-in name, genotype.json, a run folder, or Genotype(...) text
     dataset: str = "digits"
-    data: str | None = None
-    download: bool = False
-    workers: int = 4
-    image_size: int = 0
+    data: str | None = None  # folder or archive for datasets read from disk
+    download: bool = False  # fetch and verify the archive (CIFAR) when --data lacks it
+    workers: int = 4  # DataLoader processes for image folders
+    image_size: int = 0  # resize the dataset to this side (0 = the dataset's size; digits are upscaled to 16)
     train_images: int = 0  # 0: the whole train split; N: a fixed per-class subset of N images
-    val_fraction: float = (
-        0.1  # per-class share of the train images held out to select the shipped epoch; 0: ship the last
-    )
+    val_fraction: float = 0.1  # per-class share of train images held out to pick the shipped epoch; 0: the last
     init_channels: int = 36  # paper CIFAR-10: 36; ImageNet: 48
     layers: int = 20  # paper CIFAR-10: 20; ImageNet: 14
-    stem: str = "cifar"
-    auxiliary: bool = True
-    auxiliary_weight: float = 0.4
+    stem: str = "cifar"  # cifar (3x3 conv) or imagenet (three stride-2 convs)
+    auxiliary: bool = True  # auxiliary classifier head after the second reduction (paper: on)
+    auxiliary_weight: float = 0.4  # weight of the auxiliary loss (paper 0.4)
     drop_path: float = 0.3  # final value of the linear ramp from 0
-    epochs: int = 600
-    batch_size: int = 96
-    lr: float = 0.025
+    epochs: int = 600  # training epochs (paper: 600 on CIFAR-10)
+    batch_size: int = 96  # images per step (global under torchrun)
+    lr: float = 0.025  # SGD lr, cosine-annealed (or linear for ImageNet)
     schedule: str = "cosine"  # 'cosine' to 0, or 'linear' decay after warm-up (ImageNet)
     lr_lag: bool = False  # cosine: run epoch e at the lr of e + 1, as the official code's scheduler does
-    lr_warmup_epochs: int = 0
-    momentum: float = 0.9
-    weight_decay: float = 3e-4
-    grad_clip: float = 5.0
-    label_smoothing: float = 0.0
-    crop_padding: int = -1
-    flip: bool | None = None
-    cutout: int = 16
-    seed: int = 0
-    device: str = "auto"
-    deterministic: bool = False
-    threads: int = 0
-    precision: str = "fp32"
-    compile: bool = False  # torch.compile the network's forward (measured slower on CPU; see BENCHMARKS.md)
+    lr_warmup_epochs: int = 0  # linear lr warm-up epochs (0 off)
+    momentum: float = 0.9  # SGD momentum
+    weight_decay: float = 3e-4  # SGD weight decay
+    grad_clip: float = 5.0  # grad-norm clip
+    label_smoothing: float = 0.0  # label smoothing of the loss (ImageNet: 0.1)
+    crop_padding: int = -1  # random-crop padding; -1: the dataset's default
+    flip: bool | None = None  # random horizontal flips; unset: the dataset's default
+    cutout: int = 16  # cutout square side in pixels; 0 off
+    seed: int = 0  # seed of weights, data order and augmentation
+    device: str = "auto"  # auto, cpu, cuda or cuda:N
+    deterministic: bool = False  # deterministic kernels (slower; exact repeats on GPU)
+    threads: int = 0  # CPU intra-op threads (0 = torch default)
+    precision: str = "fp32"  # fp32, bf16 (autocast) or fp16 (autocast + grad scaling; CUDA)
+    compile: bool = False  # torch.compile the network (minutes of compiling first; slower than eager on CPU)
 
     @classmethod
     def for_dataset(cls, dataset: str, **overrides: Any) -> TrainConfig:

@@ -25,10 +25,47 @@ from .runner import (  # noqa: F401  (RESUME_FREE, check_resume_config, load_dat
     make_augment,
     run_task,
 )
-from .runs import MetricsLog, RunError, atomic_write_json
+from .runs import MetricsLog, RunError, atomic_write_json, pick_device
 from .supernet import SearchNetwork
 
 log = logging.getLogger(__name__)
+
+
+AUTO_MIN_STEPS, AUTO_MAX_LR_SCALE = 8, 4.0
+
+
+def auto_batch(cfg: SearchConfig) -> SearchConfig:
+    """``--batch-size auto``: the largest batch that fits, with the weight lr scaled linearly (as the paper does)."""
+    from dataclasses import replace
+
+    from .memory import auto_batch_size
+
+    ds = load_data(cfg)
+    device = pick_device(cfg.device)
+    batch, info = auto_batch_size(
+        k=cfg.k,
+        init_channels=cfg.init_channels,
+        layers=cfg.layers,
+        in_channels=ds.in_channels,
+        size=ds.image_size[0],
+        num_classes=ds.num_classes,
+        device=device,
+        stem=cfg.stem,
+        recompute=cfg.recompute,
+    )
+    n = len(ds.train_x) if hasattr(ds, "train_x") else len(ds.train)
+    # at least AUTO_MIN_STEPS steps an epoch (one giant step learns nothing), and the linear lr scaling capped
+    batch = min(batch, max(8, int(n * cfg.train_portion) // AUTO_MIN_STEPS // 8 * 8))
+    lr = cfg.lr * min(batch / cfg.batch_size, AUTO_MAX_LR_SCALE)
+    logging.getLogger("pcdarts").info(
+        "auto batch size %d (predicted %.0f MiB of %.0f MiB available); lr %.4g -> %.4g",
+        batch,
+        (info["per_sample_bytes"] * batch + info["state_bytes"]) / 2**20,
+        info["available_bytes"] / 2**20,
+        cfg.lr,
+        lr,
+    )
+    return replace(cfg, batch_size=batch, lr=lr)
 
 
 def build_supernet(cfg: SearchConfig, ds: TensorDataset | FolderDataset) -> SearchNetwork:

@@ -1,0 +1,102 @@
+"""The ``pcdarts`` command. Only this package reads argv and owns the console.
+
+``parser`` builds the arguments; ``runs`` and ``tools`` hold the commands; ``main`` turns the errors a
+user can fix (``PCDartsError``, a full disk, a missing path) into one line and lets real bugs keep
+their traceback.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import sys
+
+from .parser import build_parser
+from .runs import cmd_demo, cmd_eval, cmd_report, cmd_search, cmd_study, cmd_train
+from .tools import cmd_export, cmd_genotypes, cmd_info, cmd_plan, cmd_plot, cmd_predict, cmd_subsample
+
+__all__ = ["build_parser", "main"]
+
+
+COMMANDS = {
+    "export": cmd_export,
+    "predict": cmd_predict,
+    "subsample": cmd_subsample,
+    "plot": cmd_plot,
+    "report": cmd_report,
+    "search": cmd_search,
+    "train": cmd_train,
+    "eval": cmd_eval,
+    "info": cmd_info,
+    "genotypes": cmd_genotypes,
+    "plan": cmd_plan,
+    "demo": cmd_demo,
+    "study": cmd_study,
+}
+
+
+# What the machine, not the code, got wrong: full disk, permissions, missing or misplaced paths.
+
+
+USER_OS_ERRORS = {
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.EACCES,
+    errno.EPERM,
+    errno.EROFS,
+    errno.ENOENT,
+    errno.EISDIR,
+    errno.ENOTDIR,
+    errno.EEXIST,
+    errno.ENAMETOOLONG,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else list(argv)
+    if "bench" in args and all(a.startswith("-") for a in args[: args.index("bench")]):
+        # argparse's REMAINDER drops a leading option (`pcdarts bench --help`): hand the rest over untouched
+        from ..bench import main as bench_main
+
+        return bench_main(args[args.index("bench") + 1 :])
+    parser = build_parser()
+    ns = parser.parse_args(args)
+    logging.basicConfig(level=logging.WARNING if ns.quiet else logging.INFO, format="%(message)s", stream=sys.stderr)
+    from ..engine import NonFiniteLoss
+    from ..errors import PCDartsError
+
+    try:
+        return COMMANDS[ns.command](ns)
+    except NonFiniteLoss as exc:
+        print(f"pcdarts: {exc}", file=sys.stderr)
+        return 1
+    except PCDartsError as exc:
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"pcdarts {ns.command}: error: {msg}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # the reader went away (`pcdarts ... | head`): not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except OSError as exc:
+        if exc.errno not in USER_OS_ERRORS:
+            raise
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"pcdarts {ns.command}: error:{where}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:
+        if not any(c.__name__ == "TorchDynamoException" for c in type(exc).__mro__):
+            raise
+        # only --compile gets here (no C++ compiler, an op it cannot compile): no need to import torch._dynamo
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(
+            f"pcdarts {ns.command}: error: torch.compile failed ({msg}); run again without --compile", file=sys.stderr
+        )
+        return 2
+    except KeyboardInterrupt:
+        print("pcdarts: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,195 @@
+"""The argument parser of the ``pcdarts`` command; config flags and their help come from the config fields."""
+
+from __future__ import annotations
+
+import argparse
+import types
+import typing
+from dataclasses import MISSING, fields
+from typing import Any
+
+from ..config import DATASET_DEFAULTS, SearchConfig, TrainConfig, field_docs
+
+GENOTYPE_HELP = "built-in name, genotype.json, a run folder, or Genotype(...) text"
+
+
+def _add_config_flags(p: argparse.ArgumentParser, cls: type, skip: set[str]) -> None:
+    hints = typing.get_type_hints(cls)
+    docs = field_docs(cls)
+    for f in fields(cls):
+        if f.name in skip:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default if f.default is not MISSING else None
+        kind = "search" if cls is SearchConfig else "train"
+        per_dataset = "".join(
+            f"; {name}: {values[f.name]}" for name, values in DATASET_DEFAULTS[kind].items() if f.name in values
+        )
+        help_text = docs.get(f.name, "")
+        shown = f"default {default}{per_dataset}".replace("%", "%%")
+        help_text = f"{help_text} ({shown})" if help_text else shown
+        hint = hints[f.name]
+        args = typing.get_args(hint)
+        base = next((a for a in args if a is not type(None)), hint) if isinstance(hint, types.UnionType) else hint
+        if base is bool:
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        else:
+            p.add_argument(flag, type=base, default=None, metavar=f.name.upper(), help=help_text)
+
+
+def _overrides(ns: argparse.Namespace, cls: type) -> dict[str, Any]:
+    return {f.name: getattr(ns, f.name) for f in fields(cls) if f.name != "dataset" and hasattr(ns, f.name)}
+
+
+def _run_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default=None, help="run folder for checkpoints, metrics and results (required to run)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--print-config", action="store_true", help="print the resolved configuration and exit")
+    p.add_argument("--preset", default=None, help="a named protocol, e.g. 'paper'")
+    p.add_argument("--json", action="store_true", help="print the result as JSON on stdout instead of a summary")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .. import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="pcdarts", description="PC-DARTS architecture search, training and deployment"
+    )
+    parser.add_argument("--version", action="version", version=f"pcdarts {__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("search", help="search a cell with PC-DARTS and write genotype.json")
+    s.add_argument(
+        "--dataset",
+        default=None,
+        help="digits (default), synthetic, fashion-mnist, mnist, cifar10, "
+        "cifar100, imagenet, folder; a resumed run keeps its own",
+    )
+    _run_flags(s)
+    _add_config_flags(s, SearchConfig, {"dataset", "batch_size"})
+    s.add_argument(
+        "--batch-size",
+        type=_batch,
+        default=None,
+        metavar="N|auto",
+        help="global batch for both steps, or 'auto': the largest that fits, lr scaled linearly (paper: 256)",
+    )
+
+    t = sub.add_parser("train", help="train a genotype's network from scratch and evaluate it")
+    t.add_argument(
+        "--dataset",
+        default=None,
+        help="digits (default), synthetic, fashion-mnist, mnist, cifar10, "
+        "cifar100, imagenet, folder; a resumed run keeps its own",
+    )
+    _run_flags(t)
+    _add_config_flags(t, TrainConfig, {"dataset"})
+
+    e = sub.add_parser("eval", help="re-evaluate a trained checkpoint on a dataset's test split")
+    e.add_argument("--checkpoint", required=True, help="best.pt / last.pt, or a train run folder")
+    e.add_argument("--dataset", default=None, help="defaults to the dataset the model was trained on")
+    e.add_argument("--data", default=None)
+    e.add_argument("--device", default="auto")
+    e.add_argument("--batch-size", type=int, default=256)
+    e.add_argument("--json", action="store_true")
+
+    i = sub.add_parser("info", help="parameters and multiply-adds of a genotype's network")
+    i.add_argument("--genotype", required=True, help=GENOTYPE_HELP)
+    i.add_argument("--dataset", default="cifar10", help="cifar10, cifar100, imagenet, digits, or any dataset name")
+    i.add_argument("--init-channels", type=int, default=None)
+    i.add_argument("--layers", type=int, default=None)
+    i.add_argument("--num-classes", type=int, default=None)
+    i.add_argument("--json", action="store_true")
+
+    pn = sub.add_parser("plan", help="predicted peak memory of a search step for K = 1, 2, 4, 8")
+    pn.add_argument("--batch-size", type=int, default=256)
+    pn.add_argument("--init-channels", type=int, default=16)
+    pn.add_argument("--layers", type=int, default=8)
+    pn.add_argument("--in-channels", type=int, default=3)
+    pn.add_argument("--size", type=int, default=32)
+    pn.add_argument("--num-classes", type=int, default=10)
+    pn.add_argument("--stem", default="cifar", choices=["cifar", "imagenet"])
+    pn.add_argument("--ks", type=int, nargs="+", default=[1, 2, 4, 8])
+    pn.add_argument(
+        "--recompute", default="none", choices=["none", "edges", "cells"], help="activation checkpointing mode"
+    )
+    pn.add_argument("--json", action="store_true")
+
+    g = sub.add_parser("genotypes", help="list the built-in genotypes")
+    g.add_argument("--json", action="store_true")
+
+    d = sub.add_parser("demo", help="search, train the found cell and a random cell, evaluate, summarise (digits)")
+    d.add_argument("--out", default="runs/demo")
+    d.add_argument("--overwrite", action="store_true")
+    d.add_argument("--no-progress", action="store_true")
+    d.add_argument("--no-random", action="store_true", help="skip the random-genotype control")
+    d.add_argument("--search-epochs", type=int, default=None)
+    d.add_argument("--train-epochs", type=int, default=None)
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--threads", type=int, default=0)
+    st = sub.add_parser("study", help="searched cells against random cells, trained identically (resumable)")
+    st.add_argument("--out", required=True, help="the study folder; the same command again continues it")
+    st.add_argument("--preset", default=None, help="a named study: fmnist-cpu (docs/STUDY.md)")
+    st.add_argument("--dataset", default=None, help="any dataset pcdarts reads (default fashion-mnist)")
+    st.add_argument("--data", default=None, help="where the dataset's files are")
+    st.add_argument(
+        "--arm",
+        action="append",
+        default=None,
+        metavar="NAME[:KEY=VALUE,...]",
+        help="a search configuration, e.g. pcdarts, k1:k=1, cap2:max_param_free=2 (repeatable)",
+    )
+    st.add_argument("--searches", type=int, default=None, help="searches (seeds 0..S-1) per arm (default 3)")
+    st.add_argument("--random", type=int, default=None, dest="random_cells", help="random cells (default 5)")
+    st.add_argument("--train-seed", type=int, default=None, help="the one training seed of every cell (default 0)")
+    st.add_argument("--search-set", action="append", default=[], metavar="KEY=VALUE", help="base search setting")
+    st.add_argument("--train-set", action="append", default=[], metavar="KEY=VALUE", help="training setting")
+    st.add_argument("--threads", type=int, default=0, help="intra-op threads of every sub-run (0: torch's default)")
+    st.add_argument("--no-progress", action="store_true")
+
+    x = sub.add_parser("export", help="export a trained network to ONNX, TorchScript or torch.export")
+    x.add_argument("--checkpoint", required=True, help="best.pt / last.pt, or a train run folder")
+    x.add_argument("--format", required=True, choices=["onnx", "torchscript", "exported"])
+    x.add_argument("--out", required=True)
+    x.add_argument("--no-check", action="store_true", help="skip comparing the export with PyTorch's logits")
+    x.add_argument("--json", action="store_true", help="print the export report as JSON")
+
+    pr = sub.add_parser("predict", help="top-k classes of image files with a trained network")
+    pr.add_argument("--checkpoint", required=True)
+    pr.add_argument("images", nargs="+")
+    pr.add_argument("--top-k", type=int, default=3)
+    pr.add_argument("--json", action="store_true")
+
+    pl = sub.add_parser("plot", help="draw a genotype's cells, or a search run's alpha/beta and timeline")
+    pl.add_argument("--genotype", default=None, help=GENOTYPE_HELP)
+    pl.add_argument("--run", default=None, help="a search run folder: also draw alpha/beta heatmaps and the timeline")
+    pl.add_argument("--epochs", type=int, nargs="*", default=None, help="epochs for the heatmaps")
+    pl.add_argument("--out", required=True, help="cell.png, .svg or .pdf (with --run: a folder)")
+    pl.add_argument("--renderer", choices=["auto", "graphviz", "matplotlib"], default="auto")
+
+    rp = sub.add_parser("report", help="write RUN_DIR/report.html with every picture embedded")
+    rp.add_argument("run_dir")
+    rp.add_argument("--out", default=None)
+
+    ss = sub.add_parser("subsample", help="write the paper's per-class ImageNet search subsets as a file list")
+    ss.add_argument("--data", required=True, help="ImageNet root (train/<class>/...) or a class-folder tree")
+    ss.add_argument("--train-fraction", type=float, default=0.1, help="share per class for the weights (paper 0.1)")
+    ss.add_argument("--val-fraction", type=float, default=0.025, help="share per class for alpha/beta (paper 0.025)")
+    ss.add_argument("--seed", type=int, default=0)
+    ss.add_argument("--out", required=True, help="the JSON list to write")
+
+    # listed for `pcdarts --help`; main() hands `pcdarts bench ...` to pcdarts.bench before argparse sees it
+    sub.add_parser("bench", help="benchmarks (see pcdarts bench --help)", add_help=False)
+    return parser
+
+
+def _batch(value: str) -> int | str:
+    if value == "auto":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"batch size must be an integer or 'auto', got {value!r}") from None

@@ -1,0 +1,236 @@
+"""Commands that run something: search, train, eval, demo, study, report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..config import SearchConfig, TrainConfig, config_to_dict, resolve_config
+from ..errors import ConfigError
+from ..search import auto_batch
+from .parser import _overrides
+
+log = logging.getLogger("pcdarts")
+
+
+def _need_out(ns: argparse.Namespace) -> None:
+    if not ns.out:
+        raise ConfigError(f"pcdarts {ns.command} needs --out RUN_FOLDER (where checkpoints and results go)")
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+def _saved_config(ns: argparse.Namespace) -> tuple[dict[str, Any] | None, str]:
+    """With --resume, the run's own config.json is the base, so `--resume --out X` alone continues it."""
+    saved = None
+    if ns.resume and ns.out and (Path(ns.out) / "config.json").is_file():
+        try:
+            saved = json.loads((Path(ns.out) / "config.json").read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise ConfigError(f"{Path(ns.out) / 'config.json'} is unreadable: resume with every flag given") from None
+    if saved is not None and "genotype_resolved" in saved and getattr(ns, "genotype", None) is None:
+        saved["genotype"] = json.dumps(saved["genotype_resolved"])  # the cell the run trains, not how it was named
+    dataset = ns.dataset or (saved or {}).get("dataset") or "digits"
+    if saved is not None and saved.get("dataset") != dataset:
+        saved = None  # another dataset: the resume check reports the difference
+    return saved, dataset
+
+
+def cmd_search(ns: argparse.Namespace) -> int:
+    from ..presets import preset_values
+    from ..search import run_search
+
+    auto = ns.batch_size == "auto"
+    if auto:
+        ns.batch_size = None
+    saved, dataset = _saved_config(ns)
+    cfg = resolve_config(
+        SearchConfig, dataset, _overrides(ns, SearchConfig), preset_values(ns.preset, "search", dataset), saved
+    )
+    if auto:
+        cfg = auto_batch(cfg)
+    if ns.preset == "paper" and cfg.dataset == "imagenet" and not cfg.subset and not cfg.train_images:
+        raise ConfigError(
+            "the paper searches ImageNet on per-class subsets (10% weights, 2.5% arch): make them with "
+            "`pcdarts subsample --data DIR --out subset.json` and pass --subset subset.json"
+        )
+    if ns.print_config:
+        print(json.dumps(config_to_dict(cfg), indent=2))
+        return 0
+    _need_out(ns)
+    result = run_search(cfg, ns.out, resume=ns.resume, overwrite=ns.overwrite, progress=not ns.no_progress)
+    if not result["is_main"]:
+        return 0
+    if result["stopped"]:
+        print(
+            f"stopped after epoch {result['epochs_done']}; continue with: pcdarts search --resume --out {ns.out}",
+            file=sys.stderr,
+        )
+        return 0
+    if ns.json:
+        print(json.dumps(result["genotype"]))
+        return 0
+    from ..genotype import Genotype, param_free_count
+
+    g = Genotype.from_dict(result["genotype"])
+    stop = f" (DARTS+ stop: {result['early_stop']['reason']})" if result.get("early_stop") else ""
+    print(
+        f"search finished in {_minutes(result['seconds'])}{stop}; {param_free_count(g.normal)} of 8 normal-cell ops "
+        f"are parameter-free\n{g.describe()}\n"
+        f"files: {ns.out}/ (genotype.json, arch.json, metrics.jsonl, checkpoint.pt)\n"
+        f"next: pcdarts train --genotype {ns.out} --dataset {cfg.dataset} --out {ns.out}-train"
+    )
+    return 0
+
+
+def cmd_train(ns: argparse.Namespace) -> int:
+    from ..genotype import load_genotype
+    from ..presets import preset_values
+    from ..train import run_train
+
+    saved, dataset = _saved_config(ns)
+    cfg = resolve_config(
+        TrainConfig, dataset, _overrides(ns, TrainConfig), preset_values(ns.preset, "train", dataset), saved
+    )
+    if ns.print_config:
+        print(json.dumps(config_to_dict(cfg), indent=2))
+        return 0
+    _need_out(ns)
+    genotype = load_genotype(cfg.genotype)
+    log.info(
+        "training genotype %s:\n%s", cfg.genotype if len(cfg.genotype) < 80 else "(given as text)", genotype.describe()
+    )
+    result = run_train(
+        cfg, ns.out, resume=ns.resume, overwrite=ns.overwrite, progress=not ns.no_progress, genotype=genotype
+    )
+    if not result["is_main"]:
+        return 0
+    if result["stopped"]:
+        print(f"stopped; continue with: pcdarts train --resume --out {ns.out}", file=sys.stderr)
+        return 0
+    keys = ("test_accuracy", "test_top5", "params", "macs", "epochs", "seconds", "selected_by", "selected_epoch")
+    if ns.json:
+        print(json.dumps({k: result[k] for k in keys}))
+        return 0
+    picked = (
+        f"epoch {result['selected_epoch'] + 1} (best validation accuracy {result['val_accuracy']:.4f})"
+        if result["selected_by"] == "val"
+        else "the last epoch (no validation split)"
+    )
+    print(
+        f"trained in {_minutes(result['seconds'])}: test accuracy {result['test_accuracy']:.4f} "
+        f"({result['test_images']} images, read once) of the model from {picked}; {result['params']:,} params, "
+        f"{result['macs'] / 1e6:.1f} M multiply-adds\n"
+        f"files: {ns.out}/ ({result['shipped']}, result.json, metrics.jsonl)\n"
+        f"next: pcdarts report {ns.out}   |   pcdarts export --checkpoint {ns.out} --format onnx --out model.onnx"
+    )
+    return 0
+
+
+def cmd_eval(ns: argparse.Namespace) -> int:
+    import torch
+
+    from ..data import get_dataset, holdout_part, make_stream
+    from ..engine import evaluate
+    from ..runs import pick_device
+    from ..train import load_model
+
+    device = pick_device(ns.device)
+    model = load_model(ns.checkpoint, map_location=device).to(device)
+    meta = model.meta
+    name = ns.dataset or meta["dataset"]
+    kwargs: dict[str, Any] = {"image_size": int(meta["input_size"][0])}
+    if ns.data:
+        kwargs["data"] = ns.data
+    ds = get_dataset(name, **kwargs)
+    if ds.num_classes != len(meta["classes"]) or ds.in_channels != model.stem0[0].in_channels:  # type: ignore[index]
+        raise ConfigError(
+            f"the model was trained for {len(meta['classes'])} classes on {meta['dataset']}; "
+            f"{name} has {ds.num_classes} classes and {ds.in_channels} channels"
+        )
+    stream = make_stream(
+        ds,
+        holdout_part(ds),
+        ns.batch_size,
+        train=False,
+        device=device,
+        mean=tuple(meta["mean"]),
+        std=tuple(meta["std"]),
+    )
+    with torch.no_grad():
+        stats = evaluate(model, stream)
+    out = {
+        "dataset": name,
+        "test_accuracy": stats["top1"],
+        "test_top5": stats["top5"],
+        "test_loss": stats["loss"],
+        "images": stats["n"],
+    }
+    if ns.json:
+        print(json.dumps(out))
+    else:
+        print(
+            f"{name}: top-1 {stats['top1']:.4f}  top-5 {stats['top5']:.4f}  loss {stats['loss']:.4f}  "
+            f"({stats['n']} images)"
+        )
+    return 0
+
+
+# Shapes for `info`: (in_channels, side, classes, stem, init_channels, layers) as each paper reports them.
+
+
+def cmd_demo(ns: argparse.Namespace) -> int:
+    from ..demo import run_demo
+
+    summary = run_demo(
+        ns.out,
+        overwrite=ns.overwrite,
+        progress=not ns.no_progress,
+        random_control=not ns.no_random,
+        search_epochs=ns.search_epochs,
+        train_epochs=ns.train_epochs,
+        seed=ns.seed,
+        threads=ns.threads,
+    )
+    print(summary["text"])
+    return 0
+
+
+def cmd_study(ns: argparse.Namespace) -> int:
+    from ..study import STUDY_PRESETS, Arm, StudyConfig, format_table, plot_study, run_study, verdict
+
+    values: dict[str, Any] = {}
+    if ns.preset is not None:
+        if ns.preset not in STUDY_PRESETS:
+            raise ConfigError(f"unknown study preset {ns.preset!r}; choose one of: {', '.join(STUDY_PRESETS)}")
+        values = {k: (dict(v) if isinstance(v, dict) else v) for k, v in STUDY_PRESETS[ns.preset].items()}
+    for key in ("dataset", "data", "searches", "random_cells", "train_seed"):
+        if getattr(ns, key) is not None:
+            values[key] = getattr(ns, key)
+    if ns.arm:
+        values["arms"] = [Arm.parse(a) for a in ns.arm]
+    for key, items in (("search", ns.search_set), ("train", ns.train_set)):
+        for item in items:
+            arm = Arm.parse(f"x:{item}")
+            values.setdefault(key, {}).update(arm.overrides)
+    values["arms"] = tuple(values.get("arms", (Arm("pcdarts"),)))
+    cfg = StudyConfig(**values)
+    summary = run_study(cfg, ns.out, progress=not ns.no_progress, threads=ns.threads)
+    png = plot_study(summary, Path(ns.out) / "study.png")
+    print(format_table(summary["arms"]))
+    print(verdict(summary["arms"]))
+    print(f"study.json and {png.name} in {ns.out}; `pcdarts report {ns.out}` draws the report")
+    return 0
+
+
+def cmd_report(ns: argparse.Namespace) -> int:
+    from ..report import build_report
+
+    print(f"wrote {build_report(ns.run_dir, ns.out)}")
+    return 0

@@ -1,0 +1,211 @@
+"""Commands around runs and genotypes: info, plan, genotypes, export, predict, plot, subsample."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ..errors import ConfigError
+
+INFO_SHAPES = {
+    "cifar10": (3, 32, 10, "cifar", 36, 20),
+    "cifar100": (3, 32, 100, "cifar", 36, 20),
+    "imagenet": (3, 224, 1000, "imagenet", 48, 14),
+    "digits": (1, 16, 10, "cifar", 16, 6),
+    "synthetic": (3, 32, 10, "cifar", 8, 5),
+}
+
+
+def cmd_info(ns: argparse.Namespace) -> int:
+    from ..genotype import load_genotype
+    from ..network import build_network, count_macs, count_params
+
+    genotype = load_genotype(ns.genotype)
+    if ns.dataset not in INFO_SHAPES:
+        raise ConfigError(f"unknown dataset {ns.dataset!r} for info; choose one of: {', '.join(INFO_SHAPES)}")
+    cin, side, classes, stem, c, layers = INFO_SHAPES[ns.dataset]
+    c = c if ns.init_channels is None else ns.init_channels
+    layers = layers if ns.layers is None else ns.layers
+    classes = classes if ns.num_classes is None else ns.num_classes
+    _check_shape(init_channels=c, layers=layers, num_classes=classes)
+    model = build_network(
+        genotype, num_classes=classes, in_channels=cin, init_channels=c, layers=layers, auxiliary=False, stem=stem
+    )
+    params, macs = count_params(model), count_macs(model, (cin, side, side))
+    out = {
+        "params": params,
+        "macs": macs,
+        "dataset": ns.dataset,
+        "input": [cin, side, side],
+        "init_channels": c,
+        "layers": layers,
+        "num_classes": classes,
+        "genotype": genotype.to_dict(),
+    }
+    if ns.json:
+        print(json.dumps(out))
+    else:
+        print(
+            f"{genotype.to_text()}\n{ns.dataset} (C={c}, {layers} cells, {side}x{side}): "
+            f"{params:,} parameters (auxiliary head excluded), {macs / 1e6:.1f} M multiply-adds"
+        )
+    return 0
+
+
+def _check_shape(*, init_channels: int, layers: int, num_classes: int, batch: int = 1, size: int = 8) -> None:
+    """Refuse network shapes that cannot be built (or would take hours to build) before building them."""
+    from ..config import MAX_BATCH, MAX_CHANNELS, MAX_IMAGE, MAX_LAYERS
+
+    checks = [
+        ("init channels", init_channels, 2, MAX_CHANNELS),
+        ("layers", layers, 3, MAX_LAYERS),
+        ("num classes", num_classes, 1, 1 << 20),
+        ("batch size", batch, 1, MAX_BATCH),
+        ("size", size, 4, MAX_IMAGE),
+    ]
+    for name, value, low, high in checks:
+        if not low <= value <= high:
+            raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
+
+
+def cmd_plan(ns: argparse.Namespace) -> int:
+    from ..memory import predict_peak
+
+    _check_shape(
+        init_channels=ns.init_channels, layers=ns.layers, num_classes=ns.num_classes, batch=ns.batch_size, size=ns.size
+    )
+    if ns.in_channels < 1:
+        raise ConfigError(f"in channels must be >= 1, got {ns.in_channels}")
+    bad = [k for k in ns.ks if k < 1 or ns.init_channels % k]
+    if bad:
+        raise ConfigError(f"every K must be >= 1 and divide init channels {ns.init_channels}; not {bad}")
+
+    rows = [
+        predict_peak(
+            k=k,
+            batch=ns.batch_size,
+            init_channels=ns.init_channels,
+            layers=ns.layers,
+            in_channels=ns.in_channels,
+            size=ns.size,
+            num_classes=ns.num_classes,
+            stem=ns.stem,
+            recompute=ns.recompute,
+        )
+        for k in ns.ks
+        if ns.init_channels % k == 0
+    ]
+    if ns.json:
+        print(json.dumps(rows))
+        return 0
+    print(
+        f"predicted search-step memory: C={ns.init_channels}, {ns.layers} cells, batch {ns.batch_size}, "
+        f"{ns.in_channels}x{ns.size}x{ns.size}, recompute {ns.recompute}"
+    )
+    base = rows[0]["predicted_peak_bytes"] if rows and rows[0]["k"] == 1 else None
+    for r in rows:
+        ratio = f"  ({r['predicted_peak_bytes'] / base:.2f} of K=1)" if base else ""
+        print(
+            f"K={r['k']}: {r['predicted_peak_bytes'] / 2**20:9.1f} MiB  "
+            f"(activations {r['activations_bytes'] / 2**20:.1f}, "
+            f"weights+grads+momentum {r['state_bytes'] / 2**20:.1f}){ratio}"
+        )
+    return 0
+
+
+def cmd_genotypes(ns: argparse.Namespace) -> int:
+    from ..genotype import GENOTYPES
+
+    if ns.json:
+        print(json.dumps({k: g.to_dict() for k, g in GENOTYPES.items()}, indent=2))
+    else:
+        for name, g in GENOTYPES.items():
+            print(f"{name}: {g.to_text()}")
+    return 0
+
+
+def cmd_export(ns: argparse.Namespace) -> int:
+    from ..export import export_model
+
+    report = export_model(ns.checkpoint, ns.format, ns.out, check=not ns.no_check)
+    if ns.json:
+        print(json.dumps(report))
+        return 0
+    diff = report.get("max_abs_diff")
+    check = f"; largest logit difference from PyTorch {diff:.2g}" if diff is not None else ""
+    print(f"wrote {report['out']} ({report['format']}) and {report['out']}.json{check}")
+    return 0
+
+
+def cmd_predict(ns: argparse.Namespace) -> int:
+    from ..export import predict
+
+    if ns.top_k < 1:
+        raise ConfigError(f"--top-k must be >= 1, got {ns.top_k}")
+    failed: list[str] = []
+
+    def report(path: str, exc: Exception) -> None:  # one unreadable file fails alone; the rest go on
+        failed.append(path)
+        print(f"pcdarts predict: error: {exc}", file=sys.stderr)
+
+    rows = predict(ns.checkpoint, ns.images, ns.top_k, on_error=report)
+    if ns.json:
+        print(json.dumps(rows))
+    else:
+        for r in rows:
+            print(r["image"] + ": " + ", ".join(f"{t['class']} {t['probability']:.3f}" for t in r["top"]))
+    if failed:
+        if len(ns.images) > 1:
+            print(f"pcdarts predict: {len(failed)} of {len(ns.images)} images could not be read", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_plot(ns: argparse.Namespace) -> int:
+    from ..genotype import Genotype, load_genotype
+    from ..plot import alpha_heatmaps, curves, genotype_timeline, plot_genotype
+    from ..runs import read_jsonl
+
+    if ns.run is None and ns.genotype is None:
+        raise ConfigError("give --genotype G (cells) or --run SEARCH_DIR (cells, heatmaps, timeline, curves)")
+    if ns.run is None:
+        used = plot_genotype(load_genotype(ns.genotype), ns.out, renderer=ns.renderer)
+        print(f"wrote {ns.out} ({used} renderer)")
+        return 0
+    run, out = Path(ns.run), Path(ns.out)
+    history = read_jsonl(run / "arch_history.jsonl")
+    if not history:
+        raise ConfigError(f"{run} has no arch_history.jsonl: is it a search run folder?")
+    out.mkdir(parents=True, exist_ok=True)
+    if ns.genotype:
+        genotype = load_genotype(ns.genotype)
+    else:  # the final genotype, or the latest one of an unfinished search
+        genotype = Genotype.from_dict(history[-1]["genotype"])
+    used = plot_genotype(genotype, out / "cells.png", renderer=ns.renderer)
+    alpha_heatmaps(history, out / "alpha_beta.png", ns.epochs)
+    _, stable = genotype_timeline(history, out / "timeline.png")
+    curves(read_jsonl(run / "metrics.jsonl"), out / "curves.png", "search")
+    print(
+        f"wrote cells.png ({used}), alpha_beta.png, timeline.png, curves.png to {out}; "
+        f"genotype stable from epoch {None if stable is None else stable + 1}"
+    )
+    return 0
+
+
+def cmd_subsample(ns: argparse.Namespace) -> int:
+    from ..data.folder import split_folder, subsample
+    from ..runs import atomic_write_json
+
+    root = Path(ns.data)
+    if not root.exists():
+        raise ConfigError(f"data path {root} does not exist")
+    _, train, _ = split_folder(root)
+    subset = subsample(train, ns.train_fraction, ns.val_fraction, ns.seed)
+    atomic_write_json(Path(ns.out), subset)
+    print(
+        f"wrote {ns.out}: {len(subset['weights'])} images for the weights, {len(subset['arch'])} for alpha/beta "
+        f"(of {len(train)})"
+    )
+    return 0
