@@ -137,7 +137,8 @@ def test_a_training_resumes_only_its_own_genotype(tmp_path, capsys):
 
 
 def test_derivation_refuses_arch_states_that_do_not_fit():
-    from pcdarts.genotype import GenotypeError, derive_from_arch
+    from pcdarts.derive import derive_from_arch
+    from pcdarts.genotype import GenotypeError
 
     good = torch.zeros(14, 8).tolist()
     cases = [

@@ -2,7 +2,8 @@
 
 import torch
 
-from pcdarts.genotype import Genotype, derive_genotype, param_free_count, random_genotype
+from pcdarts.derive import derive_genotype
+from pcdarts.genotype import Genotype, param_free_count, random_genotype
 from pcdarts.ops import PRIMITIVES
 from pcdarts.remedies import beta_decay_weight, early_stop_reason, select_from_history
 

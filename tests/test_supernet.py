@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from pcdarts.genotype import node_edge_weights
+from pcdarts.derive import node_edge_weights
 from pcdarts.ops import PRIMITIVES
 from pcdarts.supernet import MixedOp, PartialEdge, SearchNetwork, cat_shuffle, channel_shuffle
 

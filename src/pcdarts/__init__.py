@@ -2,13 +2,12 @@
 
 from typing import Any
 
+from .derive import derive_from_run, derive_genotype
 from .errors import ConfigError, PCDartsError
 from .genotype import (
     GENOTYPES,
     Genotype,
     GenotypeError,
-    derive_from_run,
-    derive_genotype,
     load_genotype,
     parse_genotype_text,
     random_genotype,
@@ -19,6 +18,8 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "load_model": ("train", "load_model"),
+    "load_trained": ("train", "load_trained"),
+    "ModelInfo": ("train", "ModelInfo"),
     "run_train": ("train", "run_train"),
     "run_search": ("search", "run_search"),
     "build_network": ("network", "build_network"),
@@ -58,6 +59,8 @@ __all__ = [
     "derive_genotype",
     "load_genotype",
     "load_model",
+    "load_trained",
+    "ModelInfo",
     "parse_genotype_text",
     "run_search",
     "run_train",

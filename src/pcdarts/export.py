@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from .errors import PCDartsError
-from .train import load_model
+from .train import ModelInfo, load_trained
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +25,9 @@ class ExportError(PCDartsError, ValueError):
     """An export that cannot be done as asked."""
 
 
-def _metadata(model: nn.Module) -> dict[str, Any]:
-    meta = dict(model.meta)  # type: ignore[attr-defined]
-    meta["input_shape"] = [1, model.stem0[0].in_channels, *meta["input_size"]]  # type: ignore[index]
+def _metadata(info: ModelInfo) -> dict[str, Any]:
+    meta = info.as_dict()
+    meta["input_shape"] = [1, info.in_channels, *info.input_size]
     meta["format_note"] = "input: float32 NCHW, (pixel/255 - mean) / std; output: logits"
     return meta
 
@@ -39,8 +39,8 @@ def export_model(checkpoint: str | Path, fmt: str, out: str | Path, *, check: bo
     out = Path(out)
     if out.is_dir():
         raise ExportError(f"--out {out} is a folder: give a file name, e.g. {out / ('model.' + FORMATS[fmt])}")
-    model = load_model(checkpoint)
-    meta = _metadata(model)
+    model, info = load_trained(checkpoint)
+    meta = _metadata(info)
     example = torch.randn(*meta["input_shape"])
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -148,11 +148,9 @@ def predict(
 
     With ``on_error``, an image that cannot be read is reported to it and skipped; without, it raises.
     """
-    model = load_model(checkpoint)
-    meta = model.meta  # type: ignore[attr-defined]
-    cin = model.stem0[0].in_channels  # type: ignore[index]
-    size = tuple(meta["input_size"])
-    crop = meta["dataset"] in ("imagenet", "folder")
+    model, info = load_trained(checkpoint)
+    cin, size = info.in_channels, info.input_size
+    crop = info.dataset in ("imagenet", "folder")
     good, tensors = [], []
     for p in images:
         try:
@@ -165,13 +163,13 @@ def predict(
     if not good:
         return []
     x = torch.stack(tensors)  # (N, C, H, W)
-    mean = torch.tensor(meta["mean"]).view(1, -1, 1, 1)
-    std = torch.tensor(meta["std"]).view(1, -1, 1, 1)
+    mean = torch.tensor(info.mean).view(1, -1, 1, 1)
+    std = torch.tensor(info.std).view(1, -1, 1, 1)
     with torch.no_grad():
         probs = torch.softmax(model((x - mean) / std), dim=1)
     k = min(top_k, probs.shape[1])
     top = probs.topk(k, dim=1)
-    classes = meta["classes"]
+    classes = info.classes
     return [
         {
             "image": str(p),

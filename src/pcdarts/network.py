@@ -9,6 +9,7 @@ from torch import nn
 from .errors import ConfigError
 from .genotype import Genotype
 from .ops import OPS, FactorizedReduce, ReLUConvBN
+from .space import reduction_cells
 
 
 def drop_path(x: torch.Tensor, drop_prob: float, training: bool) -> torch.Tensor:
@@ -108,7 +109,7 @@ class Network(nn.Module):
         super().__init__()
         self.genotype = genotype
         self.drop_path_prob = 0.0
-        self.aux_index = 2 * layers // 3 if auxiliary else -1
+        self.aux_index = reduction_cells(layers)[1] if auxiliary else -1
         c = init_channels
         if stem == "cifar":
             c_curr = stem_multiplier * c
@@ -133,7 +134,7 @@ class Network(nn.Module):
         c_curr = c
         self.auxiliary_head = None
         for i in range(layers):
-            reduction = i in (layers // 3, 2 * layers // 3)
+            reduction = i in reduction_cells(layers)
             if reduction:
                 c_curr *= 2
             cell = Cell(genotype, c_pp, c_p, c_curr, reduction, reduction_prev)

@@ -11,16 +11,18 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import matplotlib.ticker  # noqa: E402
+import matplotlib.colors
+import matplotlib.patches
+import matplotlib.ticker
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from matplotlib.figure import Figure  # figures without pyplot: no global backend switch, no window, no state
 
+from .derive import node_edge_weights
 from .errors import ConfigError
-from .genotype import Genotype, node_edge_weights  # noqa: E402
+from .genotype import Genotype
 from .ops import PRIMITIVES  # noqa: E402
+from .space import steps_for
 
 OP_COLOURS = {
     "max_pool_3x3": "#1f77b4",
@@ -128,7 +130,8 @@ def plot_genotype(genotype: Genotype, out: str | Path, *, renderer: str = "auto"
         _plot_graphviz(genotype, out)
         return "graphviz"
     steps = max(genotype.steps, len(genotype.reduce) // 2)
-    fig, axes = plt.subplots(2, 1, figsize=(2.2 * steps + 3, 7))
+    fig = Figure(figsize=(2.2 * steps + 3, 7))
+    axes = fig.subplots(2, 1)
     for ax, t in zip(axes, ("normal cell", "reduction cell")):  # settle the layout before labels are placed
         ax.set_title(t)
         ax.axis("off")
@@ -137,7 +140,6 @@ def plot_genotype(genotype: Genotype, out: str | Path, *, renderer: str = "auto"
     draw_cell(axes[1], genotype.reduce, genotype.reduce_concat, "reduction cell")
     fig.tight_layout()
     fig.savefig(out, dpi=130)
-    plt.close(fig)
     return "matplotlib"
 
 
@@ -169,15 +171,14 @@ def alpha_heatmaps(history: list[dict[str, Any]], out: str | Path, epochs: list[
         raise ConfigError(f"no epoch {missing[0]} in this search: it has epochs {min(by_epoch)}..{max(by_epoch)}")
     epochs = epochs or [history[0]["epoch"], history[len(history) // 2]["epoch"], history[-1]["epoch"]]
     epochs = list(dict.fromkeys(epochs))
-    fig, axes = plt.subplots(
-        len(epochs), 4, figsize=(16, 3.6 * len(epochs)), squeeze=False, gridspec_kw={"width_ratios": [4, 1, 4, 1]}
-    )
+    fig = Figure(figsize=(16, 3.6 * len(epochs)))
+    axes = fig.subplots(len(epochs), 4, squeeze=False, gridspec_kw={"width_ratios": [4, 1, 4, 1]})
     for row, e in enumerate(epochs):
         h = by_epoch[e]
         for col, cell in enumerate(("normal", "reduce")):
             a = torch.softmax(torch.tensor(h[f"alphas_{cell}"]), dim=-1).numpy()
             n_edges = a.shape[0]
-            steps = next(s for s in range(1, 20) if sum(i + 2 for i in range(s)) == n_edges)
+            steps = steps_for(n_edges)
             betas = torch.tensor(h[f"betas_{cell}"]) if f"betas_{cell}" in h else torch.zeros(n_edges)  # no edge norm
             b = node_edge_weights(betas, steps).numpy()
             ax = axes[row][2 * col]
@@ -195,7 +196,6 @@ def alpha_heatmaps(history: list[dict[str, Any]], out: str | Path, epochs: list[
     fig.tight_layout()
     out = Path(out)
     fig.savefig(out, dpi=110)
-    plt.close(fig)
     return out
 
 
@@ -218,7 +218,8 @@ def genotype_timeline(history: list[dict[str, Any]], out: str | Path) -> tuple[P
         if all(g == genos[-1] for g in genos[i:]):
             stable = epochs[i]
             break
-    fig, axes = plt.subplots(3, 1, figsize=(max(6, 0.5 * len(epochs) + 4), 9), gridspec_kw={"height_ratios": [3, 3, 2]})
+    fig = Figure(figsize=(max(6, 0.5 * len(epochs) + 4), 9))
+    axes = fig.subplots(3, 1, gridspec_kw={"height_ratios": [3, 3, 2]})
     for ax, cell in zip(axes[:2], ("normal", "reduce")):
         mat = np.array([[ops.index(op) for op, _ in getattr(g, cell)] for g in genos]).T  # (slots, epochs)
         cmap = matplotlib.colors.ListedColormap([OP_COLOURS[o] for o in ops])
@@ -247,7 +248,6 @@ def genotype_timeline(history: list[dict[str, Any]], out: str | Path) -> tuple[P
     fig.tight_layout()
     out = Path(out)
     fig.savefig(out, dpi=110)
-    plt.close(fig)
     return out, stable
 
 
@@ -256,7 +256,8 @@ def curves(metrics: list[dict[str, Any]], out: str | Path, title: str = "") -> P
     if not metrics:
         raise ConfigError("no metrics to draw: metrics.jsonl is empty")
     ep = [m["epoch"] + 1 for m in metrics]  # shown from 1, as the console counts
-    fig, axes = plt.subplots(1, 4, figsize=(18, 3.8))
+    fig = Figure(figsize=(18, 3.8))
+    axes = fig.subplots(1, 4)
     for ax, keys in ((axes[0], ("train_loss", "val_loss", "arch_loss")), (axes[1], ("train_acc", "val_acc"))):
         for key in keys:
             rows = [m for m in metrics if key in m]
@@ -273,5 +274,4 @@ def curves(metrics: list[dict[str, Any]], out: str | Path, title: str = "") -> P
     fig.tight_layout()
     out = Path(out)
     fig.savefig(out, dpi=110)
-    plt.close(fig)
     return out

@@ -21,7 +21,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .genotype import Genotype, derive_from_arch, param_free_count
+from .derive import derive_from_arch
+from .genotype import Genotype, param_free_count
 
 
 def beta_decay_weight(epoch: int, *, epochs: int, weight: float) -> float:

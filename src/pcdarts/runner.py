@@ -65,8 +65,8 @@ def load_data(cfg: Any) -> TensorDataset | FolderDataset:
 
 
 def make_augment(cfg: Any, ds: TensorDataset | FolderDataset, cutout: int) -> Augment:
-    pad = getattr(ds, "crop_padding", 4) if cfg.crop_padding < 0 else cfg.crop_padding
-    flip = getattr(ds, "flip", True) if cfg.flip is None else cfg.flip
+    pad = ds.crop_padding if cfg.crop_padding < 0 else cfg.crop_padding
+    flip = ds.flip if cfg.flip is None else cfg.flip
     return Augment(crop_padding=pad, flip=flip, cutout=cutout)
 
 

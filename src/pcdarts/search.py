@@ -30,6 +30,8 @@ from .supernet import SearchNetwork
 
 log = logging.getLogger(__name__)
 
+EVAL_BATCH = 256  # the smallest batch of the no-grad validation pass: no activations kept, so larger is cheap
+
 
 AUTO_MIN_STEPS, AUTO_MAX_LR_SCALE = 8, 4.0
 
@@ -53,7 +55,7 @@ def auto_batch(cfg: SearchConfig) -> SearchConfig:
         stem=cfg.stem,
         recompute=cfg.recompute,
     )
-    n = len(ds.train_x) if hasattr(ds, "train_x") else len(ds.train)
+    n = ds.train_size
     # at least AUTO_MIN_STEPS steps an epoch (one giant step learns nothing), and the linear lr scaling capped
     batch = min(batch, max(8, int(n * cfg.train_portion) // AUTO_MIN_STEPS // 8 * 8))
     lr = cfg.lr * min(batch / cfg.batch_size, AUTO_MAX_LR_SCALE)
@@ -142,7 +144,7 @@ class SearchTask:
         ds = self.ds = load_data(cfg)
         if cfg.batch_size % info.world_size:
             raise RunError(f"batch size {cfg.batch_size} must be divisible by the {info.world_size} processes")
-        w_part, a_part = search_parts(ds, cfg.train_portion)
+        w_part, a_part = search_parts(ds, cfg.train_portion, cfg.seed)
         if min(part_size(w_part), part_size(a_part)) < max(info.world_size, ds.num_classes):
             n = part_size(w_part) + part_size(a_part)
             raise RunError(
@@ -171,7 +173,9 @@ class SearchTask:
         )  # the official search augments with crop + flip only
         self.train = make_stream(ds, w_part, per_rank, train=True, seed=cfg.seed, **common)
         self.val = make_stream(ds, a_part, per_rank, train=True, seed=cfg.seed + 1, **common)
-        self.val_eval = make_stream(ds, a_part, max(per_rank, 256), train=False, device=device, workers=cfg.workers)
+        self.val_eval = make_stream(
+            ds, a_part, max(per_rank, EVAL_BATCH), train=False, device=device, workers=cfg.workers
+        )
         self.history: list[dict[str, Any]] = []
         self.acc = new_accumulator(device)
         start_epoch = 0

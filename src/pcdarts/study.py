@@ -359,10 +359,12 @@ def verdict(rows: list[dict[str, Any]]) -> str:
 
 def plot_study(study: dict[str, Any], out: str | Path) -> Path:
     """Test accuracy against parameters: one colour per arm, random cells as a grey cloud."""
-    from .plot import plt
+    import matplotlib
+    from matplotlib.figure import Figure
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    colours = iter(plt.get_cmap("tab10").colors)
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.subplots()
+    colours = iter(matplotlib.colormaps["tab10"].colors)
     for row in study["arms"]:
         cells = [c for c in study["cells"] if c["arm"] == row["arm"]]
         xs = [c["params"] / 1e3 for c in cells]
@@ -394,7 +396,6 @@ def plot_study(study: dict[str, Any], out: str | Path) -> Path:
     fig.tight_layout()
     out = Path(out)
     fig.savefig(out, dpi=120)
-    plt.close(fig)
     return out
 
 

@@ -17,9 +17,11 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from .derive import derive_genotype, node_edge_weights
 from .errors import ConfigError
-from .genotype import Genotype, derive_genotype, node_edge_weights, num_edges
+from .genotype import Genotype
 from .ops import OPS, PRIMITIVES, FactorizedReduce, PoolBN, ReLUConvBN, max_pool
+from .space import check_layers, node_edges, num_edges, reduction_cells
 
 
 def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
@@ -241,10 +243,9 @@ class SearchCell(nn.Module):
         )
         self.preprocess1 = ReLUConvBN(c_p, c, 1, 1, 0, False)
         self.edges = nn.ModuleList()
-        for i in range(steps):
-            for j in range(i + 2):
-                stride = 2 if reduction and j < 2 else 1
-                self.edges.append(PartialEdge(c, stride, k, mode))
+        for edges in node_edges(steps):
+            for j in range(len(edges)):  # from state j: the two cell inputs first, where a reduction strides
+                self.edges.append(PartialEdge(c, 2 if reduction and j < 2 else 1, k, mode))
 
     def forward(
         self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor, edge_w: torch.Tensor | None
@@ -258,11 +259,9 @@ class SearchCell(nn.Module):
     ) -> torch.Tensor:
         states = [self.preprocess0(s0), self.preprocess1(s1)]
         per_edge = self.recompute == "edges" and self.training and torch.is_grad_enabled()
-        offset = 0
-        for _ in range(self.steps):
+        for edges in node_edges(self.steps):
             op_sum = bypass_sum = None
-            for j, h in enumerate(states):
-                e = offset + j
+            for e, h in zip(edges, states):
                 # edge normalisation folded into the op weights: beta_j * sum_k w_jk op_k = sum_k (beta_j w_jk) op_k
                 w = weights[e] if edge_w is None else edge_w[e] * weights[e]
                 y, bypass = self.edges[e].parts(h, w, recompute=per_edge)
@@ -272,8 +271,7 @@ class SearchCell(nn.Module):
                         bypass_sum = bypass if bypass_sum is None else bypass_sum + bypass
                     else:
                         bypass_sum = _accumulate(bypass_sum, edge_w[e], bypass)
-            states.append(self.edges[offset].join(op_sum, bypass_sum))
-            offset += len(states) - 1
+            states.append(self.edges[edges.start].join(op_sum, bypass_sum))
         return torch.cat(states[-self.multiplier :], dim=1)  # (N, multiplier*C, H', W')
 
 
@@ -297,8 +295,7 @@ class SearchNetwork(nn.Module):
         recompute: str = "none",
     ):
         super().__init__()
-        if layers < 3:
-            raise ConfigError(f"layers must be >= 3 (two reduction cells and a normal cell), got {layers}")
+        check_layers(layers)
         if init_channels % k or init_channels % 2:
             raise ConfigError(f"init channels {init_channels} must be even and divisible by K={k}")
         self.num_classes, self.steps, self.multiplier, self.k = num_classes, steps, multiplier, k
@@ -327,7 +324,7 @@ class SearchNetwork(nn.Module):
         self.cells = nn.ModuleList()
         c_curr = c
         for i in range(layers):
-            reduction = i in (layers // 3, 2 * layers // 3)
+            reduction = i in reduction_cells(layers)
             if reduction:
                 c_curr *= 2
             cell = SearchCell(steps, multiplier, c_pp, c_p, c_curr, reduction, reduction_prev, k, partial_mode)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -258,8 +258,32 @@ class TrainTask:
         return result
 
 
-def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> nn.Module:
-    """Rebuild a trained network from a run folder or checkpoint, in eval mode, ready for inference."""
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a trained network needs around it: its classes, input size and normalisation, cell and dataset."""
+
+    classes: list[str]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    input_size: tuple[int, int]
+    in_channels: int
+    genotype: Genotype
+    dataset: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready values (the metadata written beside exported models)."""
+        return {
+            "classes": list(self.classes),
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "input_size": list(self.input_size),
+            "genotype": self.genotype.to_dict(),
+            "dataset": self.dataset,
+        }
+
+
+def load_trained(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[nn.Module, ModelInfo]:
+    """Rebuild a trained network from a run folder or checkpoint (eval mode, no auxiliary head) and its info."""
     state = load_checkpoint(path, map_location)
     if state.get("kind") != "train":
         raise RunError(
@@ -267,12 +291,28 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> nn
         )
     args = dict(state["model_args"])
     args["auxiliary"] = False
-    model = build_network(Genotype.from_dict(state["genotype"]), **args)
+    genotype = Genotype.from_dict(state["genotype"])
+    model = build_network(genotype, **args)
     weights = {k: v for k, v in state["model"].items() if not k.startswith("auxiliary_head")}
     model.load_state_dict(weights)
     model.eval()
-    model.meta = {k: state[k] for k in ("classes", "mean", "std", "input_size", "genotype", "dataset")}  # type: ignore[attr-defined]
+    info = ModelInfo(
+        classes=list(state["classes"]),
+        mean=tuple(state["mean"]),
+        std=tuple(state["std"]),
+        input_size=tuple(state["input_size"]),
+        in_channels=int(args["in_channels"]),
+        genotype=genotype,
+        dataset=state["dataset"],
+    )
+    return model, info
+
+
+def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> nn.Module:
+    """The trained network alone (``load_trained`` also gives its ``ModelInfo``); ``model.meta`` holds it as a dict."""
+    model, info = load_trained(path, map_location)
+    model.meta = info.as_dict()  # type: ignore[attr-defined]
     return model
 
 
-__all__ = ["RESUME_FREE", "load_model", "run_train"]
+__all__ = ["RESUME_FREE", "ModelInfo", "load_model", "load_trained", "run_train"]

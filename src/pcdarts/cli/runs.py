@@ -139,19 +139,19 @@ def cmd_eval(ns: argparse.Namespace) -> int:
     from ..data import get_dataset, holdout_part, make_stream
     from ..engine import evaluate
     from ..runs import pick_device
-    from ..train import load_model
+    from ..train import load_trained
 
     device = pick_device(ns.device)
-    model = load_model(ns.checkpoint, map_location=device).to(device)
-    meta = model.meta
-    name = ns.dataset or meta["dataset"]
-    kwargs: dict[str, Any] = {"image_size": int(meta["input_size"][0])}
+    model, info = load_trained(ns.checkpoint, map_location=device)
+    model = model.to(device)
+    name = ns.dataset or info.dataset
+    kwargs: dict[str, Any] = {"image_size": int(info.input_size[0])}
     if ns.data:
         kwargs["data"] = ns.data
     ds = get_dataset(name, **kwargs)
-    if ds.num_classes != len(meta["classes"]) or ds.in_channels != model.stem0[0].in_channels:  # type: ignore[index]
+    if ds.num_classes != len(info.classes) or ds.in_channels != info.in_channels:
         raise ConfigError(
-            f"the model was trained for {len(meta['classes'])} classes on {meta['dataset']}; "
+            f"the model was trained for {len(info.classes)} classes on {info.dataset}; "
             f"{name} has {ds.num_classes} classes and {ds.in_channels} channels"
         )
     stream = make_stream(
@@ -160,8 +160,8 @@ def cmd_eval(ns: argparse.Namespace) -> int:
         ns.batch_size,
         train=False,
         device=device,
-        mean=tuple(meta["mean"]),
-        std=tuple(meta["std"]),
+        mean=info.mean,
+        std=info.std,
     )
     with torch.no_grad():
         stats = evaluate(model, stream)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -37,11 +37,39 @@ class TensorDataset:
         return int(self.train_x.shape[1])
 
     @property
+    def train_size(self) -> int:
+        return len(self.train_x)
+
+    @property
     def image_size(self) -> tuple[int, int]:
         return int(self.train_x.shape[2]), int(self.train_x.shape[3])
 
     def class_names(self) -> list[str]:
         return self.classes or [str(i) for i in range(self.num_classes)]
+
+
+class Dataset(Protocol):
+    """What every dataset says about itself (``TensorDataset``, ``FolderDataset``): callers need no more."""
+
+    name: str
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    crop_padding: int  # the dataset's default random-crop padding
+    flip: bool  # the dataset's default for random horizontal flips
+
+    @property
+    def num_classes(self) -> int: ...
+
+    @property
+    def in_channels(self) -> int: ...
+
+    @property
+    def image_size(self) -> tuple[int, int]: ...
+
+    @property
+    def train_size(self) -> int: ...
+
+    def class_names(self) -> list[str]: ...
 
 
 DatasetFactory = Callable[..., TensorDataset]

@@ -73,10 +73,16 @@ class FolderDataset:
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
     extra: dict[str, Any] = field(default_factory=dict)
+    crop_padding: int = 4
+    flip: bool = True
 
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+    @property
+    def train_size(self) -> int:
+        return len(self.train)
 
     @property
     def image_size(self) -> tuple[int, int]:

@@ -16,15 +16,18 @@ from .loader import BatchStream
 Part = Any  # (x, y) tensors for a TensorDataset, a list of (path, label) for a FolderDataset
 
 
-def search_parts(ds: TensorDataset | FolderDataset, portion: float) -> tuple[Part, Part]:
-    """The weight and the arch share of the train split (PC-DARTS: first and second half)."""
+def search_parts(ds: TensorDataset | FolderDataset, portion: float, seed: int = 0) -> tuple[Part, Part]:
+    """The weight and the arch share of the train split (PC-DARTS: first and second half).
+
+    Image folders list files class by class, so they are shuffled with ``seed`` before the split.
+    """
     if isinstance(ds, TensorDataset):
         s = int(len(ds.train_x) * portion)
         return (ds.train_x[:s], ds.train_y[:s]), (ds.train_x[s:], ds.train_y[s:])
     if "subset" in ds.extra:  # the paper's ImageNet per-class subsets
         return ds.extra["subset"]["weights"], ds.extra["subset"]["arch"]
     items = list(ds.train)
-    random.Random(0).shuffle(items)  # folders are sorted by class: mix before halving
+    random.Random(seed).shuffle(items)
     s = int(len(items) * portion)
     return items[:s], items[s:]
 

@@ -1,0 +1,138 @@
+"""From alpha/beta to a discrete cell: edge normalisation's weights and the PC-DARTS derivation rule.
+
+Each node keeps its two strongest incoming edges, scored by the best non-``none`` op's
+softmax(alpha) times the edge's softmax(beta) over the node; each kept edge takes that op. The P-DARTS
+cap (``max_param_free``) re-derives while the normal cell holds too many parameter-free ops.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .genotype import Genotype, GenotypeError, Pair
+from .ops import PRIMITIVES, is_parameter_free
+from .space import node_edges, num_edges
+
+
+def node_edge_weights(betas: torch.Tensor, steps: int) -> torch.Tensor:
+    """Edge normalisation (PC-DARTS Sec. 3.3): softmax of beta over the edges entering each node.
+
+    ``betas`` has one entry per edge (2 + 3 + ... edges, node by node); the
+    result has the same shape and sums to 1 over each node's edges.
+    """
+    if num_edges(steps) != betas.shape[-1]:
+        raise ValueError(f"betas has {betas.shape[-1]} entries, {steps} nodes need {num_edges(steps)}")
+    return torch.cat([torch.softmax(betas[e.start : e.stop], dim=-1) for e in node_edges(steps)], dim=-1)
+
+
+def _pick_cell(w: list[list[float]], steps: int, banned: set[tuple[int, int]]) -> list[tuple[int, int, float]]:
+    """(edge, op, score) of the kept edges: two best edges per node, best allowed non-``none`` op on each."""
+    none_idx = PRIMITIVES.index("none")
+    best: dict[int, tuple[int, float]] = {}  # edge -> (op, weight); the first op wins ties
+    for e, row in enumerate(w):
+        ks = [k for k in range(len(PRIMITIVES)) if k != none_idx and (e, k) not in banned]
+        k = max(ks, key=lambda k: (row[k], -k))
+        best[e] = (k, row[k])
+    picks: list[tuple[int, int, float]] = []
+    for edges in node_edges(steps):
+        for e in sorted(edges, key=lambda e: -best[e][1])[:2]:
+            picks.append((e, *best[e]))
+    return picks
+
+
+def _derive_cell(
+    alphas: torch.Tensor, betas: torch.Tensor | None, steps: int, max_param_free: int | None = None
+) -> list[Pair]:
+    """The PC-DARTS rule; with ``max_param_free`` the P-DARTS cap (Chen et al. 2019, Sec. 3.4).
+
+    While the cell holds more parameter-free ops than the cap, the weakest of them (lowest
+    weight) is struck from its edge and the cell is derived again, so that edge falls back to its
+    next-best op or the node to its next-best edge.
+    """
+    weights = torch.softmax(alphas.detach().float().cpu(), dim=-1)  # (E, n_ops)
+    if betas is not None:
+        weights = weights * node_edge_weights(betas.detach().float().cpu(), steps)[:, None]
+    w = weights.tolist()
+    first_edge = {e: edges.start for edges in node_edges(steps) for e in edges}  # edge -> its node's first edge
+    banned: set[tuple[int, int]] = set()
+    while True:
+        picks = _pick_cell(w, steps, banned)
+        free = [p for p in picks if is_parameter_free(PRIMITIVES[p[1]])]
+        if max_param_free is None or max_param_free < 0 or len(free) <= max_param_free:
+            return [(PRIMITIVES[k], e - first_edge[e]) for e, k, _ in picks]
+        e, k, _ = min(free, key=lambda p: p[2])
+        banned.add((e, k))
+
+
+def derive_genotype(
+    alphas_normal: torch.Tensor,
+    alphas_reduce: torch.Tensor,
+    betas_normal: torch.Tensor | None = None,
+    betas_reduce: torch.Tensor | None = None,
+    *,
+    max_param_free: int | None = None,
+) -> Genotype:
+    """Discretise raw (pre-softmax) alpha/beta as PC-DARTS does.
+
+    Edge score = max over non-``none`` ops of softmax(alpha) * softmax_node(beta);
+    each node keeps its two best edges (stable on ties) with their best op.
+    ``betas_*`` None means no edge normalisation. ``max_param_free`` caps the
+    parameter-free ops of the normal cell (P-DARTS); None or -1: no cap.
+    """
+    alphas_normal, alphas_reduce = torch.as_tensor(alphas_normal), torch.as_tensor(alphas_reduce)
+    betas_normal = None if betas_normal is None else torch.as_tensor(betas_normal)
+    betas_reduce = None if betas_reduce is None else torch.as_tensor(betas_reduce)
+    if alphas_normal.dim() != 2:
+        raise ValueError(f"alphas_normal must be (edges, ops), got shape {tuple(alphas_normal.shape)}")
+    n_edges = alphas_normal.shape[0]
+    steps = next(s for s in range(n_edges + 1) if num_edges(s) >= n_edges)  # a misfit is reported below
+    shape = (num_edges(steps), len(PRIMITIVES))
+    for name, a in (("alphas_normal", alphas_normal), ("alphas_reduce", alphas_reduce)):
+        if tuple(a.shape) != shape:
+            raise ValueError(f"{name} of shape {tuple(a.shape)} does not fit the cell space {shape}")
+        if not torch.isfinite(a).all():
+            raise ValueError(f"{name} holds NaN or infinite values: the search diverged")
+    for name, b in (("betas_normal", betas_normal), ("betas_reduce", betas_reduce)):
+        if b is not None and tuple(b.shape) != shape[:1]:
+            raise ValueError(f"{name} of shape {tuple(b.shape)} does not fit {shape[0]} edges")
+    concat = tuple(range(2, 2 + steps))
+    return Genotype(
+        tuple(_derive_cell(alphas_normal, betas_normal, steps, max_param_free)),
+        concat,
+        tuple(_derive_cell(alphas_reduce, betas_reduce, steps)),
+        concat,
+    )
+
+
+def derive_from_run(path: str | Path, *, max_param_free: int | None = None) -> Genotype:
+    """The genotype of a search run's final alpha/beta: a run folder or its ``arch.json``.
+
+    With ``max_param_free`` the P-DARTS cap is applied, so a finished search can be re-derived.
+    """
+    p = Path(path)
+    f = p / "arch.json" if p.is_dir() else p
+    if not f.is_file():
+        raise GenotypeError(f"no arch.json in {p}: is it a finished search run folder?")
+    try:
+        arch = json.loads(f.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise GenotypeError(f"{f} is not readable JSON: use an intact arch.json") from None
+    return derive_from_arch(arch, max_param_free=max_param_free)
+
+
+def derive_from_arch(arch: dict[str, Any], *, max_param_free: int | None = None) -> Genotype:
+    """The genotype of a saved arch state (``arch.json`` or an ``arch_history.jsonl`` line)."""
+    try:
+        return derive_genotype(
+            arch["alphas_normal"],
+            arch["alphas_reduce"],
+            arch.get("betas_normal"),
+            arch.get("betas_reduce"),
+            max_param_free=max_param_free,
+        )
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise GenotypeError(f"not an arch state with alphas_normal/alphas_reduce lists ({exc})") from None
