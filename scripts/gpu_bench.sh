@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU measurements issue 6 asks for, as one short script for a session that is lent a GPU.
+# The GPU measurements issues 6 and 17 ask for, as one short script for a session that is lent a GPU.
 # Writes JSON and text under ${OUT:-bench_gpu}; needs the project installed (make test sets up .venv).
 # Expected to take a few minutes on one H200; each command has its own timeout so one hang cannot eat the rest.
 set -u
@@ -16,5 +16,7 @@ run() {  # name, timeout seconds, bench arguments...
 # CIFAR-10-shaped search step at the paper's batch 256; the projection line is the 50-epoch search.
 run step_b256_bf16 180 step --baseline --device cuda --batch 256 --precision bf16 --repeats 10
 run step_b256_fp32 180 step --baseline --device cuda --batch 256 --precision fp32 --repeats 10
-run memory_b256 120 memory --device cuda --batch 256
+run memory_b256 120 memory --device cuda --batch 256 --ks 1 2 4 8
+run recompute_b256 240 recompute --device cuda --batch 256 --repeats 5
+run regional_b256 240 compile --regional --device cuda --batch 256 --repeats 10
 run compile_b256 240 compile --device cuda --batch 256 --repeats 10

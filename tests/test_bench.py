@@ -55,6 +55,14 @@ def test_memory_benchmark_shrinks_saved_activations_with_k(capsys):
     assert rows[0]["saved_vs_k1"] == 1.0 and 0 < rows[1]["saved_vs_k1"] < 1.0
 
 
+def test_memory_by_module_accounts_for_every_saved_byte(capsys):
+    assert bench.main(["memory", "--by-module", "--json", "--k", "2", *TINY]) == 0
+    tables = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["tables"]
+    lean, ref = sum(tables["optimised"].values()), sum(tables["baseline"].values())
+    assert 0 < lean < ref  # the lean supernet keeps less than the reference habits on the same parameters
+    assert any("MixedOp" in where for where in tables["baseline"])
+
+
 def test_recompute_benchmark_compares_each_mode_with_the_reference(capsys):
     assert bench.main(["recompute", "--json", *TINY]) == 0
     rows = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["rows"]

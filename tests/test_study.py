@@ -176,3 +176,26 @@ def test_a_refused_start_pins_nothing(idx_dir, tmp_path, capsys):
     assert main(args) == 2
     assert "unknown search settings: nosuch" in capsys.readouterr().err
     assert not out.exists()  # so the corrected command is not refused as "other settings"
+
+
+def test_a_finished_sub_run_made_with_other_settings_is_not_reused(tmp_path):
+    """Reusing a finished search or training is only right when it was made with the settings asked for."""
+    from dataclasses import replace
+
+    from pcdarts.config import SearchConfig, config_to_dict
+    from pcdarts.runs import RunError
+    from pcdarts.study import check_reused
+
+    cfg = SearchConfig.for_dataset("digits", epochs=2)
+    run = tmp_path / "s1"
+    run.mkdir()
+    saved = config_to_dict(cfg)
+    del saved["recompute"]  # written before the setting existed: counts as its default
+    (run / "config.json").write_text(json.dumps({**saved, "threads": 7, "device": "cuda"}))  # free to differ
+    check_reused(run, cfg)
+    with pytest.raises(RunError, match="lr=") as err:
+        check_reused(run, replace(cfg, lr=0.5))
+    assert "delete that folder" in str(err.value) and len(str(err.value).splitlines()) == 1
+    (run / "config.json").write_text("{not json")
+    with pytest.raises(RunError, match="unreadable"):
+        check_reused(run, cfg)

@@ -254,7 +254,7 @@ def evaluate(model: nn.Module, stream: BatchStream | FolderStream) -> dict[str, 
     top1 = torch.zeros((), device=dev, dtype=torch.float64)
     top5 = torch.zeros((), device=dev, dtype=torch.float64)
     n = 0
-    stream.perm, stream.pos = None, 0
+    stream.reset()
     for x, y in stream.epoch():
         logits = model(x)
         logits = logits[0] if isinstance(logits, tuple) else logits

@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from .supernet import MixedOp, SearchCell, SearchNetwork
 
@@ -51,6 +52,31 @@ def _saved_storages(
         loss = F.cross_entropy(net(x), y)
     del loss
     return seen
+
+
+def saved_bytes_by_module(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, int]:
+    """Saved bytes per place in the network: the innermost module types (up to three deep) that saved them.
+
+    Each storage counts once, in the module whose forward saved it first: where a search step's memory goes.
+    """
+    stack: list[str] = []
+    handles = []
+    for m in net.modules():
+        name = type(m).__name__
+        handles.append(m.register_forward_pre_hook(lambda mod, args, name=name: stack.append(name)))
+        handles.append(m.register_forward_hook(lambda mod, args, out: stack.pop() and None))  # None: output kept
+    try:
+        seen = _saved_storages(net, x, y, segment=lambda: " > ".join(stack[-3:]))
+    finally:
+        for h in handles:
+            h.remove()
+    first: dict[int, tuple[str, int]] = {}
+    for (where, ptr), n in seen.items():
+        first.setdefault(ptr, (where, n))
+    out: dict[str, int] = {}
+    for where, n in first.values():
+        out[where] = out.get(where, 0) + n
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
 
 def largest_segment_bytes(net: SearchNetwork, x: torch.Tensor, y: torch.Tensor, recompute: str) -> int:

@@ -51,6 +51,9 @@ def register_op(name: str) -> Callable[[OpFactory], OpFactory]:
 # The plain PyTorch forms live in ``pcdarts.bench.reference`` (the benchmark's baseline; tests bound the
 # difference). Tried and dropped: channels_last depthwise convs and matmul 1x1 convs win alone but slow the
 # whole step (layout copies, slower BN); whole-model channels_last crashed the CPU build (heap corruption).
+# 1x1 convs as one batched matrix product were 6-20x faster alone on (64, 4, 32, 32) maps and still made the
+# whole step 11 % slower (measured 2026-12-02, steps alternated in one process); a custom backward for the
+# channel split of each edge (one write instead of two zero-filled slices) made it 5 % slower.
 
 
 def _plain_graph() -> bool:
@@ -59,27 +62,55 @@ def _plain_graph() -> bool:
 
 
 class _MaxPoolFn(torch.autograd.Function):
-    """Max pooling that saves its input, not the indices, and recomputes the indices in backward."""
+    """Max pooling that saves its input, not the indices, and finds the indices again in backward.
+
+    The forward takes the maximum of shifted views (no index tensor, no layout copy: the maxima are
+    exactly those of ``F.max_pool2d``); the backward runs PyTorch's pooling with indices on a
+    copy (channels_last for 3x3 windows), so the gradient goes where PyTorch's own backward sends it.
+    """
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, kernel: int, stride: int, padding: int, ceil: bool) -> torch.Tensor:
         ctx.save_for_backward(x)
         ctx.args = (kernel, stride, padding, ceil)
-        return F.max_pool2d(_pool_layout(x), kernel, stride, padding, ceil_mode=ceil).contiguous()
+        return _shifted_max(x, kernel, stride, padding, ceil)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, None, None, None, None]:
         (x,) = ctx.saved_tensors
         kernel, stride, padding, ceil = ctx.args
-        with torch.enable_grad():
-            xd = _pool_layout(x.detach()).requires_grad_(True)
+        with torch.enable_grad():  # channels_last pays for 3x3 windows, not for the 2x2 bypass pool (measured)
+            xd = (_pool_layout(x.detach()) if kernel > 2 else x.detach().contiguous()).requires_grad_(True)
             y = F.max_pool2d(xd, kernel, stride, padding, ceil_mode=ceil)
         (gx,) = torch.autograd.grad(y, xd, grad)
         return gx.contiguous(), None, None, None, None
 
 
+def _out_size(n: int, kernel: int, stride: int, padding: int, ceil: bool) -> int:
+    span = n + 2 * padding - kernel
+    out = (-(-span // stride) if ceil else span // stride) + 1
+    if ceil and (out - 1) * stride >= n + padding:  # PyTorch: the last window must start inside the input
+        out -= 1
+    return out
+
+
+def _shifted_max(x: torch.Tensor, kernel: int, stride: int, padding: int, ceil: bool) -> torch.Tensor:
+    """Max pooling as the maximum of ``kernel`` shifted, strided views per axis (rows, then columns)."""
+    h, w = x.shape[-2:]
+    oh, ow = _out_size(h, kernel, stride, padding, ceil), _out_size(w, kernel, stride, padding, ceil)
+    need_h, need_w = (oh - 1) * stride + kernel, (ow - 1) * stride + kernel  # padded extent the windows read
+    p = F.pad(x, (padding, need_w - w - padding, padding, need_h - h - padding), value=float("-inf"))
+    rows = p[..., 0 : (oh - 1) * stride + 1 : stride, :]
+    for i in range(1, kernel):
+        rows = torch.maximum(rows, p[..., i : i + (oh - 1) * stride + 1 : stride, :])
+    out = rows[..., 0 : (ow - 1) * stride + 1 : stride]
+    for j in range(1, kernel):
+        out = torch.maximum(out, rows[..., j : j + (ow - 1) * stride + 1 : stride])
+    return out
+
+
 def _pool_layout(x: torch.Tensor) -> torch.Tensor:
-    """channels_last on CPU, where its max-pool kernel is faster; as given elsewhere."""
+    """channels_last on CPU, where its max-pool kernels are faster; as given elsewhere."""
     return x.contiguous(memory_format=torch.channels_last) if x.device.type == "cpu" else x
 
 
@@ -87,7 +118,7 @@ def max_pool(x: torch.Tensor, kernel: int, stride: int, padding: int = 0, ceil_m
     """``F.max_pool2d`` without the saved int64 indices (twice the output's bytes) when a backward will run."""
     if torch.is_grad_enabled() and x.requires_grad and not _plain_graph():
         return _MaxPoolFn.apply(x, kernel, stride, padding, ceil_mode)
-    return F.max_pool2d(_pool_layout(x), kernel, stride, padding, ceil_mode=ceil_mode).contiguous()
+    return _shifted_max(x, kernel, stride, padding, ceil_mode)
 
 
 class MaxPool3x3(nn.MaxPool2d):
@@ -288,8 +319,10 @@ class Zero(nn.Module):
 class FactorizedReduce(nn.Module):
     """Halve the resolution with two 1x1 stride-2 convs, the second on a one-pixel shift.
 
-    The shifted branch is zero-padded on the far side so odd sizes work; on even
-    sizes this equals the reference ``x[:, :, 1:, 1:]`` slice exactly.
+    A 1x1 stride-2 conv reads only every other pixel, so both branches subsample first (ReLU and conv
+    on a quarter of the pixels, no padded copy of the whole map). On odd sizes the shifted branch reads
+    one zero pixel past the edge, as zero padding would give; on even sizes this is the reference's
+    ``conv_2(x[:, :, 1:, 1:])`` exactly.
     """
 
     def __init__(self, c_in: int, c_out: int, affine: bool = True):
@@ -305,9 +338,12 @@ class FactorizedReduce(nn.Module):
 
     def pre_bn(self, x: torch.Tensor, relu_done: bool = False) -> torch.Tensor:
         """Everything but the final batch norm (the supernet fuses that with the op's weight)."""
-        x = x if relu_done else self.relu(x)
-        shifted = F.pad(x, (0, 1, 0, 1))[:, :, 1:, 1:]  # (N, C, H, W), shifted by one pixel
-        return torch.cat([self.conv_1(x), self.conv_2(shifted)], dim=1)
+        even, odd = x[:, :, ::2, ::2], x[:, :, 1::2, 1::2]  # ReLU commutes with subsampling
+        if not relu_done:
+            even, odd = self.relu(even), self.relu(odd)
+        if odd.shape[-2:] != even.shape[-2:]:
+            odd = F.pad(odd, (0, even.shape[-1] - odd.shape[-1], 0, even.shape[-2] - odd.shape[-2]))
+        return torch.cat([F.conv2d(even, self.conv_1.weight), F.conv2d(odd, self.conv_2.weight)], dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.bn(self.pre_bn(x))

@@ -25,10 +25,11 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .config import DATASET_DEFAULTS, SearchConfig, TrainConfig, resolve_config
+from .config import DATASET_DEFAULTS, SearchConfig, TrainConfig, config_to_dict, resolve_config
 from .errors import ConfigError
 from .genotype import Genotype, param_free_count, random_genotype
 from .remedies import select_from_history
+from .runner import RESUME_FREE
 from .runs import RunError, RunLock, atomic_write_json, read_jsonl
 from .search import run_search
 from .train import run_train
@@ -131,6 +132,26 @@ def _digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:10]
 
 
+def check_reused(run: Path, cfg: SearchConfig | TrainConfig) -> None:
+    """A finished sub-run is reused only if it was made with the settings this study asks for.
+
+    Settings that do not change a result (threads, device, data path, ...) may differ; a setting the
+    sub-run's config.json lacks (added to pcdarts later) counts as its default.
+    """
+    f = run / "config.json"
+    try:
+        saved = json.loads(f.read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        raise RunError(f"{f} is missing or unreadable: delete {run} to have the study redo it") from None
+    defaults = config_to_dict(type(cfg)())
+    for key, value in config_to_dict(cfg).items():
+        if key not in RESUME_FREE and saved.get(key, defaults.get(key)) != value:
+            raise RunError(
+                f"{run} was made with {key}={saved.get(key)!r}, this study asks for {value!r}: delete that "
+                "folder to redo it, or start the study in a new folder"
+            )
+
+
 def _search_identity(arm: Arm, seed: int) -> str:
     """Run-folder name of an arm's search: the arm's overrides that change the search itself, and the seed.
 
@@ -182,8 +203,10 @@ class Study:
         if self.threads:
             scfg = replace(scfg, threads=self.threads)
         run = self.out / "search" / _search_identity(arm, seed)
-        if not (run / "genotype.json").is_file():
-            shared = replace(scfg, **{k: getattr(SearchConfig(), k) for k in DERIVATION_ONLY})
+        shared = replace(scfg, **{k: getattr(SearchConfig(), k) for k in DERIVATION_ONLY})
+        if (run / "genotype.json").is_file():
+            check_reused(run, shared)
+        else:
             log.info("study: search for arm %s, seed %d -> %s", arm.name, seed, run)
             resume = (run / "checkpoint.pt").is_file()
             result = run_search(shared, run, resume=resume, overwrite=not resume, progress=self.progress)
@@ -193,7 +216,9 @@ class Study:
 
     def _train(self, genotype: Genotype) -> dict[str, Any]:
         run = self.out / "train" / f"g{_digest(genotype.to_dict())}"  # the protocol is pinned by study_config.json
-        if not (run / "result.json").is_file():
+        if (run / "result.json").is_file():
+            check_reused(run, self.train_cfg)
+        else:
             resume = (run / "checkpoint.pt").is_file()
             log.info("study: training %s -> %s", genotype.to_text()[:60] + "...", run)
             result = run_train(

@@ -22,30 +22,7 @@ def cmd_memory(args: argparse.Namespace) -> dict[str, Any]:
     for k in args.ks:
         if args.channels % k:
             continue
-        cmd = [
-            sys.executable,
-            "-m",
-            "pcdarts.bench",
-            "_memory_one",
-            "--k",
-            str(k),
-            "--channels",
-            str(args.channels),
-            "--layers",
-            str(args.layers),
-            "--batch",
-            str(args.batch),
-            "--size",
-            str(args.size),
-            "--device",
-            args.device,
-            "--threads",
-            str(args.threads),
-            "--recompute",
-            args.recompute,
-        ]
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-        rows.append(json.loads(out.strip().splitlines()[-1]))
+        rows.append(_worker_json(["_memory_one", *_shared_flags(args), "--k", str(k)]))  # the last --k wins
     base = next((r for r in rows if r["k"] == 1), None)
     for r in rows:
         if base:
@@ -75,13 +52,44 @@ def print_memory(res: dict[str, Any]) -> None:
 def print_compile(res: dict[str, Any]) -> None:
     c, m = res["config"], res["machine"]
     print(
-        f"torch.compile: PC_DARTS_cifar C={c['train_channels']}, {c['train_layers']} cells, batch {c['batch']}, "
+        f"{res['benchmark']}: "
+        + (
+            f"supernet C={c['channels']}, {c['layers']} cells, K={c['k']}, "
+            if c.get("regional")
+            else f"PC_DARTS_cifar C={c['train_channels']}, {c['train_layers']} cells, "
+        )
+        + f"batch {c['batch']}, "
         f"{c['size']}x{c['size']}, {c['device']}, torch {m['torch']}, {c['threads']} threads, load {m['load_1min']}"
     )
     print(f"first compiled step (compiling): {res['first_compiled_step_s']:.1f} s")
     for name, r in res["rows"].items():
         print(f"{name:>9} {r['median_s']:.3f} s/step ({r['min_s']:.3f}-{r['max_s']:.3f}) {r['images_per_s']:.1f} img/s")
     print(f"compiled speed-up over eager: {res['compiled_speedup']:.2f}x")
+
+
+def cmd_by_module(args: argparse.Namespace) -> dict[str, Any]:
+    """Where the saved activations of one forward go, by module, for pcdarts and for the reference habits."""
+    from ..memory import saved_bytes_by_module
+    from .reference import to_reference
+    from .steps import build
+
+    tables = {}
+    for mode in ("optimised", "baseline"):
+        net, x, y = build(args, args.k, torch.device(args.device), args.recompute)
+        if mode == "baseline":
+            to_reference(net)
+        tables[mode] = {k: v / 2**20 for k, v in saved_bytes_by_module(net, x, y).items()}
+    return {"benchmark": "saved activations by module", "config": vars(args), "machine": machine(), "tables": tables}
+
+
+def print_by_module(res: dict[str, Any]) -> None:
+    c = res["config"]
+    print(f"saved activations by module: C={c['channels']}, {c['layers']} cells, K={c['k']}, batch {c['batch']}")
+    for mode, table in res["tables"].items():
+        total = sum(table.values())
+        print(f"{mode}: {total:.1f} MiB")
+        for where, mib in list(table.items())[:12]:
+            print(f"  {mib:9.1f} MiB {100 * mib / total:5.1f} %  {where}")
 
 
 def cmd_recompute(args: argparse.Namespace) -> dict[str, Any]:
@@ -273,6 +281,8 @@ def main(argv: list[str] | None = None) -> int:
         default="none",
         help="activation checkpointing of the supernet (memory, step)",
     )
+    p.add_argument("--regional", action="store_true", help="compile: the supernet's mixed ops, one by one")
+    p.add_argument("--by-module", action="store_true", help="memory: where the saved activations go, by module")
     p.add_argument("--search-only", action="store_true", help=argparse.SUPPRESS)  # workers: skip the train step
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
@@ -345,7 +355,7 @@ def _run(args: argparse.Namespace) -> int:
     elif args.what == "compile":
         res, printer = compile_bench(args), print_compile
     else:
-        res, printer = cmd_memory(args), print_memory
+        res, printer = (cmd_by_module(args), print_by_module) if args.by_module else (cmd_memory(args), print_memory)
     if args.json:
         print(json.dumps(res))
     else:

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..ops import PRIMITIVES, AvgPool3x3, DepthwiseConv2d, MaxPool3x3
+from ..ops import PRIMITIVES, AvgPool3x3, DepthwiseConv2d, FactorizedReduce, MaxPool3x3
 from ..supernet import MixedOp, PartialEdge, SearchCell, SearchNetwork, channel_shuffle
 
 _NONE = PRIMITIVES.index("none")
@@ -63,8 +63,22 @@ class ReferenceSearchCell(SearchCell):
         return torch.cat(states[-self.multiplier :], dim=1)
 
 
+class ReferenceFactorizedReduce(FactorizedReduce):
+    """ReLU on the whole map, then both stride-2 convs, the second on a padded, shifted copy."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu(x)
+        shifted = F.pad(x, (0, 1, 0, 1))[:, :, 1:, 1:]
+        return self.bn(torch.cat([self.conv_1(x), self.conv_2(shifted)], dim=1))
+
+
 _PLAIN = {MaxPool3x3: nn.MaxPool2d, AvgPool3x3: nn.AvgPool2d, DepthwiseConv2d: nn.Conv2d}
-_SUPERNET = {MixedOp: ReferenceMixedOp, PartialEdge: ReferencePartialEdge, SearchCell: ReferenceSearchCell}
+_SUPERNET = {
+    FactorizedReduce: ReferenceFactorizedReduce,
+    MixedOp: ReferenceMixedOp,
+    PartialEdge: ReferencePartialEdge,
+    SearchCell: ReferenceSearchCell,
+}
 
 
 def to_reference(model: nn.Module) -> nn.Module:

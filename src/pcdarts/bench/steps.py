@@ -239,11 +239,35 @@ def project_search_minutes(row: dict[str, Any], args: argparse.Namespace) -> flo
     return steps * (warm * weight + (epochs - warm) * search + epochs * evals) / 60.0
 
 
+def regional_search_stepper(args: argparse.Namespace, device: torch.device) -> Any:
+    """The search step (arch + weight) with every mixed op compiled on its own (regional ``torch.compile``)."""
+    from ..supernet import MixedOp
+
+    net, x, y = build(args, args.k, device)
+    for m in net.modules():
+        if isinstance(m, MixedOp):
+            m.compile()
+    weights = net.weight_parameters()
+    w_opt = torch.optim.SGD(weights, lr=0.1, momentum=0.9, weight_decay=3e-4, foreach=True)
+    arch = Architect(net, lr=6e-4)
+    return lambda: search_step(net, net, arch, w_opt, x, y, (x, y), grad_clip=5.0, weights=weights)
+
+
 def compile_bench(args: argparse.Namespace) -> dict[str, Any]:
-    """Training step of the final network, eager vs ``torch.compile``, alternated in one process."""
+    """Eager vs ``torch.compile``, steps alternated in one process: the final network's training step, or
+    with ``--regional`` the supernet's search step with each mixed op compiled."""
     device = torch.device(args.device)
-    eager = train_stepper(args, False, device, compiled=False)
-    compiled = train_stepper(args, False, device, compiled=True)
+    if getattr(args, "regional", False):
+        arch_step, weight_step, _ = search_stepper(args, False, device)
+
+        def eager() -> None:
+            arch_step()
+            weight_step()
+
+        compiled = regional_search_stepper(args, device)
+    else:
+        eager = train_stepper(args, False, device, compiled=False)
+        compiled = train_stepper(args, False, device, compiled=True)
     t = time.perf_counter()
     compiled()
     first = time.perf_counter() - t
@@ -254,7 +278,8 @@ def compile_bench(args: argparse.Namespace) -> dict[str, Any]:
         times["compiled"] += timeit(compiled, 1, 0, device)
     rows = {k: summarise_times(v, args.batch) for k, v in times.items()}
     return {
-        "benchmark": "torch.compile train step",
+        "benchmark": "torch.compile "
+        + ("of each mixed op, search step" if getattr(args, "regional", False) else "train step"),
         "config": vars(args),
         "machine": machine(),
         "first_compiled_step_s": first,

@@ -5,8 +5,8 @@ from . import idx as _idx  # noqa: F401  (registers fashion-mnist, mnist)
 from .augment import Augment, cutout, random_crop, random_flip
 from .datasets import DATASETS, DataError, TensorDataset, get_dataset, register_dataset
 from .folder import FolderDataset, FolderStream, subsample
-from .loader import BatchStream
-from .streams import holdout_part, limit_train, make_stream, part_size, search_parts, stratified_split, train_part
+from .splits import holdout_part, limit_train, make_stream, part_size, search_parts, stratified_split, train_part
+from .stream import BatchStream
 
 __all__ = [
     "Augment",

@@ -23,7 +23,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from .datasets import DataError, register_dataset
-from .loader import Stream
+from .stream import Stream
 
 log = logging.getLogger(__name__)
 
@@ -237,6 +237,10 @@ class FolderStream(Stream):
 
     def epoch(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         yield from super().epoch()
+        self._iter = None
+
+    def reset(self) -> None:
+        super().reset()
         self._iter = None
 
     def state_dict(self) -> dict[str, Any]:

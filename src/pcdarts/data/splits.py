@@ -11,7 +11,7 @@ import torch
 from .augment import Augment
 from .datasets import DataError, TensorDataset
 from .folder import FolderDataset, FolderStream
-from .loader import BatchStream
+from .stream import BatchStream
 
 Part = Any  # (x, y) tensors for a TensorDataset, a list of (path, label) for a FolderDataset
 

@@ -1,4 +1,4 @@
-"""A resumable batch stream over tensors that already live on the device.
+"""Batch streams: ``Stream`` (epochs, order, shards, resume) and ``BatchStream`` over on-device tensors.
 
 Both the weight loader and the persistent validation iterator of the search
 are ``BatchStream``s: the permutation, the position in it and the generator
@@ -13,6 +13,9 @@ from typing import Any
 import torch
 
 from .augment import Augment
+
+# The augmentation generator's seed: a prime stride keeps the streams of nearby seeds and ranks apart.
+AUG_SEED_STRIDE, AUG_SEED_OFFSET = 7919, 17
 
 
 class Stream:
@@ -44,6 +47,10 @@ class Stream:
         if self.world_size > 1:  # disjoint strided shards of equal size (the tail is dropped)
             perm = perm[: self.shard_size * self.world_size][self.rank :: self.world_size]
         self.perm, self.pos = perm, 0
+
+    def reset(self) -> None:
+        """Forget the current epoch: the next ``epoch()`` starts a fresh one (an evaluation pass reads it whole)."""
+        self.perm, self.pos = None, 0
 
     def _draw(self) -> None:
         """Per-epoch random draws beyond the order (none by default)."""
@@ -101,7 +108,7 @@ class BatchStream(Stream):
         self.mean = torch.tensor(mean, device=self.device).view(1, -1, 1, 1)
         self.std = torch.tensor(std, device=self.device).view(1, -1, 1, 1)
         self.order_gen = torch.Generator().manual_seed(seed)  # same on every rank: shards must agree
-        self.aug_gen = torch.Generator().manual_seed(seed * 7919 + 17 + rank)
+        self.aug_gen = torch.Generator().manual_seed(seed * AUG_SEED_STRIDE + AUG_SEED_OFFSET + rank)
         self.perm: torch.Tensor | None = None
         self.pos = 0
 
