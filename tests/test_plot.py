@@ -32,6 +32,17 @@ def test_plot_search_run(digits_runs, tmp_path):
         assert Image.open(out / name).size[0] > 300
 
 
+def test_heatmap_epochs_count_from_one_as_the_console_does(digits_runs, tmp_path, capsys):
+    import json
+
+    n = len((digits_runs / "search" / "arch_history.jsonl").read_text().splitlines())
+    out = tmp_path / "figs"
+    assert main(["plot", "--run", str(digits_runs / "search"), "--out", str(out), "--epochs", "1", str(n)]) == 0
+    assert main(["plot", "--run", str(digits_runs / "search"), "--out", str(out), "--epochs", "0"]) == 2
+    assert f"no epoch 0 in this search: it has epochs 1..{n}" in capsys.readouterr().err
+    assert json.loads((digits_runs / "search" / "arch_history.jsonl").read_text().splitlines()[0])["epoch"] == 0
+
+
 def test_report_embeds_images(digits_runs):
     assert main(["report", str(digits_runs)]) == 0
     page = (digits_runs / "report.html").read_text()

@@ -162,13 +162,19 @@ def _plot_graphviz(genotype: Genotype, out: Path) -> None:  # pragma: no cover -
 
 
 def alpha_heatmaps(history: list[dict[str, Any]], out: str | Path, epochs: list[int] | None = None) -> Path:
-    """softmax(alpha) per edge and op, and softmax(beta) per node, for chosen epochs."""
+    """softmax(alpha) per edge and op, and softmax(beta) per node, for chosen epochs.
+
+    ``epochs`` are counted from 1, as the console counts them (the history's records count from 0).
+    """
     if not history:
         raise ConfigError("no alpha/beta history: run a search first (arch_history.jsonl is empty)")
     by_epoch = {h["epoch"]: h for h in history}
-    missing = [e for e in epochs or [] if e not in by_epoch]
+    missing = [e for e in epochs or [] if e - 1 not in by_epoch]
     if missing:
-        raise ConfigError(f"no epoch {missing[0]} in this search: it has epochs {min(by_epoch)}..{max(by_epoch)}")
+        raise ConfigError(
+            f"no epoch {missing[0]} in this search: it has epochs {min(by_epoch) + 1}..{max(by_epoch) + 1}"
+        )
+    epochs = [e - 1 for e in epochs] if epochs else None
     epochs = epochs or [history[0]["epoch"], history[len(history) // 2]["epoch"], history[-1]["epoch"]]
     epochs = list(dict.fromkeys(epochs))
     fig = Figure(figsize=(16, 3.6 * len(epochs)))
@@ -185,7 +191,7 @@ def alpha_heatmaps(history: list[dict[str, Any]], out: str | Path, epochs: list[
             im = ax.imshow(a, aspect="auto", cmap="viridis")
             ax.set_xticks(range(len(PRIMITIVES)), PRIMITIVES, rotation=40, ha="right", fontsize=7)
             ax.set_yticks(range(n_edges), _edge_labels(steps), fontsize=6)
-            ax.set_title(f"epoch {e}: softmax(alpha) {cell}", fontsize=9)
+            ax.set_title(f"epoch {e + 1}: softmax(alpha) {cell}", fontsize=9)
             fig.colorbar(im, ax=ax, fraction=0.04)
             axb = axes[row][2 * col + 1]
             im2 = axb.imshow(b[:, None], aspect="auto", cmap="magma", vmin=0, vmax=1)

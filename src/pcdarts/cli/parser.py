@@ -166,7 +166,13 @@ def build_parser() -> argparse.ArgumentParser:
     pl = sub.add_parser("plot", help="draw a genotype's cells, or a search run's alpha/beta and timeline")
     pl.add_argument("--genotype", default=None, help=GENOTYPE_HELP)
     pl.add_argument("--run", default=None, help="a search run folder: also draw alpha/beta heatmaps and the timeline")
-    pl.add_argument("--epochs", type=int, nargs="*", default=None, help="epochs for the heatmaps")
+    pl.add_argument(
+        "--epochs",
+        type=int,
+        nargs="*",
+        default=None,
+        help="epochs for the heatmaps, counted from 1 as the console does",
+    )
     pl.add_argument("--out", required=True, help="cell.png, .svg or .pdf (with --run: a folder)")
     pl.add_argument("--renderer", choices=["auto", "graphviz", "matplotlib"], default="auto")
 
