@@ -246,7 +246,7 @@ def regional_search_stepper(args: argparse.Namespace, device: torch.device) -> A
     net, x, y = build(args, args.k, device)
     for m in net.modules():
         if isinstance(m, MixedOp):
-            m.compile()
+            m.compile(dynamic=False)  # one graph per shape: symbolic sizes broke Inductor here (torch 2.13)
     weights = net.weight_parameters()
     w_opt = torch.optim.SGD(weights, lr=0.1, momentum=0.9, weight_decay=3e-4, foreach=True)
     arch = Architect(net, lr=6e-4)
