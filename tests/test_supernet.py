@@ -184,3 +184,14 @@ def test_bf16_autocast_stays_close_to_fp32():
         with autocast("bf16", x.device):
             low = net(x).float()
     assert (low - ref).abs().max() <= 0.05 * ref.abs().max() + 0.05
+
+
+def test_fused_batch_norm_refuses_one_value_per_channel_as_batch_norm_does():
+    """N*H*W == 1 has no variance: nn.BatchNorm2d raises; the fused path must not write NaN running stats."""
+    from pcdarts.supernet import scaled_batch_norm
+
+    bn = torch.nn.BatchNorm2d(2, affine=False)
+    h, w = torch.randn(1, 2, 1, 1, requires_grad=True), torch.tensor(0.5, requires_grad=True)
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        scaled_batch_norm(h, w, bn)
+    assert torch.isfinite(bn.running_var).all()

@@ -205,7 +205,9 @@ def auto_batch_size(
     batch = int(budget // max(info["per_sample_bytes"], 1))
     batch = max(multiple, min(cap, batch - batch % multiple))
     if device.type == "cuda" and budget_bytes is None:  # confirm by running a step; back off on OOM
-        batch = _confirm_cuda(batch, k, init_channels, layers, in_channels, size, num_classes, stem, device, multiple)
+        batch = _confirm_cuda(
+            batch, k, init_channels, layers, in_channels, size, num_classes, stem, device, multiple, recompute
+        )
     return batch, {**info, "available_bytes": available, "safety": safety}
 
 
@@ -220,10 +222,13 @@ def _confirm_cuda(
     stem: str,
     device: torch.device,
     multiple: int,
+    recompute: str = "none",
 ) -> int:  # pragma: no cover - needs a GPU
     import torch.nn.functional as F
 
-    net = SearchNetwork(num_classes=classes, in_channels=cin, init_channels=c, layers=layers, k=k, stem=stem).to(device)
+    net = SearchNetwork(
+        num_classes=classes, in_channels=cin, init_channels=c, layers=layers, k=k, stem=stem, recompute=recompute
+    ).to(device)
     while batch > multiple:
         try:
             x = torch.randn(batch, cin, size, size, device=device)

@@ -67,6 +67,7 @@ class _MaxPoolFn(torch.autograd.Function):
     The forward takes the maximum of shifted views (no index tensor, no layout copy: the maxima are
     exactly those of ``F.max_pool2d``); the backward runs PyTorch's pooling with indices on a
     copy (channels_last for 3x3 windows), so the gradient goes where PyTorch's own backward sends it.
+    First-order only: the backward builds no graph, so ``create_graph=True`` through it is not supported.
     """
 
     @staticmethod

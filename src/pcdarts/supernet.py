@@ -51,6 +51,9 @@ class _ScaledBatchNormFn(torch.autograd.Function):
 
     The output's only use in the backward pass is the op weight's gradient, sum(grad * BN(h)); BN(h) is
     recomputed there from the saved mean and 1/std. One activation fewer to keep per candidate op.
+    First-order gradients only: the backward treats mean and 1/std as constants, so a gradient of this
+    gradient (``create_graph=True``) would be wrong. Nothing here asks for one (the unrolled step uses
+    finite differences); add a double backward before anything does.
     """
 
     @staticmethod
@@ -97,6 +100,7 @@ def scaled_batch_norm(h: torch.Tensor, w: torch.Tensor, bn: nn.BatchNorm2d) -> t
         and bn.weight is None
         and torch.is_grad_enabled()
         and h.dtype == bn.running_mean.dtype
+        and h.numel() > h.shape[1]  # one value per channel: let nn.BatchNorm2d refuse it, not a NaN running_var
         and not _autocast_on(h.device)
         and not torch.jit.is_tracing()
         and not torch.compiler.is_compiling()
