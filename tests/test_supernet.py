@@ -195,3 +195,76 @@ def test_fused_batch_norm_refuses_one_value_per_channel_as_batch_norm_does():
     with pytest.raises(ValueError, match="more than 1 value per channel"):
         scaled_batch_norm(h, w, bn)
     assert torch.isfinite(bn.running_var).all()
+
+
+def _counting(monkeypatch, cls):
+    calls = []
+    forward = cls.forward
+    monkeypatch.setattr(cls, "forward", lambda self, *a: calls.append(1) or forward(self, *a))
+    return calls
+
+
+@pytest.mark.parametrize(("k", "size"), [(1, 13), (4, 13), (4, 16)])
+def test_fanned_out_cell_equals_the_cell_run_edge_by_edge(k, size, monkeypatch):
+    """Each state's edges computed together (shared pooling and identity, stacked convs and BNs) against the same
+    cell run edge by edge, on the same parameters, in float64: logits, every gradient, running statistics and
+    batch counters. Odd sizes reach the strided edges' padding and FactorizedReduce's odd branch."""
+    import copy
+
+    from pcdarts.fanout import FanOut
+    from pcdarts.supernet import SearchCell
+
+    torch.manual_seed(0)
+    net = SearchNetwork(num_classes=5, init_channels=8, layers=3, k=k).double()
+    with torch.no_grad():
+        for p in net.arch_parameters():
+            p.normal_()  # far from uniform, so a wrong op weight shows
+    twin = copy.deepcopy(net)
+    x, y = torch.randn(3, 3, size, size, dtype=torch.float64), torch.tensor([0, 1, 4])
+    fans = _counting(monkeypatch, FanOut)
+    results = []
+    for model in (net, twin):
+        logits = model(x)
+        grads = torch.autograd.grad(torch.nn.functional.cross_entropy(logits, y), list(model.parameters()))
+        results.append((logits, grads, [b.clone() for b in model.buffers()]))
+        if model is net:
+            assert len(fans) == 3 * 5  # five states feed edges, in each of the three cells
+            monkeypatch.setattr(SearchCell, "_fans_out", lambda self, h: False)
+    assert len(fans) == 15  # the twin ran edge by edge
+    torch.testing.assert_close(results[0][0], results[1][0], rtol=1e-9, atol=1e-12)
+    for a, b in zip(results[0][1], results[1][1]):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+    for a, b in zip(results[0][2], results[1][2]):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+
+
+def test_cells_run_edge_by_edge_where_fanning_out_does_not_apply(monkeypatch):
+    """Evaluation, no gradient, and BN's cumulative average (momentum None) take the edge-by-edge path."""
+    from pcdarts.fanout import FanOut
+
+    net = SearchNetwork(num_classes=3, init_channels=8, layers=3, k=4)
+    x = torch.randn(2, 3, 8, 8)
+    fans = _counting(monkeypatch, FanOut)
+    with torch.no_grad():
+        net(x)
+    net.eval()(x).sum().backward()
+    net.train()
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.momentum = None
+    net(x).sum().backward()
+    assert fans == []
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.momentum = 0.1
+    net(x).sum().backward()
+    assert len(fans) == 15
+
+
+def test_recompute_segments_are_measured_for_both_modes():
+    from pcdarts.memory import largest_segment_bytes
+
+    net = SearchNetwork(num_classes=3, init_channels=8, layers=3, k=4)
+    x, y = torch.randn(2, 3, 8, 8), torch.tensor([0, 1])
+    edges, cells = (largest_segment_bytes(net, x, y, mode) for mode in ("edges", "cells"))
+    assert 0 < edges < cells and largest_segment_bytes(net, x, y, "none") == 0

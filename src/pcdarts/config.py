@@ -34,7 +34,7 @@ class SearchConfig:
     partial_mode: str = "shuffle"  # how sampled channels are mixed: shuffle (paper) or shift
     edge_norm: bool = True  # edge normalisation with beta (--no-edge-norm for the ablation)
     stem: str = "cifar"  # cifar (3x3 conv) or imagenet (three stride-2 convs)
-    recompute: str = "none"  # activation checkpointing: none, edges (each mixed op) or cells; same result, less memory
+    recompute: str = "none"  # recompute in backward: none, edges (per state's edges) or cells: same result, less memory
     epochs: int = 50  # search epochs (paper 50)
     warmup_epochs: int = 15  # epochs before alpha/beta start to move (paper 15 of 50)
     batch_size: int = 256  # per step, for both the weight and the arch batch (global under torchrun)

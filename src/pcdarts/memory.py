@@ -6,7 +6,7 @@ backward pass, measured exactly at a small batch with saved-tensor hooks and
 scaled linearly in the batch size. With recomputation (activation
 checkpointing) a step holds what the checkpoints keep plus, during the
 backward pass, the activations of the largest recomputed segment (one cell
-or one edge's mixed op). Measured peaks run 1.1-1.5x above the saved
+or the edges leaving one state). Measured peaks run 1.1-1.5x above the saved
 activations (temporaries of the backward pass), so ``auto_batch_size`` keeps
 a safety margin of 2x on top.
 """
@@ -21,7 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .supernet import MixedOp, SearchCell, SearchNetwork
+from .fanout import FanOut
+from .supernet import SearchCell, SearchNetwork
 
 PROBE_BATCH = 4
 SAFETY = 2.0
@@ -80,13 +81,13 @@ def saved_bytes_by_module(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> d
 
 
 def largest_segment_bytes(net: SearchNetwork, x: torch.Tensor, y: torch.Tensor, recompute: str) -> int:
-    """Saved bytes of the largest recomputed segment (a cell, or one edge's mixed op); 0 without recompute.
+    """Saved bytes of the largest recomputed segment (a cell, or the edges leaving one state); 0 without recompute.
 
     Measured with everything kept, each storage counted in the segment whose forward saved it.
     """
     if recompute == "none":
         return 0
-    kind = SearchCell if recompute == "cells" else MixedOp
+    kind = SearchCell if recompute == "cells" else FanOut
     where: list[int] = [-1]
     handles = []
     for i, m in enumerate(m for m in net.modules() if isinstance(m, kind)):

@@ -199,28 +199,33 @@ def _cpu_autocast_on() -> bool:
         return torch.is_autocast_cpu_enabled()
 
 
-class DepthwiseConv2d(nn.Conv2d):
-    """Depthwise conv (groups = channels) with the fast CPU backward for stride 1 and kernels wider than 3x3.
+def depthwise_conv(x: torch.Tensor, weight: torch.Tensor, stride: int, padding: int, dilation: int) -> torch.Tensor:
+    """Depthwise conv (one filter per channel) with the fast CPU backward where it pays (see above).
 
     3x3 undilated and strided convs keep PyTorch's backward, which is as fast or faster there (measured).
     """
+    span = dilation * (weight.shape[-1] - 1) + 1
+    if (
+        stride == 1
+        and span > 3
+        and x.device.type == "cpu"
+        and x.dtype == weight.dtype
+        and torch.is_grad_enabled()
+        and not _cpu_autocast_on()
+        and not _plain_graph()
+    ):
+        return _DepthwiseConvFn.apply(x, weight, padding, dilation)
+    return F.conv2d(x, weight, None, stride, padding, dilation, x.shape[1])
+
+
+class DepthwiseConv2d(nn.Conv2d):
+    """Depthwise conv (groups = channels) with the fast CPU backward of ``depthwise_conv``."""
 
     def __init__(self, c: int, kernel: int, stride: int, padding: int, dilation: int = 1):
         super().__init__(c, c, kernel, stride, padding, dilation=dilation, groups=c, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        span = self.dilation[0] * (self.kernel_size[0] - 1) + 1
-        if (
-            self.stride[0] == 1
-            and span > 3
-            and x.device.type == "cpu"
-            and x.dtype == self.weight.dtype
-            and torch.is_grad_enabled()
-            and not _cpu_autocast_on()
-            and not _plain_graph()
-        ):
-            return _DepthwiseConvFn.apply(x, self.weight, self.padding[0], self.dilation[0])
-        return super().forward(x)
+        return depthwise_conv(x, self.weight, self.stride[0], self.padding[0], self.dilation[0])
 
 
 class ReLUConvBN(nn.Sequential):

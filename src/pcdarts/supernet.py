@@ -19,6 +19,7 @@ from torch.utils.checkpoint import checkpoint
 
 from .derive import derive_genotype, node_edge_weights
 from .errors import ConfigError
+from .fanout import FanOut, can_fan_out
 from .genotype import Genotype
 from .ops import OPS, PRIMITIVES, FactorizedReduce, PoolBN, ReLUConvBN, max_pool
 from .space import check_layers, node_edges, num_edges, reduction_cells
@@ -69,7 +70,7 @@ class _ScaledBatchNormFn(torch.autograd.Function):
         y, mean, invstd = torch.native_batch_norm(h, None, None, running_mean, running_var, True, momentum, eps)
         ctx.save_for_backward(h, w, mean, invstd)
         ctx.eps = eps
-        return y.mul_(w)
+        return y.mul_(_per_channel(w))
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
@@ -77,12 +78,18 @@ class _ScaledBatchNormFn(torch.autograd.Function):
         grad_h = grad_w = None
         if ctx.needs_input_grad[0]:
             grad_h = torch.ops.aten.native_batch_norm_backward(
-                grad * w, h, None, None, None, mean, invstd, True, ctx.eps, [True, False, False]
+                grad * _per_channel(w), h, None, None, None, mean, invstd, True, ctx.eps, [True, False, False]
             )[0]
         if ctx.needs_input_grad[1]:
             shape = (1, -1, 1, 1)
-            grad_w = (grad * ((h - mean.view(shape)) * invstd.view(shape))).sum().to(w.dtype)
+            prod = grad * ((h - mean.view(shape)) * invstd.view(shape))
+            grad_w = (prod.sum() if w.dim() == 0 else prod.sum((0, 2, 3))).to(w.dtype)
         return grad_h, grad_w, None, None, None, None
+
+
+def _per_channel(w: torch.Tensor) -> torch.Tensor:
+    """A scalar as it is; a vector of per-channel weights shaped to broadcast over (N, C, H, W)."""
+    return w if w.dim() == 0 else w.view(1, -1, 1, 1)
 
 
 def _autocast_on(device: torch.device) -> bool:
@@ -190,7 +197,8 @@ class PartialEdge(nn.Module):
 
 
 RECOMPUTE = ("none", "edges", "cells")
-"""Activation checkpointing: keep everything, recompute each edge's mixed op, or each whole cell."""
+"""Activation checkpointing: keep everything, recompute the edges leaving each state (each ``FanOut``;
+per edge where the cell runs edge by edge), or each whole cell."""
 
 
 @contextlib.contextmanager
@@ -250,6 +258,9 @@ class SearchCell(nn.Module):
         for edges in node_edges(steps):
             for j in range(len(edges)):  # from state j: the two cell inputs first, where a reduction strides
                 self.edges.append(PartialEdge(c, 2 if reduction and j < 2 else 1, k, mode))
+        # the edges leaving state j (cell inputs 0, 1, then the nodes), for the fanned-out forward
+        self.fan_edges = [[e[j] for e in node_edges(steps) if j < len(e)] for j in range(steps + 1)]
+        self.fans = nn.ModuleList(FanOut([self.edges[e] for e in idx]) for idx in self.fan_edges)
 
     def forward(
         self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor, edge_w: torch.Tensor | None
@@ -262,6 +273,8 @@ class SearchCell(nn.Module):
         self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor, edge_w: torch.Tensor | None
     ) -> torch.Tensor:
         states = [self.preprocess0(s0), self.preprocess1(s1)]
+        if self._fans_out(states[1]):
+            return self._fanned(states, weights, edge_w)
         per_edge = self.recompute == "edges" and self.training and torch.is_grad_enabled()
         for edges in node_edges(self.steps):
             op_sum = bypass_sum = None
@@ -277,6 +290,62 @@ class SearchCell(nn.Module):
                         bypass_sum = _accumulate(bypass_sum, edge_w[e], bypass)
             states.append(self.edges[edges.start].join(op_sum, bypass_sum))
         return torch.cat(states[-self.multiplier :], dim=1)  # (N, multiplier*C, H', W')
+
+    def _fans_out(self, h: torch.Tensor) -> bool:
+        """Whether the edges of each state can run together (``fanout``): training with a backward to come."""
+        return (
+            self.training
+            and torch.is_grad_enabled()
+            and h.dtype == self.preprocess1[2].running_mean.dtype
+            and h.shape[0] > 1
+            and not _autocast_on(h.device)
+            and not torch.jit.is_tracing()
+            and not torch.compiler.is_compiling()
+            and can_fan_out(self.edges)
+        )
+
+    def _fanned(self, states: list[torch.Tensor], weights: torch.Tensor, edge_w: torch.Tensor | None) -> torch.Tensor:
+        """The cell with each state's outgoing edges computed together, as soon as the state exists."""
+        nodes = node_edges(self.steps)
+        op_terms: list[list[torch.Tensor]] = [[] for _ in nodes]
+        bypass_terms: list[list[tuple[torch.Tensor, torch.Tensor | None]]] = [[] for _ in nodes]
+        per_group = self.recompute == "edges"
+        first = self.edges[0]
+
+        def feed(j: int) -> None:
+            idx = self.fan_edges[j]
+            h = states[j]
+            x_op = h if first.k == 1 else h[:, : first.c_part]
+            w = weights[idx] if edge_w is None else edge_w[idx].unsqueeze(1) * weights[idx]
+            fan = self.fans[j]
+            ys = recomputed(self, fan, x_op, w) if per_group else fan(x_op, w)
+            bypass = None
+            if first.k > 1:
+                bypass = h[:, first.c_part :]
+                if self.edges[idx[0]].stride == 2:
+                    bypass = max_pool(bypass, 2, 2, 0, ceil_mode=True)
+            for t, e in enumerate(idx):
+                i = max(j - 1, 0) + t  # the node edge e enters: state j feeds nodes j - 1, j, ... (0, 1, ... for j < 2)
+                op_terms[i].append(ys[:, t])
+                if bypass is not None:
+                    bypass_terms[i].append((bypass, None if edge_w is None else edge_w[e]))
+
+        feed(0)
+        feed(1)
+        for i, edges in enumerate(nodes):
+            op_sum = op_terms[i][0]
+            for y in op_terms[i][1:]:
+                op_sum = op_sum + y
+            bypass_sum = None
+            for b, ew in bypass_terms[i]:
+                if ew is None:
+                    bypass_sum = b if bypass_sum is None else bypass_sum + b
+                else:
+                    bypass_sum = _accumulate(bypass_sum, ew, b)
+            states.append(self.edges[edges.start].join(op_sum, bypass_sum))
+            if i + 2 < len(self.fan_edges):
+                feed(i + 2)
+        return torch.cat(states[-self.multiplier :], dim=1)
 
 
 class SearchNetwork(nn.Module):

@@ -281,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         default="none",
         help="activation checkpointing of the supernet (memory, step)",
     )
-    p.add_argument("--regional", action="store_true", help="compile: the supernet's mixed ops, one by one")
+    p.add_argument("--regional", action="store_true", help="compile: the supernet's edge groups (FanOut), one by one")
     p.add_argument("--by-module", action="store_true", help="memory: where the saved activations go, by module")
     p.add_argument("--search-only", action="store_true", help=argparse.SUPPRESS)  # workers: skip the train step
     p.add_argument("--json", action="store_true")

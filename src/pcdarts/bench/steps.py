@@ -240,12 +240,12 @@ def project_search_minutes(row: dict[str, Any], args: argparse.Namespace) -> flo
 
 
 def regional_search_stepper(args: argparse.Namespace, device: torch.device) -> Any:
-    """The search step (arch + weight) with every mixed op compiled on its own (regional ``torch.compile``)."""
-    from ..supernet import MixedOp
+    """The search step (arch + weight) with the edges of each state compiled on their own (regional compile)."""
+    from ..fanout import FanOut
 
     net, x, y = build(args, args.k, device)
     for m in net.modules():
-        if isinstance(m, MixedOp):
+        if isinstance(m, FanOut):
             m.compile(dynamic=False)  # one graph per shape: symbolic sizes broke Inductor here (torch 2.13)
     weights = net.weight_parameters()
     w_opt = torch.optim.SGD(weights, lr=0.1, momentum=0.9, weight_decay=3e-4, foreach=True)
@@ -255,7 +255,7 @@ def regional_search_stepper(args: argparse.Namespace, device: torch.device) -> A
 
 def compile_bench(args: argparse.Namespace) -> dict[str, Any]:
     """Eager vs ``torch.compile``, steps alternated in one process: the final network's training step, or
-    with ``--regional`` the supernet's search step with each mixed op compiled."""
+    with ``--regional`` the supernet's search step with each ``FanOut`` (a state's edges) compiled."""
     device = torch.device(args.device)
     if getattr(args, "regional", False):
         arch_step, weight_step, _ = search_stepper(args, False, device)
@@ -279,7 +279,7 @@ def compile_bench(args: argparse.Namespace) -> dict[str, Any]:
     rows = {k: summarise_times(v, args.batch) for k, v in times.items()}
     return {
         "benchmark": "torch.compile "
-        + ("of each mixed op, search step" if getattr(args, "regional", False) else "train step"),
+        + ("of each state's edges, search step" if getattr(args, "regional", False) else "train step"),
         "config": vars(args),
         "machine": machine(),
         "first_compiled_step_s": first,
