@@ -236,29 +236,45 @@ def test_fanned_out_cell_equals_the_cell_run_edge_by_edge(k, size, monkeypatch):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
     for a, b in zip(results[0][2], results[1][2]):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+    monkeypatch.undo()
+    fans = _counting(monkeypatch, FanOut)
+    with torch.no_grad():  # evaluation: each module's own running statistics
+        for m in net.modules():  # make every pooling BN's statistics differ, as no training step would
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.normal_()
+                m.running_var.uniform_(0.5, 2.0)
+        twin.load_state_dict(net.state_dict())
+        fanned = net.eval()(x)
+        assert len(fans) == 15
+        monkeypatch.setattr(SearchCell, "_fans_out", lambda self, h: False)
+        torch.testing.assert_close(fanned, twin.eval()(x), rtol=1e-9, atol=1e-12)
 
 
 def test_cells_run_edge_by_edge_where_fanning_out_does_not_apply(monkeypatch):
-    """Evaluation, no gradient, and BN's cumulative average (momentum None) take the edge-by-edge path."""
+    """BN's cumulative average (momentum None), BNs in mixed modes and autocast take the edge-by-edge path."""
+    from pcdarts.engine import autocast
     from pcdarts.fanout import FanOut
 
     net = SearchNetwork(num_classes=3, init_channels=8, layers=3, k=4)
     x = torch.randn(2, 3, 8, 8)
     fans = _counting(monkeypatch, FanOut)
-    with torch.no_grad():
+    with torch.no_grad(), autocast("bf16", x.device):
         net(x)
-    net.eval()(x).sum().backward()
+    assert fans == []
+    net.cells[0].edges[3].eval()
+    net(x).sum().backward()
+    assert len(fans) == 10  # the two other cells fanned out
     net.train()
     for m in net.modules():
         if isinstance(m, torch.nn.BatchNorm2d):
             m.momentum = None
     net(x).sum().backward()
-    assert fans == []
+    assert len(fans) == 10
     for m in net.modules():
         if isinstance(m, torch.nn.BatchNorm2d):
             m.momentum = 0.1
     net(x).sum().backward()
-    assert len(fans) == 15
+    assert len(fans) == 25
 
 
 def test_recompute_segments_are_measured_for_both_modes():

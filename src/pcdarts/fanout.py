@@ -41,10 +41,12 @@ def _write_back(bns: Sequence[nn.BatchNorm2d], mean: torch.Tensor, var: torch.Te
 
 
 def stacked_batch_norm(h: torch.Tensor, bns: Sequence[nn.BatchNorm2d]) -> torch.Tensor:
-    """Training-mode affine-free BN of channel blocks ``h = cat(h_e)``, block e with ``bns[e]``'s buffers."""
+    """Affine-free BN of channel blocks ``h = cat(h_e)``, block e with ``bns[e]``'s buffers (and mode)."""
     mean, var = _stacked(bns)
-    out = F.batch_norm(h, mean, var, None, None, True, bns[0].momentum, bns[0].eps)
-    _write_back(bns, mean, var)
+    training = bns[0].training
+    out = F.batch_norm(h, mean, var, None, None, training, bns[0].momentum if training else 0.0, bns[0].eps)
+    if training:
+        _write_back(bns, mean, var)
     return out
 
 
@@ -55,6 +57,8 @@ def stacked_scaled_batch_norm(h: torch.Tensor, w: torch.Tensor, bns: Sequence[nn
     mean, var = _stacked(bns)
     c = bns[0].num_features
     w = w.repeat_interleave(c)
+    if not bns[0].training:
+        return w.view(1, -1, 1, 1) * F.batch_norm(h, mean, var, None, None, False, 0.0, bns[0].eps)
     if torch.compiler.is_compiling():  # a traced graph gets the plain form
         out = w.view(1, -1, 1, 1) * F.batch_norm(h, mean, var, None, None, True, bns[0].momentum, bns[0].eps)
     else:
@@ -64,22 +68,32 @@ def stacked_scaled_batch_norm(h: torch.Tensor, w: torch.Tensor, bns: Sequence[nn
 
 
 def shared_batch_norm(h: torch.Tensor, bns: Sequence[nn.BatchNorm2d]) -> torch.Tensor:
-    """``bns[e](h)``, the same value for every e in training: computed once, each module's statistics moved."""
+    """``bns[e](h)`` for every e, shaped to broadcast over ``(N, E, C, H, W)``.
+
+    In training the value is the same for every e (batch statistics): computed once, each module's running
+    statistics moved. In evaluation each module's own running statistics normalise ``h``.
+    """
     eps, m = bns[0].eps, bns[0].momentum
+    if not bns[0].training:
+        mean, var = (t.view(1, len(bns), -1, 1, 1) for t in _stacked(bns))
+        return (h.unsqueeze(1) - mean) * torch.rsqrt(var + eps)
     out, mean, invstd = torch.native_batch_norm(h, None, None, None, None, True, 0.0, eps)
     count = h.numel() // h.shape[1]
     var = (invstd.detach().pow(-2) - eps) * (count / (count - 1))  # unbiased, as BN's running_var
     torch._foreach_lerp_([b.running_mean for b in bns], [mean.detach()] * len(bns), m)
     torch._foreach_lerp_([b.running_var for b in bns], [var] * len(bns), m)
     torch._foreach_add_([b.num_batches_tracked for b in bns], 1)
-    return out
+    return out.unsqueeze(1)
 
 
-def can_fan_out(edges: Sequence[nn.Module]) -> bool:
-    """Whether ``fan_out`` applies: training BNs with a fixed momentum (the cumulative average is per call)."""
+def can_fan_out(edges: Sequence[nn.Module], training: bool) -> bool:
+    """Whether ``fan_out`` applies: every BN in the given mode, tracking statistics, with a fixed momentum in
+    training (the cumulative average, momentum None, counts per module and is left to the per-edge path)."""
     for edge in edges:
         for m in edge.modules():
-            if isinstance(m, nn.BatchNorm2d) and (not m.training or m.momentum is None or not m.track_running_stats):
+            if isinstance(m, nn.BatchNorm2d) and (
+                m.training != training or not m.track_running_stats or (training and m.momentum is None)
+            ):
                 return False
     return True
 
@@ -152,7 +166,7 @@ def fan_out(x: torch.Tensor, edges: Sequence[nn.Module], weights: torch.Tensor) 
         else:
             pooled = pools[0][0](x)
         shared = shared_batch_norm(pooled, [p[1] for p in pools])
-        out = torch.addcmul(out, weights[:, kind].view(1, -1, 1, 1, 1), shared.unsqueeze(1))
+        out = torch.addcmul(out, weights[:, kind].view(1, -1, 1, 1, 1), shared)
     return out
 
 

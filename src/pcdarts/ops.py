@@ -52,8 +52,10 @@ def register_op(name: str) -> Callable[[OpFactory], OpFactory]:
 # difference). Tried and dropped: channels_last depthwise convs and matmul 1x1 convs win alone but slow the
 # whole step (layout copies, slower BN); whole-model channels_last crashed the CPU build (heap corruption).
 # 1x1 convs as one batched matrix product were 6-20x faster alone on (64, 4, 32, 32) maps and still made the
-# whole step 11 % slower (measured 2026-12-02, steps alternated in one process); a custom backward for the
-# channel split of each edge (one write instead of two zero-filled slices) made it 5 % slower.
+# whole step 11 % slower when swapped in op by op (measured 2026-12-02, steps alternated in one process); the
+# supernet now stacks all edges of a state (``fanout``), where one matmul replaces 4-16 convs and does pay.
+# A custom backward for the channel split of each edge (one write instead of two zero-filled slices) made the
+# step 5 % slower; a strided depthwise backward written as a transposed conv was no faster than PyTorch's.
 
 
 def _plain_graph() -> bool:

@@ -292,16 +292,14 @@ class SearchCell(nn.Module):
         return torch.cat(states[-self.multiplier :], dim=1)  # (N, multiplier*C, H', W')
 
     def _fans_out(self, h: torch.Tensor) -> bool:
-        """Whether the edges of each state can run together (``fanout``): training with a backward to come."""
+        """Whether the edges of each state can run together (``fanout``); where not, the cell runs edge by edge."""
         return (
-            self.training
-            and torch.is_grad_enabled()
-            and h.dtype == self.preprocess1[2].running_mean.dtype
-            and h.shape[0] > 1
+            h.dtype == self.preprocess1[2].running_mean.dtype
+            and (h.shape[0] > 1 or not self.training)  # one sample: let BN refuse a 1x1 map as it does
             and not _autocast_on(h.device)
             and not torch.jit.is_tracing()
             and not torch.compiler.is_compiling()
-            and can_fan_out(self.edges)
+            and can_fan_out(self.edges, self.training)
         )
 
     def _fanned(self, states: list[torch.Tensor], weights: torch.Tensor, edge_w: torch.Tensor | None) -> torch.Tensor:
@@ -309,7 +307,7 @@ class SearchCell(nn.Module):
         nodes = node_edges(self.steps)
         op_terms: list[list[torch.Tensor]] = [[] for _ in nodes]
         bypass_terms: list[list[tuple[torch.Tensor, torch.Tensor | None]]] = [[] for _ in nodes]
-        per_group = self.recompute == "edges"
+        per_group = self.recompute == "edges" and self.training and torch.is_grad_enabled()
         first = self.edges[0]
 
         def feed(j: int) -> None:
