@@ -74,6 +74,24 @@ def test_recompute_benchmark_compares_each_mode_with_the_reference(capsys):
     assert all(r["batch_fitting_budget"] >= 8 for r in rows[1:])
 
 
+def test_fanout_benchmark_times_the_same_supernet_both_ways(capsys, monkeypatch):
+    from pcdarts.fanout import FanOut
+
+    fans = []
+    forward = FanOut.forward
+    monkeypatch.setattr(FanOut, "forward", lambda self, *a: fans.append(1) or forward(self, *a))
+    assert bench.main(["fanout", "--json", *TINY]) == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert list(res["rows"]) == ["fan-out", "edge by edge"]
+    for r in res["rows"].values():
+        assert 0 < r["search"]["min_s"] <= r["search"]["median_s"] <= r["search"]["max_s"]
+    assert res["search_speedup"] == pytest.approx(
+        res["rows"]["edge by edge"]["search"]["median_s"] / res["rows"]["fan-out"]["search"]["median_s"]
+    )
+    # warm-up + 1 repeat, each an arch step, a weight step and an evaluation, 3 cells x 5 states: only one side fans
+    assert len(fans) == 2 * 3 * 15
+
+
 @pytest.mark.parametrize(
     ("argv", "says"),
     [

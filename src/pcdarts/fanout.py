@@ -80,22 +80,27 @@ def shared_batch_norm(h: torch.Tensor, bns: Sequence[nn.BatchNorm2d]) -> torch.T
     out, mean, invstd = torch.native_batch_norm(h, None, None, None, None, True, 0.0, eps)
     count = h.numel() // h.shape[1]
     var = (invstd.detach().pow(-2) - eps) * (count / (count - 1))  # unbiased, as BN's running_var
-    torch._foreach_lerp_([b.running_mean for b in bns], [mean.detach()] * len(bns), m)
-    torch._foreach_lerp_([b.running_var for b in bns], [var] * len(bns), m)
+    dtype = bns[0].running_mean.dtype  # CUDA's BN gives float32 statistics for half input
+    torch._foreach_lerp_([b.running_mean for b in bns], [mean.detach().to(dtype)] * len(bns), m)
+    torch._foreach_lerp_([b.running_var for b in bns], [var.to(dtype)] * len(bns), m)
     torch._foreach_add_([b.num_batches_tracked for b in bns], 1)
     return out.unsqueeze(1)
 
 
 def can_fan_out(edges: Sequence[nn.Module], training: bool) -> bool:
-    """Whether ``fan_out`` applies: every BN in the given mode, tracking statistics, with a fixed momentum in
-    training (the cumulative average, momentum None, counts per module and is left to the per-edge path)."""
+    """Whether ``fan_out`` applies to these edges' BNs: plain affine-free ``BatchNorm2d`` in the given mode,
+    tracking statistics, all with one eps and, in training, one fixed momentum (the cumulative average,
+    momentum None, counts per module). Anything else runs edge by edge."""
+    settings = set()
     for edge in edges:
         for m in edge.modules():
-            if isinstance(m, nn.BatchNorm2d) and (
-                m.training != training or not m.track_running_stats or (training and m.momentum is None)
-            ):
-                return False
-    return True
+            if isinstance(m, nn.modules.batchnorm._NormBase):
+                if type(m) is not nn.BatchNorm2d or m.weight is not None or not m.track_running_stats:
+                    return False
+                if m.training != training or (training and m.momentum is None):
+                    return False
+                settings.add((m.eps, m.momentum if training else None))
+    return len(settings) <= 1
 
 
 def _op(edge: nn.Module, kind: int) -> nn.Module:

@@ -10,7 +10,7 @@ each node, weights the edges.  alpha and beta are registered parameters.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -202,9 +202,10 @@ per edge where the cell runs edge by edge), or each whole cell."""
 
 
 @contextlib.contextmanager
-def _bn_frozen(module: nn.Module) -> Iterator[None]:
+def _bn_frozen(module: nn.Module | Sequence[nn.Module]) -> Iterator[None]:
     """BN running statistics untouched (momentum 0, counters restored): for a recomputed forward pass."""
-    saved = [(m, m.momentum, m.num_batches_tracked.clone()) for m in module.modules() if isinstance(m, nn.BatchNorm2d)]
+    mods = module.modules() if isinstance(module, nn.Module) else (s for m in module for s in m.modules())
+    saved = [(m, m.momentum, m.num_batches_tracked.clone()) for m in mods if isinstance(m, nn.BatchNorm2d)]
     for m, _, _ in saved:
         m.momentum = 0.0
     try:
@@ -215,7 +216,7 @@ def _bn_frozen(module: nn.Module) -> Iterator[None]:
             m.num_batches_tracked.copy_(count)
 
 
-def recomputed(module: nn.Module, fn: Callable[..., Any], *args: Any) -> Any:
+def recomputed(module: nn.Module | Sequence[nn.Module], fn: Callable[..., Any], *args: Any) -> Any:
     """``fn(*args)`` whose activations are recomputed in the backward pass instead of kept.
 
     The second (recomputing) call must not move BN running statistics a second time, so it runs with
@@ -265,15 +266,16 @@ class SearchCell(nn.Module):
     def forward(
         self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor, edge_w: torch.Tensor | None
     ) -> torch.Tensor:
+        fan = self._fans_out(s1)  # decided once: a recomputing pass (BN momentum frozen to 0) takes the same path
         if self.recompute == "cells" and self.training and torch.is_grad_enabled():
-            return recomputed(self, self._forward, s0, s1, weights, edge_w)
-        return self._forward(s0, s1, weights, edge_w)
+            return recomputed(self, self._forward, s0, s1, weights, edge_w, fan)
+        return self._forward(s0, s1, weights, edge_w, fan)
 
     def _forward(
-        self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor, edge_w: torch.Tensor | None
+        self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor, edge_w: torch.Tensor | None, fan: bool
     ) -> torch.Tensor:
         states = [self.preprocess0(s0), self.preprocess1(s1)]
-        if self._fans_out(states[1]):
+        if fan:
             return self._fanned(states, weights, edge_w)
         per_edge = self.recompute == "edges" and self.training and torch.is_grad_enabled()
         for edges in node_edges(self.steps):
@@ -316,7 +318,7 @@ class SearchCell(nn.Module):
             x_op = h if first.k == 1 else h[:, : first.c_part]
             w = weights[idx] if edge_w is None else edge_w[idx].unsqueeze(1) * weights[idx]
             fan = self.fans[j]
-            ys = recomputed(self, fan, x_op, w) if per_group else fan(x_op, w)
+            ys = recomputed(fan.targets, fan, x_op, w) if per_group else fan(x_op, w)
             bypass = None
             if first.k > 1:
                 bypass = h[:, first.c_part :]

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from .steps import compile_bench, machine, memory_one, project_search_minutes, step_peak, step_times
+from .steps import compile_bench, fanout_bench, machine, memory_one, project_search_minutes, step_peak, step_times
 
 
 def cmd_memory(args: argparse.Namespace) -> dict[str, Any]:
@@ -65,6 +65,22 @@ def print_compile(res: dict[str, Any]) -> None:
     for name, r in res["rows"].items():
         print(f"{name:>9} {r['median_s']:.3f} s/step ({r['min_s']:.3f}-{r['max_s']:.3f}) {r['images_per_s']:.1f} img/s")
     print(f"compiled speed-up over eager: {res['compiled_speedup']:.2f}x")
+
+
+def print_fanout(res: dict[str, Any]) -> None:
+    c, m = res["config"], res["machine"]
+    print(
+        f"fan-out vs edge by edge: C={c['channels']}, {c['layers']} cells, K={c['k']}, batch {c['batch']}, "
+        f"{c['size']}x{c['size']}, {c['device']}, torch {m['torch']}, {c['threads']} threads, load {m['load_1min']}"
+    )
+    print(f"{'mode':>13} {'search s/step (min-max)':>26} {'eval s/batch (min-max)':>26}")
+    for name, r in res["rows"].items():
+        s, e = r["search"], r["eval_step"]
+        print(
+            f"{name:>13} {s['median_s']:>9.3f} ({s['min_s']:.3f}-{s['max_s']:.3f}) "
+            f"{e['median_s']:>9.3f} ({e['min_s']:.3f}-{e['max_s']:.3f})"
+        )
+    print(f"fan-out speed-up: search step {res['search_speedup']:.2f}x, evaluation {res['eval_speedup']:.2f}x")
 
 
 def cmd_by_module(args: argparse.Namespace) -> dict[str, Any]:
@@ -247,10 +263,21 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="pcdarts bench", description=__doc__.splitlines()[0])
     p.add_argument(
         "what",
-        choices=["memory", "step", "recompute", "data", "compile", "_memory_one", "_step_one", "_step_times"],
-        metavar="{memory,step,recompute,data,compile}",  # the _names are the measuring subprocesses, not for people
+        choices=[
+            "memory",
+            "step",
+            "recompute",
+            "fanout",
+            "data",
+            "compile",
+            "_memory_one",
+            "_step_one",
+            "_step_times",
+        ],
+        metavar="{memory,step,recompute,fanout,data,compile}",  # the _names are the measuring subprocesses
         help="memory: saved activations and peak per K; step: search/train step time; data: loader speed; "
-        "recompute: peak and step time per --recompute mode against the reference; compile: eager vs torch.compile",
+        "recompute: peak and step time per --recompute mode against the reference; fanout: each state's edges "
+        "together vs edge by edge; compile: eager vs torch.compile",
     )
     p.add_argument("--baseline", action="store_true", help="also run with every optimisation off, side by side")
     p.add_argument("--mode", default="optimised")
@@ -354,6 +381,8 @@ def _run(args: argparse.Namespace) -> int:
         res, printer = cmd_recompute(args), print_recompute
     elif args.what == "compile":
         res, printer = compile_bench(args), print_compile
+    elif args.what == "fanout":
+        res, printer = fanout_bench(args), print_fanout
     else:
         res, printer = (cmd_by_module(args), print_by_module) if args.by_module else (cmd_memory(args), print_memory)
     if args.json:

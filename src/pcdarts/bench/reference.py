@@ -81,6 +81,21 @@ _SUPERNET = {
 }
 
 
+class EdgeByEdgeSearchCell(SearchCell):
+    """pcdarts's own cell with every edge computed on its own: what ``bench fanout`` measures the fan-out against."""
+
+    def _fans_out(self, h: torch.Tensor) -> bool:
+        return False
+
+
+def to_edge_by_edge(model: nn.Module) -> nn.Module:
+    """Re-class ``model``'s search cells in place so they never fan out; returns ``model``."""
+    for m in model.modules():
+        if type(m) is SearchCell:
+            m.__class__ = EdgeByEdgeSearchCell
+    return model
+
+
 def to_reference(model: nn.Module) -> nn.Module:
     """Re-class ``model``'s modules in place to the plain forms above; returns ``model``.
 

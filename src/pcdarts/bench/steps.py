@@ -24,7 +24,7 @@ from ..architect import Architect
 from ..engine import search_step, train_step
 from ..memory import saved_activation_bytes
 from ..supernet import SearchNetwork
-from .reference import reference_arch_step, to_reference
+from .reference import reference_arch_step, to_edge_by_edge, to_reference
 
 
 def rss_mib() -> float:
@@ -69,14 +69,17 @@ def autocast(precision: str, device: torch.device) -> contextlib.AbstractContext
 
 
 def search_stepper(
-    args: argparse.Namespace, baseline: bool, device: torch.device, recompute: str = "none"
+    args: argparse.Namespace, baseline: bool, device: torch.device, recompute: str = "none", edge_by_edge: bool = False
 ) -> tuple[Any, Any, Any]:
     """The arch step, the weight step and an evaluation forward of a fresh supernet.
 
     A search step is the arch step then the weight step; the warm-up epochs run the weight step alone and
     every epoch ends with an evaluation pass, which is what the search-time projection adds up.
+    ``edge_by_edge``: pcdarts's supernet with each cell computed edge by edge (no ``fanout``).
     """
     net, x, y = build(args, args.k, device, recompute)
+    if edge_by_edge:
+        to_edge_by_edge(net)
     if baseline:  # the reference: full backward in both steps, per-tensor optimiser loops, plain kernels
         to_reference(net)
         w_opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, weight_decay=3e-4, foreach=False)
@@ -227,6 +230,38 @@ def step_times(args: argparse.Namespace) -> dict[str, Any]:
     return {("baseline" if b else "optimised"): v for b, v in out.items()}
 
 
+def fanout_bench(args: argparse.Namespace) -> dict[str, Any]:
+    """The supernet with each state's edges computed together (``fanout``) and edge by edge: the search step
+    (arch + weight) and an evaluation forward, alternated in one process, same parameters."""
+    device = torch.device(args.device)
+    recompute = getattr(args, "recompute", "none")
+    modes = {"fan-out": False, "edge by edge": True}
+    steppers = {name: search_stepper(args, False, device, recompute, edge_by_edge=e) for name, e in modes.items()}
+    for fns in steppers.values():  # warm-up
+        for fn in fns:
+            fn()
+    parts: dict[str, dict[str, list[float]]] = {name: {"arch": [], "weight": [], "eval": []} for name in modes}
+    for _ in range(args.repeats):
+        for name, fns in steppers.items():
+            for part, fn in zip(("arch", "weight", "eval"), fns):
+                parts[name][part] += timeit(fn, 1, 0, device)
+    rows = {
+        name: {
+            "search": summarise_times([a + w for a, w in zip(p["arch"], p["weight"])], args.batch),
+            "eval_step": summarise_times(p["eval"], args.batch),
+        }
+        for name, p in parts.items()
+    }
+    return {
+        "benchmark": "fan-out",
+        "config": vars(args),
+        "machine": machine(),
+        "rows": rows,
+        "search_speedup": rows["edge by edge"]["search"]["median_s"] / rows["fan-out"]["search"]["median_s"],
+        "eval_speedup": rows["edge by edge"]["eval_step"]["median_s"] / rows["fan-out"]["eval_step"]["median_s"],
+    }
+
+
 def project_search_minutes(row: dict[str, Any], args: argparse.Namespace) -> float:
     """Minutes for a whole search at the measured step times (data loading and checkpoints not counted).
 
@@ -244,6 +279,8 @@ def regional_search_stepper(args: argparse.Namespace, device: torch.device) -> A
     from ..fanout import FanOut
 
     net, x, y = build(args, args.k, device)
+    # one graph per group size, map size and step kind: dynamo's default of 8 would leave the rest eager
+    torch._dynamo.config.recompile_limit = 128
     for m in net.modules():
         if isinstance(m, FanOut):
             m.compile(dynamic=False)  # one graph per shape: symbolic sizes broke Inductor here (torch 2.13)
