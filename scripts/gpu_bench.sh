@@ -16,6 +16,7 @@ run() {  # name, timeout seconds, bench arguments...
 # CIFAR-10-shaped search step at the paper's batch 256; the projection line is the 50-epoch search.
 run step_b256_bf16 180 step --baseline --device cuda --batch 256 --precision bf16 --repeats 10
 run step_b256_fp32 180 step --baseline --device cuda --batch 256 --precision fp32 --repeats 10
+run fanout_b256 120 fanout --device cuda --batch 256 --repeats 10  # fp32: autocast runs edge by edge
 run memory_b256 120 memory --device cuda --batch 256 --ks 1 2 4 8
 run recompute_b256 240 recompute --device cuda --batch 256 --repeats 5
 run regional_b256 240 compile --regional --device cuda --batch 256 --repeats 10
