@@ -6,7 +6,8 @@ one of those edges (batch statistics), so they are computed once. Their conv can
 weights, so each kind of conv runs once for all the edges, with the edges' kernels stacked along the channel
 axis: a depthwise conv stays one depthwise conv, the pointwise convs become one batched matrix product, and
 the BNs one BN over the stacked channels. On the DARTS cell that turns 14 edges x 12 small convs per cell
-into 5 groups x 6 larger ones; on CPU, small-map kernels and per-call overhead had dominated the step.
+into 5 groups x 12 larger ones (6 depthwise convs, 6 batched matmuls); on CPU, small-map kernels and
+per-call overhead had dominated the step.
 Each module keeps its own parameters and BN buffers; the sums equal the per-edge ones up to float rounding
 (tests compare both in float64, values, gradients and running statistics).
 """
@@ -19,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .ops import PRIMITIVES, depthwise_conv, max_pool
+from .ops import PRIMITIVES, _ScaledBatchNormFn, depthwise_conv, max_pool
 
 _MAX, _AVG, _SKIP = (PRIMITIVES.index(n) for n in ("max_pool_3x3", "avg_pool_3x3", "skip_connect"))
 _SEP3, _SEP5, _DIL3, _DIL5 = (
@@ -52,8 +53,6 @@ def stacked_batch_norm(h: torch.Tensor, bns: Sequence[nn.BatchNorm2d]) -> torch.
 
 def stacked_scaled_batch_norm(h: torch.Tensor, w: torch.Tensor, bns: Sequence[nn.BatchNorm2d]) -> torch.Tensor:
     """``w[e] * bns[e](h_e)`` for the channel blocks of ``h``, without keeping the BN output (see supernet)."""
-    from .supernet import _ScaledBatchNormFn
-
     mean, var = _stacked(bns)
     c = bns[0].num_features
     w = w.repeat_interleave(c)

@@ -21,7 +21,7 @@ from .derive import derive_genotype, node_edge_weights
 from .errors import ConfigError
 from .fanout import FanOut, can_fan_out
 from .genotype import Genotype
-from .ops import OPS, PRIMITIVES, FactorizedReduce, PoolBN, ReLUConvBN, max_pool
+from .ops import OPS, PRIMITIVES, FactorizedReduce, PoolBN, ReLUConvBN, _ScaledBatchNormFn, max_pool
 from .space import check_layers, node_edges, num_edges, reduction_cells
 
 
@@ -45,51 +45,6 @@ def cat_shuffle(y: torch.Tensor, bypass: torch.Tensor, groups: int) -> torch.Ten
 def _accumulate(total: torch.Tensor | None, weight: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """``total + weight * y`` in one kernel (``weight * y`` when there is no total yet)."""
     return weight * y if total is None else torch.addcmul(total, weight, y)
-
-
-class _ScaledBatchNormFn(torch.autograd.Function):
-    """``w * batch_norm(h)`` for an affine-free BN in training mode that keeps ``h`` and not the output.
-
-    The output's only use in the backward pass is the op weight's gradient, sum(grad * BN(h)); BN(h) is
-    recomputed there from the saved mean and 1/std. One activation fewer to keep per candidate op.
-    First-order gradients only: the backward treats mean and 1/std as constants, so a gradient of this
-    gradient (``create_graph=True``) would be wrong. Nothing here asks for one (the unrolled step uses
-    finite differences); add a double backward before anything does.
-    """
-
-    @staticmethod
-    def forward(
-        ctx: Any,
-        h: torch.Tensor,
-        w: torch.Tensor,
-        running_mean: torch.Tensor,
-        running_var: torch.Tensor,
-        momentum: float,
-        eps: float,
-    ) -> torch.Tensor:
-        y, mean, invstd = torch.native_batch_norm(h, None, None, running_mean, running_var, True, momentum, eps)
-        ctx.save_for_backward(h, w, mean, invstd)
-        ctx.eps = eps
-        return y.mul_(_per_channel(w))
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        h, w, mean, invstd = ctx.saved_tensors
-        grad_h = grad_w = None
-        if ctx.needs_input_grad[0]:
-            grad_h = torch.ops.aten.native_batch_norm_backward(
-                grad * _per_channel(w), h, None, None, None, mean, invstd, True, ctx.eps, [True, False, False]
-            )[0]
-        if ctx.needs_input_grad[1]:
-            shape = (1, -1, 1, 1)
-            prod = grad * ((h - mean.view(shape)) * invstd.view(shape))
-            grad_w = (prod.sum() if w.dim() == 0 else prod.sum((0, 2, 3))).to(w.dtype)
-        return grad_h, grad_w, None, None, None, None
-
-
-def _per_channel(w: torch.Tensor) -> torch.Tensor:
-    """A scalar as it is; a vector of per-channel weights shaped to broadcast over (N, C, H, W)."""
-    return w if w.dim() == 0 else w.view(1, -1, 1, 1)
 
 
 def _autocast_on(device: torch.device) -> bool:
