@@ -67,12 +67,17 @@ def print_compile(res: dict[str, Any]) -> None:
     print(f"compiled speed-up over eager: {res['compiled_speedup']:.2f}x")
 
 
-def print_fanout(res: dict[str, Any]) -> None:
+def _supernet_setup(res: dict[str, Any]) -> str:
+    """The first line's common part: supernet shape, input, device, torch, threads and load of one result."""
     c, m = res["config"], res["machine"]
-    print(
-        f"fan-out vs edge by edge: C={c['channels']}, {c['layers']} cells, K={c['k']}, batch {c['batch']}, "
-        f"{c['size']}x{c['size']}, {c['device']}, torch {m['torch']}, {c['threads']} threads, load {m['load_1min']}"
+    return (
+        f"C={c['channels']}, {c['layers']} cells, K={c['k']}, batch {c['batch']}, {c['size']}x{c['size']}, "
+        f"{c['device']}, torch {m['torch']}, {c['threads']} threads, load {m['load_1min']}"
     )
+
+
+def print_fanout(res: dict[str, Any]) -> None:
+    print(f"fan-out vs edge by edge: {_supernet_setup(res)}")
     print(f"{'mode':>13} {'search s/step (min-max)':>26} {'eval s/batch (min-max)':>26}")
     for name, r in res["rows"].items():
         s, e = r["search"], r["eval_step"]
@@ -149,12 +154,7 @@ def cmd_recompute(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def print_recompute(res: dict[str, Any]) -> None:
-    c, m = res["config"], res["machine"]
-    print(
-        f"search step memory by recompute mode: C={c['channels']}, {c['layers']} cells, K={c['k']}, batch "
-        f"{c['batch']}, {c['size']}x{c['size']}, {c['device']}, torch {m['torch']}, {c['threads']} threads, "
-        f"load {m['load_1min']}"
-    )
+    print(f"search step memory by recompute mode: {_supernet_setup(res)}")
     print(f"{'mode':>18} {'peak MiB':>9} {'vs reference':>13} {'search s/step (min-max)':>26} {'batch in 24 GiB':>16}")
     for r in res["rows"]:
         s = r["search"]
