@@ -1,5 +1,6 @@
 """Impossible settings, hostile genotype text and absurd sizes: one line on stderr, exit 2, nothing built."""
 
+import fcntl
 import os
 import time
 
@@ -81,7 +82,9 @@ def test_non_utf8_genotype_file_names_the_file(tmp_path, capsys):
 def test_a_run_folder_in_use_is_refused_and_a_stale_lock_is_taken_over(tmp_path, capsys):
     out = tmp_path / "run"
     out.mkdir()
-    (out / ".lock").write_text(str(os.getppid()))  # a live process that is not us
+    held = os.open(out / ".lock", os.O_CREAT | os.O_RDWR)  # another holder of the OS lock (a second open file)
+    fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    os.write(held, str(os.getppid()).encode())
     args = [
         "search",
         "--dataset",
@@ -102,7 +105,8 @@ def test_a_run_folder_in_use_is_refused_and_a_stale_lock_is_taken_over(tmp_path,
     ]
     assert main(args) == 2
     assert f"in use by process {os.getppid()}" in capsys.readouterr().err
-    (out / ".lock").write_text("999999999")  # no such process: a stale lock from a killed run
+    os.close(held)  # as a killed process's lock: the kernel releases it, the pid stays in the file
+    assert (out / ".lock").read_text() == str(os.getppid())
     assert main(args) == 0
     assert not (out / ".lock").exists() and (out / "genotype.json").is_file()
 

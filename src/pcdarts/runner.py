@@ -49,6 +49,7 @@ RESUME_FREE = {
     "download",
     "compile",
     "genotype",
+    "memory_format",
 }  # genotype: the cell is checked
 
 

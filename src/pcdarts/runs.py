@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -188,25 +189,37 @@ def environment() -> dict[str, Any]:
         "argv": sys.argv,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    try:
-        from . import __version__
+    from . import __version__
 
-        env["pcdarts"] = __version__
-        rev = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent
-        )
-        env["git"] = rev.stdout.strip() or None
-    except Exception:
-        env["git"] = None
+    env["pcdarts"] = __version__
+    env["git"] = revision()
     return env
 
 
-# ---------------------------------------------------------------- the folder
-class RunLock:
-    """One process per run folder: a ``.lock`` file holding the owner's pid, refused while that pid lives.
+def revision() -> str | None:
+    """The git commit of the code that runs (``+dirty`` when its sources differ from it), or None outside git."""
+    here = Path(__file__).parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=here)
+        if head.returncode or not head.stdout.strip():
+            return None
+        dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "."], capture_output=True, timeout=5, cwd=here)
+        return head.stdout.strip() + ("+dirty" if dirty.returncode == 1 else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
 
-    A lock left by a killed process is taken over. A folder this lock created and that is still
-    empty when the run ends (a start that failed) is removed again.
+
+# ---------------------------------------------------------------- the folder
+class RunBusy(RunError):
+    """The folder is locked by another live process (a study's other worker may take the next unit)."""
+
+
+class RunLock:
+    """One process per run folder: an OS lock (``flock``) on its ``.lock`` file, which holds the owner's pid.
+
+    The kernel drops the lock when its process dies, so a lock left by a killed run is free again, and
+    two processes can never both take it. A folder this lock created and that is still empty when the
+    run ends (a start that failed) is removed again.
     """
 
     NAME = ".lock"
@@ -215,6 +228,7 @@ class RunLock:
         self.path, self.enabled = Path(path), enabled
         self.file = self.path / self.NAME
         self.created = False
+        self.fd: int | None = None
 
     def __enter__(self) -> RunLock:
         if not self.enabled:
@@ -223,19 +237,27 @@ class RunLock:
             raise RunError(f"output path {self.path} is a file, not a folder: choose another --out")
         self.created = not self.path.exists()
         self.path.mkdir(parents=True, exist_ok=True)
-        for _ in range(2):
+        for _ in range(20):
+            fd = os.open(self.file, os.O_CREAT | os.O_RDWR, 0o644)
             try:
-                fd = os.open(self.file, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
                 owner = self._owner()
-                if owner is not None and owner != os.getpid() and _alive(owner):
-                    raise RunError(
-                        f"{self.path} is in use by process {owner}: wait for it to finish or choose another --out"
-                    ) from None
-                self.file.unlink(missing_ok=True)  # stale: its process is gone
+                raise RunBusy(
+                    f"{self.path} is in use by process {owner if owner is not None else '(unknown)'}: wait for it "
+                    "to finish or choose another --out"
+                ) from None
+            try:  # the file we locked must still be the one at the path (its last owner may have removed it)
+                same = os.fstat(fd).st_ino == os.stat(self.file).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:
+                os.close(fd)
                 continue
-            with os.fdopen(fd, "w") as f:
-                f.write(str(os.getpid()))
+            os.ftruncate(fd, 0)
+            os.write(fd, str(os.getpid()).encode())
+            self.fd = fd
             return self
         raise RunError(f"could not lock {self.path}: another process keeps taking it; try again")
 
@@ -246,27 +268,13 @@ class RunLock:
             return None
 
     def __exit__(self, *exc: Any) -> None:
-        if not self.enabled:
+        if not self.enabled or self.fd is None:
             return
-        if self._owner() == os.getpid():
-            self.file.unlink(missing_ok=True)
+        self.file.unlink(missing_ok=True)  # removed while still locked: a waiting process re-checks the inode
+        os.close(self.fd)
+        self.fd = None
         if self.created and self.path.is_dir() and not any(self.path.iterdir()):
             self.path.rmdir()
-
-
-def _alive(pid: int) -> bool:
-    """Whether ``pid`` is a running process (a zombie left by a killed run is not)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat[stat.rindex(")") + 2] not in "ZX"  # the state field follows the command name
-    except (OSError, ValueError, IndexError):
-        return True
 
 
 # Everything a run writes in its folder: --overwrite removes all of it, so nothing of the old run survives.

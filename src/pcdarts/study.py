@@ -30,9 +30,9 @@ from .errors import ConfigError
 from .genotype import Genotype, param_free_count, random_genotype
 from .remedies import select_from_history
 from .runner import RESUME_FREE
-from .runs import RunError, RunLock, atomic_write_json, read_jsonl
+from .runs import RunBusy, RunError, RunLock, atomic_write_json, read_jsonl, revision
 from .search import run_search
-from .train import run_train
+from .train import read_test_once, run_train
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +110,14 @@ class StudyConfig:
         return d
 
 
+# Study II's one training protocol (docs/STUDY2_PLAN.md), shared by its calibration and its study: the
+# fashion-mnist defaults with a larger validation split (2,800 images: a ranking on 1,200 has a standard
+# error of about 1 point). Epochs come from the calibration's budgets.
+STUDY2_TRAIN: dict[str, Any] = {
+    k: v for k, v in {**DATASET_DEFAULTS["train"]["fashion-mnist"], "train_images": 14000, "val_fraction": 0.2}.items()
+    if k != "epochs"
+}  # fmt: skip
+
 # Named studies: `pcdarts study --preset NAME`. Each is a complete protocol; flags still override.
 STUDY_PRESETS: dict[str, dict[str, Any]] = {
     # Fashion-MNIST at a proxy scale that fits a 2-core CPU (docs/STUDY.md): search on 8k train images
@@ -168,6 +176,103 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
+def check_pinned(out: Path, name: str, mine: dict[str, Any], what: str) -> None:
+    """Pin a folder to its settings: the first run writes ``name``, later runs must ask for the same."""
+    out.mkdir(parents=True, exist_ok=True)
+    saved = out / name
+    if saved.is_file():
+        try:
+            theirs = json.loads(saved.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise RunError(f"{saved} is unreadable: restore it or start the {what} in a new folder") from None
+        if theirs != mine:
+            diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+            raise RunError(
+                f"{out} holds a {what} with other settings ({', '.join(diff)}): run it with the same "
+                "settings to continue, or choose a new folder"
+            )
+    else:
+        atomic_write_json(saved, mine)
+
+
+def train_folder(out: Path, cfg: TrainConfig, genotype: Genotype) -> Path:
+    """A cell's training folder in a study or calibration: one per (cell, epoch budget, training seed).
+
+    The rest of the protocol is pinned by the folder's config file and checked on reuse. Study I's
+    folders (``g<digest>`` alone) are still found.
+    """
+    digest = _digest(genotype.to_dict())
+    old = out / "train" / f"g{digest}"
+    if (old / "result.json").is_file() and json.loads((old / "config.json").read_text()).get("epochs") == cfg.epochs:
+        return old
+    return out / "train" / f"g{digest}-e{cfg.epochs}-t{cfg.seed}"
+
+
+def train_cell(
+    out: Path, cfg: TrainConfig, genotype: Genotype, *, progress: bool = True, read_test: bool = True
+) -> dict[str, Any]:
+    """Train ``genotype`` under ``cfg`` in its folder of ``out``, or read the finished training back.
+
+    ``read_test=False`` (a calibration) never reads the test split; a later call with ``read_test``
+    reads it once for the shipped model. Raises ``RunBusy`` while another process trains that cell.
+    """
+    run = train_folder(out, cfg, genotype)
+    if (run / "result.json").is_file():
+        check_reused(run, cfg)
+    else:
+        resume = (run / "checkpoint.pt").is_file()
+        log.info("training %s (%d epochs, seed %d) -> %s", genotype.to_text()[:50] + "...", cfg.epochs, cfg.seed, run)
+        result = run_train(
+            cfg, run, resume=resume, overwrite=not resume, progress=progress, genotype=genotype, read_test=read_test
+        )
+        if result.get("stopped"):
+            raise KeyboardInterrupt
+    if read_test:
+        with RunLock(run):  # the one reading of the test split, by one process
+            result = read_test_once(cfg, run, device="cpu" if cfg.device == "auto" else cfg.device)
+    else:
+        result = json.loads((run / "result.json").read_text())
+    result["run"] = str(run.relative_to(out))
+    try:
+        result["revision"] = json.loads((run / "environment.json").read_text()).get("git")
+    except (OSError, json.JSONDecodeError):
+        result["revision"] = None
+    return result
+
+
+def run_units(
+    units: list[tuple[str, Callable[[], dict[str, Any]]]],
+    record: Callable[[int, dict[str, Any]], None],
+    *,
+    max_units: int | None = None,
+    poll_seconds: float = 30.0,
+) -> None:
+    """Run work units in order; one another process holds is skipped and taken up again once it is free.
+
+    Two processes running the same study or calibration thus share its units without running one twice.
+    """
+    pending = list(range(len(units)))
+    done = 0
+    while pending:
+        busy = []
+        for i in pending:
+            name, unit = units[i]
+            log.info("unit %d/%d: %s", i + 1, len(units), name)
+            try:
+                cell = unit()
+            except RunBusy as exc:
+                log.info("%s: %s; taking the next unit", name, exc)
+                busy.append(i)
+                continue
+            record(i, cell)
+            done += 1
+            if max_units is not None and done >= max_units:
+                return
+        if busy and busy == pending:
+            time.sleep(poll_seconds)  # everything left is running elsewhere: read it back when it is done
+        pending = busy
+
+
 class Study:
     """The plan of a study and its progress in ``out``; ``run()`` does what is left."""
 
@@ -181,22 +286,7 @@ class Study:
 
     # ------------------------------------------------------------ bookkeeping
     def _check_folder(self) -> None:
-        self.out.mkdir(parents=True, exist_ok=True)
-        saved = self.out / "study_config.json"
-        mine = self.cfg.to_dict()
-        if saved.is_file():
-            try:
-                theirs = json.loads(saved.read_text())
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                raise RunError(f"{saved} is unreadable: restore it or start the study in a new folder") from None
-            if theirs != mine:
-                diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
-                raise RunError(
-                    f"{self.out} holds a study with other settings ({', '.join(diff)}): run it with the same "
-                    "settings to continue, or choose a new folder"
-                )
-        else:
-            atomic_write_json(saved, mine)
+        check_pinned(self.out, "study_config.json", self.cfg.to_dict(), "study")
 
     def _search(self, arm: Arm, seed: int) -> tuple[Path, SearchConfig]:
         scfg = self.cfg.search_config(arm, seed)
@@ -215,20 +305,7 @@ class Study:
         return run, scfg
 
     def _train(self, genotype: Genotype) -> dict[str, Any]:
-        run = self.out / "train" / f"g{_digest(genotype.to_dict())}"  # the protocol is pinned by study_config.json
-        if (run / "result.json").is_file():
-            check_reused(run, self.train_cfg)
-        else:
-            resume = (run / "checkpoint.pt").is_file()
-            log.info("study: training %s -> %s", genotype.to_text()[:60] + "...", run)
-            result = run_train(
-                self.train_cfg, run, resume=resume, overwrite=not resume, progress=self.progress, genotype=genotype
-            )
-            if result.get("stopped"):
-                raise KeyboardInterrupt
-        result = json.loads((run / "result.json").read_text())
-        result["run"] = str(run.relative_to(self.out))
-        return result
+        return train_cell(self.out, self.train_cfg, genotype, progress=self.progress)
 
     def _cell(
         self, arm: str, kind: str, seed: int, genotype: Genotype, trained: dict[str, Any], **extra: Any
@@ -246,6 +323,9 @@ class Study:
             "param_free_normal": param_free_count(genotype.normal),
             "param_free_reduce": param_free_count(genotype.reduce),
             "train_run": trained["run"],
+            "budget_epochs": trained["epochs"],
+            "train_seed": self.train_cfg.seed,
+            "revision": trained.get("revision"),
             **extra,
         }
 
@@ -296,26 +376,31 @@ class Study:
 
     # ------------------------------------------------------------ running
     def run(self, *, max_units: int | None = None) -> dict[str, Any]:
-        """Do what is left (``max_units``: stop after that many new units, for tests)."""
+        """Do what is left (``max_units``: stop after that many units, for tests).
+
+        Units another process is running (a second ``pcdarts study`` on the same folder) are skipped
+        and read back once that process has finished them.
+        """
         for arm in self.cfg.arms:  # every arm's settings checked before the folder is pinned to them
             self.cfg.search_config(arm, 0)
         self._check_folder()
-        done = 0
         units = self.plan()
-        for n, (name, unit) in enumerate(units):
-            log.info("study: %d/%d %s", n + 1, len(units), name)
-            self.cells.append(unit())
+        results: dict[int, dict[str, Any]] = {}
+
+        def record(i: int, cell: dict[str, Any]) -> None:
+            results[i] = cell
+            self.cells = [results[j] for j in sorted(results)]
             self.write()
-            if max_units is not None and len(self.cells) >= max_units:
-                done = len(self.cells)
-                break
-        summary = self.write(complete=len(self.cells) == len(units))
-        summary["units_done"] = done or len(self.cells)
+
+        run_units([(name, unit) for name, unit in units], record, max_units=max_units)
+        summary = self.write(complete=len(results) == len(units))
+        summary["units_done"] = len(results)
         return summary
 
     def write(self, *, complete: bool = False) -> dict[str, Any]:
         summary = {
             "config": self.cfg.to_dict(),
+            "revision": revision(),
             "train_config": asdict(self.train_cfg),
             "complete": complete,
             "cells": self.cells,
@@ -442,7 +527,6 @@ def run_study(
 ) -> dict[str, Any]:
     """Run (or continue) a study; returns the summary also written to ``out/study.json``."""
     t0 = time.time()
-    with RunLock(out):
-        summary = Study(cfg, out, progress=progress, threads=threads).run(max_units=max_units)
+    summary = Study(cfg, out, progress=progress, threads=threads).run(max_units=max_units)
     summary["seconds_this_call"] = time.time() - t0
     return summary

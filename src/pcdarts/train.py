@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .config import TrainConfig
+from .config import TrainConfig, memory_format_for
 from .data import FolderDataset, TensorDataset, holdout_part, make_stream, part_size, stratified_split, train_part
 from .distributed import all_reduce_sums, barrier, wrap_ddp
 from .engine import check_finite, cosine_lr, evaluate, linear_warmup_decay_lr, new_accumulator, summarise, train_epoch
@@ -67,9 +68,14 @@ def run_train(
     progress: bool = True,
     stop_after_epochs: int | None = None,
     genotype: Genotype | None = None,
+    read_test: bool = True,
 ) -> dict[str, Any]:
-    """Train from scratch; writes result.json, best.pt / last.pt, checkpoint.pt and metrics.jsonl in ``out``."""
-    task = TrainTask(cfg, genotype or load_genotype(cfg.genotype))
+    """Train from scratch; writes result.json, best.pt / last.pt, checkpoint.pt and metrics.jsonl in ``out``.
+
+    ``read_test=False`` leaves the test split unread (``test_accuracy`` None) for runs that select on
+    validation data only (a fidelity calibration); ``read_test_once`` reads it later, once.
+    """
+    task = TrainTask(cfg, genotype or load_genotype(cfg.genotype), read_test=read_test)
     return run_task(
         task, cfg, out, resume=resume, overwrite=overwrite, progress=progress, stop_after_epochs=stop_after_epochs
     )
@@ -80,8 +86,8 @@ class TrainTask:
 
     kind, checkpoint_kind, final = "train", "train_checkpoint", "result.json"
 
-    def __init__(self, cfg: TrainConfig, genotype: Genotype):
-        self.cfg, self.genotype = cfg, genotype
+    def __init__(self, cfg: TrainConfig, genotype: Genotype, *, read_test: bool = True):
+        self.cfg, self.genotype, self.read_test = cfg, genotype, read_test
 
     def setup(self, ctx: Context, state: dict[str, Any] | None) -> int:
         cfg, info, device = self.cfg, ctx.info, ctx.device
@@ -90,6 +96,7 @@ class TrainTask:
         if cfg.batch_size % info.world_size:
             raise RunError(f"batch size {cfg.batch_size} must be divisible by the {info.world_size} processes")
         self.model = model = build_network(self.genotype, **model_args(cfg, ds)).to(device)
+        model.set_memory_format(memory_format_for(cfg.memory_format, device))
         self.params, self.macs = count_params(model), count_macs(model, (ds.in_channels, *ds.image_size))
         self.forward = wrap_ddp(model, device, info)
         if cfg.compile:
@@ -221,16 +228,11 @@ class TrainTask:
         # The shipped model: the epoch with the best validation accuracy, or the last epoch without a
         # validation split (as the reference code ships). Its test accuracy is the one figure reported.
         shipped = out / ("best.pt" if self.val is not None else "last.pt")
-        if self.val is not None:
-            model.load_state_dict(load_checkpoint(shipped, self.ctx.device)["model"])
-        test = make_stream(
-            ds, holdout_part(ds), self.eval_batch, train=False, device=self.ctx.device, workers=cfg.workers
-        )
-        test_stats = evaluate(model, test)
         result = {
-            "test_accuracy": test_stats["top1"],
-            "test_top5": test_stats["top5"],
-            "test_loss": test_stats["loss"],
+            "test_accuracy": None,
+            "test_top5": None,
+            "test_loss": None,
+            "test_images": 0,
             "selected_by": "val" if self.val is not None else "last_epoch",
             "selected_epoch": int(self.best.get("epoch", cfg.epochs - 1)),
             "val_accuracy": self.best["top1"] if self.val is not None else None,
@@ -242,13 +244,24 @@ class TrainTask:
             "seconds": seconds,
             "dataset": cfg.dataset,
             "genotype": self.genotype.to_dict(),
-            "test_images": test_stats["n"],
             "shipped": shipped.name,
             "out": str(out),
             "stopped": False,
             "is_main": info.is_main,
             "world_size": info.world_size,
         }
+        if not self.read_test:  # validation only: the test split stays unread until read_test_once
+            if info.is_main:
+                atomic_write_json(out / "result.json", result)
+            barrier(info)
+            return result
+        if self.val is not None:
+            model.load_state_dict(load_checkpoint(shipped, self.ctx.device)["model"])
+        test = make_stream(
+            ds, holdout_part(ds), self.eval_batch, train=False, device=self.ctx.device, workers=cfg.workers
+        )
+        test_stats = evaluate(model, test)
+        result.update(_test_fields(test_stats))
         if info.is_main:
             state = load_checkpoint(shipped, "cpu")
             state["test"] = test_stats
@@ -256,6 +269,41 @@ class TrainTask:
             atomic_write_json(out / "result.json", result)
         barrier(info)
         return result
+
+
+def _test_fields(stats: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "test_accuracy": stats["top1"],
+        "test_top5": stats["top5"],
+        "test_loss": stats["loss"],
+        "test_images": stats["n"],
+    }
+
+
+def read_test_once(cfg: TrainConfig, out: str | Path, device: str | torch.device = "cpu") -> dict[str, Any]:
+    """Evaluate a finished run's shipped model on the test split, if no one has, and record it in result.json.
+
+    The run was trained with ``read_test=False`` (its model already chosen on validation data); this is
+    the one reading of the test split for its reported figure. A run that has its figure is returned as is.
+    """
+    out = Path(out)
+    result = json.loads((out / "result.json").read_text())
+    if result.get("test_accuracy") is not None:
+        return result
+    shipped = out / str(result.get("shipped", "best.pt"))
+    if shipped.parent != out or shipped.name not in ("best.pt", "last.pt"):
+        raise RunError(f"{out / 'result.json'} names {result.get('shipped')!r} as its model: restore the file")
+    model, _ = load_trained(shipped, device)
+    model.set_memory_format(memory_format_for(cfg.memory_format, torch.device(device)))
+    ds = load_data(cfg)
+    test = make_stream(ds, holdout_part(ds), 256, train=False, device=torch.device(device), workers=cfg.workers)
+    stats = evaluate(model, test)
+    state = load_checkpoint(shipped, "cpu")
+    state["test"] = stats
+    save_checkpoint(shipped, state)
+    result.update(_test_fields(stats))
+    atomic_write_json(out / "result.json", result)
+    return result
 
 
 @dataclass(frozen=True)
@@ -315,4 +363,4 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> nn
     return model
 
 
-__all__ = ["RESUME_FREE", "ModelInfo", "load_model", "load_trained", "run_train"]
+__all__ = ["RESUME_FREE", "ModelInfo", "load_model", "load_trained", "read_test_once", "run_train"]

@@ -14,7 +14,16 @@ from typing import Any
 
 import torch
 
-from .steps import compile_bench, fanout_bench, machine, memory_one, project_search_minutes, step_peak, step_times
+from .steps import (
+    compile_bench,
+    fanout_bench,
+    layout_bench,
+    machine,
+    memory_one,
+    project_search_minutes,
+    step_peak,
+    step_times,
+)
 
 
 def cmd_memory(args: argparse.Namespace) -> dict[str, Any]:
@@ -86,6 +95,19 @@ def print_fanout(res: dict[str, Any]) -> None:
             f"{e['median_s']:>9.3f} ({e['min_s']:.3f}-{e['max_s']:.3f})"
         )
     print(f"fan-out speed-up: search step {res['search_speedup']:.2f}x, evaluation {res['eval_speedup']:.2f}x")
+
+
+def print_layout(res: dict[str, Any]) -> None:
+    c, m = res["config"], res["machine"]
+    print(
+        f"final-network training step by layout: PC_DARTS_cifar C={c['train_channels']}, {c['train_layers']} cells, "
+        f"batch {c['batch']}, {c['in_channels']}x{c['size']}x{c['size']}, {c['device']}, torch {m['torch']}, "
+        f"{c['threads']} threads, load {m['load_1min']}"
+    )
+    print(f"{'layout':>14} {'train s/step (min-max)':>26} {'img/s':>7}")
+    for name, r in res["rows"].items():
+        print(f"{name:>14} {r['median_s']:>9.3f} ({r['min_s']:.3f}-{r['max_s']:.3f}) {r['images_per_s']:>9.0f}")
+    print(f"channels_last speed-up: {res['channels_last_speedup']:.2f}x")
 
 
 def cmd_by_module(args: argparse.Namespace) -> dict[str, Any]:
@@ -270,14 +292,16 @@ def main(argv: list[str] | None = None) -> int:
             "fanout",
             "data",
             "compile",
+            "train",
             "_memory_one",
             "_step_one",
             "_step_times",
         ],
-        metavar="{memory,step,recompute,fanout,data,compile}",  # the _names are the measuring subprocesses
+        metavar="{memory,step,recompute,fanout,data,compile,train}",  # the _names are the measuring subprocesses
         help="memory: saved activations and peak per K; step: search/train step time; data: loader speed; "
         "recompute: peak and step time per --recompute mode against the reference; fanout: each state's edges "
-        "together vs edge by edge; compile: eager vs torch.compile",
+        "together vs edge by edge; compile: eager vs torch.compile; train: the final network's training step per "
+        "memory layout (contiguous vs channels_last)",
     )
     p.add_argument("--baseline", action="store_true", help="also run with every optimisation off, side by side")
     p.add_argument("--mode", default="optimised")
@@ -285,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32")
     p.add_argument("--train-channels", type=int, default=16)
     p.add_argument("--train-layers", type=int, default=8)
+    p.add_argument("--in-channels", type=int, default=3, help="train: image channels (1 for grey images)")
     p.add_argument("--ks", type=int, nargs="+", default=[1, 2, 4, 8])
     p.add_argument("--k", type=int, default=4)
     p.add_argument("--channels", type=int, default=16)
@@ -381,6 +406,8 @@ def _run(args: argparse.Namespace) -> int:
         res, printer = cmd_recompute(args), print_recompute
     elif args.what == "compile":
         res, printer = compile_bench(args), print_compile
+    elif args.what == "train":
+        res, printer = layout_bench(args), print_layout
     elif args.what == "fanout":
         res, printer = fanout_bench(args), print_fanout
     else:

@@ -143,6 +143,51 @@ def train_stepper(args: argparse.Namespace, baseline: bool, device: torch.device
     return tstep
 
 
+def layout_bench(args: argparse.Namespace) -> dict[str, Any]:
+    """The final network's training step (``engine.train_step``) in each memory layout, alternated in one
+    process from one seed: what ``--memory-format auto`` decides from. ``--in-channels`` 1 for grey images."""
+    from ..genotype import GENOTYPES
+    from ..network import build_network
+
+    device = torch.device(args.device)
+    layouts = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
+    steppers = {}
+    for name, fmt in layouts.items():
+        torch.manual_seed(0)
+        model = build_network(
+            GENOTYPES["PC_DARTS_cifar"],
+            num_classes=10,
+            in_channels=args.in_channels,
+            init_channels=args.train_channels,
+            layers=args.train_layers,
+            auxiliary=False,
+        ).to(device)
+        model.set_memory_format(fmt)
+        opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=3e-4, foreach=True)
+        x = torch.randn(args.batch, args.in_channels, args.size, args.size, device=device)
+        y = torch.randint(0, 10, (args.batch,), device=device)
+
+        def tstep(model: Any = model, opt: Any = opt, x: torch.Tensor = x, y: torch.Tensor = y) -> None:
+            train_step(model, opt, list(model.parameters()), x, y, grad_clip=5.0, auxiliary_weight=0.0)
+
+        steppers[name] = tstep
+    for fn in steppers.values():  # warm-up
+        fn()
+        fn()
+    times: dict[str, list[float]] = {name: [] for name in steppers}
+    for _ in range(args.repeats):
+        for name, fn in steppers.items():
+            times[name] += timeit(fn, 1, 0, device)
+    rows = {name: summarise_times(t, args.batch) for name, t in times.items()}
+    return {
+        "benchmark": "train layout",
+        "config": vars(args),
+        "machine": machine(),
+        "rows": rows,
+        "channels_last_speedup": rows["contiguous"]["median_s"] / rows["channels_last"]["median_s"],
+    }
+
+
 def memory_one(args: argparse.Namespace, k: int) -> dict[str, Any]:
     """Saved activations and the peak of one search step (arch + weight) at one K, in this process."""
     device = torch.device(args.device)

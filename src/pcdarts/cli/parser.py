@@ -150,6 +150,22 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--threads", type=int, default=0, help="intra-op threads of every sub-run (0: torch's default)")
     st.add_argument("--no-progress", action="store_true")
 
+    fi = sub.add_parser(
+        "fidelity", help="how long must cells train to be ranked? random cells at several epoch budgets (resumable)"
+    )
+    fi.add_argument("--out", required=True, help="the calibration folder (a study in it reuses its trainings)")
+    fi.add_argument("--preset", default=None, help="a named calibration: fmnist-study2 (docs/STUDY.md)")
+    fi.add_argument("--dataset", default=None, help="any dataset pcdarts reads (default fashion-mnist)")
+    fi.add_argument("--data", default=None, help="where the dataset's files are")
+    fi.add_argument("--cells", type=int, default=None, help="random cells, seeds 0..N-1 (default 12)")
+    fi.add_argument("--budgets", default=None, metavar="E1,E2,...", help="training epochs to compare (default 8,16,32)")
+    fi.add_argument("--seed-cells", type=int, default=None, help="cells trained again with a second seed (default 4)")
+    fi.add_argument("--seed-budget", type=int, default=None, help="epochs of the second-seed runs (default: longest)")
+    fi.add_argument("--train-seed", type=int, default=None, help="the first training seed (default 0)")
+    fi.add_argument("--train-set", action="append", default=[], metavar="KEY=VALUE", help="training setting")
+    fi.add_argument("--threads", type=int, default=0, help="intra-op threads of every training (0: torch's default)")
+    fi.add_argument("--no-progress", action="store_true")
+
     x = sub.add_parser("export", help="export a trained network to ONNX, TorchScript or torch.export")
     x.add_argument("--checkpoint", required=True, help="best.pt / last.pt, or a train run folder")
     x.add_argument("--format", required=True, choices=["onnx", "torchscript", "exported"])

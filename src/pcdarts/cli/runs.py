@@ -229,6 +229,33 @@ def cmd_study(ns: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fidelity(ns: argparse.Namespace) -> int:
+    from ..fidelity import FIDELITY_PRESETS, FidelityConfig, format_fidelity, plot_fidelity, run_fidelity
+    from ..study import Arm
+
+    values: dict[str, Any] = {}
+    if ns.preset is not None:
+        if ns.preset not in FIDELITY_PRESETS:
+            raise ConfigError(f"unknown calibration preset {ns.preset!r}; choose one of: {', '.join(FIDELITY_PRESETS)}")
+        values = {k: (dict(v) if isinstance(v, dict) else v) for k, v in FIDELITY_PRESETS[ns.preset].items()}
+    for key in ("dataset", "data", "cells", "seed_cells", "seed_budget", "train_seed"):
+        if getattr(ns, key) is not None:
+            values[key] = getattr(ns, key)
+    if ns.budgets is not None:
+        try:
+            values["budgets"] = tuple(int(b) for b in ns.budgets.split(",") if b.strip())
+        except ValueError:
+            raise ConfigError(f"--budgets wants epoch counts like 8,16,32, got {ns.budgets!r}") from None
+    for item in ns.train_set:
+        values.setdefault("train", {}).update(Arm.parse(f"x:{item}").overrides)
+    cfg = FidelityConfig(**values)
+    summary = run_fidelity(cfg, ns.out, progress=not ns.no_progress, threads=ns.threads)
+    png = plot_fidelity(summary, Path(ns.out) / "fidelity.png")
+    print(format_fidelity(summary))
+    print(f"fidelity.json and {png.name} in {ns.out} ({summary['units_done']} of {summary['units']} trainings)")
+    return 0
+
+
 def cmd_report(ns: argparse.Namespace) -> int:
     from ..report import build_report
 
