@@ -62,6 +62,7 @@ class SearchConfig:
     precision: str = "fp32"  # fp32, bf16 (autocast) or fp16 (autocast + grad scaling; CUDA)
     # Collapse remedies, all off by default (the paper's method); see remedies.py for the sources.
     max_param_free: int = -1  # P-DARTS: at most this many parameter-free ops in the derived normal cell; -1 off
+    max_param_free_reduce: int = -1  # the same cap for the reduction cell (its own value); -1 off
     early_stop_param_free: int = 0  # DARTS+ criterion 1: end the search once the normal cell has this many; 0 off
     early_stop_stable: int = 0  # DARTS+ criterion 2: end the search once the genotype is unchanged N arch epochs; 0 off
     beta_decay: float = 0.0  # beta-DARTS: final weight of the Beta-Decay term on the arch loss; 0 off
@@ -73,8 +74,9 @@ class SearchConfig:
 
     def __post_init__(self) -> None:
         _check_common(self)
-        if not -1 <= self.max_param_free <= 8:
-            raise ConfigError(f"max param-free ops must be -1 (off) or 0..8, got {self.max_param_free}")
+        for name in ("max_param_free", "max_param_free_reduce"):
+            if not -1 <= getattr(self, name) <= 8:
+                raise ConfigError(f"{name.replace('_', ' ')} ops must be -1 (off) or 0..8, got {getattr(self, name)}")
         if not 0 <= self.early_stop_param_free <= 8:
             raise ConfigError(f"early-stop param-free count must be 0 (off) or 1..8, got {self.early_stop_param_free}")
         if self.early_stop_stable < 0:
@@ -243,17 +245,18 @@ DATASET_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {  # mnist shares fashi
     "search": {
         "digits": dict(init_channels=8, layers=5, epochs=8, warmup_epochs=3, batch_size=64, lr=0.05, arch_lr=6e-3),
         "synthetic": dict(init_channels=8, layers=5, epochs=4, warmup_epochs=1, batch_size=32, lr=0.05, arch_lr=6e-3),
-        # laptop-sized: the study's search (docs/STUDY.md), about 10 minutes on 2 CPU cores
+        # a proxy that can learn (Study II, docs/STUDY.md): 4 channels per candidate op (C16/K4, as the paper),
+        # 750 warm-up and 1,250 arch steps; about an hour on one CPU core
         "fashion-mnist": dict(
             image_size=16,
             train_images=8000,
-            init_channels=8,
+            init_channels=16,
             layers=5,
-            epochs=8,
-            warmup_epochs=3,
-            batch_size=64,
-            lr=0.05,
-            arch_lr=6e-3,
+            epochs=16,
+            warmup_epochs=6,
+            batch_size=32,
+            lr=0.025,
+            arch_lr=2e-3,
         ),  # fmt: skip
         # any folder of images: small pictures and a small supernet, so a first try ends in minutes, not hours
         "folder": dict(

@@ -75,13 +75,15 @@ def derive_genotype(
     betas_reduce: torch.Tensor | None = None,
     *,
     max_param_free: int | None = None,
+    max_param_free_reduce: int | None = None,
 ) -> Genotype:
     """Discretise raw (pre-softmax) alpha/beta as PC-DARTS does.
 
     Edge score = max over non-``none`` ops of softmax(alpha) * softmax_node(beta);
     each node keeps its two best edges (stable on ties) with their best op.
     ``betas_*`` None means no edge normalisation. ``max_param_free`` caps the
-    parameter-free ops of the normal cell (P-DARTS); None or -1: no cap.
+    parameter-free ops of the normal cell (P-DARTS), ``max_param_free_reduce`` those of the reduction
+    cell (its own value: a reduction cell of pools is a different failure); None or -1: no cap.
     """
     alphas_normal, alphas_reduce = torch.as_tensor(alphas_normal), torch.as_tensor(alphas_reduce)
     betas_normal = None if betas_normal is None else torch.as_tensor(betas_normal)
@@ -103,15 +105,18 @@ def derive_genotype(
     return Genotype(
         tuple(_derive_cell(alphas_normal, betas_normal, steps, max_param_free)),
         concat,
-        tuple(_derive_cell(alphas_reduce, betas_reduce, steps)),
+        tuple(_derive_cell(alphas_reduce, betas_reduce, steps, max_param_free_reduce)),
         concat,
     )
 
 
-def derive_from_run(path: str | Path, *, max_param_free: int | None = None) -> Genotype:
+def derive_from_run(
+    path: str | Path, *, max_param_free: int | None = None, max_param_free_reduce: int | None = None
+) -> Genotype:
     """The genotype of a search run's final alpha/beta: a run folder or its ``arch.json``.
 
-    With ``max_param_free`` the P-DARTS cap is applied, so a finished search can be re-derived.
+    With ``max_param_free`` (normal cell) / ``max_param_free_reduce`` (reduction cell) the P-DARTS cap
+    is applied, so a finished search can be re-derived.
     """
     p = Path(path)
     f = p / "arch.json" if p.is_dir() else p
@@ -121,10 +126,12 @@ def derive_from_run(path: str | Path, *, max_param_free: int | None = None) -> G
         arch = json.loads(f.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise GenotypeError(f"{f} is not readable JSON: use an intact arch.json") from None
-    return derive_from_arch(arch, max_param_free=max_param_free)
+    return derive_from_arch(arch, max_param_free=max_param_free, max_param_free_reduce=max_param_free_reduce)
 
 
-def derive_from_arch(arch: dict[str, Any], *, max_param_free: int | None = None) -> Genotype:
+def derive_from_arch(
+    arch: dict[str, Any], *, max_param_free: int | None = None, max_param_free_reduce: int | None = None
+) -> Genotype:
     """The genotype of a saved arch state (``arch.json`` or an ``arch_history.jsonl`` line)."""
     try:
         return derive_genotype(
@@ -133,6 +140,7 @@ def derive_from_arch(arch: dict[str, Any], *, max_param_free: int | None = None)
             arch.get("betas_normal"),
             arch.get("betas_reduce"),
             max_param_free=max_param_free,
+            max_param_free_reduce=max_param_free_reduce,
         )
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise GenotypeError(f"not an arch state with alphas_normal/alphas_reduce lists ({exc})") from None

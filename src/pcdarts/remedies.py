@@ -1,7 +1,9 @@
 """Remedies for the drift of DARTS-family searches to parameter-free ops. All off by default.
 
 - P-DARTS (Chen et al., ICCV 2019, Sec. 3.4): cap the parameter-free ops of the derived normal
-  cell; implemented in the derivation (``derive_genotype(max_param_free=...)``).
+  cell; implemented in the derivation (``derive_genotype(max_param_free=...)``). The reduction
+  cell has a cap of its own (``max_param_free_reduce``): P-DARTS caps the normal cell only, but on
+  small data a reduction cell of 8 pools was seen (Study I, docs/STUDY.md).
 - DARTS+ (Liang et al., 2019, Sec. 3.3): early stopping. Criterion 1 ends the search once the
   derived normal cell holds a given number of parameter-free ops (the paper: two skip-connects);
   criterion 2 once the derived genotype has not changed for a given number of arch epochs
@@ -54,6 +56,7 @@ def select_from_history(
     *,
     warmup_epochs: int,
     max_param_free: int = -1,
+    max_param_free_reduce: int = -1,
     early_stop_param_free: int = 0,
     early_stop_stable: int = 0,
 ) -> tuple[Genotype, int, str | None]:
@@ -65,13 +68,15 @@ def select_from_history(
     if not history:
         raise ValueError("the arch history is empty")
     cap = max_param_free if max_param_free >= 0 else None
+    cap_r = max_param_free_reduce if max_param_free_reduce >= 0 else None
     arch_epochs: list[Genotype] = []
     for entry in history:
-        genotype = derive_from_arch(entry, max_param_free=cap)
+        genotype = derive_from_arch(entry, max_param_free=cap, max_param_free_reduce=cap_r)
         if int(entry["epoch"]) < warmup_epochs:
             continue
         arch_epochs.append(derive_from_arch(entry))  # criteria look at the uncapped derivation
         reason = early_stop_reason(arch_epochs, param_free=early_stop_param_free, stable=early_stop_stable)
         if reason:
             return genotype, int(entry["epoch"]), reason
-    return derive_from_arch(history[-1], max_param_free=cap), int(history[-1]["epoch"]), None
+    last = derive_from_arch(history[-1], max_param_free=cap, max_param_free_reduce=cap_r)
+    return last, int(history[-1]["epoch"]), None

@@ -84,6 +84,47 @@ def build_supernet(cfg: SearchConfig, ds: TensorDataset | FolderDataset) -> Sear
     )
 
 
+# Below these a proxy search cannot learn (Study I, docs/STUDY.md): candidate ops with fewer channels are
+# too weak to beat parameter-free ops, and alpha needs steps after the convolutions have trained.
+MIN_OP_CHANNELS, MIN_ARCH_STEPS = 4, 1000
+
+
+def search_counts(cfg: SearchConfig, ds: TensorDataset | FolderDataset) -> dict[str, int]:
+    """Steps an epoch, warm-up and arch steps, and the channels each candidate op gets in the first cells."""
+    w_part, _ = search_parts(ds, cfg.train_portion, cfg.seed)
+    steps = -(-part_size(w_part) // cfg.batch_size)
+    return {
+        "steps_per_epoch": steps,
+        "warmup_steps": steps * cfg.warmup_epochs,
+        "arch_steps": steps * (cfg.epochs - cfg.warmup_epochs),
+        "op_channels": cfg.init_channels // cfg.k,
+    }
+
+
+def learnability_warnings(cfg: SearchConfig, counts: dict[str, int]) -> list[str]:
+    """One line per reason the search may not learn at this scale (warnings, not errors: a smoke test is fine)."""
+    out = []
+    if counts["op_channels"] < MIN_OP_CHANNELS:
+        out.append(
+            f"each candidate op gets {counts['op_channels']} channel(s) in the first cells (C {cfg.init_channels} / "
+            f"K {cfg.k}): below {MIN_OP_CHANNELS}, convolutions are too weak to win over parameter-free ops; raise "
+            "--init-channels or lower --k"
+        )
+    if counts["arch_steps"] < MIN_ARCH_STEPS:
+        out.append(
+            f"only {counts['arch_steps']} arch steps follow the {counts['warmup_steps']} warm-up steps: alpha "
+            f"barely moves in fewer than {MIN_ARCH_STEPS} (the paper: about 3,430); add epochs or lower --batch-size"
+        )
+    return out
+
+
+def schedule_line(counts: dict[str, int]) -> str:
+    return (
+        f"{counts['steps_per_epoch']} steps an epoch: {counts['warmup_steps']} warm-up steps, then "
+        f"{counts['arch_steps']} arch steps; {counts['op_channels']} channels per candidate op in the first cells"
+    )
+
+
 def collapse_count(genotype: Genotype) -> dict[str, int]:
     """Parameter-free ops in the derived cells: a rising count warns of skip-connection collapse."""
     return {
@@ -152,6 +193,11 @@ class SearchTask:
                 f"{part_size(a_part)} for alpha/beta, fewer than the {ds.num_classes} classes: choose a portion "
                 "nearer 0.5"
             )
+        self.counts = search_counts(cfg, ds)
+        if info.is_main:
+            log.info("search: %s", schedule_line(self.counts))
+            for warning in learnability_warnings(cfg, self.counts):
+                log.warning("warning: %s", warning)
         self.model = model = build_supernet(cfg, ds).to(device)
         self.forward = wrap_ddp(model, device, info, ignore=list(SearchNetwork._ARCH))
         self.w_opt = torch.optim.SGD(
@@ -281,7 +327,8 @@ class SearchTask:
         cfg, info, out, model = self.cfg, self.ctx.info, self.ctx.out, self.model
         self.hist_log.close()
         cap = cfg.max_param_free if cfg.max_param_free >= 0 else None
-        genotype = model.genotype(max_param_free=cap)
+        cap_r = cfg.max_param_free_reduce if cfg.max_param_free_reduce >= 0 else None
+        genotype = model.genotype(max_param_free=cap, max_param_free_reduce=cap_r)
         reason = self.reason
         result = {
             "genotype": genotype.to_dict(),
@@ -293,6 +340,7 @@ class SearchTask:
             "world_size": info.world_size,
             "early_stop": None if reason is None else {"epoch": self.history[-1]["epoch"], "reason": reason},
             "genotype_uncapped": model.genotype().to_dict(),
+            **self.counts,
         }
         if stopped:
             return result

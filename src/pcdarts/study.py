@@ -32,13 +32,14 @@ from .remedies import select_from_history
 from .runner import RESUME_FREE
 from .runs import RunBusy, RunError, RunLock, atomic_write_json, read_jsonl, revision
 from .search import run_search
+from .select import SelectConfig, run_select
 from .train import read_test_once, run_train
 
 log = logging.getLogger(__name__)
 
 # Settings that only change how a genotype is read off a finished search: arms differing only in
 # these share their search runs.
-DERIVATION_ONLY = ("max_param_free", "early_stop_param_free", "early_stop_stable")
+DERIVATION_ONLY = ("max_param_free", "max_param_free_reduce", "early_stop_param_free", "early_stop_stable")
 
 
 @dataclass(frozen=True)
@@ -92,9 +93,21 @@ class StudyConfig:
             raise ConfigError(f"arm names must be unique and not 'random', got {names}")
 
     def search_config(self, arm: Arm, seed: int) -> SearchConfig:
-        values = {**self.search, **arm.overrides, "seed": seed, "data": self.data}
+        overrides = {k: v for k, v in arm.overrides.items() if not k.startswith("select")}
+        values = {**self.search, **overrides, "seed": seed, "data": self.data}
         try:
             return resolve_config(SearchConfig, self.dataset, values)
+        except (TypeError, ValueError) as exc:
+            raise RunError(f"arm {arm.name!r}: {exc}") from None
+
+    def select_config(self, arm: Arm) -> SelectConfig | None:
+        """An arm's perturbation-based selection (``select=pt``, ``select_tune_epochs``, ...), or None."""
+        keys = {k: v for k, v in arm.overrides.items() if k.startswith("select")}
+        if not keys:
+            return None
+        values = {("method" if k == "select" else k.removeprefix("select_")): v for k, v in keys.items()}
+        try:
+            return SelectConfig(**values)
         except (TypeError, ValueError) as exc:
             raise RunError(f"arm {arm.name!r}: {exc}") from None
 
@@ -129,8 +142,18 @@ STUDY_PRESETS: dict[str, dict[str, Any]] = {
         random_cells=5,
         train_seed=0,
         arms=[Arm("pcdarts"), Arm("pdarts-cap2", {"max_param_free": 2}), Arm("beta-decay", {"beta_decay": 25.0})],
-        # the laptop-sized fashion-mnist defaults of config.py, pinned into study_config.json by the first run
-        search=dict(DATASET_DEFAULTS["search"]["fashion-mnist"]),
+        # Study I's search (the fashion-mnist defaults of its day), as pinned in its study_config.json
+        search=dict(
+            image_size=16,
+            train_images=8000,
+            init_channels=8,
+            layers=5,
+            epochs=8,
+            warmup_epochs=3,
+            batch_size=64,
+            lr=0.05,
+            arch_lr=6e-3,
+        ),  # fmt: skip
         train={**DATASET_DEFAULTS["train"]["fashion-mnist"], "val_fraction": 0.1},
     ),
 }
@@ -166,7 +189,9 @@ def _search_identity(arm: Arm, seed: int) -> str:
     The base settings are pinned by the study's own config file, so the name stays stable when the
     library gains new settings with neutral defaults.
     """
-    changing = {k: v for k, v in sorted(arm.overrides.items()) if k not in DERIVATION_ONLY}
+    changing = {
+        k: v for k, v in sorted(arm.overrides.items()) if k not in DERIVATION_ONLY and not k.startswith("select")
+    }
     return f"s{_digest(changing)}-seed{seed}"
 
 
@@ -341,11 +366,23 @@ class Study:
             history,
             warmup_epochs=scfg.warmup_epochs,
             max_param_free=scfg.max_param_free,
+            max_param_free_reduce=scfg.max_param_free_reduce,
             early_stop_param_free=scfg.early_stop_param_free,
             early_stop_stable=scfg.early_stop_stable,
         )
         metrics = read_jsonl(run / "metrics.jsonl")
         seconds = sum(m.get("epoch_seconds", 0.0) for m in metrics if m.get("epoch", 0) <= epoch)
+        extra: dict[str, Any] = {}
+        sel = self.cfg.select_config(arm)
+        if sel is not None:  # DARTS-PT from the end of the shared search (the derivation remedies do not apply)
+            if self.threads:
+                sel = replace(sel, threads=self.threads)
+            chosen = run_select(run, run / f"select-{sel.label()}", sel, progress=self.progress)
+            if chosen.get("stopped"):
+                raise KeyboardInterrupt
+            genotype, epoch = Genotype.from_dict(chosen["genotype"]), scfg.epochs - 1
+            seconds = sum(m.get("epoch_seconds", 0.0) for m in metrics) + chosen["seconds"]
+            extra = {"selection": chosen["label"], "select_seconds": chosen["seconds"]}
         trained = self._train(genotype)
         return self._cell(
             arm.name,
@@ -357,6 +394,7 @@ class Study:
             search_run=str(run.relative_to(self.out)),
             search_epoch=epoch,
             early_stop=reason,
+            **extra,
         )
 
     def plan(self) -> list[tuple[str, Callable[[], dict[str, Any]]]]:
@@ -383,6 +421,7 @@ class Study:
         """
         for arm in self.cfg.arms:  # every arm's settings checked before the folder is pinned to them
             self.cfg.search_config(arm, 0)
+            self.cfg.select_config(arm)
         self._check_folder()
         units = self.plan()
         results: dict[int, dict[str, Any]] = {}

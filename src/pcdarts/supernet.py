@@ -368,6 +368,9 @@ class SearchNetwork(nn.Module):
         self.alphas_reduce = nn.Parameter(1e-3 * torch.randn(e, n_ops))
         self.betas_normal = nn.Parameter(1e-3 * torch.randn(e))
         self.betas_reduce = nn.Parameter(1e-3 * torch.randn(e))
+        # (w_normal, w_reduce, e_normal, e_reduce) -> the same, applied to the mixing weights every forward:
+        # perturbation-based selection (select.py) masks and fixes ops and edges through it. Not state.
+        self.arch_transform: Callable[..., tuple[torch.Tensor | None, ...]] | None = None
 
     @property
     def recompute(self) -> str:
@@ -401,6 +404,8 @@ class SearchNetwork(nn.Module):
         w_normal = torch.softmax(self.alphas_normal, dim=-1)  # (E, n_ops)
         w_reduce = torch.softmax(self.alphas_reduce, dim=-1)
         e_normal, e_reduce = self.edge_weights()
+        if self.arch_transform is not None:
+            w_normal, w_reduce, e_normal, e_reduce = self.arch_transform(w_normal, w_reduce, e_normal, e_reduce)
         for cell in self.cells:
             if cell.reduction:
                 s0, s1 = s1, cell(s0, s1, w_reduce, e_reduce)
@@ -409,17 +414,16 @@ class SearchNetwork(nn.Module):
         out = self.global_pooling(s1).flatten(1)  # (N, C_last)
         return self.classifier(out)
 
-    def genotype(self, *, max_param_free: int | None = None) -> Genotype:
-        """The current discrete architecture (PC-DARTS rule; optionally the P-DARTS cap)."""
-        if self.edge_norm:
-            return derive_genotype(
-                self.alphas_normal,
-                self.alphas_reduce,
-                self.betas_normal,
-                self.betas_reduce,
-                max_param_free=max_param_free,
-            )
-        return derive_genotype(self.alphas_normal, self.alphas_reduce, max_param_free=max_param_free)
+    def genotype(self, *, max_param_free: int | None = None, max_param_free_reduce: int | None = None) -> Genotype:
+        """The current discrete architecture (PC-DARTS rule; optionally the P-DARTS cap on either cell)."""
+        return derive_genotype(
+            self.alphas_normal,
+            self.alphas_reduce,
+            self.betas_normal if self.edge_norm else None,
+            self.betas_reduce if self.edge_norm else None,
+            max_param_free=max_param_free,
+            max_param_free_reduce=max_param_free_reduce,
+        )
 
     def arch_state(self) -> dict[str, list]:
         """alpha (and beta when edge normalisation is on) as plain lists, for arch.json and the history."""

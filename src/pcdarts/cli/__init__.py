@@ -13,7 +13,7 @@ import os
 import sys
 
 from .parser import build_parser
-from .runs import cmd_demo, cmd_eval, cmd_fidelity, cmd_report, cmd_search, cmd_study, cmd_train
+from .runs import cmd_demo, cmd_eval, cmd_fidelity, cmd_report, cmd_search, cmd_select, cmd_study, cmd_train
 from .tools import cmd_export, cmd_genotypes, cmd_info, cmd_plan, cmd_plot, cmd_predict, cmd_subsample
 
 __all__ = ["build_parser", "main"]
@@ -34,6 +34,7 @@ COMMANDS = {
     "demo": cmd_demo,
     "study": cmd_study,
     "fidelity": cmd_fidelity,
+    "select": cmd_select,
 }
 
 

@@ -150,6 +150,30 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--threads", type=int, default=0, help="intra-op threads of every sub-run (0: torch's default)")
     st.add_argument("--no-progress", action="store_true")
 
+    se = sub.add_parser(
+        "select", help="read the cell off a finished search by perturbation (DARTS-PT) instead of the largest alpha"
+    )
+    se.add_argument("--run", required=True, help="a finished search run folder (with checkpoint.pt)")
+    se.add_argument("--method", default="pt", choices=["pt"], help="pt: perturbation-based selection (DARTS-PT)")
+    se.add_argument("--out", default=None, help="where the selection goes (default RUN/select-<settings>)")
+    se.add_argument(
+        "--tune-epochs",
+        type=float,
+        default=10.0,
+        help="fine-tuning epochs between two decisions (default 10, the paper's; fewer is cheaper)",
+    )
+    se.add_argument(
+        "--score-batches",
+        type=int,
+        default=0,
+        help="arch-split batches (of the search's batch size) that score each candidate (default 0: all, as the paper)",
+    )
+    se.add_argument("--seed", type=int, default=0, help="the order in which edges and nodes are decided")
+    se.add_argument("--device", default="auto")
+    se.add_argument("--threads", type=int, default=0)
+    se.add_argument("--json", action="store_true", help="print the result as JSON")
+    se.add_argument("--no-progress", action="store_true")
+
     fi = sub.add_parser(
         "fidelity", help="how long must cells train to be ranked? random cells at several epoch budgets (resumable)"
     )

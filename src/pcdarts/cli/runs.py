@@ -61,7 +61,13 @@ def cmd_search(ns: argparse.Namespace) -> int:
             "`pcdarts subsample --data DIR --out subset.json` and pass --subset subset.json"
         )
     if ns.print_config:
+        from ..search import learnability_warnings, load_data, schedule_line, search_counts
+
         print(json.dumps(config_to_dict(cfg), indent=2))
+        counts = search_counts(cfg, load_data(cfg))
+        print(f"schedule: {schedule_line(counts)}", file=sys.stderr)
+        for warning in learnability_warnings(cfg, counts):
+            print(f"warning: {warning}", file=sys.stderr)
         return 0
     _need_out(ns)
     result = run_search(cfg, ns.out, resume=ns.resume, overwrite=ns.overwrite, progress=not ns.no_progress)
@@ -83,6 +89,8 @@ def cmd_search(ns: argparse.Namespace) -> int:
     print(
         f"search finished in {_minutes(result['seconds'])}{stop}; {param_free_count(g.normal)} of 8 normal-cell ops "
         f"are parameter-free\n{g.describe()}\n"
+        f"schedule: {result.get('warmup_steps', '?')} warm-up steps, {result.get('arch_steps', '?')} arch steps, "
+        f"{result.get('op_channels', '?')} channels per candidate op\n"
         f"files: {ns.out}/ (genotype.json, arch.json, metrics.jsonl, checkpoint.pt)\n"
         f"next: pcdarts train --genotype {ns.out} --dataset {cfg.dataset} --out {ns.out}-train"
     )
@@ -227,6 +235,40 @@ def cmd_study(ns: argparse.Namespace) -> int:
     print(verdict(summary["arms"]))
     print(f"study.json and {png.name} in {ns.out}; `pcdarts report {ns.out}` draws the report")
     return 0
+
+
+def cmd_select(ns: argparse.Namespace) -> int:
+    from ..genotype import Genotype, param_free_count
+    from ..select import SelectConfig, run_select
+
+    cfg = SelectConfig(method=ns.method, tune_epochs=ns.tune_epochs, score_batches=ns.score_batches, seed=ns.seed,
+                       device=ns.device, threads=ns.threads)  # fmt: skip
+    result = run_select(ns.run, ns.out, cfg, progress=not ns.no_progress)
+    if result.get("stopped"):
+        print(
+            f"stopped after round {result['round']} of {result['rounds']}; the same command continues", file=sys.stderr
+        )
+        return 0
+    if ns.json:
+        print(json.dumps(result))
+        return 0
+    g, old = Genotype.from_dict(result["genotype"]), Genotype.from_dict(result["magnitude_genotype"])
+    out = ns.out or f"{ns.run}/select-{cfg.label()}"
+    print(
+        f"perturbation-based selection ({result['label']}) in {_minutes(result['seconds'])}; "
+        f"{param_free_count(g.normal)} of 8 normal-cell ops are parameter-free (largest alpha: "
+        f"{param_free_count(old.normal)})\n{g.describe()}\n"
+        f"files: {out}/ (genotype.json, decisions.json, select_result.json)\n"
+        f"next: pcdarts train --genotype {out}/genotype.json --dataset {_search_dataset(ns.run)} --out {out}-train"
+    )
+    return 0
+
+
+def _search_dataset(run: str) -> str:
+    try:
+        return str(json.loads((Path(run) / "config.json").read_text())["dataset"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return "DATASET"
 
 
 def cmd_fidelity(ns: argparse.Namespace) -> int:

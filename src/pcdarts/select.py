@@ -1,0 +1,429 @@
+"""Perturbation-based selection (DARTS-PT): read the cell off a trained supernet by what removing a part costs.
+
+The largest alpha is a poor guide to what the supernet relies on (Wang et al., ICLR 2021, "Rethinking
+Architecture Selection in Differentiable NAS"; their code ruocwang/darts-pt, ``sota/cnn/projection.py``).
+DARTS-PT instead asks the supernet: starting from a finished search,
+
+1. **ops**: visit the edges in a seeded random order, one edge of the normal and one of the reduction cell
+   per round. For the edge, score each candidate op by the supernet's validation accuracy with that op's
+   weight set to zero; keep the op whose removal hurts most (the lowest accuracy). The edge's mixing
+   weights become that op alone. Between two rounds, fine-tune the supernet (weights and alpha/beta,
+   weight lr a tenth of the search's, cosine-annealed over all the tuning);
+2. **topology**: then, node by node in a seeded random order (one node per cell per round), remove input
+   edges one at a time, each time the one whose removal leaves the highest accuracy, until two remain.
+
+As in the paper's code, BatchNorm runs in train mode while scoring (batch statistics; the running
+statistics are put back afterwards), and the scores come from the search's arch (validation) split, never
+the test split. ``none`` is never a candidate: a derived cell cannot hold it (the paper's code scores it too).
+
+Settings the paper fixes and this module makes choices of (named in the output): ``tune_epochs``, the
+fine-tuning between decisions (the paper: 10 epochs, ``--proj_intv``), and ``score_batches``, how much of the
+arch split scores a candidate (the paper: all of it). Shortened values make selection affordable on a CPU.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from .architect import Architect
+from .config import SearchConfig
+from .data import make_stream, search_parts
+from .engine import search_step
+from .errors import ConfigError
+from .genotype import Genotype
+from .ops import PRIMITIVES
+from .runner import load_data
+from .runs import (
+    GracefulStop,
+    RunError,
+    RunLock,
+    atomic_write_json,
+    load_checkpoint,
+    pick_device,
+    rng_state,
+    save_checkpoint,
+    seed_everything,
+    set_rng_state,
+)
+from .space import node_edges, num_edges
+
+log = logging.getLogger(__name__)
+
+PAPER_TUNE_EPOCHS = 10.0  # DARTS-PT's --proj_intv on CIFAR-10
+
+
+@dataclass(frozen=True)
+class SelectConfig:
+    method: str = "pt"  # pt: perturbation-based (DARTS-PT); the magnitude rule is the search's own genotype
+    tune_epochs: float = PAPER_TUNE_EPOCHS  # fine-tuning epochs between two decisions (DARTS-PT: 10)
+    score_batches: int = 0  # arch-split batches that score each candidate (0: the whole split, as DARTS-PT)
+    seed: int = 0  # the order in which edges and nodes are decided
+    device: str = "auto"  # auto, cpu, cuda or cuda:N
+    threads: int = 0  # CPU intra-op threads (0 = torch default)
+
+    def __post_init__(self) -> None:
+        if self.method != "pt":
+            raise ConfigError(f"selection method must be pt (perturbation-based), got {self.method!r}")
+        if not (math.isfinite(self.tune_epochs) and 0 <= self.tune_epochs <= 1000):
+            raise ConfigError(f"tune epochs must be between 0 and 1000, got {self.tune_epochs}")
+        if self.score_batches < 0:
+            raise ConfigError(f"score batches must be >= 0 (0: the whole arch split), got {self.score_batches}")
+        if self.threads < 0:
+            raise ConfigError(f"threads must be >= 0, got {self.threads}")
+
+    def label(self) -> str:
+        """How this selection differs from the paper's, for file names and reports."""
+        tune = "paper" if self.tune_epochs == PAPER_TUNE_EPOCHS else f"{self.tune_epochs:g}"
+        score = "all" if self.score_batches == 0 else str(self.score_batches)
+        return f"pt-tune{tune}-score{score}-seed{self.seed}"
+
+
+RESULT_FREE = ("device", "threads")  # settings that do not change a selection's decisions
+
+
+class Projection:
+    """Which ops and edges are decided, applied to the supernet's mixing weights (its ``arch_transform``)."""
+
+    CELLS = ("normal", "reduce")
+
+    def __init__(self, n_edges: int, n_ops: int):
+        self.n_edges, self.n_ops = n_edges, n_ops
+        self.op = {c: [-1] * n_edges for c in self.CELLS}  # the chosen op of each decided edge
+        self.removed = {c: [False] * n_edges for c in self.CELLS}
+        self.probe: tuple[str, int, int | None] | None = None  # (cell, edge, op or None = the whole edge)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "op": {c: list(v) for c, v in self.op.items()},
+            "removed": {c: list(v) for c, v in self.removed.items()},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.op = {c: [int(v) for v in state["op"][c]] for c in self.CELLS}
+        self.removed = {c: [bool(v) for v in state["removed"][c]] for c in self.CELLS}
+
+    def _cell(self, cell: str, w: torch.Tensor, e: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        ops, removed, probe = self.op[cell], self.removed[cell], self.probe
+        probe = probe if probe is not None and probe[0] == cell else None
+        if all(o < 0 for o in ops) and not any(removed) and probe is None:
+            return w, e
+        fixed = torch.zeros_like(w)
+        decided = torch.zeros(self.n_edges, 1, dtype=torch.bool, device=w.device)
+        for i, o in enumerate(ops):
+            if o >= 0:
+                fixed[i, o], decided[i] = 1.0, True
+        w = torch.where(decided, fixed, w)
+        keep = torch.tensor([0.0 if r else 1.0 for r in removed], dtype=w.dtype, device=w.device)
+        if probe is not None:
+            _, edge, op = probe
+            if op is None:
+                keep[edge] = 0.0
+            else:
+                mask = torch.ones_like(w)
+                mask[edge, op] = 0.0
+                w = w * mask
+        if bool((keep == 0).any()):
+            e = keep if e is None else e * keep
+        return w, e
+
+    def __call__(
+        self,
+        w_normal: torch.Tensor,
+        w_reduce: torch.Tensor,
+        e_normal: torch.Tensor | None,
+        e_reduce: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        w_normal, e_normal = self._cell("normal", w_normal, e_normal)
+        w_reduce, e_reduce = self._cell("reduce", w_reduce, e_reduce)
+        return w_normal, w_reduce, e_normal, e_reduce
+
+    def genotype(self, steps: int) -> Genotype:
+        cells = []
+        for c in self.CELLS:
+            pairs = []
+            for node in node_edges(steps):
+                kept = [e for e in node if not self.removed[c][e]]
+                if len(kept) != 2 or any(self.op[c][e] < 0 for e in kept):
+                    raise RunError("the selection is not finished: some edges or nodes are undecided")
+                pairs += [(PRIMITIVES[self.op[c][e]], e - node.start) for e in kept]
+            cells.append(tuple(pairs))
+        concat = tuple(range(2, 2 + steps))
+        return Genotype(cells[0], concat, cells[1], concat)
+
+
+def plan_rounds(steps: int, seed: int) -> list[dict[str, Any]]:
+    """The decisions in order: one edge per cell per round (every edge), then one node per cell per round."""
+    rng = random.Random(seed)
+    n = num_edges(steps)
+    edges = {c: rng.sample(range(n), n) for c in Projection.CELLS}
+    multi = [i for i, node in enumerate(node_edges(steps)) if len(node) > 2]
+    nodes = {c: rng.sample(multi, len(multi)) for c in Projection.CELLS}
+    rounds = [{"kind": "op", "normal": edges["normal"][i], "reduce": edges["reduce"][i]} for i in range(n)]
+    rounds += [{"kind": "node", "normal": nodes["normal"][i], "reduce": nodes["reduce"][i]} for i in range(len(multi))]
+    return rounds
+
+
+def _search_config(run: Path) -> SearchConfig:
+    import json
+
+    try:
+        saved = json.loads((run / "config.json").read_text())
+        values = {k: v for k, v in saved.items() if k in SearchConfig.__dataclass_fields__}
+        return SearchConfig(**values)
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError, TypeError, AttributeError) as exc:
+        raise RunError(
+            f"{run / 'config.json'} is not a search run's config ({type(exc).__name__}): give a search run folder"
+        ) from None
+
+
+class Selector:
+    """One perturbation-based selection from a finished search in ``run``, written to ``out``."""
+
+    def __init__(self, run: str | Path, out: str | Path, cfg: SelectConfig, *, progress: bool = True):
+        self.search_dir, self.out, self.cfg, self.progress = Path(run), Path(out), cfg, progress
+        if not (self.search_dir / "genotype.json").is_file() or not (self.search_dir / "checkpoint.pt").is_file():
+            raise RunError(f"{self.search_dir} is not a finished search run (it needs genotype.json and checkpoint.pt)")
+        self.scfg = _search_config(self.search_dir)
+
+    # ------------------------------------------------------------ setup
+    def _build(self) -> None:
+        from .search import build_supernet
+
+        scfg, cfg = self.scfg, self.cfg
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        self.device = device = pick_device(cfg.device)
+        seed_everything(scfg.seed, scfg.deterministic)
+        state = load_checkpoint(self.search_dir / "checkpoint.pt", "cpu")
+        if state.get("kind") != "search" or int(state.get("epoch", -1)) != scfg.epochs:
+            raise RunError(
+                f"{self.search_dir / 'checkpoint.pt'} is not the end of a finished search: finish the search first"
+            )
+        ds = load_data(scfg)
+        w_part, a_part = search_parts(ds, scfg.train_portion, scfg.seed)
+        self.model = model = build_supernet(scfg, ds).to(device)
+        model.load_state_dict(state["model"])
+        self.steps = model.steps
+        self.projection = Projection(num_edges(model.steps), len(PRIMITIVES))
+        model.arch_transform = self.projection
+        self.architect = Architect(
+            model,
+            lr=scfg.arch_lr,
+            betas=(scfg.arch_beta1, scfg.arch_beta2),
+            weight_decay=scfg.arch_weight_decay,
+            grad_clip=scfg.arch_grad_clip,
+            unrolled=False,
+        )
+        self.architect.optimizer.load_state_dict(state["arch_optimizer"])
+        self.lr0 = scfg.lr / 10  # DARTS-PT: a fresh weight optimizer at a tenth of the search's lr
+        self.w_opt = torch.optim.SGD(
+            model.weight_parameters(), lr=self.lr0, momentum=scfg.momentum, weight_decay=scfg.weight_decay, foreach=True
+        )
+        from .runner import make_augment
+
+        common = dict(device=device, workers=scfg.workers, augment=make_augment(scfg, ds, scfg.cutout), jitter=False)
+        self.train = make_stream(ds, w_part, scfg.batch_size, train=True, seed=scfg.seed, **common)
+        self.val = make_stream(ds, a_part, scfg.batch_size, train=True, seed=scfg.seed + 1, **common)
+        self.train.load_state_dict(state["train_stream"])  # the data order goes on from where the search ended
+        self.val.load_state_dict(state["val_stream"])
+        # scored at the search's batch size, as DARTS-PT scores on its search loader (BN uses batch statistics)
+        self.score_stream = make_stream(ds, a_part, scfg.batch_size, train=False, device=device, workers=scfg.workers)
+        self.rounds = plan_rounds(model.steps, self.cfg.seed)
+        self.tune_steps = round(cfg.tune_epochs * len(self.train))
+        self.total_tune = self.tune_steps * (len(self.rounds) - 1)
+
+    # ------------------------------------------------------------ scoring
+    @torch.no_grad()
+    def score(self, probe: tuple[str, int, int | None] | None) -> float:
+        """Validation accuracy of the supernet with ``probe`` removed (BN in train mode; its statistics restored)."""
+        model = self.model
+        saved = {k: v.clone() for k, v in model.named_buffers()}
+        self.projection.probe = probe
+        model.train()
+        correct, n = 0, 0
+        try:
+            self.score_stream.reset()
+            for i, (x, y) in enumerate(self.score_stream.epoch()):
+                if self.cfg.score_batches and i >= self.cfg.score_batches:
+                    break
+                correct += int((model(x).argmax(1) == y).sum())
+                n += len(y)
+        finally:
+            self.projection.probe = None
+            for k, v in model.named_buffers():
+                v.copy_(saved[k])
+        return correct / max(n, 1)
+
+    def decide_op(self, cell: str, edge: int) -> dict[str, Any]:
+        base = self.score(None)
+        scores = {PRIMITIVES[k]: self.score((cell, edge, k)) for k in range(len(PRIMITIVES)) if PRIMITIVES[k] != "none"}
+        choice = min(scores, key=lambda name: scores[name])  # the op whose removal hurts most; first on ties
+        self.projection.op[cell][edge] = PRIMITIVES.index(choice)
+        return {
+            "kind": "op",
+            "cell": cell,
+            "edge": edge,
+            "accuracy": base,
+            "removed_accuracy": scores,
+            "choice": choice,
+        }
+
+    def decide_node(self, cell: str, node: int) -> dict[str, Any]:
+        edges = [e for e in node_edges(self.steps)[node] if not self.projection.removed[cell][e]]
+        steps = []
+        while len(edges) > 2:
+            scores = {e: self.score((cell, e, None)) for e in edges}
+            drop = max(edges, key=lambda e: (scores[e], -e))  # the edge the supernet misses least
+            self.projection.removed[cell][drop] = True
+            edges.remove(drop)
+            steps.append({"removed_accuracy": {str(e): a for e, a in scores.items()}, "dropped": drop})
+        start = node_edges(self.steps)[node].start
+        return {"kind": "node", "cell": cell, "node": node, "steps": steps, "kept_inputs": [e - start for e in edges]}
+
+    # ------------------------------------------------------------ tuning
+    def tune(self, done: int, after_step: Any = None) -> int:
+        """``tune_steps`` search steps (weights and alpha/beta), the weight lr cosine-annealed over all tuning."""
+        scfg = self.scfg
+        weights = self.model.weight_parameters()
+        self.model.train()
+        for _ in range(self.tune_steps):
+            lr = 0.5 * self.lr0 * (1 + math.cos(math.pi * done / max(self.total_tune, 1)))
+            for g in self.w_opt.param_groups:
+                g["lr"] = lr
+            x, y = self.train.next_batch()
+            search_step(self.model, self.model, self.architect, self.w_opt, x, y, self.val.next_batch(),
+                        grad_clip=scfg.grad_clip, eta=lr, weights=weights)  # fmt: skip
+            done += 1
+            if after_step is not None:
+                after_step()
+        return done
+
+    # ------------------------------------------------------------ the run
+    def state_dict(self, next_round: int, done: int, decisions: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
+        return {
+            "kind": "select",
+            "config": asdict(self.cfg),
+            "round": next_round,
+            "tune_done": done,
+            "decisions": decisions,
+            "projection": self.projection.state_dict(),
+            "model": self.model.state_dict(),
+            "w_optimizer": self.w_opt.state_dict(),
+            "arch_optimizer": self.architect.optimizer.state_dict(),
+            "train_stream": self.train.state_dict(),
+            "val_stream": self.val.state_dict(),
+            "rng": rng_state(),
+            "seconds": seconds,
+        }
+
+    def run(self) -> dict[str, Any]:
+        out = self.out
+        with RunLock(out):
+            result_file = out / "select_result.json"
+            if result_file.is_file():
+                import json
+
+                return json.loads(result_file.read_text())
+            self._check_config()
+            self._build()
+            ckpt = out / "select_checkpoint.pt"
+            start, done, decisions, spent = 0, 0, [], 0.0
+            if ckpt.is_file():
+                state = load_checkpoint(ckpt, "cpu")
+                if state.get("kind") != "select":
+                    raise RunError(f"{ckpt} is not a selection checkpoint: delete it to start the selection again")
+                self.model.load_state_dict(state["model"])
+                self.w_opt.load_state_dict(state["w_optimizer"])
+                self.architect.optimizer.load_state_dict(state["arch_optimizer"])
+                self.train.load_state_dict(state["train_stream"])
+                self.val.load_state_dict(state["val_stream"])
+                self.projection.load_state_dict(state["projection"])
+                start, done, decisions = int(state["round"]), int(state["tune_done"]), list(state["decisions"])
+                spent = float(state.get("seconds", 0.0))
+                set_rng_state(state["rng"])
+                log.info("select: resumed at round %d of %d", start + 1, len(self.rounds))
+            t0 = time.time() - spent
+            total = len(self.rounds)
+            bar = tqdm(total=total, initial=start, desc="select", disable=not self.progress, leave=False)
+            with GracefulStop() as stop:
+                for r in range(start, total):
+                    plan = self.rounds[r]
+                    for cell in Projection.CELLS:
+                        if plan["kind"] == "op":
+                            d = self.decide_op(cell, plan[cell])
+                        else:
+                            d = self.decide_node(cell, plan[cell])
+                        decisions.append({"round": r, **d})
+                    if r + 1 < total:
+                        done = self.tune(done)
+                    save_checkpoint(ckpt, self.state_dict(r + 1, done, decisions, time.time() - t0))
+                    bar.update(1)
+                    log.info("select: round %d/%d (%s) decided", r + 1, total, plan["kind"])
+                    if stop.requested:
+                        bar.close()
+                        return {"stopped": True, "round": r + 1, "rounds": total}
+            bar.close()
+            genotype = self.projection.genotype(self.steps)
+            result = {
+                "genotype": genotype.to_dict(),
+                "method": "pt",
+                "label": self.cfg.label(),
+                "config": asdict(self.cfg),
+                "search_run": str(self.search_dir),
+                "rounds": total,
+                "tune_steps_per_gap": self.tune_steps,
+                "score_batches": self.cfg.score_batches,
+                "magnitude_genotype": load_genotype_json(self.search_dir / "genotype.json"),
+                "seconds": time.time() - t0,
+                "stopped": False,
+            }
+            atomic_write_json(out / "decisions.json", decisions)
+            atomic_write_json(out / "genotype.json", genotype.to_dict())
+            atomic_write_json(result_file, result)
+            return result
+
+    def _check_config(self) -> None:
+        import json
+
+        f = self.out / "select_config.json"
+        mine = asdict(self.cfg)
+        if f.is_file():
+            try:
+                theirs = json.loads(f.read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                raise RunError(f"{f} is unreadable: delete {self.out} to select again") from None
+            diff = sorted(k for k in mine if k not in RESULT_FREE and theirs.get(k) != mine[k])
+            if diff:
+                raise RunError(
+                    f"{self.out} holds a selection with other settings ({', '.join(diff)}): use the same settings "
+                    "or another --out"
+                )
+        atomic_write_json(f, mine)
+
+
+def load_genotype_json(path: Path) -> dict[str, Any]:
+    import json
+
+    return json.loads(path.read_text())
+
+
+def run_select(run: str | Path, out: str | Path | None = None, cfg: SelectConfig | None = None, *,
+               progress: bool = True) -> dict[str, Any]:  # fmt: skip
+    """Perturbation-based selection from the finished search in ``run``; resumes from ``out`` after a kill.
+
+    ``out`` defaults to ``run/select-<label>``. Returns the result also written to ``out/select_result.json``
+    (the genotype, the settings, the search's own magnitude-rule genotype); every decision with its scores
+    is in ``out/decisions.json``.
+    """
+    cfg = cfg or SelectConfig()
+    out = Path(out) if out is not None else Path(run) / f"select-{cfg.label()}"
+    return Selector(run, out, cfg, progress=progress).run()

@@ -1,0 +1,164 @@
+"""`pcdarts fidelity`: budgets, tau, validation only, resumption, reuse by a study; shared units; layouts."""
+
+import json
+import math
+import random
+
+import pytest
+import torch
+from scipy.stats import kendalltau
+
+from pcdarts.cli import main
+from pcdarts.engine import train_step
+from pcdarts.fidelity import FidelityConfig, bootstrap_tau, kendall_tau, load_fidelity, run_fidelity
+from pcdarts.genotype import random_genotype
+from pcdarts.network import build_network
+from pcdarts.runs import RunBusy, RunLock, load_checkpoint
+from pcdarts.study import StudyConfig, run_study, run_units
+from tests.idx_data import write_idx
+
+TRAIN = dict(image_size=8, init_channels=4, layers=3, batch_size=32, lr=0.05, cutout=0, drop_path=0.0, auxiliary=False)
+
+
+@pytest.fixture(scope="module")
+def idx_dir(tmp_path_factory):
+    return write_idx(tmp_path_factory.mktemp("idx"))
+
+
+@pytest.fixture(scope="module")
+def calibration(idx_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("fid") / "f"
+    args = ["fidelity", "--dataset", "fashion-mnist", "--data", str(idx_dir), "--out", str(out), "--cells", "3",
+            "--budgets", "1,2", "--seed-cells", "3", "--threads", "1", "--no-progress"]  # fmt: skip
+    for k, v in TRAIN.items():
+        args += ["--train-set", f"{k}={json.dumps(v)}"]
+    assert main(args) == 0
+    return out, args
+
+
+def test_calibration_trains_every_cell_at_every_budget_on_validation_only(calibration, capsys):
+    out, _ = calibration
+    fid = load_fidelity(out)
+    assert fid["complete"] and len(fid["rows"]) == 3 * 2 + 3
+    assert sorted({(r["cell"], r["budget_epochs"], r["train_seed"]) for r in fid["rows"]}) == sorted(
+        [(c, b, 0) for c in range(3) for b in (1, 2)] + [(c, 2, 1) for c in range(3)]
+    )
+    assert [b["epochs"] for b in fid["budgets"]] == [1, 2]
+    assert fid["budgets"][-1]["tau_vs_longest"] == pytest.approx(1.0)  # the longest against itself
+    assert fid["chosen_budget"] in (1, 2) and fid["seed"]["cells"] == 3
+    assert (out / "fidelity.png").stat().st_size > 0
+    for d in (out / "train").iterdir():  # the test split is never read: no figure, nothing in the model file
+        result = json.loads((d / "result.json").read_text())
+        assert result["test_accuracy"] is None and result["test_images"] == 0
+        assert "test" not in load_checkpoint(d / "best.pt")
+        assert json.loads((d / "config.json").read_text())["epochs"] in (1, 2)
+
+
+def test_calibration_again_trains_nothing_and_other_settings_are_refused(calibration, capsys):
+    out, args = calibration
+    before = {p: p.stat().st_mtime_ns for p in (out / "train").glob("*/result.json")}
+    assert main(args) == 0
+    assert {p: p.stat().st_mtime_ns for p in (out / "train").glob("*/result.json")} == before
+    assert main([*args, "--budgets", "1,3"]) == 2
+    assert "other settings (budgets)" in capsys.readouterr().err
+
+
+def test_a_study_in_the_folder_reuses_a_budget_as_its_random_arm_and_reads_test_once(calibration, idx_dir):
+    out, _ = calibration
+    trained = sorted(p.name for p in (out / "train").iterdir())
+    cfg = StudyConfig(dataset="fashion-mnist", data=str(idx_dir), arms=(), searches=0, random_cells=3,
+                      train={**TRAIN, "epochs": 2})  # fmt: skip
+    summary = run_study(cfg, out, progress=False, threads=1)
+    assert sorted(p.name for p in (out / "train").iterdir()) == trained  # nothing trained again
+    assert [c["budget_epochs"] for c in summary["cells"]] == [2, 2, 2]
+    fid = {(r["cell"], r["train_seed"]): r for r in load_fidelity(out)["rows"] if r["budget_epochs"] == 2}
+    for c in summary["cells"]:
+        assert 0.0 <= c["test_accuracy"] <= 1.0 and c["val_accuracy"] == fid[c["seed"], 0]["val_accuracy"]
+        assert "test" in load_checkpoint(out / c["train_run"] / "best.pt")
+        assert c["revision"] is None or len(c["revision"]) >= 40
+
+
+def test_kendall_tau_matches_scipy_and_the_bootstrap_brackets_it():
+    rng = random.Random(1)
+    for n in (3, 5, 12):
+        x = [rng.random() for _ in range(n)]
+        y = [v + rng.gauss(0, 0.3) for v in x]
+        y[0] = y[1]  # a tie
+        assert kendall_tau(x, y) == pytest.approx(kendalltau(x, y).statistic)
+    x = list(range(12))
+    y = [v + rng.gauss(0, 2) for v in x]
+    lo, hi = bootstrap_tau(x, y)
+    assert lo <= kendall_tau(x, y) <= hi and -1 <= lo < hi <= 1
+    assert math.isnan(kendall_tau([1, 1, 1], [1, 2, 3]))
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        (dict(budgets=(8,)), "at least two"),
+        (dict(cells=2), "at least 3 cells"),
+        (dict(seed_cells=5, cells=4), "seed cells"),
+        (dict(seed_budget=12), "one of the budgets"),
+        (dict(train={"epochs": 3}), "from --budgets"),
+    ],
+)
+def test_impossible_calibrations_are_refused(values, message):
+    with pytest.raises(ValueError, match=message):
+        FidelityConfig(**values)
+
+
+def test_fidelity_cli_bad_budgets_is_one_line(tmp_path, capsys):
+    assert main(["fidelity", "--out", str(tmp_path / "f"), "--budgets", "8,x"]) == 2
+    assert "--budgets wants epoch counts" in capsys.readouterr().err
+
+
+def test_units_held_by_another_process_are_taken_up_when_free(tmp_path):
+    order = []
+    calls = {"busy": 0}
+
+    def busy_once():
+        calls["busy"] += 1
+        if calls["busy"] == 1:
+            raise RunBusy("held elsewhere")
+        return {"unit": "b"}
+
+    units = [("a", lambda: {"unit": "a"}), ("b", busy_once), ("c", lambda: {"unit": "c"})]
+    run_units(units, lambda i, cell: order.append((i, cell["unit"])), poll_seconds=0)
+    assert order == [(0, "a"), (2, "c"), (1, "b")]
+
+
+def test_a_second_lock_on_a_folder_is_refused_until_the_first_is_released(tmp_path):
+    with RunLock(tmp_path / "r"):
+        with pytest.raises(RunBusy, match="in use by process"):
+            RunLock(tmp_path / "r").__enter__()
+    with RunLock(tmp_path / "r"):  # released: free again
+        pass
+
+
+def test_fidelity_library_call(idx_dir, tmp_path):
+    cfg = FidelityConfig(dataset="fashion-mnist", data=str(idx_dir), cells=3, budgets=(1, 2), seed_cells=0, train=TRAIN)
+    summary = run_fidelity(cfg, tmp_path / "f", progress=False, threads=1, max_units=2)
+    assert summary["units_done"] == 2 and not summary["complete"] and summary["chosen_budget"] is None
+
+
+@pytest.mark.parametrize("aux", [False, True])
+def test_channels_last_training_equals_the_contiguous_one_in_float64(aux):
+    """The layout changes speed only: one training step from one seed gives the same logits, weights and stats."""
+    genotype = random_genotype(3)
+    results = []
+    for fmt in (torch.contiguous_format, torch.channels_last):
+        torch.manual_seed(0)
+        net = build_network(genotype, num_classes=10, in_channels=1, init_channels=8, layers=5, auxiliary=aux)
+        net = net.double().set_memory_format(fmt)
+        opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, weight_decay=3e-4, foreach=True)
+        g = torch.Generator().manual_seed(1)
+        x = torch.randn(6, 1, 16, 16, generator=g, dtype=torch.float64)
+        y = torch.randint(0, 10, (6,), generator=g)
+        train_step(net, opt, list(net.parameters()), x, y, grad_clip=5.0, auxiliary_weight=0.4 if aux else 0.0)
+        net.eval()
+        results.append((net(x), net.state_dict()))
+    (a, sa), (b, sb) = results
+    torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+    for k in sa:
+        torch.testing.assert_close(sa[k], sb[k], rtol=1e-10, atol=1e-10)
+    assert sb["stem0.0.weight"].is_contiguous(memory_format=torch.channels_last)

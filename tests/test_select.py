@@ -1,0 +1,136 @@
+"""Perturbation-based selection (DARTS-PT): what a probe removes, which op and edges it keeps, resumption."""
+
+import json
+
+import pytest
+import torch
+
+import pcdarts.select as select_mod
+from pcdarts.cli import main
+from pcdarts.genotype import Genotype
+from pcdarts.ops import PRIMITIVES
+from pcdarts.runs import load_checkpoint
+from pcdarts.select import Projection, SelectConfig, Selector, plan_rounds, run_select
+from pcdarts.space import node_edges, num_edges
+
+E, N_OPS = num_edges(4), len(PRIMITIVES)
+
+
+@pytest.fixture(scope="module")
+def search_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("pt") / "search"
+    args = ["search", "--dataset", "synthetic", "--out", str(out), "--epochs", "2", "--warmup-epochs", "1",
+            "--layers", "3", "--init-channels", "4", "--image-size", "8", "--no-progress"]  # fmt: skip
+    assert main(args) == 0
+    return out
+
+
+TINY = SelectConfig(tune_epochs=0.25, score_batches=1, threads=1)
+
+
+def test_a_probe_removes_exactly_one_op_and_decisions_fix_their_edge():
+    p = Projection(E, N_OPS)
+    w = torch.softmax(torch.randn(E, N_OPS), -1)
+    e = torch.rand(E)
+    p.probe = ("normal", 3, 5)
+    wn, wr, en, er = p(w, w, e, e)
+    changed = (wn != w).nonzero().tolist()
+    assert changed == [[3, 5]] and wn[3, 5] == 0 and torch.equal(wr, w) and torch.equal(en, e)
+    p.probe = ("reduce", 6, None)  # the whole edge, bypass channels too (its edge weight)
+    wn, wr, en, er = p(w, w, e, e)
+    assert torch.equal(wr, w) and er[6] == 0 and torch.equal(er[:6], e[:6]) and torch.equal(en, e)
+    p.probe = None
+    p.op["normal"][2] = 4
+    p.removed["normal"][7] = True
+    wn, _, en, _ = p(w, w, None, None)  # without edge normalisation a removed edge still gets a zero weight
+    assert wn[2].tolist() == [1.0 if k == 4 else 0.0 for k in range(N_OPS)] and torch.equal(wn[3], w[3])
+    assert en[7] == 0 and en.sum() == E - 1
+
+
+def test_the_decision_keeps_the_op_whose_removal_hurts_most_and_drops_the_least_missed_edges(search_run, tmp_path):
+    sel = Selector(search_run, tmp_path / "sel", TINY, progress=False)
+    sel._build()
+    hurt = {"sep_conv_5x5": 0.10, "skip_connect": 0.40, "max_pool_3x3": 0.30}
+    sel.score = lambda probe: 0.5 if probe is None or probe[2] is None else hurt.get(PRIMITIVES[probe[2]], 0.45)
+    d = sel.decide_op("normal", 4)
+    assert d["choice"] == "sep_conv_5x5" and "none" not in d["removed_accuracy"]
+    assert sel.projection.op["normal"][4] == PRIMITIVES.index("sep_conv_5x5")
+    node = node_edges(4)[3]  # 5 input edges: removing edge node.start + j leaves accuracy 0.1 * j
+    sel.score = lambda probe: 0.1 * (probe[1] - node.start)
+    d = sel.decide_node("reduce", 3)
+    assert d["kept_inputs"] == [0, 1] and [s["dropped"] for s in d["steps"]] == [node.start + 4, node.start + 3,
+                                                                               node.start + 2]  # fmt: skip
+    assert [sel.projection.removed["reduce"][e] for e in node] == [False, False, True, True, True]
+
+
+def test_rounds_visit_every_edge_and_node_once_in_a_seeded_order():
+    rounds = plan_rounds(4, seed=3)
+    ops = [r for r in rounds if r["kind"] == "op"]
+    assert sorted(r["normal"] for r in ops) == list(range(E)) == sorted(r["reduce"] for r in ops)
+    assert sorted(r["normal"] for r in rounds if r["kind"] == "node") == [1, 2, 3]
+    assert plan_rounds(4, seed=3) == rounds and plan_rounds(4, seed=4) != rounds
+
+
+def _stop_after(rounds):
+    """A GracefulStop that asks to stop at the end of round ``rounds`` (as SIGTERM would then)."""
+
+    class StopAfter:
+        def __init__(self):
+            self.checks = 0
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        @property
+        def requested(self):
+            self.checks += 1
+            return self.checks >= rounds
+
+    return StopAfter
+
+
+def test_selection_gives_a_valid_cell_with_every_decision_recorded(search_run, tmp_path):
+    cfg = SelectConfig(tune_epochs=0, score_batches=1, threads=1)
+    result = run_select(search_run, tmp_path / "whole", cfg, progress=False)
+    g = Genotype.from_dict(result["genotype"])
+    for cell in (g.normal, g.reduce):
+        assert len(cell) == 8 and all(op != "none" for op, _ in cell)
+        for i in range(4):
+            assert len({cell[2 * i][1], cell[2 * i + 1][1]}) == 2 and max(cell[2 * i][1], cell[2 * i + 1][1]) < i + 2
+    decisions = json.loads((tmp_path / "whole" / "decisions.json").read_text())
+    assert sum(d["kind"] == "op" for d in decisions) == 2 * E and sum(d["kind"] == "node" for d in decisions) == 6
+    assert all(0 <= v <= 1 for d in decisions if d["kind"] == "op" for v in d["removed_accuracy"].values())
+    ops = {(d["cell"], d["edge"]): d["choice"] for d in decisions if d["kind"] == "op"}
+    for name, cell in (("normal", g.normal), ("reduce", g.reduce)):  # the cell holds the decided ops
+        for i, (op, j) in enumerate(cell):
+            assert ops[name, node_edges(4)[i // 2].start + j] == op
+    assert run_select(search_run, tmp_path / "whole", cfg, progress=False)["genotype"] == result["genotype"]  # read
+
+
+def test_a_resumed_selection_equals_an_uninterrupted_one(search_run, tmp_path, monkeypatch):
+    """Stopped after round 1 and continued to round 3 = run to round 3 at once: decisions, weights, alpha."""
+    with monkeypatch.context() as m:
+        m.setattr(select_mod, "GracefulStop", _stop_after(3))
+        assert run_select(search_run, tmp_path / "whole", TINY, progress=False)["round"] == 3
+        m.setattr(select_mod, "GracefulStop", _stop_after(1))
+        assert run_select(search_run, tmp_path / "resumed", TINY, progress=False)["round"] == 1
+        m.setattr(select_mod, "GracefulStop", _stop_after(2))
+        assert run_select(search_run, tmp_path / "resumed", TINY, progress=False)["round"] == 3
+    a = load_checkpoint(tmp_path / "whole" / "select_checkpoint.pt")
+    b = load_checkpoint(tmp_path / "resumed" / "select_checkpoint.pt")
+    assert a["decisions"] == b["decisions"] and a["projection"] == b["projection"] and a["tune_done"] > 0
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+
+
+def test_select_refuses_what_it_cannot_use(search_run, tmp_path, capsys):
+    assert main(["select", "--run", str(tmp_path), "--no-progress"]) == 2
+    assert "not a finished search run" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="tune epochs"):
+        SelectConfig(tune_epochs=-1)
+    with pytest.raises(ValueError, match="score batches"):
+        SelectConfig(score_batches=-2)
+    assert SelectConfig().label() == "pt-tunepaper-scoreall-seed0" and TINY.label() == "pt-tune0.25-score1-seed0"
