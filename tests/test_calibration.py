@@ -162,3 +162,38 @@ def test_channels_last_training_equals_the_contiguous_one_in_float64(aux):
     for k in sa:
         torch.testing.assert_close(sa[k], sb[k], rtol=1e-10, atol=1e-10)
     assert sb["stem0.0.weight"].is_contiguous(memory_format=torch.channels_last)
+
+
+def test_primary_comparison_is_a_one_sided_mann_whitney_and_the_effect_in_random_sds():
+    from scipy.stats import mannwhitneyu
+
+    from pcdarts.study import compare_with_random, primary_verdict
+
+    rnd = [0.80, 0.81, 0.82, 0.83, 0.84]
+    cells = [{"arm": "random", "kind": "random", "test_accuracy": a} for a in rnd]
+    cells += [{"arm": "cap2", "kind": "searched", "test_accuracy": a} for a in (0.85, 0.86, 0.87)]
+    c = compare_with_random(cells, "cap2")
+    assert c["p_value"] == pytest.approx(mannwhitneyu([0.85, 0.86, 0.87], rnd, alternative="greater").pvalue)
+    assert c["effect_sd"] == pytest.approx((0.86 - 0.82) / 0.0158113883, rel=1e-6)
+    assert "BEATS random" in primary_verdict({"primary": "cap2", "comparisons": [c]})
+    weak = compare_with_random([*cells[:5], *({"arm": "cap2", "kind": "searched", "test_accuracy": a}
+                                               for a in (0.83, 0.835))], "cap2")  # fmt: skip
+    assert "does NOT beat" in primary_verdict({"primary": "cap2", "comparisons": [weak]})
+    assert compare_with_random(cells[:1] + cells[5:], "cap2") is None  # one random cell: no comparison yet
+    with pytest.raises(ValueError, match="primary arm"):
+        StudyConfig(primary="nope")
+
+
+def test_a_study_budget_comes_from_a_finished_calibration_only(calibration, tmp_path, capsys):
+    out, _ = calibration
+    base = ["study", "--out", str(tmp_path / "s"), "--searches", "0", "--random", "1", "--no-progress"]
+    assert main([*base, "--budget-from", str(out), "--train-set", "layers=4"]) == 2
+    assert "other training settings" in capsys.readouterr().err
+    assert main([*base, "--budget-from", str(tmp_path)]) == 2
+    assert "no fidelity.json" in capsys.readouterr().err
+    fid = json.loads((out / "fidelity.json").read_text())
+    unfinished = tmp_path / "unfinished"
+    unfinished.mkdir()
+    (unfinished / "fidelity.json").write_text(json.dumps({**fid, "chosen_budget": None}))
+    assert main([*base, "--budget-from", str(unfinished)]) == 2
+    assert "not finished" in capsys.readouterr().err

@@ -28,8 +28,35 @@ def test_cap_keeps_at_most_m_parameter_free_ops_and_falls_back_to_the_next_best_
         g = derive_genotype(a, torch.zeros(14, len(PRIMITIVES)), max_param_free=m)
         assert param_free_count(g.normal) == m
         assert {op for op, _ in g.normal} <= {"max_pool_3x3", "sep_conv_3x3"}  # skip (0.5) ranks below sep (1.0)
-        assert g.reduce == plain.reduce  # the cap is for the normal cell only
+        assert g.reduce == plain.reduce  # max_param_free caps the normal cell only
     assert derive_genotype(a, torch.zeros(14, len(PRIMITIVES)), max_param_free=1).normal[0] == ("max_pool_3x3", 0)
+
+
+def test_the_reduction_cell_has_a_cap_of_its_own():
+    a = _collapsed_alphas()
+    plain = derive_genotype(a, a)
+    assert param_free_count(plain.reduce) == 8
+    for m in (0, 2, 5):
+        g = derive_genotype(a, a, max_param_free_reduce=m)
+        assert param_free_count(g.reduce) == m and g.normal == plain.normal
+    both = derive_genotype(a, a, max_param_free=1, max_param_free_reduce=3)
+    assert (param_free_count(both.normal), param_free_count(both.reduce)) == (1, 3)
+    hist = [{"epoch": 0, "alphas_normal": a.tolist(), "alphas_reduce": a.tolist()}]
+    g, _, _ = select_from_history(hist, warmup_epochs=0, max_param_free_reduce=2)
+    assert param_free_count(g.reduce) == 2 and param_free_count(g.normal) == 8
+
+
+def test_search_warns_when_it_cannot_learn_and_counts_its_steps(capsys):
+    from pcdarts.cli import main
+
+    assert main(["search", "--dataset", "digits", "--print-config"]) == 0
+    err = capsys.readouterr().err
+    assert "12 steps an epoch: 36 warm-up steps, then 60 arch steps; 2 channels per candidate op" in err
+    assert "2 channel(s) in the first cells" in err and "only 60 arch steps" in err
+    assert main(["search", "--dataset", "digits", "--print-config", "--init-channels", "16", "--epochs", "120",
+                 "--warmup-epochs", "30", "--batch-size", "64"]) == 0  # fmt: skip
+    err = capsys.readouterr().err
+    assert "warning" not in err and "1080 arch steps" in err
 
 
 def test_cap_is_a_no_op_when_the_cell_is_already_under_it():

@@ -134,3 +134,15 @@ def test_select_refuses_what_it_cannot_use(search_run, tmp_path, capsys):
     with pytest.raises(ValueError, match="score batches"):
         SelectConfig(score_batches=-2)
     assert SelectConfig().label() == "pt-tunepaper-scoreall-seed0" and TINY.label() == "pt-tune0.25-score1-seed0"
+
+
+def test_a_pt_arm_shares_the_searches_of_the_other_arms():
+    from pcdarts.study import Arm, StudyConfig, _search_identity
+
+    pt = Arm.parse("pt:select=pt,select_tune_epochs=0.5,select_score_batches=4")
+    cfg = StudyConfig(arms=(Arm("pcdarts"), pt))
+    assert _search_identity(pt, 1) == _search_identity(Arm("pcdarts"), 1)
+    assert cfg.select_config(pt) == SelectConfig(tune_epochs=0.5, score_batches=4)
+    assert cfg.select_config(Arm("pcdarts")) is None and cfg.search_config(pt, 0).epochs > 0
+    with pytest.raises(ValueError, match="arm 'bad'"):
+        StudyConfig(arms=(Arm.parse("bad:select=magnitude"),)).select_config(Arm.parse("bad:select=magnitude"))

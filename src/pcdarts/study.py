@@ -82,6 +82,7 @@ class StudyConfig:
     train_seed: int = 0  # one training seed for every cell
     search: dict[str, Any] = field(default_factory=dict)  # base search settings (on the dataset's defaults)
     train: dict[str, Any] = field(default_factory=dict)  # the one training protocol
+    primary: str | None = None  # the pre-registered arm whose comparison with random cells is the verdict
 
     def __post_init__(self) -> None:
         if self.searches < 0 or self.random_cells < 0:
@@ -91,6 +92,8 @@ class StudyConfig:
         names = [a.name for a in self.arms]
         if len(set(names)) != len(names) or "random" in names:
             raise ConfigError(f"arm names must be unique and not 'random', got {names}")
+        if self.primary is not None and self.primary not in names:
+            raise ConfigError(f"the primary arm {self.primary!r} is not one of the arms {names}")
 
     def search_config(self, arm: Arm, seed: int) -> SearchConfig:
         overrides = {k: v for k, v in arm.overrides.items() if not k.startswith("select")}
@@ -120,6 +123,8 @@ class StudyConfig:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["arms"] = [{"name": a.name, "overrides": a.overrides} for a in self.arms]
+        if d["primary"] is None:  # studies from before the setting pin the same file as before
+            del d["primary"]
         return d
 
 
@@ -153,8 +158,33 @@ STUDY_PRESETS: dict[str, dict[str, Any]] = {
             batch_size=64,
             lr=0.05,
             arch_lr=6e-3,
-        ),  # fmt: skip
+        ),
         train={**DATASET_DEFAULTS["train"]["fashion-mnist"], "val_fraction": 0.1},
+    ),
+    # Study II (docs/STUDY2_PLAN.md): the training epochs come from the calibration (--budget-from).
+    "fmnist-study2": dict(
+        dataset="fashion-mnist",
+        searches=6,
+        random_cells=12,
+        train_seed=0,
+        primary="cap2",
+        arms=[
+            Arm("cap2", {"max_param_free": 2, "max_param_free_reduce": 2}),
+            Arm("pcdarts"),
+            Arm("pt", {"select": "pt", "select_tune_epochs": 0.2, "select_score_batches": 16}),
+        ],
+        search=dict(
+            image_size=16,
+            train_images=8000,
+            init_channels=16,
+            layers=5,
+            epochs=16,
+            warmup_epochs=6,
+            batch_size=32,
+            lr=0.025,
+            arch_lr=2e-3,
+        ),
+        train=dict(STUDY2_TRAIN),
     ),
 }
 
@@ -444,6 +474,8 @@ class Study:
             "complete": complete,
             "cells": self.cells,
             "arms": summarise(self.cells),
+            "primary": self.cfg.primary,
+            "comparisons": [c for a in self.cfg.arms if (c := compare_with_random(self.cells, a.name)) is not None],
         }
         atomic_write_json(self.out / "study.json", summary)
         return summary
@@ -474,6 +506,45 @@ def summarise(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def compare_with_random(cells: list[dict[str, Any]], arm: str) -> dict[str, Any] | None:
+    """An arm against the random cells on test accuracy: one-sided Mann-Whitney U (arm > random, exact) and
+    the effect in random standard deviations. None until each side has two cells."""
+    from scipy.stats import mannwhitneyu
+
+    a = [c["test_accuracy"] for c in cells if c["arm"] == arm]
+    r = [c["test_accuracy"] for c in cells if c["kind"] == "random"]
+    if len(a) < 2 or len(r) < 2:
+        return None
+    (ma, _), (mr, sr) = _mean_std(a), _mean_std(r)
+    p = float(mannwhitneyu(a, r, alternative="greater", method="exact").pvalue)
+    return {
+        "arm": arm,
+        "n": len(a),
+        "n_random": len(r),
+        "margin": ma - mr,
+        "effect_sd": (ma - mr) / sr if sr > 0 else math.nan,
+        "p_value": p,
+        "test": "one-sided Mann-Whitney U (arm > random), exact",
+    }
+
+
+def primary_verdict(study: dict[str, Any]) -> str | None:
+    """The pre-registered decision: the primary arm beats random iff p < 0.05 and the effect is >= 1 random SD."""
+    primary = study.get("primary")
+    comp = next((c for c in study.get("comparisons", []) if c["arm"] == primary), None)
+    if primary is None:
+        return None
+    if comp is None:
+        return f"primary arm {primary!r}: not enough cells yet to compare with random cells"
+    beats = comp["p_value"] < 0.05 and comp["effect_sd"] >= 1.0
+    return (
+        f"primary arm {primary!r} ({comp['n']} cells) vs random ({comp['n_random']}): margin "
+        f"{100 * comp['margin']:+.2f} points, effect {comp['effect_sd']:+.2f} random SDs, one-sided Mann-Whitney "
+        f"p = {comp['p_value']:.3f}: "
+        + ("BEATS random cells (p < 0.05 and effect >= 1 SD)" if beats else "does NOT beat random cells at this scale")
+    )
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:

@@ -147,6 +147,12 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--train-seed", type=int, default=None, help="the one training seed of every cell (default 0)")
     st.add_argument("--search-set", action="append", default=[], metavar="KEY=VALUE", help="base search setting")
     st.add_argument("--train-set", action="append", default=[], metavar="KEY=VALUE", help="training setting")
+    st.add_argument(
+        "--budget-from",
+        default=None,
+        metavar="DIR",
+        help="take the training epochs from the finished calibration in DIR (pcdarts fidelity's budget rule)",
+    )
     st.add_argument("--threads", type=int, default=0, help="intra-op threads of every sub-run (0: torch's default)")
     st.add_argument("--no-progress", action="store_true")
 

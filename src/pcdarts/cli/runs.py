@@ -211,7 +211,7 @@ def cmd_demo(ns: argparse.Namespace) -> int:
 
 
 def cmd_study(ns: argparse.Namespace) -> int:
-    from ..study import STUDY_PRESETS, Arm, StudyConfig, format_table, plot_study, run_study, verdict
+    from ..study import STUDY_PRESETS, Arm, StudyConfig, format_table, plot_study, primary_verdict, run_study, verdict
 
     values: dict[str, Any] = {}
     if ns.preset is not None:
@@ -228,13 +228,34 @@ def cmd_study(ns: argparse.Namespace) -> int:
             arm = Arm.parse(f"x:{item}")
             values.setdefault(key, {}).update(arm.overrides)
     values["arms"] = tuple(values.get("arms", (Arm("pcdarts"),)))
+    if ns.budget_from is not None:
+        values["train"] = {**values.get("train", {}), "epochs": _calibrated_budget(ns.budget_from, values)}
     cfg = StudyConfig(**values)
     summary = run_study(cfg, ns.out, progress=not ns.no_progress, threads=ns.threads)
     png = plot_study(summary, Path(ns.out) / "study.png")
     print(format_table(summary["arms"]))
-    print(verdict(summary["arms"]))
+    print(primary_verdict(summary) or verdict(summary["arms"]))
     print(f"study.json and {png.name} in {ns.out}; `pcdarts report {ns.out}` draws the report")
     return 0
+
+
+def _calibrated_budget(folder: str, values: dict[str, Any]) -> int:
+    """The budget a finished calibration chose; refused when unfinished or made with another protocol."""
+    from ..fidelity import load_fidelity
+
+    fid = load_fidelity(folder)
+    if fid.get("chosen_budget") is None:
+        raise ConfigError(
+            f"the calibration in {folder} is not finished ({len(fid['rows'])} trainings so far): run its "
+            "pcdarts fidelity command until it is, then start the study"
+        )
+    mine = {k: v for k, v in values.get("train", {}).items() if k != "epochs"}
+    if fid["config"].get("train") != mine or fid["config"].get("dataset") != values.get("dataset", "fashion-mnist"):
+        raise ConfigError(
+            f"the calibration in {folder} used other training settings than this study: give the study the "
+            "calibration's --train-set values"
+        )
+    return int(fid["chosen_budget"])
 
 
 def cmd_select(ns: argparse.Namespace) -> int:
