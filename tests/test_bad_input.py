@@ -20,7 +20,12 @@ CASES = {
     "plan-batch-huge": (["plan", "--batch-size", "100000000"], "batch size must be between"),
     "plan-k-0": (["plan", "--ks", "0"], "every K must be >= 1"),
     "plan-size-0": (["plan", "--size", "0"], "size must be between"),
-    "threads-negative": (["search", "--threads", "-1"], "threads must be >= 0"),
+    "threads-negative": (["search", "--threads", "-1"], "threads must be between 0"),
+    "threads-huge": (["search", "--threads", "100000"], "threads must be between 0"),
+    "epochs-huge": (["search", "--epochs", "100000000000000000000"], "epochs must be between 1 and 10,000"),
+    "train-epochs-huge": (["train", "--epochs", "20000"], "epochs must be between 1 and 10,000"),
+    "cap-reduce-out-of-range": (["search", "--max-param-free-reduce", "9"], "max param-free reduce ops"),
+    "memory-format-unknown": (["train", "--memory-format", "nhwc"], "memory format must be one of"),
     "device-mps": (["search", "--device", "mps"], "device must be auto, cpu, cuda"),
     "image-size-huge": (["search", "--image-size", "100000"], "image size must be 0"),
     "momentum-5": (["search", "--momentum", "5"], "momentum must be in [0, 1)"),
@@ -38,6 +43,12 @@ CASES = {
     "genotype-tuple-of-str": (["info", "--genotype", G + ", normal_concat=tuple('2345'))"], "takes a list or tuple"),
     "genotype-huge-range": (["info", "--genotype", G + ", normal_concat=range(10**12))"], "literals"),
     "genotype-big-range": (["info", "--genotype", G + ", normal_concat=range(50000000))"], "more than a cell can have"),
+    "genotype-attribute-chain": (["info", "--genotype", "Genotype(normal=a" + ".b" * 20000 + ")"], "chains too deeply"),
+    "genotype-long-sum": (["info", "--genotype", "Genotype(" + "+".join(["1"] * 30000) + ")"], "chains too deeply"),
+    "genotype-20-digit-range": (
+        ["info", "--genotype", G + ", normal_concat=range(0, 12345678901234567890))"],
+        "too deep or too large",
+    ),  # fmt: skip
     "genotype-repeated-keyword": (["info", "--genotype", G + ", normal=[])"], "given twice"),
     "genotype-duplicate-concat": (["info", "--genotype", G + ", normal_concat=[2, 2])"], "repeats a node"),
     "genotype-concat-of-inputs": (

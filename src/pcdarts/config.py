@@ -76,7 +76,8 @@ class SearchConfig:
         _check_common(self)
         for name in ("max_param_free", "max_param_free_reduce"):
             if not -1 <= getattr(self, name) <= 8:
-                raise ConfigError(f"{name.replace('_', ' ')} ops must be -1 (off) or 0..8, got {getattr(self, name)}")
+                what = {"max_param_free": "max param-free ops", "max_param_free_reduce": "max param-free reduce ops"}
+                raise ConfigError(f"{what[name]} must be -1 (off) or 0..8, got {getattr(self, name)}")
         if not 0 <= self.early_stop_param_free <= 8:
             raise ConfigError(f"early-stop param-free count must be 0 (off) or 1..8, got {self.early_stop_param_free}")
         if self.early_stop_stable < 0:
@@ -194,6 +195,7 @@ def memory_format_for(name: str, device: Any) -> Any:
 
 
 MAX_LAYERS, MAX_CHANNELS, MAX_IMAGE, MAX_BATCH = 100, 4096, 2048, 1 << 20  # beyond these nothing fits anywhere
+MAX_EPOCHS, MAX_THREADS = 10_000, 1024  # beyond any published protocol / any machine (100,000 threads crashed)
 
 
 def _check_common(cfg: Any) -> None:
@@ -202,8 +204,11 @@ def _check_common(cfg: Any) -> None:
         value = getattr(cfg, f.name)
         if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(f"{f.name.replace('_', ' ')} must be a finite number, got {value}")
-    if cfg.epochs < 1:
-        raise ConfigError(f"epochs must be >= 1, got {cfg.epochs}")
+    if not 1 <= cfg.epochs <= MAX_EPOCHS:
+        raise ConfigError(
+            f"epochs must be between 1 and {MAX_EPOCHS:,} (the paper trains 600; more would run for years), "
+            f"got {cfg.epochs}"
+        )
     if not 1 <= cfg.batch_size <= MAX_BATCH:
         raise ConfigError(f"batch size must be >= 1 and <= {MAX_BATCH}, got {cfg.batch_size}")
     if cfg.layers < 3:
@@ -228,8 +233,8 @@ def _check_common(cfg: Any) -> None:
         raise ConfigError(f"image size must be 0 (native) or at most {MAX_IMAGE}, got {cfg.image_size}")
     if cfg.train_images < 0:
         raise ConfigError(f"train images must be >= 0 (0: all), got {cfg.train_images}")
-    if cfg.threads < 0:
-        raise ConfigError(f"threads must be >= 0 (0: torch's default), got {cfg.threads}")
+    if not 0 <= cfg.threads <= MAX_THREADS:
+        raise ConfigError(f"threads must be between 0 (torch's default) and {MAX_THREADS}, got {cfg.threads}")
     if cfg.workers < 0:
         raise ConfigError(f"workers must be >= 0, got {cfg.workers}")
     if cfg.cutout < 0:

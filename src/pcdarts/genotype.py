@@ -123,6 +123,7 @@ def _pair(p: Any) -> Pair:
 
 MAX_NODES = 32  # far beyond any published cell (DARTS: 4, NASNet/AmoebaNet: 5)
 MAX_TEXT = 100_000  # characters of genotype text accepted
+MAX_NESTING = 32  # brackets deep, dots or pluses: a genotype needs 3 brackets and no dot or plus
 
 
 def _check_cell(kind: str, pairs: tuple[Pair, ...], concat: tuple[int, ...]) -> None:
@@ -179,6 +180,19 @@ def parse_genotype_text(text: str) -> Genotype:
     """Parse ``Genotype(normal=[...], normal_concat=range(2, 6), ...)`` without eval."""
     if len(text) > MAX_TEXT:
         raise GenotypeError(f"genotype text is {len(text):,} characters long; a genotype needs far fewer")
+    depth = deepest = 0
+    for ch in text:  # a genotype nests three deep; hostile nesting never reaches the parser
+        depth += (ch in "([{") - (ch in ")]}")
+        deepest = max(deepest, depth)
+    if deepest > MAX_NESTING or text.count(".") > MAX_NESTING or text.count("+") > MAX_NESTING:
+        raise GenotypeError("genotype text nests or chains too deeply to be a genotype")
+    try:
+        return _parse_genotype_tree(text)
+    except (RecursionError, OverflowError, MemoryError) as exc:
+        raise GenotypeError(f"genotype text is too deep or too large to be a genotype ({type(exc).__name__})") from None
+
+
+def _parse_genotype_tree(text: str) -> Genotype:
     try:
         tree = ast.parse(text.strip(), mode="exec")
     except SyntaxError as exc:
@@ -285,7 +299,12 @@ def load_genotype(spec: str) -> Genotype:
     if spec.lstrip().startswith(("{", "Genotype")):
         pass
     elif path.is_dir() and (path / "genotype.json").is_file():
-        text = (path / "genotype.json").read_text()
+        from .runs import RunError, read_run_json
+
+        try:
+            return Genotype.from_dict(read_run_json(path / "genotype.json"))
+        except RunError as exc:
+            raise GenotypeError(str(exc)) from None
     elif path.is_file():
         if path.stat().st_size > 4 * MAX_TEXT:
             raise GenotypeError(f"genotype file {spec} is {path.stat().st_size:,} bytes; a genotype needs far fewer")

@@ -5,14 +5,17 @@ from __future__ import annotations
 import base64
 import html
 import json
+import logging
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from .errors import PCDartsError
-from .genotype import Genotype
+from .genotype import Genotype, GenotypeError
 from .plot import alpha_heatmaps, curves, genotype_timeline, plot_genotype
-from .runs import atomic_write_bytes, read_jsonl
+from .runs import RunError, atomic_write_bytes, read_jsonl, read_run_json
+
+log = logging.getLogger(__name__)
 
 
 class ReportError(PCDartsError, ValueError):
@@ -62,26 +65,38 @@ def _summary(search: Path | None, trains: list[Path]) -> str:
         if res.get("genotype"):
             from .genotype import param_free_count
 
-            pf = str(param_free_count(Genotype.from_dict(res["genotype"]).normal))
-        secs = f"{res['seconds'] / 60:.1f} min" if "seconds" in res else "unfinished"
+            g = _genotype(res["genotype"], [], "search_result.json")
+            pf = "-" if g is None else str(param_free_count(g.normal))
+        secs = f"{res['seconds'] / 60:.1f} min" if _is_num(res.get("seconds")) else "unfinished"
         rows.append(f"<tr><td>search ({html.escape(search.name)})</td><td>-</td><td>-</td><td>-</td><td>{secs}</td>"
                     f"<td>{pf}</td></tr>")  # fmt: skip
     for tr in trains:
         r = _json(tr / "result.json")
-        acc = f"{100 * r['test_accuracy']:.2f} %" if "test_accuracy" in r else "-"
-        picked = html.escape(str(r.get("selected_by", "-")))
+        acc = f"{100 * r['test_accuracy']:.2f} %" if _is_num(r.get("test_accuracy")) else "-"
+        picked = html.escape(str(r.get("selected_by", "-"))[:40])
+        params = f"{r['params']:,}" if _is_num(r.get("params")) else "-"
+        secs = f"{r['seconds'] / 60:.1f} min" if _is_num(r.get("seconds")) else "-"
         rows.append(
             f"<tr><td>training ({html.escape(tr.name)})</td><td>{acc}</td><td>{picked}</td>"
-            f"<td>{r.get('params', 0):,}</td><td>{r.get('seconds', 0) / 60:.1f} min</td><td>-</td></tr>"
+            f"<td>{params}</td><td>{secs}</td><td>-</td></tr>"
         )
     return "\n".join(rows) + "</table>"
 
 
-def _json(path: Path) -> dict[str, Any]:
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _json(path: Path, warnings: list[str] | None = None) -> dict[str, Any]:
+    """A run's JSON file, or {} when it is missing or damaged (said in ``warnings`` and on stderr)."""
+    if not path.is_file():
+        return {}
     try:
-        data = json.loads(path.read_text())
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
+        return read_run_json(path)
+    except RunError as exc:
+        log.warning("report: %s", exc)
+        if warnings is not None:
+            warnings.append(f"{path.name} could not be used ({exc})")
         return {}
 
 
@@ -145,18 +160,24 @@ def _read(path: Path, warnings: list[str]) -> list[dict[str, Any]]:
     return rows
 
 
+def _numeric_epoch(record: dict[str, Any], warnings: list[str]) -> bool:
+    ok = isinstance(record.get("epoch"), int) and all(
+        isinstance(v, (int, float, str, type(None))) for v in record.values()
+    )
+    if not ok and "metrics.jsonl: a line with a malformed epoch was skipped" not in warnings:
+        warnings.append("metrics.jsonl: a line with a malformed epoch was skipped")
+    return ok
+
+
 def _search_section(search: Path, tmp: Path) -> str:
     warnings: list[str] = []
     history = _read(search / "arch_history.jsonl", warnings)
     metrics = _read(search / "metrics.jsonl", warnings)
-    config = json.loads((search / "config.json").read_text()) if (search / "config.json").is_file() else {}
+    config = _json(search / "config.json", warnings)
     out = ["<h2>Search</h2>"]
-    if (search / "genotype.json").is_file():
-        g = Genotype.from_dict(json.loads((search / "genotype.json").read_text()))
-    elif history:
-        g = Genotype.from_dict(history[-1]["genotype"])
-    else:
-        g = None
+    g = _genotype(_json(search / "genotype.json", warnings), warnings, "genotype.json")
+    if g is None and history:
+        g = _genotype(history[-1].get("genotype"), warnings, "arch_history.jsonl")
     if g is not None:
         plot_genotype(g, tmp / "cells.png", renderer="matplotlib")
         out += ["<h3>Derived genotype</h3>", f"<pre>{html.escape(g.to_text())}</pre>", _img(tmp / "cells.png", "cells")]
@@ -182,11 +203,25 @@ def _search_section(search: Path, tmp: Path) -> str:
     return "\n".join(out)
 
 
+def _genotype(data: Any, warnings: list[str], where: str) -> Genotype | None:
+    if not data:
+        return None
+    try:
+        return Genotype.from_dict(data)
+    except (GenotypeError, TypeError, ValueError, KeyError, AttributeError):
+        warnings.append(f"{where}: its genotype is not a valid cell")
+        log.warning("report: %s: its genotype is not a valid cell", where)
+        return None
+
+
 def _train_section(train: Path, tmp: Path) -> str:
-    result: dict[str, Any] = json.loads((train / "result.json").read_text())
-    metrics = read_jsonl(train / "metrics.jsonl")
+    warnings: list[str] = []
+    result: dict[str, Any] = _json(train / "result.json", warnings)
+    metrics = [m for m in _read(train / "metrics.jsonl", warnings) if _numeric_epoch(m, warnings)]
     name = train.name
-    out = [f"<h2>Training: {html.escape(name)}</h2>", "<table>"]
+    out = [f"<h2>Training: {html.escape(name)}</h2>"]
+    out += [f"<p class='warn'>warning: {html.escape(w)}</p>" for w in warnings]
+    out.append("<table>")
     keys = (
         "test_accuracy",
         "test_top5",
@@ -201,12 +236,16 @@ def _train_section(train: Path, tmp: Path) -> str:
     for key in keys:
         if result.get(key) is not None:
             v = result[key]
-            shown = v if isinstance(v, str) else f"{v:,}" if isinstance(v, int) else f"{v:.4f}"
+            shown = (
+                html.escape(v) if isinstance(v, str) else f"{v:,}" if isinstance(v, int) else
+                f"{v:.4f}" if isinstance(v, float) else html.escape(str(v)[:80])
+            )  # fmt: skip
             out.append(f"<tr><th>{key}</th><td>{shown}</td></tr>")
     out.append("</table>")
-    g = Genotype.from_dict(result["genotype"])
-    plot_genotype(g, tmp / f"{name}_cells.png", renderer="matplotlib")
-    out += [f"<pre>{html.escape(g.to_text())}</pre>", _img(tmp / f"{name}_cells.png", "cells")]
+    g = _genotype(result.get("genotype"), warnings, "result.json")
+    if g is not None:
+        plot_genotype(g, tmp / f"{name}_cells.png", renderer="matplotlib")
+        out += [f"<pre>{html.escape(g.to_text())}</pre>", _img(tmp / f"{name}_cells.png", "cells")]
     if metrics:
         curves(metrics, tmp / f"{name}_curves.png", name)
         out.append(_img(tmp / f"{name}_curves.png", f"{name} curves"))

@@ -31,6 +31,7 @@ from .runs import (
     environment,
     load_checkpoint,
     pick_device,
+    require_keys,
     rng_state,
     save_checkpoint,
     seed_everything,
@@ -188,6 +189,9 @@ def _run(
     if state is not None:
         if state.get("kind") != task.checkpoint_kind:
             raise RunError(f"{out / 'checkpoint.pt'} is a {state.get('kind')} checkpoint, not a {task.kind} one")
+        require_keys(state, ("config", "rng", "epoch", "model", "train_stream"), out / "checkpoint.pt")
+        if not isinstance(state["config"], dict):
+            raise RunError(f"checkpoint {out / 'checkpoint.pt'} holds no readable config: it is damaged")
         check_resume_config(state["config"], asdict(cfg))
     seed_everything(cfg.seed, cfg.deterministic)
     start_epoch = task.setup(ctx, state)

@@ -10,7 +10,6 @@ import pickle
 import platform
 import random
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -64,6 +63,31 @@ def _first_line(exc: BaseException, limit: int = 160) -> str:
     return line
 
 
+MAX_RUN_FILE = 64 << 20  # bytes of one JSON file read back from a run folder
+
+
+def read_run_json(path: str | Path, *, expect: type = dict) -> Any:
+    """A JSON file read back from a run folder: size-capped, strict UTF-8, of the expected shape.
+
+    Every failure is a RunError that names the file and what to do, never a traceback.
+    """
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_RUN_FILE:
+            raise RunError(f"{path} is {size:,} bytes, too large for a pcdarts file: restore it or delete the run")
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except FileNotFoundError:
+        raise RunError(f"{path} is missing: is {path.parent} a pcdarts run folder?") from None
+    except UnicodeDecodeError:
+        raise RunError(f"{path} is not UTF-8 text: restore it or delete the run") from None
+    except (json.JSONDecodeError, RecursionError, ValueError):
+        raise RunError(f"{path} is not readable JSON: restore it or delete the run") from None
+    if not isinstance(data, expect):
+        raise RunError(f"{path} holds a {type(data).__name__}, not a {expect.__name__}: restore it or delete the run")
+    return data
+
+
 def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode())
 
@@ -76,14 +100,32 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+def check_archive(path: Path) -> None:
+    """Every member of a checkpoint's zip archive against its CRC: torch.load does not check them, so a
+    damaged tensor would load as silent garbage (loss nan)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            bad = z.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
+        raise RunError(
+            f"checkpoint {path} is damaged or not a checkpoint ({_first_line(exc)}): use an intact copy"
+        ) from None
+    if bad is not None:
+        raise RunError(f"checkpoint {path} is damaged ({quote(bad)} fails its CRC check): use an intact copy")
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load with ``weights_only=True``; a missing, truncated or foreign file is a RunError."""
     path = Path(path)
     if path.is_dir():
         names = ["best.pt", "last.pt", "checkpoint.pt"]
-        try:  # a finished training says which model it shipped
-            names.insert(0, json.loads((path / "result.json").read_text())["shipped"])
-        except (OSError, ValueError, KeyError, TypeError):
+        try:  # a finished training says which model it shipped (one of its own files, never a path elsewhere)
+            shipped = read_run_json(path / "result.json")["shipped"]
+            if shipped in ("best.pt", "last.pt"):
+                names.insert(0, shipped)
+        except (OSError, ValueError, KeyError, TypeError, RunError):
             pass
         for name in names:
             if (path / name).is_file():
@@ -93,6 +135,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             raise RunError(f"no checkpoint (best.pt, last.pt, checkpoint.pt) in {path}")
     if not path.is_file():
         raise RunError(f"checkpoint {path} does not exist")
+    check_archive(path)
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -107,6 +150,13 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not isinstance(state, dict) or "kind" not in state:
         raise RunError(f"{path} is not a pcdarts checkpoint")
     return state
+
+
+def require_keys(state: dict[str, Any], keys: tuple[str, ...], path: str | Path) -> None:
+    """A checkpoint that loads but lacks what its kind needs is damaged: one line naming it, not a KeyError."""
+    missing = [k for k in keys if k not in state]
+    if missing:
+        raise RunError(f"checkpoint {path} lacks {', '.join(missing)}: it is damaged or not written by pcdarts")
 
 
 # ---------------------------------------------------------------- RNG state
@@ -233,6 +283,7 @@ class RunLock:
     def __enter__(self) -> RunLock:
         if not self.enabled:
             return self
+        check_out_path(self.path)
         if self.path.exists() and not self.path.is_dir():
             raise RunError(f"output path {self.path} is a file, not a folder: choose another --out")
         self.created = not self.path.exists()
@@ -277,6 +328,12 @@ class RunLock:
             self.path.rmdir()
 
 
+def quote(text: str, limit: int = 80) -> str:
+    """User text in a message: repr'd, and cut to ``limit`` characters so one line stays one line."""
+    r = repr(text)
+    return r if len(r) <= limit else r[: limit - 5] + "...'" + f" ({len(text):,} chars)"
+
+
 # Everything a run writes in its folder: --overwrite removes all of it, so nothing of the old run survives.
 RUN_FILES = (
     "checkpoint.pt", "best.pt", "last.pt", "metrics.jsonl", "arch_history.jsonl", "arch.json", "genotype.json",
@@ -284,36 +341,51 @@ RUN_FILES = (
 )  # fmt: skip
 
 
+def check_out_path(path: str | Path) -> None:
+    """Refuse targets no run should be written into: the filesystem root, a top-level folder, the home folder."""
+    p = Path(path).expanduser().resolve()
+    if p == Path(p.anchor) or p.parent == Path(p.anchor) or p == Path.home().resolve():
+        raise RunError(f"refusing to write a run into {p}: give it a folder of its own, e.g. --out runs/NAME")
+
+
 class RunDir:
-    """One run's folder. Refuses to clobber earlier results unless told to."""
+    """One run's folder. Refuses to clobber earlier results unless told to, and never touches other files."""
 
     def __init__(self, path: str | Path, *, kind: str, resume: bool = False, overwrite: bool = False, final: str):
         self.path = Path(path)
         self.kind, self.final = kind, final
         self.checkpoint = self.path / "checkpoint.pt"
+        check_out_path(self.path)
         if self.path.exists() and not self.path.is_dir():
             raise RunError(f"output path {self.path} is a file, not a folder: choose another --out")
         if resume:
             if not self.checkpoint.is_file():
                 raise RunError(f"nothing to resume: {self.checkpoint} does not exist (drop --resume to start fresh)")
-        elif self.path.exists() and any(self.path.iterdir()):
+        elif self.path.exists() and any(e.name != RunLock.NAME for e in self.path.iterdir()):
             held = self.checkpoint.is_file() or (self.path / final).is_file() or (self.path / "metrics.jsonl").is_file()
-            if held and not overwrite:
+            if not held:
+                found = [e.name for e in self.path.iterdir() if e.name != RunLock.NAME]
+                shown = ", ".join(quote(n) for n in sorted(found)[:4]) + (", ..." if len(found) > 4 else "")
+                raise RunError(
+                    f"{self.path} is not empty and holds no pcdarts run ({shown}): --out wants a new or empty "
+                    "folder, or a pcdarts run with --resume / --overwrite"
+                )
+            if not overwrite:
                 state = "a finished run" if (self.path / final).is_file() else "an unfinished run"
                 raise RunError(
                     f"{self.path} already holds {state}: pass --resume to continue it or --overwrite to replace it"
                 )
-            if held and overwrite:
-                for name in RUN_FILES + (final, "tb"):
-                    p = self.path / name
-                    if p.is_dir():
-                        shutil.rmtree(p)
-                    else:
-                        p.unlink(missing_ok=True)
+            for name in RUN_FILES + (final,):  # the run's own files only: anything else in the folder stays
+                p = self.path / name
+                if p.is_file() or p.is_symlink():
+                    p.unlink()
+            tb = self.path / "tb"
+            if tb.is_dir() and not tb.is_symlink():
+                for f in tb.glob("events.out.tfevents.*"):
+                    f.unlink()
+                if not any(tb.iterdir()):
+                    tb.rmdir()
         self.path.mkdir(parents=True, exist_ok=True)
-
-    def file(self, name: str) -> Path:
-        return self.path / name
 
 
 class MetricsLog:

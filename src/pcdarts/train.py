@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,7 +17,15 @@ from .engine import check_finite, cosine_lr, evaluate, linear_warmup_decay_lr, n
 from .genotype import Genotype, load_genotype
 from .network import Network, build_network, count_macs, count_params
 from .runner import RESUME_FREE, Context, check_world_size, load_data, make_augment, run_task
-from .runs import MetricsLog, RunError, atomic_write_json, load_checkpoint, save_checkpoint
+from .runs import (
+    MetricsLog,
+    RunError,
+    atomic_write_json,
+    load_checkpoint,
+    read_run_json,
+    require_keys,
+    save_checkpoint,
+)
 
 log = logging.getLogger(__name__)
 
@@ -287,7 +294,7 @@ def read_test_once(cfg: TrainConfig, out: str | Path, device: str | torch.device
     the one reading of the test split for its reported figure. A run that has its figure is returned as is.
     """
     out = Path(out)
-    result = json.loads((out / "result.json").read_text())
+    result = read_run_json(out / "result.json")
     if result.get("test_accuracy") is not None:
         return result
     shipped = out / str(result.get("shipped", "best.pt"))
@@ -337,12 +344,20 @@ def load_trained(path: str | Path, map_location: str | torch.device = "cpu") -> 
         raise RunError(
             f"{path} holds a {state.get('kind')} checkpoint; a trained network (best.pt / last.pt) is needed"
         )
-    args = dict(state["model_args"])
-    args["auxiliary"] = False
-    genotype = Genotype.from_dict(state["genotype"])
-    model = build_network(genotype, **args)
-    weights = {k: v for k, v in state["model"].items() if not k.startswith("auxiliary_head")}
-    model.load_state_dict(weights)
+    require_keys(state, ("model_args", "genotype", "model", "classes", "mean", "std", "input_size", "dataset"), path)
+    try:
+        args = dict(state["model_args"])
+        args["auxiliary"] = False
+        genotype = Genotype.from_dict(state["genotype"])
+        model = build_network(genotype, **args)
+        weights = {k: v for k, v in state["model"].items() if not k.startswith("auxiliary_head")}
+        model.load_state_dict(weights)
+    except (RuntimeError, TypeError, ValueError, KeyError, AttributeError) as exc:
+        if isinstance(exc, RuntimeError) and "state_dict" not in str(exc):
+            raise
+        raise RunError(
+            f"{path}: its weights do not fit its genotype and settings ({type(exc).__name__}); it is damaged"
+        ) from None
     model.eval()
     info = ModelInfo(
         classes=list(state["classes"]),

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from ..config import MAX_THREADS
 from .steps import (
     compile_bench,
     fanout_bench,
@@ -365,6 +366,8 @@ def check_args(args: argparse.Namespace) -> str | None:
     for name in ("repeats", "batch", "size", "channels", "threads", "train_channels", "images"):
         if getattr(args, name) < 1:
             return f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}"
+    if args.threads > MAX_THREADS:
+        return f"--threads must be at most {MAX_THREADS}, got {args.threads}"
     if args.layers < 3 or args.train_layers < 3:
         return "--layers and --train-layers must be >= 3 (two reduction cells and a normal one)"
     ks = args.ks if args.what == "memory" else [args.k]

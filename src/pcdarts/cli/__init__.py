@@ -55,6 +55,9 @@ USER_OS_ERRORS = {
 }
 
 
+MAX_MESSAGE = 400  # characters of an error line
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
     if "bench" in args and all(a.startswith("-") for a in args[: args.index("bench")]):
@@ -75,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except PCDartsError as exc:
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if len(msg) > MAX_MESSAGE:  # user text quoted in a message stays a readable line
+            msg = msg[: MAX_MESSAGE - 40] + f" ... ({len(msg):,} characters cut)"
         print(f"pcdarts {ns.command}: error: {msg}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # the reader went away (`pcdarts ... | head`): not an error of ours
@@ -83,8 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         if exc.errno not in USER_OS_ERRORS:
             raise
-        where = f" {exc.filename}" if exc.filename else ""
-        print(f"pcdarts {ns.command}: error:{where}: {exc.strerror or exc}", file=sys.stderr)
+        where = exc.filename or getattr(ns, "out", None)
+        where = f"{str(where)[:200]}: " if where else ""
+        print(f"pcdarts {ns.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
     except RuntimeError as exc:
         if not any(c.__name__ == "TorchDynamoException" for c in type(exc).__mro__):

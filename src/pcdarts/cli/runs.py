@@ -26,14 +26,48 @@ def _minutes(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
+def _plausible(annotation: Any, value: Any) -> bool:
+    """Whether a value read back from config.json fits its field's declared type (as a string annotation)."""
+    t = str(annotation)
+    if isinstance(value, bool):
+        return "bool" in t
+    if isinstance(value, int):
+        return "int" in t or "float" in t
+    if isinstance(value, float):
+        return "float" in t
+    if isinstance(value, str):
+        return "str" in t
+    return False
+
+
 def _saved_config(ns: argparse.Namespace) -> tuple[dict[str, Any] | None, str]:
     """With --resume, the run's own config.json is the base, so `--resume --out X` alone continues it."""
     saved = None
     if ns.resume and ns.out and (Path(ns.out) / "config.json").is_file():
+        from ..runs import RunError, read_run_json
+
         try:
-            saved = json.loads((Path(ns.out) / "config.json").read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise ConfigError(f"{Path(ns.out) / 'config.json'} is unreadable: resume with every flag given") from None
+            saved = read_run_json(Path(ns.out) / "config.json")
+        except RunError:  # the checkpoint holds the config too
+            from ..runs import load_checkpoint
+
+            saved = load_checkpoint(Path(ns.out) / "checkpoint.pt").get("config")
+            saved = saved if isinstance(saved, dict) else None
+            log.warning(
+                "%s is unreadable: resuming with the settings stored in checkpoint.pt", Path(ns.out) / "config.json"
+            )
+        if saved is not None:
+            from dataclasses import fields
+
+            from ..config import SearchConfig, TrainConfig
+
+            known = {f.name: f.type for c in (SearchConfig, TrainConfig) for f in fields(c)}
+            bad = [k for k, v in saved.items() if k in known and v is not None and not _plausible(known[k], v)]
+            if bad:
+                raise ConfigError(
+                    f"{Path(ns.out) / 'config.json'} has values of the wrong type ({', '.join(sorted(bad)[:4])}): "
+                    "restore the file, or resume with every flag given"
+                )
     if saved is not None and "genotype_resolved" in saved and getattr(ns, "genotype", None) is None:
         saved["genotype"] = json.dumps(saved["genotype_resolved"])  # the cell the run trains, not how it was named
     dataset = ns.dataset or (saved or {}).get("dataset") or "digits"

@@ -175,9 +175,13 @@ def cmd_plot(ns: argparse.Namespace) -> int:
         print(f"wrote {ns.out} ({used} renderer)")
         return 0
     run, out = Path(ns.run), Path(ns.out)
-    history = read_jsonl(run / "arch_history.jsonl")
+    history, bad = read_jsonl(run / "arch_history.jsonl", count_bad=True)
     if not history:
+        if (run / "arch_history.jsonl").is_file():
+            raise ConfigError(f"{run / 'arch_history.jsonl'} holds no readable line ({bad} damaged): restore it")
         raise ConfigError(f"{run} has no arch_history.jsonl: is it a search run folder?")
+    if bad:
+        print(f"warning: {bad} unreadable line(s) of {run / 'arch_history.jsonl'} skipped", file=sys.stderr)
     out.mkdir(parents=True, exist_ok=True)
     if ns.genotype:
         genotype = load_genotype(ns.genotype)

@@ -88,8 +88,14 @@ def md5sum(path: Path) -> str:
     return h.hexdigest()
 
 
-def download(url: str, dest: Path, md5: str, timeout: float = 60.0) -> Path:
-    """Fetch ``url`` to ``dest`` through a ``.part`` file; only a file with the right MD5 is kept."""
+MAX_DOWNLOAD = 1 << 30  # bytes: the CIFAR archives are about 170 MB
+
+
+def download(url: str, dest: Path, md5: str, timeout: float = 60.0, max_bytes: int = MAX_DOWNLOAD) -> Path:
+    """Fetch ``url`` to ``dest`` through a ``.part`` file; only a file with the right MD5 is kept.
+
+    A response that announces or sends more than ``max_bytes`` is cut off and discarded.
+    """
     dest.parent.mkdir(parents=True, exist_ok=True)
     if dest.is_file():
         if md5sum(dest) == md5:
@@ -99,10 +105,14 @@ def download(url: str, dest: Path, md5: str, timeout: float = 60.0) -> Path:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp, open(part, "wb") as f:
             expected = resp.headers.get("Content-Length")
+            if expected is not None and expected.isdigit() and int(expected) > max_bytes:
+                raise DataError(f"{url} announces {int(expected):,} bytes, more than a dataset archive: refused")
             got = 0
             for chunk in iter(lambda: resp.read(1 << 20), b""):
-                f.write(chunk)
                 got += len(chunk)
+                if got > max_bytes:
+                    raise DataError(f"{url} sent more than {max_bytes:,} bytes, more than a dataset archive: refused")
+                f.write(chunk)
         if expected is not None and got != int(expected):
             raise DataError(f"download of {url} stopped at {got} of {expected} bytes; run again")
     except DataError:
@@ -179,8 +189,8 @@ def load_cifar(
     tex, tey = batches(spec["test"])
     meta = _unpickle(blobs[spec["meta"]], spec["meta"])
     names = [n.decode() if isinstance(n, bytes) else str(n) for n in meta.get(spec["names_key"], [])]
-    if int(max(try_.max(), tey.max())) >= spec["classes"]:
-        raise DataError(f"{name} labels exceed {spec['classes']} classes: wrong archive?")
+    if int(max(try_.max(), tey.max())) >= spec["classes"] or int(min(try_.min(), tey.min())) < 0:
+        raise DataError(f"{name} labels fall outside 0..{spec['classes'] - 1}: wrong or damaged archive")
     return TensorDataset(name, trx, try_, tex, tey, spec["classes"], spec["mean"], spec["std"], names)
 
 

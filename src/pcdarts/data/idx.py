@@ -62,12 +62,19 @@ def _find(folder: Path, stem: str) -> Path | None:
     return None
 
 
-def _read_bytes(path: Path) -> bytes:
+def _read_bytes(path: Path, head: int) -> bytes:
+    """The header, then at most the bytes it announces plus one (a gzip bomb is never inflated whole)."""
     try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as f:
-                return f.read()
-        return path.read_bytes()
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rb") as f:
+            header = f.read(head)
+            if len(header) < head:
+                return header
+            n = struct.unpack(">I", header[4:8])[0]
+            rows, cols = struct.unpack(">II", header[8:16]) if head == 16 else (1, 1)
+            if n > MAX_ITEMS or rows * cols > 1 << 20:
+                return header  # read_idx names the implausible header
+            return header + f.read(n * rows * cols + 1)
     except (EOFError, OSError, zlib.error) as exc:
         raise DataError(
             f"{path} is not a readable IDX file ({type(exc).__name__}: {exc}); reinstall or re-copy it"
@@ -76,9 +83,9 @@ def _read_bytes(path: Path) -> bytes:
 
 def read_idx(path: Path, *, images: bool) -> np.ndarray:
     """One IDX file as a uint8 array: (N, rows, cols) for images, (N,) for labels."""
-    data = _read_bytes(path)
     magic = IMAGES_MAGIC if images else LABELS_MAGIC
     head = 16 if images else 8
+    data = _read_bytes(path, head)
     if len(data) < head:
         raise DataError(f"{path} is too short to be an IDX file ({len(data)} bytes)")
     got = struct.unpack(">I", data[:4])[0]
