@@ -134,3 +134,72 @@ def test_busy_machine_is_detected(monkeypatch, caplog):
     assert "--threads 1" in caplog.text
     monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
     assert not warn_if_busy(torch.device("cpu"))
+
+
+def _consume(meta: dict, path: Path) -> np.ndarray:
+    """An outside consumer: follows the export's preprocessing steps with Pillow and numpy, nothing of pcdarts."""
+    x = None
+    with Image.open(path) as im:
+        for step in meta["preprocessing"]["steps"]:
+            op = step["op"]
+            if op == "decode":
+                im = im.convert(step["convert"])
+            elif op == "resize_shorter_side":
+                w, h = im.size
+                side = meta["input_size"][0]
+                scale = step["size"] / min(w, h)
+                im = im.resize((max(side, round(w * scale)), max(side, round(h * scale))), Image.BILINEAR)
+            elif op == "centre_crop":
+                w, h = im.size
+                s = step["size"][0]
+                left, top = (w - s) // 2, (h - s) // 2
+                im = im.crop((left, top, left + s, top + s))
+            elif op == "resize":
+                if im.size != (step["size"][1], step["size"][0]):
+                    im = im.resize((step["size"][1], step["size"][0]), Image.BILINEAR)
+            elif op == "to_float":
+                x = np.asarray(im, dtype=np.float32) * np.float32(step["scale"])
+            elif op == "layout":
+                x = x[None] if x.ndim == 2 else x.transpose(2, 0, 1)
+            elif op == "normalize":
+                m = np.array(step["mean"], dtype=np.float32)[:, None, None]
+                s = np.array(step["std"], dtype=np.float32)[:, None, None]
+                x = (x - m) / s
+    return x[None].astype(np.float32)
+
+
+@pytest.mark.parametrize("dataset", ["folder", "digits"])
+def test_an_export_fed_by_its_metadata_alone_answers_as_predict_does(dataset, tmp_path, capsys):
+    ort = pytest.importorskip("onnxruntime")
+    from pcdarts.genotype import GENOTYPES
+    from pcdarts.network import build_network
+    from pcdarts.runs import save_checkpoint
+
+    cin, side = (3, 32) if dataset == "folder" else (1, 16)
+    torch.manual_seed(0)
+    net = build_network(GENOTYPES["DARTS_V2"], num_classes=3, in_channels=cin, init_channels=4, layers=3,
+                        auxiliary=False)  # fmt: skip
+    for m in net.modules():  # random BN statistics, so normalisation matters
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.5, 1.5)
+    state = {"kind": "train", "model": net.state_dict(), "genotype": GENOTYPES["DARTS_V2"].to_dict(),
+             "model_args": dict(num_classes=3, in_channels=cin, init_channels=4, layers=3, auxiliary=False,
+                                stem="cifar"),
+             "classes": ["circle", "square", "triangle"], "mean": [0.4] * cin, "std": [0.3] * cin,
+             "input_size": [side, side], "dataset": dataset}  # fmt: skip
+    save_checkpoint(tmp_path / "best.pt", state)
+    img = tmp_path / "odd.png"
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, size=(45, 61, 3), dtype=np.uint8)).save(img)  # not the input size
+    assert main(["export", "--checkpoint", str(tmp_path / "best.pt"), "--format", "onnx",
+                 "--out", str(tmp_path / "m.onnx")]) == 0  # fmt: skip
+    meta = json.loads((tmp_path / "m.onnx.json").read_text())
+    assert meta["preprocessing"]["steps"][0]["op"] == "decode"
+    logits = ort.InferenceSession(str(tmp_path / "m.onnx")).run(None, {"input": _consume(meta, img)})[0]
+    probs = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+    capsys.readouterr()
+    assert main(["predict", "--checkpoint", str(tmp_path / "best.pt"), "--top-k", "3", "--json", str(img)]) == 0
+    tool = {t["class"]: t["probability"] for t in json.loads(capsys.readouterr().out)[0]["top"]}
+    for i, name in enumerate(meta["classes"]):
+        assert abs(probs[0, i] - tool[name]) < 1e-5

@@ -28,6 +28,13 @@ _LAZY = {
     "StudyConfig": ("study", "StudyConfig"),
     "Arm": ("study", "Arm"),
     "run_study": ("study", "run_study"),
+    "predict": ("export", "predict"),
+    "predict_tensor": ("export", "predict_tensor"),
+    "export_model": ("export", "export_model"),
+    "run_select": ("select", "run_select"),
+    "SelectConfig": ("select", "SelectConfig"),
+    "run_fidelity": ("fidelity", "run_fidelity"),
+    "FidelityConfig": ("fidelity", "FidelityConfig"),
 }
 
 
@@ -39,6 +46,11 @@ def __getattr__(name: str) -> Any:
         module, attr = _LAZY[name]
         return getattr(importlib.import_module(f".{module}", __name__), attr)
     raise AttributeError(f"module 'pcdarts' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The lazily loaded API too, so ``dir(pcdarts)`` and completion show it."""
+    return sorted(set(globals()) | set(_LAZY))
 
 
 __all__ = [
@@ -64,5 +76,12 @@ __all__ = [
     "parse_genotype_text",
     "run_search",
     "run_train",
+    "predict",
+    "predict_tensor",
+    "export_model",
+    "run_select",
+    "SelectConfig",
+    "run_fidelity",
+    "FidelityConfig",
     "__version__",
 ]

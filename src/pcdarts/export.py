@@ -25,10 +25,46 @@ class ExportError(PCDartsError, ValueError):
     """An export that cannot be done as asked."""
 
 
+CROP_DATASETS = ("imagenet", "folder")  # evaluated on a resize + centre crop; tensor datasets on whole images
+
+
+def preprocessing(info: ModelInfo) -> dict[str, Any]:
+    """Every step from an image file to the network's input, as ``pcdarts predict`` and ``eval`` do them.
+
+    Written into each export, so a consumer that follows it gets the tool's answers (tested to 1e-5).
+    """
+    h, w = info.input_size
+    steps: list[dict[str, Any]] = [
+        {"op": "decode", "library": "Pillow", "convert": "L" if info.in_channels == 1 else "RGB"},
+    ]
+    if info.dataset in CROP_DATASETS:
+        shorter = round(h * 256 / 224)
+        steps += [
+            {
+                "op": "resize_shorter_side",
+                "size": shorter,
+                "interpolation": "bilinear",
+                "rule": f"scale = {shorter} / min(width, height); new size = (max({h}, round(width * scale)), "
+                f"max({h}, round(height * scale)))",
+            },  # fmt: skip
+            {"op": "centre_crop", "size": [h, w], "rule": "left = (width - size) // 2, top = (height - size) // 2"},
+        ]
+    else:
+        steps.append({"op": "resize", "size": [h, w], "interpolation": "bilinear", "rule": "only if not already"})
+    steps += [
+        {"op": "to_float", "scale": 1 / 255, "rule": "pixel / 255, as float32"},
+        {"op": "layout", "order": "NCHW", "channels": "grey" if info.in_channels == 1 else "RGB"},
+        {"op": "normalize", "mean": list(info.mean), "std": list(info.std), "rule": "(x - mean) / std per channel"},
+    ]
+    return {"steps": steps, "output": "logits (softmax for probabilities)", "classes": list(info.classes)}
+
+
 def _metadata(info: ModelInfo) -> dict[str, Any]:
     meta = info.as_dict()
     meta["input_shape"] = [1, info.in_channels, *info.input_size]
-    meta["format_note"] = "input: float32 NCHW, (pixel/255 - mean) / std; output: logits"
+    meta["preprocessing"] = preprocessing(info)
+    crop = "resize shorter side + centre crop (see preprocessing)" if info.dataset in CROP_DATASETS else "resize"
+    meta["format_note"] = f"input: float32 NCHW after {crop}, (pixel/255 - mean) / std; output: logits"
     return meta
 
 
@@ -137,6 +173,27 @@ def load_image(path: str | Path, in_channels: int, size: tuple[int, int], centre
     return t[None] if t.dim() == 2 else t.permute(2, 0, 1)
 
 
+def predict_tensor(model: nn.Module, info: ModelInfo, images: torch.Tensor, top_k: int = 3) -> list[dict[str, Any]]:
+    """Top-k classes of images already decoded to (N, C, H, W) floats in [0, 1] at the model's input size.
+
+    ``model, info = pcdarts.load_trained(run)``; the normalisation is applied here, as in ``predict``.
+    """
+    if images.dim() != 4 or images.shape[1] != info.in_channels or tuple(images.shape[-2:]) != tuple(info.input_size):
+        raise ExportError(
+            f"images must be (N, {info.in_channels}, {info.input_size[0]}, {info.input_size[1]}) floats in [0, 1], "
+            f"got {tuple(images.shape)}"
+        )
+    mean = torch.tensor(info.mean).view(1, -1, 1, 1)
+    std = torch.tensor(info.std).view(1, -1, 1, 1)
+    with torch.no_grad():
+        probs = torch.softmax(model((images.float() - mean) / std), dim=1)
+    top = probs.topk(min(top_k, probs.shape[1]), dim=1)
+    return [
+        {"top": [{"class": info.classes[i], "probability": float(v)} for v, i in zip(vals.tolist(), idx.tolist())]}
+        for vals, idx in zip(top.values, top.indices)
+    ]
+
+
 def predict(
     checkpoint: str | Path,
     images: list[str],
@@ -150,7 +207,7 @@ def predict(
     """
     model, info = load_trained(checkpoint)
     cin, size = info.in_channels, info.input_size
-    crop = info.dataset in ("imagenet", "folder")
+    crop = info.dataset in CROP_DATASETS
     good, tensors = [], []
     for p in images:
         try:
@@ -162,18 +219,5 @@ def predict(
             on_error(p, exc)
     if not good:
         return []
-    x = torch.stack(tensors)  # (N, C, H, W)
-    mean = torch.tensor(info.mean).view(1, -1, 1, 1)
-    std = torch.tensor(info.std).view(1, -1, 1, 1)
-    with torch.no_grad():
-        probs = torch.softmax(model((x - mean) / std), dim=1)
-    k = min(top_k, probs.shape[1])
-    top = probs.topk(k, dim=1)
-    classes = info.classes
-    return [
-        {
-            "image": str(p),
-            "top": [{"class": classes[i], "probability": float(v)} for v, i in zip(vals.tolist(), idx.tolist())],
-        }
-        for p, vals, idx in zip(good, top.values, top.indices)
-    ]
+    rows = predict_tensor(model, info, torch.stack(tensors), top_k)
+    return [{"image": str(p), **row} for p, row in zip(good, rows)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -250,6 +251,7 @@ class TrainTask:
             "epochs": cfg.epochs,
             "seconds": seconds,
             "dataset": cfg.dataset,
+            "num_classes": ds.num_classes,
             "genotype": self.genotype.to_dict(),
             "shipped": shipped.name,
             "out": str(out),
@@ -257,6 +259,9 @@ class TrainTask:
             "is_main": info.is_main,
             "world_size": info.world_size,
         }
+        if info.is_main:
+            for warning in selection_warnings(result):
+                log.warning("warning: %s", warning)
         if not self.read_test:  # validation only: the test split stays unread until read_test_once
             if info.is_main:
                 atomic_write_json(out / "result.json", result)
@@ -270,12 +275,43 @@ class TrainTask:
         test_stats = evaluate(model, test)
         result.update(_test_fields(test_stats))
         if info.is_main:
+            for warning in chance_warnings(result):
+                log.warning("warning: %s", warning)
+        if info.is_main:
             state = load_checkpoint(shipped, "cpu")
             state["test"] = test_stats
             save_checkpoint(shipped, state)
             atomic_write_json(out / "result.json", result)
         barrier(info)
         return result
+
+
+MIN_VAL_PER_CLASS = 10  # fewer validation images a class than this cannot tell epochs apart
+
+
+def selection_warnings(result: dict[str, Any]) -> list[str]:
+    """Why the shipped epoch may be chosen by noise: a validation split too small to select by."""
+    k, n = int(result.get("num_classes") or 0), int(result.get("val_images") or 0)
+    if result.get("selected_by") == "val" and k and n < MIN_VAL_PER_CLASS * k:
+        return [
+            f"the validation split has {n} images for {k} classes (fewer than {MIN_VAL_PER_CLASS} a class): too few "
+            "to choose the shipped epoch by; use more images or a larger --val-fraction"
+        ]
+    return []
+
+
+def chance_warnings(result: dict[str, Any]) -> list[str]:
+    """A shipped model within noise of guessing: two standard errors of the chance rate 1/k."""
+    k, n, acc = int(result.get("num_classes") or 0), int(result.get("test_images") or 0), result.get("test_accuracy")
+    if not k or not n or acc is None:
+        return []
+    chance = 1.0 / k
+    if acc - chance <= 2 * math.sqrt(chance * (1 - chance) / n):
+        return [
+            f"the shipped model is at chance level: test accuracy {acc:.4f} against 1/{k} = {chance:.4f} on {n} "
+            "images; it has not learned (more epochs, more images, or a lower lr)"
+        ]
+    return []
 
 
 def _test_fields(stats: dict[str, Any]) -> dict[str, Any]:

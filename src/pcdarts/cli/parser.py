@@ -98,7 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     i = sub.add_parser("info", help="parameters and multiply-adds of a genotype's network")
     i.add_argument("--genotype", required=True, help=GENOTYPE_HELP)
-    i.add_argument("--dataset", default="cifar10", help="cifar10, cifar100, imagenet, digits, or any dataset name")
+    i.add_argument(
+        "--dataset",
+        default="cifar10",
+        help="the network's shape for cifar10, cifar100, imagenet, digits, fashion-mnist, mnist, folder or synthetic",
+    )
     i.add_argument("--init-channels", type=int, default=None)
     i.add_argument("--layers", type=int, default=None)
     i.add_argument("--num-classes", type=int, default=None)

@@ -40,6 +40,31 @@ def _plausible(annotation: Any, value: Any) -> bool:
     return False
 
 
+def _inherit_data(ns: argparse.Namespace) -> None:
+    """``train --genotype SEARCH_RUN``: the search's dataset, data path and image size, unless given."""
+    from ..runs import RunError, read_run_json
+
+    run = Path(ns.genotype) if ns.genotype else None
+    if ns.resume or run is None or not (run / "config.json").is_file():
+        return
+    try:
+        saved = read_run_json(run / "config.json")
+    except RunError:
+        return
+    if saved.get("kind") != "search":
+        return
+    if ns.dataset is None:
+        ns.dataset = saved.get("dataset")
+    if ns.dataset != saved.get("dataset"):
+        return
+    taken = []
+    for key in ("data", "image_size"):
+        if getattr(ns, key, None) is None and saved.get(key):
+            setattr(ns, key, saved[key])
+            taken.append(f"{key.replace('_', ' ')} {saved[key]}")
+    log.info("data as the search in %s: %s", run, ", ".join([f"dataset {ns.dataset}", *taken]))
+
+
 def _saved_config(ns: argparse.Namespace) -> tuple[dict[str, Any] | None, str]:
     """With --resume, the run's own config.json is the base, so `--resume --out X` alone continues it."""
     saved = None
@@ -126,9 +151,27 @@ def cmd_search(ns: argparse.Namespace) -> int:
         f"schedule: {result.get('warmup_steps', '?')} warm-up steps, {result.get('arch_steps', '?')} arch steps, "
         f"{result.get('op_channels', '?')} channels per candidate op\n"
         f"files: {ns.out}/ (genotype.json, arch.json, metrics.jsonl, checkpoint.pt)\n"
-        f"next: pcdarts train --genotype {ns.out} --dataset {cfg.dataset} --out {ns.out}-train"
+        + _collapse_hint(g, ns.out)
+        + f"next: pcdarts train --genotype {ns.out} --out {ns.out}-train"
     )
     return 0
+
+
+COLLAPSED = 5  # parameter-free ops of 8 in a cell from which a search has drifted
+
+
+def _collapse_hint(g: Any, out: str) -> str:
+    """A search drifted to parameter-free ops: say so and how to read a capped cell off the same search."""
+    from ..genotype import param_free_count
+
+    n, r = param_free_count(g.normal), param_free_count(g.reduce)
+    if max(n, r) < COLLAPSED:
+        return ""
+    return (
+        f"note: the search drifted to parameter-free ops ({n} of 8 normal, {r} of 8 reduction): a capped cell from "
+        f"the same search is `pcdarts.derive_from_run('{out}', max_param_free=2, max_param_free_reduce=2)`; "
+        "next time search with --max-param-free 2 --max-param-free-reduce 2\n"
+    )
 
 
 def cmd_train(ns: argparse.Namespace) -> int:
@@ -136,6 +179,7 @@ def cmd_train(ns: argparse.Namespace) -> int:
     from ..presets import preset_values
     from ..train import run_train
 
+    _inherit_data(ns)
     saved, dataset = _saved_config(ns)
     cfg = resolve_config(
         TrainConfig, dataset, _overrides(ns, TrainConfig), preset_values(ns.preset, "train", dataset), saved
@@ -188,8 +232,14 @@ def cmd_eval(ns: argparse.Namespace) -> int:
     model = model.to(device)
     name = ns.dataset or info.dataset
     kwargs: dict[str, Any] = {"image_size": int(info.input_size[0])}
-    if ns.data:
-        kwargs["data"] = ns.data
+    data = ns.data
+    if data is None and name == info.dataset:  # the run remembers where its data was
+        from ..runs import load_checkpoint
+
+        saved = load_checkpoint(ns.checkpoint).get("config")
+        data = saved.get("data") if isinstance(saved, dict) else None
+    if data:
+        kwargs["data"] = data
     ds = get_dataset(name, **kwargs)
     if ds.num_classes != len(info.classes) or ds.in_channels != info.in_channels:
         raise ConfigError(

@@ -15,6 +15,10 @@ INFO_SHAPES = {
     "imagenet": (3, 224, 1000, "imagenet", 48, 14),
     "digits": (1, 16, 10, "cifar", 16, 6),
     "synthetic": (3, 32, 10, "cifar", 8, 5),
+    # the laptop-sized training defaults of config.py (folder: 3 classes unless --num-classes says otherwise)
+    "fashion-mnist": (1, 16, 10, "cifar", 16, 6),
+    "mnist": (1, 16, 10, "cifar", 16, 6),
+    "folder": (3, 64, 3, "cifar", 16, 8),
 }
 
 

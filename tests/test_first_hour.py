@@ -1,0 +1,98 @@
+"""A new user's first hour: printed next steps run as printed, runs remember their data, warnings that matter."""
+
+import json
+import shlex
+
+import pytest
+import torch
+
+import pcdarts
+from pcdarts.cli import main
+from pcdarts.genotype import GENOTYPES, Genotype
+from pcdarts.train import chance_warnings, selection_warnings
+
+
+@pytest.fixture(scope="module")
+def search_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("fh") / "s"
+    args = ["search", "--dataset", "synthetic", "--out", str(out), "--epochs", "2", "--warmup-epochs", "1",
+            "--layers", "3", "--init-channels", "4", "--image-size", "8", "--no-progress"]  # fmt: skip
+    assert main(args) == 0
+    return out
+
+
+def test_the_printed_next_line_runs_as_printed_with_the_searchs_data(search_run, tmp_path, capsys, caplog):
+    assert main(["search", "--resume", "--out", str(search_run), "--no-progress"]) == 0  # prints the summary again
+    out = capsys.readouterr().out
+    line = next(ln for ln in out.splitlines() if ln.startswith("next: "))[len("next: ") :]
+    args = shlex.split(line)
+    assert args[:2] == ["pcdarts", "train"]
+    caplog.set_level("INFO")
+    assert main([*args[1:], "--epochs", "1", "--no-progress", "--threads", "1"]) == 0
+    cfg = json.loads((search_run.parent / "s-train" / "config.json").read_text())
+    assert cfg["dataset"] == "synthetic" and cfg["image_size"] == 8  # taken from the search, not the defaults
+    assert "data as the search in" in caplog.text
+
+
+def test_eval_of_a_run_takes_its_data_from_the_run(tmp_path, monkeypatch, capsys):
+    from tests.idx_data import write_idx
+
+    data = write_idx(tmp_path / "idx")
+    out = tmp_path / "t"
+    args = ["train", "--dataset", "fashion-mnist", "--data", str(data), "--out", str(out), "--epochs", "1",
+            "--layers", "3", "--init-channels", "4", "--image-size", "8", "--train-images", "0", "--no-progress",
+            "--genotype", "DARTS_V2", "--threads", "1"]  # fmt: skip
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main(["eval", "--checkpoint", str(out), "--json"]) == 0  # no --data: the run remembers it
+    assert json.loads(capsys.readouterr().out)["images"] == 40
+
+
+def test_warnings_for_a_model_at_chance_and_a_validation_split_too_small():
+    at_chance = {"num_classes": 3, "test_images": 24, "test_accuracy": 0.3333}
+    assert "at chance level" in chance_warnings(at_chance)[0]
+    assert chance_warnings({**at_chance, "test_accuracy": 0.9}) == []
+    small = {"num_classes": 3, "val_images": 24, "selected_by": "val"}
+    assert "24 images for 3 classes" in selection_warnings(small)[0]
+    assert (
+        selection_warnings({**small, "val_images": 300}) == []
+        and selection_warnings({**small, "selected_by": "x"}) == []
+    )
+
+
+def test_a_collapsed_search_suggests_the_cap():
+    from pcdarts.cli.runs import _collapse_hint
+
+    pool, conv = [["max_pool_3x3", 0], ["skip_connect", 1]] * 4, [["sep_conv_3x3", 0], ["sep_conv_3x3", 1]] * 4
+    collapsed = Genotype.from_dict({"normal": pool, "normal_concat": [2, 3, 4, 5], "reduce": conv,
+                                    "reduce_concat": [2, 3, 4, 5]})  # fmt: skip
+    hint = _collapse_hint(collapsed, "runs/x")
+    assert "8 of 8 normal" in hint and "max_param_free=2" in hint and "--max-param-free 2" in hint
+    assert _collapse_hint(GENOTYPES["PC_DARTS_cifar"], "runs/x") == ""
+
+
+@pytest.mark.parametrize("dataset,shape", [("fashion-mnist", [1, 16, 16]), ("folder", [3, 64, 64])])
+def test_info_knows_every_dataset_it_names(dataset, shape, capsys):
+    assert main(["info", "--genotype", "DARTS_V2", "--dataset", dataset, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["input"] == shape
+
+
+def test_the_lazy_api_is_listed_and_predicts_on_tensors(tmp_path):
+    names = dir(pcdarts)
+    for name in ("SearchConfig", "run_search", "load_trained", "build_network", "predict", "predict_tensor"):
+        assert name in names
+    from pcdarts.runs import save_checkpoint
+
+    net = pcdarts.build_network(GENOTYPES["DARTS_V2"], num_classes=3, in_channels=1, init_channels=4, layers=3,
+                                auxiliary=False)  # fmt: skip
+    save_checkpoint(tmp_path / "best.pt", {"kind": "train", "model": net.state_dict(),
+                    "genotype": GENOTYPES["DARTS_V2"].to_dict(),
+                    "model_args": dict(num_classes=3, in_channels=1, init_channels=4, layers=3, auxiliary=False,
+                                       stem="cifar"),
+                    "classes": ["a", "b", "c"], "mean": [0.5], "std": [0.25], "input_size": [8, 8],
+                    "dataset": "synthetic"})  # fmt: skip
+    model, info = pcdarts.load_trained(tmp_path / "best.pt")
+    rows = pcdarts.predict_tensor(model, info, torch.rand(2, 1, 8, 8), top_k=2)
+    assert len(rows) == 2 and len(rows[0]["top"]) == 2 and abs(sum(t["probability"] for t in rows[0]["top"])) <= 1
+    with pytest.raises(ValueError, match="images must be"):
+        pcdarts.predict_tensor(model, info, torch.rand(2, 3, 8, 8))
