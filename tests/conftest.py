@@ -8,6 +8,24 @@ import torch  # noqa: E402
 torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))  # the same count torch uses for OpenMP
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--device",
+        default="cpu",
+        help="device of the device tests (tests/test_device.py): cpu (CI), cuda or cuda:N (skipped without a GPU)",
+    )
+
+
+@pytest.fixture(scope="session")
+def device(request):
+    """The chosen device; CUDA tests skip, with the reason, where there is no GPU."""
+    name = request.config.getoption("--device")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        pytest.skip(f"--device {name}: no CUDA device on this machine")
+    return dev
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

@@ -129,3 +129,24 @@ def test_a_failing_measurement_process_is_reported_in_one_line(monkeypatch, caps
     monkeypatch.setattr(cli.subprocess, "run", fail)
     assert bench.main(["step", *TINY]) == 2
     assert capsys.readouterr().err.strip() == "pcdarts bench: error: RuntimeError: boom"
+
+
+def test_the_prepared_gpu_check_runs_its_parts_on_a_cpu(tmp_path):
+    """scripts/gpu_check.py is run on a GPU only when one is lent: its parts must work before that day."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    import torch
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "gpu_check.py"
+    spec = importlib.util.spec_from_file_location("gpu_check", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    small = ["--device", "cpu", "--out", str(tmp_path), "--batch", "32", "--channels", "4", "--layers", "3"]
+    for part in ("env", "numerics", "syncs", "run"):
+        assert mod.main([part, *small]) == 0
+    numerics = json.loads((tmp_path / "numerics.json").read_text())
+    assert numerics["ok"] and all(v < 1e-8 for k, v in numerics.items() if k.endswith("diff"))
+    assert json.loads((tmp_path / "run.json").read_text())["search_seconds"] > 0
+    assert json.loads((tmp_path / "env.json").read_text())["torch"] == torch.__version__

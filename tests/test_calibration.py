@@ -184,6 +184,31 @@ def test_primary_comparison_is_a_one_sided_mann_whitney_and_the_effect_in_random
         StudyConfig(primary="nope")
 
 
+def test_a_study_takes_its_budget_from_the_calibration(calibration, idx_dir, tmp_path, capsys):
+    import shutil
+
+    calib, _ = calibration
+    chosen = json.loads((calib / "fidelity.json").read_text())["chosen_budget"]
+    out = tmp_path / "study"  # a copy of the calibration folder without the library-call study of the test above
+    shutil.copytree(calib, out, ignore=shutil.ignore_patterns("study*"))
+    args = ["study", "--out", str(out), "--budget-from", str(calib), "--dataset", "fashion-mnist", "--data",
+            str(idx_dir), "--searches", "0", "--random", "3", "--threads", "1", "--no-progress"]  # fmt: skip
+    for k, v in TRAIN.items():
+        args += ["--train-set", f"{k}={json.dumps(v)}"]
+    trained = sorted(p.name for p in (out / "train").iterdir())
+    assert main(args) == 0
+    study = json.loads((out / "study.json").read_text())
+    assert {c["budget_epochs"] for c in study["cells"]} == {chosen} and len(study["cells"]) == 3
+    assert sorted(p.name for p in (out / "train").iterdir()) == trained  # the calibration's trainings, reused
+
+
+def test_the_final_network_trains_channels_last_on_cpu(digits_runs):
+    from pcdarts.runs import load_checkpoint as load
+
+    weights = load(digits_runs / "train" / "best.pt")["model"]
+    assert weights["stem0.0.weight"].is_contiguous(memory_format=torch.channels_last)
+
+
 def test_a_study_budget_comes_from_a_finished_calibration_only(calibration, tmp_path, capsys):
     out, _ = calibration
     base = ["study", "--out", str(tmp_path / "s"), "--searches", "0", "--random", "1", "--no-progress"]

@@ -219,6 +219,9 @@ def test_a_report_of_a_damaged_run_shows_what_it_can_and_names_the_rest(tmp_path
     assert main(["report", str(run)]) == 0
     page = (run / "report.html").read_text()
     assert "malformed epoch" in page and "high" in page
+    (run / "result.json").write_text(json.dumps({"genotype": {"normal": "x"}}))
+    assert main(["report", str(run)]) == 0
+    assert "not a valid cell" in (run / "report.html").read_text()
     (run / "result.json").write_bytes(b"\xff")
     assert main(["report", str(run)]) == 0
     assert "result.json is not UTF-8" in caplog.text and "could not be used" in (run / "report.html").read_text()

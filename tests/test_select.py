@@ -50,6 +50,15 @@ def test_a_probe_removes_exactly_one_op_and_decisions_fix_their_edge():
 def test_the_decision_keeps_the_op_whose_removal_hurts_most_and_drops_the_least_missed_edges(search_run, tmp_path):
     sel = Selector(search_run, tmp_path / "sel", TINY, progress=False)
     sel._build()
+    before = {k: v.clone() for k, v in sel.model.named_buffers()}
+    sel.model.eval()
+    base = sel.score(None)
+    removed = sel.score(("normal", 0, PRIMITIVES.index("skip_connect")))
+    assert 0 <= base <= 1 and 0 <= removed <= 1 and sel.projection.probe is None
+    assert sel.model.training  # scored with batch statistics, as DARTS-PT does
+    for k, v in sel.model.named_buffers():  # and the running statistics put back
+        assert torch.equal(v, before[k]), k
+    assert sel.score_stream.n == 256  # the arch split: half of the 512 synthetic train images
     hurt = {"sep_conv_5x5": 0.10, "skip_connect": 0.40, "max_pool_3x3": 0.30}
     sel.score = lambda probe: 0.5 if probe is None or probe[2] is None else hurt.get(PRIMITIVES[probe[2]], 0.45)
     d = sel.decide_op("normal", 4)
@@ -129,6 +138,17 @@ def test_a_resumed_selection_equals_an_uninterrupted_one(search_run, tmp_path, m
 def test_select_refuses_what_it_cannot_use(search_run, tmp_path, capsys):
     assert main(["select", "--run", str(tmp_path), "--no-progress"]) == 2
     assert "not a finished search run" in capsys.readouterr().err
+    assert main(["select", "--run", str(search_run), "--out", str(search_run), "--no-progress"]) == 2
+    assert "is the search run itself" in capsys.readouterr().err
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    assert main(["select", "--run", str(search_run), "--out", str(tmp_path / "mine"), "--no-progress"]) == 2
+    assert "holds no selection" in capsys.readouterr().err and (tmp_path / "mine" / "notes.txt").is_file()
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "select_config.json").write_text(json.dumps({**TINY.__dict__, "search_arch_sha256": "x"}))
+    assert main(["select", "--run", str(search_run), "--out", str(tmp_path / "other"), "--tune-epochs", "0.25",
+                 "--score-batches", "1", "--threads", "1", "--no-progress"]) == 2  # fmt: skip
+    assert "from another search" in capsys.readouterr().err
     with pytest.raises(ValueError, match="tune epochs"):
         SelectConfig(tune_epochs=-1)
     with pytest.raises(ValueError, match="score batches"):

@@ -84,6 +84,11 @@ class SearchConfig:
             raise ConfigError(f"early-stop stable epochs must be >= 0, got {self.early_stop_stable}")
         if not (math.isfinite(self.beta_decay) and self.beta_decay >= 0):
             raise ConfigError(f"beta decay weight must be a finite number >= 0, got {self.beta_decay}")
+        if self.precision == "fp16":
+            raise ConfigError(
+                "fp16 is refused for the search: the arch step has no loss scaling, so small alpha gradients "
+                "underflow; use --precision bf16 (no scaling needed) or fp32"
+            )
         if self.k < 1:
             raise ConfigError(f"K must be >= 1, got {self.k}")
         if self.init_channels % self.k:

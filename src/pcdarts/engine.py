@@ -23,6 +23,12 @@ class NonFiniteLoss(RuntimeError):
     """The loss became NaN or infinite; the run stops before anything is saved."""
 
 
+def sgd_impl(device: torch.device) -> dict[str, bool]:
+    """The SGD implementation for a device: fused on CUDA (its GradScaler step then checks for inf on the
+    device, without a host sync each step), the multi-tensor loop elsewhere."""
+    return {"fused": True} if device.type == "cuda" else {"foreach": True}
+
+
 def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
     """Mixed precision for both the weight and the arch forward passes (fp32: no-op)."""
     if precision == "fp32":

@@ -219,9 +219,7 @@ def _train_section(train: Path, tmp: Path) -> str:
     result: dict[str, Any] = _json(train / "result.json", warnings)
     metrics = [m for m in _read(train / "metrics.jsonl", warnings) if _numeric_epoch(m, warnings)]
     name = train.name
-    out = [f"<h2>Training: {html.escape(name)}</h2>"]
-    out += [f"<p class='warn'>warning: {html.escape(w)}</p>" for w in warnings]
-    out.append("<table>")
+    out = [f"<h2>Training: {html.escape(name)}</h2>", "<table>"]
     keys = (
         "test_accuracy",
         "test_top5",
@@ -249,4 +247,5 @@ def _train_section(train: Path, tmp: Path) -> str:
     if metrics:
         curves(metrics, tmp / f"{name}_curves.png", name)
         out.append(_img(tmp / f"{name}_curves.png", f"{name} curves"))
+    out[1:1] = [f"<p class='warn'>warning: {html.escape(w)}</p>" for w in warnings]  # every warning, at the top
     return "\n".join(out)

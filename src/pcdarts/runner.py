@@ -28,6 +28,7 @@ from .runs import (
     RunError,
     RunLock,
     atomic_write_json,
+    configure_device,
     environment,
     load_checkpoint,
     pick_device,
@@ -119,6 +120,18 @@ class Context:
     def load_stream(self, stream: Any, saved: Any) -> None:
         stream.load_state_dict(saved[self.info.rank] if self.info.enabled else saved)
 
+    def gather(self, obj: Any) -> Any:
+        """Every rank's ``obj`` as a list on rank 0 under torchrun; ``obj`` itself in one process."""
+        if not self.info.enabled:
+            return obj
+        gathered: list[Any] = [None] * self.info.world_size
+        torch.distributed.all_gather_object(gathered, obj)
+        return gathered
+
+    def own(self, saved: Any) -> Any:
+        """This rank's entry of what ``gather`` saved (a single process saved the object itself)."""
+        return saved[self.info.rank] if isinstance(saved, list) else saved
+
 
 class Task(Protocol):
     """One kind of run. ``setup`` builds everything; the runner calls the rest once per epoch."""
@@ -160,6 +173,7 @@ def run_task(
     """
     out = Path(out)
     device = pick_device(cfg.device)
+    configure_device(device, cfg.deterministic)
     info = init_distributed(device)
     device = local_device(device, info)
     try:
@@ -196,7 +210,7 @@ def _run(
     seed_everything(cfg.seed, cfg.deterministic)
     start_epoch = task.setup(ctx, state)
     if state is not None:
-        set_rng_state(state["rng"])
+        set_rng_state(ctx.own(state["rng"]))
         log.info("resumed from %s at epoch %d", out / "checkpoint.pt", start_epoch + 1)
     if info.is_main:
         atomic_write_json(out / "config.json", task.config_record())
@@ -207,11 +221,10 @@ def _run(
 
     def checkpoint(epoch: int, mid_epoch: bool) -> None:
         task_state = task.state_dict()  # every rank takes part: it gathers stream positions
+        rng = ctx.gather(rng_state())  # each rank's own generators (CPU and its device)
         if info.is_main:
             common = {"kind": task.checkpoint_kind, "config": asdict(cfg), "epoch": epoch, "mid_epoch": mid_epoch}
-            save_checkpoint(
-                out / "checkpoint.pt", {**common, **task_state, "rng": rng_state(), "seconds": time.time() - t0}
-            )
+            save_checkpoint(out / "checkpoint.pt", {**common, **task_state, "rng": rng, "seconds": time.time() - t0})
 
     stopped = False
     with GracefulStop() as stop:

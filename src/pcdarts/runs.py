@@ -168,8 +168,8 @@ def rng_state() -> dict[str, Any]:
         "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *map(float, np_state[2:])],
         "torch": torch.get_rng_state(),
     }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda_device"] = torch.cuda.get_rng_state()  # this process's own device only (one per rank)
     return state
 
 
@@ -179,8 +179,10 @@ def set_rng_state(state: dict[str, Any]) -> None:
     name, keys, pos, has_gauss, cached = state["numpy"]
     np.random.set_state((name, keys.numpy().astype(np.uint32), int(pos), int(has_gauss), float(cached)))
     torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    if "cuda_device" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda_device"])
+    elif "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])  # checkpoints written before the per-device state
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:
@@ -190,8 +192,20 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
     torch.manual_seed(seed)
     if deterministic:
         torch.use_deterministic_algorithms(True, warn_only=False)
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.backends.cudnn.benchmark = False
+    else:  # cuDNN picks the fastest kernels for the shapes it sees (the sizes of a run do not change)
+        torch.backends.cudnn.benchmark = True
+
+
+def configure_device(device: torch.device, deterministic: bool) -> None:
+    """CUDA settings before any CUDA work (``--batch-size auto`` included): cuBLAS workspace for determinism,
+    and TF32 for matmuls as cuDNN already uses for convolutions, so the fan-out's batched 1x1 convs and the
+    convolutions they replace round alike."""
+    if device.type != "cuda":
+        return
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32
 
 
 def pick_device(name: str) -> torch.device:
@@ -328,6 +342,11 @@ class RunLock:
             self.path.rmdir()
 
 
+def _transient(name: str) -> bool:
+    """The lock, and the temporary files of an atomic write a killed run left behind."""
+    return name == RunLock.NAME or (name.startswith(".") and name.endswith(".tmp"))
+
+
 def quote(text: str, limit: int = 80) -> str:
     """User text in a message: repr'd, and cut to ``limit`` characters so one line stays one line."""
     r = repr(text)
@@ -361,10 +380,11 @@ class RunDir:
         if resume:
             if not self.checkpoint.is_file():
                 raise RunError(f"nothing to resume: {self.checkpoint} does not exist (drop --resume to start fresh)")
-        elif self.path.exists() and any(e.name != RunLock.NAME for e in self.path.iterdir()):
-            held = self.checkpoint.is_file() or (self.path / final).is_file() or (self.path / "metrics.jsonl").is_file()
+        elif self.path.exists() and any(not _transient(e.name) for e in self.path.iterdir()):
+            markers = ("checkpoint.pt", final, "metrics.jsonl", "environment.json")  # written by a run alone
+            held = any((self.path / m).is_file() for m in markers)
             if not held:
-                found = [e.name for e in self.path.iterdir() if e.name != RunLock.NAME]
+                found = [e.name for e in self.path.iterdir() if not _transient(e.name)]
                 shown = ", ".join(quote(n) for n in sorted(found)[:4]) + (", ..." if len(found) > 4 else "")
                 raise RunError(
                     f"{self.path} is not empty and holds no pcdarts run ({shown}): --out wants a new or empty "

@@ -13,7 +13,7 @@ from .architect import Architect
 from .config import SearchConfig
 from .data import FolderDataset, TensorDataset, make_stream, part_size, search_parts
 from .distributed import all_reduce_sums, barrier, check_agreement, wrap_ddp
-from .engine import check_finite, cosine_lr, evaluate, new_accumulator, search_epoch, summarise
+from .engine import check_finite, cosine_lr, evaluate, new_accumulator, search_epoch, sgd_impl, summarise
 from .genotype import Genotype, param_free_count
 from .remedies import beta_decay_weight, early_stop_reason
 from .runner import (  # noqa: F401  (RESUME_FREE, check_resume_config, load_data: re-exported for callers)
@@ -201,7 +201,11 @@ class SearchTask:
         self.model = model = build_supernet(cfg, ds).to(device)
         self.forward = wrap_ddp(model, device, info, ignore=list(SearchNetwork._ARCH))
         self.w_opt = torch.optim.SGD(
-            model.weight_parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, foreach=True
+            model.weight_parameters(),
+            lr=cfg.lr,
+            momentum=cfg.momentum,
+            weight_decay=cfg.weight_decay,
+            **sgd_impl(device),
         )
         self.scaler = torch.amp.GradScaler(device.type) if cfg.precision == "fp16" else None
         self.architect = Architect(

@@ -37,7 +37,7 @@ from tqdm import tqdm
 from .architect import Architect
 from .config import SearchConfig
 from .data import make_stream, search_parts
-from .engine import search_step
+from .engine import search_step, sgd_impl
 from .errors import ConfigError
 from .genotype import Genotype
 from .ops import PRIMITIVES
@@ -49,6 +49,8 @@ from .runs import (
     atomic_write_json,
     load_checkpoint,
     pick_device,
+    read_run_json,
+    require_keys,
     rng_state,
     save_checkpoint,
     seed_everything,
@@ -88,6 +90,7 @@ class SelectConfig:
 
 
 RESULT_FREE = ("device", "threads")  # settings that do not change a selection's decisions
+CONFIG = "select_config.json"
 
 
 class Projection:
@@ -173,13 +176,11 @@ def plan_rounds(steps: int, seed: int) -> list[dict[str, Any]]:
 
 
 def _search_config(run: Path) -> SearchConfig:
-    import json
-
+    saved = read_run_json(run / "config.json")
     try:
-        saved = json.loads((run / "config.json").read_text())
         values = {k: v for k, v in saved.items() if k in SearchConfig.__dataclass_fields__}
         return SearchConfig(**values)
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError, TypeError, AttributeError) as exc:
+    except (TypeError, ValueError) as exc:
         raise RunError(
             f"{run / 'config.json'} is not a search run's config ({type(exc).__name__}): give a search run folder"
         ) from None
@@ -203,15 +204,23 @@ class Selector:
             torch.set_num_threads(cfg.threads)
         self.device = device = pick_device(cfg.device)
         seed_everything(scfg.seed, scfg.deterministic)
-        state = load_checkpoint(self.search_dir / "checkpoint.pt", "cpu")
-        if state.get("kind") != "search" or int(state.get("epoch", -1)) != scfg.epochs:
-            raise RunError(
-                f"{self.search_dir / 'checkpoint.pt'} is not the end of a finished search: finish the search first"
-            )
+        ckpt = self.search_dir / "checkpoint.pt"
+        state = load_checkpoint(ckpt, "cpu")
+        require_keys(state, ("model", "arch_optimizer", "train_stream", "val_stream", "epoch"), ckpt)
+        stopped_early = (self.search_dir / "search_result.json").is_file() and bool(
+            read_run_json(self.search_dir / "search_result.json").get("early_stop")
+        )
+        if state.get("kind") != "search" or (int(state["epoch"]) != scfg.epochs and not stopped_early):
+            raise RunError(f"{ckpt} is not the end of a finished search: finish the search first (--resume)")
         ds = load_data(scfg)
         w_part, a_part = search_parts(ds, scfg.train_portion, scfg.seed)
         self.model = model = build_supernet(scfg, ds).to(device)
-        model.load_state_dict(state["model"])
+        try:
+            model.load_state_dict(state["model"])
+        except (RuntimeError, TypeError) as exc:
+            raise RunError(
+                f"{ckpt}: its weights do not fit the search's config.json ({_short(exc)}); damaged"
+            ) from None
         self.steps = model.steps
         self.projection = Projection(num_edges(model.steps), len(PRIMITIVES))
         model.arch_transform = self.projection
@@ -226,7 +235,11 @@ class Selector:
         self.architect.optimizer.load_state_dict(state["arch_optimizer"])
         self.lr0 = scfg.lr / 10  # DARTS-PT: a fresh weight optimizer at a tenth of the search's lr
         self.w_opt = torch.optim.SGD(
-            model.weight_parameters(), lr=self.lr0, momentum=scfg.momentum, weight_decay=scfg.weight_decay, foreach=True
+            model.weight_parameters(),
+            lr=self.lr0,
+            momentum=scfg.momentum,
+            weight_decay=scfg.weight_decay,
+            **sgd_impl(device),
         )
         from .runner import make_augment
 
@@ -327,13 +340,15 @@ class Selector:
 
     def run(self) -> dict[str, Any]:
         out = self.out
+        if out.resolve() == self.search_dir.resolve():
+            raise RunError(f"--out {out} is the search run itself: give the selection a folder of its own")
+        if out.is_dir() and any(e.name != RunLock.NAME for e in out.iterdir()) and not (out / CONFIG).is_file():
+            raise RunError(f"{out} is not empty and holds no selection: --out wants a new or empty folder")
         with RunLock(out):
+            self._check_config()
             result_file = out / "select_result.json"
             if result_file.is_file():
-                import json
-
-                return json.loads(result_file.read_text())
-            self._check_config()
+                return read_run_json(result_file)
             self._build()
             ckpt = out / "select_checkpoint.pt"
             start, done, decisions, spent = 0, 0, [], 0.0
@@ -341,6 +356,8 @@ class Selector:
                 state = load_checkpoint(ckpt, "cpu")
                 if state.get("kind") != "select":
                     raise RunError(f"{ckpt} is not a selection checkpoint: delete it to start the selection again")
+                keys = ("model", "w_optimizer", "arch_optimizer", "train_stream", "val_stream", "projection")
+                require_keys(state, (*keys, "round", "tune_done", "decisions", "rng"), ckpt)
                 self.model.load_state_dict(state["model"])
                 self.w_opt.load_state_dict(state["w_optimizer"])
                 self.architect.optimizer.load_state_dict(state["arch_optimizer"])
@@ -392,28 +409,31 @@ class Selector:
             return result
 
     def _check_config(self) -> None:
-        import json
+        """Pin the folder to these settings and to this very search (its final alpha/beta)."""
+        import hashlib
 
-        f = self.out / "select_config.json"
-        mine = asdict(self.cfg)
+        f = self.out / CONFIG
+        arch = self.search_dir / "arch.json"
+        search_id = hashlib.sha256(arch.read_bytes()).hexdigest()[:16] if arch.is_file() else None
+        mine = {**asdict(self.cfg), "search_arch_sha256": search_id}
         if f.is_file():
-            try:
-                theirs = json.loads(f.read_text())
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                raise RunError(f"{f} is unreadable: delete {self.out} to select again") from None
+            theirs = read_run_json(f)
             diff = sorted(k for k in mine if k not in RESULT_FREE and theirs.get(k) != mine[k])
             if diff:
                 raise RunError(
-                    f"{self.out} holds a selection with other settings ({', '.join(diff)}): use the same settings "
-                    "or another --out"
+                    f"{self.out} holds a selection with other settings or from another search ({', '.join(diff)}): "
+                    "use the same settings, or another --out"
                 )
         atomic_write_json(f, mine)
 
 
 def load_genotype_json(path: Path) -> dict[str, Any]:
-    import json
+    return read_run_json(path)
 
-    return json.loads(path.read_text())
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:120]
 
 
 def run_select(run: str | Path, out: str | Path | None = None, cfg: SelectConfig | None = None, *,

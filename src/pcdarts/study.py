@@ -30,7 +30,7 @@ from .errors import ConfigError
 from .genotype import Genotype, param_free_count, random_genotype
 from .remedies import select_from_history
 from .runner import RESUME_FREE
-from .runs import RunBusy, RunError, RunLock, atomic_write_json, read_jsonl, revision
+from .runs import RunBusy, RunError, RunLock, atomic_write_json, check_out_path, read_jsonl, read_run_json, revision
 from .search import run_search
 from .select import SelectConfig, run_select
 from .train import read_test_once, run_train
@@ -201,8 +201,8 @@ def check_reused(run: Path, cfg: SearchConfig | TrainConfig) -> None:
     """
     f = run / "config.json"
     try:
-        saved = json.loads(f.read_text())
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        saved = read_run_json(f)
+    except RunError:
         raise RunError(f"{f} is missing or unreadable: delete {run} to have the study redo it") from None
     defaults = config_to_dict(type(cfg)())
     for key, value in config_to_dict(cfg).items():
@@ -233,21 +233,27 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 
 def check_pinned(out: Path, name: str, mine: dict[str, Any], what: str) -> None:
     """Pin a folder to its settings: the first run writes ``name``, later runs must ask for the same."""
+    check_out_path(out)
     out.mkdir(parents=True, exist_ok=True)
     saved = out / name
-    if saved.is_file():
+    for attempt in range(40):  # a short lock: two processes starting at once cannot both pin other settings
         try:
-            theirs = json.loads(saved.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise RunError(f"{saved} is unreadable: restore it or start the {what} in a new folder") from None
-        if theirs != mine:
-            diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
-            raise RunError(
-                f"{out} holds a {what} with other settings ({', '.join(diff)}): run it with the same "
-                "settings to continue, or choose a new folder"
-            )
-    else:
-        atomic_write_json(saved, mine)
+            with RunLock(out):
+                if saved.is_file():
+                    theirs = read_run_json(saved)
+                    if theirs != mine:
+                        diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+                        raise RunError(
+                            f"{out} holds a {what} with other settings ({', '.join(diff)}): run it with the same "
+                            "settings to continue, or choose a new folder"
+                        )
+                else:
+                    atomic_write_json(saved, mine)
+                return
+        except RunBusy:
+            if attempt == 39:
+                raise
+            time.sleep(0.25)
 
 
 def train_folder(out: Path, cfg: TrainConfig, genotype: Genotype) -> Path:
@@ -258,8 +264,12 @@ def train_folder(out: Path, cfg: TrainConfig, genotype: Genotype) -> Path:
     """
     digest = _digest(genotype.to_dict())
     old = out / "train" / f"g{digest}"
-    if (old / "result.json").is_file() and json.loads((old / "config.json").read_text()).get("epochs") == cfg.epochs:
-        return old
+    if (old / "result.json").is_file():
+        try:
+            check_reused(old, cfg)
+            return old
+        except RunError:  # made with another protocol, seed or budget: this one gets its own folder
+            pass
     return out / "train" / f"g{digest}-e{cfg.epochs}-t{cfg.seed}"
 
 
@@ -286,11 +296,11 @@ def train_cell(
         with RunLock(run):  # the one reading of the test split, by one process
             result = read_test_once(cfg, run, device="cpu" if cfg.device == "auto" else cfg.device)
     else:
-        result = json.loads((run / "result.json").read_text())
+        result = read_run_json(run / "result.json")
     result["run"] = str(run.relative_to(out))
     try:
-        result["revision"] = json.loads((run / "environment.json").read_text()).get("git")
-    except (OSError, json.JSONDecodeError):
+        result["revision"] = read_run_json(run / "environment.json").get("git")
+    except RunError:
         result["revision"] = None
     return result
 

@@ -217,6 +217,8 @@ class SearchCell(nn.Module):
         # the edges leaving state j (cell inputs 0, 1, then the nodes), for the fanned-out forward
         self.fan_edges = [[e[j] for e in node_edges(steps) if j < len(e)] for j in range(steps + 1)]
         self.fans = nn.ModuleList(FanOut([self.edges[e] for e in idx]) for idx in self.fan_edges)
+        for j, idx in enumerate(self.fan_edges):  # on the module's device: indexing needs no host-to-device copy
+            self.register_buffer(f"fan_index{j}", torch.tensor(idx, dtype=torch.long), persistent=False)
 
     def forward(
         self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor, edge_w: torch.Tensor | None
@@ -269,9 +271,11 @@ class SearchCell(nn.Module):
 
         def feed(j: int) -> None:
             idx = self.fan_edges[j]
+            index = getattr(self, f"fan_index{j}")
             h = states[j]
             x_op = h if first.k == 1 else h[:, : first.c_part]
-            w = weights[idx] if edge_w is None else edge_w[idx].unsqueeze(1) * weights[idx]
+            w = weights.index_select(0, index)
+            w = w if edge_w is None else edge_w.index_select(0, index).unsqueeze(1) * w
             fan = self.fans[j]
             ys = recomputed(fan.targets, fan, x_op, w) if per_group else fan(x_op, w)
             bypass = None

@@ -14,7 +14,16 @@ from torch import nn
 from .config import TrainConfig, memory_format_for
 from .data import FolderDataset, TensorDataset, holdout_part, make_stream, part_size, stratified_split, train_part
 from .distributed import all_reduce_sums, barrier, wrap_ddp
-from .engine import check_finite, cosine_lr, evaluate, linear_warmup_decay_lr, new_accumulator, summarise, train_epoch
+from .engine import (
+    check_finite,
+    cosine_lr,
+    evaluate,
+    linear_warmup_decay_lr,
+    new_accumulator,
+    sgd_impl,
+    summarise,
+    train_epoch,
+)
 from .genotype import Genotype, load_genotype
 from .network import Network, build_network, count_macs, count_params
 from .runner import RESUME_FREE, Context, check_world_size, load_data, make_augment, run_task
@@ -110,7 +119,7 @@ class TrainTask:
         if cfg.compile:
             self.forward = torch.compile(self.forward)  # weights stay in `model`: checkpoints and evaluation unchanged
         self.opt = torch.optim.SGD(
-            model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, foreach=True
+            model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, **sgd_impl(device)
         )
         self.scaler = torch.amp.GradScaler(device.type) if cfg.precision == "fp16" else None
         per_rank = cfg.batch_size // info.world_size

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,12 @@ def cmd_search(ns: argparse.Namespace) -> int:
     from ..search import run_search
 
     auto = ns.batch_size == "auto"
+    if auto and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ConfigError(
+            "--batch-size auto under torchrun would let each process probe and choose its own batch (then their "
+            "steps differ and the collectives hang): find it once with `pcdarts search --batch-size auto "
+            "--print-config` and pass that number"
+        )
     if auto:
         ns.batch_size = None
     saved, dataset = _saved_config(ns)
@@ -120,10 +127,15 @@ def cmd_search(ns: argparse.Namespace) -> int:
             "`pcdarts subsample --data DIR --out subset.json` and pass --subset subset.json"
         )
     if ns.print_config:
+        from ..errors import PCDartsError
         from ..search import learnability_warnings, load_data, schedule_line, search_counts
 
         print(json.dumps(config_to_dict(cfg), indent=2))
-        counts = search_counts(cfg, load_data(cfg))
+        try:
+            counts = search_counts(cfg, load_data(cfg))
+        except PCDartsError as exc:  # the data is not here (yet): the config is still printed
+            print(f"schedule: unknown until the data is there ({str(exc).splitlines()[0][:200]})", file=sys.stderr)
+            return 0
         print(f"schedule: {schedule_line(counts)}", file=sys.stderr)
         for warning in learnability_warnings(cfg, counts):
             print(f"warning: {warning}", file=sys.stderr)
@@ -334,7 +346,11 @@ def _calibrated_budget(folder: str, values: dict[str, Any]) -> int:
             "pcdarts fidelity command until it is, then start the study"
         )
     mine = {k: v for k, v in values.get("train", {}).items() if k != "epochs"}
-    if fid["config"].get("train") != mine or fid["config"].get("dataset") != values.get("dataset", "fashion-mnist"):
+    if (
+        not isinstance(fid["config"], dict)
+        or fid["config"].get("train") != mine
+        or fid["config"].get("dataset") != values.get("dataset", "fashion-mnist")
+    ):
         raise ConfigError(
             f"the calibration in {folder} used other training settings than this study: give the study the "
             "calibration's --train-set values"

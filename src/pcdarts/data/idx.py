@@ -24,6 +24,7 @@ from .datasets import DataError, TensorDataset, register_dataset
 
 IMAGES_MAGIC, LABELS_MAGIC = 0x00000803, 0x00000801
 MAX_ITEMS = 10_000_000  # refuse absurd headers before allocating
+MAX_BYTES = 1 << 30  # pixels of one IDX file (EMNIST, the largest in use, holds about 550 MB)
 
 IDX_SETS: dict[str, dict[str, Any]] = {
     "fashion-mnist": dict(
@@ -68,11 +69,11 @@ def _read_bytes(path: Path, head: int) -> bytes:
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rb") as f:
             header = f.read(head)
-            if len(header) < head:
-                return header
+            if len(header) < head or struct.unpack(">I", header[:4])[0] not in (IMAGES_MAGIC, LABELS_MAGIC):
+                return header  # read_idx names the short or foreign file
             n = struct.unpack(">I", header[4:8])[0]
             rows, cols = struct.unpack(">II", header[8:16]) if head == 16 else (1, 1)
-            if n > MAX_ITEMS or rows * cols > 1 << 20:
+            if n > MAX_ITEMS or rows * cols > 1 << 20 or n * rows * cols > MAX_BYTES:
                 return header  # read_idx names the implausible header
             return header + f.read(n * rows * cols + 1)
     except (EOFError, OSError, zlib.error) as exc:
@@ -94,7 +95,7 @@ def read_idx(path: Path, *, images: bool) -> np.ndarray:
         raise DataError(f"{path} has magic number 0x{got:08x}, not 0x{magic:08x} (IDX {kind}): wrong or corrupt file")
     n = struct.unpack(">I", data[4:8])[0]
     rows, cols = struct.unpack(">II", data[8:16]) if images else (1, 1)
-    if n > MAX_ITEMS or rows * cols > 1 << 20 or rows == 0 or cols == 0:
+    if n > MAX_ITEMS or rows * cols > 1 << 20 or rows == 0 or cols == 0 or n * rows * cols > MAX_BYTES:
         raise DataError(f"{path} claims {n} items of {rows}x{cols}: not a plausible IDX file")
     expected = head + n * rows * cols
     if len(data) != expected:

@@ -1,0 +1,97 @@
+"""The numerics that matter, on the device chosen with ``pytest --device`` (cpu in CI; cuda on a GPU machine).
+
+Float64 where the device supports it, so the comparisons are exact up to rounding; a training and a search
+step and a resumed search on the device itself. Without a GPU, ``--device cuda`` skips them with the reason.
+"""
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from pcdarts.architect import Architect
+from pcdarts.engine import search_step, train_step
+from pcdarts.genotype import GENOTYPES
+from pcdarts.network import build_network
+from pcdarts.supernet import SearchCell, SearchNetwork
+
+
+def _net(device, k=4, dtype=torch.float64):
+    torch.manual_seed(0)
+    net = SearchNetwork(num_classes=5, init_channels=8, layers=3, k=k).to(device=device, dtype=dtype)
+    with torch.no_grad():
+        for p in net.arch_parameters():
+            p.normal_()
+    return net
+
+
+@pytest.mark.parametrize("k", [1, 4])
+def test_fanned_cell_equals_edge_by_edge_on_the_device(device, k, monkeypatch):
+    net = _net(device, k)
+    twin = copy.deepcopy(net)
+    x = torch.randn(3, 3, 13, 13, dtype=torch.float64, device=device)
+    y = torch.tensor([0, 1, 4], device=device)
+    results = []
+    for model in (net, twin):
+        logits = model(x)
+        grads = torch.autograd.grad(F.cross_entropy(logits, y), list(model.parameters()))
+        results.append((logits, grads))
+        monkeypatch.setattr(SearchCell, "_fans_out", lambda self, h: False)
+    torch.testing.assert_close(results[0][0], results[1][0], rtol=1e-9, atol=1e-12)
+    for a, b in zip(results[0][1], results[1][1]):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+
+
+def test_custom_backwards_equal_autograd_on_the_device(device):
+    """The supernet's fused BN, depthwise and max-pool kernels against the reference habits on the same
+    parameters (float64): logits and every weight and alpha/beta gradient."""
+    from tests.test_supernet import _reference_twin
+
+    net = _net(device)
+    ref = _reference_twin(net).to(device)
+    x = torch.randn(4, 3, 12, 12, dtype=torch.float64, device=device)
+    y = torch.tensor([0, 1, 2, 3], device=device)
+    results = []
+    for model in (net, ref):
+        logits = model(x)
+        params = model.weight_parameters() + model.arch_parameters()
+        results.append((logits, torch.autograd.grad(F.cross_entropy(logits, y), params)))
+    torch.testing.assert_close(results[0][0], results[1][0], rtol=1e-9, atol=1e-12)
+    for a, b in zip(results[0][1], results[1][1]):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+
+
+def test_search_and_training_steps_run_and_learn_on_the_device(device):
+    net = _net(device, dtype=torch.float32)
+    arch = Architect(net, lr=6e-3, betas=(0.5, 0.999), weight_decay=1e-3)
+    opt = torch.optim.SGD(net.weight_parameters(), lr=0.05, momentum=0.9)
+    x = torch.randn(16, 3, 16, 16, device=device)
+    y = torch.randint(0, 5, (16,), device=device)
+    alpha0 = net.alphas_normal.detach().clone()
+    losses = [float(search_step(net, net, arch, opt, x, y, (x, y), grad_clip=5.0)[0].detach()) for _ in range(5)]
+    assert losses[-1] < losses[0] and not torch.equal(alpha0, net.alphas_normal.detach())
+    model = build_network(GENOTYPES["PC_DARTS_cifar"], num_classes=5, init_channels=8, layers=5, auxiliary=True).to(
+        device
+    )
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    losses = [float(train_step(model, opt, list(model.parameters()), x, y, grad_clip=5.0, auxiliary_weight=0.4)[0])
+              for _ in range(5)]  # fmt: skip
+    assert losses[-1] < losses[0]
+
+
+def test_a_resumed_search_equals_an_uninterrupted_one_on_the_device(device, tmp_path):
+    from pcdarts.config import SearchConfig
+    from pcdarts.search import run_search
+
+    if device.type == "cuda":
+        pytest.importorskip("torch.cuda")
+    cfg = SearchConfig(dataset="synthetic", image_size=8, init_channels=4, layers=3, epochs=2, warmup_epochs=1,
+                       batch_size=64, device=str(device), deterministic=device.type == "cuda", threads=1)  # fmt: skip
+    whole = run_search(cfg, tmp_path / "a", progress=False)
+    part = run_search(cfg, tmp_path / "b", progress=False, stop_after_epochs=1)
+    assert part["stopped"]
+    resumed = run_search(cfg, tmp_path / "b", resume=True, progress=False)
+    assert resumed["genotype"] == whole["genotype"]
+    a = (tmp_path / "a" / "arch.json").read_text()
+    assert a == (tmp_path / "b" / "arch.json").read_text()
