@@ -96,3 +96,36 @@ def test_the_lazy_api_is_listed_and_predicts_on_tensors(tmp_path):
     assert len(rows) == 2 and len(rows[0]["top"]) == 2 and abs(sum(t["probability"] for t in rows[0]["top"])) <= 1
     with pytest.raises(ValueError, match="images must be"):
         pcdarts.predict_tensor(model, info, torch.rand(2, 3, 8, 8))
+
+
+def test_threads_follow_the_load_when_not_given_and_refusals_stay_one_line(tmp_path, monkeypatch, capsys, caplog):
+    import os
+
+    monkeypatch.setattr(os, "getloadavg", lambda: (5.0, 5.0, 5.0))
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        caplog.set_level("INFO")
+        out = tmp_path / "busy"
+        args = ["search", "--dataset", "synthetic", "--out", str(out), "--epochs", "2", "--warmup-epochs", "1",
+                "--layers", "3", "--init-channels", "4", "--image-size", "8", "--no-progress"]  # fmt: skip
+        assert main(args) == 0
+        assert "threads: 1 (load 5.0" in caplog.text
+        assert json.loads((out / "environment.json").read_text())["torch_threads"] == 1
+        capsys.readouterr()
+        torch.set_num_threads(2)
+        assert main([*args[:3], "--out", str(tmp_path / "nothing"), "--resume"]) == 2  # refused before any warning
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "nothing to resume" in err
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_a_one_cell_arm_shows_no_spread():
+    from pcdarts.study import format_table
+
+    row = dict(arm="a", kind="searched", n=1, mean=0.3333, std=0.0, min=0.3333, max=0.3333, params=10,
+               param_free_normal=2.0)  # fmt: skip
+    assert "n/a (one cell)" in format_table([row]) and "± 0.00" not in format_table([row])
+    assert "± 1.00 %" in format_table([{**row, "n": 2, "std": 0.01}])

@@ -9,6 +9,8 @@ uninterrupted one does on CPU: seed, build, load the checkpoint, restore the RNG
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -37,6 +39,7 @@ from .runs import (
     save_checkpoint,
     seed_everything,
     set_rng_state,
+    threads_for_load,
     warn_if_busy,
 )
 
@@ -196,7 +199,6 @@ def _run(
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     if info.is_main:
-        warn_if_busy(ctx.device)
         RunDir(out, kind=task.kind, resume=resume, overwrite=overwrite, final=task.final)
     barrier(info)
     state = load_checkpoint(out / "checkpoint.pt") if resume else None
@@ -209,9 +211,17 @@ def _run(
         check_resume_config(state["config"], asdict(cfg))
     seed_everything(cfg.seed, cfg.deterministic)
     start_epoch = task.setup(ctx, state)
+    if info.is_main:  # after every check of the input, so a refused start stays one line on stderr
+        if not cfg.threads and "OMP_NUM_THREADS" not in os.environ:
+            threads_for_load(ctx.device)
+        else:
+            warn_if_busy(ctx.device)
     if state is not None:
         set_rng_state(ctx.own(state["rng"]))
-        log.info("resumed from %s at epoch %d", out / "checkpoint.pt", start_epoch + 1)
+        if start_epoch >= cfg.epochs:
+            log.info("%s holds a finished run (%d of %d epochs): nothing to train", out, start_epoch, cfg.epochs)
+        else:
+            log.info("resumed from %s at epoch %d", out / "checkpoint.pt", start_epoch + 1)
     if info.is_main:
         atomic_write_json(out / "config.json", task.config_record())
         env = {**environment(), "world_size": info.world_size, "device": str(ctx.device)}
@@ -234,7 +244,7 @@ def _run(
                 total=total,
                 initial=total - left,
                 desc=f"{task.kind} {epoch + 1}/{cfg.epochs}",
-                disable=not (progress and info.is_main),
+                disable=not (progress and info.is_main and sys.stderr.isatty()),  # no bars written into log files
                 leave=False,
                 dynamic_ncols=True,
             )

@@ -240,6 +240,23 @@ def warn_if_busy(device: torch.device) -> bool:
     return False
 
 
+def threads_for_load(device: torch.device) -> int | None:
+    """No --threads and no OMP_NUM_THREADS: fewer threads when other work holds the cores, and say so.
+
+    Returns the count chosen, or None when torch's default was kept. The count a run used is in its
+    environment.json (``torch_threads``).
+    """
+    if device.type != "cpu" or not hasattr(os, "getloadavg"):
+        return None
+    load, cores, threads = os.getloadavg()[0], os.cpu_count() or 1, torch.get_num_threads()
+    if threads > 1 and load + threads > cores + 0.5:
+        n = max(1, min(threads, cores - int(round(load))))
+        torch.set_num_threads(n)
+        log.info("threads: %d (load %.1f on %d cores; give --threads N to choose)", n, load, cores)
+        return n
+    return None
+
+
 def environment() -> dict[str, Any]:
     """What produced a run: versions, machine, device, git revision when available."""
     env: dict[str, Any] = {

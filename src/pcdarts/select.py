@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import math
 import random
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -370,7 +371,13 @@ class Selector:
                 log.info("select: resumed at round %d of %d", start + 1, len(self.rounds))
             t0 = time.time() - spent
             total = len(self.rounds)
-            bar = tqdm(total=total, initial=start, desc="select", disable=not self.progress, leave=False)
+            bar = tqdm(
+                total=total,
+                initial=start,
+                desc="select",
+                disable=not (self.progress and sys.stderr.isatty()),
+                leave=False,
+            )
             with GracefulStop() as stop:
                 for r in range(start, total):
                     plan = self.rounds[r]

@@ -565,7 +565,9 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     ]
     for r in rows:
         lines.append(
-            f"| {r['arm']} | {r['n']} | {100 * r['mean']:.2f} ± {100 * r['std']:.2f} % | {100 * r['min']:.2f} % | "
+            f"| {r['arm']} | {r['n']} | {100 * r['mean']:.2f} ± "
+            + (f"{100 * r['std']:.2f} %" if r["n"] > 1 else "n/a (one cell)")
+            + f" | {100 * r['min']:.2f} % | "
             f"{100 * r['max']:.2f} % | {r['params']:,.0f} | {r['param_free_normal']:.1f} |"
         )
     return "\n".join(lines)
