@@ -129,3 +129,13 @@ def test_a_one_cell_arm_shows_no_spread():
                param_free_normal=2.0)  # fmt: skip
     assert "n/a (one cell)" in format_table([row]) and "± 0.00" not in format_table([row])
     assert "± 1.00 %" in format_table([{**row, "n": 2, "std": 0.01}])
+
+
+def test_the_eta_counts_arch_epochs_at_twice_a_warm_up_epoch():
+    from pcdarts.engine import epoch_line
+
+    record = {"train_loss": 1.0, "train_acc": 0.5, "epoch_seconds": 10.0}
+    cost = lambda e: 2.0 if e >= 1 else 1.0  # noqa: E731 - one warm-up epoch, then arch epochs
+    assert "ETA 40 s" in epoch_line("search", record, 0, 3, 10.0, 0, cost)  # two arch epochs of 20 s
+    assert "ETA 20 s" in epoch_line("train", record, 0, 3, 10.0, 0)  # plain epochs
+    assert "ETA 20 s" in epoch_line("search", record, 1, 3, 30.0, 1, cost)  # resumed: earlier time counted

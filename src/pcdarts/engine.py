@@ -284,8 +284,20 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
-def epoch_line(kind: str, record: dict[str, Any], epoch: int, epochs: int, elapsed: float, start_epoch: int) -> str:
-    """One short console line per epoch: losses, accuracies, collapse count, time and ETA (epochs counted from 1)."""
+def epoch_line(
+    kind: str,
+    record: dict[str, Any],
+    epoch: int,
+    epochs: int,
+    elapsed: float,
+    start_epoch: int,
+    cost: Callable[[int], float] | None = None,
+) -> str:
+    """One short console line per epoch: losses, accuracies, collapse count, time and ETA (epochs counted from 1).
+
+    ``cost(e)`` is epoch e's relative cost (a search's arch epochs cost about twice its warm-up epochs);
+    ``elapsed`` covers epochs 0..epoch, a resumed run's earlier time included.
+    """
     parts = [f"{kind} epoch {epoch + 1}/{epochs}", f"loss {record['train_loss']:.3f} acc {record['train_acc']:.3f}"]
     if "val_acc" in record:
         parts.append(f"val loss {record['val_loss']:.3f} acc {record['val_acc']:.3f}")
@@ -295,8 +307,11 @@ def epoch_line(kind: str, record: dict[str, Any], epoch: int, epochs: int, elaps
         parts.append(f"param-free ops {record['param_free_normal']}/8 normal")
     if record.get("ranks_agree"):
         parts.append("ranks agree on alpha/beta")
-    done = epoch + 1 - start_epoch
-    eta = elapsed / max(done, 1) * (epochs - epoch - 1)
+    if cost is None:
+        eta = elapsed / max(epoch + 1, 1) * (epochs - epoch - 1)
+    else:
+        spent = sum(cost(e) for e in range(epoch + 1))
+        eta = elapsed / max(spent, 1e-9) * sum(cost(e) for e in range(epoch + 1, epochs))
     parts.append(f"{_duration(record['epoch_seconds'])}" + (f", ETA {_duration(eta)}" if epoch + 1 < epochs else ""))
     return " | ".join(parts)
 

@@ -262,7 +262,8 @@ def _run(
                 break
             record = task.end_epoch(epoch, time.time() - t_epoch, metrics)
             if info.is_main:
-                log.info(epoch_line(task.kind, record, epoch, cfg.epochs, time.time() - t0, start_epoch))
+                cost = getattr(task, "epoch_cost", None)
+                log.info(epoch_line(task.kind, record, epoch, cfg.epochs, time.time() - t0, start_epoch, cost))
             checkpoint(epoch + 1, mid_epoch=False)
             reason = task.stop_reason()
             if reason is not None:

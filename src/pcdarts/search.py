@@ -252,6 +252,10 @@ class SearchTask:
     def config_record(self) -> dict[str, Any]:
         return {"kind": "search", **asdict(self.cfg)}
 
+    def epoch_cost(self, epoch: int) -> float:
+        """Relative cost of an epoch for the ETA: an arch epoch adds an arch step to every weight step."""
+        return 2.0 if epoch >= self.cfg.warmup_epochs else 1.0
+
     def steps(self) -> tuple[int, int]:
         return len(self.train), self.train.remaining()
 
