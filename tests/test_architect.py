@@ -73,7 +73,7 @@ def test_edge_norm_off_arch_step_runs_and_leaves_beta_alone():
     assert torch.isfinite(arch.step(x, y))
     assert not torch.equal(a0, net.alphas_normal)
     assert torch.equal(b0, net.betas_normal)
-    assert set(net.arch_state()) == {"alphas_normal", "alphas_reduce"}
+    assert set(net.arch_state()) == {"alphas_normal", "alphas_reduce", "space", "ops"}
 
 
 def test_beta_decay_gradient_is_softmax_over_edges_and_joins_the_arch_gradient():

@@ -2,7 +2,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pcdarts.ops import OPS, PRIMITIVES, FactorizedReduce, register_op
+from pcdarts.candidates import OPS, PRIMITIVES, register_op
+from pcdarts.ops import FactorizedReduce
 
 
 @pytest.mark.parametrize("name", sorted(OPS))

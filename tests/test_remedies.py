@@ -2,9 +2,9 @@
 
 import torch
 
+from pcdarts.candidates import PRIMITIVES
 from pcdarts.derive import derive_genotype
 from pcdarts.genotype import Genotype, param_free_count, random_genotype
-from pcdarts.ops import PRIMITIVES
 from pcdarts.remedies import beta_decay_weight, early_stop_reason, select_from_history
 
 P = {name: i for i, name in enumerate(PRIMITIVES)}

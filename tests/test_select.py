@@ -6,9 +6,9 @@ import pytest
 import torch
 
 import pcdarts.select as select_mod
+from pcdarts.candidates import PRIMITIVES
 from pcdarts.cli import main
 from pcdarts.genotype import Genotype
-from pcdarts.ops import PRIMITIVES
 from pcdarts.runs import load_checkpoint
 from pcdarts.select import Projection, SelectConfig, Selector, plan_rounds, run_select
 from pcdarts.space import node_edges, num_edges
@@ -29,7 +29,7 @@ TINY = SelectConfig(tune_epochs=0.25, score_batches=1, threads=1)
 
 
 def test_a_probe_removes_exactly_one_op_and_decisions_fix_their_edge():
-    p = Projection(E, N_OPS)
+    p = Projection(E, PRIMITIVES)
     w = torch.softmax(torch.randn(E, N_OPS), -1)
     e = torch.rand(E)
     p.probe = ("normal", 3, 5)

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
+from pcdarts.candidates import PRIMITIVES
 from pcdarts.derive import node_edge_weights
-from pcdarts.ops import PRIMITIVES
 from pcdarts.supernet import MixedOp, PartialEdge, SearchNetwork, cat_shuffle, channel_shuffle
 
 
@@ -36,7 +36,7 @@ def test_lean_supernet_matches_the_reference_forward(k, edge_norm, mode, recompu
     In float64, so that the bound shows the algebra is the same (float32 rounding, amplified by batch norm over
     a tiny batch, would need a loose bound that could hide a real error).
     """
-    from pcdarts import ops, supernet
+    from pcdarts import kernels
 
     torch.manual_seed(0)
     net = SearchNetwork(
@@ -45,7 +45,7 @@ def test_lean_supernet_matches_the_reference_forward(k, edge_norm, mode, recompu
     ref = _reference_twin(net)
     x, y = torch.randn(4, 3, 12, 12, dtype=torch.float64), torch.tensor([0, 1, 2, 3])
     calls = []
-    for fn in (ops._DepthwiseConvFn, ops._MaxPoolFn, supernet._ScaledBatchNormFn):
+    for fn in (kernels.DepthwiseConvFn, kernels.MaxPoolFn, kernels.ScaledBatchNormFn):
         monkeypatch.setattr(fn, "apply", (lambda apply, name: lambda *a: calls.append(name) or apply(*a))(fn.apply, fn))
     results = []
     for model in (net, ref):
@@ -188,7 +188,7 @@ def test_bf16_autocast_stays_close_to_fp32():
 
 def test_fused_batch_norm_refuses_one_value_per_channel_as_batch_norm_does():
     """N*H*W == 1 has no variance: nn.BatchNorm2d raises; the fused path must not write NaN running stats."""
-    from pcdarts.supernet import scaled_batch_norm
+    from pcdarts.kernels import scaled_batch_norm
 
     bn = torch.nn.BatchNorm2d(2, affine=False)
     h, w = torch.randn(1, 2, 1, 1, requires_grad=True), torch.tensor(0.5, requires_grad=True)

@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from .candidates import OPS, SPACES, OpSpace, op_space, register_op
 from .derive import derive_from_run, derive_genotype
 from .errors import ConfigError, PCDartsError
 from .genotype import (
@@ -54,6 +55,11 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "OPS",
+    "SPACES",
+    "OpSpace",
+    "op_space",
+    "register_op",
     "Arm",
     "ConfigError",
     "PCDartsError",

@@ -34,6 +34,8 @@ class SearchConfig:
     partial_mode: str = "shuffle"  # how sampled channels are mixed: shuffle (paper) or shift
     edge_norm: bool = True  # edge normalisation with beta (--no-edge-norm for the ablation)
     stem: str = "cifar"  # cifar (3x3 conv) or imagenet (three stride-2 convs)
+    space: str = "darts"  # the candidate ops: darts (the paper's 8) or nb201 (5); --ops lists your own instead
+    ops: tuple[str, ...] = ()  # ops to search, comma-separated, in alpha-column order ('none' only if listed)
     recompute: str = "none"  # recompute in backward: none, edges (per state's edges) or cells: same result, less memory
     epochs: int = 50  # search epochs (paper 50)
     warmup_epochs: int = 15  # epochs before alpha/beta start to move (paper 15 of 50)
@@ -74,6 +76,13 @@ class SearchConfig:
 
     def __post_init__(self) -> None:
         _check_common(self)
+        from .candidates import op_space
+
+        ops = self.ops.split(",") if isinstance(self.ops, str) else self.ops
+        if ops is None:
+            ops = ()
+        object.__setattr__(self, "ops", tuple(str(o).strip() for o in ops if str(o).strip()))
+        op_space(self.space, self.ops)  # a ConfigError for unknown ops or spaces, here and not at the first step
         for name in ("max_param_free", "max_param_free_reduce"):
             if not -1 <= getattr(self, name) <= 8:
                 what = {"max_param_free": "max param-free ops", "max_param_free_reduce": "max param-free reduce ops"}

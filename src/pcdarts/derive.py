@@ -8,13 +8,15 @@ cap (``max_param_free``) re-derives while the normal cell holds too many paramet
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from .candidates import OPS, PRIMITIVES, is_parameter_free, space_of
+from .errors import ConfigError
 from .genotype import Genotype, GenotypeError, Pair
-from .ops import PRIMITIVES, is_parameter_free
 from .space import node_edges, num_edges
 
 
@@ -29,12 +31,14 @@ def node_edge_weights(betas: torch.Tensor, steps: int) -> torch.Tensor:
     return torch.cat([torch.softmax(betas[e.start : e.stop], dim=-1) for e in node_edges(steps)], dim=-1)
 
 
-def _pick_cell(w: list[list[float]], steps: int, banned: set[tuple[int, int]]) -> list[tuple[int, int, float]]:
+def _pick_cell(
+    w: list[list[float]], steps: int, banned: set[tuple[int, int]], ops: Sequence[str]
+) -> list[tuple[int, int, float]]:
     """(edge, op, score) of the kept edges: two best edges per node, best allowed non-``none`` op on each."""
-    none_idx = PRIMITIVES.index("none")
+    choices = [k for k, name in enumerate(ops) if not OPS[name].zero]
     best: dict[int, tuple[int, float]] = {}  # edge -> (op, weight); the first op wins ties
     for e, row in enumerate(w):
-        ks = [k for k in range(len(PRIMITIVES)) if k != none_idx and (e, k) not in banned]
+        ks = [k for k in choices if (e, k) not in banned]
         k = max(ks, key=lambda k: (row[k], -k))
         best[e] = (k, row[k])
     picks: list[tuple[int, int, float]] = []
@@ -45,7 +49,11 @@ def _pick_cell(w: list[list[float]], steps: int, banned: set[tuple[int, int]]) -
 
 
 def _derive_cell(
-    alphas: torch.Tensor, betas: torch.Tensor | None, steps: int, max_param_free: int | None = None
+    alphas: torch.Tensor,
+    betas: torch.Tensor | None,
+    steps: int,
+    max_param_free: int | None = None,
+    ops: Sequence[str] = PRIMITIVES,
 ) -> list[Pair]:
     """The PC-DARTS rule; with ``max_param_free`` the P-DARTS cap (Chen et al. 2019, Sec. 3.4).
 
@@ -60,10 +68,10 @@ def _derive_cell(
     first_edge = {e: edges.start for edges in node_edges(steps) for e in edges}  # edge -> its node's first edge
     banned: set[tuple[int, int]] = set()
     while True:
-        picks = _pick_cell(w, steps, banned)
-        free = [p for p in picks if is_parameter_free(PRIMITIVES[p[1]])]
+        picks = _pick_cell(w, steps, banned, ops)
+        free = [p for p in picks if is_parameter_free(ops[p[1]])]
         if max_param_free is None or max_param_free < 0 or len(free) <= max_param_free:
-            return [(PRIMITIVES[k], e - first_edge[e]) for e, k, _ in picks]
+            return [(ops[k], e - first_edge[e]) for e, k, _ in picks]
         e, k, _ = min(free, key=lambda p: p[2])
         banned.add((e, k))
 
@@ -76,6 +84,7 @@ def derive_genotype(
     *,
     max_param_free: int | None = None,
     max_param_free_reduce: int | None = None,
+    ops: Sequence[str] = PRIMITIVES,
 ) -> Genotype:
     """Discretise raw (pre-softmax) alpha/beta as PC-DARTS does.
 
@@ -84,7 +93,11 @@ def derive_genotype(
     ``betas_*`` None means no edge normalisation. ``max_param_free`` caps the
     parameter-free ops of the normal cell (P-DARTS), ``max_param_free_reduce`` those of the reduction
     cell (its own value: a reduction cell of pools is a different failure); None or -1: no cap.
+    ``ops`` names alpha's columns (the search's op space; the DARTS ops by default).
     """
+    ops = tuple(ops)
+    if any(o not in OPS for o in ops) or all(OPS[o].zero for o in ops):
+        raise ValueError(f"ops {list(ops)} must be registered op names, at least one of them not 'none'")
     alphas_normal, alphas_reduce = torch.as_tensor(alphas_normal), torch.as_tensor(alphas_reduce)
     betas_normal = None if betas_normal is None else torch.as_tensor(betas_normal)
     betas_reduce = None if betas_reduce is None else torch.as_tensor(betas_reduce)
@@ -92,10 +105,13 @@ def derive_genotype(
         raise ValueError(f"alphas_normal must be (edges, ops), got shape {tuple(alphas_normal.shape)}")
     n_edges = alphas_normal.shape[0]
     steps = next(s for s in range(n_edges + 1) if num_edges(s) >= n_edges)  # a misfit is reported below
-    shape = (num_edges(steps), len(PRIMITIVES))
+    shape = (num_edges(steps), len(ops))
     for name, a in (("alphas_normal", alphas_normal), ("alphas_reduce", alphas_reduce)):
         if tuple(a.shape) != shape:
-            raise ValueError(f"{name} of shape {tuple(a.shape)} does not fit the cell space {shape}")
+            raise ValueError(
+                f"{name} of shape {tuple(a.shape)} does not fit the cell space {shape} "
+                f"({len(ops)} ops: {', '.join(ops)})"
+            )
         if not torch.isfinite(a).all():
             raise ValueError(f"{name} holds NaN or infinite values: the search diverged")
     for name, b in (("betas_normal", betas_normal), ("betas_reduce", betas_reduce)):
@@ -103,9 +119,9 @@ def derive_genotype(
             raise ValueError(f"{name} of shape {tuple(b.shape)} does not fit {shape[0]} edges")
     concat = tuple(range(2, 2 + steps))
     return Genotype(
-        tuple(_derive_cell(alphas_normal, betas_normal, steps, max_param_free)),
+        tuple(_derive_cell(alphas_normal, betas_normal, steps, max_param_free, ops)),
         concat,
-        tuple(_derive_cell(alphas_reduce, betas_reduce, steps, max_param_free_reduce)),
+        tuple(_derive_cell(alphas_reduce, betas_reduce, steps, max_param_free_reduce, ops)),
         concat,
     )
 
@@ -132,7 +148,16 @@ def derive_from_run(
 def derive_from_arch(
     arch: dict[str, Any], *, max_param_free: int | None = None, max_param_free_reduce: int | None = None
 ) -> Genotype:
-    """The genotype of a saved arch state (``arch.json`` or an ``arch_history.jsonl`` line)."""
+    """The genotype of a saved arch state (``arch.json`` or an ``arch_history.jsonl`` line).
+
+    Its columns are the ops stored with it; a state written before op spaces were stored is the DARTS space.
+    """
+    if not isinstance(arch, dict):
+        raise GenotypeError("not an arch state: expected a JSON object with alphas_normal/alphas_reduce lists")
+    try:
+        space = space_of(arch)
+    except ConfigError as exc:
+        raise GenotypeError(str(exc)) from None
     try:
         return derive_genotype(
             arch["alphas_normal"],
@@ -141,6 +166,7 @@ def derive_from_arch(
             arch.get("betas_reduce"),
             max_param_free=max_param_free,
             max_param_free_reduce=max_param_free_reduce,
+            ops=space.ops,
         )
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise GenotypeError(f"not an arch state with alphas_normal/alphas_reduce lists ({exc})") from None

@@ -20,13 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .ops import PRIMITIVES, _ScaledBatchNormFn, depthwise_conv, max_pool
-
-_MAX, _AVG, _SKIP = (PRIMITIVES.index(n) for n in ("max_pool_3x3", "avg_pool_3x3", "skip_connect"))
-_SEP3, _SEP5, _DIL3, _DIL5 = (
-    PRIMITIVES.index(n) for n in ("sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5")
-)
-_CONV_KINDS = (_SEP3, _SEP5, _DIL3, _DIL5)
+from .kernels import ScaledBatchNormFn, depthwise_conv, eager, plain_graph
+from .ops import DilConv, FactorizedReduce, PoolBN, SepConv
 
 
 def _stacked(bns: Sequence[nn.BatchNorm2d]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -58,10 +53,10 @@ def stacked_scaled_batch_norm(h: torch.Tensor, w: torch.Tensor, bns: Sequence[nn
     w = w.repeat_interleave(c)
     if not bns[0].training:
         return w.view(1, -1, 1, 1) * F.batch_norm(h, mean, var, None, None, False, 0.0, bns[0].eps)
-    if torch.compiler.is_compiling():  # a traced graph gets the plain form
+    if plain_graph():  # a traced graph gets the plain form
         out = w.view(1, -1, 1, 1) * F.batch_norm(h, mean, var, None, None, True, bns[0].momentum, bns[0].eps)
     else:
-        out = _ScaledBatchNormFn.apply(h, w, mean, var, bns[0].momentum, bns[0].eps)
+        out = ScaledBatchNormFn.apply(h, w, mean, var, bns[0].momentum, bns[0].eps)
     _write_back(bns, mean, var)
     return out
 
@@ -86,13 +81,43 @@ def shared_batch_norm(h: torch.Tensor, bns: Sequence[nn.BatchNorm2d]) -> torch.T
     return out.unsqueeze(1)
 
 
-def can_fan_out(edges: Sequence[nn.Module], training: bool) -> bool:
-    """Whether ``fan_out`` applies to these edges' BNs: plain affine-free ``BatchNorm2d`` in the given mode,
-    tracking statistics, all with one eps and, in training, one fixed momentum (the cumulative average,
-    momentum None, counts per module). Anything else runs edge by edge."""
+def fan_kind(declared: str | None, op: nn.Module, stride: int) -> str | None:
+    """How the fast path computes the module ``op`` (built from an op declared with ``fan_out=declared``):
+    the declared kind when ``op`` is the module that kind expects, else None (the op runs edge by edge)."""
+    if declared == "sep_conv" and type(op) is SepConv:
+        return declared
+    if declared == "dil_conv" and type(op) is DilConv:
+        return declared
+    if declared == "skip" and type(op) is (nn.Identity if stride == 1 else FactorizedReduce):
+        return declared
+    if declared == "pool" and type(op) is PoolBN and not any(True for _ in op.pool.parameters()):
+        if not any(True for _ in op.pool.buffers()):
+            return declared
+    return None
+
+
+def fast_modules(edges: Sequence[nn.Module]) -> list[nn.Module]:
+    """The candidate-op modules of ``edges`` that the fast path computes (those with a fan-out kind)."""
+    return [op for e in edges for op, kind in zip(e.op.ops, e.op.kinds) if kind is not None]
+
+
+def can_fan_out(cell: nn.Module, h: torch.Tensor) -> bool:
+    """The one gate of the fast path: whether ``cell``'s edges can run state by state on input ``h``.
+
+    Eager mode without autocast, ``h`` in the cell's dtype, more than one sample in training (one sample:
+    let BN refuse a 1x1 map as it does), and the fast ops' BNs plain affine-free ``BatchNorm2d`` in the
+    cell's mode, tracking statistics, all with one eps and, in training, one fixed momentum (the cumulative
+    average, momentum None, counts per module). Ops the fast path does not know do not matter here: they
+    run edge by edge inside the fanned cell. Anything else runs the whole cell edge by edge.
+    """
+    training = cell.training
+    if h.dtype != cell.preprocess1.final_bn.running_mean.dtype or not eager(h):
+        return False
+    if training and h.shape[0] <= 1:
+        return False
     settings = set()
-    for edge in edges:
-        for m in edge.modules():
+    for op in fast_modules(cell.edges):
+        for m in op.modules():
             if isinstance(m, nn.modules.batchnorm._NormBase):
                 if type(m) is not nn.BatchNorm2d or m.weight is not None or not m.track_running_stats:
                     return False
@@ -100,11 +125,6 @@ def can_fan_out(edges: Sequence[nn.Module], training: bool) -> bool:
                     return False
                 settings.add((m.eps, m.momentum if training else None))
     return len(settings) <= 1
-
-
-def _op(edge: nn.Module, kind: int) -> nn.Module:
-    mixed = edge.op
-    return mixed.ops[mixed.op_index.index(kind)]
 
 
 def _pointwise(x: torch.Tensor, convs: Sequence[nn.Conv2d]) -> torch.Tensor:
@@ -123,36 +143,50 @@ def _depthwise(x: torch.Tensor, convs: Sequence[nn.Conv2d]) -> torch.Tensor:
     return depthwise_conv(x, weight, c0.stride[0], c0.padding[0], c0.dilation[0])
 
 
-def fan_out(x: torch.Tensor, edges: Sequence[nn.Module], weights: torch.Tensor) -> torch.Tensor:
-    """The mixed-op outputs of ``edges`` (all reading ``x``, same stride) as one ``(N, E, C, H', W')`` tensor.
+def _add(out: torch.Tensor | None, term: torch.Tensor) -> torch.Tensor:
+    return term if out is None else out + term
 
-    ``weights`` is ``(E, len(PRIMITIVES))``: each edge's op weights (edge normalisation already folded in).
-    Edge e's output is ``sum_k weights[e, k] * op_k(x)`` over its ops; ``none`` adds nothing.
+
+def fan_out(x: torch.Tensor, edges: Sequence[nn.Module], weights: torch.Tensor) -> torch.Tensor:
+    """The mixed-op outputs of ``edges`` (all reading ``x``, same stride and ops) as one ``(N, E, C, H', W')``.
+
+    ``weights`` is ``(E, n_ops)``: each edge's op weights (edge normalisation already folded in), one
+    column per op of the space. Edge e's output is ``sum_k weights[e, k] * op_k(x)`` over its ops; ``none``
+    adds nothing. Stacked convs come first, then the skip, the pools, and the ops computed edge by edge, each
+    group in column order (the order fixes the float rounding).
     """
-    n_edges = len(edges)
-    stride = edges[0].stride
-    n = x.shape[0]
-    c = x.shape[1]
-    rep = torch.relu_(x.repeat(1, n_edges, 1, 1))  # (N, E*C, H, W): edge e's kernels read block e
-    r = rep[:, :c]  # ReLU(x), not kept twice
-    out = None
-    for kind in _CONV_KINDS:
-        ops = [_op(e, kind) for e in edges]
-        if kind in (_SEP3, _SEP5):
-            first = [op[0] for op in ops]
-            h = _pointwise(_depthwise(rep, [b[1] for b in first]), [b[2] for b in first])
-            h = torch.relu(stacked_batch_norm(h, [b[3] for b in first]))
-            blocks = [op[1] for op in ops]
+    mixed = edges[0].op
+    n_edges, stride = len(edges), edges[0].stride
+    n, c = x.shape[:2]
+    plan = list(zip(mixed.op_index, range(len(mixed.ops)), mixed.kinds))
+    convs = [(k, i, kind) for k, i, kind in plan if kind in ("sep_conv", "dil_conv")]
+    rep = r = None
+    if convs:
+        rep = torch.relu_(x.repeat(1, n_edges, 1, 1))  # (N, E*C, H, W): edge e's kernels read block e
+        r = rep[:, :c]  # ReLU(x), not kept twice
+    elif mixed.shares_relu:
+        r = torch.relu(x)
+    flat = None  # (N, E*C, H', W') sum of the stacked convs
+    for k, i, kind in convs:
+        ops = [e.op.ops[i] for e in edges]
+        if kind == "sep_conv":
+            first = [op.first for op in ops]
+            h = _pointwise(_depthwise(rep, [b.depthwise for b in first]), [b.pointwise for b in first])
+            h = torch.relu(stacked_batch_norm(h, [b.final_bn for b in first]))
+            blocks = [op.second for op in ops]
         else:
             h, blocks = rep, ops
-        h = _pointwise(_depthwise(h, [b[1] for b in blocks]), [b[2] for b in blocks])
-        term = stacked_scaled_batch_norm(h, weights[:, kind], [b[3] for b in blocks])
-        out = term if out is None else out + term
-    out = out.view(n, n_edges, c, *out.shape[-2:])
-    if stride == 1:
-        out = torch.addcmul(out, weights[:, _SKIP].view(1, -1, 1, 1, 1), x.unsqueeze(1))
-    else:
-        frs = [_op(e, _SKIP) for e in edges]
+        h = _pointwise(_depthwise(h, [b.depthwise for b in blocks]), [b.pointwise for b in blocks])
+        flat = _add(flat, stacked_scaled_batch_norm(h, weights[:, k], [b.final_bn for b in blocks]))
+    out = None if flat is None else flat.view(n, n_edges, c, *flat.shape[-2:])
+    for k, i, kind in plan:
+        if kind != "skip":
+            continue
+        if stride == 1:
+            w = weights[:, k].view(1, -1, 1, 1, 1)
+            out = w * x.unsqueeze(1) if out is None else torch.addcmul(out, w, x.unsqueeze(1))
+            continue
+        frs = [e.op.ops[i] for e in edges]
         even, odd = r[:, :, ::2, ::2], r[:, :, 1::2, 1::2]
         if odd.shape[-2:] != even.shape[-2:]:
             odd = F.pad(odd, (0, even.shape[-1] - odd.shape[-1], 0, even.shape[-2] - odd.shape[-2]))
@@ -161,16 +195,20 @@ def fan_out(x: torch.Tensor, edges: Sequence[nn.Module], weights: torch.Tensor) 
         )  # (E*C, 2C): edge e's rows are [conv_1 on even, conv_2 on odd]
         pair = torch.cat([even, odd], dim=1)
         h = torch.matmul(weight, pair.flatten(2)).view(n, -1, *pair.shape[-2:])
-        term = stacked_scaled_batch_norm(h, weights[:, _SKIP], [f.bn for f in frs])
-        out = out + term.view_as(out)
-    for kind in (_MAX, _AVG):
-        pools = [_op(e, kind) for e in edges]
-        if kind == _MAX:
-            pooled = max_pool(x, 3, stride, 1)
-        else:
-            pooled = pools[0][0](x)
-        shared = shared_batch_norm(pooled, [p[1] for p in pools])
-        out = torch.addcmul(out, weights[:, kind].view(1, -1, 1, 1, 1), shared)
+        term = stacked_scaled_batch_norm(h, weights[:, k], [f.final_bn for f in frs])
+        out = _add(out, term.view(n, n_edges, c, *term.shape[-2:]))
+    for k, i, kind in plan:
+        if kind != "pool":
+            continue
+        pools = [e.op.ops[i] for e in edges]
+        shared = shared_batch_norm(pools[0].pool(x), [p.final_bn for p in pools])
+        w = weights[:, k].view(1, -1, 1, 1, 1)
+        out = w * shared if out is None else torch.addcmul(out, w, shared)
+    for k, i, kind in plan:
+        if kind is None:  # an op the fast path does not know: edge by edge, exactly as the mixed op runs it
+            term = torch.stack([e.op.term(i, x, r, weights[t, k]) for t, e in enumerate(edges)], dim=1)
+            out = _add(out, term)
+    assert out is not None, "a space holds at least one op besides none (checked by op_space)"
     return out
 
 

@@ -12,12 +12,13 @@ from __future__ import annotations
 import ast
 import json
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .candidates import OPS, PRIMITIVES, is_parameter_free
 from .errors import PCDartsError
-from .ops import OPS, PRIMITIVES, is_parameter_free
 
 Pair = tuple[str, int]
 
@@ -135,8 +136,8 @@ def _check_cell(kind: str, pairs: tuple[Pair, ...], concat: tuple[int, ...]) -> 
     for k, (op, idx) in enumerate(pairs):
         if op not in OPS:
             raise GenotypeError(f"{kind}: unknown operation {op!r}; known: {', '.join(sorted(OPS))}")
-        if op == "none":
-            raise GenotypeError(f"{kind}: 'none' cannot appear in a derived genotype")
+        if OPS[op].zero:
+            raise GenotypeError(f"{kind}: {op!r} (zeros) cannot appear in a derived genotype")
         node = k // 2
         if not 0 <= idx < node + 2:
             raise GenotypeError(f"{kind}: node {node} takes input {idx}, but only 0..{node + 1} exist")
@@ -333,13 +334,17 @@ def load_genotype(spec: str) -> Genotype:
     return parse_genotype_text(stripped)
 
 
-def random_genotype(seed: int, steps: int = 4) -> Genotype:
-    """A uniformly sampled genotype of the DARTS space: two distinct inputs per node, non-``none`` ops.
+def random_genotype(seed: int, steps: int = 4, ops: Sequence[str] = PRIMITIVES) -> Genotype:
+    """A uniformly sampled genotype of an op space: two distinct inputs per node, non-``none`` ops.
 
-    The random-search baseline (Li & Talwalkar 2019): the same shape as a derived cell.
+    The random-search baseline (Li & Talwalkar 2019): the same shape as a derived cell. ``ops`` is the
+    space the searches it is compared with chose from (the DARTS ops by default); a given seed gives the
+    same cell as before spaces could be chosen.
     """
     rng = random.Random(seed)
-    ops = [p for p in PRIMITIVES if p != "none"]
+    ops = [p for p in ops if not OPS[p].zero]
+    if not ops:
+        raise GenotypeError("the op space has no op besides 'none' to sample")
 
     def cell() -> tuple[Pair, ...]:
         pairs = []

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .config import SearchConfig
 from .fanout import FanOut
 from .supernet import SearchCell, SearchNetwork
 
@@ -109,43 +110,26 @@ def largest_segment_bytes(net: SearchNetwork, x: torch.Tensor, y: torch.Tensor, 
 
 
 def predict_peak(
-    *,
-    k: int,
-    batch: int,
-    init_channels: int,
-    layers: int,
-    in_channels: int,
-    size: int,
-    num_classes: int,
-    stem: str = "cifar",
-    device: str | torch.device = "cpu",
-    recompute: str = "none",
+    cfg: SearchConfig, *, batch: int, in_channels: int, size: int, num_classes: int, device: str | torch.device = "cpu"
 ) -> dict[str, Any]:
-    """Predicted bytes of one search step at ``batch`` (activations measured at a probe batch, scaled).
+    """Predicted bytes of one search step of ``cfg``'s supernet at ``batch`` (activations measured at a probe
+    batch, scaled).
 
     Runs under a forked RNG, so the caller's random state is left as it was.
     """
     dev = torch.device(device)
     with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
         torch.manual_seed(0)
-        net = SearchNetwork(
-            num_classes=num_classes,
-            in_channels=in_channels,
-            init_channels=init_channels,
-            layers=layers,
-            k=k,
-            stem=stem,
-            recompute=recompute,
-        ).to(dev)
+        net = SearchNetwork.from_config(cfg, num_classes=num_classes, in_channels=in_channels).to(dev)
         probe = min(batch, PROBE_BATCH)
         x = torch.randn(probe, in_channels, size, size, device=dev)
         y = torch.randint(0, num_classes, (probe,), device=dev)
-        kept = saved_activation_bytes(net, x, y) + largest_segment_bytes(net, x, y, recompute)
+        kept = saved_activation_bytes(net, x, y) + largest_segment_bytes(net, x, y, cfg.recompute)
         per_sample = kept / probe
     params = sum(p.numel() for p in net.parameters()) * 4
     return {
-        "k": k,
-        "recompute": recompute,
+        "k": cfg.k,
+        "recompute": cfg.recompute,
         "batch": batch,
         "activations_bytes": per_sample * batch,
         "per_sample_bytes": per_sample,
@@ -170,18 +154,14 @@ def available_bytes(device: torch.device) -> int:
 
 
 def auto_batch_size(
+    cfg: SearchConfig,
     *,
-    k: int,
-    init_channels: int,
-    layers: int,
     in_channels: int,
     size: int,
     num_classes: int,
     device: torch.device,
-    stem: str = "cifar",
     multiple: int = 8,
     cap: int = 4096,
-    recompute: str = "none",
     budget_bytes: int | None = None,
     safety: float = SAFETY,
 ) -> tuple[int, dict[str, Any]]:
@@ -189,51 +169,34 @@ def auto_batch_size(
 
     ``budget_bytes``: plan for that much memory instead of what the device has free now (no CUDA probe).
     """
-    info = predict_peak(
-        k=k,
-        batch=PROBE_BATCH,
-        init_channels=init_channels,
-        layers=layers,
-        in_channels=in_channels,
-        size=size,
-        num_classes=num_classes,
-        stem=stem,
-        device=device,
-        recompute=recompute,
-    )
+    shape = dict(in_channels=in_channels, size=size, num_classes=num_classes)
+    info = predict_peak(cfg, batch=PROBE_BATCH, device=device, **shape)
     available = available_bytes(device) if budget_bytes is None else budget_bytes
     budget = available / safety - info["state_bytes"]
     batch = int(budget // max(info["per_sample_bytes"], 1))
     batch = max(multiple, min(cap, batch - batch % multiple))
     if device.type == "cuda" and budget_bytes is None:  # confirm by running a step; back off on OOM
-        batch = _confirm_cuda(
-            batch, k, init_channels, layers, in_channels, size, num_classes, stem, device, multiple, recompute
-        )
+        batch = _confirm_cuda(cfg, batch, device=device, multiple=multiple, **shape)
     return batch, {**info, "available_bytes": available, "safety": safety}
 
 
 def _confirm_cuda(
+    cfg: SearchConfig,
     batch: int,
-    k: int,
-    c: int,
-    layers: int,
-    cin: int,
+    *,
+    in_channels: int,
     size: int,
-    classes: int,
-    stem: str,
+    num_classes: int,
     device: torch.device,
     multiple: int,
-    recompute: str = "none",
 ) -> int:  # pragma: no cover - needs a GPU
     import torch.nn.functional as F
 
-    net = SearchNetwork(
-        num_classes=classes, in_channels=cin, init_channels=c, layers=layers, k=k, stem=stem, recompute=recompute
-    ).to(device)
+    net = SearchNetwork.from_config(cfg, num_classes=num_classes, in_channels=in_channels).to(device)
     while batch > multiple:
         try:
-            x = torch.randn(batch, cin, size, size, device=device)
-            y = torch.randint(0, classes, (batch,), device=device)
+            x = torch.randn(batch, in_channels, size, size, device=device)
+            y = torch.randint(0, num_classes, (batch,), device=device)
             F.cross_entropy(net(x), y).backward()
             net.zero_grad(set_to_none=True)
             return batch

@@ -6,9 +6,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .candidates import OPS
 from .errors import ConfigError
 from .genotype import Genotype
-from .ops import OPS, FactorizedReduce, ReLUConvBN
+from .ops import FactorizedReduce, ReLUConvBN
 from .space import reduction_cells
 
 

@@ -1,127 +1,37 @@
-"""Candidate operations of the DARTS cell space and the ``OPS`` registry.
+"""The modules of the candidate operations (the table of ops that builds them is ``pcdarts.candidates``).
 
-Every constructor has the signature ``(C, stride, affine) -> nn.Module`` and
-maps ``(N, C, H, W)`` to ``(N, C, ceil(H/stride), ceil(W/stride))``.
+Every op maps ``(N, C, H, W)`` to ``(N, C, ceil(H/stride), ceil(W/stride))``. Ops whose last module is a
+batch norm offer the ``FusableOp`` interface, so the supernet can fuse that BN with the op's weight; their
+parts have names (``depthwise``, ``pointwise``, ...) over the positional ``nn.Sequential`` children, whose
+state-dict keys stay as they were.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from typing import Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-PRIMITIVES: tuple[str, ...] = (
-    "none",
-    "max_pool_3x3",
-    "avg_pool_3x3",
-    "skip_connect",
-    "sep_conv_3x3",
-    "sep_conv_5x5",
-    "dil_conv_3x3",
-    "dil_conv_5x5",
-)
-"""The eight searchable primitives, in the paper's order (index = alpha column)."""
-
-OpFactory = Callable[[int, int, bool], nn.Module]
-OPS: dict[str, OpFactory] = {}
+from .kernels import depthwise_conv, max_pool
 
 
-def register_op(name: str) -> Callable[[OpFactory], OpFactory]:
-    """Add a constructor to ``OPS``; refuses a second registration of a name."""
+@runtime_checkable
+class FusableOp(Protocol):
+    """What an op offers so the supernet can run it with its final BN fused into its weight.
 
-    def wrap(fn: OpFactory) -> OpFactory:
-        if name in OPS:
-            raise ValueError(f"operation {name!r} is already registered")
-        OPS[name] = fn
-        return fn
-
-    return wrap
-
-
-# ------------------------------------------------------------------ kernels
-# Measured on torch 2.13 CPU (docs/BENCHMARKS.md): 3x3 max pooling runs 1.3-2.6x faster on channels_last
-# input, and a stride-1 3x3 average pool 2-3x faster as two separable box sums. The depthwise convs of the
-# sep/dil ops get their own backward on CPU: PyTorch's CPU backward of a 5x5 or dilated depthwise conv is
-# 3-5x slower than its forward kernel, and both gradients can be written as forward convolutions.
-# Max pooling keeps its input (usually a view of a cell state, so no new bytes) instead of int64 indices
-# twice the size of its output, and finds the indices again in the backward pass.
-# The plain PyTorch forms live in ``pcdarts.bench.reference`` (the benchmark's baseline; tests bound the
-# difference). Tried and dropped: channels_last depthwise convs and matmul 1x1 convs win alone but slow the
-# whole step (layout copies, slower BN); whole-model channels_last crashed the CPU build (heap corruption).
-# 1x1 convs as one batched matrix product were 6-20x faster alone on (64, 4, 32, 32) maps and still made the
-# whole step 11 % slower when swapped in op by op (measured 2026-12-02, steps alternated in one process); the
-# supernet now stacks all edges of a state (``fanout``), where one matmul replaces 4-16 convs and does pay.
-# A custom backward for the channel split of each edge (one write instead of two zero-filled slices) made the
-# step 5 % slower; a strided depthwise backward written as a transposed conv was no faster than PyTorch's.
-
-
-def _plain_graph() -> bool:
-    """True where a custom autograd function should step aside: tracing and ``torch.compile``."""
-    return torch.jit.is_tracing() or torch.compiler.is_compiling()
-
-
-class _MaxPoolFn(torch.autograd.Function):
-    """Max pooling that saves its input, not the indices, and finds the indices again in backward.
-
-    The forward takes the maximum of shifted views (no index tensor, no layout copy: the maxima are
-    exactly those of ``F.max_pool2d``); the backward runs PyTorch's pooling with indices on a
-    copy (channels_last for 3x3 windows), so the gradient goes where PyTorch's own backward sends it.
-    First-order only: the backward builds no graph, so ``create_graph=True`` through it is not supported.
+    ``pre_bn(x)`` is everything before ``final_bn`` (an affine-free BN in the supernet); ``leading_relu``:
+    the op starts with a ReLU, which the mixed op then computes once for all such ops and passes in with
+    ``relu_done=True``. An op without this interface runs through its own ``forward``.
     """
 
-    @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, kernel: int, stride: int, padding: int, ceil: bool) -> torch.Tensor:
-        ctx.save_for_backward(x)
-        ctx.args = (kernel, stride, padding, ceil)
-        return _shifted_max(x, kernel, stride, padding, ceil)
+    leading_relu: bool
 
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, None, None, None, None]:
-        (x,) = ctx.saved_tensors
-        kernel, stride, padding, ceil = ctx.args
-        with torch.enable_grad():  # channels_last pays for 3x3 windows, not for the 2x2 bypass pool (measured)
-            xd = (_pool_layout(x.detach()) if kernel > 2 else x.detach().contiguous()).requires_grad_(True)
-            y = F.max_pool2d(xd, kernel, stride, padding, ceil_mode=ceil)
-        (gx,) = torch.autograd.grad(y, xd, grad)
-        return gx.contiguous(), None, None, None, None
+    def pre_bn(self, x: torch.Tensor, relu_done: bool = False) -> torch.Tensor: ...
 
-
-def _out_size(n: int, kernel: int, stride: int, padding: int, ceil: bool) -> int:
-    span = n + 2 * padding - kernel
-    out = (-(-span // stride) if ceil else span // stride) + 1
-    if ceil and (out - 1) * stride >= n + padding:  # PyTorch: the last window must start inside the input
-        out -= 1
-    return out
-
-
-def _shifted_max(x: torch.Tensor, kernel: int, stride: int, padding: int, ceil: bool) -> torch.Tensor:
-    """Max pooling as the maximum of ``kernel`` shifted, strided views per axis (rows, then columns)."""
-    h, w = x.shape[-2:]
-    oh, ow = _out_size(h, kernel, stride, padding, ceil), _out_size(w, kernel, stride, padding, ceil)
-    need_h, need_w = (oh - 1) * stride + kernel, (ow - 1) * stride + kernel  # padded extent the windows read
-    p = F.pad(x, (padding, need_w - w - padding, padding, need_h - h - padding), value=float("-inf"))
-    rows = p[..., 0 : (oh - 1) * stride + 1 : stride, :]
-    for i in range(1, kernel):
-        rows = torch.maximum(rows, p[..., i : i + (oh - 1) * stride + 1 : stride, :])
-    out = rows[..., 0 : (ow - 1) * stride + 1 : stride]
-    for j in range(1, kernel):
-        out = torch.maximum(out, rows[..., j : j + (ow - 1) * stride + 1 : stride])
-    return out
-
-
-def _pool_layout(x: torch.Tensor) -> torch.Tensor:
-    """channels_last on CPU, where its max-pool kernels are faster; as given elsewhere."""
-    return x.contiguous(memory_format=torch.channels_last) if x.device.type == "cpu" else x
-
-
-def max_pool(x: torch.Tensor, kernel: int, stride: int, padding: int = 0, ceil_mode: bool = False) -> torch.Tensor:
-    """``F.max_pool2d`` without the saved int64 indices (twice the output's bytes) when a backward will run."""
-    if torch.is_grad_enabled() and x.requires_grad and not _plain_graph():
-        return _MaxPoolFn.apply(x, kernel, stride, padding, ceil_mode)
-    return _shifted_max(x, kernel, stride, padding, ceil_mode)
+    @property
+    def final_bn(self) -> nn.BatchNorm2d: ...
 
 
 class MaxPool3x3(nn.MaxPool2d):
@@ -163,108 +73,6 @@ def _window_counts(h: int, w: int, device: torch.device, dtype: torch.dtype) -> 
     return ry[:, None] * rx[None, :]
 
 
-class _DepthwiseConvFn(torch.autograd.Function):
-    """Stride-1 depthwise conv whose two gradients are computed with forward convolution kernels.
-
-    grad_input is the same depthwise conv of grad_output with the kernel flipped; grad_weight is, for every
-    (sample, channel) pair, a correlation of the padded input with grad_output used as the kernel -- one
-    depthwise conv with N*C groups, strided by the dilation so only the taps come out -- summed over the batch.
-    """
-
-    @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, padding: int, dilation: int) -> torch.Tensor:
-        ctx.save_for_backward(x, weight)
-        ctx.padding, ctx.dilation = padding, dilation
-        return F.conv2d(x, weight, None, 1, padding, dilation, x.shape[1])
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, None, None]:
-        x, weight = ctx.saved_tensors
-        pad, dil = ctx.padding, ctx.dilation
-        n, c = x.shape[:2]
-        k = weight.shape[-1]
-        grad = grad.contiguous()
-        grad_x = grad_w = None
-        if ctx.needs_input_grad[0]:
-            grad_x = F.conv2d(grad, weight.flip(-1, -2), None, 1, dil * (k - 1) - pad, dil, c)
-        if ctx.needs_input_grad[1]:
-            xp = F.pad(x, (pad, pad, pad, pad)).reshape(1, n * c, x.shape[2] + 2 * pad, x.shape[3] + 2 * pad)
-            taps = F.conv2d(xp, grad.reshape(n * c, 1, *grad.shape[-2:]), None, dil, 0, 1, n * c)  # (1, N*C, >=k, >=k)
-            grad_w = taps[..., :k, :k].reshape(n, c, k, k).sum(0).unsqueeze(1).to(weight.dtype)
-        return grad_x, grad_w, None, None
-
-
-class _ScaledBatchNormFn(torch.autograd.Function):
-    """``w * batch_norm(h)`` for an affine-free BN in training mode that keeps ``h`` and not the output.
-
-    The output's only use in the backward pass is the op weight's gradient, sum(grad * BN(h)); BN(h) is
-    recomputed there from the saved mean and 1/std. One activation fewer to keep per candidate op.
-    First-order gradients only: the backward treats mean and 1/std as constants, so a gradient of this
-    gradient (``create_graph=True``) would be wrong. Nothing here asks for one (the unrolled step uses
-    finite differences); add a double backward before anything does.
-    """
-
-    @staticmethod
-    def forward(
-        ctx: Any,
-        h: torch.Tensor,
-        w: torch.Tensor,
-        running_mean: torch.Tensor,
-        running_var: torch.Tensor,
-        momentum: float,
-        eps: float,
-    ) -> torch.Tensor:
-        y, mean, invstd = torch.native_batch_norm(h, None, None, running_mean, running_var, True, momentum, eps)
-        ctx.save_for_backward(h, w, mean, invstd)
-        ctx.eps = eps
-        return y.mul_(_per_channel(w))
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        h, w, mean, invstd = ctx.saved_tensors
-        grad_h = grad_w = None
-        if ctx.needs_input_grad[0]:
-            grad_h = torch.ops.aten.native_batch_norm_backward(
-                grad * _per_channel(w), h, None, None, None, mean, invstd, True, ctx.eps, [True, False, False]
-            )[0]
-        if ctx.needs_input_grad[1]:
-            shape = (1, -1, 1, 1)
-            prod = grad * ((h - mean.view(shape)) * invstd.view(shape))
-            grad_w = (prod.sum() if w.dim() == 0 else prod.sum((0, 2, 3))).to(w.dtype)
-        return grad_h, grad_w, None, None, None, None
-
-
-def _per_channel(w: torch.Tensor) -> torch.Tensor:
-    """A scalar as it is; a vector of per-channel weights shaped to broadcast over (N, C, H, W)."""
-    return w if w.dim() == 0 else w.view(1, -1, 1, 1)
-
-
-def _cpu_autocast_on() -> bool:
-    try:
-        return torch.is_autocast_enabled("cpu")
-    except TypeError:  # torch < 2.4 has no device argument
-        return torch.is_autocast_cpu_enabled()
-
-
-def depthwise_conv(x: torch.Tensor, weight: torch.Tensor, stride: int, padding: int, dilation: int) -> torch.Tensor:
-    """Depthwise conv (one filter per channel) with the fast CPU backward where it pays (see above).
-
-    3x3 undilated and strided convs keep PyTorch's backward, which is as fast or faster there (measured).
-    """
-    span = dilation * (weight.shape[-1] - 1) + 1
-    if (
-        stride == 1
-        and span > 3
-        and x.device.type == "cpu"
-        and x.dtype == weight.dtype
-        and torch.is_grad_enabled()
-        and not _cpu_autocast_on()
-        and not _plain_graph()
-    ):
-        return _DepthwiseConvFn.apply(x, weight, padding, dilation)
-    return F.conv2d(x, weight, None, stride, padding, dilation, x.shape[1])
-
-
 class DepthwiseConv2d(nn.Conv2d):
     """Depthwise conv (groups = channels) with the fast CPU backward of ``depthwise_conv``."""
 
@@ -276,12 +84,27 @@ class DepthwiseConv2d(nn.Conv2d):
 
 
 class ReLUConvBN(nn.Sequential):
+    """ReLU, conv, BN: the cells' preprocessing, and the ``nor_conv`` candidates of the nb201 space."""
+
+    leading_relu = True
+
     def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int, affine: bool = True):
         super().__init__(
             nn.ReLU(inplace=False),
             nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=padding, bias=False),
             nn.BatchNorm2d(c_out, affine=affine),
         )
+
+    @property
+    def conv(self) -> nn.Conv2d:
+        return self[1]
+
+    @property
+    def final_bn(self) -> nn.BatchNorm2d:
+        return self[2]
+
+    def pre_bn(self, x: torch.Tensor, relu_done: bool = False) -> torch.Tensor:
+        return self.conv(x if relu_done else self[0](x))
 
 
 class DilConv(nn.Sequential):
@@ -291,7 +114,15 @@ class DilConv(nn.Sequential):
 
     def pre_bn(self, x: torch.Tensor, relu_done: bool = False) -> torch.Tensor:
         """Everything but the final batch norm (``final_bn``); ``relu_done``: x is already ReLU'd."""
-        return self[2](self[1](x if relu_done else self[0](x)))
+        return self.pointwise(self.depthwise(x if relu_done else self[0](x)))
+
+    @property
+    def depthwise(self) -> DepthwiseConv2d:
+        return self[1]
+
+    @property
+    def pointwise(self) -> nn.Conv2d:
+        return self[2]
 
     @property
     def final_bn(self) -> nn.BatchNorm2d:
@@ -320,12 +151,20 @@ class SepConv(nn.Sequential):
     leading_relu = True
 
     def pre_bn(self, x: torch.Tensor, relu_done: bool = False) -> torch.Tensor:
-        first = self[0]
-        return self[1].pre_bn(first.final_bn(first.pre_bn(x, relu_done)))
+        first = self.first
+        return self.second.pre_bn(first.final_bn(first.pre_bn(x, relu_done)))
+
+    @property
+    def first(self) -> DilConv:
+        return self[0]
+
+    @property
+    def second(self) -> DilConv:
+        return self[1]
 
     @property
     def final_bn(self) -> nn.BatchNorm2d:
-        return self[1].final_bn
+        return self.second.final_bn
 
 
 class PoolBN(nn.Sequential):
@@ -337,7 +176,11 @@ class PoolBN(nn.Sequential):
         super().__init__(pool, nn.BatchNorm2d(c, affine=False))
 
     def pre_bn(self, x: torch.Tensor, relu_done: bool = False) -> torch.Tensor:
-        return self[0](x)
+        return self.pool(x)
+
+    @property
+    def pool(self) -> nn.Module:
+        return self[0]
 
     @property
     def final_bn(self) -> nn.BatchNorm2d:
@@ -404,20 +247,3 @@ class FactorizedReduce(nn.Module):
     @property
     def final_bn(self) -> nn.BatchNorm2d:
         return self.bn
-
-
-register_op("none")(lambda c, stride, affine: Zero(stride))
-register_op("avg_pool_3x3")(lambda c, stride, affine: AvgPool3x3(stride))
-register_op("max_pool_3x3")(lambda c, stride, affine: MaxPool3x3(stride))
-register_op("skip_connect")(lambda c, stride, affine: nn.Identity() if stride == 1 else FactorizedReduce(c, c, affine))
-register_op("sep_conv_3x3")(lambda c, stride, affine: SepConv(c, c, 3, stride, 1, affine))
-register_op("sep_conv_5x5")(lambda c, stride, affine: SepConv(c, c, 5, stride, 2, affine))
-register_op("sep_conv_7x7")(lambda c, stride, affine: SepConv(c, c, 7, stride, 3, affine))
-register_op("dil_conv_3x3")(lambda c, stride, affine: DilConv(c, c, 3, stride, 2, 2, affine))
-register_op("dil_conv_5x5")(lambda c, stride, affine: DilConv(c, c, 5, stride, 4, 2, affine))
-register_op("conv_7x1_1x7")(lambda c, stride, affine: Conv7x1x1x7(c, stride, affine))
-
-
-def is_parameter_free(name: str) -> bool:
-    """Pooling and identity ops: the ones that take over when DARTS collapses."""
-    return name in ("max_pool_3x3", "avg_pool_3x3", "skip_connect")

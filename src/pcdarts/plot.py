@@ -18,10 +18,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.figure import Figure  # figures without pyplot: no global backend switch, no window, no state
 
+from .candidates import OPS, PRIMITIVES
 from .derive import node_edge_weights
 from .errors import ConfigError
-from .genotype import Genotype
-from .ops import PRIMITIVES  # noqa: E402
+from .genotype import Genotype, param_free_count
 from .space import steps_for
 
 OP_COLOURS = {
@@ -34,8 +34,18 @@ OP_COLOURS = {
     "dil_conv_3x3": "#2ca02c",
     "dil_conv_5x5": "#9467bd",
     "conv_7x1_1x7": "#8c564b",
+    "nor_conv_1x1": "#e377c2",
+    "nor_conv_3x3": "#8c2d04",
     "none": "#cccccc",
 }
+_SPARE = ("#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354")
+
+
+def op_colour(op: str) -> str:
+    """The colour an op is drawn in: fixed for the shipped ops, one of a spare set (stable per name) for others."""
+    import zlib
+
+    return OP_COLOURS.get(op) or _SPARE[zlib.crc32(op.encode()) % len(_SPARE)]
 
 
 def graphviz_available() -> bool:
@@ -74,7 +84,7 @@ def draw_cell(ax: Any, pairs: tuple[tuple[str, int], ...], concat: tuple[int, ..
     placed: list[Any] = []
     for k, (op, src) in enumerate(pairs):
         a, b = pos[names[src]], pos[str(k // 2)]
-        colour = OP_COLOURS.get(op, "black")
+        colour = op_colour(op)
         rad = 0.25 if k % 2 else -0.25
         ax.annotate(
             "",
@@ -154,7 +164,7 @@ def _plot_graphviz(genotype: Genotype, out: Path) -> None:  # pragma: no cover -
         for n in names + ["c_{k}"]:
             g.node(n, style="filled", fillcolor="lightblue" if n.startswith("c_") else "lightyellow")
         for k, (op, src) in enumerate(pairs):
-            g.edge(names[src], str(k // 2), label=op, color=OP_COLOURS.get(op, "black"))
+            g.edge(names[src], str(k // 2), label=op, color=op_colour(op))
         for idx in concat:
             g.edge(names[idx], "c_{k}", color="gray")
         target = out if kind == "normal" else out.with_name(out.stem + "_reduce" + out.suffix)
@@ -184,12 +194,18 @@ def alpha_heatmaps(history: list[dict[str, Any]], out: str | Path, epochs: list[
         for col, cell in enumerate(("normal", "reduce")):
             a = torch.softmax(torch.tensor(h[f"alphas_{cell}"]), dim=-1).numpy()
             n_edges = a.shape[0]
+            names = h.get("ops") or PRIMITIVES  # the history's op space; DARTS before spaces were stored
+            if len(names) != a.shape[1]:
+                raise ConfigError(
+                    f"epoch {e + 1}: alpha has {a.shape[1]} columns but the stored op space {len(names)} "
+                    f"({', '.join(names)}): the history is damaged or from another search"
+                )
             steps = steps_for(n_edges)
             betas = torch.tensor(h[f"betas_{cell}"]) if f"betas_{cell}" in h else torch.zeros(n_edges)  # no edge norm
             b = node_edge_weights(betas, steps).numpy()
             ax = axes[row][2 * col]
             im = ax.imshow(a, aspect="auto", cmap="viridis")
-            ax.set_xticks(range(len(PRIMITIVES)), PRIMITIVES, rotation=40, ha="right", fontsize=7)
+            ax.set_xticks(range(len(names)), list(names), rotation=40, ha="right", fontsize=7)
             ax.set_yticks(range(n_edges), _edge_labels(steps), fontsize=6)
             ax.set_title(f"epoch {e + 1}: softmax(alpha) {cell}", fontsize=9)
             fig.colorbar(im, ax=ax, fraction=0.04)
@@ -216,9 +232,12 @@ def genotype_timeline(history: list[dict[str, Any]], out: str | Path) -> tuple[P
     """
     if not history:
         raise ConfigError("no alpha/beta history to draw")
-    ops = [op for op in OP_COLOURS if op != "none"]
     epochs = [h["epoch"] for h in history]
     genos = [Genotype.from_dict(h["genotype"]) for h in history]
+    space = history[-1].get("ops") or PRIMITIVES  # the searched ops; DARTS before spaces were stored
+    seen = {op for g in genos for op, _ in g.normal + g.reduce}
+    ops = [op for op in space if not (op in OPS and OPS[op].zero)]
+    ops += sorted(seen - set(ops))
     stable = None
     for i in range(len(genos)):
         if all(g == genos[-1] for g in genos[i:]):
@@ -228,7 +247,7 @@ def genotype_timeline(history: list[dict[str, Any]], out: str | Path) -> tuple[P
     axes = fig.subplots(3, 1, gridspec_kw={"height_ratios": [3, 3, 2]})
     for ax, cell in zip(axes[:2], ("normal", "reduce")):
         mat = np.array([[ops.index(op) for op, _ in getattr(g, cell)] for g in genos]).T  # (slots, epochs)
-        cmap = matplotlib.colors.ListedColormap([OP_COLOURS[o] for o in ops])
+        cmap = matplotlib.colors.ListedColormap([op_colour(o) for o in ops])
         ax.imshow(mat, aspect="auto", cmap=cmap, vmin=-0.5, vmax=len(ops) - 0.5, interpolation="nearest")
         labels = [f"node {k // 2} <- {i}" for k, (_, i) in enumerate(getattr(genos[-1], cell))]
         ax.set_yticks(range(mat.shape[0]), labels, fontsize=7)
@@ -238,12 +257,9 @@ def genotype_timeline(history: list[dict[str, Any]], out: str | Path) -> tuple[P
             loc="left",
             fontsize=10,
         )
-    handles = [matplotlib.patches.Patch(color=OP_COLOURS[o], label=o) for o in ops]
+    handles = [matplotlib.patches.Patch(color=op_colour(o), label=o) for o in ops]
     axes[0].legend(handles=handles, fontsize=6, ncol=4, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    pf = [
-        [sum(op in ("max_pool_3x3", "avg_pool_3x3", "skip_connect") for op, _ in getattr(g, c)) for g in genos]
-        for c in ("normal", "reduce")
-    ]
+    pf = [[param_free_count(getattr(g, c)) for g in genos] for c in ("normal", "reduce")]
     axes[2].plot([e + 1 for e in epochs], pf[0], "o-", label="normal")
     axes[2].plot([e + 1 for e in epochs], pf[1], "s-", label="reduce")
     axes[2].xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))

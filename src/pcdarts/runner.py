@@ -87,7 +87,16 @@ def check_world_size(state: dict[str, Any], world_size: int) -> None:
         )
 
 
+ADDED_SETTINGS = {"space": "darts", "ops": []}
+"""Settings added after runs were first written, with the value those older runs used."""
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value  # config.json has lists where the config has tuples
+
+
 def check_resume_config(saved: dict[str, Any], now: dict[str, Any]) -> None:
+    saved = {**{k: v for k, v in ADDED_SETTINGS.items() if k in now}, **saved}
     if saved.get("threads", now.get("threads")) != now.get("threads"):
         log.warning(
             "resuming with threads=%s (the run began with %s): the result will no longer match an "
@@ -98,7 +107,7 @@ def check_resume_config(saved: dict[str, Any], now: dict[str, Any]) -> None:
     for key, value in now.items():
         if key in RESUME_FREE:
             continue
-        if key in saved and saved[key] != value:
+        if key in saved and _plain(saved[key]) != _plain(value):
             raise RunError(
                 f"checkpoint was written with {key}={saved[key]!r} but this run asks for {value!r}: "
                 "resume with the original settings or start a new --out"

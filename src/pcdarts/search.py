@@ -45,15 +45,7 @@ def auto_batch(cfg: SearchConfig) -> SearchConfig:
     ds = load_data(cfg)
     device = pick_device(cfg.device)
     batch, info = auto_batch_size(
-        k=cfg.k,
-        init_channels=cfg.init_channels,
-        layers=cfg.layers,
-        in_channels=ds.in_channels,
-        size=ds.image_size[0],
-        num_classes=ds.num_classes,
-        device=device,
-        stem=cfg.stem,
-        recompute=cfg.recompute,
+        cfg, in_channels=ds.in_channels, size=ds.image_size[0], num_classes=ds.num_classes, device=device
     )
     n = ds.train_size
     # at least AUTO_MIN_STEPS steps an epoch (one giant step learns nothing), and the linear lr scaling capped
@@ -71,17 +63,7 @@ def auto_batch(cfg: SearchConfig) -> SearchConfig:
 
 
 def build_supernet(cfg: SearchConfig, ds: TensorDataset | FolderDataset) -> SearchNetwork:
-    return SearchNetwork(
-        num_classes=ds.num_classes,
-        in_channels=ds.in_channels,
-        init_channels=cfg.init_channels,
-        layers=cfg.layers,
-        k=cfg.k,
-        edge_norm=cfg.edge_norm,
-        partial_mode=cfg.partial_mode,
-        stem=cfg.stem,
-        recompute=cfg.recompute,
-    )
+    return SearchNetwork.from_config(cfg, num_classes=ds.num_classes, in_channels=ds.in_channels)
 
 
 # Below these a proxy search cannot learn (Study I, docs/STUDY.md): candidate ops with fewer channels are

@@ -28,6 +28,7 @@ import math
 import random
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -36,12 +37,12 @@ import torch
 from tqdm import tqdm
 
 from .architect import Architect
+from .candidates import OPS
 from .config import SearchConfig
 from .data import make_stream, search_parts
 from .engine import search_step, sgd_impl
 from .errors import ConfigError
 from .genotype import Genotype
-from .ops import PRIMITIVES
 from .runner import load_data
 from .runs import (
     GracefulStop,
@@ -99,8 +100,8 @@ class Projection:
 
     CELLS = ("normal", "reduce")
 
-    def __init__(self, n_edges: int, n_ops: int):
-        self.n_edges, self.n_ops = n_edges, n_ops
+    def __init__(self, n_edges: int, ops: Sequence[str]):
+        self.n_edges, self.ops, self.n_ops = n_edges, tuple(ops), len(ops)
         self.op = {c: [-1] * n_edges for c in self.CELLS}  # the chosen op of each decided edge
         self.removed = {c: [False] * n_edges for c in self.CELLS}
         self.probe: tuple[str, int, int | None] | None = None  # (cell, edge, op or None = the whole edge)
@@ -158,7 +159,7 @@ class Projection:
                 kept = [e for e in node if not self.removed[c][e]]
                 if len(kept) != 2 or any(self.op[c][e] < 0 for e in kept):
                     raise RunError("the selection is not finished: some edges or nodes are undecided")
-                pairs += [(PRIMITIVES[self.op[c][e]], e - node.start) for e in kept]
+                pairs += [(self.ops[self.op[c][e]], e - node.start) for e in kept]
             cells.append(tuple(pairs))
         concat = tuple(range(2, 2 + steps))
         return Genotype(cells[0], concat, cells[1], concat)
@@ -223,7 +224,7 @@ class Selector:
                 f"{ckpt}: its weights do not fit the search's config.json ({_short(exc)}); damaged"
             ) from None
         self.steps = model.steps
-        self.projection = Projection(num_edges(model.steps), len(PRIMITIVES))
+        self.projection = Projection(num_edges(model.steps), model.ops)
         model.arch_transform = self.projection
         self.architect = Architect(
             model,
@@ -279,9 +280,10 @@ class Selector:
 
     def decide_op(self, cell: str, edge: int) -> dict[str, Any]:
         base = self.score(None)
-        scores = {PRIMITIVES[k]: self.score((cell, edge, k)) for k in range(len(PRIMITIVES)) if PRIMITIVES[k] != "none"}
+        ops = self.model.ops
+        scores = {ops[k]: self.score((cell, edge, k)) for k in range(len(ops)) if not OPS[ops[k]].zero}
         choice = min(scores, key=lambda name: scores[name])  # the op whose removal hurts most; first on ties
-        self.projection.op[cell][edge] = PRIMITIVES.index(choice)
+        self.projection.op[cell][edge] = ops.index(choice)
         return {
             "kind": "op",
             "cell": cell,

@@ -17,11 +17,13 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from .candidates import OPS, PRIMITIVES, OpSpace, op_space
 from .derive import derive_genotype, node_edge_weights
 from .errors import ConfigError
-from .fanout import FanOut, can_fan_out
+from .fanout import FanOut, can_fan_out, fan_kind
 from .genotype import Genotype
-from .ops import OPS, PRIMITIVES, FactorizedReduce, PoolBN, ReLUConvBN, _ScaledBatchNormFn, max_pool
+from .kernels import max_pool, scaled_batch_norm
+from .ops import FactorizedReduce, FusableOp, PoolBN, ReLUConvBN
 from .space import check_layers, node_edges, num_edges, reduction_cells
 
 
@@ -47,65 +49,50 @@ def _accumulate(total: torch.Tensor | None, weight: torch.Tensor, y: torch.Tenso
     return weight * y if total is None else torch.addcmul(total, weight, y)
 
 
-def _autocast_on(device: torch.device) -> bool:
-    try:
-        return torch.is_autocast_enabled(device.type)
-    except TypeError:  # torch < 2.4 has no device argument
-        return torch.is_autocast_cpu_enabled() if device.type == "cpu" else torch.is_autocast_enabled()
-
-
-def scaled_batch_norm(h: torch.Tensor, w: torch.Tensor, bn: nn.BatchNorm2d) -> torch.Tensor:
-    """``w * bn(h)``; in training with a backward to come, without keeping the BN output (see above)."""
-    if not (
-        bn.training
-        and bn.track_running_stats
-        and bn.weight is None
-        and torch.is_grad_enabled()
-        and h.dtype == bn.running_mean.dtype
-        and h.numel() > h.shape[1]  # one value per channel: let nn.BatchNorm2d refuse it, not a NaN running_var
-        and not _autocast_on(h.device)
-        and not torch.jit.is_tracing()
-        and not torch.compiler.is_compiling()
-    ):
-        return w * bn(h)
-    bn.num_batches_tracked.add_(1)
-    momentum = 1.0 / float(bn.num_batches_tracked) if bn.momentum is None else bn.momentum
-    return _ScaledBatchNormFn.apply(h, w, bn.running_mean, bn.running_var, momentum, bn.eps)
-
-
 class MixedOp(nn.Module):
-    """softmax(alpha)-weighted sum of all candidate ops; ``none`` adds zeros, so it is skipped.
+    """softmax(alpha)-weighted sum of the candidate ops; a ``none`` op adds zeros, so it is skipped.
 
     What the backward pass keeps is the point of PC-DARTS, so the sum is arranged to keep little: ReLU(x)
-    is computed once for every op that starts with one, each op's final BN is fused with its weight
-    (``scaled_batch_norm``), and max pooling keeps no indices. Parameters and state-dict keys are those
-    of the plain modules, whose own ``forward`` gives the same sum (``pcdarts.bench.reference``).
+    is computed once for every op that starts with one, each ``FusableOp``'s final BN is fused with its
+    weight (``scaled_batch_norm``), and max pooling keeps no indices. Any other op runs its own ``forward``.
+    Parameters and state-dict keys are those of the plain modules, whose own ``forward`` gives the same sum
+    (``pcdarts.bench.reference``). ``ops``: the op names, in alpha-column order (``pcdarts.candidates``).
     """
 
-    def __init__(self, c: int, stride: int):
+    def __init__(self, c: int, stride: int, ops: Sequence[str] = PRIMITIVES):
         super().__init__()
         self.stride = stride
+        self.names = tuple(ops)
         self.ops = nn.ModuleList()
-        self.op_index: list[int] = []
-        for k, name in enumerate(PRIMITIVES):
-            if name == "none":
+        self.op_index: list[int] = []  # the alpha column of each module in ``ops``
+        self.kinds: list[str | None] = []  # how the fast path computes each (None: edge by edge)
+        self.fused: list[bool] = []
+        for k, name in enumerate(self.names):
+            spec = OPS[name]
+            if spec.zero:
                 continue
-            op = OPS[name](c, stride, False)
-            if "pool" in name:
+            op = spec.build(c, stride, False)
+            if spec.search_bn:
                 op = PoolBN(op, c)
             self.ops.append(op)
             self.op_index.append(k)
-        self.shares_relu = any(getattr(op, "leading_relu", False) for op in self.ops)
+            self.kinds.append(fan_kind(spec.fan_out, op, stride))
+            self.fused.append(isinstance(op, FusableOp))
+        self.shares_relu = any(f and op.leading_relu for f, op in zip(self.fused, self.ops))
+
+    def term(self, i: int, x: torch.Tensor, r: torch.Tensor | None, w: torch.Tensor) -> torch.Tensor:
+        """``w * ops[i](x)``; ``r`` is ReLU(x) when some op starts with a ReLU (computed once, shared)."""
+        op = self.ops[i]
+        if not self.fused[i]:
+            return w * op(x)
+        relu = op.leading_relu
+        return scaled_batch_norm(op.pre_bn(r if relu else x, relu_done=relu), w, op.final_bn)
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         r = torch.relu(x) if self.shares_relu else x
         out = None
-        for k, op in zip(self.op_index, self.ops):
-            if isinstance(op, nn.Identity):
-                term = weights[k] * x
-            else:
-                relu = op.leading_relu
-                term = scaled_batch_norm(op.pre_bn(r if relu else x, relu_done=relu), weights[k], op.final_bn)
+        for i, k in enumerate(self.op_index):
+            term = self.term(i, x, r, weights[k])
             out = term if out is None else out + term
         return out
 
@@ -113,7 +100,7 @@ class MixedOp(nn.Module):
 class PartialEdge(nn.Module):
     """One supernet edge with partial channel connection (K=1: plain DARTS)."""
 
-    def __init__(self, c: int, stride: int, k: int, mode: str = "shuffle"):
+    def __init__(self, c: int, stride: int, k: int, mode: str = "shuffle", ops: Sequence[str] = PRIMITIVES):
         super().__init__()
         if c % k:
             raise ConfigError(f"channels {c} not divisible by K={k}: choose init channels divisible by K")
@@ -121,7 +108,7 @@ class PartialEdge(nn.Module):
             raise ConfigError(f"partial mode must be 'shuffle' or 'shift', got {mode!r}")
         self.k, self.stride, self.mode = k, stride, mode
         self.c_part = c // k
-        self.op = MixedOp(self.c_part, stride)
+        self.op = MixedOp(self.c_part, stride, ops)
 
     def parts(
         self, x: torch.Tensor, weights: torch.Tensor, *, recompute: bool = False
@@ -202,6 +189,7 @@ class SearchCell(nn.Module):
         reduction_prev: bool,
         k: int,
         mode: str,
+        ops: Sequence[str] = PRIMITIVES,
     ):
         super().__init__()
         self.reduction, self.steps, self.multiplier = reduction, steps, multiplier
@@ -213,7 +201,7 @@ class SearchCell(nn.Module):
         self.edges = nn.ModuleList()
         for edges in node_edges(steps):
             for j in range(len(edges)):  # from state j: the two cell inputs first, where a reduction strides
-                self.edges.append(PartialEdge(c, 2 if reduction and j < 2 else 1, k, mode))
+                self.edges.append(PartialEdge(c, 2 if reduction and j < 2 else 1, k, mode, ops))
         # the edges leaving state j (cell inputs 0, 1, then the nodes), for the fanned-out forward
         self.fan_edges = [[e[j] for e in node_edges(steps) if j < len(e)] for j in range(steps + 1)]
         self.fans = nn.ModuleList(FanOut([self.edges[e] for e in idx]) for idx in self.fan_edges)
@@ -251,15 +239,8 @@ class SearchCell(nn.Module):
         return torch.cat(states[-self.multiplier :], dim=1)  # (N, multiplier*C, H', W')
 
     def _fans_out(self, h: torch.Tensor) -> bool:
-        """Whether the edges of each state can run together (``fanout``); where not, the cell runs edge by edge."""
-        return (
-            h.dtype == self.preprocess1[2].running_mean.dtype
-            and (h.shape[0] > 1 or not self.training)  # one sample: let BN refuse a 1x1 map as it does
-            and not _autocast_on(h.device)
-            and not torch.jit.is_tracing()
-            and not torch.compiler.is_compiling()
-            and can_fan_out(self.edges, self.training)
-        )
+        """Whether the edges of each state can run together (``fanout.can_fan_out``); else edge by edge."""
+        return can_fan_out(self, h)
 
     def _fanned(self, states: list[torch.Tensor], weights: torch.Tensor, edge_w: torch.Tensor | None) -> torch.Tensor:
         """The cell with each state's outgoing edges computed together, as soon as the state exists."""
@@ -325,9 +306,13 @@ class SearchNetwork(nn.Module):
         stem_multiplier: int = 3,
         stem: str = "cifar",
         recompute: str = "none",
+        space: str | OpSpace = "darts",
+        ops: Sequence[str] | None = None,
     ):
         super().__init__()
         check_layers(layers)
+        self.space = space if isinstance(space, OpSpace) else op_space(space, ops)
+        self.ops = self.space.ops
         if init_channels % k or init_channels % 2:
             raise ConfigError(f"init channels {init_channels} must be even and divisible by K={k}")
         self.num_classes, self.steps, self.multiplier, self.k = num_classes, steps, multiplier, k
@@ -359,14 +344,16 @@ class SearchNetwork(nn.Module):
             reduction = i in reduction_cells(layers)
             if reduction:
                 c_curr *= 2
-            cell = SearchCell(steps, multiplier, c_pp, c_p, c_curr, reduction, reduction_prev, k, partial_mode)
+            cell = SearchCell(
+                steps, multiplier, c_pp, c_p, c_curr, reduction, reduction_prev, k, partial_mode, self.ops
+            )
             self.cells.append(cell)
             reduction_prev = reduction
             c_pp, c_p = c_p, multiplier * c_curr
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(c_p, num_classes)
         self.recompute = recompute
-        e, n_ops = num_edges(steps), len(PRIMITIVES)
+        e, n_ops = num_edges(steps), len(self.ops)
         # alpha/beta: registered so they live in state_dict, move with .to(), and work with DDP.
         self.alphas_normal = nn.Parameter(1e-3 * torch.randn(e, n_ops))
         self.alphas_reduce = nn.Parameter(1e-3 * torch.randn(e, n_ops))
@@ -375,6 +362,27 @@ class SearchNetwork(nn.Module):
         # (w_normal, w_reduce, e_normal, e_reduce) -> the same, applied to the mixing weights every forward:
         # perturbation-based selection (select.py) masks and fixes ops and edges through it. Not state.
         self.arch_transform: Callable[..., tuple[torch.Tensor | None, ...]] | None = None
+
+    @classmethod
+    def from_config(cls, cfg: Any, *, num_classes: int, in_channels: int, **overrides: Any) -> SearchNetwork:
+        """The supernet a ``SearchConfig`` describes, for data of ``num_classes`` and ``in_channels``.
+
+        The one place the config's fields become constructor arguments; ``overrides`` replace any of them.
+        """
+        kwargs: dict[str, Any] = dict(
+            num_classes=num_classes,
+            in_channels=in_channels,
+            init_channels=cfg.init_channels,
+            layers=cfg.layers,
+            k=cfg.k,
+            edge_norm=cfg.edge_norm,
+            partial_mode=cfg.partial_mode,
+            stem=cfg.stem,
+            recompute=cfg.recompute,
+            space=op_space(cfg.space, cfg.ops),
+        )
+        kwargs.update(overrides)
+        return cls(**kwargs)
 
     @property
     def recompute(self) -> str:
@@ -427,10 +435,14 @@ class SearchNetwork(nn.Module):
             self.betas_reduce if self.edge_norm else None,
             max_param_free=max_param_free,
             max_param_free_reduce=max_param_free_reduce,
+            ops=self.ops,
         )
 
-    def arch_state(self) -> dict[str, list]:
-        """alpha (and beta when edge normalisation is on) as plain lists, for arch.json and the history."""
-        return {
+    def arch_state(self) -> dict[str, Any]:
+        """alpha (and beta when edge normalisation is on) as plain lists, with the op space (the names of
+        alpha's columns), for arch.json and the history."""
+        state: dict[str, Any] = {
             n: getattr(self, n).detach().cpu().tolist() for n in self._ARCH if self.edge_norm or n.startswith("alphas")
         }
+        state.update(self.space.to_dict())
+        return state

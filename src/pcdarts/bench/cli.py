@@ -142,6 +142,7 @@ def cmd_recompute(args: argparse.Namespace) -> dict[str, Any]:
     Each peak and each time comes from a process of its own, one after another (a step here is seconds
     long, so the order's drift is small next to the differences measured; the load is recorded).
     """
+    from ..config import SearchConfig
     from ..memory import PLAN_BUDGET_BYTES, auto_batch_size
 
     rows = []
@@ -158,14 +159,11 @@ def cmd_recompute(args: argparse.Namespace) -> dict[str, Any]:
         row["search"] = times[mode]["search"]
         if mode == "optimised":
             row["batch_fitting_budget"] = auto_batch_size(
-                k=args.k,
-                init_channels=args.channels,
-                layers=args.layers,
+                SearchConfig(init_channels=args.channels, layers=args.layers, k=args.k, recompute=recompute),
                 in_channels=3,
                 size=args.size,
                 num_classes=10,
                 device=torch.device(args.device),
-                recompute=recompute,
                 budget_bytes=PLAN_BUDGET_BYTES,
                 safety=1.0,
             )[0]

@@ -15,19 +15,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..ops import PRIMITIVES, AvgPool3x3, DepthwiseConv2d, FactorizedReduce, MaxPool3x3
+from ..candidates import OPS
+from ..ops import AvgPool3x3, DepthwiseConv2d, FactorizedReduce, MaxPool3x3
 from ..supernet import MixedOp, PartialEdge, SearchCell, SearchNetwork, channel_shuffle
-
-_NONE = PRIMITIVES.index("none")
 
 
 class ReferenceMixedOp(MixedOp):
-    """``sum(w * op(x))`` over all eight ops, the zeros of ``none`` included."""
+    """``sum(w * op(x))`` over all ops of the space, the zeros of ``none`` included."""
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        out = weights[_NONE] * x[:, :, :: self.stride, :: self.stride].mul(0.0)
+        out = None
+        for k, name in enumerate(self.names):  # the zero ops first, as the reference's sum starts with none
+            if OPS[name].zero:
+                term = weights[k] * x[:, :, :: self.stride, :: self.stride].mul(0.0)
+                out = term if out is None else out + term
         for k, op in zip(self.op_index, self.ops):
-            out = out + weights[k] * op(x)
+            out = weights[k] * op(x) if out is None else out + weights[k] * op(x)
         return out
 
 

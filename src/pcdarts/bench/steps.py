@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from ..architect import Architect
+from ..config import SearchConfig
 from ..engine import search_step, train_step
 from ..memory import saved_activation_bytes
 from ..supernet import SearchNetwork
@@ -53,9 +54,8 @@ def build(
     args: argparse.Namespace, k: int, device: torch.device, recompute: str = "none"
 ) -> tuple[SearchNetwork, torch.Tensor, torch.Tensor]:
     torch.manual_seed(0)
-    net = SearchNetwork(
-        num_classes=10, in_channels=3, init_channels=args.channels, layers=args.layers, k=k, recompute=recompute
-    ).to(device)
+    cfg = SearchConfig(init_channels=args.channels, layers=args.layers, k=k, recompute=recompute)
+    net = SearchNetwork.from_config(cfg, num_classes=10, in_channels=3).to(device)
     x = torch.randn(args.batch, 3, args.size, args.size, device=device)
     y = torch.randint(0, 10, (args.batch,), device=device)
     return net, x, y

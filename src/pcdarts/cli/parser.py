@@ -33,8 +33,14 @@ def _add_config_flags(p: argparse.ArgumentParser, cls: type, skip: set[str]) -> 
         base = next((a for a in args if a is not type(None)), hint) if isinstance(hint, types.UnionType) else hint
         if base is bool:
             p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        elif typing.get_origin(base) is tuple:  # a list setting: comma-separated on the command line
+            p.add_argument(flag, type=_comma_list, default=None, metavar="A,B,...", help=help_text)
         else:
             p.add_argument(flag, type=base, default=None, metavar=f.name.upper(), help=help_text)
+
+
+def _comma_list(text: str) -> tuple[str, ...]:
+    return tuple(t.strip() for t in text.split(",") if t.strip())
 
 
 def _overrides(ns: argparse.Namespace, cls: type) -> dict[str, Any]:

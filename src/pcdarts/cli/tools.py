@@ -86,17 +86,15 @@ def cmd_plan(ns: argparse.Namespace) -> int:
     if bad:
         raise ConfigError(f"every K must be >= 1 and divide init channels {ns.init_channels}; not {bad}")
 
+    from ..config import SearchConfig
+
     rows = [
         predict_peak(
-            k=k,
+            SearchConfig(init_channels=ns.init_channels, layers=ns.layers, k=k, stem=ns.stem, recompute=ns.recompute),
             batch=ns.batch_size,
-            init_channels=ns.init_channels,
-            layers=ns.layers,
             in_channels=ns.in_channels,
             size=ns.size,
             num_classes=ns.num_classes,
-            stem=ns.stem,
-            recompute=ns.recompute,
         )
         for k in ns.ks
         if ns.init_channels % k == 0
