@@ -65,8 +65,22 @@ def test_usage_lines_run_as_written(tmp_path, monkeypatch, capsys):
 
 @pytest.mark.slow
 def test_library_example_runs_as_written(tmp_path, monkeypatch, capsys):
-    (block,) = _blocks("python")
+    block = _blocks("python")[0]
     monkeypatch.chdir(tmp_path)
     exec(compile(block, "README.md", "exec"), {})
     out = capsys.readouterr().out
     assert "normal" in out and "val" in out
+
+
+@pytest.mark.slow
+def test_custom_op_example_runs_as_written(tmp_path, monkeypatch, capsys):
+    """The README's own-op example: register, search with it, derive; its op is in the table afterwards."""
+    from pcdarts.candidates import OPS
+
+    (block,) = [b for b in _blocks("python") if "register_op" in b]
+    monkeypatch.chdir(tmp_path)
+    exec(compile(block, "README.md", "exec"), {})
+    assert "normal" in capsys.readouterr().out
+    arch = (tmp_path / "runs" / "my-ops" / "arch.json").read_text()
+    assert '"conv_3x3_gelu"' in arch and "conv_3x3_gelu" in OPS
+    assert len(_blocks("python")) == 2  # both blocks are run by a test

@@ -352,6 +352,8 @@ def resolve_config(
     values.update(preset or {})
     values.update({k: v for k, v in (saved or {}).items() if k not in ("kind", "genotype_resolved")})
     values.update(explicit)
+    if "space" in explicit and "ops" not in explicit:  # a space named now replaces an op list from below
+        values["ops"] = ()
     values["dataset"] = dataset
     if kind == "search" and "epochs" in explicit and "warmup_epochs" not in explicit and not saved:
         epochs = int(explicit["epochs"])

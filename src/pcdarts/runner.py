@@ -91,8 +91,9 @@ ADDED_SETTINGS = {"space": "darts", "ops": []}
 """Settings added after runs were first written, with the value those older runs used."""
 
 
-def _plain(value: Any) -> Any:
-    return list(value) if isinstance(value, tuple) else value  # config.json has lists where the config has tuples
+def plain(value: Any) -> Any:
+    """A setting as config.json holds it (tuples are lists there), so saved and asked values compare."""
+    return list(value) if isinstance(value, tuple) else value
 
 
 def check_resume_config(saved: dict[str, Any], now: dict[str, Any]) -> None:
@@ -107,7 +108,7 @@ def check_resume_config(saved: dict[str, Any], now: dict[str, Any]) -> None:
     for key, value in now.items():
         if key in RESUME_FREE:
             continue
-        if key in saved and _plain(saved[key]) != _plain(value):
+        if key in saved and plain(saved[key]) != plain(value):
             raise RunError(
                 f"checkpoint was written with {key}={saved[key]!r} but this run asks for {value!r}: "
                 "resume with the original settings or start a new --out"

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from .architect import Architect
+from .candidates import space_of
 from .config import SearchConfig
 from .data import FolderDataset, TensorDataset, make_stream, part_size, search_parts
 from .distributed import all_reduce_sums, barrier, check_agreement, wrap_ddp
@@ -212,6 +213,12 @@ class SearchTask:
         self.acc = new_accumulator(device)
         start_epoch = 0
         if state is not None:
+            saved = space_of(state["space"] if isinstance(state.get("space"), dict) else {})
+            if saved.ops != model.ops:
+                raise RunError(
+                    f"the checkpoint searched ops {', '.join(saved.ops)}; this run asks for {', '.join(model.ops)}: "
+                    "resume with the original --space/--ops or start a new --out"
+                )
             model.load_state_dict(state["model"])
             self.w_opt.load_state_dict(state["w_optimizer"])
             self.architect.optimizer.load_state_dict(state["arch_optimizer"])
@@ -308,6 +315,7 @@ class SearchTask:
             "acc": {k: v.detach().cpu() for k, v in self.acc.items()},
             "num_classes": self.ds.num_classes,
             "in_channels": self.ds.in_channels,
+            "space": self.model.space.to_dict(),
         }
 
     def stop_reason(self) -> str | None:

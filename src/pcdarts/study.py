@@ -25,11 +25,12 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .candidates import OpSpace, op_space
 from .config import DATASET_DEFAULTS, SearchConfig, TrainConfig, config_to_dict, resolve_config
 from .errors import ConfigError
 from .genotype import Genotype, param_free_count, random_genotype
 from .remedies import select_from_history
-from .runner import RESUME_FREE
+from .runner import RESUME_FREE, plain
 from .runs import RunBusy, RunError, RunLock, atomic_write_json, check_out_path, read_jsonl, read_run_json, revision
 from .search import run_search
 from .select import SelectConfig, run_select
@@ -206,7 +207,7 @@ def check_reused(run: Path, cfg: SearchConfig | TrainConfig) -> None:
         raise RunError(f"{f} is missing or unreadable: delete {run} to have the study redo it") from None
     defaults = config_to_dict(type(cfg)())
     for key, value in config_to_dict(cfg).items():
-        if key not in RESUME_FREE and saved.get(key, defaults.get(key)) != value:
+        if key not in RESUME_FREE and plain(saved.get(key, defaults.get(key))) != plain(value):
             raise RunError(
                 f"{run} was made with {key}={saved.get(key)!r}, this study asks for {value!r}: delete that "
                 "folder to redo it, or start the study in a new folder"
@@ -448,8 +449,25 @@ class Study:
                 units.append((f"random seed {i}", lambda i=i: self._random_cell(i)))
         return units
 
+    def op_space(self) -> OpSpace:
+        """The op space of the study's searches, which its random cells are drawn from (one for all arms)."""
+        spaces = {}
+        for arm in self.cfg.arms:
+            scfg = self.cfg.search_config(arm, 0)
+            spaces[arm.name] = op_space(scfg.space, scfg.ops)
+        if not spaces:  # random cells only: the base search settings name the space
+            return op_space(self.cfg.search.get("space", "darts"), self.cfg.search.get("ops"))
+        found = sorted({s.ops for s in spaces.values()})
+        if len(found) > 1:
+            listed = "; ".join(f"{name}: {', '.join(s.ops)}" for name, s in spaces.items())
+            raise ConfigError(
+                f"the arms search different op spaces ({listed}): random cells are drawn from one space, so give "
+                "every arm the same space (or run one study per space)"
+            )
+        return next(iter(spaces.values()))
+
     def _random_cell(self, seed: int) -> dict[str, Any]:
-        genotype = random_genotype(seed)
+        genotype = random_genotype(seed, ops=self.op_space().ops)
         return self._cell("random", "random", seed, genotype, self._train(genotype), search_seconds=0.0)
 
     # ------------------------------------------------------------ running
@@ -462,6 +480,7 @@ class Study:
         for arm in self.cfg.arms:  # every arm's settings checked before the folder is pinned to them
             self.cfg.search_config(arm, 0)
             self.cfg.select_config(arm)
+        self.op_space()
         self._check_folder()
         units = self.plan()
         results: dict[int, dict[str, Any]] = {}

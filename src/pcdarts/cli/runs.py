@@ -36,8 +36,10 @@ def _plausible(annotation: Any, value: Any) -> bool:
         return "int" in t or "float" in t
     if isinstance(value, float):
         return "float" in t
+    if isinstance(value, list):  # a tuple setting (the op list)
+        return t.startswith("tuple[str") and all(isinstance(v, str) for v in value)
     if isinstance(value, str):
-        return "str" in t
+        return "str" in t and not t.startswith("tuple")
     return False
 
 

@@ -1,0 +1,251 @@
+"""The search space as data: the op table, chosen spaces, your own ops, and nothing ever dropped."""
+
+import copy
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import pcdarts
+from pcdarts.candidates import OPS, PRIMITIVES, SPACES, OpSpace, op_space, register_op, space_of
+from pcdarts.derive import derive_from_arch, derive_genotype
+from pcdarts.errors import ConfigError
+from pcdarts.genotype import GenotypeError, random_genotype
+from pcdarts.supernet import SearchCell, SearchNetwork
+
+
+def _plain_op(c: int, stride: int, affine: bool) -> nn.Module:
+    """A user's op that offers nothing to the fast path: its own forward, with an affine BN inside."""
+    return nn.Sequential(nn.Conv2d(c, c, 3, stride, 1, bias=False), nn.BatchNorm2d(c, affine=True), nn.GELU())
+
+
+register_op("test_plain_conv", _plain_op)
+register_op("test_fused_conv", lambda c, stride, affine: OPS["nor_conv_3x3"](c, stride, affine))
+CUSTOM = ("none", "skip_connect", "test_plain_conv", "sep_conv_3x3", "test_fused_conv", "max_pool_3x3")
+
+SPACE_CASES = [*SPACES.values(), CUSTOM]
+OP_CASES = sorted({op for ops in SPACE_CASES for op in ops if not OPS[op].zero})
+
+
+def _fanned_vs_edge_by_edge(ops, k, size, monkeypatch):
+    torch.manual_seed(0)
+    net = SearchNetwork(num_classes=5, init_channels=8, layers=3, k=k, ops=ops).double()
+    with torch.no_grad():
+        for p in net.arch_parameters():
+            p.normal_()
+    twin = copy.deepcopy(net)
+    x, y = torch.randn(3, 3, size, size, dtype=torch.float64), torch.tensor([0, 1, 4])
+    results = []
+    for model in (net, twin):
+        logits = model(x)
+        grads = torch.autograd.grad(F.cross_entropy(logits, y), list(model.parameters()))
+        results.append((logits, grads, [b.clone() for b in model.buffers()]))
+        monkeypatch.setattr(SearchCell, "_fans_out", lambda self, h: False)
+    monkeypatch.undo()
+    torch.testing.assert_close(results[0][0], results[1][0], rtol=1e-9, atol=1e-12)
+    for a, b in zip(results[0][1], results[1][1]):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+    for a, b in zip(results[0][2], results[1][2]):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+    with torch.no_grad():  # evaluation: each module's own running statistics
+        twin.load_state_dict(net.state_dict())
+        fanned = net.eval()(x)
+        monkeypatch.setattr(SearchCell, "_fans_out", lambda self, h: False)
+        torch.testing.assert_close(fanned, twin.eval()(x), rtol=1e-9, atol=1e-12)
+    monkeypatch.undo()
+
+
+@pytest.mark.parametrize("ops", SPACE_CASES, ids=[*SPACES, "custom"])
+@pytest.mark.parametrize(("k", "size"), [(1, 9), (4, 13)])
+def test_every_space_fans_out_as_it_runs_edge_by_edge(ops, k, size, monkeypatch):
+    """Each shipped space, and one with the user's ops mixed in, in float64: values, gradients, statistics."""
+    _fanned_vs_edge_by_edge(ops, k, size, monkeypatch)
+
+
+@pytest.mark.parametrize("op", OP_CASES)
+def test_every_op_alone_fans_out_as_it_runs_edge_by_edge(op, monkeypatch):
+    """One op at a time (with ``none``), so an op the fan-out got wrong cannot hide behind the others."""
+    _fanned_vs_edge_by_edge(("none", op), 2, 11, monkeypatch)
+
+
+def _weight_grads(net: SearchNetwork, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """d(random projection of the logits) / d(each mixing weight), weights injected as leaves."""
+    torch.manual_seed(1)
+    wn = torch.softmax(torch.randn_like(net.alphas_normal), -1).double().requires_grad_(True)
+    wr = torch.softmax(torch.randn_like(net.alphas_reduce), -1).double().requires_grad_(True)
+    net.arch_transform = lambda a, b, c, d: (wn, wr, c, d)
+    proj = torch.randn(x.shape[0], net.num_classes, dtype=torch.float64)
+    (net(x) * proj).sum().backward()
+    net.arch_transform = None
+    return wn.grad, wr.grad
+
+
+@pytest.mark.parametrize("ops", SPACE_CASES, ids=[*SPACES, "custom"])
+@pytest.mark.parametrize("fanned", [True, False])
+def test_every_ops_weight_reaches_the_logits(ops, fanned, monkeypatch):
+    """Moving one op's mixing weight on one edge moves the logits, for every op on every edge (to first order:
+    the gradient); ``none`` adds zeros, so its weight does not. An op the supernet dropped would show a zero."""
+    torch.manual_seed(0)
+    net = SearchNetwork(num_classes=4, init_channels=8, layers=3, k=2, ops=ops).double()
+    if not fanned:
+        monkeypatch.setattr(SearchCell, "_fans_out", lambda self, h: False)
+    gn, gr = _weight_grads(net, torch.randn(3, 3, 10, 10, dtype=torch.float64))
+    for g in (gn, gr):
+        for col, name in enumerate(ops):
+            if OPS[name].zero:
+                assert torch.all(g[:, col] == 0), name
+            else:
+                assert torch.all(g[:, col].abs() > 1e-12), (name, g[:, col])
+
+
+def test_the_fast_path_knows_the_shipped_ops_and_not_the_users():
+    net = SearchNetwork(num_classes=3, init_channels=8, layers=3, k=2, ops=CUSTOM)
+    cell = net.cells[0]
+    mixed = cell.edges[0].op
+    kinds = dict(zip((CUSTOM[k] for k in mixed.op_index), mixed.kinds))
+    assert kinds == {
+        "skip_connect": "skip",
+        "test_plain_conv": None,
+        "sep_conv_3x3": "sep_conv",
+        "test_fused_conv": None,
+        "max_pool_3x3": "pool",
+    }
+    assert mixed.fused == [False, False, True, True, True]  # identity and the plain op run their own forward
+    assert cell._fans_out(torch.randn(2, 24, 8, 8))  # the user's affine BN does not stop the others fanning out
+
+
+def test_the_darts_space_is_the_paper_order_and_the_default():
+    assert SPACES["darts"] == PRIMITIVES and op_space() == OpSpace("darts", PRIMITIVES)
+    net = SearchNetwork(num_classes=3, init_channels=8, layers=3, k=2)
+    assert net.ops == PRIMITIVES and net.alphas_normal.shape == (14, 8)
+    assert {n for n in OPS if OPS[n].parameter_free} == {"max_pool_3x3", "avg_pool_3x3", "skip_connect"}
+
+
+def test_op_lists_are_checked_and_named():
+    assert op_space(ops=SPACES["nb201"]).name == "nb201"  # a list equal to a named space takes its name
+    assert op_space(ops="sep_conv_3x3, skip_connect").ops == ("sep_conv_3x3", "skip_connect")  # none not implied
+    assert op_space(ops=["sep_conv_3x3"]).name == "custom"
+    for bad, match in (
+        (dict(space="nope"), "unknown op space 'nope'"),
+        (dict(ops=["sep_conv_3x3", "conv_9x9"]), "unknown op 'conv_9x9'.*register_op"),
+        (dict(ops=["skip_connect", "skip_connect"]), "listed twice"),
+        (dict(ops=["none"]), "no op besides 'none'"),
+        (dict(space="nb201", ops=["sep_conv_3x3"]), "both given"),
+    ):
+        with pytest.raises(ConfigError, match=match):
+            op_space(**bad)
+    cfg = pcdarts.SearchConfig(ops="none,sep_conv_3x3")
+    assert cfg.ops == ("none", "sep_conv_3x3")
+    with pytest.raises(ConfigError, match="unknown op"):
+        pcdarts.SearchConfig(ops=["sep_conv_9x9"])
+
+
+def test_register_op_checks_what_it_is_given():
+    with pytest.raises(ValueError, match="already registered"):
+        register_op("sep_conv_3x3", _plain_op)
+    with pytest.raises(ValueError, match="op name"):
+        register_op("two,ops", _plain_op)
+    with pytest.raises(ValueError, match="fan_out"):
+        register_op("test_bad_kind", _plain_op, fan_out="matmul")
+    with pytest.raises(TypeError, match="callable"):
+        register_op("test_not_callable", 3)
+    assert "test_bad_kind" not in OPS and "test_not_callable" not in OPS
+
+    @register_op("test_decorated", parameter_free=True)
+    def build(c: int, stride: int, affine: bool) -> nn.Module:
+        return OPS["avg_pool_3x3"](c, stride, affine)
+
+    assert OPS["test_decorated"].build is build and OPS["test_decorated"].parameter_free
+
+
+def test_a_declared_fast_kind_that_does_not_fit_the_module_runs_edge_by_edge():
+    """Declaring ``fan_out='sep_conv'`` for a module that is not a SepConv cannot make the fast path misread it."""
+    register_op("test_liar", _plain_op, fan_out="sep_conv")
+    mixed = SearchNetwork(num_classes=3, init_channels=8, layers=3, k=2, ops=("test_liar",)).cells[0].edges[0].op
+    assert mixed.kinds == [None]
+
+
+def test_the_space_is_stored_and_read_back_with_the_arch_state():
+    net = SearchNetwork(num_classes=3, init_channels=8, layers=3, k=2, space="nb201")
+    with torch.no_grad():
+        net.alphas_normal.normal_()
+        net.alphas_reduce.normal_()
+    state = json.loads(json.dumps(net.arch_state()))
+    assert state["space"] == "nb201" and state["ops"] == list(SPACES["nb201"])
+    g = derive_from_arch(state)
+    assert g == net.genotype() and {op for op, _ in g.normal + g.reduce} <= set(SPACES["nb201"])
+    assert space_of(state) == OpSpace("nb201", SPACES["nb201"])
+    old = {k: v for k, v in state.items() if k not in ("space", "ops")}  # as written before spaces were stored
+    with pytest.raises(GenotypeError, match=r"does not fit the cell space \(14, 8\)"):
+        derive_from_arch(old)
+    darts = SearchNetwork(num_classes=3, init_channels=8, layers=3, k=2).arch_state()
+    del darts["space"], darts["ops"]
+    assert space_of(darts) == OpSpace("darts", PRIMITIVES)  # old runs load as darts
+    derive_from_arch(darts)
+    with pytest.raises(GenotypeError, match="not registered here"):
+        derive_from_arch({**state, "ops": ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "warp_9x9"]})
+    with pytest.raises(ValueError, match=r"\(14, 5\) does not fit the cell space \(14, 8\) \(8 ops: none, max_pool"):
+        derive_genotype(net.alphas_normal, net.alphas_reduce)  # DARTS columns assumed: does not fit
+
+
+def test_random_cells_come_from_the_space_and_the_darts_cells_did_not_change():
+    from pcdarts.study import _digest
+
+    assert _digest(random_genotype(0).to_dict()) == "1ee8237811"  # Study II's calibration cell 0 (folder name)
+    assert _digest(random_genotype(1).to_dict()) == "d749c2d487"
+    g = random_genotype(3, ops=SPACES["nb201"])
+    assert {op for op, _ in g.normal + g.reduce} <= set(SPACES["nb201"]) - {"none"}
+    with pytest.raises(GenotypeError, match="no op besides"):
+        random_genotype(0, ops=["none"])
+
+
+def test_a_users_op_trains_in_the_final_network():
+    g = random_genotype(0, ops=CUSTOM)
+    net = pcdarts.build_network(g, num_classes=3, in_channels=1, init_channels=8, layers=3, auxiliary=False)
+    net(torch.randn(2, 1, 8, 8)).sum().backward()
+
+
+def test_a_study_draws_random_cells_from_its_searches_space(tmp_path):
+    from pcdarts.study import Arm, Study, StudyConfig
+
+    cfg = StudyConfig(dataset="synthetic", arms=[Arm("a"), Arm("b", {"space": "nb201"})])
+    with pytest.raises(ConfigError, match="different op spaces"):
+        Study(cfg, tmp_path / "s").op_space()
+    cfg = StudyConfig(dataset="synthetic", arms=[Arm("a", {"space": "nb201"})])
+    assert Study(cfg, tmp_path / "s").op_space().name == "nb201"
+
+
+def test_a_search_in_another_space_stores_it_everywhere_and_resumes_only_in_it(tmp_path, capsys):
+    from pcdarts.cli import main
+    from pcdarts.plot import alpha_heatmaps
+    from pcdarts.runs import read_jsonl
+    from pcdarts.search import run_search
+
+    out = tmp_path / "s"
+    flags = ["--dataset", "synthetic", "--epochs", "2", "--warmup-epochs", "1", "--layers", "3"]
+    flags += ["--init-channels", "4", "--image-size", "8", "--threads", "1", "--no-progress"]
+    ops = "none,skip_connect,test_plain_conv,sep_conv_3x3"
+    assert main(["search", *flags, "--ops", ops, "--print-config"]) == 0
+    assert json.loads(capsys.readouterr().out)["ops"] == ops.split(",")
+    cfg = pcdarts.SearchConfig.for_dataset("synthetic", epochs=2, warmup_epochs=1, layers=3, init_channels=4,
+                                           image_size=8, threads=1, ops=ops)  # fmt: skip
+    assert run_search(cfg, out, progress=False, stop_after_epochs=1)["stopped"]
+    assert main(["search", "--out", str(out), "--resume", *flags, "--space", "nb201"]) != 0
+    assert "but this run asks for 'nb201'" in capsys.readouterr().err  # one line: the resume check names it
+    assert main(["search", "--out", str(out), "--resume", "--no-progress"]) == 0
+    arch = json.loads((out / "arch.json").read_text())
+    assert arch["space"] == "custom" and arch["ops"] == ops.split(",")
+    assert json.loads((out / "config.json").read_text())["ops"] == ops.split(",")
+    history = read_jsonl(out / "arch_history.jsonl")
+    assert all(h["ops"] == ops.split(",") for h in history)
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert ckpt["space"] == {"space": "custom", "ops": ops.split(",")}
+    g = pcdarts.derive_from_run(out)
+    assert {op for op, _ in g.normal + g.reduce} <= set(ops.split(",")) - {"none"}
+    assert alpha_heatmaps(history, tmp_path / "a.png").is_file()
+    with pytest.raises(ConfigError, match="4 columns but the stored op space 8"):
+        alpha_heatmaps([{**history[0], "ops": list(PRIMITIVES)}], tmp_path / "b.png")
+    assert main(["search", *flags, "--ops", "sep_conv_3x3,warp_9x9", "--out", str(tmp_path / "x")]) == 2
+    assert "unknown op 'warp_9x9'" in capsys.readouterr().err
