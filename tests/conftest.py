@@ -85,3 +85,40 @@ def digits_runs(tmp_path_factory):
         == 0
     )
     return root
+
+
+@pytest.fixture
+def stop_after():
+    """``with stop_after(n): run_search(...)``: the run ends after n epochs, checkpoint written, as after Ctrl-C.
+
+    The loop's own stop (``GracefulStop``) is asked for once the n-th end-of-epoch checkpoint is saved, so
+    nothing in the library exists only for tests.
+    """
+    import contextlib
+
+    import pcdarts.loop as loop
+
+    @contextlib.contextmanager
+    def arm(n: int):
+        state = {"left": n, "stop": None}
+
+        class Stop(loop.GracefulStop):
+            def __enter__(self):
+                state["stop"] = self
+                return super().__enter__()
+
+        real = loop.save_checkpoint
+
+        def save(path, obj):
+            real(path, obj)
+            if not obj.get("mid_epoch"):
+                state["left"] -= 1
+                if state["left"] <= 0:
+                    state["stop"].requested = True
+
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(loop, "GracefulStop", Stop)
+            mp.setattr(loop, "save_checkpoint", save)
+            yield
+
+    return arm

@@ -123,7 +123,7 @@ def test_a_run_folder_in_use_is_refused_and_a_stale_lock_is_taken_over(tmp_path,
 
 
 def test_files_keep_the_umask_mode(tmp_path):
-    from pcdarts.runs import atomic_write_json
+    from pcdarts.rundir import atomic_write_json
 
     old = os.umask(0o022)
     try:

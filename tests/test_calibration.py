@@ -13,7 +13,7 @@ from pcdarts.engine import train_step
 from pcdarts.fidelity import FidelityConfig, bootstrap_tau, kendall_tau, load_fidelity, run_fidelity
 from pcdarts.genotype import random_genotype
 from pcdarts.network import build_network
-from pcdarts.runs import RunBusy, RunLock, load_checkpoint
+from pcdarts.rundir import RunBusy, RunLock, load_checkpoint
 from pcdarts.study import StudyConfig, run_study, run_units
 from tests.idx_data import write_idx
 
@@ -135,9 +135,13 @@ def test_a_second_lock_on_a_folder_is_refused_until_the_first_is_released(tmp_pa
         pass
 
 
-def test_fidelity_library_call(idx_dir, tmp_path):
+def test_fidelity_library_call(idx_dir, tmp_path, monkeypatch):
+    import pcdarts.fidelity as fidelity
+
+    real = fidelity.run_units  # stopped after two units, as a killed calibration would be
+    monkeypatch.setattr(fidelity, "run_units", lambda units, record, **kw: real(units[:2], record, **kw))
     cfg = FidelityConfig(dataset="fashion-mnist", data=str(idx_dir), cells=3, budgets=(1, 2), seed_cells=0, train=TRAIN)
-    summary = run_fidelity(cfg, tmp_path / "f", progress=False, threads=1, max_units=2)
+    summary = run_fidelity(cfg, tmp_path / "f", progress=False, threads=1)
     assert summary["units_done"] == 2 and not summary["complete"] and summary["chosen_budget"] is None
 
 
@@ -203,7 +207,7 @@ def test_a_study_takes_its_budget_from_the_calibration(calibration, idx_dir, tmp
 
 
 def test_the_final_network_trains_channels_last_on_cpu(digits_runs):
-    from pcdarts.runs import load_checkpoint as load
+    from pcdarts.rundir import load_checkpoint as load
 
     weights = load(digits_runs / "train" / "best.pt")["model"]
     assert weights["stem0.0.weight"].is_contiguous(memory_format=torch.channels_last)

@@ -179,13 +179,15 @@ def test_warm_up_follows_the_epochs_unless_given(caplog):
     assert SearchConfig.for_dataset("digits").epochs == 8  # the library gets the CLI's per-dataset defaults
 
 
-def test_resume_with_only_out_continues_with_the_runs_own_settings(tmp_path, capsys):
+def test_resume_with_only_out_continues_with_the_runs_own_settings(tmp_path, capsys, stop_after):
     from pcdarts.config import SearchConfig
     from pcdarts.search import run_search
 
     out = tmp_path / "s"
     cfg = SearchConfig.for_dataset("synthetic", epochs=3, layers=3, init_channels=4, image_size=8, threads=1)
-    assert run_search(cfg, out, progress=False, stop_after_epochs=1)["stopped"]
+    with stop_after(1):
+        stopped = run_search(cfg, out, progress=False)
+    assert stopped["stopped"]
     assert main(["search", "--resume", "--out", str(out), "--no-progress"]) == 0
     assert (out / "genotype.json").is_file()
     assert json.loads((out / "config.json").read_text())["image_size"] == 8

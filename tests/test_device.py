@@ -80,7 +80,7 @@ def test_search_and_training_steps_run_and_learn_on_the_device(device):
     assert losses[-1] < losses[0]
 
 
-def test_a_resumed_search_equals_an_uninterrupted_one_on_the_device(device, tmp_path):
+def test_a_resumed_search_equals_an_uninterrupted_one_on_the_device(device, tmp_path, stop_after):
     from pcdarts.config import SearchConfig
     from pcdarts.search import run_search
 
@@ -89,7 +89,8 @@ def test_a_resumed_search_equals_an_uninterrupted_one_on_the_device(device, tmp_
     cfg = SearchConfig(dataset="synthetic", image_size=8, init_channels=4, layers=3, epochs=2, warmup_epochs=1,
                        batch_size=64, device=str(device), deterministic=device.type == "cuda", threads=1)  # fmt: skip
     whole = run_search(cfg, tmp_path / "a", progress=False)
-    part = run_search(cfg, tmp_path / "b", progress=False, stop_after_epochs=1)
+    with stop_after(1):
+        part = run_search(cfg, tmp_path / "b", progress=False)
     assert part["stopped"]
     resumed = run_search(cfg, tmp_path / "b", resume=True, progress=False)
     assert resumed["genotype"] == whole["genotype"]

@@ -125,7 +125,7 @@ def test_busy_machine_is_detected(monkeypatch, caplog):
 
     import torch
 
-    from pcdarts.runs import warn_if_busy
+    from pcdarts.rundir import warn_if_busy
 
     monkeypatch.setattr(os, "getloadavg", lambda: (float(os.cpu_count()), 0.0, 0.0))
     monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
@@ -173,7 +173,7 @@ def test_an_export_fed_by_its_metadata_alone_answers_as_predict_does(dataset, tm
     ort = pytest.importorskip("onnxruntime")
     from pcdarts.genotype import GENOTYPES
     from pcdarts.network import build_network
-    from pcdarts.runs import save_checkpoint
+    from pcdarts.rundir import save_checkpoint
 
     cin, side = (3, 32) if dataset == "folder" else (1, 16)
     torch.manual_seed(0)

@@ -67,7 +67,7 @@ def test_no_edge_norm_search_runs_end_to_end(tmp_path):
     out = tmp_path / "s"
     assert main(["search", "--dataset", "synthetic", "--out", str(out), "--no-edge-norm", *TINY]) == 0
     arch = json.loads((out / "arch.json").read_text())
-    assert set(arch) == {"alphas_normal", "alphas_reduce"}
+    assert set(arch) == {"alphas_normal", "alphas_reduce", "space", "ops"}  # no betas
 
 
 def test_training_without_validation_ships_the_last_epoch_and_reads_test_once(tmp_path, monkeypatch):
@@ -92,10 +92,11 @@ def test_training_without_validation_ships_the_last_epoch_and_reads_test_once(tm
     assert torch.load(tmp_path / "v" / "best.pt", weights_only=True)["test"]["n"] == 128
 
 
-def test_a_resumed_search_reports_the_time_of_both_parts(tmp_path):
+def test_a_resumed_search_reports_the_time_of_both_parts(tmp_path, stop_after):
     cfg = resolve_config(SearchConfig, "synthetic", dict(epochs=2, warmup_epochs=1, layers=3, init_channels=4,
                                                          image_size=8, threads=1))  # fmt: skip
-    first = run_search(cfg, tmp_path / "s", progress=False, stop_after_epochs=1)
+    with stop_after(1):
+        first = run_search(cfg, tmp_path / "s", progress=False)
     assert first["stopped"]
     second = run_search(cfg, tmp_path / "s", resume=True, progress=False)
     assert second["seconds"] > first["seconds"]
@@ -105,7 +106,7 @@ def test_a_resumed_search_reports_the_time_of_both_parts(tmp_path):
 
 
 def test_resuming_with_another_process_count_is_a_one_line_error(tmp_path, capsys):
-    from pcdarts.runs import load_checkpoint, save_checkpoint
+    from pcdarts.rundir import load_checkpoint, save_checkpoint
 
     out = tmp_path / "s"
     assert main(["search", "--dataset", "synthetic", "--out", str(out), *TINY, "--epochs", "3"]) == 0
@@ -123,12 +124,14 @@ def test_imagenet_paper_search_without_a_subset_is_refused(capsys):
     assert "pcdarts subsample" in capsys.readouterr().err
 
 
-def test_a_training_resumes_only_its_own_genotype(tmp_path, capsys):
+def test_a_training_resumes_only_its_own_genotype(tmp_path, capsys, stop_after):
     from pcdarts.train import run_train
 
     cfg = TrainConfig.for_dataset("synthetic", epochs=2, layers=3, init_channels=4, image_size=8, threads=1,
                                   genotype="DARTS_V2")  # fmt: skip
-    assert run_train(cfg, tmp_path / "t", progress=False, stop_after_epochs=1)["stopped"]
+    with stop_after(1):
+        stopped = run_train(cfg, tmp_path / "t", progress=False)
+    assert stopped["stopped"]
     args = ["train", "--dataset", "synthetic", "--out", str(tmp_path / "t"), "--resume", "--no-progress"]
     assert main([*args, "--genotype", "PC_DARTS_cifar"]) == 2
     assert "another genotype" in capsys.readouterr().err

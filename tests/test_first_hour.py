@@ -61,7 +61,7 @@ def test_warnings_for_a_model_at_chance_and_a_validation_split_too_small():
 
 
 def test_a_collapsed_search_suggests_the_cap():
-    from pcdarts.cli.runs import _collapse_hint
+    from pcdarts.cli.commands import _collapse_hint
 
     pool, conv = [["max_pool_3x3", 0], ["skip_connect", 1]] * 4, [["sep_conv_3x3", 0], ["sep_conv_3x3", 1]] * 4
     collapsed = Genotype.from_dict({"normal": pool, "normal_concat": [2, 3, 4, 5], "reduce": conv,
@@ -81,7 +81,7 @@ def test_the_lazy_api_is_listed_and_predicts_on_tensors(tmp_path):
     names = dir(pcdarts)
     for name in ("SearchConfig", "run_search", "load_trained", "build_network", "predict", "predict_tensor"):
         assert name in names
-    from pcdarts.runs import save_checkpoint
+    from pcdarts.rundir import save_checkpoint
 
     net = pcdarts.build_network(GENOTYPES["DARTS_V2"], num_classes=3, in_channels=1, init_channels=4, layers=3,
                                 auxiliary=False)  # fmt: skip

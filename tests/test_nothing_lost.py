@@ -15,7 +15,7 @@ from pcdarts.data.idx import _read_bytes, read_idx
 from pcdarts.errors import PCDartsError
 from pcdarts.genotype import GENOTYPES, GenotypeError, parse_genotype_text
 from pcdarts.network import build_network
-from pcdarts.runs import RunDir, RunError, check_out_path, load_checkpoint, read_run_json, save_checkpoint
+from pcdarts.rundir import RunDir, RunError, check_out_path, load_checkpoint, read_run_json, save_checkpoint
 from pcdarts.train import load_trained
 
 TINY_SEARCH = ["--dataset", "synthetic", "--epochs", "2", "--warmup-epochs", "1", "--layers", "3",

@@ -14,7 +14,7 @@ import torch
 
 from pcdarts.cli import main
 from pcdarts.config import TrainConfig, resolve_config
-from pcdarts.runs import load_checkpoint
+from pcdarts.rundir import load_checkpoint
 from pcdarts.train import run_train
 from tests.conftest import TINY_SEARCH
 
@@ -106,7 +106,7 @@ def test_sigint_checkpoints_mid_run_and_exits_zero(tmp_path):
     assert json.loads((out / "genotype.json").read_text())["normal_concat"] == [2, 3, 4, 5]
 
 
-def test_training_resume_matches_an_uninterrupted_run(tmp_path):
+def test_training_resume_matches_an_uninterrupted_run(tmp_path, stop_after):
     torch.set_num_threads(1)
     cfg = resolve_config(
         TrainConfig,
@@ -123,7 +123,8 @@ def test_training_resume_matches_an_uninterrupted_run(tmp_path):
         ),
     )
     full = run_train(cfg, tmp_path / "full", progress=False)
-    part = run_train(cfg, tmp_path / "part", progress=False, stop_after_epochs=1)
+    with stop_after(1):
+        part = run_train(cfg, tmp_path / "part", progress=False)
     assert part["stopped"]
     resumed = run_train(cfg, tmp_path / "part", progress=False, resume=True)
     assert resumed["test_accuracy"] == full["test_accuracy"] and resumed["test_loss"] == full["test_loss"]
@@ -223,7 +224,7 @@ def test_bad_input_from_the_real_console_has_no_traceback(tmp_path):
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
 
 
-def test_nonfinite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, capsys, monkeypatch):
+def test_nonfinite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, capsys, monkeypatch, stop_after):
     import pcdarts.search as search_mod
 
     out = tmp_path / "nan"
@@ -233,10 +234,12 @@ def test_nonfinite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, capsy
     cfg = resolve_config(
         SearchConfig, "digits", dict(epochs=3, warmup_epochs=1, layers=3, init_channels=4, image_size=8, batch_size=128)
     )
-    assert search_mod.run_search(cfg, out, progress=False, stop_after_epochs=1)["stopped"]
+    with stop_after(1):
+        stopped = search_mod.run_search(cfg, out, progress=False)
+    assert stopped["stopped"]
     good = (out / "checkpoint.pt").read_bytes()
-    real = search_mod.summarise
-    monkeypatch.setattr(search_mod, "summarise", lambda acc: {**real(acc), "loss": float("nan")})
+    real = search_mod.epoch_stats
+    monkeypatch.setattr(search_mod, "epoch_stats", lambda acc: {**real(acc), "loss": float("nan")})
     code = main([*argv, "--resume"])
     err = capsys.readouterr().err
     assert code == 1 and "last good checkpoint" in err and "Traceback" not in err

@@ -9,7 +9,7 @@ import pcdarts.select as select_mod
 from pcdarts.candidates import PRIMITIVES
 from pcdarts.cli import main
 from pcdarts.genotype import Genotype
-from pcdarts.runs import load_checkpoint
+from pcdarts.rundir import load_checkpoint
 from pcdarts.select import Projection, SelectConfig, Selector, plan_rounds, run_select
 from pcdarts.space import node_edges, num_edges
 

@@ -217,10 +217,10 @@ def test_a_study_draws_random_cells_from_its_searches_space(tmp_path):
     assert Study(cfg, tmp_path / "s").op_space().name == "nb201"
 
 
-def test_a_search_in_another_space_stores_it_everywhere_and_resumes_only_in_it(tmp_path, capsys):
+def test_a_search_in_another_space_stores_it_everywhere_and_resumes_only_in_it(tmp_path, capsys, stop_after):
     from pcdarts.cli import main
     from pcdarts.plot import alpha_heatmaps
-    from pcdarts.runs import read_jsonl
+    from pcdarts.rundir import read_jsonl
     from pcdarts.search import run_search
 
     out = tmp_path / "s"
@@ -231,7 +231,9 @@ def test_a_search_in_another_space_stores_it_everywhere_and_resumes_only_in_it(t
     assert json.loads(capsys.readouterr().out)["ops"] == ops.split(",")
     cfg = pcdarts.SearchConfig.for_dataset("synthetic", epochs=2, warmup_epochs=1, layers=3, init_channels=4,
                                            image_size=8, threads=1, ops=ops)  # fmt: skip
-    assert run_search(cfg, out, progress=False, stop_after_epochs=1)["stopped"]
+    with stop_after(1):
+        stopped = run_search(cfg, out, progress=False)
+    assert stopped["stopped"]
     assert main(["search", "--out", str(out), "--resume", *flags, "--space", "nb201"]) != 0
     assert "but this run asks for 'nb201'" in capsys.readouterr().err  # one line: the resume check names it
     assert main(["search", "--out", str(out), "--resume", "--no-progress"]) == 0

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from pcdarts.cli import main
-from pcdarts.study import Arm, StudyConfig, format_table, run_study, summarise, verdict
+from pcdarts.study import Arm, StudyConfig, format_table, run_study, summarise_arms, verdict
 from tests.idx_data import write_idx
 
 SEARCH = dict(image_size=8, init_channels=4, layers=3, epochs=2, warmup_epochs=1, batch_size=32, lr=0.05)
@@ -159,8 +159,8 @@ def test_arm_parsing_and_verdict():
         }
         for a in (0.85, 0.87, 0.86)
     ]
-    assert "beats random by more than the random spread" in verdict(summarise(cells))
-    assert "not enough" in verdict(summarise(cells[:2]))
+    assert "beats random by more than the random spread" in verdict(summarise_arms(cells))
+    assert "not enough" in verdict(summarise_arms(cells[:2]))
 
 
 def test_run_study_library_call_matches_the_cli(idx_dir, tmp_path):
@@ -180,16 +180,16 @@ def test_a_refused_start_pins_nothing(idx_dir, tmp_path, capsys):
 
 def test_a_finished_sub_run_made_with_other_settings_is_not_reused(tmp_path):
     """Reusing a finished search or training is only right when it was made with the settings asked for."""
-    from dataclasses import replace
+    from dataclasses import asdict, replace
 
-    from pcdarts.config import SearchConfig, config_to_dict
-    from pcdarts.runs import RunError
+    from pcdarts.config import SearchConfig
+    from pcdarts.rundir import RunError
     from pcdarts.study import check_reused
 
     cfg = SearchConfig.for_dataset("digits", epochs=2)
     run = tmp_path / "s1"
     run.mkdir()
-    saved = config_to_dict(cfg)
+    saved = asdict(cfg)
     del saved["recompute"]  # written before the setting existed: counts as its default
     (run / "config.json").write_text(json.dumps({**saved, "threads": 7, "device": "cuda"}))  # free to differ
     check_reused(run, cfg)

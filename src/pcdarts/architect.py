@@ -38,11 +38,9 @@ class Architect:
         betas: tuple[float, float] = (0.5, 0.999),
         weight_decay: float = 1e-3,
         unrolled: bool = False,
-        forward: nn.Module | None = None,
         grad_clip: float = 0.0,
     ):
         self.model = model
-        self.forward = forward or model  # what runs the forward pass (a compiled model, say)
         self.unrolled = unrolled
         self.params = model.arch_parameters()
         self.optimizer = torch.optim.Adam(self.params, lr=lr, betas=betas, weight_decay=weight_decay)
@@ -68,7 +66,7 @@ class Architect:
                 reg = torch.autograd.grad(self.reg_weight * beta_decay_loss(self.model), self.params, allow_unused=True)
                 grads = [g if r is None else g + r for g, r in zip(grads, reg)]
         else:
-            loss = F.cross_entropy(self.forward(x_val), y_val)
+            loss = F.cross_entropy(self.model(x_val), y_val)
             objective = loss + self.reg_weight * beta_decay_loss(self.model) if self.reg_weight else loss
             # every arch parameter must reach the loss: a None gradient is a bug, not a zero
             grads = list(torch.autograd.grad(objective, self.params))

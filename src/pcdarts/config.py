@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import re
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 
 from .errors import ConfigError
@@ -377,7 +377,3 @@ def field_docs(cls: type) -> dict[str, str]:
         if m:
             docs[m.group(1)] = m.group(2).strip()
     return docs
-
-
-def config_to_dict(cfg: SearchConfig | TrainConfig) -> dict[str, Any]:
-    return asdict(cfg)

@@ -9,7 +9,7 @@ from typing import Any
 
 from .config import SearchConfig, TrainConfig, resolve_config
 from .genotype import Genotype, random_genotype
-from .runs import atomic_write_json
+from .rundir import atomic_write_json
 from .search import run_search
 from .train import run_train
 

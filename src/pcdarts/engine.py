@@ -60,7 +60,7 @@ def new_accumulator(device: torch.device) -> dict[str, torch.Tensor]:
     return {"loss": z(), "correct": z(), "n": z(), "arch_loss": z(), "arch_n": z(), "steps": z()}
 
 
-def summarise(acc: dict[str, torch.Tensor]) -> dict[str, float]:
+def epoch_stats(acc: dict[str, torch.Tensor]) -> dict[str, float]:
     v = {k: float(t) for k, t in acc.items()}
     out = {"loss": v["loss"] / max(v["n"], 1), "accuracy": v["correct"] / max(v["n"], 1), "steps": int(v["steps"])}
     if v["arch_n"]:

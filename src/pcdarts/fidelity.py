@@ -26,7 +26,7 @@ from typing import Any
 from .config import TrainConfig, resolve_config
 from .errors import ConfigError
 from .genotype import random_genotype
-from .runs import RunError, atomic_write_json
+from .rundir import RunError, atomic_write_json
 from .study import STUDY2_TRAIN, check_pinned, run_units, train_cell
 
 log = logging.getLogger(__name__)
@@ -234,7 +234,7 @@ class Fidelity:
                 units.append((f"cell {c}, {sb} epochs, seed {s2}", lambda c=c, sb=sb, s2=s2: self._unit(c, sb, s2)))
         return units
 
-    def run(self, *, max_units: int | None = None) -> dict[str, Any]:
+    def run(self) -> dict[str, Any]:
         check_pinned(self.out, "fidelity_config.json", self.cfg.to_dict(), "calibration")
         units = self.plan()
         results: dict[int, dict[str, Any]] = {}
@@ -244,7 +244,7 @@ class Fidelity:
             self.rows = [results[j] for j in sorted(results)]
             self.write()
 
-        run_units(units, record, max_units=max_units)
+        run_units(units, record)
         summary = self.write()
         summary["units_done"] = len(results)
         summary["units"] = len(units)
@@ -256,11 +256,9 @@ class Fidelity:
         return summary
 
 
-def run_fidelity(
-    cfg: FidelityConfig, out: str | Path, *, progress: bool = True, threads: int = 0, max_units: int | None = None
-) -> dict[str, Any]:
+def run_fidelity(cfg: FidelityConfig, out: str | Path, *, progress: bool = True, threads: int = 0) -> dict[str, Any]:
     """Run (or continue) a calibration; returns the summary also written to ``out/fidelity.json``."""
-    return Fidelity(cfg, out, progress=progress, threads=threads).run(max_units=max_units)
+    return Fidelity(cfg, out, progress=progress, threads=threads).run()
 
 
 def format_fidelity(summary: dict[str, Any]) -> str:

@@ -300,7 +300,7 @@ def load_genotype(spec: str) -> Genotype:
     if spec.lstrip().startswith(("{", "Genotype")):
         pass
     elif path.is_dir() and (path / "genotype.json").is_file():
-        from .runs import RunError, read_run_json
+        from .rundir import RunError, read_run_json
 
         try:
             return Genotype.from_dict(read_run_json(path / "genotype.json"))

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from .data import Augment, FolderDataset, TensorDataset, get_dataset, limit_train
 from .distributed import DistInfo, barrier, init_distributed, local_device, shutdown
 from .engine import epoch_line
-from .runs import (
+from .rundir import (
     GracefulStop,
     MetricsLog,
     RunDir,
@@ -178,12 +178,8 @@ def run_task(
     resume: bool = False,
     overwrite: bool = False,
     progress: bool = True,
-    stop_after_epochs: int | None = None,
 ) -> dict[str, Any]:
-    """Run ``task`` in ``out`` (single process or under torchrun) and return its result.
-
-    ``stop_after_epochs`` ends the call early with a checkpoint, as Ctrl-C would.
-    """
+    """Run ``task`` in ``out`` (single process or under torchrun) and return its result."""
     out = Path(out)
     device = pick_device(cfg.device)
     configure_device(device, cfg.deterministic)
@@ -191,7 +187,7 @@ def run_task(
     device = local_device(device, info)
     try:
         with RunLock(out, enabled=info.is_main):
-            return _run(task, cfg, Context(out, device, info), resume, overwrite, progress, stop_after_epochs)
+            return _run(task, cfg, Context(out, device, info), resume, overwrite, progress)
     finally:
         shutdown(info)
 
@@ -203,7 +199,6 @@ def _run(
     resume: bool,
     overwrite: bool,
     progress: bool,
-    stop_after_epochs: int | None,
 ) -> dict[str, Any]:
     out, info = ctx.out, ctx.info
     if cfg.threads:
@@ -279,7 +274,7 @@ def _run(
             if reason is not None:
                 log.info("early stop after epoch %d: %s", epoch + 1, reason)
                 break
-            if stop.requested or (stop_after_epochs is not None and epoch + 1 - start_epoch >= stop_after_epochs):
+            if stop.requested:
                 stopped = epoch + 1 < cfg.epochs
                 if stopped:
                     break

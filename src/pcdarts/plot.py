@@ -14,8 +14,8 @@ import matplotlib
 import matplotlib.colors
 import matplotlib.patches
 import matplotlib.ticker
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 from matplotlib.figure import Figure  # figures without pyplot: no global backend switch, no window, no state
 
 from .candidates import OPS, PRIMITIVES

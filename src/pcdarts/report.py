@@ -13,7 +13,7 @@ from typing import Any
 from .errors import PCDartsError
 from .genotype import Genotype, GenotypeError
 from .plot import alpha_heatmaps, curves, genotype_timeline, plot_genotype
-from .runs import RunError, atomic_write_bytes, read_jsonl, read_run_json
+from .rundir import RunError, atomic_write_bytes, read_jsonl, read_run_json
 
 log = logging.getLogger(__name__)
 

@@ -14,19 +14,11 @@ from .candidates import space_of
 from .config import SearchConfig
 from .data import FolderDataset, TensorDataset, make_stream, part_size, search_parts
 from .distributed import all_reduce_sums, barrier, check_agreement, wrap_ddp
-from .engine import check_finite, cosine_lr, evaluate, new_accumulator, search_epoch, sgd_impl, summarise
+from .engine import check_finite, cosine_lr, epoch_stats, evaluate, new_accumulator, search_epoch, sgd_impl
 from .genotype import Genotype, param_free_count
+from .loop import Context, check_world_size, load_data, make_augment, run_task
 from .remedies import beta_decay_weight, early_stop_reason
-from .runner import (  # noqa: F401  (RESUME_FREE, check_resume_config, load_data: re-exported for callers)
-    RESUME_FREE,
-    Context,
-    check_resume_config,
-    check_world_size,
-    load_data,
-    make_augment,
-    run_task,
-)
-from .runs import MetricsLog, RunError, atomic_write_json, pick_device
+from .rundir import MetricsLog, RunError, atomic_write_json, pick_device
 from .supernet import SearchNetwork
 
 log = logging.getLogger(__name__)
@@ -142,16 +134,9 @@ def run_search(
     resume: bool = False,
     overwrite: bool = False,
     progress: bool = True,
-    stop_after_epochs: int | None = None,
 ) -> dict[str, Any]:
-    """Search a cell; writes genotype.json, arch_history.jsonl, metrics.jsonl and checkpoint.pt in ``out``.
-
-    ``stop_after_epochs`` ends the call early (with a checkpoint), as a signal would.
-    """
-    task = SearchTask(cfg)
-    return run_task(
-        task, cfg, out, resume=resume, overwrite=overwrite, progress=progress, stop_after_epochs=stop_after_epochs
-    )
+    """Search a cell; writes genotype.json, arch_history.jsonl, metrics.jsonl and checkpoint.pt in ``out``."""
+    return run_task(SearchTask(cfg), cfg, out, resume=resume, overwrite=overwrite, progress=progress)
 
 
 class SearchTask:
@@ -272,7 +257,7 @@ class SearchTask:
 
     def end_epoch(self, epoch: int, seconds: float, metrics: MetricsLog) -> dict[str, Any]:
         info, model = self.ctx.info, self.model
-        stats = summarise(all_reduce_sums(self.acc, info))
+        stats = epoch_stats(all_reduce_sums(self.acc, info))
         check_finite(stats, "search")
         check_agreement(model.arch_parameters(), info)
         val_stats = evaluate(model, self.val_eval)

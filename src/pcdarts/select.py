@@ -43,8 +43,8 @@ from .data import make_stream, search_parts
 from .engine import search_step, sgd_impl
 from .errors import ConfigError
 from .genotype import Genotype
-from .runner import load_data
-from .runs import (
+from .loop import load_data
+from .rundir import (
     GracefulStop,
     RunError,
     RunLock,
@@ -243,7 +243,7 @@ class Selector:
             weight_decay=scfg.weight_decay,
             **sgd_impl(device),
         )
-        from .runner import make_augment
+        from .loop import make_augment
 
         common = dict(device=device, workers=scfg.workers, augment=make_augment(scfg, ds, scfg.cutout), jitter=False)
         self.train = make_stream(ds, w_part, scfg.batch_size, train=True, seed=scfg.seed, **common)

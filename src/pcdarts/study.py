@@ -26,12 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from .candidates import OpSpace, op_space
-from .config import DATASET_DEFAULTS, SearchConfig, TrainConfig, config_to_dict, resolve_config
+from .config import DATASET_DEFAULTS, SearchConfig, TrainConfig, resolve_config
 from .errors import ConfigError
 from .genotype import Genotype, param_free_count, random_genotype
+from .loop import RESUME_FREE, plain
 from .remedies import select_from_history
-from .runner import RESUME_FREE, plain
-from .runs import RunBusy, RunError, RunLock, atomic_write_json, check_out_path, read_jsonl, read_run_json, revision
+from .rundir import RunBusy, RunError, RunLock, atomic_write_json, check_out_path, read_jsonl, read_run_json, revision
 from .search import run_search
 from .select import SelectConfig, run_select
 from .train import read_test_once, run_train
@@ -205,8 +205,8 @@ def check_reused(run: Path, cfg: SearchConfig | TrainConfig) -> None:
         saved = read_run_json(f)
     except RunError:
         raise RunError(f"{f} is missing or unreadable: delete {run} to have the study redo it") from None
-    defaults = config_to_dict(type(cfg)())
-    for key, value in config_to_dict(cfg).items():
+    defaults = asdict(type(cfg)())
+    for key, value in asdict(cfg).items():
         if key not in RESUME_FREE and plain(saved.get(key, defaults.get(key))) != plain(value):
             raise RunError(
                 f"{run} was made with {key}={saved.get(key)!r}, this study asks for {value!r}: delete that "
@@ -310,7 +310,6 @@ def run_units(
     units: list[tuple[str, Callable[[], dict[str, Any]]]],
     record: Callable[[int, dict[str, Any]], None],
     *,
-    max_units: int | None = None,
     poll_seconds: float = 30.0,
 ) -> None:
     """Run work units in order; one another process holds is skipped and taken up again once it is free.
@@ -318,7 +317,6 @@ def run_units(
     Two processes running the same study or calibration thus share its units without running one twice.
     """
     pending = list(range(len(units)))
-    done = 0
     while pending:
         busy = []
         for i in pending:
@@ -331,9 +329,6 @@ def run_units(
                 busy.append(i)
                 continue
             record(i, cell)
-            done += 1
-            if max_units is not None and done >= max_units:
-                return
         if busy and busy == pending:
             time.sleep(poll_seconds)  # everything left is running elsewhere: read it back when it is done
         pending = busy
@@ -471,8 +466,8 @@ class Study:
         return self._cell("random", "random", seed, genotype, self._train(genotype), search_seconds=0.0)
 
     # ------------------------------------------------------------ running
-    def run(self, *, max_units: int | None = None) -> dict[str, Any]:
-        """Do what is left (``max_units``: stop after that many units, for tests).
+    def run(self) -> dict[str, Any]:
+        """Do what is left.
 
         Units another process is running (a second ``pcdarts study`` on the same folder) are skipped
         and read back once that process has finished them.
@@ -490,7 +485,7 @@ class Study:
             self.cells = [results[j] for j in sorted(results)]
             self.write()
 
-        run_units([(name, unit) for name, unit in units], record, max_units=max_units)
+        run_units([(name, unit) for name, unit in units], record)
         summary = self.write(complete=len(results) == len(units))
         summary["units_done"] = len(results)
         return summary
@@ -502,7 +497,7 @@ class Study:
             "train_config": asdict(self.train_cfg),
             "complete": complete,
             "cells": self.cells,
-            "arms": summarise(self.cells),
+            "arms": summarise_arms(self.cells),
             "primary": self.cfg.primary,
             "comparisons": [c for a in self.cfg.arms if (c := compare_with_random(self.cells, a.name)) is not None],
         }
@@ -510,7 +505,7 @@ class Study:
         return summary
 
 
-def summarise(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def summarise_arms(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per arm: n, mean and std of test accuracy, min, max, mean params and parameter-free ops."""
     arms: dict[str, list[dict[str, Any]]] = {}
     for c in cells:
@@ -663,11 +658,9 @@ def load_study(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def run_study(
-    cfg: StudyConfig, out: str | Path, *, progress: bool = True, threads: int = 0, max_units: int | None = None
-) -> dict[str, Any]:
+def run_study(cfg: StudyConfig, out: str | Path, *, progress: bool = True, threads: int = 0) -> dict[str, Any]:
     """Run (or continue) a study; returns the summary also written to ``out/study.json``."""
     t0 = time.time()
-    summary = Study(cfg, out, progress=progress, threads=threads).run(max_units=max_units)
+    summary = Study(cfg, out, progress=progress, threads=threads).run()
     summary["seconds_this_call"] = time.time() - t0
     return summary

@@ -17,17 +17,17 @@ from .distributed import all_reduce_sums, barrier, wrap_ddp
 from .engine import (
     check_finite,
     cosine_lr,
+    epoch_stats,
     evaluate,
     linear_warmup_decay_lr,
     new_accumulator,
     sgd_impl,
-    summarise,
     train_epoch,
 )
 from .genotype import Genotype, load_genotype
+from .loop import RESUME_FREE, Context, check_world_size, load_data, make_augment, run_task
 from .network import Network, build_network, count_macs, count_params
-from .runner import RESUME_FREE, Context, check_world_size, load_data, make_augment, run_task
-from .runs import (
+from .rundir import (
     MetricsLog,
     RunError,
     atomic_write_json,
@@ -83,7 +83,6 @@ def run_train(
     resume: bool = False,
     overwrite: bool = False,
     progress: bool = True,
-    stop_after_epochs: int | None = None,
     genotype: Genotype | None = None,
     read_test: bool = True,
 ) -> dict[str, Any]:
@@ -93,9 +92,7 @@ def run_train(
     validation data only (a fidelity calibration); ``read_test_once`` reads it later, once.
     """
     task = TrainTask(cfg, genotype or load_genotype(cfg.genotype), read_test=read_test)
-    return run_task(
-        task, cfg, out, resume=resume, overwrite=overwrite, progress=progress, stop_after_epochs=stop_after_epochs
-    )
+    return run_task(task, cfg, out, resume=resume, overwrite=overwrite, progress=progress)
 
 
 class TrainTask:
@@ -193,7 +190,7 @@ class TrainTask:
 
     def end_epoch(self, epoch: int, seconds: float, metrics: MetricsLog) -> dict[str, Any]:
         info = self.ctx.info
-        stats = summarise(all_reduce_sums(self.acc, info))
+        stats = epoch_stats(all_reduce_sums(self.acc, info))
         check_finite(stats, "training")
         record = {
             "epoch": epoch,

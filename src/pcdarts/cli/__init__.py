@@ -1,6 +1,6 @@
 """The ``pcdarts`` command. Only this package reads argv and owns the console.
 
-``parser`` builds the arguments; ``runs`` and ``tools`` hold the commands; ``main`` turns the errors a
+``parser`` builds the arguments; ``commands`` and ``tools`` hold the commands; ``main`` turns the errors a
 user can fix (``PCDartsError``, a full disk, a missing path) into one line and lets real bugs keep
 their traceback.
 """
@@ -12,8 +12,8 @@ import logging
 import os
 import sys
 
+from .commands import cmd_demo, cmd_eval, cmd_fidelity, cmd_report, cmd_search, cmd_select, cmd_study, cmd_train
 from .parser import build_parser
-from .runs import cmd_demo, cmd_eval, cmd_fidelity, cmd_report, cmd_search, cmd_select, cmd_study, cmd_train
 from .tools import cmd_export, cmd_genotypes, cmd_info, cmd_plan, cmd_plot, cmd_predict, cmd_subsample
 
 __all__ = ["build_parser", "main"]

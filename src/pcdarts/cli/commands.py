@@ -7,10 +7,11 @@ import json
 import logging
 import os
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from ..config import SearchConfig, TrainConfig, config_to_dict, resolve_config
+from ..config import SearchConfig, TrainConfig, resolve_config
 from ..errors import ConfigError
 from ..search import auto_batch
 from .parser import _overrides
@@ -45,7 +46,7 @@ def _plausible(annotation: Any, value: Any) -> bool:
 
 def _inherit_data(ns: argparse.Namespace) -> None:
     """``train --genotype SEARCH_RUN``: the search's dataset, data path and image size, unless given."""
-    from ..runs import RunError, read_run_json
+    from ..rundir import RunError, read_run_json
 
     run = Path(ns.genotype) if ns.genotype else None
     if ns.resume or run is None or not (run / "config.json").is_file():
@@ -72,12 +73,12 @@ def _saved_config(ns: argparse.Namespace) -> tuple[dict[str, Any] | None, str]:
     """With --resume, the run's own config.json is the base, so `--resume --out X` alone continues it."""
     saved = None
     if ns.resume and ns.out and (Path(ns.out) / "config.json").is_file():
-        from ..runs import RunError, read_run_json
+        from ..rundir import RunError, read_run_json
 
         try:
             saved = read_run_json(Path(ns.out) / "config.json")
         except RunError:  # the checkpoint holds the config too
-            from ..runs import load_checkpoint
+            from ..rundir import load_checkpoint
 
             saved = load_checkpoint(Path(ns.out) / "checkpoint.pt").get("config")
             saved = saved if isinstance(saved, dict) else None
@@ -130,9 +131,10 @@ def cmd_search(ns: argparse.Namespace) -> int:
         )
     if ns.print_config:
         from ..errors import PCDartsError
-        from ..search import learnability_warnings, load_data, schedule_line, search_counts
+        from ..loop import load_data
+        from ..search import learnability_warnings, schedule_line, search_counts
 
-        print(json.dumps(config_to_dict(cfg), indent=2))
+        print(json.dumps(asdict(cfg), indent=2))
         try:
             counts = search_counts(cfg, load_data(cfg))
         except PCDartsError as exc:  # the data is not here (yet): the config is still printed
@@ -199,7 +201,7 @@ def cmd_train(ns: argparse.Namespace) -> int:
         TrainConfig, dataset, _overrides(ns, TrainConfig), preset_values(ns.preset, "train", dataset), saved
     )
     if ns.print_config:
-        print(json.dumps(config_to_dict(cfg), indent=2))
+        print(json.dumps(asdict(cfg), indent=2))
         return 0
     _need_out(ns)
     genotype = load_genotype(cfg.genotype)
@@ -238,7 +240,7 @@ def cmd_eval(ns: argparse.Namespace) -> int:
 
     from ..data import get_dataset, holdout_part, make_stream
     from ..engine import evaluate
-    from ..runs import pick_device
+    from ..rundir import pick_device
     from ..train import load_trained
 
     device = pick_device(ns.device)
@@ -248,7 +250,7 @@ def cmd_eval(ns: argparse.Namespace) -> int:
     kwargs: dict[str, Any] = {"image_size": int(info.input_size[0])}
     data = ns.data
     if data is None and name == info.dataset:  # the run remembers where its data was
-        from ..runs import load_checkpoint
+        from ..rundir import load_checkpoint
 
         saved = load_checkpoint(ns.checkpoint).get("config")
         data = saved.get("data") if isinstance(saved, dict) else None

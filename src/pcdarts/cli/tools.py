@@ -168,7 +168,7 @@ def cmd_predict(ns: argparse.Namespace) -> int:
 def cmd_plot(ns: argparse.Namespace) -> int:
     from ..genotype import Genotype, load_genotype
     from ..plot import alpha_heatmaps, curves, genotype_timeline, plot_genotype
-    from ..runs import read_jsonl
+    from ..rundir import read_jsonl
 
     if ns.run is None and ns.genotype is None:
         raise ConfigError("give --genotype G (cells) or --run SEARCH_DIR (cells, heatmaps, timeline, curves)")
@@ -202,7 +202,7 @@ def cmd_plot(ns: argparse.Namespace) -> int:
 
 def cmd_subsample(ns: argparse.Namespace) -> int:
     from ..data.folder import split_folder, subsample
-    from ..runs import atomic_write_json
+    from ..rundir import atomic_write_json
 
     root = Path(ns.data)
     if not root.exists():
