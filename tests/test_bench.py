@@ -124,9 +124,9 @@ def test_a_failing_measurement_process_is_reported_in_one_line(monkeypatch, caps
     def fail(*a, **k):
         raise subprocess.CalledProcessError(1, ["python"], output="", stderr="Traceback...\nRuntimeError: boom\n")
 
-    from pcdarts.bench import cli
+    from pcdarts.bench import commands
 
-    monkeypatch.setattr(cli.subprocess, "run", fail)
+    monkeypatch.setattr(commands.subprocess, "run", fail)
     assert bench.main(["step", *TINY]) == 2
     assert capsys.readouterr().err.strip() == "pcdarts bench: error: RuntimeError: boom"
 

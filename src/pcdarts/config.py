@@ -102,10 +102,6 @@ class SearchConfig:
             raise ConfigError(f"K must be >= 1, got {self.k}")
         if self.init_channels % self.k:
             raise ConfigError(f"K={self.k} does not divide init channels {self.init_channels}: pick C divisible by K")
-        if self.partial_mode not in ("shuffle", "shift"):
-            raise ConfigError(f"partial mode must be shuffle or shift, got {self.partial_mode!r}")
-        if self.recompute not in ("none", "edges", "cells"):
-            raise ConfigError(f"recompute must be none, edges or cells, got {self.recompute!r}")
         if self.recompute != "none" and self.unrolled:
             raise ConfigError(
                 "--recompute works with the first-order search only (the unrolled step evaluates the network at "
@@ -184,10 +180,6 @@ class TrainConfig:
             raise ConfigError(f"auxiliary weight must be >= 0, got {self.auxiliary_weight}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ConfigError(f"val fraction must be in [0, 1), got {self.val_fraction}")
-        if self.memory_format not in MEMORY_FORMATS:
-            raise ConfigError(f"memory format must be one of {', '.join(MEMORY_FORMATS)}, got {self.memory_format!r}")
-        if self.schedule not in ("cosine", "linear"):
-            raise ConfigError(f"schedule must be cosine or linear, got {self.schedule!r}")
         if not 0.0 <= self.drop_path < 1.0:
             raise ConfigError(f"drop path must be in [0, 1), got {self.drop_path}")
         if not 0.0 <= self.label_smoothing < 1.0:
@@ -196,7 +188,23 @@ class TrainConfig:
             raise ConfigError(f"lr warm-up epochs ({self.lr_warmup_epochs}) must be below epochs ({self.epochs})")
 
 
-MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
+CHOICES: dict[str, tuple[str, ...]] = {
+    "partial_mode": ("shuffle", "shift"),
+    "recompute": ("none", "edges", "cells"),
+    "stem": ("cifar", "imagenet"),
+    "precision": ("fp32", "bf16", "fp16"),
+    "memory_format": ("auto", "channels_last", "contiguous"),
+    "schedule": ("cosine", "linear"),
+}
+"""The settings that take one of a few names, and the names: checked here, by ``check_choice``, only."""
+
+MEMORY_FORMATS = CHOICES["memory_format"]
+
+
+def check_choice(name: str, value: Any) -> None:
+    """A ConfigError unless ``value`` is one of ``CHOICES[name]`` (configs and modules built by hand alike)."""
+    if value not in CHOICES[name]:
+        raise ConfigError(f"{name.replace('_', ' ')} must be one of {', '.join(CHOICES[name])}, got {value!r}")
 
 
 def memory_format_for(name: str, device: Any) -> Any:
@@ -216,6 +224,8 @@ def _check_common(cfg: Any) -> None:
     """Checks both configs share; every float must be finite (a NaN lr would fail minutes later)."""
     for f in fields(cfg):
         value = getattr(cfg, f.name)
+        if f.name in CHOICES:
+            check_choice(f.name, value)
         if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(f"{f.name.replace('_', ' ')} must be a finite number, got {value}")
     if not 1 <= cfg.epochs <= MAX_EPOCHS:
@@ -239,10 +249,6 @@ def _check_common(cfg: Any) -> None:
         raise ConfigError(f"weight decay must be >= 0, got {cfg.weight_decay}")
     if cfg.grad_clip <= 0:
         raise ConfigError(f"grad clip must be > 0, got {cfg.grad_clip}")
-    if cfg.stem not in ("cifar", "imagenet"):
-        raise ConfigError(f"stem must be cifar or imagenet, got {cfg.stem!r}")
-    if cfg.precision not in ("fp32", "bf16", "fp16"):
-        raise ConfigError(f"precision must be fp32, bf16 or fp16, got {cfg.precision!r}")
     if not 0 <= cfg.image_size <= MAX_IMAGE:
         raise ConfigError(f"image size must be 0 (native) or at most {MAX_IMAGE}, got {cfg.image_size}")
     if cfg.train_images < 0:
@@ -258,74 +264,6 @@ def _check_common(cfg: Any) -> None:
     if cfg.device != "auto" and not re.fullmatch(r"cpu|cuda(:\d+)?", cfg.device):
         raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {cfg.device!r}")
 
-
-# Small-data defaults: what makes the bundled digits search + train finish in minutes on 2 cores.
-DATASET_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {  # mnist shares fashion-mnist's below
-    "search": {
-        "digits": dict(init_channels=8, layers=5, epochs=8, warmup_epochs=3, batch_size=64, lr=0.05, arch_lr=6e-3),
-        "synthetic": dict(init_channels=8, layers=5, epochs=4, warmup_epochs=1, batch_size=32, lr=0.05, arch_lr=6e-3),
-        # a proxy that can learn (Study II, docs/STUDY.md): 4 channels per candidate op (C16/K4, as the paper),
-        # 750 warm-up and 1,250 arch steps; about an hour on one CPU core
-        "fashion-mnist": dict(
-            image_size=16,
-            train_images=8000,
-            init_channels=16,
-            layers=5,
-            epochs=16,
-            warmup_epochs=6,
-            batch_size=32,
-            lr=0.025,
-            arch_lr=2e-3,
-        ),  # fmt: skip
-        # any folder of images: small pictures and a small supernet, so a first try ends in minutes, not hours
-        "folder": dict(
-            image_size=64,
-            init_channels=8,
-            layers=5,
-            epochs=10,
-            warmup_epochs=3,
-            batch_size=32,
-            lr=0.05,
-            arch_lr=6e-3,
-            workers=2,
-        ),  # fmt: skip
-    },
-    "train": {
-        "digits": dict(
-            init_channels=16, layers=6, epochs=12, batch_size=64, lr=0.05, cutout=4, drop_path=0.1, auxiliary=False
-        ),
-        "synthetic": dict(
-            init_channels=8, layers=5, epochs=3, batch_size=32, lr=0.05, cutout=0, drop_path=0.0, auxiliary=False
-        ),
-        "fashion-mnist": dict(
-            image_size=16,
-            train_images=12000,
-            init_channels=16,
-            layers=6,
-            epochs=8,
-            batch_size=128,
-            lr=0.1,
-            cutout=0,
-            drop_path=0.0,
-            auxiliary=False,
-        ),  # fmt: skip
-        "folder": dict(
-            image_size=64,
-            init_channels=16,
-            layers=8,
-            epochs=20,
-            batch_size=64,
-            lr=0.05,
-            cutout=0,
-            drop_path=0.1,
-            auxiliary=False,
-            workers=2,
-        ),  # fmt: skip
-    },
-}
-
-for _kind in ("search", "train"):
-    DATASET_DEFAULTS[_kind]["mnist"] = DATASET_DEFAULTS[_kind]["fashion-mnist"]
 
 C = TypeVar("C", SearchConfig, TrainConfig)
 
@@ -345,6 +283,8 @@ def resolve_config(
     ``None`` in ``overrides`` means unset. When a search's epochs are set and its warm-up is not,
     the warm-up keeps the paper's share (15 of 50) of the epochs, so any epoch count works.
     """
+    from .presets import DATASET_DEFAULTS
+
     kind = "search" if cls is SearchConfig else "train"
     explicit = {k: v for k, v in overrides.items() if v is not None}
     values: dict[str, Any] = {}

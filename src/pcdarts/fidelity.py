@@ -27,7 +27,7 @@ from .config import TrainConfig, resolve_config
 from .errors import ConfigError
 from .genotype import random_genotype
 from .rundir import RunError, atomic_write_json
-from .study import STUDY2_TRAIN, check_pinned, run_units, train_cell
+from .study import check_pinned, run_units, train_cell
 
 log = logging.getLogger(__name__)
 
@@ -75,22 +75,6 @@ class FidelityConfig:
     def study_train(self, budget: int) -> dict[str, Any]:
         """The ``train`` settings a study needs to reuse this calibration's trainings at ``budget``."""
         return {**self.train, "epochs": budget}
-
-
-# Named calibrations: `pcdarts fidelity --preset NAME`; flags still override.
-FIDELITY_PRESETS: dict[str, dict[str, Any]] = {
-    # Study II's calibration on Fashion-MNIST (docs/STUDY.md): 12 random cells at 8 (Study I's budget), 16
-    # and 32 epochs, cells 0-3 again with a second seed at 32 epochs; Study II's training protocol.
-    "fmnist-study2": dict(
-        dataset="fashion-mnist",
-        cells=12,
-        budgets=(8, 16, 32),
-        seed_cells=4,
-        seed_budget=32,
-        train_seed=0,
-        train=dict(STUDY2_TRAIN),
-    ),
-}
 
 
 # ---------------------------------------------------------------- statistics

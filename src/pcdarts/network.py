@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .candidates import OPS
+from .config import check_choice
 from .errors import ConfigError
 from .genotype import Genotype
 from .ops import FactorizedReduce, ReLUConvBN
@@ -131,7 +132,7 @@ class Network(nn.Module):
             )
             c_pp, c_p, reduction_prev = c, c, True
         else:
-            raise ConfigError(f"stem must be 'cifar' or 'imagenet', got {stem!r}")
+            check_choice("stem", stem)
         self.cells = nn.ModuleList()
         c_curr = c
         self.auxiliary_head = None

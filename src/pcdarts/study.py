@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .candidates import OpSpace, op_space
-from .config import DATASET_DEFAULTS, SearchConfig, TrainConfig, resolve_config
+from .config import SearchConfig, TrainConfig, resolve_config
 from .errors import ConfigError
 from .genotype import Genotype, param_free_count, random_genotype
 from .loop import RESUME_FREE, plain
@@ -127,67 +127,6 @@ class StudyConfig:
         if d["primary"] is None:  # studies from before the setting pin the same file as before
             del d["primary"]
         return d
-
-
-# Study II's one training protocol (docs/STUDY2_PLAN.md), shared by its calibration and its study: the
-# fashion-mnist defaults with a larger validation split (2,800 images: a ranking on 1,200 has a standard
-# error of about 1 point). Epochs come from the calibration's budgets.
-STUDY2_TRAIN: dict[str, Any] = {
-    k: v for k, v in {**DATASET_DEFAULTS["train"]["fashion-mnist"], "train_images": 14000, "val_fraction": 0.2}.items()
-    if k != "epochs"
-}  # fmt: skip
-
-# Named studies: `pcdarts study --preset NAME`. Each is a complete protocol; flags still override.
-STUDY_PRESETS: dict[str, dict[str, Any]] = {
-    # Fashion-MNIST at a proxy scale that fits a 2-core CPU (docs/STUDY.md): search on 8k train images
-    # (4k weights + 4k alpha/beta) at 16x16; final networks trained on 12k train images (10% held out
-    # for model selection) at 16x16; the 10k test images read once per cell.
-    "fmnist-cpu": dict(
-        dataset="fashion-mnist",
-        searches=3,
-        random_cells=5,
-        train_seed=0,
-        arms=[Arm("pcdarts"), Arm("pdarts-cap2", {"max_param_free": 2}), Arm("beta-decay", {"beta_decay": 25.0})],
-        # Study I's search (the fashion-mnist defaults of its day), as pinned in its study_config.json
-        search=dict(
-            image_size=16,
-            train_images=8000,
-            init_channels=8,
-            layers=5,
-            epochs=8,
-            warmup_epochs=3,
-            batch_size=64,
-            lr=0.05,
-            arch_lr=6e-3,
-        ),
-        train={**DATASET_DEFAULTS["train"]["fashion-mnist"], "val_fraction": 0.1},
-    ),
-    # Study II (docs/STUDY2_PLAN.md): the training epochs come from the calibration (--budget-from).
-    "fmnist-study2": dict(
-        dataset="fashion-mnist",
-        searches=6,
-        random_cells=12,
-        train_seed=0,
-        primary="cap2",
-        arms=[
-            Arm("cap2", {"max_param_free": 2, "max_param_free_reduce": 2}),
-            Arm("pcdarts"),
-            Arm("pt", {"select": "pt", "select_tune_epochs": 0.2, "select_score_batches": 16}),
-        ],
-        search=dict(
-            image_size=16,
-            train_images=8000,
-            init_channels=16,
-            layers=5,
-            epochs=16,
-            warmup_epochs=6,
-            batch_size=32,
-            lr=0.025,
-            arch_lr=2e-3,
-        ),
-        train=dict(STUDY2_TRAIN),
-    ),
-}
 
 
 def _digest(obj: Any) -> str:

@@ -18,6 +18,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from .candidates import OPS, PRIMITIVES, OpSpace, op_space
+from .config import CHOICES, check_choice
 from .derive import derive_genotype, node_edge_weights
 from .errors import ConfigError
 from .fanout import FanOut, can_fan_out, fan_kind
@@ -104,8 +105,7 @@ class PartialEdge(nn.Module):
         super().__init__()
         if c % k:
             raise ConfigError(f"channels {c} not divisible by K={k}: choose init channels divisible by K")
-        if mode not in ("shuffle", "shift"):
-            raise ConfigError(f"partial mode must be 'shuffle' or 'shift', got {mode!r}")
+        check_choice("partial_mode", mode)
         self.k, self.stride, self.mode = k, stride, mode
         self.c_part = c // k
         self.op = MixedOp(self.c_part, stride, ops)
@@ -138,7 +138,7 @@ class PartialEdge(nn.Module):
         return self.join(*self.parts(x, weights))
 
 
-RECOMPUTE = ("none", "edges", "cells")
+RECOMPUTE = CHOICES["recompute"]
 """Activation checkpointing: keep everything, recompute the edges leaving each state (each ``FanOut``;
 per edge where the cell runs edge by edge), or each whole cell."""
 
@@ -337,7 +337,7 @@ class SearchNetwork(nn.Module):
             )
             c_pp, c_p, reduction_prev = cs, cs, True
         else:
-            raise ConfigError(f"stem must be 'cifar' or 'imagenet', got {stem!r}")
+            check_choice("stem", stem)
         self.cells = nn.ModuleList()
         c_curr = c
         for i in range(layers):
@@ -391,8 +391,7 @@ class SearchNetwork(nn.Module):
 
     @recompute.setter
     def recompute(self, mode: str) -> None:
-        if mode not in RECOMPUTE:
-            raise ConfigError(f"recompute must be one of {', '.join(RECOMPUTE)}, got {mode!r}")
+        check_choice("recompute", mode)
         for cell in self.cells:
             cell.recompute = mode
 

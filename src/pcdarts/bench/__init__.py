@@ -11,7 +11,7 @@ quantity partial channels shrink), and the process's peak memory (CUDA max alloc
 growth on CPU, each configuration in a fresh subprocess so allocators do not carry over).
 """
 
-from .main import main
+from .commands import main
 from .steps import project_search_minutes
 
 __all__ = ["main", "project_search_minutes"]

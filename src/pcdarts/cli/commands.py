@@ -311,13 +311,13 @@ def cmd_demo(ns: argparse.Namespace) -> int:
 
 
 def cmd_study(ns: argparse.Namespace) -> int:
-    from ..study import STUDY_PRESETS, Arm, StudyConfig, format_table, plot_study, primary_verdict, run_study, verdict
+    from ..presets import STUDY_PRESETS, named
+    from ..study import Arm, StudyConfig, format_table, plot_study, primary_verdict, run_study, verdict
 
     values: dict[str, Any] = {}
     if ns.preset is not None:
-        if ns.preset not in STUDY_PRESETS:
-            raise ConfigError(f"unknown study preset {ns.preset!r}; choose one of: {', '.join(STUDY_PRESETS)}")
-        values = {k: (dict(v) if isinstance(v, dict) else v) for k, v in STUDY_PRESETS[ns.preset].items()}
+        values = named(STUDY_PRESETS, ns.preset, "study")
+        values["arms"] = [Arm(name, overrides) for name, overrides in values["arms"]]
     for key in ("dataset", "data", "searches", "random_cells", "train_seed"):
         if getattr(ns, key) is not None:
             values[key] = getattr(ns, key)
@@ -397,14 +397,13 @@ def _search_dataset(run: str) -> str:
 
 
 def cmd_fidelity(ns: argparse.Namespace) -> int:
-    from ..fidelity import FIDELITY_PRESETS, FidelityConfig, format_fidelity, plot_fidelity, run_fidelity
+    from ..fidelity import FidelityConfig, format_fidelity, plot_fidelity, run_fidelity
+    from ..presets import FIDELITY_PRESETS, named
     from ..study import Arm
 
     values: dict[str, Any] = {}
     if ns.preset is not None:
-        if ns.preset not in FIDELITY_PRESETS:
-            raise ConfigError(f"unknown calibration preset {ns.preset!r}; choose one of: {', '.join(FIDELITY_PRESETS)}")
-        values = {k: (dict(v) if isinstance(v, dict) else v) for k, v in FIDELITY_PRESETS[ns.preset].items()}
+        values = named(FIDELITY_PRESETS, ns.preset, "calibration")
     for key in ("dataset", "data", "cells", "seed_cells", "seed_budget", "train_seed"):
         if getattr(ns, key) is not None:
             values[key] = getattr(ns, key)

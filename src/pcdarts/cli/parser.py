@@ -8,7 +8,8 @@ import typing
 from dataclasses import MISSING, fields
 from typing import Any
 
-from ..config import DATASET_DEFAULTS, SearchConfig, TrainConfig, field_docs
+from ..config import CHOICES, SearchConfig, TrainConfig, field_docs
+from ..presets import DATASET_DEFAULTS
 
 GENOTYPE_HELP = "built-in name, genotype.json, a run folder, or Genotype(...) text"
 
@@ -115,16 +116,19 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--json", action="store_true")
 
     pn = sub.add_parser("plan", help="predicted peak memory of a search step for K = 1, 2, 4, 8")
-    pn.add_argument("--batch-size", type=int, default=256)
-    pn.add_argument("--init-channels", type=int, default=16)
-    pn.add_argument("--layers", type=int, default=8)
+    pn.add_argument("--batch-size", type=int, default=SearchConfig.batch_size)
+    pn.add_argument("--init-channels", type=int, default=SearchConfig.init_channels)
+    pn.add_argument("--layers", type=int, default=SearchConfig.layers)
     pn.add_argument("--in-channels", type=int, default=3)
     pn.add_argument("--size", type=int, default=32)
     pn.add_argument("--num-classes", type=int, default=10)
-    pn.add_argument("--stem", default="cifar", choices=["cifar", "imagenet"])
+    pn.add_argument("--stem", default=SearchConfig.stem, choices=CHOICES["stem"])
     pn.add_argument("--ks", type=int, nargs="+", default=[1, 2, 4, 8])
     pn.add_argument(
-        "--recompute", default="none", choices=["none", "edges", "cells"], help="activation checkpointing mode"
+        "--recompute",
+        default=SearchConfig.recompute,
+        choices=CHOICES["recompute"],
+        help="activation checkpointing mode",
     )
     pn.add_argument("--json", action="store_true")
 

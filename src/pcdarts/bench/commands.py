@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from ..config import MAX_THREADS
+from ..config import CHOICES, MAX_THREADS, SearchConfig
 from .steps import (
     compile_bench,
     fanout_bench,
@@ -305,21 +305,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--baseline", action="store_true", help="also run with every optimisation off, side by side")
     p.add_argument("--mode", default="optimised")
     p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32")
+    p.add_argument("--precision", choices=CHOICES["precision"], default=SearchConfig.precision)
     p.add_argument("--train-channels", type=int, default=16)
     p.add_argument("--train-layers", type=int, default=8)
     p.add_argument("--in-channels", type=int, default=3, help="train: image channels (1 for grey images)")
     p.add_argument("--ks", type=int, nargs="+", default=[1, 2, 4, 8])
-    p.add_argument("--k", type=int, default=4)
-    p.add_argument("--channels", type=int, default=16)
-    p.add_argument("--layers", type=int, default=8)
+    p.add_argument("--k", type=int, default=SearchConfig.k)
+    p.add_argument("--channels", type=int, default=SearchConfig.init_channels)
+    p.add_argument("--layers", type=int, default=SearchConfig.layers)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--size", type=int, default=32)
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--images", type=int, default=10000, help="data benchmark: images per epoch")
-    p.add_argument("--project-epochs", type=int, default=50, help="search-time projection: epochs (paper: 50)")
-    p.add_argument("--project-warmup", type=int, default=15, help="search-time projection: warm-up epochs (paper: 15)")
+    p.add_argument(
+        "--project-epochs", type=int, default=SearchConfig.epochs, help="search-time projection: epochs (paper: 50)"
+    )
+    p.add_argument(
+        "--project-warmup",
+        type=int,
+        default=SearchConfig.warmup_epochs,
+        help="search-time projection: warm-up epochs (paper: 15)",
+    )
     p.add_argument(
         "--project-images",
         type=int,
@@ -328,8 +335,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument(
         "--recompute",
-        choices=["none", "edges", "cells"],
-        default="none",
+        choices=CHOICES["recompute"],
+        default=SearchConfig.recompute,
         help="activation checkpointing of the supernet (memory, step)",
     )
     p.add_argument("--regional", action="store_true", help="compile: the supernet's edge groups (FanOut), one by one")
