@@ -57,3 +57,27 @@ def test_report_embeds_images(digits_runs):
 def test_report_on_empty_folder_is_a_clear_error(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == 2
     assert "holds no search" in capsys.readouterr().err
+
+
+def test_an_edge_has_one_name_in_text_and_pictures():
+    from pcdarts.genotype import GENOTYPES, edge_name
+    from pcdarts.plot import _edge_labels
+
+    assert _edge_labels(2) == [edge_name(0, 0), edge_name(1, 0), edge_name(0, 1), edge_name(1, 1), edge_name(2, 1)]
+    assert _edge_labels(2)[4] == "node 0 -> node 1" and edge_name(1, 0) == "c_{k-1} -> node 0"
+    text = GENOTYPES["PC_DARTS_cifar"].describe()
+    assert "(c_{k-1})" in text and "(node 0)" in text  # the state names the edge names are built from
+
+
+def test_the_timeline_calls_a_genotype_stable_only_if_it_held_past_the_last_epoch(tmp_path):
+    from pcdarts.candidates import SPACES
+    from pcdarts.genotype import random_genotype
+    from pcdarts.plot import genotype_timeline
+
+    a, b = random_genotype(0).to_dict(), random_genotype(1).to_dict()
+    hist = lambda genos: [{"epoch": e, "genotype": g} for e, g in enumerate(genos)]  # noqa: E731
+    assert genotype_timeline(hist([a, b, b]), tmp_path / "t.png")[1] == 1
+    assert genotype_timeline(hist([a, a, b]), tmp_path / "t.png")[1] is None  # it changed at the last epoch
+    nb = random_genotype(2, ops=SPACES["nb201"]).to_dict()  # the legend lists the searched space's ops
+    out, _ = genotype_timeline([{"epoch": 0, "genotype": nb, "ops": list(SPACES["nb201"])}], tmp_path / "n.png")
+    assert out.is_file()

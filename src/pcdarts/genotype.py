@@ -90,9 +90,7 @@ class Genotype:
 
     def describe(self) -> str:
         """A readable multi-line form: one line per cell, each node with its two inputs (c_k-2, c_k-1 = cell inputs)."""
-
-        def name(i: int) -> str:
-            return ("c_{k-2}", "c_{k-1}")[i] if i < 2 else f"node {i - 2}"
+        name = state_name
 
         lines = []
         for cell, pairs, concat in (
@@ -105,6 +103,16 @@ class Genotype:
             ]
             lines.append(f"{cell:6s} " + "; ".join(nodes) + f"; output = concat of {[name(c) for c in concat]}")
         return "\n".join(lines)
+
+
+def state_name(i: int) -> str:
+    """The name of a cell state everywhere (text, plots): the two cell inputs, then the nodes."""
+    return ("c_{k-2}", "c_{k-1}")[i] if i < 2 else f"node {i - 2}"
+
+
+def edge_name(src: int, node: int) -> str:
+    """The name of the edge from state ``src`` into intermediate node ``node``, everywhere: 'c_{k-1} -> node 0'."""
+    return f"{state_name(src)} -> node {node}"
 
 
 def _concat(c: Any) -> list[int]:

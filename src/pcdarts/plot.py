@@ -21,7 +21,7 @@ from matplotlib.figure import Figure  # figures without pyplot: no global backen
 from .candidates import OPS, PRIMITIVES
 from .derive import node_edge_weights
 from .errors import ConfigError
-from .genotype import Genotype, param_free_count
+from .genotype import Genotype, edge_name, param_free_count
 from .space import steps_for
 
 OP_COLOURS = {
@@ -57,7 +57,7 @@ def graphviz_available() -> bool:
 
 
 def _cell_positions(steps: int) -> dict[str, tuple[float, float]]:
-    pos = {"c_{k-2}": (0.0, 0.75), "c_{k-1}": (0.0, 0.25)}
+    pos = {"c_{k-2}": (-0.6, 0.62), "c_{k-1}": (-0.6, 0.2)}  # left of node 0 with room for two labels
     for i in range(steps):
         pos[str(i)] = (1.0 + i, 0.9 - 0.8 * (i % 2))  # zig-zag keeps labels apart
     pos["c_{k}"] = (steps + 1.2, 0.5)
@@ -79,7 +79,7 @@ def draw_cell(ax: Any, pairs: tuple[tuple[str, int], ...], concat: tuple[int, ..
     steps = len(pairs) // 2
     pos = _cell_positions(steps)
     names = ["c_{k-2}", "c_{k-1}"] + [str(i) for i in range(steps)]
-    ax.set_xlim(-0.5, steps + 1.8)  # limits first: labels are placed on the curves in display space
+    ax.set_xlim(-1.1, steps + 1.8)  # limits first: labels are placed on the curves in display space
     ax.set_ylim(-0.1, 1.1)
     placed: list[Any] = []
     for k, (op, src) in enumerate(pairs):
@@ -222,7 +222,8 @@ def alpha_heatmaps(history: list[dict[str, Any]], out: str | Path, epochs: list[
 
 
 def _edge_labels(steps: int) -> list[str]:
-    return [f"{j}->{i + 2}" for i in range(steps) for j in range(i + 2)]
+    """Alpha's rows in order (node by node), named as the text and the other plots name them."""
+    return [edge_name(j, i) for i in range(steps) for j in range(i + 2)]
 
 
 def genotype_timeline(history: list[dict[str, Any]], out: str | Path) -> tuple[Path, int | None]:
@@ -238,8 +239,8 @@ def genotype_timeline(history: list[dict[str, Any]], out: str | Path) -> tuple[P
     seen = {op for g in genos for op, _ in g.normal + g.reduce}
     ops = [op for op in space if not (op in OPS and OPS[op].zero)]
     ops += sorted(seen - set(ops))
-    stable = None
-    for i in range(len(genos)):
+    stable = None  # the first epoch from which the genotype never changed; None if it changed at the last epoch
+    for i in range(len(genos) - 1):
         if all(g == genos[-1] for g in genos[i:]):
             stable = epochs[i]
             break
@@ -249,7 +250,7 @@ def genotype_timeline(history: list[dict[str, Any]], out: str | Path) -> tuple[P
         mat = np.array([[ops.index(op) for op, _ in getattr(g, cell)] for g in genos]).T  # (slots, epochs)
         cmap = matplotlib.colors.ListedColormap([op_colour(o) for o in ops])
         ax.imshow(mat, aspect="auto", cmap=cmap, vmin=-0.5, vmax=len(ops) - 0.5, interpolation="nearest")
-        labels = [f"node {k // 2} <- {i}" for k, (_, i) in enumerate(getattr(genos[-1], cell))]
+        labels = [edge_name(i, k // 2) for k, (_, i) in enumerate(getattr(genos[-1], cell))]
         ax.set_yticks(range(mat.shape[0]), labels, fontsize=7)
         ax.set_xticks(range(len(epochs)), [e + 1 for e in epochs], fontsize=7)
         ax.set_title(

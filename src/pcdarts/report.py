@@ -187,7 +187,7 @@ def _search_section(search: Path, tmp: Path) -> str:
         note = (
             f"the genotype stopped changing at epoch {stable + 1}"
             if stable is not None
-            else "the genotype never settled"
+            else "the genotype still changed at the last epoch"
         )
         out += [
             "<h3>Architecture weights</h3>",

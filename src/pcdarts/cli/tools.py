@@ -195,7 +195,11 @@ def cmd_plot(ns: argparse.Namespace) -> int:
     curves(read_jsonl(run / "metrics.jsonl"), out / "curves.png", "search")
     print(
         f"wrote cells.png ({used}), alpha_beta.png, timeline.png, curves.png to {out}; "
-        f"genotype stable from epoch {None if stable is None else stable + 1}"
+        + (
+            f"genotype stable from epoch {stable + 1}"
+            if stable is not None
+            else "the genotype changed at the last epoch"
+        )
     )
     return 0
 
