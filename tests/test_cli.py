@@ -191,3 +191,33 @@ def test_resume_with_only_out_continues_with_the_runs_own_settings(tmp_path, cap
     assert main(["search", "--resume", "--out", str(out), "--no-progress"]) == 0
     assert (out / "genotype.json").is_file()
     assert json.loads((out / "config.json").read_text())["image_size"] == 8
+
+
+def test_help_groups_the_settings_and_every_flag_says_what_it_does(capsys):
+    import argparse
+
+    from pcdarts.cli.parser import build_parser
+
+    with pytest.raises(SystemExit):
+        main(["search", "--help"])
+    out = capsys.readouterr().out
+    titles = ["data settings:", "network settings:", "supernet and search space settings:", "optimisation settings:",
+              "architecture step (alpha and beta) settings:", "collapse remedies (off by default) settings:",
+              "device and run settings:"]  # fmt: skip
+    assert [out.index(t) for t in titles] == sorted(out.index(t) for t in titles)
+    assert "other settings:" not in out  # every field has its group
+    assert "--batch-size N|auto" in out and "default 256; digits: 64" in " ".join(out.split())
+    assert "(default None)" not in out.split("--crop-padding")[1].split("--flip")[0]  # the rule, not -1 or None
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, sp in sub.choices.items():
+        for a in sp._actions:
+            assert a.help, (name, a.option_strings)
+
+
+def test_print_config_says_how_the_dataset_resolves_what_the_config_leaves_to_it(capsys):
+    for cmd in ("search", "train"):
+        assert main([cmd, "--print-config"]) == 0
+        captured = capsys.readouterr()
+        assert json.loads(captured.out)["crop_padding"] == -1  # the setting as given ...
+        assert "augment: crop padding 2, flips off" in captured.err  # ... and what digits makes of it

@@ -281,7 +281,10 @@ def print_step(res: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="pcdarts bench", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="pcdarts bench",
+        description="Speed and memory measurements, each in fresh processes; numbers printed (or --json)",
+    )
     p.add_argument(
         "what",
         choices=[

@@ -136,10 +136,12 @@ def cmd_search(ns: argparse.Namespace) -> int:
 
         print(json.dumps(asdict(cfg), indent=2))
         try:
-            counts = search_counts(cfg, load_data(cfg))
+            ds = load_data(cfg)
+            counts = search_counts(cfg, ds)
         except PCDartsError as exc:  # the data is not here (yet): the config is still printed
             print(f"schedule: unknown until the data is there ({str(exc).splitlines()[0][:200]})", file=sys.stderr)
             return 0
+        print(_data_line(cfg, ds), file=sys.stderr)
         print(f"schedule: {schedule_line(counts)}", file=sys.stderr)
         for warning in learnability_warnings(cfg, counts):
             print(f"warning: {warning}", file=sys.stderr)
@@ -173,6 +175,18 @@ def cmd_search(ns: argparse.Namespace) -> int:
     return 0
 
 
+def _data_line(cfg: Any, ds: Any) -> str:
+    """The data settings the config leaves to the dataset (-1 / unset), as this dataset resolves them."""
+    from ..loop import make_augment
+
+    aug = make_augment(cfg, ds, cfg.cutout)
+    h, w = ds.image_size
+    return (
+        f"data: {ds.train_size:,} train images of {h}x{w}x{ds.in_channels}, {ds.num_classes} classes; "
+        f"augment: crop padding {aug.crop_padding}, flips {'on' if aug.flip else 'off'}, cutout {aug.cutout}"
+    )
+
+
 COLLAPSED = 5  # parameter-free ops of 8 in a cell from which a search has drifted
 
 
@@ -201,7 +215,14 @@ def cmd_train(ns: argparse.Namespace) -> int:
         TrainConfig, dataset, _overrides(ns, TrainConfig), preset_values(ns.preset, "train", dataset), saved
     )
     if ns.print_config:
+        from ..errors import PCDartsError
+        from ..loop import load_data
+
         print(json.dumps(asdict(cfg), indent=2))
+        try:
+            print(_data_line(cfg, load_data(cfg)), file=sys.stderr)
+        except PCDartsError:  # the data is not here (yet): the config is still printed
+            pass
         return 0
     _need_out(ns)
     genotype = load_genotype(cfg.genotype)

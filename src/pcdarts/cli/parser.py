@@ -14,12 +14,53 @@ from ..presets import DATASET_DEFAULTS
 GENOTYPE_HELP = "built-in name, genotype.json, a run folder, or Genotype(...) text"
 
 
+# --help lists a command's settings in these groups, in this order; a field not named here goes under "other".
+GROUPS: dict[str, tuple[str, ...]] = {
+    "data": ("dataset", "data", "download", "subset", "workers", "image_size", "train_images", "train_portion",
+             "val_fraction", "crop_padding", "flip", "cutout"),
+    "network": ("genotype", "init_channels", "layers", "stem", "auxiliary", "auxiliary_weight", "drop_path"),
+    "supernet and search space": ("k", "partial_mode", "edge_norm", "space", "ops", "recompute"),
+    "optimisation": ("epochs", "warmup_epochs", "batch_size", "lr", "lr_min", "schedule", "lr_warmup_epochs", "lr_lag",
+                     "momentum", "weight_decay", "grad_clip", "label_smoothing"),
+    "architecture step (alpha and beta)": ("arch_lr", "arch_beta1", "arch_beta2", "arch_weight_decay",
+                                           "arch_grad_clip", "unrolled"),
+    "collapse remedies (off by default)": ("max_param_free", "max_param_free_reduce", "early_stop_param_free",
+                                           "early_stop_stable", "beta_decay"),
+    "device and run": ("seed", "device", "deterministic", "threads", "precision", "compile", "memory_format"),
+}  # fmt: skip
+_SHOWN_DEFAULT = {  # defaults that are a rule, not a value
+    "crop_padding": "the dataset's: 1/8 of the image side, 4 px at 32, 2 on digits",
+    "flip": "the dataset's: on, off for digits and MNIST",
+    "ops": "the space's ops",
+    "threads": "chosen from the machine's load",
+}
+
+
+def _groups(p: argparse.ArgumentParser, cls: type) -> dict[str, Any]:
+    """Argument groups for ``cls``'s fields, in ``GROUPS`` order (only the groups it has fields in)."""
+    names = {f.name for f in fields(cls)}
+    out = {}
+    for title, members in GROUPS.items():
+        if names & set(members):
+            out[title] = p.add_argument_group(f"{title} settings")
+    return out
+
+
+def _group_of(name: str, groups: dict[str, Any], p: argparse.ArgumentParser) -> Any:
+    for title, members in GROUPS.items():
+        if name in members and title in groups:
+            return groups[title]
+    return groups.setdefault("other", p.add_argument_group("other settings"))
+
+
 def _add_config_flags(p: argparse.ArgumentParser, cls: type, skip: set[str]) -> None:
     hints = typing.get_type_hints(cls)
     docs = field_docs(cls)
+    groups = _groups(p, cls)
     for f in fields(cls):
         if f.name in skip:
             continue
+        g = _group_of(f.name, groups, p)
         flag = "--" + f.name.replace("_", "-")
         default = f.default if f.default is not MISSING else None
         kind = "search" if cls is SearchConfig else "train"
@@ -27,17 +68,22 @@ def _add_config_flags(p: argparse.ArgumentParser, cls: type, skip: set[str]) -> 
             f"; {name}: {values[f.name]}" for name, values in DATASET_DEFAULTS[kind].items() if f.name in values
         )
         help_text = docs.get(f.name, "")
-        shown = f"default {default}{per_dataset}".replace("%", "%%")
+        shown = f"default {_SHOWN_DEFAULT.get(f.name, default)}{per_dataset}".replace("%", "%%")
         help_text = f"{help_text} ({shown})" if help_text else shown
         hint = hints[f.name]
         args = typing.get_args(hint)
         base = next((a for a in args if a is not type(None)), hint) if isinstance(hint, types.UnionType) else hint
-        if base is bool:
-            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        if cls is SearchConfig and f.name == "batch_size":  # a number, or planned from the memory there is
+            help_text = "global batch for both steps, or 'auto': the largest that fits, lr scaled linearly; " + shown
+            g.add_argument(flag, type=_batch, default=None, metavar="N|auto", help=help_text)
+        elif base is bool:
+            g.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         elif typing.get_origin(base) is tuple:  # a list setting: comma-separated on the command line
-            p.add_argument(flag, type=_comma_list, default=None, metavar="A,B,...", help=help_text)
+            g.add_argument(flag, type=_comma_list, default=None, metavar="A,B,...", help=help_text)
+        elif f.name in CHOICES:
+            g.add_argument(flag, default=None, metavar="{" + ",".join(CHOICES[f.name]) + "}", help=help_text)
         else:
-            p.add_argument(flag, type=base, default=None, metavar=f.name.upper(), help=help_text)
+            g.add_argument(flag, type=base, default=None, metavar=f.name.upper(), help=help_text)
 
 
 def _comma_list(text: str) -> tuple[str, ...]:
@@ -76,14 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
         "cifar100, imagenet, folder; a resumed run keeps its own",
     )
     _run_flags(s)
-    _add_config_flags(s, SearchConfig, {"dataset", "batch_size"})
-    s.add_argument(
-        "--batch-size",
-        type=_batch,
-        default=None,
-        metavar="N|auto",
-        help="global batch for both steps, or 'auto': the largest that fits, lr scaled linearly (paper: 256)",
-    )
+    _add_config_flags(s, SearchConfig, {"dataset"})
 
     t = sub.add_parser("train", help="train a genotype's network from scratch and evaluate it")
     t.add_argument(
@@ -249,7 +288,50 @@ def build_parser() -> argparse.ArgumentParser:
 
     # listed for `pcdarts --help`; main() hands `pcdarts bench ...` to pcdarts.bench before argparse sees it
     sub.add_parser("bench", help="benchmarks (see pcdarts bench --help)", add_help=False)
+    _fill_help(parser)
     return parser
+
+
+# Help for the flags the commands share (their own add_argument gives none); the default is appended.
+_FLAG_HELP = {
+    "data": "folder or archive of the dataset's files",
+    "device": "auto, cpu, cuda or cuda:N",
+    "batch_size": "images per forward pass",
+    "json": "print JSON on stdout instead of text",
+    "init_channels": "C of the network",
+    "layers": "cells in the network",
+    "num_classes": "classes of the network's output",
+    "in_channels": "image channels",
+    "size": "image side in pixels",
+    "stem": "cifar (3x3 conv) or imagenet (three stride-2 convs)",
+    "ks": "the K values to plan for",
+    "out": "where the output goes",
+    "overwrite": "replace what is already in --out",
+    "no_progress": "no progress bars",
+    "search_epochs": "search epochs (digits default: 8)",
+    "train_epochs": "training epochs of each cell (digits default: 12)",
+    "seed": "random seed",
+    "threads": "CPU intra-op threads (0: chosen from the machine's load)",
+    "format": "onnx, torchscript or exported (torch.export)",
+    "checkpoint": "best.pt / last.pt, or a train run folder",
+    "top_k": "how many classes to print per image (at most the model's classes)",
+    "renderer": "auto (Graphviz when dot is installed), graphviz or matplotlib",
+    "images": "image files (any format Pillow reads)",
+    "run_dir": "a search, training, study or calibration folder",
+}
+
+
+def _fill_help(parser: argparse.ArgumentParser) -> None:
+    """Every flag of every command says what it does and its default (``--help``)."""
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for sp in sub.choices.values():
+        for a in sp._actions:
+            if a.help not in (None, ""):
+                continue
+            text = _FLAG_HELP.get(a.dest, a.dest.replace("_", " "))
+            if a.default not in (None, False, argparse.SUPPRESS) and not a.required:
+                text += f" (default {a.default})"
+            a.help = text
 
 
 def _batch(value: str) -> int | str:
