@@ -358,3 +358,27 @@ def test_subset_lists_must_agree_with_folders_and_be_disjoint(tmp_path):
     p.write_text(json.dumps({"weights": [list(train[0])], "arch": [list(train[0])]}))
     with pytest.raises(DataError, match="disjoint"):
         read_subset(str(p), train)
+
+
+def test_a_folder_is_used_at_its_own_image_size_up_to_a_cap(tmp_path, caplog):
+    import logging
+    import statistics
+
+    from pcdarts.config import SearchConfig, TrainConfig
+    from pcdarts.data.folder import FOLDER_MAX_SIDE
+
+    _jpeg_tree(tmp_path / "small")  # shorter sides 30..45 px: their median, not upscaled to 64
+    with caplog.at_level(logging.INFO):
+        ds = get_dataset("folder", data=str(tmp_path / "small"))
+    median = int(statistics.median(min(Image.open(p).size) for p, _ in ds.train))
+    assert 30 <= median <= 45 and ds.image_size == (median, median)
+    assert "their own size, at most 64" in caplog.text
+    big = tmp_path / "big"
+    for c in ("a", "b"):
+        (big / c).mkdir(parents=True)
+        for i in range(3):
+            Image.new("RGB", (300, 200 + i)).save(big / c / f"{i}.png")
+    assert get_dataset("folder", data=str(big)).image_size == (FOLDER_MAX_SIDE, FOLDER_MAX_SIDE)
+    assert get_dataset("folder", data=str(big), image_size=96).image_size == (96, 96)  # asked for: as asked
+    for cls in (SearchConfig, TrainConfig):
+        assert cls.for_dataset("folder").image_size == 0  # the default leaves the size to the images

@@ -139,3 +139,32 @@ def test_the_eta_counts_arch_epochs_at_twice_a_warm_up_epoch():
     assert "ETA 40 s" in epoch_line("search", record, 0, 3, 10.0, 0, cost)  # two arch epochs of 20 s
     assert "ETA 20 s" in epoch_line("train", record, 0, 3, 10.0, 0)  # plain epochs
     assert "ETA 20 s" in epoch_line("search", record, 1, 3, 30.0, 1, cost)  # resumed: earlier time counted
+
+
+def test_a_training_records_its_data_and_per_class_accuracy_and_the_report_shows_them(digits_runs, tmp_path):
+    from pcdarts.report import build_report
+
+    result = json.loads((digits_runs / "train" / "result.json").read_text())
+    assert result["classes"] == [str(i) for i in range(10)] and result["input"] == [1, 8, 8]
+    assert result["genotype_from"] == str(digits_runs / "search")
+    per_class = result["test_per_class"]
+    assert len(per_class) == 10
+    assert all(a is None or 0 <= a <= 1 for a in per_class) and any(a is not None for a in per_class)
+    page = build_report(digits_runs / "train", tmp_path / "r.html").read_text()
+    assert "Test accuracy per class" in page and "dataset" in page and "1 x 8 x 8" in page
+
+
+def test_evaluate_splits_top1_by_class():
+    from pcdarts.data import holdout_part, make_stream
+    from pcdarts.data.datasets import TensorDataset
+    from pcdarts.engine import evaluate
+
+    class Fixed(torch.nn.Module):  # predicts class 0 for everything
+        def forward(self, x):
+            return torch.tensor([[1.0, 0.0, 0.0]]).repeat(len(x), 1)
+
+    x = torch.zeros(6, 1, 4, 4)
+    y = torch.tensor([0, 0, 1, 1, 1, 0])
+    ds = TensorDataset("t", x, y, x, y, 3, (0.0,), (1.0,))
+    stats = evaluate(Fixed(), make_stream(ds, holdout_part(ds), 4, train=False))
+    assert stats["per_class"] == [1.0, 0.0, None] and stats["top1"] == 0.5

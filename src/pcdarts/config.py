@@ -26,7 +26,7 @@ class SearchConfig:
     download: bool = False  # fetch and verify the archive (CIFAR) when --data lacks it
     subset: str | None = None  # per-class file list from `pcdarts subsample` (ImageNet search)
     workers: int = 4  # DataLoader processes for image folders
-    image_size: int = 0  # resize the dataset to this side (0 = the dataset's size; digits are upscaled to 16)
+    image_size: int = 0  # resize the dataset to this side (0 = its size; digits are upscaled to 16, folders at most 64)
     train_images: int = 0  # 0: the whole train split; N: a fixed per-class subset of N images (CPU proxies)
     init_channels: int = 16  # C of the supernet (paper: 16)
     layers: int = 8  # cells in the supernet (paper: 8, reductions at 1/3 and 2/3)
@@ -137,7 +137,7 @@ class TrainConfig:
     data: str | None = None  # folder or archive for datasets read from disk
     download: bool = False  # fetch and verify the archive (CIFAR) when --data lacks it
     workers: int = 4  # DataLoader processes for image folders
-    image_size: int = 0  # resize the dataset to this side (0 = the dataset's size; digits are upscaled to 16)
+    image_size: int = 0  # resize the dataset to this side (0 = its size; digits are upscaled to 16, folders at most 64)
     train_images: int = 0  # 0: the whole train split; N: a fixed per-class subset of N images
     val_fraction: float = 0.1  # per-class share of train images held out to pick the shipped epoch; 0: the last
     init_channels: int = 36  # paper CIFAR-10: 36; ImageNet: 48

@@ -259,6 +259,7 @@ def evaluate(model: nn.Module, stream: BatchStream | FolderStream) -> dict[str, 
     loss = torch.zeros((), device=dev, dtype=torch.float64)
     top1 = torch.zeros((), device=dev, dtype=torch.float64)
     top5 = torch.zeros((), device=dev, dtype=torch.float64)
+    per_class = seen = None  # top-1 hits and images per class
     n = 0
     stream.reset()
     for x, y in stream.epoch():
@@ -270,9 +271,20 @@ def evaluate(model: nn.Module, stream: BatchStream | FolderStream) -> dict[str, 
         hit = topk == y[:, None]
         top1 += hit[:, 0].sum()
         top5 += hit.any(dim=1).sum()
+        c = logits.shape[1]
+        counts = torch.bincount(y, minlength=c)
+        hits = torch.bincount(y, weights=hit[:, 0].double(), minlength=c)  # no boolean indexing: no device sync
+        seen, per_class = (counts, hits) if seen is None else (seen + counts, per_class + hits)
         n += len(y)
     model.train(was)
-    return {"loss": float(loss) / max(n, 1), "top1": float(top1) / max(n, 1), "top5": float(top5) / max(n, 1), "n": n}
+    accs = [] if seen is None else [round(h) / s if s else None for h, s in zip(per_class.tolist(), seen.tolist())]
+    return {
+        "loss": float(loss) / max(n, 1),
+        "top1": float(top1) / max(n, 1),
+        "top5": float(top5) / max(n, 1),
+        "n": n,
+        "per_class": accs,  # top-1 accuracy of each class (None where it has no image)
+    }
 
 
 def _duration(seconds: float) -> str:

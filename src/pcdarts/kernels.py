@@ -177,13 +177,14 @@ def per_channel(w: torch.Tensor) -> torch.Tensor:
 
 
 def depthwise_conv(x: torch.Tensor, weight: torch.Tensor, stride: int, padding: int, dilation: int) -> torch.Tensor:
-    """Depthwise conv (one filter per channel) with the fast CPU backward where it pays (see above).
+    """Depthwise conv (one filter per channel) with the fast CPU backward where it pays (docs/BENCHMARKS.md).
 
     3x3 undilated and strided convs keep PyTorch's backward, which is as fast or faster there (measured).
+    Traced and compiled graphs get the plain conv, decided before any size is read (a traced size is a tensor).
     """
-    span = dilation * (weight.shape[-1] - 1) + 1
-    if stride == 1 and span > 3 and x.device.type == "cpu" and x.dtype == weight.dtype and custom_backward_ok(x):
-        return DepthwiseConvFn.apply(x, weight, padding, dilation)
+    if stride == 1 and x.device.type == "cpu" and x.dtype == weight.dtype and custom_backward_ok(x):
+        if dilation * (weight.shape[-1] - 1) + 1 > 3:
+            return DepthwiseConvFn.apply(x, weight, padding, dilation)
     return F.conv2d(x, weight, None, stride, padding, dilation, x.shape[1])
 
 

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .kernels import depthwise_conv, max_pool
+from .kernels import depthwise_conv, max_pool, plain_graph
 
 
 @runtime_checkable
@@ -49,7 +49,7 @@ class AvgPool3x3(nn.AvgPool2d):
         super().__init__(3, stride=stride, padding=1, count_include_pad=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not (self.stride == 1 and x.device.type == "cpu"):
+        if not (self.stride == 1 and x.device.type == "cpu") or plain_graph():  # traced: the plain pool
             return super().forward(x)
         h, w = x.shape[-2:]
         p = F.pad(x, (1, 1, 1, 1))  # (N, C, H+2, W+2)
@@ -237,7 +237,7 @@ class FactorizedReduce(nn.Module):
         even, odd = x[:, :, ::2, ::2], x[:, :, 1::2, 1::2]  # ReLU commutes with subsampling
         if not relu_done:
             even, odd = self.relu(even), self.relu(odd)
-        if odd.shape[-2:] != even.shape[-2:]:
+        if torch.jit.is_tracing() or odd.shape[-2:] != even.shape[-2:]:  # traced: pad by traced sizes, no branch
             odd = F.pad(odd, (0, even.shape[-1] - odd.shape[-1], 0, even.shape[-2] - odd.shape[-2]))
         return torch.cat([F.conv2d(even, self.conv_1.weight), F.conv2d(odd, self.conv_2.weight)], dim=1)
 

@@ -220,7 +220,23 @@ def _train_section(train: Path, tmp: Path) -> str:
     metrics = [m for m in _read(train / "metrics.jsonl", warnings) if _numeric_epoch(m, warnings)]
     name = train.name
     out = [f"<h2>Training: {html.escape(name)}</h2>", "<table>"]
+    result = dict(result)
+    if isinstance(result.get("selected_epoch"), int):
+        result["selected_epoch"] += 1  # counted from 1, as the console counts
+    if isinstance(result.get("input"), list):
+        result["input"] = " x ".join(str(v) for v in result["input"]) + " (channels x height x width)"
+    classes = result.get("classes") if isinstance(result.get("classes"), list) else None
+    if classes:
+        result["classes"] = (
+            f"{len(classes)}: " + ", ".join(str(c) for c in classes[:20]) + (" ..." * (len(classes) > 20))
+        )
+    if (result.get("num_classes") or 0) <= 5:
+        result.pop("test_top5", None)  # always 1 with 5 classes or fewer
     keys = (
+        "dataset",
+        "classes",
+        "input",
+        "genotype_from",
         "test_accuracy",
         "test_top5",
         "selected_by",
@@ -240,6 +256,14 @@ def _train_section(train: Path, tmp: Path) -> str:
             )  # fmt: skip
             out.append(f"<tr><th>{key}</th><td>{shown}</td></tr>")
     out.append("</table>")
+    per_class = result.get("test_per_class")
+    if isinstance(per_class, list) and per_class and len(per_class) <= 100:
+        names = classes if classes and len(classes) == len(per_class) else [str(i) for i in range(len(per_class))]
+        rows = "".join(
+            f"<tr><td>{html.escape(str(n))}</td><td>{'-' if a is None else f'{100 * a:.1f} %'}</td></tr>"
+            for n, a in zip(names, per_class)
+        )
+        out.append(f"<h3>Test accuracy per class</h3><table><tr><th>class</th><th>top-1</th></tr>{rows}</table>")
     g = _genotype(result.get("genotype"), warnings, "result.json")
     if g is not None:
         plot_genotype(g, tmp / f"{name}_cells.png", renderer="matplotlib")

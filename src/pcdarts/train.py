@@ -258,6 +258,9 @@ class TrainTask:
             "seconds": seconds,
             "dataset": cfg.dataset,
             "num_classes": ds.num_classes,
+            "classes": list(ds.class_names()),
+            "input": [ds.in_channels, *ds.image_size],
+            "genotype_from": cfg.genotype if len(cfg.genotype) < 300 else "(text)",
             "genotype": self.genotype.to_dict(),
             "shipped": shipped.name,
             "out": str(out),
@@ -326,6 +329,7 @@ def _test_fields(stats: dict[str, Any]) -> dict[str, Any]:
         "test_top5": stats["top5"],
         "test_loss": stats["loss"],
         "test_images": stats["n"],
+        "test_per_class": stats.get("per_class"),
     }
 
 

@@ -304,10 +304,9 @@ def cmd_eval(ns: argparse.Namespace) -> int:
     if ns.json:
         print(json.dumps(out))
     else:
-        print(
-            f"{name}: top-1 {stats['top1']:.4f}  top-5 {stats['top5']:.4f}  loss {stats['loss']:.4f}  "
-            f"({stats['n']} images)"
-        )
+        classes = len(stats["per_class"])  # top-5 of 5 classes or fewer is always 1: not printed
+        top5 = f"  top-5 {stats['top5']:.4f}" if classes > 5 else ""
+        print(f"{name}: top-1 {stats['top1']:.4f}{top5}  loss {stats['loss']:.4f}  ({stats['n']} images)")
     return 0
 
 
