@@ -56,3 +56,20 @@ def test_builder_validates():
         build_network(GENOTYPES["DARTS_V2"], num_classes=3, layers=2)
     with pytest.raises(ValueError, match="even"):
         build_network(GENOTYPES["DARTS_V2"], num_classes=3, init_channels=7)
+
+
+def test_a_compiled_network_does_not_compile_again_as_drop_path_ramps():
+    """The trainer moves drop path every epoch; a compiled network sees it as a tensor: one graph with drop
+    path off (epoch 0) and one with it on, not one per epoch (traced by dynamo only, no code generated)."""
+    from torch._dynamo.testing import CompileCounter
+
+    torch._dynamo.reset()
+    m = build_network(GENOTYPES["DARTS_V2"], num_classes=3, in_channels=1, init_channels=8, layers=3, auxiliary=False)
+    counter = CompileCounter()
+    compiled = torch.compile(m, backend=counter)
+    x = torch.randn(4, 1, 8, 8)
+    for epoch in range(5):
+        m.set_drop_path(0.3 * epoch / 5)
+        compiled(x).sum().backward()
+    assert counter.frame_count <= 2, counter.frame_count
+    torch._dynamo.reset()
