@@ -168,3 +168,35 @@ def test_evaluate_splits_top1_by_class():
     ds = TensorDataset("t", x, y, x, y, 3, (0.0,), (1.0,))
     stats = evaluate(Fixed(), make_stream(ds, holdout_part(ds), 4, train=False))
     assert stats["per_class"] == [1.0, 0.0, None] and stats["top1"] == 0.5
+
+
+def test_a_finished_search_and_training_can_be_extended_and_say_so(tmp_path, capsys, caplog):
+    import logging
+
+    from tests.conftest import TINY_SEARCH, TINY_TRAIN
+
+    s, t = str(tmp_path / "s"), str(tmp_path / "t")
+    assert main(["search", "--dataset", "synthetic", "--out", s, *TINY_SEARCH]) == 0
+    capsys.readouterr()
+    assert main(["search", "--resume", "--out", s, "--epochs", "3", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "asks for 3" in err and "--extend" in err  # refused, with the way to do it
+    assert main(["search", "--resume", "--out", s, "--epochs", "2", "--extend", "--no-progress"]) == 2
+    assert "--extend needs --epochs above the run's 2" in capsys.readouterr().err
+    assert main(["search", "--out", s + "x", "--dataset", "synthetic", "--extend", *TINY_SEARCH]) == 2
+    assert "add --resume" in capsys.readouterr().err
+    assert main(["search", "--resume", "--out", s, "--epochs", "3", "--extend", "--no-progress"]) == 0
+    history = [json.loads(ln) for ln in (tmp_path / "s" / "arch_history.jsonl").read_text().splitlines()]
+    assert [h["epoch"] for h in history] == [0, 1, 2]
+    assert json.loads((tmp_path / "s" / "config.json").read_text())["epochs"] == 3
+
+    assert main(["train", "--genotype", "DARTS_V2", "--dataset", "synthetic", "--out", t, *TINY_TRAIN]) == 0
+    before = json.loads((tmp_path / "t" / "result.json").read_text())
+    with caplog.at_level(logging.WARNING):
+        assert main(["train", "--resume", "--out", t, "--epochs", "3", "--extend", "--no-progress"]) == 0
+    after = json.loads((tmp_path / "t" / "result.json").read_text())
+    assert after["epochs"] == 3 and after["extended_from"]["epochs"] == 2
+    assert after["extended_from"]["test_accuracy"] == before["test_accuracy"]
+    assert "second look" in caplog.text  # the test split was read before: said, and kept in result.json
+    metrics = [json.loads(ln) for ln in (tmp_path / "t" / "metrics.jsonl").read_text().splitlines()]
+    assert [m["epoch"] for m in metrics] == [0, 1, 2]

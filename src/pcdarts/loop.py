@@ -96,8 +96,16 @@ def plain(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
-def check_resume_config(saved: dict[str, Any], now: dict[str, Any]) -> None:
+def check_resume_config(saved: dict[str, Any], now: dict[str, Any], *, extend: bool = False) -> None:
+    """A resumed run must ask for the settings it began with; ``extend``: only more epochs may be asked for."""
     saved = {**{k: v for k, v in ADDED_SETTINGS.items() if k in now}, **saved}
+    if extend:
+        before = saved.get("epochs")
+        if not isinstance(before, int) or now.get("epochs", 0) <= before:
+            raise RunError(
+                f"--extend needs --epochs above the run's {before}: say how many epochs the run should have in all"
+            )
+        saved = {**saved, "epochs": now["epochs"]}
     if saved.get("threads", now.get("threads")) != now.get("threads"):
         log.warning(
             "resuming with threads=%s (the run began with %s): the result will no longer match an "
@@ -109,9 +117,10 @@ def check_resume_config(saved: dict[str, Any], now: dict[str, Any]) -> None:
         if key in RESUME_FREE:
             continue
         if key in saved and plain(saved[key]) != plain(value):
+            more = " (or add --extend to take it on to more epochs)" if key == "epochs" and value > saved[key] else ""
             raise RunError(
                 f"checkpoint was written with {key}={saved[key]!r} but this run asks for {value!r}: "
-                "resume with the original settings or start a new --out"
+                f"resume with the original settings or start a new --out{more}"
             )
 
 
@@ -178,8 +187,16 @@ def run_task(
     resume: bool = False,
     overwrite: bool = False,
     progress: bool = True,
+    extend: bool = False,
 ) -> dict[str, Any]:
-    """Run ``task`` in ``out`` (single process or under torchrun) and return its result."""
+    """Run ``task`` in ``out`` (single process or under torchrun) and return its result.
+
+    ``extend`` (with ``resume``): the run goes on to ``cfg.epochs``, more than it was planned for. Its
+    schedules (cosine lr, drop path, warm-up share) follow the longer run from the epoch it had reached, so
+    the lr rises again there: an extended run is not the run that had been planned that long.
+    """
+    if extend and not resume:
+        raise RunError("--extend continues a run: add --resume (and --epochs, the new total)")
     out = Path(out)
     device = pick_device(cfg.device)
     configure_device(device, cfg.deterministic)
@@ -187,7 +204,7 @@ def run_task(
     device = local_device(device, info)
     try:
         with RunLock(out, enabled=info.is_main):
-            return _run(task, cfg, Context(out, device, info), resume, overwrite, progress)
+            return _run(task, cfg, Context(out, device, info), resume, overwrite, progress, extend)
     finally:
         shutdown(info)
 
@@ -199,6 +216,7 @@ def _run(
     resume: bool,
     overwrite: bool,
     progress: bool,
+    extend: bool = False,
 ) -> dict[str, Any]:
     out, info = ctx.out, ctx.info
     if cfg.threads:
@@ -213,7 +231,9 @@ def _run(
         require_keys(state, ("config", "rng", "epoch", "model", "train_stream"), out / "checkpoint.pt")
         if not isinstance(state["config"], dict):
             raise RunError(f"checkpoint {out / 'checkpoint.pt'} holds no readable config: it is damaged")
-        check_resume_config(state["config"], asdict(cfg))
+        check_resume_config(state["config"], asdict(cfg), extend=extend)
+        if extend:
+            log.info("extending %s from %s to %d epochs", out, state["config"].get("epochs"), cfg.epochs)
     seed_everything(cfg.seed, cfg.deterministic)
     start_epoch = task.setup(ctx, state)
     if info.is_main:  # after every check of the input, so a refused start stays one line on stderr
@@ -224,7 +244,12 @@ def _run(
     if state is not None:
         set_rng_state(ctx.own(state["rng"]))
         if start_epoch >= cfg.epochs:
-            log.info("%s holds a finished run (%d of %d epochs): nothing to train", out, start_epoch, cfg.epochs)
+            log.info(
+                "%s holds a finished run (%d of %d epochs): nothing to train (--extend --epochs N goes on to N)",
+                out,
+                start_epoch,
+                cfg.epochs,
+            )
         else:
             log.info("resumed from %s at epoch %d", out / "checkpoint.pt", start_epoch + 1)
     if info.is_main:

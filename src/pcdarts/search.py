@@ -134,9 +134,14 @@ def run_search(
     resume: bool = False,
     overwrite: bool = False,
     progress: bool = True,
+    extend: bool = False,
 ) -> dict[str, Any]:
-    """Search a cell; writes genotype.json, arch_history.jsonl, metrics.jsonl and checkpoint.pt in ``out``."""
-    return run_task(SearchTask(cfg), cfg, out, resume=resume, overwrite=overwrite, progress=progress)
+    """Search a cell; writes genotype.json, arch_history.jsonl, metrics.jsonl and checkpoint.pt in ``out``.
+
+    ``extend`` with ``resume``: continue a search to ``cfg.epochs``, more than it had (``loop.run_task``).
+    """
+    task = SearchTask(cfg)
+    return run_task(task, cfg, out, resume=resume, overwrite=overwrite, progress=progress, extend=extend)
 
 
 class SearchTask:

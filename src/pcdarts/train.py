@@ -83,6 +83,7 @@ def run_train(
     resume: bool = False,
     overwrite: bool = False,
     progress: bool = True,
+    extend: bool = False,
     genotype: Genotype | None = None,
     read_test: bool = True,
 ) -> dict[str, Any]:
@@ -92,7 +93,7 @@ def run_train(
     validation data only (a fidelity calibration); ``read_test_once`` reads it later, once.
     """
     task = TrainTask(cfg, genotype or load_genotype(cfg.genotype), read_test=read_test)
-    return run_task(task, cfg, out, resume=resume, overwrite=overwrite, progress=progress)
+    return run_task(task, cfg, out, resume=resume, overwrite=overwrite, progress=progress, extend=extend)
 
 
 class TrainTask:
@@ -242,6 +243,7 @@ class TrainTask:
         # The shipped model: the epoch with the best validation accuracy, or the last epoch without a
         # validation split (as the reference code ships). Its test accuracy is the one figure reported.
         shipped = out / ("best.pt" if self.val is not None else "last.pt")
+        earlier = _earlier_result(out, cfg.epochs)
         result = {
             "test_accuracy": None,
             "test_top5": None,
@@ -268,6 +270,15 @@ class TrainTask:
             "is_main": info.is_main,
             "world_size": info.world_size,
         }
+        if earlier is not None:
+            result["extended_from"] = earlier
+            if info.is_main and earlier.get("test_accuracy") is not None:
+                log.warning(
+                    "warning: the test split was read for this run's %d-epoch model (test accuracy %.4f): the figure "
+                    "of the extended run is a second look at it; compare runs on validation accuracy",
+                    earlier["epochs"],
+                    earlier["test_accuracy"],
+                )
         if info.is_main:
             for warning in selection_warnings(result):
                 log.warning("warning: %s", warning)
@@ -293,6 +304,17 @@ class TrainTask:
             atomic_write_json(out / "result.json", result)
         barrier(info)
         return result
+
+
+def _earlier_result(out: Path, epochs: int) -> dict[str, Any] | None:
+    """What a run reported before it was extended to ``epochs`` (None for a run that was not)."""
+    try:
+        old = read_run_json(out / "result.json")
+    except RunError:
+        return None
+    if not isinstance(old.get("epochs"), int) or old["epochs"] >= epochs:
+        return None
+    return {k: old.get(k) for k in ("epochs", "test_accuracy", "selected_epoch", "val_accuracy")}
 
 
 MIN_VAL_PER_CLASS = 10  # fewer validation images a class than this cannot tell epochs apart

@@ -147,7 +147,9 @@ def cmd_search(ns: argparse.Namespace) -> int:
             print(f"warning: {warning}", file=sys.stderr)
         return 0
     _need_out(ns)
-    result = run_search(cfg, ns.out, resume=ns.resume, overwrite=ns.overwrite, progress=not ns.no_progress)
+    result = run_search(
+        cfg, ns.out, resume=ns.resume, overwrite=ns.overwrite, progress=not ns.no_progress, extend=ns.extend
+    )
     if not result["is_main"]:
         return 0
     if result["stopped"]:
@@ -230,7 +232,13 @@ def cmd_train(ns: argparse.Namespace) -> int:
         "training genotype %s:\n%s", cfg.genotype if len(cfg.genotype) < 80 else "(given as text)", genotype.describe()
     )
     result = run_train(
-        cfg, ns.out, resume=ns.resume, overwrite=ns.overwrite, progress=not ns.no_progress, genotype=genotype
+        cfg,
+        ns.out,
+        resume=ns.resume,
+        overwrite=ns.overwrite,
+        progress=not ns.no_progress,
+        extend=ns.extend,
+        genotype=genotype,
     )
     if not result["is_main"]:
         return 0

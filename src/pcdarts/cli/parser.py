@@ -98,6 +98,9 @@ def _run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=None, help="run folder for checkpoints, metrics and results (required to run)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    p.add_argument(
+        "--extend", action="store_true", help="with --resume and --epochs N: take a run on to N epochs in all"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--print-config", action="store_true", help="print the resolved configuration and exit")
     p.add_argument("--preset", default=None, help="a named protocol, e.g. 'paper'")
