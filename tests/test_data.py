@@ -74,3 +74,40 @@ def test_augment_pipeline_runs_on_stream():
     s = BatchStream(ds.train_x, ds.train_y, 8, mean=ds.mean, std=ds.std, augment=Augment(2, True, 3))
     x, y = s.next_batch()
     assert x.shape == (8, 3, 8, 8) and x.dtype == torch.float32
+
+
+def test_batches_are_what_they_were_before_draws_moved_to_the_data_device():
+    """The stream indexes with a permutation moved once an epoch and augments with a generator on the data's
+    device; on CPU every batch equals the old recipe (CPU draws, moved per batch) bit for bit."""
+    import torch.nn.functional as F
+
+    from pcdarts.data.augment import Augment
+    from pcdarts.data.stream import AUG_SEED_OFFSET, AUG_SEED_STRIDE, BatchStream
+
+    g = torch.Generator().manual_seed(5)
+    x, y = torch.randint(0, 256, (20, 1, 6, 6), generator=g, dtype=torch.uint8), torch.arange(20) % 3
+    aug = Augment(crop_padding=2, flip=True, cutout=3)
+    s = BatchStream(x, y, 8, mean=(0.5,), std=(0.25,), augment=aug, seed=3)
+    got = [b for _ in range(2) for b in s.epoch()]
+    order = torch.Generator().manual_seed(3)
+    draws = torch.Generator().manual_seed(3 * AUG_SEED_STRIDE + AUG_SEED_OFFSET)
+    want = []
+    for _ in range(2):
+        perm = torch.randperm(20, generator=order)
+        for i in range(0, 20, 8):
+            idx = perm[i : i + 8]
+            b = x[idx].float() / 255.0
+            n = len(idx)
+            dy, dx = (torch.randint(0, 5, (n,), generator=draws) for _ in range(2))
+            p = F.pad(b, (2, 2, 2, 2))
+            b = torch.stack([p[k, :, dy[k] : dy[k] + 6, dx[k] : dx[k] + 6] for k in range(n)])
+            flip = torch.rand(n, generator=draws) < 0.5
+            b = torch.where(flip[:, None, None, None], b.flip(3), b)
+            b = (b - 0.5) / 0.25
+            cy, cx = torch.randint(0, 6, (n,), generator=draws), torch.randint(0, 6, (n,), generator=draws)
+            for k in range(n):
+                b[k, :, max(0, cy[k] - 1) : cy[k] + 1, max(0, cx[k] - 1) : cx[k] + 1] = 0.0
+            want.append((b, y[idx]))
+    assert len(got) == len(want) == 6
+    for (a, ya), (b, yb) in zip(got, want):
+        assert torch.equal(a, b) and torch.equal(ya, yb)

@@ -96,3 +96,21 @@ def test_a_resumed_search_equals_an_uninterrupted_one_on_the_device(device, tmp_
     assert resumed["genotype"] == whole["genotype"]
     a = (tmp_path / "a" / "arch.json").read_text()
     assert a == (tmp_path / "b" / "arch.json").read_text()
+
+
+def test_streams_draw_on_the_data_device_and_resume_there(device):
+    """No host-to-device copy per batch: the permutation moves once an epoch, augmentation draws on the device."""
+    from pcdarts.data.augment import Augment
+    from pcdarts.data.stream import BatchStream
+
+    x, y = torch.randint(0, 256, (24, 1, 6, 6), dtype=torch.uint8), torch.arange(24) % 4
+    s = BatchStream(x, y, 8, mean=(0.5,), std=(0.25,), augment=Augment(2, True, 2), seed=1, device=device)
+    assert s.aug_gen.device.type == device.type
+    first = next(iter(s.epoch()))
+    state = s.state_dict()
+    rest = [b for b in s.epoch()]
+    again = BatchStream(x, y, 8, mean=(0.5,), std=(0.25,), augment=Augment(2, True, 2), seed=1, device=device)
+    again.load_state_dict(state)
+    assert first[0].device.type == device.type
+    for (a, ya), (b, yb) in zip(rest, again.epoch()):
+        assert torch.equal(a, b) and torch.equal(ya, yb)

@@ -1,4 +1,8 @@
-"""Batched, on-device augmentation: one kernel launch per batch, no per-sample Python."""
+"""Batched, on-device augmentation: one kernel launch per batch, no per-sample Python.
+
+Draws come from ``gen`` on its own device (the stream keeps one on the data's device, so a GPU batch needs
+no host-to-device copy); ``.to(x.device)`` is a no-op then, and only moves draws of a CPU generator.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +18,8 @@ def random_crop(x: torch.Tensor, padding: int, gen: torch.Generator) -> torch.Te
         return x
     n, c, h, w = x.shape
     xp = F.pad(x, (padding, padding, padding, padding))  # (N, C, H+2p, W+2p)
-    dy = torch.randint(0, 2 * padding + 1, (n,), generator=gen).to(x.device)
-    dx = torch.randint(0, 2 * padding + 1, (n,), generator=gen).to(x.device)
+    dy = torch.randint(0, 2 * padding + 1, (n,), generator=gen, device=gen.device).to(x.device)
+    dx = torch.randint(0, 2 * padding + 1, (n,), generator=gen, device=gen.device).to(x.device)
     rows = dy[:, None] + torch.arange(h, device=x.device)  # (N, H)
     cols = dx[:, None] + torch.arange(w, device=x.device)  # (N, W)
     xp = xp.gather(2, rows[:, None, :, None].expand(n, c, h, w + 2 * padding))  # (N, C, H, W+2p)
@@ -24,7 +28,7 @@ def random_crop(x: torch.Tensor, padding: int, gen: torch.Generator) -> torch.Te
 
 def random_flip(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """Horizontal flip of a random half of the batch."""
-    mask = (torch.rand(x.shape[0], generator=gen) < 0.5).to(x.device)
+    mask = (torch.rand(x.shape[0], generator=gen, device=gen.device) < 0.5).to(x.device)
     return torch.where(mask[:, None, None, None], x.flip(3), x)
 
 
@@ -33,8 +37,8 @@ def cutout(x: torch.Tensor, length: int, gen: torch.Generator) -> torch.Tensor:
     if length <= 0:
         return x
     n, _, h, w = x.shape
-    cy = torch.randint(0, h, (n,), generator=gen).to(x.device)
-    cx = torch.randint(0, w, (n,), generator=gen).to(x.device)
+    cy = torch.randint(0, h, (n,), generator=gen, device=gen.device).to(x.device)
+    cx = torch.randint(0, w, (n,), generator=gen, device=gen.device).to(x.device)
     ys = torch.arange(h, device=x.device)
     xs = torch.arange(w, device=x.device)
     in_y = (ys[None] >= cy[:, None] - length // 2) & (ys[None] < cy[:, None] + length // 2)  # (N, H)

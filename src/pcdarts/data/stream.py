@@ -47,10 +47,12 @@ class Stream:
         if self.world_size > 1:  # disjoint strided shards of equal size (the tail is dropped)
             perm = perm[: self.shard_size * self.world_size][self.rank :: self.world_size]
         self.perm, self.pos = perm, 0
+        self._perm_on_device = None
 
     def reset(self) -> None:
         """Forget the current epoch: the next ``epoch()`` starts a fresh one (an evaluation pass reads it whole)."""
         self.perm, self.pos = None, 0
+        self._perm_on_device = None
 
     def _draw(self) -> None:
         """Per-epoch random draws beyond the order (none by default)."""
@@ -108,12 +110,17 @@ class BatchStream(Stream):
         self.mean = torch.tensor(mean, device=self.device).view(1, -1, 1, 1)
         self.std = torch.tensor(std, device=self.device).view(1, -1, 1, 1)
         self.order_gen = torch.Generator().manual_seed(seed)  # same on every rank: shards must agree
-        self.aug_gen = torch.Generator().manual_seed(seed * AUG_SEED_STRIDE + AUG_SEED_OFFSET + rank)
+        # augmentation draws on the data's device: no host-to-device copy (a sync on CUDA) per draw; on CPU
+        # this is the generator it always was
+        self.aug_gen = torch.Generator(device=self.device).manual_seed(seed * AUG_SEED_STRIDE + AUG_SEED_OFFSET + rank)
         self.perm: torch.Tensor | None = None
+        self._perm_on_device: torch.Tensor | None = None
         self.pos = 0
 
     def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        idx = self.perm[self.pos : self.pos + self.batch_size].to(self.device)
+        if self._perm_on_device is None or self._perm_on_device.shape != self.perm.shape:
+            self._perm_on_device = self.perm.to(self.device)  # once an epoch, not once a batch
+        idx = self._perm_on_device[self.pos : self.pos + self.batch_size]
         self.pos += len(idx)
         x = self.x[idx]
         x = x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
@@ -136,3 +143,4 @@ class BatchStream(Stream):
         self.order_gen.set_state(state["order_gen"])
         self.aug_gen.set_state(state["aug_gen"])
         self.perm, self.pos = state["perm"], int(state["pos"])
+        self._perm_on_device = None
