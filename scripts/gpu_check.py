@@ -152,6 +152,13 @@ def part_run(args: argparse.Namespace) -> dict[str, Any]:
         out["test_accuracy"] = res["test_accuracy"]
     if torch.cuda.is_available() and torch.device(args.device).type == "cuda":
         out["peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
+        from pcdarts.memory import auto_batch_size  # --batch-size auto: predicted, then confirmed by real steps
+
+        t0 = time.time()
+        batch, info = auto_batch_size(scfg, in_channels=3, size=32, num_classes=10, device=torch.device(args.device),
+                                      cap=1024)  # fmt: skip
+        out["auto_batch"] = {"batch": batch, "predicted_per_sample_mib": info["per_sample_bytes"] / 2**20,
+                             "seconds": time.time() - t0}  # fmt: skip
     return out
 
 

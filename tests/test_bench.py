@@ -4,6 +4,7 @@ import argparse
 import json
 
 import pytest
+import torch
 
 from pcdarts import bench
 
@@ -150,3 +151,12 @@ def test_the_prepared_gpu_check_runs_its_parts_on_a_cpu(tmp_path):
     assert numerics["ok"] and all(v < 1e-8 for k, v in numerics.items() if k.endswith("diff"))
     assert json.loads((tmp_path / "run.json").read_text())["search_seconds"] > 0
     assert json.loads((tmp_path / "env.json").read_text())["torch"] == torch.__version__
+
+
+def test_the_auto_batch_probe_backs_off_on_every_way_cuda_says_out_of_memory():
+    from pcdarts.memory import is_out_of_memory
+
+    assert is_out_of_memory(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"))
+    assert is_out_of_memory(RuntimeError("CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling cublasCreate"))
+    assert is_out_of_memory(RuntimeError("cuDNN error: CUDNN_STATUS_NOT_SUPPORTED. This error may appear if ..."))
+    assert not is_out_of_memory(RuntimeError("Expected all tensors to be on the same device"))  # a real bug

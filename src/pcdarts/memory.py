@@ -180,6 +180,21 @@ def auto_batch_size(
     return batch, {**info, "available_bytes": available, "safety": safety}
 
 
+_OOM_MARKERS = (
+    "out of memory",
+    "CUBLAS_STATUS_ALLOC_FAILED",
+    "CUDNN_STATUS_ALLOC_FAILED",
+    "CUDNN_STATUS_NOT_SUPPORTED",
+)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """CUDA's OutOfMemoryError, or the RuntimeError cuBLAS / cuDNN raise when their workspace does not fit."""
+    return isinstance(exc, torch.OutOfMemoryError) or (
+        isinstance(exc, RuntimeError) and any(m in str(exc) for m in _OOM_MARKERS)
+    )
+
+
 def _confirm_cuda(
     cfg: SearchConfig,
     batch: int,
@@ -190,17 +205,27 @@ def _confirm_cuda(
     device: torch.device,
     multiple: int,
 ) -> int:  # pragma: no cover - needs a GPU
-    import torch.nn.functional as F
+    """Run whole search steps at ``batch`` as the run will (arch step, weight step, optimiser state, the run's
+    precision); back off by a fifth on running out of memory, however cuBLAS or cuDNN report it."""
+    from .architect import Architect
+    from .engine import search_step, sgd_impl
 
     net = SearchNetwork.from_config(cfg, num_classes=num_classes, in_channels=in_channels).to(device)
+    w_opt = torch.optim.SGD(net.weight_parameters(), lr=cfg.lr, momentum=cfg.momentum, **sgd_impl(device))
+    architect = Architect(net, lr=cfg.arch_lr, unrolled=cfg.unrolled)
     while batch > multiple:
         try:
+            torch.cuda.reset_peak_memory_stats(device)
             x = torch.randn(batch, in_channels, size, size, device=device)
             y = torch.randint(0, num_classes, (batch,), device=device)
-            F.cross_entropy(net(x), y).backward()
-            net.zero_grad(set_to_none=True)
+            for _ in range(2):  # the second step holds the optimisers' state as every later step does
+                search_step(net, net, architect, w_opt, x, y, (x, y), grad_clip=cfg.grad_clip, precision=cfg.precision)
+            torch.cuda.synchronize(device)
             return batch
-        except torch.OutOfMemoryError:
+        except (torch.OutOfMemoryError, RuntimeError) as exc:
+            if not is_out_of_memory(exc):
+                raise
+            net.zero_grad(set_to_none=True)
             torch.cuda.empty_cache()
             batch = max(multiple, int(batch * 0.8) // multiple * multiple)
     return batch
