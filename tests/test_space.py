@@ -251,3 +251,29 @@ def test_a_search_in_another_space_stores_it_everywhere_and_resumes_only_in_it(t
         alpha_heatmaps([{**history[0], "ops": list(PRIMITIVES)}], tmp_path / "b.png")
     assert main(["search", *flags, "--ops", "sep_conv_3x3,warp_9x9", "--out", str(tmp_path / "x")]) == 2
     assert "unknown op 'warp_9x9'" in capsys.readouterr().err
+
+
+def test_files_written_before_spaces_were_stored_still_load():
+    """Study I's committed search files (no space in them) derive and plot as the DARTS space, and a model
+    trained by the calibration's older code loads into the final network."""
+    from pathlib import Path
+
+    from pcdarts.genotype import Genotype
+    from pcdarts.plot import alpha_heatmaps
+    from pcdarts.rundir import read_jsonl
+    from pcdarts.train import load_trained
+
+    root = Path(__file__).resolve().parents[1] / "docs" / "study" / "fmnist-cpu"
+    run = root / "search" / "s44136fa355-seed0"
+    arch = json.loads((run / "arch.json").read_text())
+    assert "ops" not in arch
+    assert pcdarts.derive_from_run(run) == Genotype.from_dict(json.loads((run / "genotype.json").read_text()))
+    history = read_jsonl(run / "arch_history.jsonl")
+    assert derive_from_arch(history[-1]) == Genotype.from_dict(history[-1]["genotype"])
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        assert alpha_heatmaps(history, Path(tmp) / "a.png").is_file()
+    best = root.parents[1] / "study2" / "fmnist" / "train" / "g1ee8237811-e8-t0" / "best.pt"  # Study II, 2b2175b
+    model, info = load_trained(best)
+    assert model(torch.zeros(1, info.in_channels, *info.input_size)).shape[1] == len(info.classes)
