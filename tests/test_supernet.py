@@ -288,3 +288,30 @@ def test_recompute_segments_are_measured_for_both_modes():
     x, y = torch.randn(2, 3, 8, 8), torch.tensor([0, 1])
     edges, cells = (largest_segment_bytes(net, x, y, mode) for mode in ("edges", "cells"))
     assert 0 < edges < cells and largest_segment_bytes(net, x, y, "none") == 0
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+@pytest.mark.parametrize("wanted", [(True, True), (True, False), (False, True)])
+def test_the_fused_scaled_batch_norm_backward_equals_autograd(per_channel, wanted):
+    """``w * BN(h)`` through ScaledBatchNormFn (one native BN backward, w as gamma) against autograd, float64,
+    for the input, the weight, or both (the weight step asks for the input's only)."""
+    import torch.nn.functional as F
+
+    from pcdarts.kernels import ScaledBatchNormFn
+
+    g = torch.Generator().manual_seed(0)
+    h = torch.randn(4, 6, 5, 5, generator=g, dtype=torch.float64)
+    w = torch.rand(6 if per_channel else (), generator=g, dtype=torch.float64) + 0.5
+    up = torch.randn(4, 6, 5, 5, generator=g, dtype=torch.float64)
+    h.requires_grad_(wanted[0])
+    w.requires_grad_(wanted[1])
+    inputs = [t for t, want in zip((h, w), wanted) if want]
+    stats = [torch.zeros(6, dtype=torch.float64), torch.ones(6, dtype=torch.float64)]
+    mine = torch.autograd.grad(ScaledBatchNormFn.apply(h, w, *stats, 0.1, 1e-5), inputs, up)
+    shape = (1, -1, 1, 1) if per_channel else ()
+    ref_stats = [torch.zeros(6, dtype=torch.float64), torch.ones(6, dtype=torch.float64)]
+    ref = w.view(shape) * F.batch_norm(h, *ref_stats, None, None, True, 0.1, 1e-5)
+    theirs = torch.autograd.grad(ref, inputs, up)
+    for a, b in zip(mine, theirs):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(stats, ref_stats, rtol=0, atol=0)  # the running statistics moved alike
