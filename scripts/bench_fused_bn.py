@@ -46,9 +46,8 @@ def step(fn: Any, h: torch.Tensor, w: torch.Tensor) -> None:
 
 
 def main() -> None:
-    print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), load {open('/proc/loadavg').read().split()[0]}"
-    )
+    load = open("/proc/loadavg").read().split()[0]
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), load {load}")
     for shape, per_ch in (((32, 16, 16, 16), False), ((32, 64, 16, 16), True), ((64, 32, 32, 32), False)):
         h = torch.randn(*shape, requires_grad=True)
         w = torch.rand(shape[1] if per_ch else (), requires_grad=True)
