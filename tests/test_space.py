@@ -26,7 +26,7 @@ register_op("test_fused_conv", lambda c, stride, affine: OPS["nor_conv_3x3"](c, 
 CUSTOM = ("none", "skip_connect", "test_plain_conv", "sep_conv_3x3", "test_fused_conv", "max_pool_3x3")
 
 SPACE_CASES = [*SPACES.values(), CUSTOM]
-OP_CASES = sorted({op for ops in SPACE_CASES for op in ops if not OPS[op].zero})
+OP_CASES = sorted(op for op in OPS if not OPS[op].zero)  # every registered op, in a space or not
 
 
 def _fanned_vs_edge_by_edge(ops, k, size, monkeypatch):
@@ -133,11 +133,16 @@ def test_op_lists_are_checked_and_named():
         (dict(ops=["skip_connect", "skip_connect"]), "listed twice"),
         (dict(ops=["none"]), "no op besides 'none'"),
         (dict(space="nb201", ops=["sep_conv_3x3"]), "both given"),
+        (dict(space="nb201", ops=SPACES["darts"]), "both given"),  # a named space and another space's list
+        (dict(space="nb2O1", ops=["sep_conv_3x3"]), "unknown op space 'nb2O1'"),  # a typo is not ignored
     ):
         with pytest.raises(ConfigError, match=match):
             op_space(**bad)
     cfg = pcdarts.SearchConfig(ops="none,sep_conv_3x3")
-    assert cfg.ops == ("none", "sep_conv_3x3")
+    assert cfg.ops == ("none", "sep_conv_3x3") and cfg.space == "custom"  # config.json names it as searched
+    assert pcdarts.SearchConfig(ops=SPACES["nb201"]).space == "nb201"
+    with pytest.raises(ConfigError, match="none"):
+        SearchNetwork(num_classes=3, init_channels=8, layers=3, k=2, space=OpSpace("mine", ("none",)))
     with pytest.raises(ConfigError, match="unknown op"):
         pcdarts.SearchConfig(ops=["sep_conv_9x9"])
 
@@ -153,16 +158,21 @@ def test_register_op_checks_what_it_is_given():
         register_op("test_not_callable", 3)
     assert "test_bad_kind" not in OPS and "test_not_callable" not in OPS
 
-    @register_op("test_decorated", parameter_free=True)
+    with pytest.raises(ValueError, match="search_bn=True"):
+        register_op("test_pool_without_bn", _plain_op, fan_out="pool")
+
     def build(c: int, stride: int, affine: bool) -> nn.Module:
         return OPS["avg_pool_3x3"](c, stride, affine)
 
-    assert OPS["test_decorated"].build is build and OPS["test_decorated"].parameter_free
+    if "test_decorated" not in OPS:
+        assert register_op("test_decorated", parameter_free=True)(build) is build  # the decorator form
+    assert OPS["test_decorated"].parameter_free
 
 
 def test_a_declared_fast_kind_that_does_not_fit_the_module_runs_edge_by_edge():
     """Declaring ``fan_out='sep_conv'`` for a module that is not a SepConv cannot make the fast path misread it."""
-    register_op("test_liar", _plain_op, fan_out="sep_conv")
+    if "test_liar" not in OPS:  # the table is global: a second run of the test in one process reuses it
+        register_op("test_liar", _plain_op, fan_out="sep_conv")
     mixed = SearchNetwork(num_classes=3, init_channels=8, layers=3, k=2, ops=("test_liar",)).cells[0].edges[0].op
     assert mixed.kinds == [None]
 
@@ -277,3 +287,17 @@ def test_files_written_before_spaces_were_stored_still_load():
     best = root.parents[1] / "study2" / "fmnist" / "train" / "g1ee8237811-e8-t0" / "best.pt"  # Study II, 2b2175b
     model, info = load_trained(best)
     assert model(torch.zeros(1, info.in_channels, *info.input_size)).shape[1] == len(info.classes)
+
+
+def test_the_parameter_free_cap_keeps_what_a_space_without_parametric_ops_has():
+    """--max-param-free in a space of pools and skip only: the cap cannot be met; the cell is derived, not a crash."""
+    ops = ("none", "skip_connect", "max_pool_3x3")
+    torch.manual_seed(0)
+    a = torch.randn(14, 3)
+    g = derive_genotype(a, a, ops=ops, max_param_free=2, max_param_free_reduce=0)
+    assert len(g.normal) == 8 and {op for op, _ in g.normal} <= {"skip_connect", "max_pool_3x3"}
+    mixed = ("none", "skip_connect", "max_pool_3x3", "sep_conv_3x3")  # with one op that has parameters: met
+    b = torch.randn(14, 4)
+    capped = derive_genotype(b, b, ops=mixed, max_param_free=2)
+    assert sum(op != "sep_conv_3x3" for op, _ in capped.normal) <= 2
+    assert derive_genotype(b, b, ops=mixed) == derive_genotype(b, b, ops=mixed, max_param_free=8)

@@ -76,6 +76,8 @@ def register_op(
         raise ValueError(f"op name must be a letter then letters, digits, _ . or -, got {name!r}")
     if fan_out is not None and fan_out not in FAN_OUT_KINDS:
         raise ValueError(f"fan_out must be None or one of {', '.join(FAN_OUT_KINDS)}, got {fan_out!r}")
+    if fan_out == "pool" and not search_bn:
+        raise ValueError("fan_out='pool' needs search_bn=True: the fast path computes a pool together with its BN")
 
     def wrap(fn: OpFactory) -> OpFactory:
         if not callable(fn):
@@ -137,11 +139,6 @@ class OpSpace:
     def to_dict(self) -> dict[str, Any]:
         return {"space": self.name, "ops": list(self.ops)}
 
-    @property
-    def choices(self) -> tuple[str, ...]:
-        """The ops a derived cell can hold: all but the ``none`` op."""
-        return tuple(o for o in self.ops if not OPS[o].zero)
-
 
 DARTS = OpSpace("darts", PRIMITIVES)
 
@@ -157,6 +154,8 @@ def op_space(space: str = "darts", ops: Iterable[str] | None = None) -> OpSpace:
         if space not in SPACES:
             raise ConfigError(f"unknown op space {space!r}: choose one of {', '.join(SPACES)}, or list --ops")
         return OpSpace(space, SPACES[space])
+    if space not in SPACES and space != CUSTOM:
+        raise ConfigError(f"unknown op space {space!r}: choose one of {', '.join(SPACES)}, or list --ops")
     if isinstance(ops, str):
         ops = [o.strip() for o in ops.split(",") if o.strip()]
     names = tuple(str(o) for o in ops)
@@ -171,11 +170,11 @@ def op_space(space: str = "darts", ops: Iterable[str] | None = None) -> OpSpace:
         raise ConfigError(f"op {repeated[0]!r} is listed twice in --ops: list each op once")
     if all(OPS[o].zero for o in names):
         raise ConfigError("--ops lists no op besides 'none': add at least one operation to search")
+    if space not in ("darts", CUSTOM) and names != SPACES[space]:  # darts: the default, so not a choice
+        raise ConfigError(f"--space {space} and --ops both given and they differ: give one of them")
     for known, listed in SPACES.items():
         if listed == names:
             return OpSpace(known, names)
-    if space in SPACES and space != "darts":
-        raise ConfigError(f"--space {space} and --ops both given and they differ: give one of them")
     return OpSpace(CUSTOM, names)
 
 

@@ -82,7 +82,9 @@ class SearchConfig:
         if ops is None:
             ops = ()
         object.__setattr__(self, "ops", tuple(str(o).strip() for o in ops if str(o).strip()))
-        op_space(self.space, self.ops)  # a ConfigError for unknown ops or spaces, here and not at the first step
+        # a ConfigError for unknown ops or spaces, here and not at the first step; the name as resolved
+        # (an op list of your own is 'custom'), so config.json says what was searched
+        object.__setattr__(self, "space", op_space(self.space, self.ops).name)
         for name in ("max_param_free", "max_param_free_reduce"):
             if not -1 <= getattr(self, name) <= 8:
                 what = {"max_param_free": "max param-free ops", "max_param_free_reduce": "max param-free reduce ops"}

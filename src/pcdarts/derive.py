@@ -59,7 +59,8 @@ def _derive_cell(
 
     While the cell holds more parameter-free ops than the cap, the weakest of them (lowest
     weight) is struck from its edge and the cell is derived again, so that edge falls back to its
-    next-best op or the node to its next-best edge.
+    next-best op or the node to its next-best edge. An edge keeps its last op: where the space has too few
+    ops with parameters to meet the cap, the cell keeps as few parameter-free ops as it can.
     """
     weights = torch.softmax(alphas.detach().float().cpu(), dim=-1)  # (E, n_ops)
     if betas is not None:
@@ -72,7 +73,13 @@ def _derive_cell(
         free = [p for p in picks if is_parameter_free(ops[p[1]])]
         if max_param_free is None or max_param_free < 0 or len(free) <= max_param_free:
             return [(ops[k], e - first_edge[e]) for e, k, _ in picks]
-        e, k, _ = min(free, key=lambda p: p[2])
+        # strike the weakest parameter-free pick whose edge has another op left; in a space of parameter-free
+        # ops only (say --ops none,skip_connect,max_pool_3x3) the cap cannot be met: keep what is there
+        choices = [j for j, name in enumerate(ops) if not OPS[name].zero]
+        strikable = [p for p in free if any(j != p[1] and (p[0], j) not in banned for j in choices)]
+        if not strikable:
+            return [(ops[k], e - first_edge[e]) for e, k, _ in picks]
+        e, k, _ = min(strikable, key=lambda p: p[2])
         banned.add((e, k))
 
 

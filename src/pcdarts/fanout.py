@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .kernels import ScaledBatchNormFn, depthwise_conv, eager, plain_graph
+from .kernels import ScaledBatchNormFn, depthwise_conv, eager
 from .ops import DilConv, FactorizedReduce, PoolBN, SepConv
 
 
@@ -53,10 +53,7 @@ def stacked_scaled_batch_norm(h: torch.Tensor, w: torch.Tensor, bns: Sequence[nn
     w = w.repeat_interleave(c)
     if not bns[0].training:
         return w.view(1, -1, 1, 1) * F.batch_norm(h, mean, var, None, None, False, 0.0, bns[0].eps)
-    if plain_graph():  # a traced graph gets the plain form
-        out = w.view(1, -1, 1, 1) * F.batch_norm(h, mean, var, None, None, True, bns[0].momentum, bns[0].eps)
-    else:
-        out = ScaledBatchNormFn.apply(h, w, mean, var, bns[0].momentum, bns[0].eps)
+    out = ScaledBatchNormFn.apply(h, w, mean, var, bns[0].momentum, bns[0].eps)  # eager only: can_fan_out
     _write_back(bns, mean, var)
     return out
 

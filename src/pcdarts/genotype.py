@@ -143,7 +143,10 @@ def _check_cell(kind: str, pairs: tuple[Pair, ...], concat: tuple[int, ...]) -> 
     n_nodes = len(pairs) // 2
     for k, (op, idx) in enumerate(pairs):
         if op not in OPS:
-            raise GenotypeError(f"{kind}: unknown operation {op!r}; known: {', '.join(sorted(OPS))}")
+            raise GenotypeError(
+                f"{kind}: unknown operation {op!r}; known: {', '.join(sorted(OPS))} "
+                "(your own op: pcdarts.register_op it in this process first)"
+            )
         if OPS[op].zero:
             raise GenotypeError(f"{kind}: {op!r} (zeros) cannot appear in a derived genotype")
         node = k // 2

@@ -180,12 +180,7 @@ def auto_batch_size(
     return batch, {**info, "available_bytes": available, "safety": safety}
 
 
-_OOM_MARKERS = (
-    "out of memory",
-    "CUBLAS_STATUS_ALLOC_FAILED",
-    "CUDNN_STATUS_ALLOC_FAILED",
-    "CUDNN_STATUS_NOT_SUPPORTED",
-)
+_OOM_MARKERS = ("out of memory", "CUBLAS_STATUS_ALLOC_FAILED", "CUDNN_STATUS_ALLOC_FAILED")
 
 
 def is_out_of_memory(exc: BaseException) -> bool:

@@ -414,7 +414,8 @@ class Study:
         for arm in self.cfg.arms:  # every arm's settings checked before the folder is pinned to them
             self.cfg.search_config(arm, 0)
             self.cfg.select_config(arm)
-        self.op_space()
+        if self.cfg.random_cells:  # random cells are drawn from the searches' one space
+            self.op_space()
         self._check_folder()
         units = self.plan()
         results: dict[int, dict[str, Any]] = {}

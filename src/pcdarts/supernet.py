@@ -311,7 +311,11 @@ class SearchNetwork(nn.Module):
     ):
         super().__init__()
         check_layers(layers)
-        self.space = space if isinstance(space, OpSpace) else op_space(space, ops)
+        if isinstance(space, OpSpace):
+            op_space(ops=space.ops)  # the same checks as a named space or an op list
+            self.space = space
+        else:
+            self.space = op_space(space, ops)
         self.ops = self.space.ops
         if init_channels % k or init_channels % 2:
             raise ConfigError(f"init channels {init_channels} must be even and divisible by K={k}")

@@ -142,7 +142,6 @@ def cmd_recompute(args: argparse.Namespace) -> dict[str, Any]:
     Each peak and each time comes from a process of its own, one after another (a step here is seconds
     long, so the order's drift is small next to the differences measured; the load is recorded).
     """
-    from ..config import SearchConfig
     from ..memory import PLAN_BUDGET_BYTES, auto_batch_size
 
     rows = []
