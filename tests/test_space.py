@@ -301,3 +301,16 @@ def test_the_parameter_free_cap_keeps_what_a_space_without_parametric_ops_has():
     capped = derive_genotype(b, b, ops=mixed, max_param_free=2)
     assert sum(op != "sep_conv_3x3" for op, _ in capped.normal) <= 2
     assert derive_genotype(b, b, ops=mixed) == derive_genotype(b, b, ops=mixed, max_param_free=8)
+
+
+def test_plan_predicts_the_memory_of_the_chosen_space(capsys):
+    from pcdarts.cli import main
+
+    flags = ["plan", "--ks", "4", "--batch-size", "8", "--size", "8", "--layers", "3", "--init-channels", "8", "--json"]
+    per_sample = {}
+    for space in ("darts", "nb201"):
+        assert main([*flags, "--space", space]) == 0
+        per_sample[space] = json.loads(capsys.readouterr().out)[0]["per_sample_bytes"]
+    assert per_sample["nb201"] < per_sample["darts"]  # 4 candidate ops an edge keep less than 7
+    assert main([*flags, "--ops", "none,warp_9x9"]) == 2
+    assert "unknown op 'warp_9x9'" in capsys.readouterr().err

@@ -166,6 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
     pn.add_argument("--num-classes", type=int, default=10)
     pn.add_argument("--stem", default=SearchConfig.stem, choices=CHOICES["stem"])
     pn.add_argument("--ks", type=int, nargs="+", default=[1, 2, 4, 8])
+    pn.add_argument("--space", default=SearchConfig.space, help="the candidate ops: darts or nb201 (default darts)")
+    pn.add_argument("--ops", type=_comma_list, default=(), metavar="A,B,...", help="ops of your own instead of --space")
     pn.add_argument(
         "--recompute",
         default=SearchConfig.recompute,

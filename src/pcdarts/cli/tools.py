@@ -90,7 +90,15 @@ def cmd_plan(ns: argparse.Namespace) -> int:
 
     rows = [
         predict_peak(
-            SearchConfig(init_channels=ns.init_channels, layers=ns.layers, k=k, stem=ns.stem, recompute=ns.recompute),
+            SearchConfig(
+                init_channels=ns.init_channels,
+                layers=ns.layers,
+                k=k,
+                stem=ns.stem,
+                recompute=ns.recompute,
+                space=ns.space,
+                ops=ns.ops,
+            ),  # fmt: skip
             batch=ns.batch_size,
             in_channels=ns.in_channels,
             size=ns.size,
