@@ -37,7 +37,7 @@ def _plausible(annotation: Any, value: Any) -> bool:
         return "int" in t or "float" in t
     if isinstance(value, float):
         return "float" in t
-    if isinstance(value, list):  # a tuple setting (the op list)
+    if isinstance(value, (list, tuple)):  # a tuple setting (the op list): a list in JSON, a tuple in checkpoint.pt
         return t.startswith("tuple[str") and all(isinstance(v, str) for v in value)
     if isinstance(value, str):
         return "str" in t and not t.startswith("tuple")
