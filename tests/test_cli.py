@@ -69,7 +69,7 @@ def test_two_epoch_digits_search_writes_a_valid_genotype(tmp_path):
     g = Genotype.from_dict(json.loads((out / "genotype.json").read_text()))
     assert g.steps == 4
     history = [json.loads(ln) for ln in (out / "arch_history.jsonl").read_text().splitlines()]
-    assert [h["epoch"] for h in history] == [0, 1]
+    assert [h["epoch"] for h in history] == [1, 2]  # counted from 1, as the console counts
     assert len(history[0]["alphas_normal"]) == 14
     metrics = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines()]
     assert metrics[0]["arch_active"] is False and metrics[1]["arch_active"] is True

@@ -187,7 +187,7 @@ def test_a_finished_search_and_training_can_be_extended_and_say_so(tmp_path, cap
     assert "add --resume" in capsys.readouterr().err
     assert main(["search", "--resume", "--out", s, "--epochs", "3", "--extend", "--no-progress"]) == 0
     history = [json.loads(ln) for ln in (tmp_path / "s" / "arch_history.jsonl").read_text().splitlines()]
-    assert [h["epoch"] for h in history] == [0, 1, 2]
+    assert [h["epoch"] for h in history] == [1, 2, 3]
     assert json.loads((tmp_path / "s" / "config.json").read_text())["epochs"] == 3
 
     assert main(["train", "--genotype", "DARTS_V2", "--dataset", "synthetic", "--out", t, *TINY_TRAIN]) == 0
@@ -199,4 +199,59 @@ def test_a_finished_search_and_training_can_be_extended_and_say_so(tmp_path, cap
     assert after["extended_from"]["test_accuracy"] == before["test_accuracy"]
     assert "second look" in caplog.text  # the test split was read before: said, and kept in result.json
     metrics = [json.loads(ln) for ln in (tmp_path / "t" / "metrics.jsonl").read_text().splitlines()]
-    assert [m["epoch"] for m in metrics] == [0, 1, 2]
+    assert [m["epoch"] for m in metrics] == [1, 2, 3]
+
+
+def _to_format_1(run):
+    """Rewrite a run's files as pcdarts wrote them before format 2: epochs counted from 0 in files."""
+    for name in ("metrics.jsonl", "arch_history.jsonl"):
+        if (run / name).is_file():
+            rows = [json.loads(ln) for ln in (run / name).read_text().splitlines()]
+            (run / name).write_text("".join(json.dumps({**r, "epoch": r["epoch"] - 1}) + "\n" for r in rows))
+    for name in ("result.json", "search_result.json"):
+        if (run / name).is_file():
+            r = json.loads((run / name).read_text())
+            del r["format"]
+            if "selected_epoch" in r:
+                r["selected_epoch"] -= 1
+            (run / name).write_text(json.dumps(r))
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
+    del state["format"]
+    for h in state.get("history", []):
+        h["epoch"] -= 1
+    if "epoch" in state.get("best", {}):
+        state["best"]["epoch"] -= 1
+    torch.save(state, run / "checkpoint.pt")
+
+
+def test_epochs_count_from_one_in_every_file_and_older_runs_read_the_same(tmp_path, capsys):
+    from pcdarts.rundir import FILE_FORMAT, read_epoch_log, read_result
+    from tests.conftest import TINY_SEARCH, TINY_TRAIN
+
+    s, t = tmp_path / "s", tmp_path / "t"
+    assert main(["search", "--dataset", "synthetic", "--out", str(s), *TINY_SEARCH]) == 0
+    assert main(["train", "--genotype", "DARTS_V2", "--dataset", "synthetic", "--out", str(t), *TINY_TRAIN]) == 0
+    said = capsys.readouterr().out
+    result = json.loads((t / "result.json").read_text())
+    assert result["format"] == FILE_FORMAT == 2 and 1 <= result["selected_epoch"] <= result["epochs"] == 2
+    assert f"model from epoch {result['selected_epoch']} " in said  # the console and the file agree
+    assert torch.load(t / "best.pt", weights_only=True)["epoch"] == result["selected_epoch"]
+    for run in (s, t):
+        assert [m["epoch"] for m in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())] == [1, 2]
+    assert [h["epoch"] for h in map(json.loads, (s / "arch_history.jsonl").read_text().splitlines())] == [1, 2]
+
+    # a run written before format 2 (epochs from 0 in files) reads, plots, resumes and extends the same
+    _to_format_1(s)
+    _to_format_1(t)
+    assert [m["epoch"] for m in read_epoch_log(t / "metrics.jsonl")] == [1, 2]
+    assert read_result(t / "result.json")["selected_epoch"] == result["selected_epoch"]
+    assert main(["plot", "--run", str(s), "--out", str(tmp_path / "p"), "--epochs", "1", "2"]) == 0
+    assert main(["report", str(t)]) == 0
+    assert main(["search", "--resume", "--out", str(s), "--epochs", "3", "--extend", "--no-progress"]) == 0
+    assert main(["train", "--resume", "--out", str(t), "--epochs", "3", "--extend", "--no-progress"]) == 0
+    for run in (s, t):
+        assert [m["epoch"] for m in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())] == [1, 2, 3]
+    assert [h["epoch"] for h in map(json.loads, (s / "arch_history.jsonl").read_text().splitlines())] == [1, 2, 3]
+    after = json.loads((t / "result.json").read_text())
+    assert after["format"] == 2 and 1 <= after["selected_epoch"] <= 3
+    assert after["extended_from"]["selected_epoch"] == result["selected_epoch"]

@@ -40,7 +40,7 @@ def test_heatmap_epochs_count_from_one_as_the_console_does(digits_runs, tmp_path
     assert main(["plot", "--run", str(digits_runs / "search"), "--out", str(out), "--epochs", "1", str(n)]) == 0
     assert main(["plot", "--run", str(digits_runs / "search"), "--out", str(out), "--epochs", "0"]) == 2
     assert f"no epoch 0 in this search: it has epochs 1..{n}" in capsys.readouterr().err
-    assert json.loads((digits_runs / "search" / "arch_history.jsonl").read_text().splitlines()[0])["epoch"] == 0
+    assert json.loads((digits_runs / "search" / "arch_history.jsonl").read_text().splitlines()[0])["epoch"] == 1
 
 
 def test_report_embeds_images(digits_runs):
@@ -75,9 +75,9 @@ def test_the_timeline_calls_a_genotype_stable_only_if_it_held_past_the_last_epoc
     from pcdarts.plot import genotype_timeline
 
     a, b = random_genotype(0).to_dict(), random_genotype(1).to_dict()
-    hist = lambda genos: [{"epoch": e, "genotype": g} for e, g in enumerate(genos)]  # noqa: E731
-    assert genotype_timeline(hist([a, b, b]), tmp_path / "t.png")[1] == 1
+    hist = lambda genos: [{"epoch": e, "genotype": g} for e, g in enumerate(genos, 1)]  # noqa: E731
+    assert genotype_timeline(hist([a, b, b]), tmp_path / "t.png")[1] == 2
     assert genotype_timeline(hist([a, a, b]), tmp_path / "t.png")[1] is None  # it changed at the last epoch
     nb = random_genotype(2, ops=SPACES["nb201"]).to_dict()  # the legend lists the searched space's ops
-    out, _ = genotype_timeline([{"epoch": 0, "genotype": nb, "ops": list(SPACES["nb201"])}], tmp_path / "n.png")
+    out, _ = genotype_timeline([{"epoch": 1, "genotype": nb, "ops": list(SPACES["nb201"])}], tmp_path / "n.png")
     assert out.is_file()

@@ -41,7 +41,7 @@ def test_the_reduction_cell_has_a_cap_of_its_own():
         assert param_free_count(g.reduce) == m and g.normal == plain.normal
     both = derive_genotype(a, a, max_param_free=1, max_param_free_reduce=3)
     assert (param_free_count(both.normal), param_free_count(both.reduce)) == (1, 3)
-    hist = [{"epoch": 0, "alphas_normal": a.tolist(), "alphas_reduce": a.tolist()}]
+    hist = [{"epoch": 1, "alphas_normal": a.tolist(), "alphas_reduce": a.tolist()}]
     g, _, _ = select_from_history(hist, warmup_epochs=0, max_param_free_reduce=2)
     assert param_free_count(g.reduce) == 2 and param_free_count(g.normal) == 8
 
@@ -89,16 +89,16 @@ def test_early_stop_criteria():
 
 def test_select_from_history_replays_early_stopping_and_the_cap():
     hist = []
-    for epoch, pools in enumerate([8, 1, 2, 4, 5]):  # epoch 0 is warm-up: never a stopping point
+    for epoch, pools in enumerate([8, 1, 2, 4, 5], 1):  # epoch 1 is warm-up: never a stopping point
         a = torch.zeros(14, 8)
         kept = [e for start in (0, 2, 5, 9) for e in (start, start + 1)]  # inputs 0 and 1 of each node win
         for i, e in enumerate(kept):
             a[e, P["max_pool_3x3"] if i < pools else P["sep_conv_3x3"]] = 3.0 + 0.1 * i
         hist.append({"epoch": epoch, "alphas_normal": a.tolist(), "alphas_reduce": a.tolist()})
     g, epoch, reason = select_from_history(hist, warmup_epochs=1, early_stop_param_free=3)
-    assert epoch == 3 and reason is not None
+    assert epoch == 4 and reason is not None
     g, epoch, reason = select_from_history(hist, warmup_epochs=1, max_param_free=2)
-    assert epoch == 4 and reason is None and param_free_count(g.normal) <= 2
+    assert epoch == 5 and reason is None and param_free_count(g.normal) <= 2
 
 
 def test_random_genotype_is_a_valid_derived_shape():

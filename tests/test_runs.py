@@ -87,7 +87,7 @@ def test_sigkill_after_second_checkpoint_then_resume_is_bit_identical(tmp_path):
     assert json.loads((cut / "arch.json").read_text()) == json.loads((ref / "arch.json").read_text())
     assert _losses(cut) == _losses(ref)
     hist = [json.loads(x)["epoch"] for x in (cut / "arch_history.jsonl").read_text().splitlines()]
-    assert hist == list(range(6))
+    assert hist == list(range(1, 7))
 
 
 @pytest.mark.slow
@@ -280,4 +280,4 @@ def test_overwrite_leaves_nothing_of_the_old_run(finished_search, tmp_path):
                  "--warmup-epochs", "0", "--overwrite"]) == 0  # fmt: skip
     assert not (out / "last.pt").exists()
     assert len(json.loads((out / "arch.json").read_text())["alphas_normal"]) == 14
-    assert [m["epoch"] for m in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())] == [0]
+    assert [m["epoch"] for m in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())] == [1]

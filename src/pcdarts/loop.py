@@ -24,6 +24,7 @@ from .data import Augment, FolderDataset, TensorDataset, get_dataset, limit_trai
 from .distributed import DistInfo, barrier, init_distributed, local_device, shutdown
 from .engine import epoch_line
 from .rundir import (
+    FILE_FORMAT,
     GracefulStop,
     MetricsLog,
     RunDir,
@@ -40,6 +41,7 @@ from .rundir import (
     seed_everything,
     set_rng_state,
     threads_for_load,
+    upgrade_epochs,
     warn_if_busy,
 )
 
@@ -224,7 +226,7 @@ def _run(
     if info.is_main:
         RunDir(out, kind=task.kind, resume=resume, overwrite=overwrite, final=task.final)
     barrier(info)
-    state = load_checkpoint(out / "checkpoint.pt") if resume else None
+    state = upgrade_epochs(load_checkpoint(out / "checkpoint.pt")) if resume else None  # epochs from 1 in any format
     if state is not None:
         if state.get("kind") != task.checkpoint_kind:
             raise RunError(f"{out / 'checkpoint.pt'} is a {state.get('kind')} checkpoint, not a {task.kind} one")
@@ -263,7 +265,9 @@ def _run(
         task_state = task.state_dict()  # every rank takes part: it gathers stream positions
         rng = ctx.gather(rng_state())  # each rank's own generators (CPU and its device)
         if info.is_main:
-            common = {"kind": task.checkpoint_kind, "config": asdict(cfg), "epoch": epoch, "mid_epoch": mid_epoch}
+            # "epoch" counts the finished epochs; mid_epoch: part of the next one is done too
+            common = {"kind": task.checkpoint_kind, "format": FILE_FORMAT, "config": asdict(cfg)}
+            common.update(epoch=epoch, mid_epoch=mid_epoch)
             save_checkpoint(out / "checkpoint.pt", {**common, **task_state, "rng": rng, "seconds": time.time() - t0})
 
     stopped = False

@@ -174,17 +174,14 @@ def _plot_graphviz(genotype: Genotype, out: Path) -> None:  # pragma: no cover -
 def alpha_heatmaps(history: list[dict[str, Any]], out: str | Path, epochs: list[int] | None = None) -> Path:
     """softmax(alpha) per edge and op, and softmax(beta) per node, for chosen epochs.
 
-    ``epochs`` are counted from 1, as the console counts them (the history's records count from 0).
+    ``epochs`` and the history's records count from 1, as the console and every run file do.
     """
     if not history:
         raise ConfigError("no alpha/beta history: run a search first (arch_history.jsonl is empty)")
     by_epoch = {h["epoch"]: h for h in history}
-    missing = [e for e in epochs or [] if e - 1 not in by_epoch]
+    missing = [e for e in epochs or [] if e not in by_epoch]
     if missing:
-        raise ConfigError(
-            f"no epoch {missing[0]} in this search: it has epochs {min(by_epoch) + 1}..{max(by_epoch) + 1}"
-        )
-    epochs = [e - 1 for e in epochs] if epochs else None
+        raise ConfigError(f"no epoch {missing[0]} in this search: it has epochs {min(by_epoch)}..{max(by_epoch)}")
     epochs = epochs or [history[0]["epoch"], history[len(history) // 2]["epoch"], history[-1]["epoch"]]
     epochs = list(dict.fromkeys(epochs))
     fig = Figure(figsize=(16, 3.6 * len(epochs)))
@@ -197,7 +194,7 @@ def alpha_heatmaps(history: list[dict[str, Any]], out: str | Path, epochs: list[
             names = h.get("ops") or PRIMITIVES  # the history's op space; DARTS before spaces were stored
             if len(names) != a.shape[1]:
                 raise ConfigError(
-                    f"epoch {e + 1}: alpha has {a.shape[1]} columns but the stored op space {len(names)} "
+                    f"epoch {e}: alpha has {a.shape[1]} columns but the stored op space {len(names)} "
                     f"({', '.join(names)}): the history is damaged or from another search"
                 )
             steps = steps_for(n_edges)
@@ -207,7 +204,7 @@ def alpha_heatmaps(history: list[dict[str, Any]], out: str | Path, epochs: list[
             im = ax.imshow(a, aspect="auto", cmap="viridis")
             ax.set_xticks(range(len(names)), list(names), rotation=40, ha="right", fontsize=7)
             ax.set_yticks(range(n_edges), _edge_labels(steps), fontsize=6)
-            ax.set_title(f"epoch {e + 1}: softmax(alpha) {cell}", fontsize=9)
+            ax.set_title(f"epoch {e}: softmax(alpha) {cell}", fontsize=9)
             fig.colorbar(im, ax=ax, fraction=0.04)
             axb = axes[row][2 * col + 1]
             im2 = axb.imshow(b[:, None], aspect="auto", cmap="magma", vmin=0, vmax=1)
@@ -252,17 +249,17 @@ def genotype_timeline(history: list[dict[str, Any]], out: str | Path) -> tuple[P
         ax.imshow(mat, aspect="auto", cmap=cmap, vmin=-0.5, vmax=len(ops) - 0.5, interpolation="nearest")
         labels = [edge_name(i, k // 2) for k, (_, i) in enumerate(getattr(genos[-1], cell))]
         ax.set_yticks(range(mat.shape[0]), labels, fontsize=7)
-        ax.set_xticks(range(len(epochs)), [e + 1 for e in epochs], fontsize=7)
+        ax.set_xticks(range(len(epochs)), epochs, fontsize=7)
         ax.set_title(
-            f"derived {cell} cell per epoch" + (f" (stable from epoch {stable + 1})" if stable is not None else ""),
+            f"derived {cell} cell per epoch" + (f" (stable from epoch {stable})" if stable is not None else ""),
             loc="left",
             fontsize=10,
         )
     handles = [matplotlib.patches.Patch(color=op_colour(o), label=o) for o in ops]
     axes[0].legend(handles=handles, fontsize=6, ncol=4, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     pf = [[param_free_count(getattr(g, c)) for g in genos] for c in ("normal", "reduce")]
-    axes[2].plot([e + 1 for e in epochs], pf[0], "o-", label="normal")
-    axes[2].plot([e + 1 for e in epochs], pf[1], "s-", label="reduce")
+    axes[2].plot(epochs, pf[0], "o-", label="normal")
+    axes[2].plot(epochs, pf[1], "s-", label="reduce")
     axes[2].xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     axes[2].set_ylabel("parameter-free ops")
     axes[2].set_xlabel("epoch")
@@ -278,22 +275,23 @@ def curves(metrics: list[dict[str, Any]], out: str | Path, title: str = "") -> P
     """Loss and accuracy, learning rate, and step time per epoch, from any run's metrics.jsonl."""
     if not metrics:
         raise ConfigError("no metrics to draw: metrics.jsonl is empty")
-    ep = [m["epoch"] + 1 for m in metrics]  # shown from 1, as the console counts
+    ep = [m["epoch"] for m in metrics]  # counted from 1 (read with rundir.read_epoch_log for old runs)
     fig = Figure(figsize=(18, 3.8))
     axes = fig.subplots(1, 4)
     for ax, keys in ((axes[0], ("train_loss", "val_loss", "arch_loss")), (axes[1], ("train_acc", "val_acc"))):
         for key in keys:
             rows = [m for m in metrics if key in m]
             if rows:  # markers, so a series of one point (arch loss after a late warm-up) is still drawn
-                ax.plot([m["epoch"] + 1 for m in rows], [m[key] for m in rows], "o-", ms=3, label=key)
+                ax.plot([m["epoch"] for m in rows], [m[key] for m in rows], "o-", ms=3, label=key)
     axes[2].plot(ep, [m.get("lr", np.nan) for m in metrics], "o-", ms=3)
     axes[3].plot(ep, [m.get("step_seconds", np.nan) for m in metrics], "o-", ms=3)
     for ax, t in zip(axes, ("loss", "accuracy", "learning rate", "seconds per step")):
         ax.set_title(f"{title} {t}".strip())
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    axes[0].legend(fontsize=7)
-    axes[1].legend(fontsize=7)
+    for ax in axes[:2]:
+        if ax.get_legend_handles_labels()[0]:  # a damaged log may hold no series for a panel
+            ax.legend(fontsize=7)
     fig.tight_layout()
     out = Path(out)
     fig.savefig(out, dpi=110)

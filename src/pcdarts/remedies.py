@@ -72,7 +72,7 @@ def select_from_history(
     arch_epochs: list[Genotype] = []
     for entry in history:
         genotype = derive_from_arch(entry, max_param_free=cap, max_param_free_reduce=cap_r)
-        if int(entry["epoch"]) < warmup_epochs:
+        if int(entry["epoch"]) <= warmup_epochs:  # epochs count from 1: 1..warmup_epochs are the warm-up
             continue
         arch_epochs.append(derive_from_arch(entry))  # criteria look at the uncapped derivation
         reason = early_stop_reason(arch_epochs, param_free=early_stop_param_free, stable=early_stop_stable)

@@ -13,7 +13,7 @@ from typing import Any
 from .errors import PCDartsError
 from .genotype import Genotype, GenotypeError
 from .plot import alpha_heatmaps, curves, genotype_timeline, plot_genotype
-from .rundir import RunError, atomic_write_bytes, read_jsonl, read_run_json
+from .rundir import RunError, atomic_write_bytes, epochs_from_one, read_jsonl, read_run_json, upgrade_epochs
 
 log = logging.getLogger(__name__)
 
@@ -92,12 +92,13 @@ def _json(path: Path, warnings: list[str] | None = None) -> dict[str, Any]:
     if not path.is_file():
         return {}
     try:
-        return read_run_json(path)
+        data = read_run_json(path)
     except RunError as exc:
         log.warning("report: %s", exc)
         if warnings is not None:
             warnings.append(f"{path.name} could not be used ({exc})")
         return {}
+    return upgrade_epochs(data) if path.name.endswith("result.json") else data  # epochs from 1 in any format
 
 
 def _write_page(run: Path, parts: list[str], out: str | Path | None) -> Path:
@@ -153,11 +154,11 @@ def _study_section(run: Path) -> str:
 
 
 def _read(path: Path, warnings: list[str]) -> list[dict[str, Any]]:
-    """A JSONL log; unreadable lines are skipped and said so on the page (a truncated last line, say)."""
+    """A per-epoch JSONL log, epochs from 1; unreadable lines are skipped and said so on the page."""
     rows, bad = read_jsonl(path, count_bad=True)
     if bad:
         warnings.append(f"{path.name}: {bad} unreadable line(s) skipped")
-    return rows
+    return epochs_from_one(rows)
 
 
 def _numeric_epoch(record: dict[str, Any], warnings: list[str]) -> bool:
@@ -185,7 +186,7 @@ def _search_section(search: Path, tmp: Path) -> str:
         alpha_heatmaps(history, tmp / "alpha.png")
         _, stable = genotype_timeline(history, tmp / "timeline.png")
         note = (
-            f"the genotype stopped changing at epoch {stable + 1}"
+            f"the genotype stopped changing at epoch {stable}"
             if stable is not None
             else "the genotype still changed at the last epoch"
         )
@@ -221,8 +222,6 @@ def _train_section(train: Path, tmp: Path) -> str:
     name = train.name
     out = [f"<h2>Training: {html.escape(name)}</h2>", "<table>"]
     result = dict(result)
-    if isinstance(result.get("selected_epoch"), int):
-        result["selected_epoch"] += 1  # counted from 1, as the console counts
     if isinstance(result.get("input"), list):
         result["input"] = " x ".join(str(v) for v in result["input"]) + " (channels x height x width)"
     classes = result.get("classes") if isinstance(result.get("classes"), list) else None

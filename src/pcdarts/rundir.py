@@ -88,6 +88,52 @@ def read_run_json(path: str | Path, *, expect: type = dict) -> Any:
     return data
 
 
+FILE_FORMAT = 2
+"""The run files' format. 2 numbers epochs from 1 in every file, as the console does; 1 (pcdarts before
+2026-12-05) numbered them from 0 in files. Files of format 1 are read as format 2 (:func:`epochs_from_one`,
+:func:`upgrade_epochs`), so old runs resume, extend, plot and report as they did."""
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def epochs_from_one(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A per-epoch log (metrics.jsonl, arch_history.jsonl) numbered from 1, whoever wrote it.
+
+    Only format 1 wrote an epoch 0, so a log holding one is shifted by one as a whole.
+    """
+    if any(_is_int(r.get("epoch")) and r["epoch"] == 0 for r in records):
+        return [{**r, "epoch": r["epoch"] + 1} if _is_int(r.get("epoch")) else r for r in records]
+    return records
+
+
+def upgrade_epochs(record: dict[str, Any]) -> dict[str, Any]:
+    """A result (result.json, search_result.json, a checkpoint) with its epoch fields numbered from 1.
+
+    Format 1 records carry no ``format`` key; their ``selected_epoch``, ``early_stop.epoch``,
+    ``extended_from.selected_epoch`` and ``best.epoch`` counted from 0.
+    """
+    if not isinstance(record, dict) or _is_int(record.get("format")) and record["format"] >= FILE_FORMAT:
+        return record
+    out = dict(record)
+    if _is_int(out.get("selected_epoch")):
+        out["selected_epoch"] += 1
+    for key, field in (("early_stop", "epoch"), ("extended_from", "selected_epoch"), ("best", "epoch")):
+        inner = out.get(key)
+        if isinstance(inner, dict) and _is_int(inner.get(field)):
+            out[key] = {**inner, field: inner[field] + 1}
+    if isinstance(out.get("history"), list):
+        out["history"] = epochs_from_one([h for h in out["history"] if isinstance(h, dict)])
+    out["format"] = FILE_FORMAT
+    return out
+
+
+def read_result(path: str | Path) -> dict[str, Any]:
+    """A run's result.json or search_result.json, its epochs numbered from 1 (:data:`FILE_FORMAT`)."""
+    return upgrade_epochs(read_run_json(path))
+
+
 def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode())
 
@@ -435,7 +481,10 @@ class MetricsLog:
         if not enabled:
             return
         if resume_epoch is not None and self.path.is_file():  # drop records past the checkpoint
-            keep = [ln for ln in self.path.read_text().splitlines() if ln.strip() and _epoch_of(ln) < resume_epoch]
+            lines = [ln for ln in self.path.read_text().splitlines() if ln.strip()]
+            if any(_epoch_of(ln) == 0 for ln in lines):  # format 1 counted from 0: renumber, as this run goes on
+                lines = [_shifted(ln) for ln in lines]
+            keep = [ln for ln in lines if _epoch_of(ln) <= resume_epoch]
             atomic_write_bytes(self.path, ("\n".join(keep) + "\n" if keep else "").encode())
         elif resume_epoch is None:
             self.path.write_text("")
@@ -468,11 +517,29 @@ class MetricsLog:
             self.tb.close()
 
 
+def _shifted(line: str) -> str:
+    try:
+        rec = json.loads(line)
+    except json.JSONDecodeError:
+        return line
+    if isinstance(rec, dict) and _is_int(rec.get("epoch")):
+        rec["epoch"] += 1
+        return json.dumps(rec)
+    return line
+
+
 def _epoch_of(line: str) -> int:
     try:
         return int(json.loads(line).get("epoch", -1))
     except (json.JSONDecodeError, AttributeError, TypeError, ValueError):
         return 1 << 30
+
+
+def read_epoch_log(path: Path, *, count_bad: bool = False) -> Any:
+    """A per-epoch JSONL log (metrics.jsonl, arch_history.jsonl), its epochs numbered from 1 in any format."""
+    records, bad = read_jsonl(path, count_bad=True)
+    records = epochs_from_one(records)
+    return (records, bad) if count_bad else records
 
 
 def read_jsonl(path: Path, *, count_bad: bool = False) -> Any:

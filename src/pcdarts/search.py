@@ -18,7 +18,7 @@ from .engine import check_finite, cosine_lr, epoch_stats, evaluate, new_accumula
 from .genotype import Genotype, param_free_count
 from .loop import Context, check_world_size, load_data, make_augment, run_task
 from .remedies import beta_decay_weight, early_stop_reason
-from .rundir import MetricsLog, RunError, atomic_write_json, pick_device
+from .rundir import FILE_FORMAT, MetricsLog, RunError, atomic_write_json, pick_device
 from .supernet import SearchNetwork
 
 log = logging.getLogger(__name__)
@@ -123,7 +123,7 @@ def early_stop(cfg: SearchConfig, history: list[dict[str, Any]]) -> str | None:
     """DARTS+ early stopping over the arch epochs of ``history`` (None: go on)."""
     if not (cfg.early_stop_param_free or cfg.early_stop_stable):
         return None
-    arch = [Genotype.from_dict(h["genotype"]) for h in history if h["epoch"] >= cfg.warmup_epochs]
+    arch = [Genotype.from_dict(h["genotype"]) for h in history if h["epoch"] > cfg.warmup_epochs]  # from 1
     return early_stop_reason(arch, param_free=cfg.early_stop_param_free, stable=cfg.early_stop_stable)
 
 
@@ -268,7 +268,7 @@ class SearchTask:
         val_stats = evaluate(model, self.val_eval)
         genotype = model.genotype()
         record = {
-            "epoch": epoch,
+            "epoch": epoch + 1,  # files and console count epochs from 1
             "lr": self.lr,
             "arch_active": epoch >= self.cfg.warmup_epochs,
             "train_loss": stats["loss"],
@@ -285,10 +285,10 @@ class SearchTask:
             record["beta_decay_weight"] = self.architect.reg_weight
         if info.enabled:
             record["ranks_agree"] = True
-        self.history.append({"epoch": epoch, **model.arch_state(), "genotype": genotype.to_dict()})
+        self.history.append({"epoch": epoch + 1, **model.arch_state(), "genotype": genotype.to_dict()})
         metrics.write(record)
         self.hist_log.write(self.history[-1])
-        _log_arch_images(metrics, model, epoch)
+        _log_arch_images(metrics, model, epoch + 1)
         self.acc = new_accumulator(self.ctx.device)
         self.reason = early_stop(self.cfg, self.history)
         return record
@@ -319,6 +319,7 @@ class SearchTask:
         genotype = model.genotype(max_param_free=cap, max_param_free_reduce=cap_r)
         reason = self.reason
         result = {
+            "format": FILE_FORMAT,  # epochs counted from 1
             "genotype": genotype.to_dict(),
             "epochs_done": len(self.history),
             "seconds": seconds,

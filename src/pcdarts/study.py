@@ -31,7 +31,17 @@ from .errors import ConfigError
 from .genotype import Genotype, param_free_count, random_genotype
 from .loop import RESUME_FREE, plain
 from .remedies import select_from_history
-from .rundir import RunBusy, RunError, RunLock, atomic_write_json, check_out_path, read_jsonl, read_run_json, revision
+from .rundir import (
+    RunBusy,
+    RunError,
+    RunLock,
+    atomic_write_json,
+    check_out_path,
+    read_epoch_log,
+    read_result,
+    read_run_json,
+    revision,
+)
 from .search import run_search
 from .select import SelectConfig, run_select
 from .train import read_test_once, run_train
@@ -236,7 +246,7 @@ def train_cell(
         with RunLock(run):  # the one reading of the test split, by one process
             result = read_test_once(cfg, run, device="cpu" if cfg.device == "auto" else cfg.device)
     else:
-        result = read_run_json(run / "result.json")
+        result = read_result(run / "result.json")
     result["run"] = str(run.relative_to(out))
     try:
         result["revision"] = read_run_json(run / "environment.json").get("git")
@@ -331,10 +341,10 @@ class Study:
 
     def _searched_cell(self, arm: Arm, seed: int) -> dict[str, Any]:
         run, scfg = self._search(arm, seed)
-        history, bad = read_jsonl(run / "arch_history.jsonl", count_bad=True)
-        if bad or [h.get("epoch") for h in history] != list(range(len(history))):
+        history, bad = read_epoch_log(run / "arch_history.jsonl", count_bad=True)
+        if bad or [h.get("epoch") for h in history] != list(range(1, len(history) + 1)):
             raise RunError(
-                f"{run / 'arch_history.jsonl'} is damaged ({bad} unreadable lines, epochs not 0..n-1): delete {run} "
+                f"{run / 'arch_history.jsonl'} is damaged ({bad} unreadable lines, epochs not 1..n): delete {run} "
                 "and run the study again to redo that search"
             )
         genotype, epoch, reason = select_from_history(
@@ -345,7 +355,7 @@ class Study:
             early_stop_param_free=scfg.early_stop_param_free,
             early_stop_stable=scfg.early_stop_stable,
         )
-        metrics = read_jsonl(run / "metrics.jsonl")
+        metrics = read_epoch_log(run / "metrics.jsonl")
         seconds = sum(m.get("epoch_seconds", 0.0) for m in metrics if m.get("epoch", 0) <= epoch)
         extra: dict[str, Any] = {}
         sel = self.cfg.select_config(arm)
@@ -355,7 +365,7 @@ class Study:
             chosen = run_select(run, run / f"select-{sel.label()}", sel, progress=self.progress)
             if chosen.get("stopped"):
                 raise KeyboardInterrupt
-            genotype, epoch = Genotype.from_dict(chosen["genotype"]), scfg.epochs - 1
+            genotype, epoch = Genotype.from_dict(chosen["genotype"]), scfg.epochs
             seconds = sum(m.get("epoch_seconds", 0.0) for m in metrics) + chosen["seconds"]
             extra = {"selection": chosen["label"], "select_seconds": chosen["seconds"]}
         trained = self._train(genotype)

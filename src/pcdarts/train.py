@@ -28,11 +28,12 @@ from .genotype import Genotype, load_genotype
 from .loop import RESUME_FREE, Context, check_world_size, load_data, make_augment, run_task
 from .network import Network, build_network, count_macs, count_params
 from .rundir import (
+    FILE_FORMAT,
     MetricsLog,
     RunError,
     atomic_write_json,
     load_checkpoint,
-    read_run_json,
+    read_result,
     require_keys,
     save_checkpoint,
 )
@@ -57,6 +58,7 @@ def inference_state(
     """What a deployed model needs: weights, genotype, how to rebuild and how to preprocess."""
     return {
         "kind": "train",
+        "format": FILE_FORMAT,  # its "epoch" counts from 1
         "model": model.state_dict(),
         "genotype": genotype.to_dict(),
         "model_args": model_args(cfg, ds),
@@ -194,7 +196,7 @@ class TrainTask:
         stats = epoch_stats(all_reduce_sums(self.acc, info))
         check_finite(stats, "training")
         record = {
-            "epoch": epoch,
+            "epoch": epoch + 1,  # files and console count epochs from 1
             "lr": self.lr,
             "drop_path": self.model.drop_path_prob,
             "train_loss": stats["loss"],
@@ -211,9 +213,9 @@ class TrainTask:
                 "top1": val_stats["top1"],
                 "top5": val_stats["top5"],
                 "loss": val_stats["loss"],
-                "epoch": epoch,
+                "epoch": epoch + 1,
             }
-            state = inference_state(self.model, self.genotype, self.cfg, self.ds, epoch=epoch, val=val_stats)
+            state = inference_state(self.model, self.genotype, self.cfg, self.ds, epoch=epoch + 1, val=val_stats)
             save_checkpoint(self.ctx.out / "best.pt", state)
         self.acc = new_accumulator(self.ctx.device)
         return record
@@ -238,19 +240,20 @@ class TrainTask:
         if stopped:
             return result
         if info.is_main:
-            save_checkpoint(out / "last.pt", inference_state(model, self.genotype, cfg, ds, epoch=cfg.epochs - 1))
+            save_checkpoint(out / "last.pt", inference_state(model, self.genotype, cfg, ds, epoch=cfg.epochs))
         barrier(info)
         # The shipped model: the epoch with the best validation accuracy, or the last epoch without a
         # validation split (as the reference code ships). Its test accuracy is the one figure reported.
         shipped = out / ("best.pt" if self.val is not None else "last.pt")
         earlier = _earlier_result(out, cfg.epochs)
         result = {
+            "format": FILE_FORMAT,  # epochs counted from 1
             "test_accuracy": None,
             "test_top5": None,
             "test_loss": None,
             "test_images": 0,
             "selected_by": "val" if self.val is not None else "last_epoch",
-            "selected_epoch": int(self.best.get("epoch", cfg.epochs - 1)),
+            "selected_epoch": int(self.best.get("epoch", cfg.epochs)),
             "val_accuracy": self.best["top1"] if self.val is not None else None,
             "val_images": 0 if self.val_part is None else part_size(self.val_part),
             "train_images": part_size(self.fit_part),
@@ -309,7 +312,7 @@ class TrainTask:
 def _earlier_result(out: Path, epochs: int) -> dict[str, Any] | None:
     """What a run reported before it was extended to ``epochs`` (None for a run that was not)."""
     try:
-        old = read_run_json(out / "result.json")
+        old = read_result(out / "result.json")
     except RunError:
         return None
     if not isinstance(old.get("epochs"), int) or old["epochs"] >= epochs:
@@ -362,7 +365,7 @@ def read_test_once(cfg: TrainConfig, out: str | Path, device: str | torch.device
     the one reading of the test split for its reported figure. A run that has its figure is returned as is.
     """
     out = Path(out)
-    result = read_run_json(out / "result.json")
+    result = read_result(out / "result.json")
     if result.get("test_accuracy") is not None:
         return result
     shipped = out / str(result.get("shipped", "best.pt"))

@@ -250,7 +250,7 @@ def cmd_train(ns: argparse.Namespace) -> int:
         print(json.dumps({k: result[k] for k in keys}))
         return 0
     picked = (
-        f"epoch {result['selected_epoch'] + 1} (best validation accuracy {result['val_accuracy']:.4f})"
+        f"epoch {result['selected_epoch']} (best validation accuracy {result['val_accuracy']:.4f})"
         if result["selected_by"] == "val"
         else "the last epoch (no validation split)"
     )

@@ -176,7 +176,7 @@ def cmd_predict(ns: argparse.Namespace) -> int:
 def cmd_plot(ns: argparse.Namespace) -> int:
     from ..genotype import Genotype, load_genotype
     from ..plot import alpha_heatmaps, curves, genotype_timeline, plot_genotype
-    from ..rundir import read_jsonl
+    from ..rundir import read_epoch_log
 
     if ns.run is None and ns.genotype is None:
         raise ConfigError("give --genotype G (cells) or --run SEARCH_DIR (cells, heatmaps, timeline, curves)")
@@ -185,7 +185,7 @@ def cmd_plot(ns: argparse.Namespace) -> int:
         print(f"wrote {ns.out} ({used} renderer)")
         return 0
     run, out = Path(ns.run), Path(ns.out)
-    history, bad = read_jsonl(run / "arch_history.jsonl", count_bad=True)
+    history, bad = read_epoch_log(run / "arch_history.jsonl", count_bad=True)
     if not history:
         if (run / "arch_history.jsonl").is_file():
             raise ConfigError(f"{run / 'arch_history.jsonl'} holds no readable line ({bad} damaged): restore it")
@@ -200,14 +200,10 @@ def cmd_plot(ns: argparse.Namespace) -> int:
     used = plot_genotype(genotype, out / "cells.png", renderer=ns.renderer)
     alpha_heatmaps(history, out / "alpha_beta.png", ns.epochs)
     _, stable = genotype_timeline(history, out / "timeline.png")
-    curves(read_jsonl(run / "metrics.jsonl"), out / "curves.png", "search")
+    curves(read_epoch_log(run / "metrics.jsonl"), out / "curves.png", "search")
     print(
         f"wrote cells.png ({used}), alpha_beta.png, timeline.png, curves.png to {out}; "
-        + (
-            f"genotype stable from epoch {stable + 1}"
-            if stable is not None
-            else "the genotype changed at the last epoch"
-        )
+        + (f"genotype stable from epoch {stable}" if stable is not None else "the genotype changed at the last epoch")
     )
     return 0
 
