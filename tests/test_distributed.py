@@ -59,7 +59,7 @@ def test_resume_under_torchrun_after_sigkill_matches_an_uninterrupted_run(tmp_pa
 
     import torch
 
-    args = [*TINY, "--epochs", "3", "--warmup-epochs", "1", "--batch-size", "64"]
+    args = [*TINY, "--epochs", "3", "--warmup-epochs", "1", "--batch-size", "128"]
     cut, ref = tmp_path / "cut", tmp_path / "ref"
     cmd = [
         sys.executable,

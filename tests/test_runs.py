@@ -33,7 +33,7 @@ SEARCH6 = [
     "--image-size",
     "8",
     "--batch-size",
-    "64",
+    "128",
     "--no-progress",
     "--threads",
     "1",
