@@ -75,7 +75,8 @@ def test_search_and_training_steps_run_and_learn_on_the_device(device):
         device
     )
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-    losses = [float(train_step(model, opt, list(model.parameters()), x, y, grad_clip=5.0, auxiliary_weight=0.4)[0])
+    params = list(model.parameters())
+    losses = [float(train_step(model, opt, params, x, y, grad_clip=5.0, auxiliary_weight=0.4)[0].detach())
               for _ in range(5)]  # fmt: skip
     assert losses[-1] < losses[0]
 
