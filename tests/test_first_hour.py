@@ -222,6 +222,12 @@ def _to_format_1(run):
     if "epoch" in state.get("best", {}):
         state["best"]["epoch"] -= 1
     torch.save(state, run / "checkpoint.pt")
+    for name in ("best.pt", "last.pt"):
+        if (run / name).is_file():
+            model = torch.load(run / name, weights_only=True)
+            del model["format"]
+            model["epoch"] -= 1
+            torch.save(model, run / name)
 
 
 def test_epochs_count_from_one_in_every_file_and_older_runs_read_the_same(tmp_path, capsys):
@@ -255,3 +261,29 @@ def test_epochs_count_from_one_in_every_file_and_older_runs_read_the_same(tmp_pa
     after = json.loads((t / "result.json").read_text())
     assert after["format"] == 2 and 1 <= after["selected_epoch"] <= 3
     assert after["extended_from"]["selected_epoch"] == result["selected_epoch"]
+    shipped = torch.load(t / "best.pt", weights_only=True)  # the old epoch's or a new one's: counted from 1
+    assert shipped["format"] == 2 and shipped["epoch"] == after["selected_epoch"]
+
+
+def test_old_format_records_are_read_from_one_once_and_nothing_else_is_touched(tmp_path):
+    from pcdarts.rundir import MetricsLog, epochs_from_one, upgrade_epochs, upgrade_model_state
+
+    assert epochs_from_one([{"epoch": 0}, {"epoch": 1}, "x"]) == [{"epoch": 1}, {"epoch": 2}, "x"]
+    assert epochs_from_one([{"epoch": False}, {"epoch": 1}]) == [{"epoch": False}, {"epoch": 1}]  # no int 0
+    old = {"selected_epoch": 0, "early_stop": {"epoch": 3}, "best": {"epoch": 2}, "history": [{"epoch": 0}]}
+    new = upgrade_epochs(old)
+    assert new == {"selected_epoch": 1, "early_stop": {"epoch": 4}, "best": {"epoch": 3}, "history": [{"epoch": 1}],
+                   "format": 2}  # fmt: skip
+    assert upgrade_epochs(new) is new and upgrade_epochs({"format": "2", "selected_epoch": 0})["selected_epoch"] == 0
+    assert upgrade_model_state({"epoch": 4}) == {"epoch": 5, "format": 2}
+    assert upgrade_model_state({"epoch": 4, "format": 2})["epoch"] == 4
+
+    log = tmp_path / "metrics.jsonl"
+    log.write_text("".join(json.dumps({"epoch": e, "loss": e}) + "\n" for e in (0, 1, 2)))
+    MetricsLog(log, resume_epoch=2, tensorboard=False, old_format=True).close()  # 2 epochs done, 0-based log
+    assert [json.loads(x)["epoch"] for x in log.read_text().splitlines()] == [1, 2]
+    MetricsLog(log, resume_epoch=2, tensorboard=False, old_format=True).close()  # killed before a new checkpoint
+    assert [json.loads(x)["epoch"] for x in log.read_text().splitlines()] == [1, 2]  # not shifted twice
+    log.write_text("".join(json.dumps({"epoch": e}) + "\n" for e in (False, 1, 2, 3)))  # a current log
+    MetricsLog(log, resume_epoch=2, tensorboard=False).close()
+    assert [json.loads(x)["epoch"] for x in log.read_text().splitlines()] == [False, 1, 2]

@@ -26,7 +26,7 @@ from typing import Any
 from .config import TrainConfig, resolve_config
 from .errors import ConfigError
 from .genotype import random_genotype
-from .rundir import RunError, atomic_write_json
+from .rundir import FILE_FORMAT, RunError, atomic_write_json
 from .study import check_pinned, run_units, train_cell
 
 log = logging.getLogger(__name__)
@@ -235,7 +235,8 @@ class Fidelity:
         return summary
 
     def write(self) -> dict[str, Any]:
-        summary = {"config": self.cfg.to_dict(), "rows": self.rows, **summarise_fidelity(self.cfg, self.rows)}
+        summary = {"format": FILE_FORMAT, "config": self.cfg.to_dict(), "rows": self.rows}  # epochs from 1
+        summary.update(summarise_fidelity(self.cfg, self.rows))
         atomic_write_json(self.out / "fidelity.json", summary)
         return summary
 

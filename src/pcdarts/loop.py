@@ -33,6 +33,7 @@ from .rundir import (
     atomic_write_json,
     configure_device,
     environment,
+    is_old_format,
     load_checkpoint,
     pick_device,
     require_keys,
@@ -131,6 +132,7 @@ class Context:
 
     def __init__(self, out: Path, device: torch.device, info: DistInfo):
         self.out, self.device, self.info = out, device, info
+        self.old_format = False  # resuming a checkpoint written before epochs counted from 1 in files
 
     def stream_state(self, stream: Any) -> Any:
         """A stream's position; under torchrun every rank's, gathered on rank 0 (a list)."""
@@ -226,7 +228,9 @@ def _run(
     if info.is_main:
         RunDir(out, kind=task.kind, resume=resume, overwrite=overwrite, final=task.final)
     barrier(info)
-    state = upgrade_epochs(load_checkpoint(out / "checkpoint.pt")) if resume else None  # epochs from 1 in any format
+    saved = load_checkpoint(out / "checkpoint.pt") if resume else None
+    ctx.old_format = is_old_format(saved)  # written before epochs counted from 1 in files: its logs are renumbered
+    state = upgrade_epochs(saved) if saved is not None else None
     if state is not None:
         if state.get("kind") != task.checkpoint_kind:
             raise RunError(f"{out / 'checkpoint.pt'} is a {state.get('kind')} checkpoint, not a {task.kind} one")
@@ -258,7 +262,12 @@ def _run(
         atomic_write_json(out / "config.json", task.config_record())
         env = {**environment(), "world_size": info.world_size, "device": str(ctx.device)}
         atomic_write_json(out / "environment.json", env)
-    metrics = MetricsLog(out / "metrics.jsonl", resume_epoch=start_epoch if state else None, enabled=info.is_main)
+    metrics = MetricsLog(
+        out / "metrics.jsonl",
+        resume_epoch=start_epoch if state else None,
+        enabled=info.is_main,
+        old_format=ctx.old_format,
+    )
     t0 = time.time() - (state or {}).get("seconds", 0.0)
 
     def checkpoint(epoch: int, mid_epoch: bool) -> None:

@@ -103,9 +103,24 @@ def epochs_from_one(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
     Only format 1 wrote an epoch 0, so a log holding one is shifted by one as a whole.
     """
-    if any(_is_int(r.get("epoch")) and r["epoch"] == 0 for r in records):
-        return [{**r, "epoch": r["epoch"] + 1} if _is_int(r.get("epoch")) else r for r in records]
+    if any(_epoch0(r) for r in records):
+        return [
+            {**r, "epoch": r["epoch"] + 1} if isinstance(r, dict) and _is_int(r.get("epoch")) else r for r in records
+        ]
     return records
+
+
+def _has_epoch(record: Any) -> bool:
+    return isinstance(record, dict) and _is_int(record.get("epoch"))
+
+
+def _epoch0(record: Any) -> bool:
+    return _has_epoch(record) and record["epoch"] == 0
+
+
+def is_old_format(record: Any) -> bool:
+    """A result or checkpoint written before :data:`FILE_FORMAT` 2 (it has no ``format`` key)."""
+    return isinstance(record, dict) and "format" not in record
 
 
 def upgrade_epochs(record: dict[str, Any]) -> dict[str, Any]:
@@ -114,7 +129,7 @@ def upgrade_epochs(record: dict[str, Any]) -> dict[str, Any]:
     Format 1 records carry no ``format`` key; their ``selected_epoch``, ``early_stop.epoch``,
     ``extended_from.selected_epoch`` and ``best.epoch`` counted from 0.
     """
-    if not isinstance(record, dict) or _is_int(record.get("format")) and record["format"] >= FILE_FORMAT:
+    if not is_old_format(record):
         return record
     out = dict(record)
     if _is_int(out.get("selected_epoch")):
@@ -124,8 +139,18 @@ def upgrade_epochs(record: dict[str, Any]) -> dict[str, Any]:
         if isinstance(inner, dict) and _is_int(inner.get(field)):
             out[key] = {**inner, field: inner[field] + 1}
     if isinstance(out.get("history"), list):
-        out["history"] = epochs_from_one([h for h in out["history"] if isinstance(h, dict)])
+        out["history"] = epochs_from_one(out["history"])
     out["format"] = FILE_FORMAT
+    return out
+
+
+def upgrade_model_state(state: dict[str, Any]) -> dict[str, Any]:
+    """A best.pt / last.pt state whose ``epoch`` (the model's epoch) counts from 1, as written since format 2."""
+    if not is_old_format(state):
+        return state
+    out = dict(state, format=FILE_FORMAT)
+    if _is_int(out.get("epoch")):
+        out["epoch"] += 1
     return out
 
 
@@ -474,7 +499,16 @@ class RunDir:
 class MetricsLog:
     """Append-only JSONL metrics, mirrored to TensorBoard when it is installed."""
 
-    def __init__(self, path: Path, *, resume_epoch: int | None = None, tensorboard: bool = True, enabled: bool = True):
+    def __init__(
+        self,
+        path: Path,
+        *,
+        resume_epoch: int | None = None,
+        tensorboard: bool = True,
+        enabled: bool = True,
+        old_format: bool = False,
+    ):
+        """``old_format``: the run's checkpoint predates format 2, so a log still counted from 0 is renumbered."""
         self.path = Path(path)
         self.enabled = enabled
         self.tb = None
@@ -482,7 +516,9 @@ class MetricsLog:
             return
         if resume_epoch is not None and self.path.is_file():  # drop records past the checkpoint
             lines = [ln for ln in self.path.read_text().splitlines() if ln.strip()]
-            if any(_epoch_of(ln) == 0 for ln in lines):  # format 1 counted from 0: renumber, as this run goes on
+            # format 1 counted from 0: renumber as this run goes on. Only while an epoch 0 is left, so a
+            # log renumbered by a resume killed before its next checkpoint is not shifted twice.
+            if old_format and any(_epoch0(_parsed(ln)) for ln in lines):
                 lines = [_shifted(ln) for ln in lines]
             keep = [ln for ln in lines if _epoch_of(ln) <= resume_epoch]
             atomic_write_bytes(self.path, ("\n".join(keep) + "\n" if keep else "").encode())
@@ -517,11 +553,15 @@ class MetricsLog:
             self.tb.close()
 
 
-def _shifted(line: str) -> str:
+def _parsed(line: str) -> Any:
     try:
-        rec = json.loads(line)
-    except json.JSONDecodeError:
-        return line
+        return json.loads(line)
+    except (json.JSONDecodeError, RecursionError):
+        return None
+
+
+def _shifted(line: str) -> str:
+    rec = _parsed(line)
     if isinstance(rec, dict) and _is_int(rec.get("epoch")):
         rec["epoch"] += 1
         return json.dumps(rec)

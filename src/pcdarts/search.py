@@ -224,6 +224,7 @@ class SearchTask:
             resume_epoch=start_epoch if state else None,
             tensorboard=False,
             enabled=info.is_main,
+            old_format=ctx.old_format,
         )
         self.reason = early_stop(cfg, self.history)  # a resumed run that had already met its criterion
         return start_epoch

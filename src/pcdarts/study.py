@@ -32,6 +32,7 @@ from .genotype import Genotype, param_free_count, random_genotype
 from .loop import RESUME_FREE, plain
 from .remedies import select_from_history
 from .rundir import (
+    FILE_FORMAT,
     RunBusy,
     RunError,
     RunLock,
@@ -442,6 +443,7 @@ class Study:
 
     def write(self, *, complete: bool = False) -> dict[str, Any]:
         summary = {
+            "format": FILE_FORMAT,  # search_epoch and every epoch counted from 1
             "config": self.cfg.to_dict(),
             "revision": revision(),
             "train_config": asdict(self.train_cfg),

@@ -36,6 +36,7 @@ from .rundir import (
     read_result,
     require_keys,
     save_checkpoint,
+    upgrade_model_state,
 )
 
 log = logging.getLogger(__name__)
@@ -301,7 +302,7 @@ class TrainTask:
             for warning in chance_warnings(result):
                 log.warning("warning: %s", warning)
         if info.is_main:
-            state = load_checkpoint(shipped, "cpu")
+            state = upgrade_model_state(load_checkpoint(shipped, "cpu"))  # an extended older run's best.pt
             state["test"] = test_stats
             save_checkpoint(shipped, state)
             atomic_write_json(out / "result.json", result)
@@ -376,7 +377,7 @@ def read_test_once(cfg: TrainConfig, out: str | Path, device: str | torch.device
     ds = load_data(cfg)
     test = make_stream(ds, holdout_part(ds), 256, train=False, device=torch.device(device), workers=cfg.workers)
     stats = evaluate(model, test)
-    state = load_checkpoint(shipped, "cpu")
+    state = upgrade_model_state(load_checkpoint(shipped, "cpu"))
     state["test"] = stats
     save_checkpoint(shipped, state)
     result.update(_test_fields(stats))
