@@ -104,9 +104,7 @@ def epochs_from_one(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     Only format 1 wrote an epoch 0, so a log holding one is shifted by one as a whole.
     """
     if any(_epoch0(r) for r in records):
-        return [
-            {**r, "epoch": r["epoch"] + 1} if isinstance(r, dict) and _is_int(r.get("epoch")) else r for r in records
-        ]
+        return [{**r, "epoch": r["epoch"] + 1} if _has_epoch(r) else r for r in records]
     return records
 
 
