@@ -4,10 +4,11 @@ Needs only torch and this repository (``PYTHONPATH=src``): no install, no downlo
 Each part writes one JSON file into the output folder and prints one line. ``--device cpu`` runs the
 same code on a CPU, small, as a smoke test (tests/test_bench.py).
 
-Parts: env (versions and which optional packages import), numerics (fanned cell vs edge by edge and the
-custom kernels vs the reference habits, float64 on the device), syncs (host-device synchronisations in a few
-search steps, counted with torch.cuda.set_sync_debug_mode), run (a 2-epoch search and a 1-epoch training on
-CIFAR-shaped synthetic data), project (the 50-epoch CIFAR-10 search time projected from a step time).
+Parts: env (versions and which optional packages import), numerics (fanned cell vs edge by edge and the custom
+kernels vs the reference habits, float64 on the device; both ways under bf16 autocast against fp32), syncs
+(host-device synchronisations in a few search steps, counted with torch.cuda.set_sync_debug_mode), run (a
+2-epoch search and a 1-epoch training on CIFAR-shaped synthetic data), project (the 50-epoch CIFAR-10 search
+time projected from a step time).
 """
 
 from __future__ import annotations
@@ -96,6 +97,14 @@ def part_numerics(args: argparse.Namespace) -> dict[str, Any]:
             res.append([logits, *torch.autograd.grad(F.cross_entropy(logits, y), params)])
         out[f"lean_vs_reference_k{k}_max_abs_diff"] = _max_diff(res[0], res[1])
     out["ok"] = all(v < 1e-8 for v in out.values())
+    # bf16 autocast: the fan-out and edge by edge against fp32 (relative errors; tests/test_device.py bounds them)
+    from pcdarts.bench.reference import autocast_errors
+    from pcdarts.supernet import SearchNetwork
+
+    torch.manual_seed(0)
+    net = SearchNetwork(num_classes=5, init_channels=16, layers=5, k=4).to(device)
+    xb, yb = torch.randn(8, 3, 16, 16, device=device), torch.randint(0, 5, (8,), device=device)
+    out["bf16_vs_fp32"] = autocast_errors(net, xb, yb, "bf16")
     return out
 
 

@@ -149,8 +149,19 @@ def test_the_prepared_gpu_check_runs_its_parts_on_a_cpu(tmp_path):
         assert mod.main([part, *small]) == 0
     numerics = json.loads((tmp_path / "numerics.json").read_text())
     assert numerics["ok"] and all(v < 1e-8 for k, v in numerics.items() if k.endswith("diff"))
+    assert numerics["bf16_vs_fp32"]["fanned_cells"] == 5 and numerics["bf16_vs_fp32"]["fan-out"]["logits"] < 0.05
     assert json.loads((tmp_path / "run.json").read_text())["search_seconds"] > 0
     assert json.loads((tmp_path / "env.json").read_text())["torch"] == torch.__version__
+
+
+def test_the_prepared_gpu_check_fits_its_eight_minutes():
+    """A GPU is lent for about 15 minutes in all: the parts' timeouts add up to at most 480 s, so a rerun fits."""
+    import re
+    from pathlib import Path
+
+    script = (Path(__file__).resolve().parents[1] / "scripts" / "gpu_check.sh").read_text()
+    limits = [int(m) for m in re.findall(r"^(?:check|bench) \S+ (\d+)", script, flags=re.M)]
+    assert len(limits) >= 8 and sum(limits) <= 480, limits
 
 
 def test_the_auto_batch_probe_backs_off_on_every_way_cuda_says_out_of_memory():

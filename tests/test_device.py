@@ -43,6 +43,25 @@ def test_fanned_cell_equals_edge_by_edge_on_the_device(device, k, monkeypatch):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
 
 
+def test_fanned_cell_under_bf16_autocast_stays_as_close_to_fp32_as_edge_by_edge(device):
+    """Under autocast the fan-out runs too (one launch per conv kind, not per edge). bf16 rounds both ways of
+    computing the cell, so each is held to the same bounds against fp32: logits, alpha/beta and weight
+    gradients, and the BN running statistics (which the fan-out moves for every edge at once)."""
+    from pcdarts.bench.reference import autocast_errors
+
+    torch.manual_seed(0)
+    net = SearchNetwork(num_classes=5, init_channels=16, layers=5, k=4).to(device)
+    x = torch.randn(8, 3, 16, 16, device=device)
+    y = torch.randint(0, 5, (8,), device=device)
+    errors = autocast_errors(net, x, y, "bf16")
+    assert errors["fanned_cells"] == 5  # every cell fanned out under autocast
+    # measured on CPU: logits 0.014 (edge by edge 0.012), alpha/beta 0.095 (0.12), weights 0.11 (0.11), stats 1e-4
+    bounds = {"logits": 0.05, "arch": 0.4, "weights": 0.25, "stats": 1e-3}
+    for path in ("fan-out", "edge by edge"):
+        for key, bound in bounds.items():
+            assert errors[path][key] <= bound, f"{path} {key}: relative error {errors[path][key]:.3g} over {bound}"
+
+
 def test_custom_backwards_equal_autograd_on_the_device(device):
     """The supernet's fused BN, depthwise and max-pool kernels against the reference habits on the same
     parameters (float64): logits and every weight and alpha/beta gradient."""

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .kernels import ScaledBatchNormFn, depthwise_conv, eager
+from .kernels import ScaledBatchNormFn, autocast_dtype, custom_backward_ok, depthwise_conv, plain_graph
 from .ops import DilConv, FactorizedReduce, PoolBN, SepConv
 
 
@@ -53,7 +53,10 @@ def stacked_scaled_batch_norm(h: torch.Tensor, w: torch.Tensor, bns: Sequence[nn
     w = w.repeat_interleave(c)
     if not bns[0].training:
         return w.view(1, -1, 1, 1) * F.batch_norm(h, mean, var, None, None, False, 0.0, bns[0].eps)
-    out = ScaledBatchNormFn.apply(h, w, mean, var, bns[0].momentum, bns[0].eps)  # eager only: can_fan_out
+    if custom_backward_ok(h):
+        out = ScaledBatchNormFn.apply(h, w, mean, var, bns[0].momentum, bns[0].eps)
+    else:  # autocast (or no backward to come): PyTorch's own BN and product, autograd keeps what it needs
+        out = w.view(1, -1, 1, 1) * F.batch_norm(h, mean, var, None, None, True, bns[0].momentum, bns[0].eps)
     _write_back(bns, mean, var)
     return out
 
@@ -68,10 +71,15 @@ def shared_batch_norm(h: torch.Tensor, bns: Sequence[nn.BatchNorm2d]) -> torch.T
     if not bns[0].training:
         mean, var = (t.view(1, len(bns), -1, 1, 1) for t in _stacked(bns))
         return (h.unsqueeze(1) - mean) * torch.rsqrt(var + eps)
-    out, mean, invstd = torch.native_batch_norm(h, None, None, None, None, True, 0.0, eps)
-    count = h.numel() // h.shape[1]
-    var = (invstd.detach().pow(-2) - eps) * (count / (count - 1))  # unbiased, as BN's running_var
-    dtype = bns[0].running_mean.dtype  # CUDA's BN gives float32 statistics for half input
+    dtype = bns[0].running_mean.dtype
+    if h.dtype != dtype:  # autocast: the batch statistics in the buffers' precision, as each BN would keep them
+        mean = torch.zeros(h.shape[1], dtype=dtype, device=h.device)
+        var = torch.ones_like(mean)
+        out = F.batch_norm(h, mean, var, None, None, True, 1.0, eps)  # momentum 1: the buffers get the batch's
+    else:
+        out, mean, invstd = torch.native_batch_norm(h, None, None, None, None, True, 0.0, eps)
+        count = h.numel() // h.shape[1]
+        var = (invstd.detach().pow(-2) - eps) * (count / (count - 1))  # unbiased, as BN's running_var
     torch._foreach_lerp_([b.running_mean for b in bns], [mean.detach().to(dtype)] * len(bns), m)
     torch._foreach_lerp_([b.running_var for b in bns], [var.to(dtype)] * len(bns), m)
     torch._foreach_add_([b.num_batches_tracked for b in bns], 1)
@@ -101,14 +109,14 @@ def fast_modules(edges: Sequence[nn.Module]) -> list[nn.Module]:
 def can_fan_out(cell: nn.Module, h: torch.Tensor) -> bool:
     """The one gate of the fast path: whether ``cell``'s edges can run state by state on input ``h``.
 
-    Eager mode without autocast, ``h`` in the cell's dtype, more than one sample in training (one sample:
-    let BN refuse a 1x1 map as it does), and the fast ops' BNs plain affine-free ``BatchNorm2d`` in the
-    cell's mode, tracking statistics, all with one eps and, in training, one fixed momentum (the cumulative
-    average, momentum None, counts per module). Ops the fast path does not know do not matter here: they
-    run edge by edge inside the fanned cell. Anything else runs the whole cell edge by edge.
+    Not traced or compiled, ``h`` in the cell's dtype (or autocast's, when autocast is on), more than one sample
+    in training (one sample: let BN refuse a 1x1 map as it does), and the fast ops' BNs plain affine-free
+    ``BatchNorm2d`` in the cell's mode, tracking statistics, all with one eps and, in training, one fixed
+    momentum (the cumulative average, momentum None, counts per module). Ops the fast path does not know do not
+    matter here: they run edge by edge inside the fanned cell. Anything else runs the whole cell edge by edge.
     """
     training = cell.training
-    if h.dtype != cell.preprocess1.final_bn.running_mean.dtype or not eager(h):
+    if plain_graph() or h.dtype not in (cell.preprocess1.final_bn.running_mean.dtype, autocast_dtype(h.device)):
         return False
     if training and h.shape[0] <= 1:
         return False

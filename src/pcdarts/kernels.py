@@ -24,6 +24,16 @@ def autocast_on(device: torch.device) -> bool:
         return torch.is_autocast_cpu_enabled() if device.type == "cpu" else torch.is_autocast_enabled()
 
 
+def autocast_dtype(device: torch.device) -> torch.dtype | None:
+    """The dtype autocast computes in on ``device``'s type, None when it is off."""
+    if not autocast_on(device):
+        return None
+    try:
+        return torch.get_autocast_dtype(device.type)
+    except AttributeError:  # torch < 2.4
+        return torch.get_autocast_cpu_dtype() if device.type == "cpu" else torch.get_autocast_gpu_dtype()
+
+
 def eager(x: torch.Tensor) -> bool:
     """True where hand-arranged kernels may run on ``x``: not traced, not compiled, no autocast on its device."""
     return not plain_graph() and not autocast_on(x.device)

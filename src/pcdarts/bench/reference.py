@@ -11,6 +11,10 @@ benchmark compares like with like. Nothing in the library imports this module.
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Sequence
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -116,3 +120,40 @@ def reference_arch_step(net: SearchNetwork, optimizer: torch.optim.Optimizer, x:
     optimizer.zero_grad()
     F.cross_entropy(net(x), y).backward()
     optimizer.step()
+
+
+def autocast_errors(net: SearchNetwork, x: torch.Tensor, y: torch.Tensor, precision: str = "bf16") -> dict[str, Any]:
+    """How far ``net`` under autocast lands from fp32, fanned out and edge by edge, on copies of ``net``.
+
+    Relative errors (norm of the difference over the norm of the fp32 value) of the logits, the alpha/beta
+    gradients, the weight gradients and the BN running statistics after one training-mode forward: the
+    fan-out runs under autocast when it rounds no worse than the cell run edge by edge (tests/test_device.py,
+    scripts/gpu_check.py). ``fanned_cells`` counts the cell forwards that fanned out under autocast.
+    """
+    from ..engine import autocast
+
+    def run(model: SearchNetwork, prec: str) -> dict[str, torch.Tensor]:
+        with autocast(prec, x.device):
+            logits = model(x).float()
+        arch, weights = model.arch_parameters(), model.weight_parameters()
+        grads = torch.autograd.grad(F.cross_entropy(logits, y), arch + weights)
+        stats = [b for name, b in model.named_buffers() if name.endswith(("running_mean", "running_var"))]
+        return {"logits": logits.detach(), "arch": _flat(grads[: len(arch)]), "weights": _flat(grads[len(arch) :])} | {
+            "stats": _flat(stats)
+        }
+
+    ref = run(copy.deepcopy(net).train(), "fp32")
+    fanned: list[int] = []
+    fanned_net = copy.deepcopy(net).train()
+    for cell in fanned_net.cells:
+        cell.register_forward_hook(lambda m, a, out: fanned.append(int(m._fans_out(a[1]))))
+    out: dict[str, Any] = {"precision": precision}
+    for name, model in (("fan-out", fanned_net), ("edge by edge", to_edge_by_edge(copy.deepcopy(net).train()))):
+        got = run(model, precision)
+        out[name] = {key: float((got[key] - ref[key]).norm() / ref[key].norm()) for key in ref}
+    out["fanned_cells"] = sum(fanned)
+    return out
+
+
+def _flat(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    return torch.cat([t.detach().float().flatten() for t in tensors])
