@@ -23,8 +23,9 @@ study: $(BIN)/.installed
 	OMP_NUM_THREADS=1 $(BIN)/pcdarts study --preset fmnist-cpu --out docs/study/fmnist-cpu --threads 1
 	$(BIN)/python scripts/study_docs.py docs/study/fmnist-cpu
 
+# Two one-thread workers: on 2 cores two 1-thread processes outrun one 2-thread process on these small tensors.
 test: $(BIN)/.installed
-	OMP_NUM_THREADS=2 $(BIN)/python -m pytest
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist worksteal
 
 test-compile: $(BIN)/.installed
 	OMP_NUM_THREADS=2 $(BIN)/python -m pytest -m compile
