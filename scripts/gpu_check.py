@@ -97,14 +97,23 @@ def part_numerics(args: argparse.Namespace) -> dict[str, Any]:
             res.append([logits, *torch.autograd.grad(F.cross_entropy(logits, y), params)])
         out[f"lean_vs_reference_k{k}_max_abs_diff"] = _max_diff(res[0], res[1])
     out["ok"] = all(v < 1e-8 for v in out.values())
-    # bf16 autocast: the fan-out and edge by edge against fp32 (relative errors; tests/test_device.py bounds them)
-    from pcdarts.bench.reference import autocast_errors
+    # bf16 autocast: the fan-out and edge by edge against fp32, judged as tests/test_device.py judges them;
+    # a failure here is recorded beside the float64 results, not in place of them
+    from pcdarts.bench.reference import AUTOCAST_BOUNDS, autocast_errors
     from pcdarts.supernet import SearchNetwork
 
-    torch.manual_seed(0)
-    net = SearchNetwork(num_classes=5, init_channels=16, layers=5, k=4).to(device)
-    xb, yb = torch.randn(8, 3, 16, 16, device=device), torch.randint(0, 5, (8,), device=device)
-    out["bf16_vs_fp32"] = autocast_errors(net, xb, yb, "bf16")
+    try:
+        torch.manual_seed(0)
+        net = SearchNetwork(num_classes=5, init_channels=16, layers=5, k=4).to(device)
+        xb, yb = torch.randn(8, 3, 16, 16, device=device), torch.randint(0, 5, (8,), device=device)
+        errors = autocast_errors(net, xb, yb, "bf16")
+        fan, edge = errors["fan-out"], errors["edge by edge"]
+        errors["ok"] = errors["fanned_cells"] > 0 and all(
+            fan[k] <= 2 * edge[k] and max(fan[k], edge[k]) <= b for k, b in AUTOCAST_BOUNDS.items()
+        )
+    except Exception as exc:  # noqa: BLE001 -- keep the float64 results and say what failed
+        errors = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+    out["bf16_vs_fp32"] = errors
     return out
 
 

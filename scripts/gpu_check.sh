@@ -23,12 +23,12 @@ check() { part "$1" "$2" "$PY" scripts/gpu_check.py "$1" --out "$OUT" --device c
 bench() { part "$1" "$2" "$PY" -m pcdarts.bench "${@:3}" --device cuda --json; cp "$OUT/$1.log" "$OUT/$1.json"; }
 
 check env 20                                                   # versions, which optional modules import
-check numerics 30                                              # float64: fan-out vs edge by edge, lean vs reference; bf16 errors
+check numerics 40                                              # float64: fan-out vs edge by edge, lean vs reference; bf16 errors
 check syncs 40                                                 # host-device syncs per search step
 check run 90                                                   # 2-epoch search + 1-epoch training, batch 256; auto batch
 bench step_fp32 80 step --batch 256 --precision fp32 --repeats 5   # TF32 matmuls/convs; projects the 50-epoch search
 bench step_bf16 60 step --batch 256 --precision bf16 --repeats 3   # autocast (the fan-out runs): bf16 against fp32 + TF32
 bench fanout_fp32 60 fanout --batch 256 --repeats 5             # the fan-out on and off, fp32
-bench fanout_bf16 50 fanout --batch 256 --precision bf16 --repeats 3   # the fan-out on and off under bf16 autocast
+bench fanout_bf16 40 fanout --batch 256 --precision bf16 --repeats 3   # the fan-out on and off under bf16 autocast
 bench memory 50 memory --batch 256 --ks 1 4                     # saved activations and peak per K
 echo "results in $OUT/"

@@ -149,7 +149,7 @@ def test_the_prepared_gpu_check_runs_its_parts_on_a_cpu(tmp_path):
         assert mod.main([part, *small]) == 0
     numerics = json.loads((tmp_path / "numerics.json").read_text())
     assert numerics["ok"] and all(v < 1e-8 for k, v in numerics.items() if k.endswith("diff"))
-    assert numerics["bf16_vs_fp32"]["fanned_cells"] == 5 and numerics["bf16_vs_fp32"]["fan-out"]["logits"] < 0.05
+    assert numerics["bf16_vs_fp32"]["ok"] and numerics["bf16_vs_fp32"]["fanned_cells"] == 5
     assert json.loads((tmp_path / "run.json").read_text())["search_seconds"] > 0
     assert json.loads((tmp_path / "env.json").read_text())["torch"] == torch.__version__
 
