@@ -1,56 +1,92 @@
-"""Copy a study's results into the docs: docs/study/study.json and study.png, and the tables in the README and STUDY.md.
+"""Copy a study's results into the docs: its study.json and pictures, and the tables in the README and STUDY.md.
 
-    python scripts/study_docs.py docs/study/fmnist-cpu
+    python scripts/study_docs.py docs/study/fmnist-cpu                  # Study I
+    python scripts/study_docs.py docs/study2/fmnist --name study2       # Study II and its calibration
 
-Rewrites only the text between the <!-- study-table --> markers and the <!-- study-cells --> markers.
+Rewrites only the text between marker pairs such as <!-- study-table --> and <!-- /study-table -->: for
+Study I ``study-table`` (README and STUDY.md) and ``study-cells``; for Study II ``study2-table``,
+``study2-fidelity``, ``study2-cells`` and ``study2-times`` in STUDY.md, and ``study2-table`` in the README once
+the README has that block (the headline moves there when the study is complete).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import re
-import sys
 from pathlib import Path
 
-from pcdarts.study import format_table, load_study, plot_study, verdict
+from pcdarts.study import (
+    format_cells,
+    format_comparisons,
+    format_table,
+    format_times,
+    load_study,
+    plot_study,
+    primary_verdict,
+    time_by_part,
+    verdict,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _replace(path: Path, marker: str, text: str) -> None:
     page = path.read_text()
-    pattern = re.compile(rf"(<!-- {marker} -->\n).*?(<!-- /{marker} -->)", re.S)
-    if not pattern.search(page):
-        raise SystemExit(f"{path} has no <!-- {marker} --> block")
-    path.write_text(pattern.sub(lambda m: m.group(1) + text + "\n" + m.group(2), page))
+    start, end = f"<!-- {marker} -->\n", f"<!-- /{marker} -->"
+    i = page.find(start)
+    j = page.find(end, i + len(start)) if i >= 0 else -1
+    if i < 0 or j < 0:
+        raise SystemExit(f"{path} has no <!-- {marker} --> ... <!-- /{marker} --> block: add one where it goes")
+    path.write_text(page[: i + len(start)] + text + "\n" + page[j:])
 
 
-def cells_table(study: dict) -> str:
-    rows = ["| arm | seed | test accuracy | val accuracy | params | param-free (normal) | normal cell |",
-            "|---|---|---|---|---|---|---|"]  # fmt: skip
-    for c in study["cells"]:
-        normal = ", ".join(f"{op}({i})" for op, i in c["genotype"]["normal"])
-        val = f"{100 * c['val_accuracy']:.2f} %" if c.get("val_accuracy") is not None else "-"
-        rows.append(
-            f"| {c['arm']} | {c['seed']} | {100 * c['test_accuracy']:.2f} % | {val} | {c['params']:,} | "
-            f"{c['param_free_normal']} | {normal} |"
-        )
-    return "\n".join(rows)
+def _partial(study: dict) -> str:
+    return "" if study.get("complete") else f"\n\n(partial: {len(study['cells'])} cells so far; the study continues)"
 
 
-def main(folder: str) -> None:
+def study1(folder: Path, root: Path) -> str:
     study = load_study(folder)
-    out = ROOT / "docs" / "study"
+    out = root / "docs" / "study"
     out.mkdir(parents=True, exist_ok=True)
     (out / "study.json").write_text(json.dumps(study, indent=2) + "\n")
     plot_study(study, out / "study.png")
-    state = "" if study.get("complete") else f"\n\n(partial: {len(study['cells'])} cells so far; the study continues)"
-    table = format_table(study["arms"]) + "\n\n" + verdict(study["arms"]) + "." + state
-    _replace(ROOT / "README.md", "study-table", table)
-    _replace(ROOT / "docs" / "STUDY.md", "study-table", table)
-    _replace(ROOT / "docs" / "STUDY.md", "study-cells", cells_table(study))
-    print(table)
+    table = format_table(study["arms"]) + "\n\n" + verdict(study["arms"]) + "." + _partial(study)
+    _replace(root / "README.md", "study-table", table)
+    _replace(root / "docs" / "STUDY.md", "study-table", table)
+    _replace(root / "docs" / "STUDY.md", "study-cells", format_cells(study))
+    return table
+
+
+def study2(folder: Path, root: Path) -> str:
+    from pcdarts.fidelity import format_fidelity, load_fidelity, plot_fidelity
+
+    study = load_study(folder)
+    fidelity = load_fidelity(folder) if (folder / "fidelity.json").is_file() else None
+    out = root / "docs" / "study2"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "study.json").write_text(json.dumps(study, indent=2) + "\n")
+    plot_study(study, out / "study.png")
+    page = root / "docs" / "STUDY.md"
+    if fidelity is not None:
+        plot_fidelity(fidelity, out / "fidelity.png")
+        _replace(page, "study2-fidelity", format_fidelity(fidelity) + "\n\n![calibration](study2/fidelity.png)")
+    decision = primary_verdict(study) or "no primary arm was named"
+    table = format_table(study["arms"], reduce=True) + "\n\n" + decision + "." + _partial(study)
+    _replace(page, "study2-table", table + "\n\n" + format_comparisons(study) + "\n\n![study](study2/study.png)")
+    _replace(page, "study2-cells", format_cells(study))
+    _replace(page, "study2-times", format_times(time_by_part(study, fidelity)))
+    if "<!-- study2-table -->" in (root / "README.md").read_text():
+        _replace(root / "README.md", "study2-table", table)
+    return table
+
+
+def main(argv: list[str] | None = None, root: Path = ROOT) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("folder", nargs="?", default="docs/study/fmnist-cpu", help="the study's --out folder")
+    p.add_argument("--name", choices=("study", "study2"), default="study", help="which study of the docs")
+    ns = p.parse_args(argv)
+    print((study2 if ns.name == "study2" else study1)(Path(ns.folder), root))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "docs/study/fmnist-cpu")
+    main()

@@ -226,3 +226,72 @@ def test_a_study_budget_comes_from_a_finished_calibration_only(calibration, tmp_
     (unfinished / "fidelity.json").write_text(json.dumps({**fid, "chosen_budget": None}))
     assert main([*base, "--budget-from", str(unfinished)]) == 2
     assert "not finished" in capsys.readouterr().err
+
+
+def test_time_by_part_counts_each_shared_run_once():
+    from pcdarts.study import format_times, time_by_part
+
+    shared = {"kind": "searched", "seed": 0, "search_run": "search/s0", "search_seconds": 100.0}
+    cells = [
+        {**shared, "arm": "cap2", "train_run": "train/x", "train_seconds": 50.0},
+        {**shared, "arm": "pcdarts", "train_run": "train/x", "train_seconds": 50.0},  # same cell: one training
+        {
+            **shared,
+            "arm": "pt",
+            "search_seconds": 130.0,
+            "select_seconds": 30.0,
+            "selection": "pt-t0.2",
+            "train_run": "train/y",
+            "train_seconds": 60.0,
+        },  # fmt: skip
+        {"arm": "random", "kind": "random", "seed": 0, "train_run": "train/r0", "train_seconds": 40.0},
+    ]
+    fidelity = {
+        "rows": [{"train_run": "train/r0", "train_seconds": 40.0}, {"train_run": "train/r1", "train_seconds": 10.0}]
+    }
+    parts = {p["part"]: (p["runs"], p["seconds"]) for p in time_by_part({"cells": cells}, fidelity)}
+    assert parts == {
+        "calibration trainings": (2, 50.0),  # the random arm's training is the calibration's
+        "searches": (1, 100.0),  # three arms, one search; DARTS-PT's selection time taken out
+        "selections (DARTS-PT)": (1, 30.0),
+        "trainings of searched cells": (2, 110.0),
+    }
+    assert "| all | 6 | 0.1 |" in format_times(time_by_part({"cells": cells}, fidelity))
+    assert {p["part"] for p in time_by_part({"cells": cells})} == {"searches", "selections (DARTS-PT)", "trainings"}
+
+
+def test_study_docs_publish_a_study_and_its_calibration(calibration, idx_dir, tmp_path):
+    """scripts/study_docs.py --name study2: the calibration, arms, cells and times land in STUDY.md's blocks."""
+    import importlib.util
+    import shutil
+    from pathlib import Path
+
+    calib, _ = calibration
+    out = tmp_path / "study"
+    shutil.copytree(calib, out, ignore=shutil.ignore_patterns("study*"))
+    cfg = StudyConfig(dataset="fashion-mnist", data=str(idx_dir), arms=(), searches=0, random_cells=3,
+                      train={**TRAIN, "epochs": 2})  # fmt: skip
+    run_study(cfg, out, progress=False, threads=1)
+    root = tmp_path / "repo"
+    (root / "docs").mkdir(parents=True)
+    blocks = ("study2-fidelity", "study2-table", "study2-cells", "study2-times")
+    (root / "docs" / "STUDY.md").write_text("".join(f"<!-- {b} -->\nold\n<!-- /{b} -->\n" for b in blocks))
+    (root / "README.md").write_text("headline\n")
+    path = Path(__file__).resolve().parents[1] / "scripts" / "study_docs.py"
+    spec = importlib.util.spec_from_file_location("study_docs", path)
+    docs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(docs)
+    docs.main([str(out), "--name", "study2"], root=root)
+    page = (root / "docs" / "STUDY.md").read_text()
+    assert "old" not in page and "Kendall tau vs longest" in page and "![calibration](study2/fidelity.png)" in page
+    assert "| random | 3 |" in page and "param-free ops (reduce)" in page and "no comparison with the random" in page
+    assert "| calibration trainings | 9 |" in page  # 3 cells x 2 budgets + 3 second seeds
+    assert page.count("| random | 0 |") == 1  # every cell listed once
+    published = json.loads((root / "docs" / "study2" / "study.json").read_text())
+    assert len(published["cells"]) == 3 and all(c["budget_epochs"] == 2 for c in published["cells"])
+    assert (root / "docs" / "study2" / "fidelity.png").stat().st_size > 0
+    assert (root / "docs" / "study2" / "study.png").stat().st_size > 0
+    assert (root / "README.md").read_text() == "headline\n"  # no study2-table block there yet: left alone
+    (root / "docs" / "STUDY.md").write_text("no blocks\n")
+    with pytest.raises(SystemExit, match="has no <!-- study2-fidelity -->"):
+        docs.main([str(out), "--name", "study2"], root=root)

@@ -477,6 +477,7 @@ def summarise_arms(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "max": max(acc),
                 "params": statistics.fmean(c["params"] for c in group),
                 "param_free_normal": statistics.fmean(c["param_free_normal"] for c in group),
+                "param_free_reduce": statistics.fmean(c.get("param_free_reduce", math.nan) for c in group),
                 "search_seconds": statistics.fmean(c.get("search_seconds", 0.0) for c in group),
                 "train_seconds": statistics.fmean(c["train_seconds"] for c in group),
             }
@@ -523,19 +524,95 @@ def primary_verdict(study: dict[str, Any]) -> str | None:
     )
 
 
-def format_table(rows: list[dict[str, Any]]) -> str:
-    """The per-arm table as Markdown (accuracies in %)."""
-    lines = [
-        "| arm | cells | test accuracy mean ± std | min | max | mean params | param-free ops (normal) |",
-        "|---|---|---|---|---|---|---|",
-    ]
+def format_table(rows: list[dict[str, Any]], *, reduce: bool = False) -> str:
+    """The per-arm table as Markdown (accuracies in %); ``reduce`` adds the reduction cell's parameter-free ops."""
+    head = "| arm | cells | test accuracy mean ± std | min | max | mean params | param-free ops (normal) |"
+    lines = [head + (" param-free ops (reduce) |" if reduce else ""), "|---" * (8 if reduce else 7) + "|"]
     for r in rows:
         lines.append(
             f"| {r['arm']} | {r['n']} | {100 * r['mean']:.2f} ± "
             + (f"{100 * r['std']:.2f} %" if r["n"] > 1 else "n/a (one cell)")
             + f" | {100 * r['min']:.2f} % | "
             f"{100 * r['max']:.2f} % | {r['params']:,.0f} | {r['param_free_normal']:.1f} |"
+            + (f" {r.get('param_free_reduce', math.nan):.1f} |" if reduce else "")
         )
+    return "\n".join(lines)
+
+
+def format_comparisons(study: dict[str, Any]) -> str:
+    """Every searched arm against the random cells, the pre-registered primary first; the others are marked
+    secondary (no correction for several tests is claimed, and they do not decide the verdict)."""
+    primary = study.get("primary")
+    comps = sorted(study.get("comparisons", []), key=lambda c: c["arm"] != primary)
+    if not comps:
+        return "No searched arm has two cells yet: no comparison with the random cells."
+    lines = [
+        "| arm | role | cells | random cells | margin | effect (random SDs) | one-sided Mann-Whitney p |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for c in comps:
+        role = "**primary**" if c["arm"] == primary else "secondary"
+        lines.append(
+            f"| {c['arm']} | {role} | {c['n']} | {c['n_random']} | {100 * c['margin']:+.2f} points | "
+            f"{c['effect_sd']:+.2f} | {c['p_value']:.3f} |"
+        )
+    return "\n".join(lines)
+
+
+def format_cells(study: dict[str, Any]) -> str:
+    """Every cell of a study as a Markdown table: arm, seeds, accuracies, size, parameter-free ops, the cells."""
+    lines = [
+        "| arm | seed | test accuracy | val accuracy | params | param-free (normal / reduce) | epochs | normal cell "
+        "| reduction cell |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for c in study["cells"]:
+        g = c["genotype"]
+        val = f"{100 * c['val_accuracy']:.2f} %" if c.get("val_accuracy") is not None else "-"
+        lines.append(
+            f"| {c['arm']} | {c['seed']} | {100 * c['test_accuracy']:.2f} % | {val} | {c['params']:,} | "
+            f"{c['param_free_normal']} / {c.get('param_free_reduce', '-')} | {c.get('budget_epochs', '-')} | "
+            + ", ".join(f"{op}({i})" for op, i in g["normal"])
+            + " | "
+            + ", ".join(f"{op}({i})" for op, i in g["reduce"])
+            + " |"
+        )
+    return "\n".join(lines)
+
+
+def time_by_part(study: dict[str, Any], fidelity: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Run time of each part of a study, counted once however many arms share a run: the calibration's
+    trainings (which a study reuses as its random arm), the searches, the perturbation-based selections, and the
+    trainings not already counted. Each run uses the threads it was given (one in the studies here)."""
+    calibrated = {r["train_run"]: r["train_seconds"] for r in (fidelity or {}).get("rows", [])}
+    searches: dict[str, float] = {}
+    selections: dict[tuple[str, str], float] = {}
+    trainings: dict[str, float] = {}
+    for c in study["cells"]:
+        if c["kind"] == "searched":
+            select = c.get("select_seconds", 0.0)
+            run = c.get("search_run", f"{c['arm']}-{c['seed']}")
+            searches[run] = max(searches.get(run, 0.0), c.get("search_seconds", 0.0) - select)
+            if "selection" in c:
+                selections[run, c["selection"]] = select
+        if c["train_run"] not in calibrated:
+            trainings[c["train_run"]] = c["train_seconds"]
+    parts = [
+        ("calibration trainings", calibrated),
+        ("searches", searches),
+        ("selections (DARTS-PT)", selections),
+        ("trainings of searched cells" if calibrated else "trainings", trainings),
+    ]
+    return [{"part": name, "runs": len(runs), "seconds": float(sum(runs.values()))} for name, runs in parts if runs]
+
+
+def format_times(parts: list[dict[str, Any]]) -> str:
+    """``time_by_part`` as a Markdown table in hours."""
+    lines = ["| part | runs | run time (h) |", "|---|---|---|"]
+    for p in parts:
+        lines.append(f"| {p['part']} | {p['runs']} | {p['seconds'] / 3600:.1f} |")
+    total = sum(p["seconds"] for p in parts)
+    lines.append(f"| all | {sum(p['runs'] for p in parts)} | {total / 3600:.1f} |")
     return "\n".join(lines)
 
 
