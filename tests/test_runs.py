@@ -18,12 +18,12 @@ from pcdarts.rundir import load_checkpoint
 from pcdarts.train import run_train
 from tests.conftest import TINY_SEARCH
 
-SEARCH6 = [
+SEARCH4 = [  # 4 epochs: the second checkpoint is cut with two epochs still to run
     "search",
     "--dataset",
     "digits",
     "--epochs",
-    "6",
+    "4",
     "--warmup-epochs",
     "1",
     "--layers",
@@ -74,26 +74,26 @@ def _losses(run: Path):
 @pytest.mark.slow
 def test_sigkill_after_second_checkpoint_then_resume_is_bit_identical(tmp_path):
     ref, cut = tmp_path / "ref", tmp_path / "cut"
-    p = _cli(*SEARCH6, "--out", str(ref))
-    q = _cli(*SEARCH6, "--out", str(cut))
+    p = _cli(*SEARCH4, "--out", str(ref))
+    q = _cli(*SEARCH4, "--out", str(cut))
     _wait_for_epoch(cut / "checkpoint.pt", 2, q)
     q.send_signal(signal.SIGKILL)
     q.wait()
     assert p.wait() == 0, p.stderr.read()
     assert not (cut / "genotype.json").exists()
-    r = _cli(*SEARCH6, "--out", str(cut), "--resume")
+    r = _cli(*SEARCH4, "--out", str(cut), "--resume")
     assert r.wait() == 0, r.stderr.read()
     assert (cut / "genotype.json").read_text() == (ref / "genotype.json").read_text()
     assert json.loads((cut / "arch.json").read_text()) == json.loads((ref / "arch.json").read_text())
     assert _losses(cut) == _losses(ref)
     hist = [json.loads(x)["epoch"] for x in (cut / "arch_history.jsonl").read_text().splitlines()]
-    assert hist == list(range(1, 7))
+    assert hist == list(range(1, 5))
 
 
 @pytest.mark.slow
 def test_sigint_checkpoints_mid_run_and_exits_zero(tmp_path):
     out = tmp_path / "run"
-    p = _cli(*SEARCH6, "--out", str(out))
+    p = _cli(*SEARCH4, "--out", str(out))
     _wait_for_epoch(out / "checkpoint.pt", 1, p)
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=120)
@@ -101,7 +101,7 @@ def test_sigint_checkpoints_mid_run_and_exits_zero(tmp_path):
     assert "--resume" in err
     state = torch.load(out / "checkpoint.pt", weights_only=True)
     assert state["epoch"] >= 1 and not (out / "genotype.json").exists()
-    r = _cli(*SEARCH6, "--out", str(out), "--resume")
+    r = _cli(*SEARCH4, "--out", str(out), "--resume")
     assert r.wait() == 0, r.stderr.read()
     assert json.loads((out / "genotype.json").read_text())["normal_concat"] == [2, 3, 4, 5]
 
