@@ -295,3 +295,34 @@ def test_study_docs_publish_a_study_and_its_calibration(calibration, idx_dir, tm
     (root / "docs" / "STUDY.md").write_text("no blocks\n")
     with pytest.raises(SystemExit, match="has no <!-- study2-fidelity -->"):
         docs.main([str(out), "--name", "study2"], root=root)
+
+
+def test_study_print_config_shows_the_plan_and_writes_nothing(calibration, idx_dir, tmp_path, capsys):
+    """`pcdarts study --print-config`: every arm's search and selection, the training, the units; no folder.
+    Before the calibration has chosen its budget the epochs say so; mismatched settings are still refused."""
+    calib, _ = calibration
+    unfinished = tmp_path / "calib"
+    unfinished.mkdir()
+    fid = json.loads((calib / "fidelity.json").read_text())
+    (unfinished / "fidelity.json").write_text(json.dumps({**fid, "chosen_budget": None}))
+    out = tmp_path / "study"
+    args = ["study", "--out", str(out), "--dataset", "fashion-mnist", "--data", str(idx_dir), "--searches", "2",
+            "--random", "3", "--arm", "cap2:max_param_free=2",
+            "--arm", "pt:select=pt,select_tune_epochs=0.2"]  # fmt: skip
+    for k, v in TRAIN.items():
+        args += ["--train-set", f"{k}={json.dumps(v)}"]
+    run, args = args, [*args, "--print-config"]
+    assert main([*args, "--budget-from", str(unfinished)]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert not out.exists()
+    assert plan["arms"]["cap2"]["search"]["max_param_free"] == 2 and plan["arms"]["cap2"]["select"] is None
+    assert plan["arms"]["pt"]["select"]["method"] == "pt" and plan["arms"]["pt"]["search"]["seed"] == "0..1"
+    assert plan["train"]["epochs"].startswith("not chosen yet")
+    assert plan["units"] == ["cap2 seed 0", "pt seed 0", "random seed 0", "cap2 seed 1", "pt seed 1", "random seed 1",
+                             "random seed 2"]  # fmt: skip
+    assert main([*args, "--budget-from", str(calib)]) == 0
+    assert json.loads(capsys.readouterr().out)["train"]["epochs"] == fid["chosen_budget"]
+    assert main([*run, "--budget-from", str(unfinished)]) == 2  # the run itself still needs the budget
+    assert "is not finished" in capsys.readouterr().err and not out.exists()
+    assert main([*args, "--budget-from", str(unfinished), "--train-set", "lr=0.5"]) == 2
+    assert "other training settings" in capsys.readouterr().err

@@ -356,9 +356,15 @@ def cmd_study(ns: argparse.Namespace) -> int:
             arm = Arm.parse(f"x:{item}")
             values.setdefault(key, {}).update(arm.overrides)
     values["arms"] = tuple(values.get("arms", (Arm("pcdarts"),)))
+    budget = None
     if ns.budget_from is not None:
-        values["train"] = {**values.get("train", {}), "epochs": _calibrated_budget(ns.budget_from, values)}
+        budget = _calibrated_budget(ns.budget_from, values, unfinished_ok=ns.print_config)
+        if budget is not None:
+            values["train"] = {**values.get("train", {}), "epochs": budget}
     cfg = StudyConfig(**values)
+    if ns.print_config:
+        print(json.dumps(_study_plan(cfg, ns, budget), indent=2))
+        return 0
     summary = run_study(cfg, ns.out, progress=not ns.no_progress, threads=ns.threads)
     png = plot_study(summary, Path(ns.out) / "study.png")
     print(format_table(summary["arms"]))
@@ -367,12 +373,31 @@ def cmd_study(ns: argparse.Namespace) -> int:
     return 0
 
 
-def _calibrated_budget(folder: str, values: dict[str, Any]) -> int:
-    """The budget a finished calibration chose; refused when unfinished or made with another protocol."""
+def _study_plan(cfg: Any, ns: argparse.Namespace, budget: int | None) -> dict[str, Any]:
+    """What ``pcdarts study`` would run, resolved: nothing is written."""
+    from ..study import Study
+
+    plan: dict[str, Any] = {"study": cfg.to_dict(), "arms": {}}
+    for arm in cfg.arms:
+        search = asdict(cfg.search_config(arm, 0))
+        search["seed"] = f"0..{cfg.searches - 1}" if cfg.searches > 1 else 0
+        select = cfg.select_config(arm)
+        plan["arms"][arm.name] = {"search": search, "select": None if select is None else asdict(select)}
+    train = asdict(cfg.train_config())
+    if ns.budget_from is not None and budget is None:
+        train["epochs"] = f"not chosen yet: the calibration in {ns.budget_from} is not finished"
+    plan["train"] = train
+    plan["units"] = [name for name, _ in Study(cfg, ns.out, progress=False).plan()]
+    return plan
+
+
+def _calibrated_budget(folder: str, values: dict[str, Any], *, unfinished_ok: bool = False) -> int | None:
+    """The budget a finished calibration chose; refused when unfinished (None with ``unfinished_ok``) or made
+    with another protocol."""
     from ..fidelity import load_fidelity
 
     fid = load_fidelity(folder)
-    if fid.get("chosen_budget") is None:
+    if fid.get("chosen_budget") is None and not unfinished_ok:
         raise ConfigError(
             f"the calibration in {folder} is not finished ({len(fid['rows'])} trainings so far): run its "
             "pcdarts fidelity command until it is, then start the study"
@@ -387,7 +412,7 @@ def _calibrated_budget(folder: str, values: dict[str, Any]) -> int:
             f"the calibration in {folder} used other training settings than this study: give the study the "
             "calibration's --train-set values"
         )
-    return int(fid["chosen_budget"])
+    return None if fid.get("chosen_budget") is None else int(fid["chosen_budget"])
 
 
 def cmd_select(ns: argparse.Namespace) -> int:

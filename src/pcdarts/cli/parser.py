@@ -212,6 +212,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="take the training epochs from the finished calibration in DIR (pcdarts fidelity's budget rule)",
     )
     st.add_argument("--threads", type=int, default=0, help="intra-op threads of every sub-run (0: torch's default)")
+    st.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the resolved study (each arm's search and selection, the training, the units in order) and exit",
+    )
     st.add_argument("--no-progress", action="store_true")
 
     se = sub.add_parser(
