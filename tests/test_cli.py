@@ -103,7 +103,11 @@ def test_auto_batch_size_scales_the_lr(capsys):
 
 @pytest.mark.compile
 def test_compiled_training_follows_the_eager_run(tmp_path, digits_runs):
-    """--compile trains the same network: first-epoch loss as the eager run's, checkpoint loads without it."""
+    """--compile trains the same network: first-epoch loss as the eager run's, checkpoint loads without it.
+
+    To 1 %, not closer: this tiny network's first epoch amplifies rounding. Eager channels_last against eager
+    contiguous, the same function in float64, differ by 0.14 % in first-epoch loss (2.2913 / 2.2945); the
+    compiled run differed from eager by 0.30 % (2.6309 / 2.6389) on 2026-12-05."""
     from pcdarts import load_model
 
     out = tmp_path / "compiled"
@@ -126,7 +130,7 @@ def test_compiled_training_follows_the_eager_run(tmp_path, digits_runs):
     eager = [json.loads(line) for line in (digits_runs / "train" / "metrics.jsonl").read_text().splitlines()]
     compiled = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     eager, compiled = [r for r in eager if "train_loss" in r], [r for r in compiled if "train_loss" in r]
-    assert compiled[0]["train_loss"] == pytest.approx(eager[0]["train_loss"], rel=1e-3)
+    assert compiled[0]["train_loss"] == pytest.approx(eager[0]["train_loss"], rel=1e-2)
     assert json.loads((out / "config.json").read_text())["compile"] is True
     load_model(out / "best.pt")  # plain state dict: no compiled-module prefixes
 
