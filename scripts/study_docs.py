@@ -85,7 +85,12 @@ def main(argv: list[str] | None = None, root: Path = ROOT) -> None:
     p.add_argument("folder", nargs="?", default="docs/study/fmnist-cpu", help="the study's --out folder")
     p.add_argument("--name", choices=("study", "study2"), default="study", help="which study of the docs")
     ns = p.parse_args(argv)
-    print((study2 if ns.name == "study2" else study1)(Path(ns.folder), root))
+    from pcdarts.errors import PCDartsError
+
+    try:
+        print((study2 if ns.name == "study2" else study1)(Path(ns.folder), root))
+    except PCDartsError as exc:  # no study.json, an unreadable one: one line, nothing written
+        raise SystemExit(f"study_docs: {exc}") from None
 
 
 if __name__ == "__main__":

@@ -295,6 +295,8 @@ def test_study_docs_publish_a_study_and_its_calibration(calibration, idx_dir, tm
     (root / "docs" / "STUDY.md").write_text("no blocks\n")
     with pytest.raises(SystemExit, match="has no <!-- study2-fidelity -->"):
         docs.main([str(out), "--name", "study2"], root=root)
+    with pytest.raises(SystemExit, match="study_docs: .*study.json"):  # no study in that folder: one line
+        docs.main([str(tmp_path / "nothing"), "--name", "study2"], root=root)
 
 
 def test_study_print_config_shows_the_plan_and_writes_nothing(calibration, idx_dir, tmp_path, capsys):
