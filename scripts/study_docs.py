@@ -30,14 +30,20 @@ from pcdarts.study import (
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _replace(path: Path, marker: str, text: str) -> None:
-    page = path.read_text()
+def _block(path: Path, page: str, marker: str) -> tuple[int, int]:
+    """Where the text between ``<!-- marker -->`` and ``<!-- /marker -->`` starts and ends in ``page``."""
     start, end = f"<!-- {marker} -->\n", f"<!-- /{marker} -->"
     i = page.find(start)
     j = page.find(end, i + len(start)) if i >= 0 else -1
     if i < 0 or j < 0:
         raise SystemExit(f"{path} has no <!-- {marker} --> ... <!-- /{marker} --> block: add one where it goes")
-    path.write_text(page[: i + len(start)] + text + "\n" + page[j:])
+    return i + len(start), j
+
+
+def _replace(path: Path, marker: str, text: str) -> None:
+    page = path.read_text()
+    i, j = _block(path, page, marker)
+    path.write_text(page[:i] + text + "\n" + page[j:])
 
 
 def _partial(study: dict) -> str:
@@ -62,11 +68,13 @@ def study2(folder: Path, root: Path) -> str:
 
     study = load_study(folder)
     fidelity = load_fidelity(folder) if (folder / "fidelity.json").is_file() else None
+    page = root / "docs" / "STUDY.md"
+    for marker in ("study2-fidelity",) * (fidelity is not None) + ("study2-table", "study2-cells", "study2-times"):
+        _block(page, page.read_text(), marker)  # every block checked before anything is written
     out = root / "docs" / "study2"
     out.mkdir(parents=True, exist_ok=True)
     (out / "study.json").write_text(json.dumps(study, indent=2) + "\n")
     plot_study(study, out / "study.png")
-    page = root / "docs" / "STUDY.md"
     if fidelity is not None:
         plot_fidelity(fidelity, out / "fidelity.png")
         _replace(page, "study2-fidelity", format_fidelity(fidelity) + "\n\n![calibration](study2/fidelity.png)")

@@ -233,7 +233,7 @@ def test_time_by_part_counts_each_shared_run_once():
 
     shared = {"kind": "searched", "seed": 0, "search_run": "search/s0", "search_seconds": 100.0}
     cells = [
-        {**shared, "arm": "cap2", "train_run": "train/x", "train_seconds": 50.0},
+        {**shared, "arm": "cap2", "search_seconds": 90.0, "train_run": "train/x", "train_seconds": 50.0},
         {**shared, "arm": "pcdarts", "train_run": "train/x", "train_seconds": 50.0},  # same cell: one training
         {
             **shared,
@@ -293,8 +293,10 @@ def test_study_docs_publish_a_study_and_its_calibration(calibration, idx_dir, tm
     assert (root / "docs" / "study2" / "study.png").stat().st_size > 0
     assert (root / "README.md").read_text() == "headline\n"  # no study2-table block there yet: left alone
     (root / "docs" / "STUDY.md").write_text("no blocks\n")
+    (root / "docs" / "study2" / "study.json").unlink()
     with pytest.raises(SystemExit, match="has no <!-- study2-fidelity -->"):
         docs.main([str(out), "--name", "study2"], root=root)
+    assert not (root / "docs" / "study2" / "study.json").exists()  # refused before anything was written
     with pytest.raises(SystemExit, match="study_docs: .*study.json"):  # no study in that folder: one line
         docs.main([str(tmp_path / "nothing"), "--name", "study2"], root=root)
 
@@ -322,8 +324,15 @@ def test_study_print_config_shows_the_plan_and_writes_nothing(calibration, idx_d
     assert plan["train"]["epochs"].startswith("not chosen yet")
     assert plan["units"] == ["cap2 seed 0", "pt seed 0", "random seed 0", "cap2 seed 1", "pt seed 1", "random seed 1",
                              "random seed 2"]  # fmt: skip
-    assert main([*args, "--budget-from", str(calib)]) == 0
-    assert json.loads(capsys.readouterr().out)["train"]["epochs"] == fid["chosen_budget"]
+    assert main([*args, "--budget-from", str(calib), "--threads", "1"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["train"]["epochs"] == fid["chosen_budget"]
+    assert (
+        plan["train"]["threads"]
+        == plan["arms"]["pt"]["search"]["threads"]
+        == plan["arms"]["pt"]["select"]["threads"]
+        == 1
+    )
     assert main([*run, "--budget-from", str(unfinished)]) == 2  # the run itself still needs the budget
     assert "is not finished" in capsys.readouterr().err and not out.exists()
     assert main([*args, "--budget-from", str(unfinished), "--train-set", "lr=0.5"]) == 2

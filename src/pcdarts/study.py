@@ -607,8 +607,9 @@ def time_by_part(study: dict[str, Any], fidelity: dict[str, Any] | None = None) 
 
 
 def format_times(parts: list[dict[str, Any]]) -> str:
-    """``time_by_part`` as a Markdown table in hours."""
-    lines = ["| part | runs | run time (h) |", "|---|---|---|"]
+    """``time_by_part`` as a Markdown table in hours: each run's own duration, summed (runs that went on at
+    the same time add up, so two processes sharing a part finish it in about half the sum)."""
+    lines = ["| part | runs | summed run time (wall, h) |", "|---|---|---|"]
     for p in parts:
         lines.append(f"| {p['part']} | {p['runs']} | {p['seconds'] / 3600:.1f} |")
     total = sum(p["seconds"] for p in parts)

@@ -375,19 +375,27 @@ def cmd_study(ns: argparse.Namespace) -> int:
 
 def _study_plan(cfg: Any, ns: argparse.Namespace, budget: int | None) -> dict[str, Any]:
     """What ``pcdarts study`` would run, resolved: nothing is written."""
+    from dataclasses import replace
+
     from ..study import Study
 
+    study = Study(cfg, ns.out, progress=False, threads=ns.threads)  # threads applied as a run applies them
     plan: dict[str, Any] = {"study": cfg.to_dict(), "arms": {}}
     for arm in cfg.arms:
-        search = asdict(cfg.search_config(arm, 0))
+        scfg, select = cfg.search_config(arm, 0), cfg.select_config(arm)
+        if ns.threads:
+            scfg = replace(scfg, threads=ns.threads)
+            select = None if select is None else replace(select, threads=ns.threads)
+        search = asdict(scfg)
         search["seed"] = f"0..{cfg.searches - 1}" if cfg.searches > 1 else 0
-        select = cfg.select_config(arm)
         plan["arms"][arm.name] = {"search": search, "select": None if select is None else asdict(select)}
-    train = asdict(cfg.train_config())
+    if cfg.random_cells:
+        study.op_space()  # the check a run makes: one op space for the random cells
+    train = asdict(study.train_cfg)
     if ns.budget_from is not None and budget is None:
         train["epochs"] = f"not chosen yet: the calibration in {ns.budget_from} is not finished"
     plan["train"] = train
-    plan["units"] = [name for name, _ in Study(cfg, ns.out, progress=False).plan()]
+    plan["units"] = [name for name, _ in study.plan()]
     return plan
 
 
