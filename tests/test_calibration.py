@@ -337,3 +337,18 @@ def test_study_print_config_shows_the_plan_and_writes_nothing(calibration, idx_d
     assert "is not finished" in capsys.readouterr().err and not out.exists()
     assert main([*args, "--budget-from", str(unfinished), "--train-set", "lr=0.5"]) == 2
     assert "other training settings" in capsys.readouterr().err
+
+
+def test_comparisons_put_the_primary_first_and_mark_the_others_secondary():
+    from pcdarts.study import format_cells, format_comparisons
+
+    comp = {"n": 6, "n_random": 12, "margin": 0.004, "effect_sd": 0.8, "p_value": 0.12}
+    study = {"primary": "cap2", "comparisons": [{**comp, "arm": "pcdarts"}, {**comp, "arm": "cap2", "p_value": 0.03}]}
+    rows = format_comparisons(study).splitlines()[2:]
+    assert rows[0].startswith("| cap2 | **primary** | 6 | 12 | +0.40 points | +0.80 | 0.030 |")
+    assert rows[1].startswith("| pcdarts | secondary |")
+    cell = {"arm": "cap2", "seed": 3, "test_accuracy": 0.9, "val_accuracy": None, "params": 12345,
+            "param_free_normal": 2, "param_free_reduce": 1, "budget_epochs": 16,
+            "genotype": {"normal": [["skip_connect", 0]], "reduce": [["max_pool_3x3", 1]]}}  # fmt: skip
+    line = format_cells({"cells": [cell]}).splitlines()[2]
+    assert line == "| cap2 | 3 | 90.00 % | - | 12,345 | 2 / 1 | 16 | skip_connect(0) | max_pool_3x3(1) |"
