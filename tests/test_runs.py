@@ -22,6 +22,8 @@ SEARCH4 = [  # 4 epochs: the second checkpoint is cut with two epochs still to r
     "search",
     "--dataset",
     "digits",
+    "--train-images",
+    "600",  # 3 steps an epoch at batch 128: long enough to be killed between checkpoints
     "--epochs",
     "4",
     "--warmup-epochs",
@@ -232,7 +234,9 @@ def test_nonfinite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, capsy
     from pcdarts.config import SearchConfig
 
     cfg = resolve_config(
-        SearchConfig, "digits", dict(epochs=3, warmup_epochs=1, layers=3, init_channels=4, image_size=8, batch_size=128)
+        SearchConfig,
+        "digits",
+        dict(epochs=3, warmup_epochs=1, layers=3, init_channels=4, image_size=8, batch_size=128, train_images=360),
     )
     with stop_after(1):
         stopped = search_mod.run_search(cfg, out, progress=False)

@@ -224,6 +224,7 @@ class Selector:
                 f"{ckpt}: its weights do not fit the search's config.json ({_short(exc)}); damaged"
             ) from None
         self.steps = model.steps
+        self.buffers = list(model.buffers())  # BN statistics that scoring restores; listed once, not per score
         self.projection = Projection(num_edges(model.steps), model.ops)
         model.arch_transform = self.projection
         self.architect = Architect(
@@ -260,10 +261,11 @@ class Selector:
     @torch.no_grad()
     def score(self, probe: tuple[str, int, int | None] | None) -> float:
         """Validation accuracy of the supernet with ``probe`` removed (BN in train mode; its statistics restored)."""
-        model = self.model
-        saved = {k: v.clone() for k, v in model.named_buffers()}
+        model, buffers = self.model, self.buffers
+        saved = [b.clone() for b in buffers]
         self.projection.probe = probe
-        model.train()
+        if not model.training:  # train() walks every module: thousands of calls per score on a supernet
+            model.train()
         correct, n = 0, 0
         try:
             self.score_stream.reset()
@@ -274,8 +276,8 @@ class Selector:
                 n += len(y)
         finally:
             self.projection.probe = None
-            for k, v in model.named_buffers():
-                v.copy_(saved[k])
+            for b, old in zip(buffers, saved):
+                b.copy_(old)
         return correct / max(n, 1)
 
     def decide_op(self, cell: str, edge: int) -> dict[str, Any]:
