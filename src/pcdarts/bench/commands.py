@@ -22,6 +22,7 @@ from .steps import (
     machine,
     memory_one,
     project_search_minutes,
+    search_times,
     step_peak,
     step_times,
 )
@@ -139,8 +140,9 @@ def print_by_module(res: dict[str, Any]) -> None:
 def cmd_recompute(args: argparse.Namespace) -> dict[str, Any]:
     """Peak memory and step time of the reference and of each recompute mode, at one batch and K.
 
-    Each peak and each time comes from a process of its own, one after another (a step here is seconds
-    long, so the order's drift is small next to the differences measured; the load is recorded).
+    Each mode runs in a process of its own, one after another: its peak first, from a clean RSS, then its
+    step times (a step here is seconds long, so the order's drift is small next to the differences
+    measured; the load is recorded).
     """
     from ..memory import PLAN_BUDGET_BYTES, auto_batch_size
 
@@ -152,10 +154,8 @@ def cmd_recompute(args: argparse.Namespace) -> dict[str, Any]:
         ("optimised", "cells"),
     ):
         flags = [*_shared_flags(args), "--recompute", recompute, "--repeats", str(args.repeats)]
-        peak = _worker_json(["_step_one", "--mode", mode, *flags])
-        times = _worker_json(["_step_times", "--search-only", *(["--baseline"] if mode == "baseline" else []), *flags])
-        row = {**peak, "mode": "reference habits" if mode == "baseline" else f"recompute {recompute}"}
-        row["search"] = times[mode]["search"]
+        row = _worker_json(["_step_one", "--mode", mode, "--search-only", *flags])
+        row["mode"] = "reference habits" if mode == "baseline" else f"recompute {recompute}"
         if mode == "optimised":
             row["batch_fitting_budget"] = auto_batch_size(
                 SearchConfig(init_channels=args.channels, layers=args.layers, k=args.k, recompute=recompute),
@@ -343,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--regional", action="store_true", help="compile: the supernet's edge groups (FanOut), one by one")
     p.add_argument("--by-module", action="store_true", help="memory: where the saved activations go, by module")
-    p.add_argument("--search-only", action="store_true", help=argparse.SUPPRESS)  # workers: skip the train step
+    p.add_argument("--search-only", action="store_true", help=argparse.SUPPRESS)  # workers: search steps only
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     problem = check_args(args)
@@ -398,7 +398,10 @@ def _worker(args: argparse.Namespace) -> int:
         print(json.dumps(memory_one(args, args.k)))
         return 0
     if args.what == "_step_one":
-        print(json.dumps(step_peak(args, args.mode == "baseline")))
+        res = step_peak(args, args.mode == "baseline")
+        if args.search_only:  # recompute: then this mode's step times, in the same process
+            res["search"] = search_times(args, args.mode == "baseline")
+        print(json.dumps(res))
         return 0
     print(json.dumps(step_times(args)))
     return 0

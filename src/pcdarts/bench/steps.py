@@ -221,6 +221,16 @@ def step_peak(args: argparse.Namespace, baseline: bool, k: int | None = None) ->
     return {"mode": "baseline" if baseline else "optimised", "search_peak_mib": peak}
 
 
+def search_times(args: argparse.Namespace, baseline: bool) -> dict[str, float]:
+    """One mode's search step (arch + weight): warmed up once, then timed ``repeats`` times."""
+    device = torch.device(args.device)
+    arch_step, weight_step, _ = search_stepper(args, baseline, device, getattr(args, "recompute", "none"))
+    arch_step()
+    weight_step()
+    times = [timeit(arch_step, 1, 0, device)[0] + timeit(weight_step, 1, 0, device)[0] for _ in range(args.repeats)]
+    return summarise_times(times, args.batch)
+
+
 def timeit(fn: Any, repeats: int, warmup: int, device: torch.device) -> list[float]:
     for _ in range(warmup):
         fn()
