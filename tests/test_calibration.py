@@ -256,7 +256,33 @@ def test_time_by_part_counts_each_shared_run_once():
         "selections (DARTS-PT)": (1, 30.0),
         "trainings of searched cells": (2, 110.0),
     }
-    assert "| all | 6 | 0.1 |" in format_times(time_by_part({"cells": cells}, fidelity))
+    table = format_times(time_by_part({"cells": cells}, fidelity))
+    assert "| all | 6 | 0.1 | not recorded |" in table  # these runs kept no CPU time
+
+
+def test_time_by_part_sums_cpu_time_where_every_run_kept_it():
+    from pcdarts.study import format_times, time_by_part
+
+    search = {"kind": "searched", "seed": 0, "search_run": "search/s0", "search_seconds": 3600.0}
+    cells = [
+        {**search, "arm": "cap2", "search_cpu_seconds": 3000.0, "train_run": "t/x", "train_seconds": 1800.0,
+         "train_cpu_seconds": 1700.0},
+        {**search, "arm": "pt", "search_seconds": 7200.0, "search_cpu_seconds": 6000.0, "select_seconds": 3600.0,
+         "select_cpu_seconds": 3000.0, "selection": "pt", "train_run": "t/y", "train_seconds": 1800.0,
+         "train_cpu_seconds": 1600.0},
+        {"arm": "random", "kind": "random", "seed": 0, "train_run": "t/r0", "train_seconds": 1800.0},
+    ]  # fmt: skip
+    fidelity = {"rows": [{"train_run": "t/r0", "train_seconds": 1800.0}]}  # a calibration run before CPU was kept
+    parts = {p["part"]: (p["seconds"], p["cpu_seconds"]) for p in time_by_part({"cells": cells}, fidelity)}
+    assert parts == {
+        "calibration trainings": (1800.0, None),
+        "searches": (3600.0, 3000.0),  # the PT arm's total less its selection
+        "selections (DARTS-PT)": (3600.0, 3000.0),
+        "trainings of searched cells": (3600.0, 3300.0),
+    }
+    table = format_times(time_by_part({"cells": cells}, fidelity))
+    assert "| calibration trainings | 1 | 0.5 | not recorded |" in table and "| searches | 1 | 1.0 | 0.8 |" in table
+    assert "| all | 5 | 3.5 | 2.6 (recorded parts) |" in table
     assert {p["part"] for p in time_by_part({"cells": cells})} == {"searches", "selections (DARTS-PT)", "trainings"}
 
 

@@ -122,17 +122,34 @@ def test_training_resume_matches_an_uninterrupted_run(tmp_path, stop_after):
             genotype="DARTS_V2",
             drop_path=0.2,
             threads=1,
+            train_images=360,
         ),
     )
     full = run_train(cfg, tmp_path / "full", progress=False)
     with stop_after(1):
         part = run_train(cfg, tmp_path / "part", progress=False)
     assert part["stopped"]
+    before = load_checkpoint(tmp_path / "part" / "checkpoint.pt")
     resumed = run_train(cfg, tmp_path / "part", progress=False, resume=True)
     assert resumed["test_accuracy"] == full["test_accuracy"] and resumed["test_loss"] == full["test_loss"]
+    # the time before the stop is counted on: wall and CPU (this process's, every thread)
+    assert resumed["seconds"] > before["seconds"] > 0 and resumed["cpu_seconds"] > before["cpu_seconds"] > 0
+    epochs = [json.loads(x) for x in (tmp_path / "part" / "metrics.jsonl").read_text().splitlines()]
+    assert [m["epoch"] for m in epochs] == [1, 2, 3] and all(m["epoch_cpu_seconds"] > 0 for m in epochs)
     a = load_checkpoint(tmp_path / "full" / "last.pt")["model"]
     b = load_checkpoint(tmp_path / "part" / "last.pt")["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_run_clock_counts_on_from_its_checkpoint_and_knows_what_it_missed():
+    from pcdarts.rundir import RunClock
+
+    fresh = RunClock()
+    assert 0 <= fresh.wall() < 5 and 0 <= fresh.cpu() < 5 and set(fresh.state()) == {"seconds", "cpu_seconds"}
+    resumed = RunClock({"seconds": 100.0, "cpu_seconds": 80.0})
+    assert resumed.wall() >= 100.0 and resumed.cpu() >= 80.0
+    old = RunClock({"seconds": 100.0})  # a checkpoint written before CPU time was kept
+    assert old.wall() >= 100.0 and old.cpu() is None and set(old.state()) == {"seconds"}
 
 
 def test_checkpoint_holds_everything_to_continue(digits_runs):

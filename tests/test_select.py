@@ -104,6 +104,7 @@ def _stop_after(rounds):
 def test_selection_gives_a_valid_cell_with_every_decision_recorded(search_run, tmp_path):
     cfg = SelectConfig(tune_epochs=0, score_batches=1, threads=1)
     result = run_select(search_run, tmp_path / "whole", cfg, progress=False)
+    assert result["seconds"] > 0 and 0 < result["cpu_seconds"]  # a study's time table sums both
     g = Genotype.from_dict(result["genotype"])
     for cell in (g.normal, g.reduce):
         assert len(cell) == 8 and all(op != "none" for op, _ in cell)
@@ -131,6 +132,7 @@ def test_a_resumed_selection_equals_an_uninterrupted_one(search_run, tmp_path, m
     a = load_checkpoint(tmp_path / "whole" / "select_checkpoint.pt")
     b = load_checkpoint(tmp_path / "resumed" / "select_checkpoint.pt")
     assert a["decisions"] == b["decisions"] and a["projection"] == b["projection"] and a["tune_done"] > 0
+    assert b["cpu_seconds"] > 0 and b["seconds"] > 0
     for k in a["model"]:
         assert torch.equal(a["model"][k], b["model"][k]), k
 

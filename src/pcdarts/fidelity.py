@@ -184,6 +184,7 @@ def _row(cell: int, budget: int, seed: int, trained: dict[str, Any]) -> dict[str
         "param_free_normal": param_free_count(genotype.normal),
         "param_free_reduce": param_free_count(genotype.reduce),
         "train_seconds": trained["seconds"],
+        "train_cpu_seconds": trained.get("cpu_seconds"),
         "train_run": trained["run"],
         "revision": trained.get("revision"),
     }

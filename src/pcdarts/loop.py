@@ -27,6 +27,7 @@ from .rundir import (
     FILE_FORMAT,
     GracefulStop,
     MetricsLog,
+    RunClock,
     RunDir,
     RunError,
     RunLock,
@@ -174,13 +175,13 @@ class Task(Protocol):
 
     def run_epoch(self, epoch: int, after_step: Callable[[int], bool]) -> bool: ...  # True: interrupted
 
-    def end_epoch(self, epoch: int, seconds: float, metrics: MetricsLog) -> dict[str, Any]: ...
+    def end_epoch(self, epoch: int, seconds: float, metrics: MetricsLog, *, cpu_seconds: float) -> dict[str, Any]: ...
 
     def state_dict(self) -> dict[str, Any]: ...  # task part of checkpoint.pt (streams via ctx)
 
     def stop_reason(self) -> str | None: ...  # a task-level reason to end before the last epoch
 
-    def finish(self, *, stopped: bool, seconds: float) -> dict[str, Any]: ...
+    def finish(self, *, stopped: bool, seconds: float, cpu_seconds: float | None) -> dict[str, Any]: ...
 
 
 def run_task(
@@ -268,7 +269,7 @@ def _run(
         enabled=info.is_main,
         old_format=ctx.old_format,
     )
-    t0 = time.time() - (state or {}).get("seconds", 0.0)
+    clock = RunClock(state)
 
     def checkpoint(epoch: int, mid_epoch: bool) -> None:
         task_state = task.state_dict()  # every rank takes part: it gathers stream positions
@@ -277,7 +278,7 @@ def _run(
             # "epoch" counts the finished epochs; mid_epoch: part of the next one is done too
             common = {"kind": task.checkpoint_kind, "format": FILE_FORMAT, "config": asdict(cfg)}
             common.update(epoch=epoch, mid_epoch=mid_epoch)
-            save_checkpoint(out / "checkpoint.pt", {**common, **task_state, "rng": rng, "seconds": time.time() - t0})
+            save_checkpoint(out / "checkpoint.pt", {**common, **task_state, "rng": rng, **clock.state()})
 
     stopped = False
     with GracefulStop() as stop:
@@ -296,17 +297,17 @@ def _run(
                 bar.update(1)
                 return stop.requested
 
-            t_epoch = time.time()
+            t_epoch, c_epoch = time.time(), time.process_time()
             interrupted = task.run_epoch(epoch, after_step)
             bar.close()
             if interrupted:
                 checkpoint(epoch, mid_epoch=True)
                 stopped = True
                 break
-            record = task.end_epoch(epoch, time.time() - t_epoch, metrics)
+            record = task.end_epoch(epoch, time.time() - t_epoch, metrics, cpu_seconds=time.process_time() - c_epoch)
             if info.is_main:
                 cost = getattr(task, "epoch_cost", None)
-                log.info(epoch_line(task.kind, record, epoch, cfg.epochs, time.time() - t0, start_epoch, cost))
+                log.info(epoch_line(task.kind, record, epoch, cfg.epochs, clock.wall(), start_epoch, cost))
             checkpoint(epoch + 1, mid_epoch=False)
             reason = task.stop_reason()
             if reason is not None:
@@ -317,4 +318,4 @@ def _run(
                 if stopped:
                     break
     metrics.close()
-    return task.finish(stopped=stopped, seconds=time.time() - t0)
+    return task.finish(stopped=stopped, seconds=clock.wall(), cpu_seconds=clock.cpu())

@@ -161,6 +161,34 @@ def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode())
 
 
+class RunClock:
+    """Wall and CPU seconds of a run, counted on from its checkpoint, so a resumed run reports its whole cost.
+
+    CPU time is this process's (every thread of it; rank 0's under torchrun). It is None for a run resumed
+    from a checkpoint written before CPU time was kept: the part before would be missing.
+    """
+
+    def __init__(self, state: dict[str, Any] | None = None) -> None:
+        state = state or {}
+        self.t0 = time.time() - float(state.get("seconds", 0.0))
+        self.cpu_known = not state or "cpu_seconds" in state
+        self.c0 = time.process_time() - float(state.get("cpu_seconds", 0.0))
+
+    def wall(self) -> float:
+        return time.time() - self.t0
+
+    def cpu(self) -> float | None:
+        return time.process_time() - self.c0 if self.cpu_known else None
+
+    def state(self) -> dict[str, float]:
+        """What a checkpoint keeps to count on after a resume."""
+        out = {"seconds": self.wall()}
+        cpu = self.cpu()
+        if cpu is not None:
+            out["cpu_seconds"] = cpu
+        return out
+
+
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     import io
 

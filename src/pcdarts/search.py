@@ -261,7 +261,7 @@ class SearchTask:
             scaler=self.scaler,
         )
 
-    def end_epoch(self, epoch: int, seconds: float, metrics: MetricsLog) -> dict[str, Any]:
+    def end_epoch(self, epoch: int, seconds: float, metrics: MetricsLog, *, cpu_seconds: float) -> dict[str, Any]:
         info, model = self.ctx.info, self.model
         stats = epoch_stats(all_reduce_sums(self.acc, info))
         check_finite(stats, "search")
@@ -277,6 +277,7 @@ class SearchTask:
             "val_loss": val_stats["loss"],
             "val_acc": val_stats["top1"],
             "epoch_seconds": seconds,
+            "epoch_cpu_seconds": cpu_seconds,
             "step_seconds": seconds / max(stats["steps"], 1),
             **collapse_count(genotype),
         }
@@ -312,7 +313,7 @@ class SearchTask:
     def stop_reason(self) -> str | None:
         return self.reason
 
-    def finish(self, *, stopped: bool, seconds: float) -> dict[str, Any]:
+    def finish(self, *, stopped: bool, seconds: float, cpu_seconds: float | None) -> dict[str, Any]:
         cfg, info, out, model = self.cfg, self.ctx.info, self.ctx.out, self.model
         self.hist_log.close()
         cap = cfg.max_param_free if cfg.max_param_free >= 0 else None
@@ -324,6 +325,7 @@ class SearchTask:
             "genotype": genotype.to_dict(),
             "epochs_done": len(self.history),
             "seconds": seconds,
+            "cpu_seconds": cpu_seconds,
             "stopped": stopped,
             "out": str(out),
             "is_main": info.is_main,

@@ -27,7 +27,6 @@ import logging
 import math
 import random
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -46,6 +45,7 @@ from .genotype import Genotype
 from .loop import load_data
 from .rundir import (
     GracefulStop,
+    RunClock,
     RunError,
     RunLock,
     atomic_write_json,
@@ -326,7 +326,9 @@ class Selector:
         return done
 
     # ------------------------------------------------------------ the run
-    def state_dict(self, next_round: int, done: int, decisions: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
+    def state_dict(
+        self, next_round: int, done: int, decisions: list[dict[str, Any]], clock: RunClock
+    ) -> dict[str, Any]:
         return {
             "kind": "select",
             "config": asdict(self.cfg),
@@ -340,7 +342,7 @@ class Selector:
             "train_stream": self.train.state_dict(),
             "val_stream": self.val.state_dict(),
             "rng": rng_state(),
-            "seconds": seconds,
+            **clock.state(),
         }
 
     def run(self) -> dict[str, Any]:
@@ -356,7 +358,7 @@ class Selector:
                 return read_run_json(result_file)
             self._build()
             ckpt = out / "select_checkpoint.pt"
-            start, done, decisions, spent = 0, 0, [], 0.0
+            start, done, decisions, state = 0, 0, [], None
             if ckpt.is_file():
                 state = load_checkpoint(ckpt, "cpu")
                 if state.get("kind") != "select":
@@ -370,10 +372,9 @@ class Selector:
                 self.val.load_state_dict(state["val_stream"])
                 self.projection.load_state_dict(state["projection"])
                 start, done, decisions = int(state["round"]), int(state["tune_done"]), list(state["decisions"])
-                spent = float(state.get("seconds", 0.0))
                 set_rng_state(state["rng"])
                 log.info("select: resumed at round %d of %d", start + 1, len(self.rounds))
-            t0 = time.time() - spent
+            clock = RunClock(state)
             total = len(self.rounds)
             bar = tqdm(
                 total=total,
@@ -393,7 +394,7 @@ class Selector:
                         decisions.append({"round": r, **d})
                     if r + 1 < total:
                         done = self.tune(done)
-                    save_checkpoint(ckpt, self.state_dict(r + 1, done, decisions, time.time() - t0))
+                    save_checkpoint(ckpt, self.state_dict(r + 1, done, decisions, clock))
                     bar.update(1)
                     log.info("select: round %d/%d (%s) decided", r + 1, total, plan["kind"])
                     if stop.requested:
@@ -411,7 +412,8 @@ class Selector:
                 "tune_steps_per_gap": self.tune_steps,
                 "score_batches": self.cfg.score_batches,
                 "magnitude_genotype": load_genotype_json(self.search_dir / "genotype.json"),
-                "seconds": time.time() - t0,
+                "seconds": clock.wall(),
+                "cpu_seconds": clock.cpu(),
                 "stopped": False,
             }
             atomic_write_json(out / "decisions.json", decisions)

@@ -224,6 +224,12 @@ def train_folder(out: Path, cfg: TrainConfig, genotype: Genotype) -> Path:
     return out / "train" / f"g{digest}-e{cfg.epochs}-t{cfg.seed}"
 
 
+def _cpu_sum(epochs: Any, *more: float | None) -> float | None:
+    """CPU seconds of the epochs (and ``more``), or None if any of them was run before CPU time was kept."""
+    parts = [m.get("epoch_cpu_seconds") for m in epochs] + list(more)
+    return None if any(p is None for p in parts) else float(sum(parts))
+
+
 def train_cell(
     out: Path, cfg: TrainConfig, genotype: Genotype, *, progress: bool = True, read_test: bool = True
 ) -> dict[str, Any]:
@@ -331,6 +337,7 @@ class Study:
             "params": trained["params"],
             "macs": trained["macs"],
             "train_seconds": trained["seconds"],
+            "train_cpu_seconds": trained.get("cpu_seconds"),
             "param_free_normal": param_free_count(genotype.normal),
             "param_free_reduce": param_free_count(genotype.reduce),
             "train_run": trained["run"],
@@ -358,6 +365,7 @@ class Study:
         )
         metrics = read_epoch_log(run / "metrics.jsonl")
         seconds = sum(m.get("epoch_seconds", 0.0) for m in metrics if m.get("epoch", 0) <= epoch)
+        cpu = _cpu_sum(m for m in metrics if m.get("epoch", 0) <= epoch)
         extra: dict[str, Any] = {}
         sel = self.cfg.select_config(arm)
         if sel is not None:  # DARTS-PT from the end of the shared search (the derivation remedies do not apply)
@@ -368,7 +376,12 @@ class Study:
                 raise KeyboardInterrupt
             genotype, epoch = Genotype.from_dict(chosen["genotype"]), scfg.epochs
             seconds = sum(m.get("epoch_seconds", 0.0) for m in metrics) + chosen["seconds"]
-            extra = {"selection": chosen["label"], "select_seconds": chosen["seconds"]}
+            cpu = _cpu_sum(metrics, chosen.get("cpu_seconds"))
+            extra = {
+                "selection": chosen["label"],
+                "select_seconds": chosen["seconds"],
+                "select_cpu_seconds": chosen.get("cpu_seconds"),
+            }
         trained = self._train(genotype)
         return self._cell(
             arm.name,
@@ -377,6 +390,7 @@ class Study:
             genotype,
             trained,
             search_seconds=seconds,
+            search_cpu_seconds=cpu,
             search_run=str(run.relative_to(self.out)),
             search_epoch=epoch,
             early_stop=reason,
@@ -581,39 +595,64 @@ def format_cells(study: dict[str, Any]) -> str:
 
 
 def time_by_part(study: dict[str, Any], fidelity: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """Run time of each part of a study, counted once however many arms share a run: the calibration's
+    """Wall and CPU time of each part of a study, counted once however many arms share a run: the calibration's
     trainings (which a study reuses as its random arm), the searches, the perturbation-based selections, and the
-    trainings not already counted. Each run uses the threads it was given (one in the studies here)."""
-    calibrated = {r["train_run"]: r["train_seconds"] for r in (fidelity or {}).get("rows", [])}
-    searches: dict[str, float] = {}
-    selections: dict[tuple[str, str], float] = {}
-    trainings: dict[str, float] = {}
+    trainings not already counted. Each run uses the threads it was given (one in the studies here). A part's
+    CPU time is None when any of its runs was made before CPU time was kept."""
+    Time = tuple[float, float | None]  # wall, CPU
+    calibrated: dict[Any, Time] = {
+        r["train_run"]: (r["train_seconds"], r.get("train_cpu_seconds")) for r in (fidelity or {}).get("rows", [])
+    }
+    searches: dict[Any, Time] = {}
+    selections: dict[Any, Time] = {}
+    trainings: dict[Any, Time] = {}
     for c in study["cells"]:
         if c["kind"] == "searched":
-            select = c.get("select_seconds", 0.0)
+            select = (c.get("select_seconds", 0.0), c.get("select_cpu_seconds"))
             run = c.get("search_run", f"{c['arm']}-{c['seed']}")
-            searches[run] = max(searches.get(run, 0.0), c.get("search_seconds", 0.0) - select)
+            cpu = c.get("search_cpu_seconds")
+            search = (c.get("search_seconds", 0.0) - select[0], None if cpu is None else cpu - (select[1] or 0.0))
+            if "selection" in c and select[1] is None:
+                search = (search[0], None)
+            if search[0] >= searches.get(run, (-1.0, None))[0]:  # the longest: a magnitude arm may stop early
+                searches[run] = search
             if "selection" in c:
                 selections[run, c["selection"]] = select
         if c["train_run"] not in calibrated:
-            trainings[c["train_run"]] = c["train_seconds"]
+            trainings[c["train_run"]] = (c["train_seconds"], c.get("train_cpu_seconds"))
     parts = [
         ("calibration trainings", calibrated),
         ("searches", searches),
         ("selections (DARTS-PT)", selections),
         ("trainings of searched cells" if calibrated else "trainings", trainings),
     ]
-    return [{"part": name, "runs": len(runs), "seconds": float(sum(runs.values()))} for name, runs in parts if runs]
+    out = []
+    for name, runs in parts:
+        if runs:
+            cpus = [cpu for _, cpu in runs.values()]
+            cpu_total = None if any(c is None for c in cpus) else float(sum(cpus))
+            wall = float(sum(w for w, _ in runs.values()))
+            out.append({"part": name, "runs": len(runs), "seconds": wall, "cpu_seconds": cpu_total})
+    return out
 
 
 def format_times(parts: list[dict[str, Any]]) -> str:
-    """``time_by_part`` as a Markdown table in hours: each run's own duration, summed (runs that went on at
-    the same time add up, so two processes sharing a part finish it in about half the sum)."""
-    lines = ["| part | runs | summed run time (wall, h) |", "|---|---|---|"]
+    """``time_by_part`` as a Markdown table in hours: each run's own wall and CPU time, summed (runs that
+    went on at the same time add up, so two processes sharing a part finish it in about half the wall sum)."""
+
+    def cpu(seconds: float | None) -> str:
+        return "not recorded" if seconds is None else f"{seconds / 3600:.1f}"
+
+    lines = ["| part | runs | summed run time (wall, h) | summed CPU time (h) |", "|---|---|---|---|"]
     for p in parts:
-        lines.append(f"| {p['part']} | {p['runs']} | {p['seconds'] / 3600:.1f} |")
+        lines.append(f"| {p['part']} | {p['runs']} | {p['seconds'] / 3600:.1f} | {cpu(p.get('cpu_seconds'))} |")
     total = sum(p["seconds"] for p in parts)
-    lines.append(f"| all | {sum(p['runs'] for p in parts)} | {total / 3600:.1f} |")
+    cpus = [p.get("cpu_seconds") for p in parts]
+    recorded = [c for c in cpus if c is not None]
+    cpu_all = cpu(sum(recorded)) + (" (recorded parts)" if recorded and len(recorded) < len(cpus) else "")
+    if not recorded:
+        cpu_all = "not recorded"
+    lines.append(f"| all | {sum(p['runs'] for p in parts)} | {total / 3600:.1f} | {cpu_all} |")
     return "\n".join(lines)
 
 

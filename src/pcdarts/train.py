@@ -192,7 +192,7 @@ class TrainTask:
             scaler=self.scaler,
         )
 
-    def end_epoch(self, epoch: int, seconds: float, metrics: MetricsLog) -> dict[str, Any]:
+    def end_epoch(self, epoch: int, seconds: float, metrics: MetricsLog, *, cpu_seconds: float) -> dict[str, Any]:
         info = self.ctx.info
         stats = epoch_stats(all_reduce_sums(self.acc, info))
         check_finite(stats, "training")
@@ -203,6 +203,7 @@ class TrainTask:
             "train_loss": stats["loss"],
             "train_acc": stats["accuracy"],
             "epoch_seconds": seconds,
+            "epoch_cpu_seconds": cpu_seconds,
             "step_seconds": seconds / max(stats["steps"], 1),
         }
         if self.val is not None:
@@ -235,7 +236,7 @@ class TrainTask:
     def stop_reason(self) -> str | None:
         return None
 
-    def finish(self, *, stopped: bool, seconds: float) -> dict[str, Any]:
+    def finish(self, *, stopped: bool, seconds: float, cpu_seconds: float | None) -> dict[str, Any]:
         cfg, info, out, model, ds = self.cfg, self.ctx.info, self.ctx.out, self.model, self.ds
         result: dict[str, Any] = {"stopped": stopped, "out": str(out), "is_main": info.is_main}
         if stopped:
@@ -262,6 +263,7 @@ class TrainTask:
             "macs": self.macs,
             "epochs": cfg.epochs,
             "seconds": seconds,
+            "cpu_seconds": cpu_seconds,
             "dataset": cfg.dataset,
             "num_classes": ds.num_classes,
             "classes": list(ds.class_names()),
