@@ -366,6 +366,9 @@ class Study:
         metrics = read_epoch_log(run / "metrics.jsonl")
         seconds = sum(m.get("epoch_seconds", 0.0) for m in metrics if m.get("epoch", 0) <= epoch)
         cpu = _cpu_sum(m for m in metrics if m.get("epoch", 0) <= epoch)
+        # the shared search as it ran, every epoch (an arm that stops early reads fewer): the time table's figure
+        whole = {"search_run_seconds": sum(m.get("epoch_seconds", 0.0) for m in metrics)}
+        whole["search_run_cpu_seconds"] = _cpu_sum(metrics)
         extra: dict[str, Any] = {}
         sel = self.cfg.select_config(arm)
         if sel is not None:  # DARTS-PT from the end of the shared search (the derivation remedies do not apply)
@@ -391,6 +394,7 @@ class Study:
             trained,
             search_seconds=seconds,
             search_cpu_seconds=cpu,
+            **whole,
             search_run=str(run.relative_to(self.out)),
             search_epoch=epoch,
             early_stop=reason,
@@ -610,11 +614,14 @@ def time_by_part(study: dict[str, Any], fidelity: dict[str, Any] | None = None) 
         if c["kind"] == "searched":
             select = (c.get("select_seconds", 0.0), c.get("select_cpu_seconds"))
             run = c.get("search_run", f"{c['arm']}-{c['seed']}")
-            cpu = c.get("search_cpu_seconds")
-            search = (c.get("search_seconds", 0.0) - select[0], None if cpu is None else cpu - (select[1] or 0.0))
-            if "selection" in c and select[1] is None:
-                search = (search[0], None)
-            if search[0] >= searches.get(run, (-1.0, None))[0]:  # the longest: a magnitude arm may stop early
+            if "search_run_seconds" in c:  # the whole shared search, however many epochs this arm read
+                search = (c["search_run_seconds"], c.get("search_run_cpu_seconds"))
+            else:  # cells written before 2026-12-05: the longest reading is the best estimate
+                cpu = c.get("search_cpu_seconds")
+                search = (c.get("search_seconds", 0.0) - select[0], None if cpu is None else cpu - (select[1] or 0.0))
+                if "selection" in c and select[1] is None:
+                    search = (search[0], None)
+            if search[0] >= searches.get(run, (-1.0, None))[0]:
                 searches[run] = search
             if "selection" in c:
                 selections[run, c["selection"]] = select
