@@ -284,7 +284,7 @@ def test_time_by_part_sums_cpu_time_where_every_run_kept_it():
     assert "| calibration trainings | 1 | 0.5 | not recorded |" in table and "| searches | 1 | 1.0 | 0.8 |" in table
     assert "| all | 5 | 3.5 | 2.6 (recorded parts) |" in table
     assert {p["part"] for p in time_by_part({"cells": cells})} == {"searches", "selections (DARTS-PT)", "trainings"}
-    # both arms read an early epoch of a search that ran longer: the search counts as it ran
+    # the only arm read an early epoch of a search that ran longer: the search counts as it ran
     early = [{**c, "search_seconds": 600.0, "search_run_seconds": 3600.0, "search_run_cpu_seconds": 3400.0}
              for c in cells if c["arm"] == "cap2"]  # fmt: skip
     searches = time_by_part({"cells": early})[0]

@@ -9,7 +9,7 @@ import pcdarts.select as select_mod
 from pcdarts.candidates import PRIMITIVES
 from pcdarts.cli import main
 from pcdarts.genotype import Genotype
-from pcdarts.rundir import load_checkpoint
+from pcdarts.rundir import load_checkpoint, save_checkpoint
 from pcdarts.select import Projection, SelectConfig, Selector, plan_rounds, run_select
 from pcdarts.space import node_edges, num_edges
 
@@ -127,12 +127,14 @@ def test_a_resumed_selection_equals_an_uninterrupted_one(search_run, tmp_path, m
         assert run_select(search_run, tmp_path / "whole", TINY, progress=False)["round"] == 3
         m.setattr(select_mod, "GracefulStop", _stop_after(1))
         assert run_select(search_run, tmp_path / "resumed", TINY, progress=False)["round"] == 1
+        ckpt = tmp_path / "resumed" / "select_checkpoint.pt"
+        save_checkpoint(ckpt, {**load_checkpoint(ckpt), "seconds": 1e5, "cpu_seconds": 1e5})  # time so far
         m.setattr(select_mod, "GracefulStop", _stop_after(2))
         assert run_select(search_run, tmp_path / "resumed", TINY, progress=False)["round"] == 3
     a = load_checkpoint(tmp_path / "whole" / "select_checkpoint.pt")
     b = load_checkpoint(tmp_path / "resumed" / "select_checkpoint.pt")
     assert a["decisions"] == b["decisions"] and a["projection"] == b["projection"] and a["tune_done"] > 0
-    assert b["cpu_seconds"] > 0 and b["seconds"] > 0
+    assert 1e5 < b["cpu_seconds"] < 1e5 + 600 and 1e5 < b["seconds"] < 1e5 + 600  # counted on from round 1
     for k in a["model"]:
         assert torch.equal(a["model"][k], b["model"][k]), k
 

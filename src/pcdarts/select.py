@@ -224,7 +224,9 @@ class Selector:
                 f"{ckpt}: its weights do not fit the search's config.json ({_short(exc)}); damaged"
             ) from None
         self.steps = model.steps
-        self.buffers = list(model.buffers())  # BN statistics that scoring restores; listed once, not per score
+        # every buffer (BN statistics; index tensors scoring leaves alone), listed once: the model is not moved
+        # after this, so the list holds its live tensors
+        self.buffers = list(model.buffers())
         self.projection = Projection(num_edges(model.steps), model.ops)
         model.arch_transform = self.projection
         self.architect = Architect(
@@ -358,7 +360,8 @@ class Selector:
                 return read_run_json(result_file)
             self._build()
             ckpt = out / "select_checkpoint.pt"
-            start, done, decisions, state = 0, 0, [], None
+            start, done, decisions = 0, 0, []
+            state: dict[str, Any] | None = None
             if ckpt.is_file():
                 state = load_checkpoint(ckpt, "cpu")
                 if state.get("kind") != "select":

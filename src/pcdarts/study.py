@@ -20,7 +20,7 @@ import logging
 import math
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -224,7 +224,7 @@ def train_folder(out: Path, cfg: TrainConfig, genotype: Genotype) -> Path:
     return out / "train" / f"g{digest}-e{cfg.epochs}-t{cfg.seed}"
 
 
-def _cpu_sum(epochs: Any, *more: float | None) -> float | None:
+def _cpu_sum(epochs: Iterable[Mapping[str, Any]], *more: float | None) -> float | None:
     """CPU seconds of the epochs (and ``more``), or None if any of them was run before CPU time was kept."""
     parts = [m.get("epoch_cpu_seconds") for m in epochs] + list(more)
     return None if any(p is None for p in parts) else float(sum(parts))
@@ -364,11 +364,18 @@ class Study:
             early_stop_stable=scfg.early_stop_stable,
         )
         metrics = read_epoch_log(run / "metrics.jsonl")
-        seconds = sum(m.get("epoch_seconds", 0.0) for m in metrics if m.get("epoch", 0) <= epoch)
-        cpu = _cpu_sum(m for m in metrics if m.get("epoch", 0) <= epoch)
-        # the shared search as it ran, every epoch (an arm that stops early reads fewer): the time table's figure
-        whole = {"search_run_seconds": sum(m.get("epoch_seconds", 0.0) for m in metrics)}
-        whole["search_run_cpu_seconds"] = _cpu_sum(metrics)
+        # The shared search as it ran (its result counts on across resumes; an epoch's own figure restarts when
+        # a run resumes inside it): the time table's figure, and the time of an arm that read its last epoch.
+        ran = read_run_json(run / "search_result.json") if (run / "search_result.json").is_file() else {}
+        whole = {
+            "search_run_seconds": ran.get("seconds", sum(m.get("epoch_seconds", 0.0) for m in metrics)),
+            "search_run_cpu_seconds": ran.get("cpu_seconds") if "seconds" in ran else _cpu_sum(metrics),
+        }
+        if epoch >= len(metrics):
+            seconds, cpu = whole["search_run_seconds"], whole["search_run_cpu_seconds"]
+        else:  # an arm that stops early: the epochs it read
+            seconds = sum(m.get("epoch_seconds", 0.0) for m in metrics if m.get("epoch", 0) <= epoch)
+            cpu = _cpu_sum(m for m in metrics if m.get("epoch", 0) <= epoch)
         extra: dict[str, Any] = {}
         sel = self.cfg.select_config(arm)
         if sel is not None:  # DARTS-PT from the end of the shared search (the derivation remedies do not apply)
@@ -378,8 +385,8 @@ class Study:
             if chosen.get("stopped"):
                 raise KeyboardInterrupt
             genotype, epoch = Genotype.from_dict(chosen["genotype"]), scfg.epochs
-            seconds = sum(m.get("epoch_seconds", 0.0) for m in metrics) + chosen["seconds"]
-            cpu = _cpu_sum(metrics, chosen.get("cpu_seconds"))
+            seconds = whole["search_run_seconds"] + chosen["seconds"]
+            cpu = _cpu_sum([], whole["search_run_cpu_seconds"], chosen.get("cpu_seconds"))
             extra = {
                 "selection": chosen["label"],
                 "select_seconds": chosen["seconds"],

@@ -154,7 +154,7 @@ def cmd_recompute(args: argparse.Namespace) -> dict[str, Any]:
         ("optimised", "cells"),
     ):
         flags = [*_shared_flags(args), "--recompute", recompute, "--repeats", str(args.repeats)]
-        row = _worker_json(["_step_one", "--mode", mode, "--search-only", *flags])
+        row = _worker_json(["_step_one", "--mode", mode, "--with-times", *flags])
         row["mode"] = "reference habits" if mode == "baseline" else f"recompute {recompute}"
         if mode == "optimised":
             row["batch_fitting_budget"] = auto_batch_size(
@@ -343,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--regional", action="store_true", help="compile: the supernet's edge groups (FanOut), one by one")
     p.add_argument("--by-module", action="store_true", help="memory: where the saved activations go, by module")
-    p.add_argument("--search-only", action="store_true", help=argparse.SUPPRESS)  # workers: search steps only
+    p.add_argument("--with-times", action="store_true", help=argparse.SUPPRESS)  # _step_one: time it too
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     problem = check_args(args)
@@ -399,7 +399,7 @@ def _worker(args: argparse.Namespace) -> int:
         return 0
     if args.what == "_step_one":
         res = step_peak(args, args.mode == "baseline")
-        if args.search_only:  # recompute: then this mode's step times, in the same process
+        if args.with_times:  # recompute: then this mode's search step times, in the same process
             res["search"] = search_times(args, args.mode == "baseline")
         print(json.dumps(res))
         return 0

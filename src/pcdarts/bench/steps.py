@@ -271,8 +271,6 @@ def step_times(args: argparse.Namespace) -> dict[str, Any]:
         out[b]["weight_step"] = summarise_times(p["weight"], args.batch)
         out[b]["eval_step"] = summarise_times(p["eval"], args.batch)
     del searchers
-    if getattr(args, "search_only", False):
-        return {("baseline" if b else "optimised"): v for b, v in out.items()}
     trainers = {b: train_stepper(args, b, device) for b in modes}
     for b in modes:
         trainers[b]()
