@@ -63,6 +63,30 @@ def test_calibration_again_trains_nothing_and_other_settings_are_refused(calibra
     assert "other settings (budgets)" in capsys.readouterr().err
 
 
+def test_summary_only_reads_the_finished_trainings_and_trains_nothing(calibration, tmp_path, capsys):
+    import shutil
+
+    out, args = calibration
+    look = tmp_path / "look"
+    shutil.copytree(out, look)
+    rows = load_fidelity(look)["rows"]
+    gone = next(r for r in rows if r["cell"] == 1 and r["budget_epochs"] == 1)  # a training not finished yet
+    shutil.rmtree(look / gone["train_run"])
+    for f in ("fidelity.json", "fidelity.png"):
+        (look / f).unlink()
+    argv = [a if a != str(out) else str(look) for a in args]
+    assert main([*argv, "--summary-only"]) == 0
+    assert "(8 of 9 trainings)" in capsys.readouterr().out
+    assert not (look / gone["train_run"]).exists()  # nothing trained
+    fid = load_fidelity(look)
+    assert len(fid["rows"]) == 8 and not fid["complete"] and fid["chosen_budget"] is None
+    assert (1, 1) not in {(r["cell"], r["budget_epochs"]) for r in fid["rows"]}
+    assert (look / "fidelity.png").stat().st_size > 0
+    empty = [a if a != str(out) else str(tmp_path / "none") for a in args]
+    assert main([*empty, "--summary-only"]) == 2
+    assert "holds no calibration" in capsys.readouterr().err and not (tmp_path / "none").exists()
+
+
 def test_a_study_in_the_folder_reuses_a_budget_as_its_random_arm_and_reads_test_once(calibration, idx_dir):
     out, _ = calibration
     trained = sorted(p.name for p in (out / "train").iterdir())

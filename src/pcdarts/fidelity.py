@@ -27,7 +27,7 @@ from .config import TrainConfig, resolve_config
 from .errors import ConfigError
 from .genotype import random_genotype
 from .rundir import FILE_FORMAT, RunError, atomic_write_json
-from .study import check_pinned, run_units, train_cell
+from .study import check_pinned, run_units, train_cell, train_folder
 
 log = logging.getLogger(__name__)
 
@@ -208,16 +208,39 @@ class Fidelity:
         trained = train_cell(self.out, tcfg, random_genotype(cell), progress=self.progress, read_test=False)
         return _row(cell, budget, seed, trained)
 
-    def plan(self) -> list[tuple[str, Any]]:
-        """Cell by cell (every budget, then its second seed), so a partial calibration has whole cells."""
-        cfg, units = self.cfg, []
+    def keys(self) -> list[tuple[int, int, int]]:
+        """(cell, budget, training seed) cell by cell (every budget, then its second seed), so a partial
+        calibration has whole cells."""
+        cfg, keys = self.cfg, []
         for c in range(cfg.cells):
-            for b in cfg.budgets:
-                units.append((f"cell {c}, {b} epochs", lambda c=c, b=b: self._unit(c, b, cfg.train_seed)))
+            keys += [(c, b, cfg.train_seed) for b in cfg.budgets]
             if c < cfg.seed_cells:
-                sb, s2 = cfg.second_seed_budget, cfg.train_seed + 1
-                units.append((f"cell {c}, {sb} epochs, seed {s2}", lambda c=c, sb=sb, s2=s2: self._unit(c, sb, s2)))
-        return units
+                keys.append((c, cfg.second_seed_budget, cfg.train_seed + 1))
+        return keys
+
+    def plan(self) -> list[tuple[str, Any]]:
+        first = self.cfg.train_seed
+        return [
+            (f"cell {c}, {b} epochs" + (f", seed {s}" if s != first else ""), lambda c=c, b=b, s=s: self._unit(c, b, s))
+            for c, b, s in self.keys()
+        ]
+
+    def summarise_finished(self) -> dict[str, Any]:
+        """fidelity.json from the trainings finished so far, training nothing: a look at a calibration that
+        other processes may still be running (its budget is chosen only once every training is done)."""
+        if not (self.out / "fidelity_config.json").is_file():
+            raise RunError(f"{self.out} holds no calibration: run pcdarts fidelity there without --summary-only first")
+        check_pinned(self.out, "fidelity_config.json", self.cfg.to_dict(), "calibration")
+        keys = self.keys()
+        done = [
+            (c, b, s)
+            for c, b, s in keys
+            if (train_folder(self.out, self.cfg.train_config(b, s), random_genotype(c)) / "result.json").is_file()
+        ]
+        self.rows = [self._unit(c, b, s) for c, b, s in done]  # finished: each is read back, not trained
+        summary = self.write()
+        summary["units_done"], summary["units"] = len(done), len(keys)
+        return summary
 
     def run(self) -> dict[str, Any]:
         check_pinned(self.out, "fidelity_config.json", self.cfg.to_dict(), "calibration")
@@ -242,9 +265,15 @@ class Fidelity:
         return summary
 
 
-def run_fidelity(cfg: FidelityConfig, out: str | Path, *, progress: bool = True, threads: int = 0) -> dict[str, Any]:
-    """Run (or continue) a calibration; returns the summary also written to ``out/fidelity.json``."""
-    return Fidelity(cfg, out, progress=progress, threads=threads).run()
+def run_fidelity(
+    cfg: FidelityConfig, out: str | Path, *, progress: bool = True, threads: int = 0, summary_only: bool = False
+) -> dict[str, Any]:
+    """Run (or continue) a calibration; returns the summary also written to ``out/fidelity.json``.
+
+    ``summary_only``: write the summary of the trainings finished so far and train nothing.
+    """
+    fid = Fidelity(cfg, out, progress=progress, threads=threads)
+    return fid.summarise_finished() if summary_only else fid.run()
 
 
 def format_fidelity(summary: dict[str, Any]) -> str:

@@ -476,7 +476,7 @@ def cmd_fidelity(ns: argparse.Namespace) -> int:
     for item in ns.train_set:
         values.setdefault("train", {}).update(Arm.parse(f"x:{item}").overrides)
     cfg = FidelityConfig(**values)
-    summary = run_fidelity(cfg, ns.out, progress=not ns.no_progress, threads=ns.threads)
+    summary = run_fidelity(cfg, ns.out, progress=not ns.no_progress, threads=ns.threads, summary_only=ns.summary_only)
     png = plot_fidelity(summary, Path(ns.out) / "fidelity.png")
     print(format_fidelity(summary))
     print(f"fidelity.json and {png.name} in {ns.out} ({summary['units_done']} of {summary['units']} trainings)")

@@ -257,6 +257,11 @@ def build_parser() -> argparse.ArgumentParser:
     fi.add_argument("--train-seed", type=int, default=None, help="the first training seed (default 0)")
     fi.add_argument("--train-set", action="append", default=[], metavar="KEY=VALUE", help="training setting")
     fi.add_argument("--threads", type=int, default=0, help="intra-op threads of every training (0: torch's default)")
+    fi.add_argument(
+        "--summary-only",
+        action="store_true",
+        help="write fidelity.json and fidelity.png from the trainings finished so far; train nothing",
+    )
     fi.add_argument("--no-progress", action="store_true")
 
     x = sub.add_parser("export", help="export a trained network to ONNX, TorchScript or torch.export")
