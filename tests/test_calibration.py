@@ -82,6 +82,10 @@ def test_summary_only_reads_the_finished_trainings_and_trains_nothing(calibratio
     assert len(fid["rows"]) == 8 and not fid["complete"] and fid["chosen_budget"] is None
     assert (1, 1) not in {(r["cell"], r["budget_epochs"]) for r in fid["rows"]}
     assert (look / "fidelity.png").stat().st_size > 0
+    complete = load_fidelity(out)  # a worker finished the last training while the look read the others
+    (look / "fidelity.json").write_text(json.dumps(complete))
+    assert main([*argv, "--summary-only"]) == 0
+    assert load_fidelity(look)["chosen_budget"] == complete["chosen_budget"] is not None  # not replaced
     empty = [a if a != str(out) else str(tmp_path / "none") for a in args]
     assert main([*empty, "--summary-only"]) == 2
     assert "holds no calibration" in capsys.readouterr().err and not (tmp_path / "none").exists()
