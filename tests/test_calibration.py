@@ -155,6 +155,36 @@ def test_units_held_by_another_process_are_taken_up_when_free(tmp_path):
     assert order == [(0, "a"), (2, "c"), (1, "b")]
 
 
+def test_units_waiting_for_the_budget_are_retried_after_progress_and_returned_when_nothing_else_is_left():
+    from pcdarts.study import BudgetPending
+
+    known, order, calls = {"budget": False}, [], {"b": 0}
+
+    def needs_budget():
+        if not known["budget"]:
+            raise BudgetPending("waits")
+        return {"unit": "a"}
+
+    def busy_once():
+        calls["b"] += 1
+        if calls["b"] == 1:
+            raise RunBusy("held elsewhere")
+        return {"unit": "b"}
+
+    def record(i, cell):
+        order.append((i, cell["unit"]))
+
+    def chooses():  # the calibration finishes while this unit runs
+        known["budget"] = True
+        return {"unit": "c"}
+
+    assert run_units([("a", needs_budget), ("c", chooses)], record, poll_seconds=0) == []
+    assert order == [(1, "c"), (0, "a")]  # the waiting unit was taken up again once there was progress
+    known["budget"], order[:] = False, []
+    assert run_units([("a", needs_budget), ("b", busy_once)], record, poll_seconds=0) == [0]
+    assert order == [(1, "b")]  # waited for the busy unit, then returned the one still waiting
+
+
 def test_a_second_lock_on_a_folder_is_refused_until_the_first_is_released(tmp_path):
     with RunLock(tmp_path / "r"):
         with pytest.raises(RunBusy, match="in use by process"):
@@ -252,8 +282,8 @@ def test_a_study_budget_comes_from_a_finished_calibration_only(calibration, tmp_
     unfinished = tmp_path / "unfinished"
     unfinished.mkdir()
     (unfinished / "fidelity.json").write_text(json.dumps({**fid, "chosen_budget": None}))
-    assert main([*base, "--budget-from", str(unfinished)]) == 2
-    assert "not finished" in capsys.readouterr().err
+    assert main([*base, "--budget-from", str(unfinished), "--train-set", "layers=4"]) == 2
+    assert "other training settings" in capsys.readouterr().err and not (tmp_path / "s").exists()
 
 
 def test_time_by_part_counts_each_shared_run_once():
@@ -374,7 +404,7 @@ def test_study_print_config_shows_the_plan_and_writes_nothing(calibration, idx_d
             "--arm", "pt:select=pt,select_tune_epochs=0.2"]  # fmt: skip
     for k, v in TRAIN.items():
         args += ["--train-set", f"{k}={json.dumps(v)}"]
-    run, args = args, [*args, "--print-config"]
+    args = [*args, "--print-config"]
     assert main([*args, "--budget-from", str(unfinished)]) == 0
     plan = json.loads(capsys.readouterr().out)
     assert not out.exists()
@@ -392,8 +422,6 @@ def test_study_print_config_shows_the_plan_and_writes_nothing(calibration, idx_d
         == plan["arms"]["pt"]["select"]["threads"]
         == 1
     )
-    assert main([*run, "--budget-from", str(unfinished)]) == 2  # the run itself still needs the budget
-    assert "is not finished" in capsys.readouterr().err and not out.exists()
     assert main([*args, "--budget-from", str(unfinished), "--train-set", "lr=0.5"]) == 2
     assert "other training settings" in capsys.readouterr().err
 
@@ -411,3 +439,56 @@ def test_comparisons_put_the_primary_first_and_mark_the_others_secondary():
             "genotype": {"normal": [["skip_connect", 0]], "reduce": [["max_pool_3x3", 1]]}}  # fmt: skip
     line = format_cells({"cells": [cell]}).splitlines()[2]
     assert line == "| cap2 | 3 | 90.00 % | - | 12,345 | 2 / 1 | 16 | skip_connect(0) | max_pool_3x3(1) |"
+
+
+def test_a_study_searches_while_its_calibration_runs_and_trains_once_the_budget_is_chosen(
+    calibration, idx_dir, tmp_path, capsys
+):
+    """Searches and selections do not depend on the training budget: they run before the calibration is
+    finished, no cell is trained and nothing is pinned until the budget is chosen, and a run that sees the
+    budget arrive carries on with the trainings (the calibration's own trainings reused)."""
+    import shutil
+
+    calib, _ = calibration
+    fid = json.loads((calib / "fidelity.json").read_text())
+    chosen = fid["chosen_budget"]
+    out = tmp_path / "study"  # the study in its calibration's folder, as Study II runs
+    shutil.copytree(calib, out, ignore=shutil.ignore_patterns("study*"))
+    (out / "fidelity.json").write_text(json.dumps({**fid, "chosen_budget": None}))
+    args = ["study", "--out", str(out), "--budget-from", str(out), "--dataset", "fashion-mnist", "--data",
+            str(idx_dir), "--searches", "1", "--random", "2", "--threads", "1", "--no-progress"]  # fmt: skip
+    for k, v in dict(image_size=8, init_channels=4, layers=3, epochs=2, warmup_epochs=1, batch_size=32).items():
+        args += ["--search-set", f"{k}={v}"]
+    for k, v in TRAIN.items():
+        args += ["--train-set", f"{k}={json.dumps(v)}"]
+    trained = sorted(p.name for p in (out / "train").iterdir())
+    assert main(args) == 0
+    said = capsys.readouterr().out
+    assert "has not chosen the training budget yet" in said and "3 of 3 units wait" in said
+    (search,) = (out / "search").iterdir()
+    assert (search / "genotype.json").is_file()
+    assert sorted(p.name for p in (out / "train").iterdir()) == trained  # nothing trained
+    assert not (out / "study.json").exists() and not (out / "study_config.json").exists()
+    searched_at = (search / "search_result.json").stat().st_mtime_ns
+
+    # The budget arrives while a run is under way: the units that waited are taken up again in the same run.
+    answers = iter([None])
+    values = json.loads(json.dumps({"train": TRAIN}))
+    from pcdarts.study import Arm
+
+    cfg = StudyConfig(dataset="fashion-mnist", data=str(idx_dir), arms=(Arm("pcdarts"),), searches=1,
+                      random_cells=2, search=dict(image_size=8, init_channels=4, layers=3, epochs=2, warmup_epochs=1,
+                                                  batch_size=32), train=values["train"])  # fmt: skip
+    summary = run_study(cfg, out, progress=False, threads=1, budget=lambda: next(answers, chosen))
+    assert summary["complete"] and [c["arm"] for c in summary["cells"]] == ["pcdarts", "random", "random"]
+    assert {c["budget_epochs"] for c in summary["cells"]} == {chosen}
+    assert (search / "search_result.json").stat().st_mtime_ns == searched_at  # the search was not run again
+    new = sorted(set(p.name for p in (out / "train").iterdir()) - set(trained))
+    assert len(new) == 1 and new[0].endswith(f"-e{chosen}-t0")  # the searched cell; random cells reused
+    pinned = json.loads((out / "study_config.json").read_text())
+    assert pinned["train"]["epochs"] == chosen
+
+    (out / "fidelity.json").write_text(json.dumps(fid))  # finished: the same command reads everything back
+    assert main(args) == 0
+    assert "random" in capsys.readouterr().out and json.loads((out / "study.json").read_text())["complete"]
+    assert sorted(set(p.name for p in (out / "train").iterdir()) - set(trained)) == new

@@ -262,19 +262,25 @@ def train_cell(
     return result
 
 
+class BudgetPending(Exception):
+    """A unit has done what it can and needs the training budget, which its calibration has not chosen yet."""
+
+
 def run_units(
     units: list[tuple[str, Callable[[], dict[str, Any]]]],
     record: Callable[[int, dict[str, Any]], None],
     *,
     poll_seconds: float = 30.0,
-) -> None:
+) -> list[int]:
     """Run work units in order; one another process holds is skipped and taken up again once it is free.
 
     Two processes running the same study or calibration thus share its units without running one twice.
+    A unit that raises ``BudgetPending`` is tried again on the next pass; the units still waiting for the
+    budget when nothing else is left to do (or running elsewhere) are returned, not waited for.
     """
     pending = list(range(len(units)))
     while pending:
-        busy = []
+        busy, waiting, progressed = [], [], False
         for i in pending:
             name, unit = units[i]
             log.info("unit %d/%d: %s", i + 1, len(units), name)
@@ -284,18 +290,37 @@ def run_units(
                 log.info("%s: %s; taking the next unit", name, exc)
                 busy.append(i)
                 continue
+            except BudgetPending as exc:
+                log.info("%s: %s", name, exc)
+                waiting.append(i)
+                continue
             record(i, cell)
-        if busy and busy == pending:
+            progressed = True
+        if not progressed:
+            if not busy:
+                return waiting
             time.sleep(poll_seconds)  # everything left is running elsewhere: read it back when it is done
-        pending = busy
+        pending = sorted(busy + waiting)
+    return []
 
 
 class Study:
     """The plan of a study and its progress in ``out``; ``run()`` does what is left."""
 
-    def __init__(self, cfg: StudyConfig, out: str | Path, *, progress: bool = True, threads: int = 0):
+    def __init__(
+        self,
+        cfg: StudyConfig,
+        out: str | Path,
+        *,
+        progress: bool = True,
+        threads: int = 0,
+        budget: Callable[[], int | None] | None = None,
+    ):
+        """``budget``: where the training epochs will come from while a calibration is still choosing them
+        (the chosen epochs, or None until then); the searches and selections run meanwhile."""
         self.cfg, self.out, self.progress = cfg, Path(out), progress
         self.threads = threads
+        self.budget = budget
         self.train_cfg = cfg.train_config()
         if threads:
             self.train_cfg = replace(self.train_cfg, threads=threads)
@@ -322,7 +347,22 @@ class Study:
         return run, scfg
 
     def _train(self, genotype: Genotype) -> dict[str, Any]:
+        self._need_budget()
         return train_cell(self.out, self.train_cfg, genotype, progress=self.progress)
+
+    def _need_budget(self) -> None:
+        """Before any training: the calibrated budget, read again each time until it is chosen, then pinned."""
+        if self.budget is None:
+            return
+        epochs = self.budget()
+        if epochs is None:
+            raise BudgetPending("waits for the training budget (the calibration is not finished)")
+        self.cfg = replace(self.cfg, train={**self.cfg.train, "epochs": int(epochs)})
+        self.train_cfg = self.cfg.train_config()
+        if self.threads:
+            self.train_cfg = replace(self.train_cfg, threads=self.threads)
+        self.budget = None
+        self._check_folder()
 
     def _cell(
         self, arm: str, kind: str, seed: int, genotype: Genotype, trained: dict[str, Any], **extra: Any
@@ -437,6 +477,7 @@ class Study:
         return next(iter(spaces.values()))
 
     def _random_cell(self, seed: int) -> dict[str, Any]:
+        self._need_budget()
         genotype = random_genotype(seed, ops=self.op_space().ops)
         return self._cell("random", "random", seed, genotype, self._train(genotype), search_seconds=0.0)
 
@@ -445,14 +486,16 @@ class Study:
         """Do what is left.
 
         Units another process is running (a second ``pcdarts study`` on the same folder) are skipped
-        and read back once that process has finished them.
+        and read back once that process has finished them. While the training budget is not chosen yet
+        the searches and selections run, and the run ends with ``waiting_for_budget`` (nothing written).
         """
         for arm in self.cfg.arms:  # every arm's settings checked before the folder is pinned to them
             self.cfg.search_config(arm, 0)
             self.cfg.select_config(arm)
         if self.cfg.random_cells:  # random cells are drawn from the searches' one space
             self.op_space()
-        self._check_folder()
+        if self.budget is None:  # else pinned once the budget is known: the pinned file holds the epochs
+            self._check_folder()
         units = self.plan()
         results: dict[int, dict[str, Any]] = {}
 
@@ -461,7 +504,9 @@ class Study:
             self.cells = [results[j] for j in sorted(results)]
             self.write()
 
-        run_units([(name, unit) for name, unit in units], record)
+        waiting = run_units([(name, unit) for name, unit in units], record)
+        if self.budget is not None:  # no training could start: no study.json to write yet
+            return {"waiting_for_budget": [units[i][0] for i in waiting], "units": len(units), "units_done": 0}
         summary = self.write(complete=len(results) == len(units))
         summary["units_done"] = len(results)
         return summary
@@ -741,9 +786,19 @@ def load_study(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def run_study(cfg: StudyConfig, out: str | Path, *, progress: bool = True, threads: int = 0) -> dict[str, Any]:
-    """Run (or continue) a study; returns the summary also written to ``out/study.json``."""
+def run_study(
+    cfg: StudyConfig,
+    out: str | Path,
+    *,
+    progress: bool = True,
+    threads: int = 0,
+    budget: Callable[[], int | None] | None = None,
+) -> dict[str, Any]:
+    """Run (or continue) a study; returns the summary also written to ``out/study.json``.
+
+    With ``budget`` (a calibration still running) see ``Study``: the summary may be ``waiting_for_budget``.
+    """
     t0 = time.time()
-    summary = Study(cfg, out, progress=progress, threads=threads).run()
+    summary = Study(cfg, out, progress=progress, threads=threads, budget=budget).run()
     summary["seconds_this_call"] = time.time() - t0
     return summary

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import os
@@ -356,16 +357,26 @@ def cmd_study(ns: argparse.Namespace) -> int:
             arm = Arm.parse(f"x:{item}")
             values.setdefault(key, {}).update(arm.overrides)
     values["arms"] = tuple(values.get("arms", (Arm("pcdarts"),)))
-    budget = None
+    budget, later = None, None
     if ns.budget_from is not None:
-        budget = _calibrated_budget(ns.budget_from, values, unfinished_ok=ns.print_config)
+        budget = _calibrated_budget(ns.budget_from, values, unfinished_ok=True)
         if budget is not None:
             values["train"] = {**values.get("train", {}), "epochs": budget}
+        else:  # read again before each training: the calibration may finish while the searches run
+            later = functools.partial(_calibrated_budget, ns.budget_from, values, unfinished_ok=True)
     cfg = StudyConfig(**values)
     if ns.print_config:
         print(json.dumps(_study_plan(cfg, ns, budget), indent=2))
         return 0
-    summary = run_study(cfg, ns.out, progress=not ns.no_progress, threads=ns.threads)
+    summary = run_study(cfg, ns.out, progress=not ns.no_progress, threads=ns.threads, budget=later)
+    if "waiting_for_budget" in summary:
+        waiting = summary["waiting_for_budget"]
+        print(
+            f"the calibration in {ns.budget_from} has not chosen the training budget yet: the searches and "
+            f"selections are done, and {len(waiting)} of {summary['units']} units wait for the budget to train "
+            "their cell; run this command again once the calibration is finished"
+        )
+        return 0
     png = plot_study(summary, Path(ns.out) / "study.png")
     print(format_table(summary["arms"]))
     print(primary_verdict(summary) or verdict(summary["arms"]))

@@ -209,7 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--budget-from",
         default=None,
         metavar="DIR",
-        help="take the training epochs from the finished calibration in DIR (pcdarts fidelity's budget rule)",
+        help="take the training epochs from the calibration in DIR (pcdarts fidelity's budget rule); until it is "
+        "finished the searches and selections run and the trainings wait",
     )
     st.add_argument("--threads", type=int, default=0, help="intra-op threads of every sub-run (0: torch's default)")
     st.add_argument(
