@@ -155,8 +155,12 @@ def test_units_held_by_another_process_are_taken_up_when_free(tmp_path):
     assert order == [(0, "a"), (2, "c"), (1, "b")]
 
 
-def test_units_waiting_for_the_budget_are_retried_after_progress_and_returned_when_nothing_else_is_left():
+def test_units_waiting_for_the_budget_are_retried_after_progress_and_returned_when_nothing_else_is_left(monkeypatch):
+    import pcdarts.study as study_mod
     from pcdarts.study import BudgetPending
+
+    sleeps = []
+    monkeypatch.setattr(study_mod.time, "sleep", sleeps.append)
 
     known, order, calls = {"budget": False}, [], {"b": 0}
 
@@ -178,11 +182,11 @@ def test_units_waiting_for_the_budget_are_retried_after_progress_and_returned_wh
         known["budget"] = True
         return {"unit": "c"}
 
-    assert run_units([("a", needs_budget), ("c", chooses)], record, poll_seconds=0) == []
-    assert order == [(1, "c"), (0, "a")]  # the waiting unit was taken up again once there was progress
+    assert run_units([("a", needs_budget), ("c", chooses)], record, poll_seconds=7) == []
+    assert order == [(1, "c"), (0, "a")] and sleeps == []  # taken up again at once after progress
     known["budget"], order[:] = False, []
-    assert run_units([("a", needs_budget), ("b", busy_once)], record, poll_seconds=0) == [0]
-    assert order == [(1, "b")]  # waited for the busy unit, then returned the one still waiting
+    assert run_units([("a", needs_budget), ("b", busy_once)], record, poll_seconds=7) == [0]
+    assert order == [(1, "b")] and sleeps == [7]  # waited once for the busy unit, then returned the waiting one
 
 
 def test_a_second_lock_on_a_folder_is_refused_until_the_first_is_released(tmp_path):
@@ -271,7 +275,7 @@ def test_the_final_network_trains_channels_last_on_cpu(digits_runs):
     assert weights["stem0.0.weight"].is_contiguous(memory_format=torch.channels_last)
 
 
-def test_a_study_budget_comes_from_a_finished_calibration_only(calibration, tmp_path, capsys):
+def test_a_study_budget_is_refused_from_a_calibration_with_other_settings(calibration, tmp_path, capsys):
     out, _ = calibration
     base = ["study", "--out", str(tmp_path / "s"), "--searches", "0", "--random", "1", "--no-progress"]
     assert main([*base, "--budget-from", str(out), "--train-set", "layers=4"]) == 2
@@ -441,14 +445,29 @@ def test_comparisons_put_the_primary_first_and_mark_the_others_secondary():
     assert line == "| cap2 | 3 | 90.00 % | - | 12,345 | 2 / 1 | 16 | skip_connect(0) | max_pool_3x3(1) |"
 
 
+PENDING_SEARCH = dict(image_size=8, init_channels=4, layers=3, epochs=2, warmup_epochs=1, batch_size=32)
+PT = "pt:select=pt,select_tune_epochs=0.2,select_score_batches=2"
+
+
 def test_a_study_searches_while_its_calibration_runs_and_trains_once_the_budget_is_chosen(
-    calibration, idx_dir, tmp_path, capsys
+    calibration, idx_dir, tmp_path, capsys, monkeypatch
 ):
     """Searches and selections do not depend on the training budget: they run before the calibration is
-    finished, no cell is trained and nothing is pinned until the budget is chosen, and a run that sees the
-    budget arrive carries on with the trainings (the calibration's own trainings reused)."""
+    finished, no cell is trained, no test split read and no epochs pinned until the budget is chosen, and a
+    run that sees the budget arrive carries on with the trainings (the calibration's own trainings reused)."""
     import shutil
 
+    import pcdarts.study as study_mod
+    from pcdarts.study import Arm
+
+    selected = []  # the perturbation-based selection itself is tested in test_select.py; here, when it runs
+
+    def select(run, out, cfg, progress=True):
+        selected.append(out)
+        genotype = json.loads((run / "genotype.json").read_text())
+        return {"genotype": genotype, "label": cfg.label(), "seconds": 1.0, "cpu_seconds": 1.0}
+
+    monkeypatch.setattr(study_mod, "run_select", select)
     calib, _ = calibration
     fid = json.loads((calib / "fidelity.json").read_text())
     chosen = fid["chosen_budget"]
@@ -456,39 +475,64 @@ def test_a_study_searches_while_its_calibration_runs_and_trains_once_the_budget_
     shutil.copytree(calib, out, ignore=shutil.ignore_patterns("study*"))
     (out / "fidelity.json").write_text(json.dumps({**fid, "chosen_budget": None}))
     args = ["study", "--out", str(out), "--budget-from", str(out), "--dataset", "fashion-mnist", "--data",
-            str(idx_dir), "--searches", "1", "--random", "2", "--threads", "1", "--no-progress"]  # fmt: skip
-    for k, v in dict(image_size=8, init_channels=4, layers=3, epochs=2, warmup_epochs=1, batch_size=32).items():
+            str(idx_dir), "--searches", "1", "--random", "2", "--arm", "pcdarts", "--arm", PT, "--threads", "1",
+            "--no-progress"]  # fmt: skip
+    for k, v in PENDING_SEARCH.items():
         args += ["--search-set", f"{k}={v}"]
     for k, v in TRAIN.items():
         args += ["--train-set", f"{k}={json.dumps(v)}"]
-    trained = sorted(p.name for p in (out / "train").iterdir())
+    calibrated = {p: p.stat().st_mtime_ns for p in (out / "train").glob("*/*")}
     assert main(args) == 0
     said = capsys.readouterr().out
-    assert "has not chosen the training budget yet" in said and "3 of 3 units wait" in said
+    assert "has not chosen the training budget yet" in said and "the 4 cells' trainings wait" in said
     (search,) = (out / "search").iterdir()
-    assert (search / "genotype.json").is_file()
-    assert sorted(p.name for p in (out / "train").iterdir()) == trained  # nothing trained
+    assert (search / "genotype.json").is_file() and [p.parent for p in selected] == [search]
+    assert {p: p.stat().st_mtime_ns for p in (out / "train").glob("*/*")} == calibrated  # untouched: no test read
     assert not (out / "study.json").exists() and not (out / "study_config.json").exists()
+    assert "epochs" not in json.loads((out / "study_config_searches.json").read_text())["train"]
     searched_at = (search / "search_result.json").stat().st_mtime_ns
+    other = [a if a != "warmup_epochs=1" else "warmup_epochs=0" for a in args]  # another search, same folder
+    assert main(other) == 2
+    assert "other settings (search)" in capsys.readouterr().err
 
     # The budget arrives while a run is under way: the units that waited are taken up again in the same run.
     answers = iter([None])
-    values = json.loads(json.dumps({"train": TRAIN}))
-    from pcdarts.study import Arm
-
-    cfg = StudyConfig(dataset="fashion-mnist", data=str(idx_dir), arms=(Arm("pcdarts"),), searches=1,
-                      random_cells=2, search=dict(image_size=8, init_channels=4, layers=3, epochs=2, warmup_epochs=1,
-                                                  batch_size=32), train=values["train"])  # fmt: skip
+    cfg = StudyConfig(dataset="fashion-mnist", data=str(idx_dir), arms=(Arm("pcdarts"), Arm.parse(PT)), searches=1,
+                      random_cells=2, search=PENDING_SEARCH, train=dict(TRAIN))  # fmt: skip
     summary = run_study(cfg, out, progress=False, threads=1, budget=lambda: next(answers, chosen))
-    assert summary["complete"] and [c["arm"] for c in summary["cells"]] == ["pcdarts", "random", "random"]
+    assert summary["complete"] and [c["arm"] for c in summary["cells"]] == ["pcdarts", "pt", "random", "random"]
     assert {c["budget_epochs"] for c in summary["cells"]} == {chosen}
     assert (search / "search_result.json").stat().st_mtime_ns == searched_at  # the search was not run again
-    new = sorted(set(p.name for p in (out / "train").iterdir()) - set(trained))
-    assert len(new) == 1 and new[0].endswith(f"-e{chosen}-t0")  # the searched cell; random cells reused
-    pinned = json.loads((out / "study_config.json").read_text())
-    assert pinned["train"]["epochs"] == chosen
+    new = sorted({p.name for p in (out / "train").iterdir()} - {p.parent.name for p in calibrated})
+    assert 1 <= len(new) <= 2 and all(n.endswith(f"-e{chosen}-t0") for n in new)  # searched cells; random reused
+    assert json.loads((out / "study_config.json").read_text())["train"]["epochs"] == chosen
 
     (out / "fidelity.json").write_text(json.dumps(fid))  # finished: the same command reads everything back
     assert main(args) == 0
     assert "random" in capsys.readouterr().out and json.loads((out / "study.json").read_text())["complete"]
-    assert sorted(set(p.name for p in (out / "train").iterdir()) - set(trained)) == new
+    assert sorted({p.name for p in (out / "train").iterdir()} - {p.parent.name for p in calibrated}) == new
+
+
+def test_a_busy_pin_leaves_the_budget_to_be_read_again(calibration, idx_dir, tmp_path, monkeypatch):
+    """The folder is pinned to the budget before the study uses it: a pin that cannot be taken now (another
+    process holds the folder) is tried again, and the study never trains unpinned."""
+    import pcdarts.study as study_mod
+
+    calib, _ = calibration
+    chosen = json.loads((calib / "fidelity.json").read_text())["chosen_budget"]
+    real, calls = study_mod.check_pinned, []
+
+    def busy_once(out, name, mine, what):
+        calls.append(name)
+        if len(calls) == 1:
+            raise RunBusy("held elsewhere")
+        return real(out, name, mine, what)
+
+    monkeypatch.setattr(study_mod, "check_pinned", busy_once)
+    monkeypatch.setattr(study_mod.time, "sleep", lambda s: None)
+    out = tmp_path / "s"
+    cfg = StudyConfig(dataset="fashion-mnist", data=str(idx_dir), searches=0, random_cells=1, train=dict(TRAIN))
+    monkeypatch.setattr(study_mod.Study, "_check_folder_pending", lambda self: None)  # only the budget's pin here
+    summary = run_study(cfg, out, progress=False, threads=1, budget=lambda: chosen)
+    assert summary["complete"] and calls == ["study_config.json", "study_config.json"]
+    assert json.loads((out / "study_config.json").read_text())["train"]["epochs"] == chosen

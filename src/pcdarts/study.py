@@ -164,6 +164,15 @@ def check_reused(run: Path, cfg: SearchConfig | TrainConfig) -> None:
             )
 
 
+PENDING_PIN = "study_config_searches.json"  # all but the training epochs, by a run started before its budget
+
+
+def _without_epochs(cfg: StudyConfig) -> dict[str, Any]:
+    d = cfg.to_dict()
+    d["train"] = {k: v for k, v in d["train"].items() if k != "epochs"}
+    return d
+
+
 def _search_identity(arm: Arm, seed: int) -> str:
     """Run-folder name of an arm's search: the arm's overrides that change the search itself, and the seed.
 
@@ -278,20 +287,22 @@ def run_units(
     A unit that raises ``BudgetPending`` is tried again on the next pass; the units still waiting for the
     budget when nothing else is left to do (or running elsewhere) are returned, not waited for.
     """
-    pending = list(range(len(units)))
+    pending, tried = list(range(len(units))), set()
     while pending:
         busy, waiting, progressed = [], [], False
         for i in pending:
             name, unit = units[i]
-            log.info("unit %d/%d: %s", i + 1, len(units), name)
+            level = logging.DEBUG if i in tried else logging.INFO  # a unit tried again says so once
+            tried.add(i)
+            log.log(level, "unit %d/%d: %s", i + 1, len(units), name)
             try:
                 cell = unit()
             except RunBusy as exc:
-                log.info("%s: %s; taking the next unit", name, exc)
+                log.log(level, "%s: %s; taking the next unit", name, exc)
                 busy.append(i)
                 continue
             except BudgetPending as exc:
-                log.info("%s: %s", name, exc)
+                log.log(level, "%s: %s", name, exc)
                 waiting.append(i)
                 continue
             record(i, cell)
@@ -325,10 +336,30 @@ class Study:
         if threads:
             self.train_cfg = replace(self.train_cfg, threads=threads)
         self.cells: list[dict[str, Any]] = []
+        self._prepared: set[tuple[str, int]] = set()  # searched cells whose search (and selection) are done
 
     # ------------------------------------------------------------ bookkeeping
-    def _check_folder(self) -> None:
-        check_pinned(self.out, "study_config.json", self.cfg.to_dict(), "study")
+    def _check_folder(self, cfg: StudyConfig | None = None) -> None:
+        """Pin the folder to the study's settings; a folder that a run waiting for its budget pinned to all
+        but the training epochs must agree with those too."""
+        cfg = cfg or self.cfg
+        check_pinned(self.out, "study_config.json", cfg.to_dict(), "study")
+        if (self.out / PENDING_PIN).is_file():
+            check_pinned(self.out, PENDING_PIN, _without_epochs(cfg), "study")
+
+    def _check_folder_pending(self) -> None:
+        """Pin a study started before its budget is chosen to everything but the training epochs, so a run
+        with other settings cannot add searches to its folder meanwhile."""
+        check_pinned(self.out, PENDING_PIN, _without_epochs(self.cfg), "study")
+        if (self.out / "study_config.json").is_file():
+            theirs = read_run_json(self.out / "study_config.json")
+            if isinstance(theirs, dict) and isinstance(theirs.get("train"), dict):
+                theirs = {**theirs, "train": {k: v for k, v in theirs["train"].items() if k != "epochs"}}
+            if theirs != _without_epochs(self.cfg):
+                raise RunError(
+                    f"{self.out} holds a study with other settings: run it with the same settings to continue, "
+                    "or choose a new folder"
+                )
 
     def _search(self, arm: Arm, seed: int) -> tuple[Path, SearchConfig]:
         scfg = self.cfg.search_config(arm, seed)
@@ -357,12 +388,12 @@ class Study:
         epochs = self.budget()
         if epochs is None:
             raise BudgetPending("waits for the training budget (the calibration is not finished)")
-        self.cfg = replace(self.cfg, train={**self.cfg.train, "epochs": int(epochs)})
-        self.train_cfg = self.cfg.train_config()
+        cfg = replace(self.cfg, train={**self.cfg.train, "epochs": int(epochs)})
+        train_cfg = cfg.train_config()
         if self.threads:
-            self.train_cfg = replace(self.train_cfg, threads=self.threads)
-        self.budget = None
-        self._check_folder()
+            train_cfg = replace(train_cfg, threads=self.threads)
+        self._check_folder(cfg)  # pinned first: a pin that fails (or is busy) leaves the budget unread
+        self.cfg, self.train_cfg, self.budget = cfg, train_cfg, None
 
     def _cell(
         self, arm: str, kind: str, seed: int, genotype: Genotype, trained: dict[str, Any], **extra: Any
@@ -388,6 +419,8 @@ class Study:
         }
 
     def _searched_cell(self, arm: Arm, seed: int) -> dict[str, Any]:
+        if (arm.name, seed) in self._prepared:  # tried again while waiting: nothing to read back before the budget
+            self._need_budget()
         run, scfg = self._search(arm, seed)
         history, bad = read_epoch_log(run / "arch_history.jsonl", count_bad=True)
         if bad or [h.get("epoch") for h in history] != list(range(1, len(history) + 1)):
@@ -432,6 +465,7 @@ class Study:
                 "select_seconds": chosen["seconds"],
                 "select_cpu_seconds": chosen.get("cpu_seconds"),
             }
+        self._prepared.add((arm.name, seed))
         trained = self._train(genotype)
         return self._cell(
             arm.name,
@@ -487,15 +521,17 @@ class Study:
 
         Units another process is running (a second ``pcdarts study`` on the same folder) are skipped
         and read back once that process has finished them. While the training budget is not chosen yet
-        the searches and selections run, and the run ends with ``waiting_for_budget`` (nothing written).
+        the searches and selections run, and the run ends with ``waiting_for_budget`` (no study.json yet).
         """
         for arm in self.cfg.arms:  # every arm's settings checked before the folder is pinned to them
             self.cfg.search_config(arm, 0)
             self.cfg.select_config(arm)
         if self.cfg.random_cells:  # random cells are drawn from the searches' one space
             self.op_space()
-        if self.budget is None:  # else pinned once the budget is known: the pinned file holds the epochs
+        if self.budget is None:
             self._check_folder()
+        else:  # study_config.json holds the epochs: written once they are known
+            self._check_folder_pending()
         units = self.plan()
         results: dict[int, dict[str, Any]] = {}
 

@@ -359,22 +359,21 @@ def cmd_study(ns: argparse.Namespace) -> int:
     values["arms"] = tuple(values.get("arms", (Arm("pcdarts"),)))
     budget, later = None, None
     if ns.budget_from is not None:
-        budget = _calibrated_budget(ns.budget_from, values, unfinished_ok=True)
+        budget = _calibrated_budget(ns.budget_from, values)
         if budget is not None:
             values["train"] = {**values.get("train", {}), "epochs": budget}
         else:  # read again before each training: the calibration may finish while the searches run
-            later = functools.partial(_calibrated_budget, ns.budget_from, values, unfinished_ok=True)
+            later = functools.partial(_calibrated_budget, ns.budget_from, values)
     cfg = StudyConfig(**values)
     if ns.print_config:
         print(json.dumps(_study_plan(cfg, ns, budget), indent=2))
         return 0
     summary = run_study(cfg, ns.out, progress=not ns.no_progress, threads=ns.threads, budget=later)
     if "waiting_for_budget" in summary:
-        waiting = summary["waiting_for_budget"]
         print(
             f"the calibration in {ns.budget_from} has not chosen the training budget yet: the searches and "
-            f"selections are done, and {len(waiting)} of {summary['units']} units wait for the budget to train "
-            "their cell; run this command again once the calibration is finished"
+            f"selections are done and the {len(summary['waiting_for_budget'])} cells' trainings wait for it "
+            "(no study.json yet); run this command again once the calibration is finished"
         )
         return 0
     png = plot_study(summary, Path(ns.out) / "study.png")
@@ -410,17 +409,12 @@ def _study_plan(cfg: Any, ns: argparse.Namespace, budget: int | None) -> dict[st
     return plan
 
 
-def _calibrated_budget(folder: str, values: dict[str, Any], *, unfinished_ok: bool = False) -> int | None:
-    """The budget a finished calibration chose; refused when unfinished (None with ``unfinished_ok``) or made
+def _calibrated_budget(folder: str, values: dict[str, Any]) -> int | None:
+    """The budget the calibration in ``folder`` chose, None while it is unfinished; refused when it was made
     with another protocol."""
     from ..fidelity import load_fidelity
 
     fid = load_fidelity(folder)
-    if fid.get("chosen_budget") is None and not unfinished_ok:
-        raise ConfigError(
-            f"the calibration in {folder} is not finished ({len(fid['rows'])} trainings so far): run its "
-            "pcdarts fidelity command until it is, then start the study"
-        )
     mine = {k: v for k, v in values.get("train", {}).items() if k != "epochs"}
     if (
         not isinstance(fid["config"], dict)
