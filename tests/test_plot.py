@@ -81,3 +81,26 @@ def test_the_timeline_calls_a_genotype_stable_only_if_it_held_past_the_last_epoc
     nb = random_genotype(2, ops=SPACES["nb201"]).to_dict()  # the legend lists the searched space's ops
     out, _ = genotype_timeline([{"epoch": 1, "genotype": nb, "ops": list(SPACES["nb201"])}], tmp_path / "n.png")
     assert out.is_file()
+
+
+def test_a_picture_is_written_whole_or_not_at_all(tmp_path):
+    """A drawing that fails leaves the picture that was there; one that works replaces it in one step."""
+    from matplotlib.figure import Figure
+
+    from pcdarts.rundir import atomic_save_figure
+
+    out = tmp_path / "pic.png"
+    out.write_bytes(b"the old picture")
+
+    class Broken(Figure):
+        def savefig(self, fname, **kwargs):
+            fname.write(b"\x89PNG half")
+            raise RuntimeError("drawing failed")
+
+    with pytest.raises(RuntimeError, match="drawing failed"):
+        atomic_save_figure(Broken(), out, dpi=50)
+    assert out.read_bytes() == b"the old picture" and [p.name for p in tmp_path.iterdir()] == ["pic.png"]
+    fig = Figure(figsize=(1, 1))
+    fig.subplots().plot([0, 1], [0, 1])
+    assert atomic_save_figure(fig, out, dpi=50) == out
+    assert out.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")

@@ -26,7 +26,7 @@ from typing import Any
 from .config import TrainConfig, resolve_config
 from .errors import ConfigError
 from .genotype import random_genotype
-from .rundir import FILE_FORMAT, RunError, atomic_write_json
+from .rundir import FILE_FORMAT, RunError, atomic_save_figure, atomic_write_json
 from .study import check_pinned, run_units, train_cell, train_folder
 
 log = logging.getLogger(__name__)
@@ -347,7 +347,7 @@ def plot_fidelity(summary: dict[str, Any], out: str | Path) -> Path:
         ax.legend(fontsize=6, ncol=2, loc="lower right")
     fig.tight_layout()
     out = Path(out)
-    fig.savefig(out, dpi=120)
+    atomic_save_figure(fig, out, dpi=120)
     return out
 
 

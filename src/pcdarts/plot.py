@@ -22,6 +22,7 @@ from .candidates import OPS, PRIMITIVES
 from .derive import node_edge_weights
 from .errors import ConfigError
 from .genotype import Genotype, edge_name, param_free_count
+from .rundir import atomic_save_figure
 from .space import steps_for
 
 OP_COLOURS = {
@@ -149,7 +150,7 @@ def plot_genotype(genotype: Genotype, out: str | Path, *, renderer: str = "auto"
     draw_cell(axes[0], genotype.normal, genotype.normal_concat, "normal cell")
     draw_cell(axes[1], genotype.reduce, genotype.reduce_concat, "reduction cell")
     fig.tight_layout()
-    fig.savefig(out, dpi=130)
+    atomic_save_figure(fig, out, dpi=130)
     return "matplotlib"
 
 
@@ -214,7 +215,7 @@ def alpha_heatmaps(history: list[dict[str, Any]], out: str | Path, epochs: list[
             fig.colorbar(im2, ax=axb, fraction=0.2)
     fig.tight_layout()
     out = Path(out)
-    fig.savefig(out, dpi=110)
+    atomic_save_figure(fig, out, dpi=110)
     return out
 
 
@@ -267,7 +268,7 @@ def genotype_timeline(history: list[dict[str, Any]], out: str | Path) -> tuple[P
     axes[2].legend()
     fig.tight_layout()
     out = Path(out)
-    fig.savefig(out, dpi=110)
+    atomic_save_figure(fig, out, dpi=110)
     return out, stable
 
 
@@ -294,5 +295,5 @@ def curves(metrics: list[dict[str, Any]], out: str | Path, title: str = "") -> P
             ax.legend(fontsize=7)
     fig.tight_layout()
     out = Path(out)
-    fig.savefig(out, dpi=110)
+    atomic_save_figure(fig, out, dpi=110)
     return out

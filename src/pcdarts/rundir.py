@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import io
 import json
 import logging
 import os
@@ -155,6 +156,16 @@ def upgrade_model_state(state: dict[str, Any]) -> dict[str, Any]:
 def read_result(path: str | Path) -> dict[str, Any]:
     """A run's result.json or search_result.json, its epochs numbered from 1 (:data:`FILE_FORMAT`)."""
     return upgrade_epochs(read_run_json(path))
+
+
+def atomic_save_figure(fig: Any, path: str | Path, **kwargs: Any) -> Path:
+    """Save a matplotlib figure whole or not at all: a look while a run writes, or a kill, never meets half a
+    picture, and a failed drawing leaves the old one."""
+    path = Path(path)
+    buf = io.BytesIO()
+    fig.savefig(buf, format=path.suffix.lstrip(".").lower() or "png", **kwargs)
+    atomic_write_bytes(path, buf.getvalue())
+    return path
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:

@@ -36,6 +36,7 @@ from .rundir import (
     RunBusy,
     RunError,
     RunLock,
+    atomic_save_figure,
     atomic_write_json,
     check_out_path,
     read_epoch_log,
@@ -805,7 +806,7 @@ def plot_study(study: dict[str, Any], out: str | Path) -> Path:
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     out = Path(out)
-    fig.savefig(out, dpi=120)
+    atomic_save_figure(fig, out, dpi=120)
     return out
 
 
