@@ -143,6 +143,37 @@ def test_training_resume_matches_an_uninterrupted_run(tmp_path, stop_after):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_an_epoch_stopped_inside_counts_its_time_on_after_the_resume(tmp_path, monkeypatch):
+    """A stop inside an epoch keeps the time that epoch had taken; the resumed epoch's figures count on from it
+    (wall, CPU and per step), so metrics.jsonl does not show a cut epoch as a cheap one."""
+    import pcdarts.loop as loop
+
+    class StopAtFirstStep(loop.GracefulStop):  # as a Ctrl-C during the first step
+        @property
+        def requested(self):
+            return True
+
+        @requested.setter
+        def requested(self, value):
+            pass
+
+    torch.set_num_threads(1)
+    cfg = resolve_config(TrainConfig, "digits", dict(epochs=2, layers=3, init_channels=4, image_size=8,
+                         batch_size=128, genotype="DARTS_V2", threads=1, train_images=360))  # fmt: skip
+    with monkeypatch.context() as m:
+        m.setattr(loop, "GracefulStop", StopAtFirstStep)
+        assert run_train(cfg, tmp_path / "r", progress=False)["stopped"]
+    ckpt = load_checkpoint(tmp_path / "r" / "checkpoint.pt")
+    assert ckpt["mid_epoch"] and ckpt["epoch"] == 0 and ckpt["epoch_part"]["seconds"] > 0
+    part = {"seconds": 5e4, "cpu_seconds": 4e4}  # what the first part of epoch 1 took, as its checkpoint says
+    save_checkpoint(tmp_path / "r" / "checkpoint.pt", {**ckpt, "epoch_part": part})
+    run_train(cfg, tmp_path / "r", progress=False, resume=True)
+    first, second = [json.loads(x) for x in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    assert 5e4 < first["epoch_seconds"] < 5e4 + 600 and 4e4 < first["epoch_cpu_seconds"] < 4e4 + 600
+    assert first["step_seconds"] > 5e4 / 3  # 3 steps of 128 (the last short) in 360 images
+    assert second["epoch_seconds"] < 600 and second["epoch_cpu_seconds"] < 600
+
+
 def test_a_run_clock_counts_on_from_its_checkpoint_and_knows_what_it_missed():
     from pcdarts.rundir import RunClock
 

@@ -270,14 +270,19 @@ def _run(
         old_format=ctx.old_format,
     )
     clock = RunClock(state)
+    # The time an epoch that a run stopped inside had already taken: its figures count on from there.
+    part = (state or {}).get("epoch_part") if (state or {}).get("mid_epoch") else None
+    part_wall, part_cpu = (float(part["seconds"]), float(part["cpu_seconds"])) if part else (0.0, 0.0)
 
-    def checkpoint(epoch: int, mid_epoch: bool) -> None:
+    def checkpoint(epoch: int, mid_epoch: bool, epoch_part: dict[str, float] | None = None) -> None:
         task_state = task.state_dict()  # every rank takes part: it gathers stream positions
         rng = ctx.gather(rng_state())  # each rank's own generators (CPU and its device)
         if info.is_main:
             # "epoch" counts the finished epochs; mid_epoch: part of the next one is done too
             common = {"kind": task.checkpoint_kind, "format": FILE_FORMAT, "config": asdict(cfg)}
             common.update(epoch=epoch, mid_epoch=mid_epoch)
+            if epoch_part is not None:
+                common["epoch_part"] = epoch_part
             save_checkpoint(out / "checkpoint.pt", {**common, **task_state, "rng": rng, **clock.state()})
 
     stopped = False
@@ -297,11 +302,13 @@ def _run(
                 bar.update(1)
                 return stop.requested
 
-            t_epoch, c_epoch = time.time(), time.process_time()
+            t_epoch, c_epoch = time.time() - part_wall, time.process_time() - part_cpu
+            part_wall = part_cpu = 0.0  # only the first epoch after a resume was started before
             interrupted = task.run_epoch(epoch, after_step)
             bar.close()
             if interrupted:
-                checkpoint(epoch, mid_epoch=True)
+                done = {"seconds": time.time() - t_epoch, "cpu_seconds": time.process_time() - c_epoch}
+                checkpoint(epoch, mid_epoch=True, epoch_part=done)
                 stopped = True
                 break
             record = task.end_epoch(epoch, time.time() - t_epoch, metrics, cpu_seconds=time.process_time() - c_epoch)
