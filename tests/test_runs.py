@@ -143,9 +143,11 @@ def test_training_resume_matches_an_uninterrupted_run(tmp_path, stop_after):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_an_epoch_stopped_inside_counts_its_time_on_after_the_resume(tmp_path, monkeypatch):
+@pytest.mark.parametrize("kept", ["part", "old", "damaged"])
+def test_an_epoch_stopped_inside_counts_its_time_on_after_the_resume(tmp_path, monkeypatch, caplog, kept):
     """A stop inside an epoch keeps the time that epoch had taken; the resumed epoch's figures count on from it
-    (wall, CPU and per step), so metrics.jsonl does not show a cut epoch as a cheap one."""
+    (wall, CPU and per step), so metrics.jsonl does not show a cut epoch as a cheap one. A checkpoint from
+    before the record was kept, or with a damaged one, restarts that epoch's count (warned when damaged)."""
     import pcdarts.loop as loop
 
     class StopAtFirstStep(loop.GracefulStop):  # as a Ctrl-C during the first step
@@ -165,12 +167,21 @@ def test_an_epoch_stopped_inside_counts_its_time_on_after_the_resume(tmp_path, m
         assert run_train(cfg, tmp_path / "r", progress=False)["stopped"]
     ckpt = load_checkpoint(tmp_path / "r" / "checkpoint.pt")
     assert ckpt["mid_epoch"] and ckpt["epoch"] == 0 and ckpt["epoch_part"]["seconds"] > 0
-    part = {"seconds": 5e4, "cpu_seconds": 4e4}  # what the first part of epoch 1 took, as its checkpoint says
-    save_checkpoint(tmp_path / "r" / "checkpoint.pt", {**ckpt, "epoch_part": part})
+    if kept == "part":  # what the first part of epoch 1 took, as its checkpoint says
+        ckpt["epoch_part"] = {"seconds": 5e4, "cpu_seconds": 4e4}
+    elif kept == "old":
+        del ckpt["epoch_part"]
+    else:
+        ckpt["epoch_part"] = {"seconds": "soon"}
+    save_checkpoint(tmp_path / "r" / "checkpoint.pt", ckpt)
     run_train(cfg, tmp_path / "r", progress=False, resume=True)
     first, second = [json.loads(x) for x in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
-    assert 5e4 < first["epoch_seconds"] < 5e4 + 600 and 4e4 < first["epoch_cpu_seconds"] < 4e4 + 600
-    assert first["step_seconds"] > 5e4 / 3  # 3 steps of 128 (the last short) in 360 images
+    if kept == "part":
+        assert 5e4 < first["epoch_seconds"] < 5e4 + 600 and 4e4 < first["epoch_cpu_seconds"] < 4e4 + 600
+        assert first["step_seconds"] > 5e4 / 3  # 3 steps of 128 (the last short) in 360 images
+    else:
+        assert first["epoch_seconds"] < 600 and first["epoch_cpu_seconds"] < 600
+    assert ("record of the stopped epoch's time is damaged" in caplog.text) == (kept == "damaged")
     assert second["epoch_seconds"] < 600 and second["epoch_cpu_seconds"] < 600
 
 

@@ -62,6 +62,20 @@ RESUME_FREE = {
 }  # genotype: the cell is checked
 
 
+def _epoch_part(state: dict[str, Any] | None) -> tuple[float, float]:
+    """Wall and CPU seconds the epoch a run stopped inside had taken (0 without a stop inside one, or from a
+    checkpoint written before they were kept); a damaged record is bookkeeping only: warned about, not fatal."""
+    if not state or not state.get("mid_epoch") or "epoch_part" not in state:
+        return 0.0, 0.0
+    part = state["epoch_part"]
+    try:
+        wall, cpu = float(part["seconds"]), float(part["cpu_seconds"])
+    except (TypeError, KeyError, ValueError):
+        log.warning("the checkpoint's record of the stopped epoch's time is damaged: that epoch's time restarts")
+        return 0.0, 0.0
+    return wall, cpu
+
+
 def load_data(cfg: Any) -> TensorDataset | FolderDataset:
     """The dataset a configuration names, its train split cut to ``train_images`` when set."""
     kwargs: dict[str, Any] = {"download": cfg.download}
@@ -271,8 +285,7 @@ def _run(
     )
     clock = RunClock(state)
     # The time an epoch that a run stopped inside had already taken: its figures count on from there.
-    part = (state or {}).get("epoch_part") if (state or {}).get("mid_epoch") else None
-    part_wall, part_cpu = (float(part["seconds"]), float(part["cpu_seconds"])) if part else (0.0, 0.0)
+    part_wall, part_cpu = _epoch_part(state)
 
     def checkpoint(epoch: int, mid_epoch: bool, epoch_part: dict[str, float] | None = None) -> None:
         task_state = task.state_dict()  # every rank takes part: it gathers stream positions

@@ -22,7 +22,7 @@ from .candidates import OPS, PRIMITIVES
 from .derive import node_edge_weights
 from .errors import ConfigError
 from .genotype import Genotype, edge_name, param_free_count
-from .rundir import atomic_save_figure
+from .rundir import atomic_save_figure, atomic_write_bytes
 from .space import steps_for
 
 OP_COLOURS = {
@@ -160,7 +160,7 @@ def _plot_graphviz(genotype: Genotype, out: Path) -> None:  # pragma: no cover -
     for kind in ("normal", "reduce"):
         pairs = getattr(genotype, kind)
         concat = getattr(genotype, kind + "_concat")
-        g = graphviz.Digraph(format=out.suffix[1:], graph_attr={"rankdir": "LR"})
+        g = graphviz.Digraph(graph_attr={"rankdir": "LR"})
         names = ["c_{k-2}", "c_{k-1}"] + [str(i) for i in range(len(pairs) // 2)]
         for n in names + ["c_{k}"]:
             g.node(n, style="filled", fillcolor="lightblue" if n.startswith("c_") else "lightyellow")
@@ -169,7 +169,7 @@ def _plot_graphviz(genotype: Genotype, out: Path) -> None:  # pragma: no cover -
         for idx in concat:
             g.edge(names[idx], "c_{k}", color="gray")
         target = out if kind == "normal" else out.with_name(out.stem + "_reduce" + out.suffix)
-        g.render(str(target.with_suffix("")), cleanup=True)
+        atomic_write_bytes(target, g.pipe(format=out.suffix[1:].lower()))  # no DOT file left beside it
 
 
 def alpha_heatmaps(history: list[dict[str, Any]], out: str | Path, epochs: list[int] | None = None) -> Path:

@@ -163,7 +163,8 @@ def atomic_save_figure(fig: Any, path: str | Path, **kwargs: Any) -> Path:
     picture, and a failed drawing leaves the old one."""
     path = Path(path)
     buf = io.BytesIO()
-    fig.savefig(buf, format=path.suffix.lstrip(".").lower() or "png", **kwargs)
+    kwargs.setdefault("format", path.suffix.lstrip(".").lower() or "png")
+    fig.savefig(buf, **kwargs)
     atomic_write_bytes(path, buf.getvalue())
     return path
 
