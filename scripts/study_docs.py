@@ -23,6 +23,7 @@ from pcdarts.study import (
     load_study,
     plot_study,
     primary_verdict,
+    recompute_comparisons,
     time_by_part,
     verdict,
 )
@@ -66,7 +67,7 @@ def study1(folder: Path, root: Path) -> str:
 def study2(folder: Path, root: Path) -> str:
     from pcdarts.fidelity import format_fidelity, load_fidelity, plot_fidelity
 
-    study = load_study(folder)
+    study = recompute_comparisons(load_study(folder))  # the statistics by this revision's test
     fidelity = load_fidelity(folder) if (folder / "fidelity.json").is_file() else None
     page = root / "docs" / "STUDY.md"
     for marker in ("study2-fidelity",) * (fidelity is not None) + ("study2-table", "study2-cells", "study2-times"):

@@ -430,6 +430,34 @@ def test_study_print_config_shows_the_plan_and_writes_nothing(calibration, idx_d
     assert "other training settings" in capsys.readouterr().err
 
 
+def test_the_exact_mann_whitney_p_counts_ties_at_mid_ranks():
+    """Without ties the p-value is scipy's exact one; with ties it is the exact permutation p-value of U with
+    mid-ranks (checked against scipy's exhaustive permutation test), which scipy's exact method overstates."""
+    import numpy as np
+    from scipy.stats import mannwhitneyu, permutation_test
+
+    from pcdarts.study import mann_whitney_greater, recompute_comparisons
+
+    a, b = [0.905, 0.902, 0.901, 0.899], [0.898, 0.900, 0.897, 0.899, 0.895, 0.896]
+    p, how = mann_whitney_greater([0.905, 0.902, 0.901], b)
+    assert how.startswith("exact") and p == pytest.approx(
+        mannwhitneyu([0.905, 0.902, 0.901], b, alternative="greater", method="exact").pvalue
+    )
+
+    def u(x, y, axis):
+        return mannwhitneyu(x, y, alternative="greater", method="asymptotic", axis=axis).statistic
+
+    p, _ = mann_whitney_greater(a, b)  # 0.899 is in both groups
+    exhaustive = permutation_test((np.array(a), np.array(b)), u, permutation_type="independent",
+                                  alternative="greater", n_resamples=np.inf, vectorized=True).pvalue  # fmt: skip
+    assert p == pytest.approx(exhaustive, abs=1e-12)
+    assert p < mannwhitneyu(a, b, alternative="greater", method="exact").pvalue  # scipy's overstates it here
+    cells = [{"arm": "x", "kind": "searched", "test_accuracy": v} for v in a]
+    cells += [{"arm": "random", "kind": "random", "test_accuracy": v} for v in b]
+    study = recompute_comparisons({"config": {"arms": [{"name": "x"}]}, "cells": cells, "comparisons": []})
+    assert study["comparisons"][0]["p_value"] == p and "ties at mid-ranks" in study["comparisons"][0]["test"]
+
+
 def test_comparisons_put_the_primary_first_and_mark_the_others_secondary():
     from pcdarts.study import format_cells, format_comparisons
 
@@ -536,3 +564,15 @@ def test_a_busy_pin_leaves_the_budget_to_be_read_again(calibration, idx_dir, tmp
     summary = run_study(cfg, out, progress=False, threads=1, budget=lambda: chosen)
     assert summary["complete"] and calls == ["study_config.json", "study_config.json"]
     assert json.loads((out / "study_config.json").read_text())["train"]["epochs"] == chosen
+
+
+def test_the_study2_preset_needs_its_calibration_for_the_epochs(tmp_path, capsys):
+    """Study II's preset has no training epochs of its own: without --budget-from (or explicit epochs) a run
+    would silently train at the dataset's default, so it is refused in one line."""
+    base = ["study", "--preset", "fmnist-study2", "--out", str(tmp_path / "s"), "--print-config"]
+    assert main(base) == 2
+    assert "takes its training epochs from its calibration: add --budget-from" in capsys.readouterr().err
+    assert main([*base, "--train-set", "epochs=4"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["train"]["epochs"] == 4 and plan["study"]["primary"] == "cap2" and len(plan["units"]) == 30
+    assert not (tmp_path / "s").exists()

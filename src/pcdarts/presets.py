@@ -240,6 +240,7 @@ STUDY_PRESETS: dict[str, dict[str, Any]] = {
             arch_lr=2e-3,
         ),
         train=dict(STUDY2_TRAIN),
+        epochs_from_calibration=True,  # without --budget-from (or an explicit epochs) the run is refused
     ),
 }
 

@@ -592,17 +592,39 @@ def summarise_arms(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+EXACT_SPLITS = 2_000_000  # above this many ways to split the pooled cells, the normal approximation
+
+
+def mann_whitney_greater(a: list[float], b: list[float]) -> tuple[float, str]:
+    """One-sided Mann-Whitney U p-value for ``a`` > ``b`` and how it was computed.
+
+    Exact: U's distribution over every way to split the pooled values into groups of len(a) and len(b),
+    tied values at their mid-ranks, so ties (test accuracies move in steps of 1/10,000) are counted as they
+    fall. scipy's ``method="exact"`` ignores ties and then overstates p; without ties the two agree.
+    """
+    from itertools import combinations
+
+    from scipy.stats import mannwhitneyu, rankdata
+
+    n, m = len(a), len(b)
+    if math.comb(n + m, n) > EXACT_SPLITS:
+        p = float(mannwhitneyu(a, b, alternative="greater", method="asymptotic").pvalue)
+        return p, "normal approximation with tie correction"
+    twice = [int(round(2 * r)) for r in rankdata(list(a) + list(b))]  # mid-ranks are halves: exact integers
+    observed = sum(twice[:n])
+    at_least = sum(1 for pick in combinations(twice, n) if sum(pick) >= observed)
+    return at_least / math.comb(n + m, n), "exact, ties at mid-ranks"
+
+
 def compare_with_random(cells: list[dict[str, Any]], arm: str) -> dict[str, Any] | None:
     """An arm against the random cells on test accuracy: one-sided Mann-Whitney U (arm > random, exact) and
     the effect in random standard deviations. None until each side has two cells."""
-    from scipy.stats import mannwhitneyu
-
     a = [c["test_accuracy"] for c in cells if c["arm"] == arm]
     r = [c["test_accuracy"] for c in cells if c["kind"] == "random"]
     if len(a) < 2 or len(r) < 2:
         return None
     (ma, _), (mr, sr) = _mean_std(a), _mean_std(r)
-    p = float(mannwhitneyu(a, r, alternative="greater", method="exact").pvalue)
+    p, how = mann_whitney_greater(a, r)
     return {
         "arm": arm,
         "n": len(a),
@@ -610,8 +632,17 @@ def compare_with_random(cells: list[dict[str, Any]], arm: str) -> dict[str, Any]
         "margin": ma - mr,
         "effect_sd": (ma - mr) / sr if sr > 0 else math.nan,
         "p_value": p,
-        "test": "one-sided Mann-Whitney U (arm > random), exact",
+        "test": f"one-sided Mann-Whitney U (arm > random), {how}",
     }
+
+
+def recompute_comparisons(study: dict[str, Any]) -> dict[str, Any]:
+    """A study.json's comparisons computed again from its cells by this revision's test (a study written by
+    an older revision keeps its cells; only the statistics are redone)."""
+    arms = [a["name"] for a in study["config"]["arms"]]
+    study["comparisons"] = [c for a in arms if (c := compare_with_random(study["cells"], a)) is not None]
+    study["comparisons_revision"] = revision()
+    return study
 
 
 def primary_verdict(study: dict[str, Any]) -> str | None:
@@ -663,7 +694,8 @@ def format_comparisons(study: dict[str, Any]) -> str:
             f"| {c['arm']} | {role} | {c['n']} | {c['n_random']} | {100 * c['margin']:+.2f} points | "
             f"{c['effect_sd']:+.2f} | {c['p_value']:.3f} |"
         )
-    return "\n".join(lines)
+    tests = sorted({c.get("test", "") for c in comps} - {""})
+    return "\n".join(lines) + ("\n\np: " + "; ".join(tests) if tests else "")
 
 
 def format_cells(study: dict[str, Any]) -> str:

@@ -344,9 +344,11 @@ def cmd_study(ns: argparse.Namespace) -> int:
     from ..study import Arm, StudyConfig, format_table, plot_study, primary_verdict, run_study, verdict
 
     values: dict[str, Any] = {}
+    calibrated = False
     if ns.preset is not None:
         values = named(STUDY_PRESETS, ns.preset, "study")
         values["arms"] = [Arm(name, overrides) for name, overrides in values["arms"]]
+        calibrated = values.pop("epochs_from_calibration", False)
     for key in ("dataset", "data", "searches", "random_cells", "train_seed"):
         if getattr(ns, key) is not None:
             values[key] = getattr(ns, key)
@@ -357,6 +359,11 @@ def cmd_study(ns: argparse.Namespace) -> int:
             arm = Arm.parse(f"x:{item}")
             values.setdefault(key, {}).update(arm.overrides)
     values["arms"] = tuple(values.get("arms", (Arm("pcdarts"),)))
+    if calibrated and ns.budget_from is None and "epochs" not in values.get("train", {}):
+        raise ConfigError(
+            f"the {ns.preset} preset takes its training epochs from its calibration: add --budget-from DIR (the "
+            f"folder of `pcdarts fidelity --preset {ns.preset}`), or choose them with --train-set epochs=N"
+        )
     budget, later = None, None
     if ns.budget_from is not None:
         budget = _calibrated_budget(ns.budget_from, values)
