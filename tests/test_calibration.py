@@ -436,7 +436,7 @@ def test_the_exact_mann_whitney_p_counts_ties_at_mid_ranks():
     import numpy as np
     from scipy.stats import mannwhitneyu, permutation_test
 
-    from pcdarts.study import mann_whitney_greater, recompute_comparisons
+    from pcdarts.study import format_comparisons, mann_whitney_greater, recompute_comparisons
 
     a, b = [0.905, 0.902, 0.901, 0.899], [0.898, 0.900, 0.897, 0.899, 0.895, 0.896]
     p, how = mann_whitney_greater([0.905, 0.902, 0.901], b)
@@ -454,8 +454,13 @@ def test_the_exact_mann_whitney_p_counts_ties_at_mid_ranks():
     assert p < mannwhitneyu(a, b, alternative="greater", method="exact").pvalue  # scipy's overstates it here
     cells = [{"arm": "x", "kind": "searched", "test_accuracy": v} for v in a]
     cells += [{"arm": "random", "kind": "random", "test_accuracy": v} for v in b]
-    study = recompute_comparisons({"config": {"arms": [{"name": "x"}]}, "cells": cells, "comparisons": []})
+    as_run = [{"arm": "x", "n": 4, "n_random": 6, "margin": 0.0, "effect_sd": 0.0, "p_value": 0.5, "test": "old"}]
+    study = recompute_comparisons({"config": {"arms": [{"name": "x"}]}, "cells": cells, "comparisons": as_run})
     assert study["comparisons"][0]["p_value"] == p and "ties at mid-ranks" in study["comparisons"][0]["test"]
+    assert study["comparisons_as_run"] == as_run  # what the study wrote is kept, and shown beside
+    assert recompute_comparisons(study)["comparisons_as_run"] == as_run
+    table = format_comparisons(study)
+    assert f"| {p:.3f} | 0.500 |" in table and "as written by the study's revision: old" in table
 
 
 def test_comparisons_put_the_primary_first_and_mark_the_others_secondary():
@@ -570,8 +575,9 @@ def test_the_study2_preset_needs_its_calibration_for_the_epochs(tmp_path, capsys
     """Study II's preset has no training epochs of its own: without --budget-from (or explicit epochs) a run
     would silently train at the dataset's default, so it is refused in one line."""
     base = ["study", "--preset", "fmnist-study2", "--out", str(tmp_path / "s"), "--print-config"]
-    assert main(base) == 2
-    assert "takes its training epochs from its calibration: add --budget-from" in capsys.readouterr().err
+    for more in ([], ["--train-set", "epochs=null"]):
+        assert main([*base, *more]) == 2
+        assert "takes its training epochs from its calibration: add --budget-from" in capsys.readouterr().err
     assert main([*base, "--train-set", "epochs=4"]) == 0
     plan = json.loads(capsys.readouterr().out)
     assert plan["train"]["epochs"] == 4 and plan["study"]["primary"] == "cap2" and len(plan["units"]) == 30

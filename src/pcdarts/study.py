@@ -600,7 +600,8 @@ def mann_whitney_greater(a: list[float], b: list[float]) -> tuple[float, str]:
 
     Exact: U's distribution over every way to split the pooled values into groups of len(a) and len(b),
     tied values at their mid-ranks, so ties (test accuracies move in steps of 1/10,000) are counted as they
-    fall. scipy's ``method="exact"`` ignores ties and then overstates p; without ties the two agree.
+    fall. scipy's ``method="exact"`` looks U up in the distribution without ties: with ties its p is off (more
+    often too large than too small); without ties the two agree.
     """
     from itertools import combinations
 
@@ -609,7 +610,7 @@ def mann_whitney_greater(a: list[float], b: list[float]) -> tuple[float, str]:
     n, m = len(a), len(b)
     if math.comb(n + m, n) > EXACT_SPLITS:
         p = float(mannwhitneyu(a, b, alternative="greater", method="asymptotic").pvalue)
-        return p, "normal approximation with tie correction"
+        return p, "normal approximation with tie and continuity corrections"
     twice = [int(round(2 * r)) for r in rankdata(list(a) + list(b))]  # mid-ranks are halves: exact integers
     observed = sum(twice[:n])
     at_least = sum(1 for pick in combinations(twice, n) if sum(pick) >= observed)
@@ -640,6 +641,8 @@ def recompute_comparisons(study: dict[str, Any]) -> dict[str, Any]:
     """A study.json's comparisons computed again from its cells by this revision's test (a study written by
     an older revision keeps its cells; only the statistics are redone)."""
     arms = [a["name"] for a in study["config"]["arms"]]
+    if "comparisons_as_run" not in study:  # what the study's own revision wrote, kept beside for the record
+        study["comparisons_as_run"] = study.get("comparisons", [])
     study["comparisons"] = [c for a in arms if (c := compare_with_random(study["cells"], a)) is not None]
     study["comparisons_revision"] = revision()
     return study
@@ -684,18 +687,28 @@ def format_comparisons(study: dict[str, Any]) -> str:
     comps = sorted(study.get("comparisons", []), key=lambda c: c["arm"] != primary)
     if not comps:
         return "No searched arm has two cells yet: no comparison with the random cells."
+    as_run = {c["arm"]: c for c in study.get("comparisons_as_run", [])}
+    if all(c.get("test") == next((d.get("test") for d in comps if d["arm"] == a), None) for a, c in as_run.items()):
+        as_run = {}  # computed the same way: nothing to show beside
+    extra = " p as the study's revision wrote it |" if as_run else ""
     lines = [
-        "| arm | role | cells | random cells | margin | effect (random SDs) | one-sided Mann-Whitney p |",
-        "|---|---|---|---|---|---|---|",
+        "| arm | role | cells | random cells | margin | effect (random SDs) | one-sided Mann-Whitney p |" + extra,
+        "|---|---|---|---|---|---|---|" + "---|" * bool(as_run),
     ]
     for c in comps:
         role = "**primary**" if c["arm"] == primary else "secondary"
+        old = as_run.get(c["arm"])
         lines.append(
             f"| {c['arm']} | {role} | {c['n']} | {c['n_random']} | {100 * c['margin']:+.2f} points | "
             f"{c['effect_sd']:+.2f} | {c['p_value']:.3f} |"
+            + ((f" {old['p_value']:.3f} |" if old else " - |") if as_run else "")
         )
     tests = sorted({c.get("test", "") for c in comps} - {""})
-    return "\n".join(lines) + ("\n\np: " + "; ".join(tests) if tests else "")
+    note = "\n\np: " + "; ".join(tests) if tests else ""
+    if as_run:
+        runs = sorted({c.get("test", "") for c in as_run.values()} - {""})
+        note += "; as written by the study's revision: " + ("; ".join(runs) or "not recorded")
+    return "\n".join(lines) + note
 
 
 def format_cells(study: dict[str, Any]) -> str:

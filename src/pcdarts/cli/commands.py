@@ -359,7 +359,7 @@ def cmd_study(ns: argparse.Namespace) -> int:
             arm = Arm.parse(f"x:{item}")
             values.setdefault(key, {}).update(arm.overrides)
     values["arms"] = tuple(values.get("arms", (Arm("pcdarts"),)))
-    if calibrated and ns.budget_from is None and "epochs" not in values.get("train", {}):
+    if calibrated and ns.budget_from is None and values.get("train", {}).get("epochs") is None:
         raise ConfigError(
             f"the {ns.preset} preset takes its training epochs from its calibration: add --budget-from DIR (the "
             f"folder of `pcdarts fidelity --preset {ns.preset}`), or choose them with --train-set epochs=N"
