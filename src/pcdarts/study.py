@@ -168,9 +168,10 @@ def check_reused(run: Path, cfg: SearchConfig | TrainConfig) -> None:
 PENDING_PIN = "study_config_searches.json"  # all but the training epochs, by a run started before its budget
 
 
-def _without_epochs(cfg: StudyConfig) -> dict[str, Any]:
-    d = cfg.to_dict()
-    d["train"] = {k: v for k, v in d["train"].items() if k != "epochs"}
+def _without_epochs(d: dict[str, Any]) -> dict[str, Any]:
+    """A pinned study's settings but the training epochs (what a run waiting for its budget pins)."""
+    if isinstance(d.get("train"), dict):
+        d = {**d, "train": {k: v for k, v in d["train"].items() if k != "epochs"}}
     return d
 
 
@@ -346,17 +347,15 @@ class Study:
         cfg = cfg or self.cfg
         check_pinned(self.out, "study_config.json", cfg.to_dict(), "study")
         if (self.out / PENDING_PIN).is_file():
-            check_pinned(self.out, PENDING_PIN, _without_epochs(cfg), "study")
+            check_pinned(self.out, PENDING_PIN, _without_epochs(cfg.to_dict()), "study")
 
     def _check_folder_pending(self) -> None:
         """Pin a study started before its budget is chosen to everything but the training epochs, so a run
         with other settings cannot add searches to its folder meanwhile."""
-        check_pinned(self.out, PENDING_PIN, _without_epochs(self.cfg), "study")
+        check_pinned(self.out, PENDING_PIN, _without_epochs(self.cfg.to_dict()), "study")
         if (self.out / "study_config.json").is_file():
             theirs = read_run_json(self.out / "study_config.json")
-            if isinstance(theirs, dict) and isinstance(theirs.get("train"), dict):
-                theirs = {**theirs, "train": {k: v for k, v in theirs["train"].items() if k != "epochs"}}
-            if theirs != _without_epochs(self.cfg):
+            if not isinstance(theirs, dict) or _without_epochs(theirs) != _without_epochs(self.cfg.to_dict()):
                 raise RunError(
                     f"{self.out} holds a study with other settings: run it with the same settings to continue, "
                     "or choose a new folder"
