@@ -52,6 +52,17 @@ def test_info_json_pc_darts_cifar(capsys):
     assert abs(info["params"] - 3_634_678) <= 0.005 * 3_634_678
 
 
+@pytest.mark.parametrize("dataset", ["digits", "fashion-mnist", "mnist", "folder"])
+def test_info_builds_the_network_train_would(dataset, capsys):
+    """``info`` reports the C and cells that ``pcdarts train --dataset`` uses, not a copy that can drift."""
+    from pcdarts.config import TrainConfig, resolve_config
+
+    cfg = resolve_config(TrainConfig, dataset, {})
+    assert main(["info", "--genotype", "DARTS_V2", "--dataset", dataset, "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert (info["init_channels"], info["layers"]) == (cfg.init_channels, cfg.layers)
+
+
 @pytest.mark.slow
 def test_info_json_pc_darts_image(capsys):
     assert main(["info", "--genotype", "PC_DARTS_image", "--dataset", "imagenet", "--json"]) == 0

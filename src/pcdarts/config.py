@@ -60,7 +60,7 @@ class SearchConfig:
     seed: int = 2  # seed of weights, alpha/beta, data split and order
     device: str = "auto"  # auto, cpu, cuda or cuda:N
     deterministic: bool = False  # deterministic kernels (slower; exact repeats on GPU)
-    threads: int = 0  # CPU intra-op threads (0 = torch default)
+    threads: int = 0  # CPU intra-op threads (0: torch's default, fewer on a busy machine without OMP_NUM_THREADS)
     precision: str = "fp32"  # fp32, bf16 (autocast) or fp16 (autocast + grad scaling; CUDA)
     # Collapse remedies, all off by default (the paper's method); see remedies.py for the sources.
     max_param_free: int = -1  # P-DARTS: at most this many parameter-free ops in the derived normal cell; -1 off
@@ -164,7 +164,7 @@ class TrainConfig:
     seed: int = 0  # seed of weights, data order and augmentation
     device: str = "auto"  # auto, cpu, cuda or cuda:N
     deterministic: bool = False  # deterministic kernels (slower; exact repeats on GPU)
-    threads: int = 0  # CPU intra-op threads (0 = torch default)
+    threads: int = 0  # CPU intra-op threads (0: torch's default, fewer on a busy machine without OMP_NUM_THREADS)
     precision: str = "fp32"  # fp32, bf16 (autocast) or fp16 (autocast + grad scaling; CUDA)
     compile: bool = False  # torch.compile the network (minutes of compiling first; slower than eager on CPU)
     memory_format: str = "auto"  # auto: channels_last on CPU (measured faster), contiguous on CUDA; or either by name

@@ -171,7 +171,7 @@ def cmd_search(ns: argparse.Namespace) -> int:
         f"are parameter-free\n{g.describe()}\n"
         f"schedule: {result.get('warmup_steps', '?')} warm-up steps, {result.get('arch_steps', '?')} arch steps, "
         f"{result.get('op_channels', '?')} channels per candidate op\n"
-        f"files: {ns.out}/ (genotype.json, arch.json, metrics.jsonl, checkpoint.pt)\n"
+        f"files: {ns.out}/ (genotype.json, search_result.json, arch.json, metrics.jsonl, checkpoint.pt)\n"
         + _collapse_hint(g, ns.out)
         + f"next: pcdarts train --genotype {ns.out} --out {ns.out}-train"
     )

@@ -104,7 +104,11 @@ def _run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--print-config", action="store_true", help="print the resolved configuration and exit")
     p.add_argument("--preset", default=None, help="a named protocol, e.g. 'paper'")
-    p.add_argument("--json", action="store_true", help="print the result as JSON on stdout instead of a summary")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print the result as JSON on stdout instead of a summary (search: its genotype)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,17 +9,27 @@ from pathlib import Path
 
 from ..errors import ConfigError
 
+# input channels, side, classes, stem, and the paper's C and cells; the small datasets' C and cells come from
+# their training defaults in presets.py (folder: 3 classes unless --num-classes says otherwise)
 INFO_SHAPES = {
     "cifar10": (3, 32, 10, "cifar", 36, 20),
     "cifar100": (3, 32, 100, "cifar", 36, 20),
     "imagenet": (3, 224, 1000, "imagenet", 48, 14),
-    "digits": (1, 16, 10, "cifar", 16, 6),
-    "synthetic": (3, 32, 10, "cifar", 8, 5),
-    # the laptop-sized training defaults of config.py (folder: 3 classes unless --num-classes says otherwise)
-    "fashion-mnist": (1, 16, 10, "cifar", 16, 6),
-    "mnist": (1, 16, 10, "cifar", 16, 6),
-    "folder": (3, 64, 3, "cifar", 16, 8),
+    "digits": (1, 16, 10, "cifar", 36, 20),
+    "synthetic": (3, 32, 10, "cifar", 36, 20),
+    "fashion-mnist": (1, 16, 10, "cifar", 36, 20),
+    "mnist": (1, 16, 10, "cifar", 36, 20),
+    "folder": (3, 64, 3, "cifar", 36, 20),
 }
+
+
+def info_shape(dataset: str) -> tuple[int, int, int, str, int, int]:
+    """``INFO_SHAPES[dataset]`` with C and cells as ``pcdarts train --dataset DATASET`` would build them."""
+    from ..presets import DATASET_DEFAULTS
+
+    cin, side, classes, stem, c, layers = INFO_SHAPES[dataset]
+    train = DATASET_DEFAULTS["train"].get(dataset, {})
+    return cin, side, classes, stem, train.get("init_channels", c), train.get("layers", layers)
 
 
 def cmd_info(ns: argparse.Namespace) -> int:
@@ -29,7 +39,7 @@ def cmd_info(ns: argparse.Namespace) -> int:
     genotype = load_genotype(ns.genotype)
     if ns.dataset not in INFO_SHAPES:
         raise ConfigError(f"unknown dataset {ns.dataset!r} for info; choose one of: {', '.join(INFO_SHAPES)}")
-    cin, side, classes, stem, c, layers = INFO_SHAPES[ns.dataset]
+    cin, side, classes, stem, c, layers = info_shape(ns.dataset)
     c = c if ns.init_channels is None else ns.init_channels
     layers = layers if ns.layers is None else ns.layers
     classes = classes if ns.num_classes is None else ns.num_classes
