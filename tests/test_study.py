@@ -110,6 +110,42 @@ def test_running_the_same_study_again_redoes_nothing(finished_study, idx_dir, ca
     assert "| random | 2 |" in capsys.readouterr().out  # the table is printed from the stored cells
 
 
+@pytest.mark.slow
+def test_study_docs_publish_a_study_with_arms(finished_study, tmp_path):
+    """scripts/study_docs.py --name study2 on a study with searched arms and a primary arm: every cell in the
+    published study.json with the fields issue #25 asks for, the comparisons recomputed, the verdict written."""
+    import importlib.util
+    from pathlib import Path
+
+    folder = tmp_path / "s"
+    folder.mkdir()
+    study = json.loads((finished_study / "study.json").read_text())
+    more = [{**c, "seed": c["seed"] + 10, "test_accuracy": c["test_accuracy"] + 0.001} for c in study["cells"]]
+    (folder / "study.json").write_text(json.dumps({**study, "primary": "cap1", "cells": study["cells"] + more}))
+    root = tmp_path / "repo"
+    (root / "docs").mkdir(parents=True)
+    blocks = ("study2-table", "study2-cells", "study2-times")
+    (root / "docs" / "STUDY.md").write_text("".join(f"<!-- {b} -->\nold\n<!-- /{b} -->\n" for b in blocks))
+    (root / "README.md").write_text("<!-- study2-table -->\nold\n<!-- /study2-table -->\n")
+    spec = importlib.util.spec_from_file_location(
+        "study_docs", Path(__file__).resolve().parents[1] / "scripts" / "study_docs.py"
+    )
+    docs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(docs)
+    docs.main([str(folder), "--name", "study2"], root=root)
+    published = json.loads((root / "docs" / "study2" / "study.json").read_text())
+    fields = {"arm", "kind", "seed", "test_accuracy", "val_accuracy", "params", "param_free_normal",
+              "param_free_reduce", "budget_epochs", "revision"}  # fmt: skip
+    assert len(published["cells"]) == 10 and all(fields <= set(c) for c in published["cells"])
+    assert {c["arm"] for c in published["comparisons"]} == {"pcdarts", "cap1", "bd"}
+    assert published["comparisons_as_run"] == study["comparisons"]  # what the run wrote, kept for the record
+    page = (root / "docs" / "STUDY.md").read_text()
+    readme = (root / "README.md").read_text()
+    assert "old" not in page and "old" not in readme
+    assert "primary arm 'cap1' (2 cells) vs random (4)" in readme and "Mann-Whitney" in readme
+    assert "**primary**" in page and "secondary" in page and "| searches | 2 |" in page
+
+
 def test_a_study_with_other_settings_is_refused(finished_study, idx_dir, capsys):
     args = _args(idx_dir, finished_study)
     args[args.index("--random") + 1] = "3"
