@@ -535,6 +535,9 @@ def test_a_study_searches_while_its_calibration_runs_and_trains_once_the_budget_
     summary = run_study(cfg, out, progress=False, threads=1, budget=lambda: next(answers, chosen))
     assert summary["complete"] and [c["arm"] for c in summary["cells"]] == ["pcdarts", "pt", "random", "random"]
     assert {c["budget_epochs"] for c in summary["cells"]} == {chosen}
+    searched_by = json.loads((search / "environment.json").read_text())["git"]
+    assert [c["search_revision"] for c in summary["cells"][:2]] == [searched_by] * 2  # each part's code named
+    assert summary["cells"][1]["select_revision"] is None  # the stand-in selection above names none
     assert (search / "search_result.json").stat().st_mtime_ns == searched_at  # the search was not run again
     new = sorted({p.name for p in (out / "train").iterdir()} - {p.parent.name for p in calibrated})
     assert 1 <= len(new) <= 2 and all(n.endswith(f"-e{chosen}-t0") for n in new)  # searched cells; random reused

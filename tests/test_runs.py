@@ -196,6 +196,25 @@ def test_a_run_clock_counts_on_from_its_checkpoint_and_knows_what_it_missed():
     assert old.wall() >= 100.0 and old.cpu() is None and set(old.state()) == {"seconds"}
 
 
+def test_a_run_resumed_by_other_code_names_every_revision_that_ran_it(tmp_path, monkeypatch):
+    """environment.json is rewritten on each resume: the revisions of earlier parts go on in ``earlier``."""
+    import pcdarts.rundir as rundir
+    from pcdarts.study import run_revisions
+
+    assert run_revisions(tmp_path) == {"revision": None}  # no environment.json: nothing to name
+    for rev in ("a" * 40, "a" * 40, "b" * 40, "b" * 40, "c" * 40):  # a resume by the same code adds nothing
+        monkeypatch.setattr(rundir, "revision", lambda rev=rev: rev)
+        env = rundir.write_environment(tmp_path, device="cpu")
+    assert env["git"] == "c" * 40 and env["device"] == "cpu"
+    assert [e["git"] for e in env["earlier"]] == ["a" * 40, "b" * 40]
+    assert run_revisions(tmp_path, "search_") == {
+        "search_revision": "c" * 40,
+        "search_earlier_revisions": ["a" * 40, "b" * 40],
+    }
+    (tmp_path / "environment.json").write_text("{not json")  # damaged: rewritten, not a crash
+    assert "earlier" not in rundir.write_environment(tmp_path)
+
+
 def test_checkpoint_holds_everything_to_continue(digits_runs):
     state = load_checkpoint(digits_runs / "search" / "checkpoint.pt")
     for key in (

@@ -105,6 +105,8 @@ def test_selection_gives_a_valid_cell_with_every_decision_recorded(search_run, t
     cfg = SelectConfig(tune_epochs=0, score_batches=1, threads=1)
     result = run_select(search_run, tmp_path / "whole", cfg, progress=False)
     assert result["seconds"] > 0 and 0 < result["cpu_seconds"]  # a study's time table sums both
+    env = json.loads((tmp_path / "whole" / "environment.json").read_text())
+    assert result["revision"] == env["git"] and "earlier" not in env  # the code that made the selection
     g = Genotype.from_dict(result["genotype"])
     for cell in (g.normal, g.reduce):
         assert len(cell) == 8 and all(op != "none" for op, _ in cell)
@@ -122,11 +124,15 @@ def test_selection_gives_a_valid_cell_with_every_decision_recorded(search_run, t
 
 def test_a_resumed_selection_equals_an_uninterrupted_one(search_run, tmp_path, monkeypatch):
     """Stopped after round 1 and continued to round 3 = run to round 3 at once: decisions, weights, alpha."""
+    import pcdarts.rundir as rundir
+
     with monkeypatch.context() as m:
         m.setattr(select_mod, "GracefulStop", _stop_after(3))
         assert run_select(search_run, tmp_path / "whole", TINY, progress=False)["round"] == 3
         m.setattr(select_mod, "GracefulStop", _stop_after(1))
+        m.setattr(rundir, "revision", lambda: "a" * 40)  # the first part run by one commit, the rest by another
         assert run_select(search_run, tmp_path / "resumed", TINY, progress=False)["round"] == 1
+        m.setattr(rundir, "revision", lambda: "b" * 40)
         ckpt = tmp_path / "resumed" / "select_checkpoint.pt"
         save_checkpoint(ckpt, {**load_checkpoint(ckpt), "seconds": 1e5, "cpu_seconds": 1e5})  # time so far
         m.setattr(select_mod, "GracefulStop", _stop_after(2))
@@ -135,6 +141,8 @@ def test_a_resumed_selection_equals_an_uninterrupted_one(search_run, tmp_path, m
     b = load_checkpoint(tmp_path / "resumed" / "select_checkpoint.pt")
     assert a["decisions"] == b["decisions"] and a["projection"] == b["projection"] and a["tune_done"] > 0
     assert 1e5 < b["cpu_seconds"] < 1e5 + 600 and 1e5 < b["seconds"] < 1e5 + 600  # counted on from round 1
+    env = json.loads((tmp_path / "resumed" / "environment.json").read_text())
+    assert env["git"] == "b" * 40 and [e["git"] for e in env["earlier"]] == ["a" * 40]  # both commits named
     for k in a["model"]:
         assert torch.equal(a["model"][k], b["model"][k]), k
 

@@ -78,6 +78,7 @@ def test_study_writes_every_cell_and_shares_searches(finished_study, capsys):
         assert {"genotype", "param_free_normal", "search_seconds", "train_seconds"} <= set(c)
         assert c["train_cpu_seconds"] > 0 and (c["kind"] == "random" or c["search_cpu_seconds"] > 0)
         if c["kind"] == "searched":  # no arm here stops early or selects by perturbation: it read the whole search
+            assert "search_revision" in c and "select_revision" not in c
             assert c["search_run_seconds"] == c["search_seconds"] > 0
             assert c["search_run_cpu_seconds"] == c["search_cpu_seconds"] > 0
     by_arm = {c["arm"]: c for c in cells}

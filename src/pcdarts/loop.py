@@ -33,7 +33,6 @@ from .rundir import (
     RunLock,
     atomic_write_json,
     configure_device,
-    environment,
     is_old_format,
     load_checkpoint,
     pick_device,
@@ -45,6 +44,7 @@ from .rundir import (
     threads_for_load,
     upgrade_epochs,
     warn_if_busy,
+    write_environment,
 )
 
 log = logging.getLogger(__name__)
@@ -275,8 +275,7 @@ def _run(
             log.info("resumed from %s at epoch %d", out / "checkpoint.pt", start_epoch + 1)
     if info.is_main:
         atomic_write_json(out / "config.json", task.config_record())
-        env = {**environment(), "world_size": info.world_size, "device": str(ctx.device)}
-        atomic_write_json(out / "environment.json", env)
+        write_environment(out, world_size=info.world_size, device=str(ctx.device))
     metrics = MetricsLog(
         out / "metrics.jsonl",
         resume_epoch=start_epoch if state else None,

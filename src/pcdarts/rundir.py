@@ -386,6 +386,29 @@ def environment() -> dict[str, Any]:
     return env
 
 
+def write_environment(out: Path, **extra: Any) -> dict[str, Any]:
+    """Write ``out/environment.json`` for this process; a run resumed by other code keeps who ran it before.
+
+    A resume rewrites the file, so the revisions (and pcdarts versions) that ran earlier parts of the run are
+    carried in ``earlier`` whenever they differ from this one: a run finished by two revisions says so.
+    """
+    env = {**environment(), **extra}
+    earlier: list[dict[str, Any]] = []
+    f = out / "environment.json"
+    if f.is_file():
+        try:
+            old = read_run_json(f)
+        except RunError:
+            old = {}
+        earlier = [e for e in old.get("earlier", []) if isinstance(e, dict)]
+        if (old.get("git"), old.get("pcdarts")) != (env["git"], env["pcdarts"]) and "started" in old:
+            earlier.append({k: old.get(k) for k in ("git", "pcdarts", "torch", "started")})
+    if earlier:
+        env["earlier"] = earlier
+    atomic_write_json(f, env)
+    return env
+
+
 def revision() -> str | None:
     """The git commit of the code that runs (``+dirty`` when its sources differ from it), or None outside git."""
     here = Path(__file__).parent

@@ -57,6 +57,7 @@ from .rundir import (
     save_checkpoint,
     seed_everything,
     set_rng_state,
+    write_environment,
 )
 from .space import node_edges, num_edges
 
@@ -359,6 +360,7 @@ class Selector:
             if result_file.is_file():
                 return read_run_json(result_file)
             self._build()
+            env = write_environment(out, device=str(self.device))  # who ran it (a resume keeps earlier ones)
             ckpt = out / "select_checkpoint.pt"
             start, done, decisions = 0, 0, []
             state: dict[str, Any] | None = None
@@ -417,6 +419,7 @@ class Selector:
                 "magnitude_genotype": load_genotype_json(self.search_dir / "genotype.json"),
                 "seconds": clock.wall(),
                 "cpu_seconds": clock.cpu(),
+                "revision": env["git"],
                 "stopped": False,
             }
             atomic_write_json(out / "decisions.json", decisions)

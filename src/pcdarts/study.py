@@ -266,11 +266,22 @@ def train_cell(
     else:
         result = read_result(run / "result.json")
     result["run"] = str(run.relative_to(out))
-    try:
-        result["revision"] = read_run_json(run / "environment.json").get("git")
-    except RunError:
-        result["revision"] = None
+    result.update(run_revisions(run))
     return result
+
+
+def run_revisions(run: Path, prefix: str = "") -> dict[str, Any]:
+    """``revision``: the code that wrote the run's environment.json last (None if it has none); and
+    ``earlier_revisions`` when other code ran earlier parts of it (``rundir.write_environment``)."""
+    try:
+        env = read_run_json(run / "environment.json")
+    except RunError:
+        return {f"{prefix}revision": None}
+    found = {f"{prefix}revision": env.get("git")}
+    earlier = [e.get("git") for e in env.get("earlier", []) if isinstance(e, dict)]
+    if earlier:
+        found[f"{prefix}earlier_revisions"] = earlier
+    return found
 
 
 class BudgetPending(Exception):
@@ -415,6 +426,7 @@ class Study:
             "budget_epochs": trained["epochs"],
             "train_seed": self.train_cfg.seed,
             "revision": trained.get("revision"),
+            **{k: v for k, v in trained.items() if k == "earlier_revisions"},
             **extra,
         }
 
@@ -449,7 +461,7 @@ class Study:
         else:  # an arm that stops early: the epochs it read
             seconds = sum(m.get("epoch_seconds", 0.0) for m in metrics if m.get("epoch", 0) <= epoch)
             cpu = _cpu_sum(m for m in metrics if m.get("epoch", 0) <= epoch)
-        extra: dict[str, Any] = {}
+        extra: dict[str, Any] = run_revisions(run, "search_")
         sel = self.cfg.select_config(arm)
         if sel is not None:  # DARTS-PT from the end of the shared search (the derivation remedies do not apply)
             if self.threads:
@@ -460,10 +472,11 @@ class Study:
             genotype, epoch = Genotype.from_dict(chosen["genotype"]), scfg.epochs
             seconds = whole["search_run_seconds"] + chosen["seconds"]
             cpu = _cpu_sum([], whole["search_run_cpu_seconds"], chosen.get("cpu_seconds"))
-            extra = {
+            extra |= {
                 "selection": chosen["label"],
                 "select_seconds": chosen["seconds"],
                 "select_cpu_seconds": chosen.get("cpu_seconds"),
+                "select_revision": chosen.get("revision"),  # None for a selection made before it was kept
             }
         self._prepared.add((arm.name, seed))
         trained = self._train(genotype)
