@@ -211,8 +211,13 @@ def test_a_run_resumed_by_other_code_names_every_revision_that_ran_it(tmp_path, 
         "search_revision": "c" * 40,
         "search_earlier_revisions": ["a" * 40, "b" * 40],
     }
+    (tmp_path / "environment.json").write_text('{"git": "' + "d" * 40 + '", "earlier": null}')  # hand-edited
+    assert [e["git"] for e in rundir.write_environment(tmp_path)["earlier"]] == ["d" * 40]
     (tmp_path / "environment.json").write_text("{not json")  # damaged: rewritten, not a crash
     assert "earlier" not in rundir.write_environment(tmp_path)
+    rundir.RunDir(tmp_path, kind="search", overwrite=True, final="search_result.json")  # a run replaced, not resumed
+    monkeypatch.setattr(rundir, "revision", lambda: "e" * 40)
+    assert "earlier" not in rundir.write_environment(tmp_path)  # names nothing of the run it replaced
 
 
 def test_checkpoint_holds_everything_to_continue(digits_runs):

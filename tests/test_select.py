@@ -145,6 +145,12 @@ def test_a_resumed_selection_equals_an_uninterrupted_one(search_run, tmp_path, m
     assert env["git"] == "b" * 40 and [e["git"] for e in env["earlier"]] == ["a" * 40]  # both commits named
     for k in a["model"]:
         assert torch.equal(a["model"][k], b["model"][k]), k
+    (tmp_path / "whole" / "select_checkpoint.pt").unlink()  # as the error for a bad checkpoint says to do
+    monkeypatch.setattr(select_mod, "GracefulStop", _stop_after(1))
+    monkeypatch.setattr(rundir, "revision", lambda: "c" * 40)
+    assert run_select(search_run, tmp_path / "whole", TINY, progress=False)["round"] == 1
+    env = json.loads((tmp_path / "whole" / "environment.json").read_text())
+    assert env["git"] == "c" * 40 and "earlier" not in env  # started afresh: the abandoned attempt is not named
 
 
 def test_select_refuses_what_it_cannot_use(search_run, tmp_path, capsys):

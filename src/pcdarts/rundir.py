@@ -390,7 +390,9 @@ def write_environment(out: Path, **extra: Any) -> dict[str, Any]:
     """Write ``out/environment.json`` for this process; a run resumed by other code keeps who ran it before.
 
     A resume rewrites the file, so the revisions (and pcdarts versions) that ran earlier parts of the run are
-    carried in ``earlier`` whenever they differ from this one: a run finished by two revisions says so.
+    carried in ``earlier`` whenever they differ from this one: a run finished by two revisions says so. The
+    caller removes the file first when the run starts afresh (``--overwrite`` does), so only parts of this
+    run are named; a file without a ``git`` key was not written by a run and names nothing.
     """
     env = {**environment(), **extra}
     earlier: list[dict[str, Any]] = []
@@ -400,8 +402,9 @@ def write_environment(out: Path, **extra: Any) -> dict[str, Any]:
             old = read_run_json(f)
         except RunError:
             old = {}
-        earlier = [e for e in old.get("earlier", []) if isinstance(e, dict)]
-        if (old.get("git"), old.get("pcdarts")) != (env["git"], env["pcdarts"]) and "started" in old:
+        kept = old.get("earlier")
+        earlier = [e for e in kept if isinstance(e, dict)] if isinstance(kept, list) else []
+        if "git" in old and (old.get("git"), old.get("pcdarts")) != (env["git"], env["pcdarts"]):
             earlier.append({k: old.get(k) for k in ("git", "pcdarts", "torch", "started")})
     if earlier:
         env["earlier"] = earlier

@@ -360,7 +360,6 @@ class Selector:
             if result_file.is_file():
                 return read_run_json(result_file)
             self._build()
-            env = write_environment(out, device=str(self.device))  # who ran it (a resume keeps earlier ones)
             ckpt = out / "select_checkpoint.pt"
             start, done, decisions = 0, 0, []
             state: dict[str, Any] | None = None
@@ -379,6 +378,9 @@ class Selector:
                 start, done, decisions = int(state["round"]), int(state["tune_done"]), list(state["decisions"])
                 set_rng_state(state["rng"])
                 log.info("select: resumed at round %d of %d", start + 1, len(self.rounds))
+            else:
+                (out / "environment.json").unlink(missing_ok=True)  # a start afresh: no earlier part to name
+            env = write_environment(out, device=str(self.device))  # who ran it (a resume keeps earlier ones)
             clock = RunClock(state)
             total = len(self.rounds)
             bar = tqdm(

@@ -271,14 +271,18 @@ def train_cell(
 
 
 def run_revisions(run: Path, prefix: str = "") -> dict[str, Any]:
-    """``revision``: the code that wrote the run's environment.json last (None if it has none); and
-    ``earlier_revisions`` when other code ran earlier parts of it (``rundir.write_environment``)."""
+    """The code that made a sub-run, for its study cell, from the run's environment.json.
+
+    ``revision`` is the code that wrote the file last (None without one), ``earlier_revisions`` the other
+    code that ran earlier parts of it (``rundir.write_environment``); ``prefix`` names the part.
+    """
     try:
         env = read_run_json(run / "environment.json")
     except RunError:
         return {f"{prefix}revision": None}
     found = {f"{prefix}revision": env.get("git")}
-    earlier = [e.get("git") for e in env.get("earlier", []) if isinstance(e, dict)]
+    kept = env.get("earlier")
+    earlier = [e.get("git") for e in kept if isinstance(e, dict)] if isinstance(kept, list) else []
     if earlier:
         found[f"{prefix}earlier_revisions"] = earlier
     return found
@@ -426,7 +430,7 @@ class Study:
             "budget_epochs": trained["epochs"],
             "train_seed": self.train_cfg.seed,
             "revision": trained.get("revision"),
-            **{k: v for k, v in trained.items() if k == "earlier_revisions"},
+            **({"earlier_revisions": trained["earlier_revisions"]} if "earlier_revisions" in trained else {}),
             **extra,
         }
 
@@ -466,7 +470,8 @@ class Study:
         if sel is not None:  # DARTS-PT from the end of the shared search (the derivation remedies do not apply)
             if self.threads:
                 sel = replace(sel, threads=self.threads)
-            chosen = run_select(run, run / f"select-{sel.label()}", sel, progress=self.progress)
+            select_dir = run / f"select-{sel.label()}"
+            chosen = run_select(run, select_dir, sel, progress=self.progress)
             if chosen.get("stopped"):
                 raise KeyboardInterrupt
             genotype, epoch = Genotype.from_dict(chosen["genotype"]), scfg.epochs
@@ -476,7 +481,7 @@ class Study:
                 "selection": chosen["label"],
                 "select_seconds": chosen["seconds"],
                 "select_cpu_seconds": chosen.get("cpu_seconds"),
-                "select_revision": chosen.get("revision"),  # None for a selection made before it was kept
+                **run_revisions(select_dir, "select_"),  # None for a selection made before it was kept
             }
         self._prepared.add((arm.name, seed))
         trained = self._train(genotype)

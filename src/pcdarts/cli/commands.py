@@ -319,9 +319,6 @@ def cmd_eval(ns: argparse.Namespace) -> int:
     return 0
 
 
-# Shapes for `info`: (in_channels, side, classes, stem, init_channels, layers) as each paper reports them.
-
-
 def cmd_demo(ns: argparse.Namespace) -> int:
     from ..demo import run_demo
 
@@ -456,7 +453,7 @@ def cmd_select(ns: argparse.Namespace) -> int:
         f"perturbation-based selection ({result['label']}) in {_minutes(result['seconds'])}; "
         f"{param_free_count(g.normal)} of 8 normal-cell ops are parameter-free (largest alpha: "
         f"{param_free_count(old.normal)})\n{g.describe()}\n"
-        f"files: {out}/ (genotype.json, decisions.json, select_result.json)\n"
+        f"files: {out}/ (genotype.json, decisions.json, select_result.json, environment.json)\n"
         f"next: pcdarts train --genotype {out}/genotype.json --dataset {_search_dataset(ns.run)} --out {out}-train"
     )
     return 0

@@ -9,8 +9,9 @@ from pathlib import Path
 
 from ..errors import ConfigError
 
-# input channels, side, classes, stem, and the paper's C and cells; the small datasets' C and cells come from
-# their training defaults in presets.py (folder: 3 classes unless --num-classes says otherwise)
+# input channels, side, classes, stem, C and cells; C and cells as each paper reports them, replaced by the
+# training defaults of presets.py where a dataset has them (every small one does; folder: 3 classes unless
+# --num-classes says otherwise)
 INFO_SHAPES = {
     "cifar10": (3, 32, 10, "cifar", 36, 20),
     "cifar100": (3, 32, 100, "cifar", 36, 20),
