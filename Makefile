@@ -23,7 +23,7 @@ study: $(BIN)/.installed
 	OMP_NUM_THREADS=1 $(BIN)/pcdarts study --preset fmnist-cpu --out docs/study/fmnist-cpu --threads 1
 	$(BIN)/python scripts/study_docs.py docs/study/fmnist-cpu
 
-# Two one-thread workers (pytest-xdist): 494 tests in 9 min 17 s on the idle 2-core machine (2026-12-05), where
+# Two one-thread workers (pytest-xdist): 510 tests in 9 min 27 s on the idle 2-core machine (2026-12-05), where
 # one two-thread process had made CI take 21-30 min; small tensors gain little from a second thread.
 test: $(BIN)/.installed
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist worksteal
