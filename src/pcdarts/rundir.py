@@ -402,14 +402,19 @@ def write_environment(out: Path, **extra: Any) -> dict[str, Any]:
             old = read_run_json(f)
         except RunError:
             old = {}
-        kept = old.get("earlier")
-        earlier = [e for e in kept if isinstance(e, dict)] if isinstance(kept, list) else []
+        earlier = earlier_runs(old)
         if "git" in old and (old.get("git"), old.get("pcdarts")) != (env["git"], env["pcdarts"]):
             earlier.append({k: old.get(k) for k in ("git", "pcdarts", "torch", "started")})
     if earlier:
         env["earlier"] = earlier
     atomic_write_json(f, env)
     return env
+
+
+def earlier_runs(env: dict[str, Any]) -> list[dict[str, Any]]:
+    """The well-formed entries of an environment.json's ``earlier`` (a hand-edited file may hold anything)."""
+    kept = env.get("earlier")
+    return [e for e in kept if isinstance(e, dict)] if isinstance(kept, list) else []
 
 
 def revision() -> str | None:

@@ -39,6 +39,7 @@ from .rundir import (
     atomic_save_figure,
     atomic_write_json,
     check_out_path,
+    earlier_runs,
     read_epoch_log,
     read_result,
     read_run_json,
@@ -281,8 +282,7 @@ def run_revisions(run: Path, prefix: str = "") -> dict[str, Any]:
     except RunError:
         return {f"{prefix}revision": None}
     found = {f"{prefix}revision": env.get("git")}
-    kept = env.get("earlier")
-    earlier = [e.get("git") for e in kept if isinstance(e, dict)] if isinstance(kept, list) else []
+    earlier = [e.get("git") for e in earlier_runs(env)]
     if earlier:
         found[f"{prefix}earlier_revisions"] = earlier
     return found
