@@ -2,11 +2,14 @@
 
     python scripts/study_docs.py docs/study/fmnist-cpu                  # Study I
     python scripts/study_docs.py docs/study2/fmnist --name study2       # Study II and its calibration
+    python scripts/study_docs.py docs/study2/fmnist --name study2 --calibration-only   # the calibration alone
 
 Rewrites only the text between marker pairs such as <!-- study-table --> and <!-- /study-table -->: for
 Study I ``study-table`` (README and STUDY.md) and ``study-cells``; for Study II ``study2-table``,
 ``study2-fidelity``, ``study2-cells`` and ``study2-times`` in STUDY.md, and ``study2-table`` in the README once
-the README has that block (the headline moves there when the study is complete).
+the README has that block (the headline moves there when the study is complete). ``--calibration-only``
+publishes the finished calibration (``study2-fidelity`` and its picture) while the study itself still runs, so
+no partial arm table is published before the study is complete.
 """
 
 from __future__ import annotations
@@ -64,6 +67,23 @@ def study1(folder: Path, root: Path) -> str:
     return table
 
 
+def calibration2(folder: Path, root: Path) -> str:
+    """Only Study II's calibration: the ``study2-fidelity`` block and ``docs/study2/fidelity.png``."""
+    from pcdarts.fidelity import format_fidelity, load_fidelity, plot_fidelity
+
+    fidelity = load_fidelity(folder)
+    if fidelity.get("chosen_budget") is None:
+        raise SystemExit(f"study_docs: the calibration in {folder} is not finished (no budget chosen): nothing written")
+    page = root / "docs" / "STUDY.md"
+    _block(page, page.read_text(), "study2-fidelity")
+    out = root / "docs" / "study2"
+    out.mkdir(parents=True, exist_ok=True)
+    plot_fidelity(fidelity, out / "fidelity.png")
+    text = format_fidelity(fidelity)
+    _replace(page, "study2-fidelity", text + "\n\n![calibration](study2/fidelity.png)")
+    return text
+
+
 def study2(folder: Path, root: Path) -> str:
     from pcdarts.fidelity import format_fidelity, load_fidelity, plot_fidelity
 
@@ -93,11 +113,19 @@ def main(argv: list[str] | None = None, root: Path = ROOT) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("folder", nargs="?", default="docs/study/fmnist-cpu", help="the study's --out folder")
     p.add_argument("--name", choices=("study", "study2"), default="study", help="which study of the docs")
+    p.add_argument(
+        "--calibration-only",
+        action="store_true",
+        help="study2: publish only the finished calibration (the study may still be running)",
+    )
     ns = p.parse_args(argv)
     from pcdarts.errors import PCDartsError
 
+    if ns.calibration_only and ns.name != "study2":
+        p.error("--calibration-only goes with --name study2")
+    publish = calibration2 if ns.calibration_only else study2 if ns.name == "study2" else study1
     try:
-        print((study2 if ns.name == "study2" else study1)(Path(ns.folder), root))
+        print(publish(Path(ns.folder), root))
     except PCDartsError as exc:  # no study.json, an unreadable one: one line, nothing written
         raise SystemExit(f"study_docs: {exc}") from None
 

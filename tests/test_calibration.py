@@ -362,9 +362,6 @@ def test_study_docs_publish_a_study_and_its_calibration(calibration, idx_dir, tm
     calib, _ = calibration
     out = tmp_path / "study"
     shutil.copytree(calib, out, ignore=shutil.ignore_patterns("study*"))
-    cfg = StudyConfig(dataset="fashion-mnist", data=str(idx_dir), arms=(), searches=0, random_cells=3,
-                      train={**TRAIN, "epochs": 2})  # fmt: skip
-    run_study(cfg, out, progress=False, threads=1)
     root = tmp_path / "repo"
     (root / "docs").mkdir(parents=True)
     blocks = ("study2-fidelity", "study2-table", "study2-cells", "study2-times")
@@ -374,6 +371,23 @@ def test_study_docs_publish_a_study_and_its_calibration(calibration, idx_dir, tm
     spec = importlib.util.spec_from_file_location("study_docs", path)
     docs = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(docs)
+    # the calibration is finished and the study has not begun: --calibration-only publishes just the calibration
+    docs.main([str(out), "--name", "study2", "--calibration-only"], root=root)
+    page = (root / "docs" / "STUDY.md").read_text()
+    assert page.count("old") == 3 and "Kendall tau vs longest" in page and "![calibration](study2/fidelity.png)" in page
+    assert (root / "docs" / "study2" / "fidelity.png").stat().st_size > 0
+    assert not (root / "docs" / "study2" / "study.json").exists() and (root / "README.md").read_text() == "headline\n"
+    unfinished = json.loads((out / "fidelity.json").read_text())
+    (tmp_path / "unfinished").mkdir()
+    (tmp_path / "unfinished" / "fidelity.json").write_text(json.dumps({**unfinished, "chosen_budget": None}))
+    with pytest.raises(SystemExit, match="not finished .*nothing written"):
+        docs.main([str(tmp_path / "unfinished"), "--name", "study2", "--calibration-only"], root=root)
+    with pytest.raises(SystemExit):  # the flag belongs to Study II
+        docs.main([str(out), "--calibration-only"], root=root)
+    cfg = StudyConfig(dataset="fashion-mnist", data=str(idx_dir), arms=(), searches=0, random_cells=3,
+                      train={**TRAIN, "epochs": 2})  # fmt: skip
+    run_study(cfg, out, progress=False, threads=1)
+    (root / "docs" / "STUDY.md").write_text("".join(f"<!-- {b} -->\nold\n<!-- /{b} -->\n" for b in blocks))
     docs.main([str(out), "--name", "study2"], root=root)
     page = (root / "docs" / "STUDY.md").read_text()
     assert "old" not in page and "Kendall tau vs longest" in page and "![calibration](study2/fidelity.png)" in page
