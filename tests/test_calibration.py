@@ -474,7 +474,7 @@ def test_the_exact_mann_whitney_p_counts_ties_at_mid_ranks():
     assert study["comparisons_as_run"] == as_run  # what the study wrote is kept, and shown beside
     assert recompute_comparisons(study)["comparisons_as_run"] == as_run
     table = format_comparisons(study)
-    assert f"| {p:.3f} | 0.500 |" in table and "as written by the study's revision: old" in table
+    assert f"| {p:.3f} | 0.500 |" in table and "the study's own revision wrote, by its test: old." in table
 
 
 def test_comparisons_put_the_primary_first_and_mark_the_others_secondary():

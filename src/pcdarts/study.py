@@ -721,10 +721,11 @@ def format_comparisons(study: dict[str, Any]) -> str:
             + ((f" {old['p_value']:.3f} |" if old else " - |") if as_run else "")
         )
     tests = sorted({c.get("test", "") for c in comps} - {""})
-    note = "\n\np: " + "; ".join(tests) if tests else ""
+    note = "\n\np: " + "; ".join(tests) + "." if tests else ""
     if as_run:
         runs = sorted({c.get("test", "") for c in as_run.values()} - {""})
-        note += "; as written by the study's revision: " + ("; ".join(runs) or "not recorded")
+        note += " The last column is the p-value that the study's own revision wrote, by its test: "
+        note += ("; ".join(runs) or "not recorded") + "."
     return "\n".join(lines) + note
 
 
