@@ -16,7 +16,7 @@ git worktree prune
 [ -d "$step2_tree" ] || git worktree add "$step2_tree" "$step2_rev"
 [ "$(git -C "$calib_tree" rev-parse --short=7 HEAD)" = "$calib_rev" ] || { echo "$calib_tree is not at $calib_rev"; exit 2; }
 [ "$(git -C "$step2_tree" rev-parse --short=7 HEAD)" = "$step2_rev" ] || { echo "$step2_tree is not at $step2_rev"; exit 2; }
-worker="$repo/scripts/study2_worker.sh"
+worker="$repo/scripts/study_worker.sh"
 study=(study --preset fmnist-study2 --budget-from "$out")
 chosen=$("$repo/.venv/bin/python" -c "import json,sys; print(json.load(open(sys.argv[1])).get('chosen_budget'))" \
   "$out/fidelity.json")

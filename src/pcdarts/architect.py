@@ -26,7 +26,10 @@ def beta_decay_loss(model: SearchNetwork) -> torch.Tensor:
     dominant alphas (the parameter-free ops of a collapsing search) shrink most, which keeps the
     softmax from saturating early. The normal and reduction cells' terms are added.
     """
-    return torch.logsumexp(model.alphas_normal, dim=-1).mean() + torch.logsumexp(model.alphas_reduce, dim=-1).mean()
+    total = torch.logsumexp(model.alphas_normal, dim=-1).mean()
+    if hasattr(model, "alphas_reduce"):  # the NAS-Bench-201 cell has one alpha
+        total = total + torch.logsumexp(model.alphas_reduce, dim=-1).mean()
+    return total
 
 
 class Architect:

@@ -28,13 +28,17 @@ class SearchConfig:
     workers: int = 4  # DataLoader processes for image folders
     image_size: int = 0  # resize the dataset to this side (0 = its size; digits are upscaled to 16, folders at most 64)
     train_images: int = 0  # 0: the whole train split; N: a fixed per-class subset of N images (CPU proxies)
+    holdout_images: int = 0  # N: N train images set aside (per class, fixed) before --train-images; never searched on
+    cell: str = "darts"  # the cell space: darts (the paper's) or nasbench201 (NAS-Bench-201's cell and network)
     init_channels: int = 16  # C of the supernet (paper: 16)
     layers: int = 8  # cells in the supernet (paper: 8, reductions at 1/3 and 2/3)
     k: int = 4  # partial channel proportion 1/K (paper 4; 1 = plain DARTS)
     partial_mode: str = "shuffle"  # how sampled channels are mixed: shuffle (paper) or shift
     edge_norm: bool = True  # edge normalisation with beta (--no-edge-norm for the ablation)
     stem: str = "cifar"  # cifar (3x3 conv) or imagenet (three stride-2 convs)
-    space: str = "darts"  # the candidate ops: darts (the paper's 8) or nb201 (5); --ops lists your own instead
+    space: str = (
+        "darts"  # the candidate ops: darts (the paper's 8) or nb201 (NAS-Bench-201's 5; the nasbench201 cell's default)
+    )
     ops: tuple[str, ...] = ()  # ops to search, comma-separated, in alpha-column order ('none' only if listed)
     recompute: str = "none"  # recompute in backward: none, edges (per state's edges) or cells: same result, less memory
     epochs: int = 50  # search epochs (paper 50)
@@ -82,6 +86,18 @@ class SearchConfig:
         if ops is None:
             ops = ()
         object.__setattr__(self, "ops", tuple(str(o).strip() for o in ops if str(o).strip()))
+        if self.cell == "nasbench201":
+            if self.space == "darts" and not self.ops:  # the cell's own five ops unless others are listed
+                object.__setattr__(self, "space", "nb201")
+            if self.layers % 3:
+                raise ConfigError(
+                    f"the nasbench201 network has three stages of N cells: layers must be a multiple of 3 "
+                    f"(NAS-Bench-201: 15), got {self.layers}"
+                )
+            if self.stem != "cifar":
+                raise ConfigError(f"the nasbench201 network has its own 3x3 conv stem: drop --stem {self.stem}")
+            if self.max_param_free_reduce >= 0:
+                raise ConfigError("the nasbench201 cell has no reduction cell to cap: drop --max-param-free-reduce")
         # a ConfigError for unknown ops or spaces, here and not at the first step; the name as resolved
         # (an op list of your own is 'custom'), so config.json says what was searched
         object.__setattr__(self, "space", op_space(self.space, self.ops).name)
@@ -141,6 +157,7 @@ class TrainConfig:
     workers: int = 4  # DataLoader processes for image folders
     image_size: int = 0  # resize the dataset to this side (0 = its size; digits are upscaled to 16, folders at most 64)
     train_images: int = 0  # 0: the whole train split; N: a fixed per-class subset of N images
+    holdout_images: int = 0  # N: pick the shipped epoch on N train images set aside first (replaces --val-fraction)
     val_fraction: float = 0.1  # per-class share of train images held out to pick the shipped epoch; 0: the last
     init_channels: int = 36  # paper CIFAR-10: 36; ImageNet: 48
     layers: int = 20  # paper CIFAR-10: 20; ImageNet: 14
@@ -191,6 +208,7 @@ class TrainConfig:
 
 
 CHOICES: dict[str, tuple[str, ...]] = {
+    "cell": ("darts", "nasbench201"),
     "partial_mode": ("shuffle", "shift"),
     "recompute": ("none", "edges", "cells"),
     "stem": ("cifar", "imagenet"),
@@ -255,6 +273,8 @@ def _check_common(cfg: Any) -> None:
         raise ConfigError(f"image size must be 0 (native) or at most {MAX_IMAGE}, got {cfg.image_size}")
     if cfg.train_images < 0:
         raise ConfigError(f"train images must be >= 0 (0: all), got {cfg.train_images}")
+    if cfg.holdout_images < 0:
+        raise ConfigError(f"hold-out images must be >= 0 (0: none), got {cfg.holdout_images}")
     if not 0 <= cfg.threads <= MAX_THREADS:
         raise ConfigError(f"threads must be between 0 (torch's default) and {MAX_THREADS}, got {cfg.threads}")
     if cfg.workers < 0:
@@ -302,6 +322,12 @@ def resolve_config(
         values["warmup_epochs"] = max(0, min(epochs - 1, round(epochs * PAPER_WARMUP_SHARE)))
         log.info("warm-up: %d of %d epochs (the paper's 15 of 50; set --warmup-epochs to choose)",
                  values["warmup_epochs"], epochs)  # fmt: skip
+    if kind == "search" and values.get("cell") == "nasbench201" and "layers" not in explicit:
+        layers = int(values.get("layers", SearchConfig.layers))
+        if layers % 3:  # three stages of N cells: the dataset's depth rounded up to whole stages
+            values["layers"] = layers + 3 - layers % 3
+            log.info("nasbench201 cell: %d cells (N=%d per stage; set --layers to choose)",
+                     values["layers"], values["layers"] // 3)  # fmt: skip
     names = {f.name for f in fields(cls)}
     unknown = set(values) - names
     if unknown:

@@ -154,13 +154,24 @@ def derive_from_run(
 
 def derive_from_arch(
     arch: dict[str, Any], *, max_param_free: int | None = None, max_param_free_reduce: int | None = None
-) -> Genotype:
+) -> Any:
     """The genotype of a saved arch state (``arch.json`` or an ``arch_history.jsonl`` line).
 
     Its columns are the ops stored with it; a state written before op spaces were stored is the DARTS space.
     """
     if not isinstance(arch, dict):
         raise GenotypeError("not an arch state: expected a JSON object with alphas_normal/alphas_reduce lists")
+    if arch.get("cell", "darts") != "darts":  # a NAS-Bench-201 cell search: one alpha, every edge kept
+        from .nb201_search import derive_nb201_arch
+
+        if max_param_free_reduce is not None and max_param_free_reduce >= 0:
+            raise GenotypeError("the nasbench201 cell has no reduction cell to cap: drop --max-param-free-reduce")
+        try:
+            return derive_nb201_arch(arch, max_param_free=max_param_free)
+        except ConfigError as exc:
+            raise GenotypeError(str(exc)) from None
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise GenotypeError(f"not a nasbench201 arch state with an alphas_normal list ({exc})") from None
     try:
         space = space_of(arch)
     except ConfigError as exc:

@@ -56,12 +56,24 @@ class Genotype:
         }
 
     @classmethod
-    def from_dict(cls, data: Any) -> Genotype:
-        """Build from the JSON form; extra keys are ignored, missing ones are an error."""
+    def from_dict(cls, data: Any) -> Any:
+        """Build from the JSON form; extra keys are ignored, missing ones are an error.
+
+        A genotype stored with ``"cell": "nasbench201"`` is a NAS-Bench-201 cell (``pcdarts.nb201``) and
+        comes back as an ``NB201Genotype``; without a ``cell`` key it is a DARTS cell, as every genotype
+        stored before that cell space existed.
+        """
         if not isinstance(data, dict):
             raise GenotypeError("genotype JSON must be an object with normal/reduce lists")
-        if "genotype" in data and "normal" not in data:  # a result file that embeds one
+        if "genotype" in data and "normal" not in data and "cell" not in data:  # a result file that embeds one
             return cls.from_dict(data["genotype"])
+        cell = data.get("cell", "darts")
+        if cell != "darts":
+            from .nb201 import CELL, NB201Genotype
+
+            if cell != CELL:
+                raise GenotypeError(f"unknown cell space {str(cell)[:40]!r} in genotype JSON: darts or {CELL}")
+            return NB201Genotype.from_dict(data)
         try:
             normal = [_pair(p) for p in data["normal"]]
             reduce = [_pair(p) for p in data["reduce"]]
@@ -302,13 +314,14 @@ register_genotype(
 )
 
 
-def load_genotype(spec: str) -> Genotype:
-    """Resolve a built-in name, a JSON file (genotype.json or a run's result), or reference text."""
+def load_genotype(spec: str) -> Any:
+    """Resolve a built-in name, a JSON file (genotype.json or a run's result), reference text, or a
+    NAS-Bench-201 string (``|nor_conv_3x3~0|+|...|``, an ``NB201Genotype``)."""
     if spec in GENOTYPES:
         return GENOTYPES[spec]
     text = spec
     path = Path(spec)
-    if spec.lstrip().startswith(("{", "Genotype")):
+    if spec.lstrip().startswith(("{", "Genotype", "|")):
         pass
     elif path.is_dir() and (path / "genotype.json").is_file():
         from .rundir import RunError, read_run_json
@@ -332,6 +345,10 @@ def load_genotype(spec: str) -> Genotype:
         known = ", ".join(GENOTYPES)
         raise GenotypeError(f"{spec!r} is not a built-in genotype ({known}), an existing file, or Genotype(...) text")
     stripped = text.strip()
+    if stripped.startswith("|"):  # NAS-Bench-201's string form
+        from .nb201 import parse_nb201
+
+        return parse_nb201(stripped)
     if len(stripped) > 4 * MAX_TEXT:
         raise GenotypeError(f"genotype text is {len(stripped):,} characters long; a genotype needs far fewer")
     if stripped.startswith("{"):
@@ -366,6 +383,11 @@ def random_genotype(seed: int, steps: int = 4, ops: Sequence[str] = PRIMITIVES) 
 
     concat = tuple(range(2, 2 + steps))
     return Genotype(cell(), concat, cell(), concat)
+
+
+def none_count(pairs: tuple[Pair, ...]) -> int:
+    """``none`` edges in one cell (only a NAS-Bench-201 cell keeps them: each one cuts an edge)."""
+    return sum(op in OPS and OPS[op].zero for op, _ in pairs)
 
 
 def param_free_count(pairs: tuple[Pair, ...]) -> int:

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import torch
 from tqdm import tqdm
 
-from .data import Augment, FolderDataset, TensorDataset, get_dataset, limit_train
+from .data import Augment, FolderDataset, TensorDataset, carve_selection, get_dataset, limit_train
 from .distributed import DistInfo, barrier, init_distributed, local_device, shutdown
 from .engine import epoch_line
 from .rundir import (
@@ -85,7 +85,8 @@ def load_data(cfg: Any) -> TensorDataset | FolderDataset:
         kwargs["data"] = cfg.data
     if getattr(cfg, "subset", None):
         kwargs["subset"] = cfg.subset
-    return limit_train(get_dataset(cfg.dataset, **kwargs), cfg.train_images)
+    ds = carve_selection(get_dataset(cfg.dataset, **kwargs), getattr(cfg, "holdout_images", 0))
+    return limit_train(ds, cfg.train_images)
 
 
 def make_augment(cfg: Any, ds: TensorDataset | FolderDataset, cutout: int) -> Augment:
@@ -105,7 +106,7 @@ def check_world_size(state: dict[str, Any], world_size: int) -> None:
         )
 
 
-ADDED_SETTINGS = {"space": "darts", "ops": []}
+ADDED_SETTINGS = {"space": "darts", "ops": [], "cell": "darts", "holdout_images": 0}
 """Settings added after runs were first written, with the value those older runs used."""
 
 

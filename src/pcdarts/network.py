@@ -10,6 +10,7 @@ from .candidates import OPS
 from .config import check_choice
 from .errors import ConfigError
 from .genotype import Genotype
+from .nb201 import CELL, NB201Genotype, NB201Network
 from .ops import FactorizedReduce, ReLUConvBN
 from .space import reduction_cells
 
@@ -42,6 +43,15 @@ class DropPath(nn.Module):
         if torch.compiler.is_compiling():  # eager keeps the float: its results stay bit for bit what they were
             return drop_path(self.module(x), self.drop_prob_t, self.training and self.drop_prob > 0)
         return drop_path(self.module(x), self.drop_prob, self.training)
+
+
+def set_drop_path(model: nn.Module, prob: float) -> None:
+    """Set the drop-path probability of every ``DropPath`` branch of ``model`` (any final network)."""
+    model.drop_path_prob = float(prob)
+    for m in model.modules():
+        if isinstance(m, DropPath):
+            m.drop_prob = float(prob)
+            m.drop_prob_t.fill_(float(prob))
 
 
 class Cell(nn.Module):
@@ -157,11 +167,7 @@ class Network(nn.Module):
 
     def set_drop_path(self, prob: float) -> None:
         """Set the drop-path probability of every droppable branch (ramped by the trainer)."""
-        self.drop_path_prob = float(prob)
-        for m in self.modules():
-            if isinstance(m, DropPath):
-                m.drop_prob = self.drop_path_prob
-                m.drop_prob_t.fill_(self.drop_path_prob)
+        set_drop_path(self, prob)
 
     def set_memory_format(self, memory_format: torch.memory_format) -> Network:
         """Lay out weights and inputs as ``memory_format`` (channels_last: 1.2x faster training on CPU, measured).
@@ -189,7 +195,7 @@ class Network(nn.Module):
 
 
 def build_network(
-    genotype: Genotype,
+    genotype: Genotype | NB201Genotype,
     *,
     num_classes: int,
     in_channels: int = 3,
@@ -197,14 +203,29 @@ def build_network(
     layers: int = 20,
     auxiliary: bool = True,
     stem: str = "cifar",
-) -> Network:
-    """Build the final network for a genotype, validating the arguments first."""
+) -> Network | NB201Network:
+    """Build the final network for a genotype, validating the arguments first.
+
+    A DARTS genotype gets the DARTS network (``layers`` cells, two of them reductions); a NAS-Bench-201
+    genotype gets NAS-Bench-201's network (``layers`` = 3N cells in three stages; its stem is the 3x3 conv).
+    """
     if num_classes < 1:
         raise ConfigError(f"num_classes must be >= 1, got {num_classes}")
     if layers < 3:
         raise ConfigError(f"layers must be >= 3, got {layers}")
     if init_channels < 2 or init_channels % 2:
         raise ConfigError(f"init channels must be an even number >= 2, got {init_channels}")
+    if isinstance(genotype, NB201Genotype):
+        if stem != "cifar":
+            raise ConfigError(f"the {CELL} network has its own 3x3 conv stem: drop --stem {stem} (or use stem cifar)")
+        return NB201Network(
+            genotype,
+            num_classes=num_classes,
+            in_channels=in_channels,
+            init_channels=init_channels,
+            layers=layers,
+            auxiliary=auxiliary,
+        )
     return Network(
         genotype,
         num_classes=num_classes,

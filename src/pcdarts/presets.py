@@ -242,6 +242,52 @@ STUDY_PRESETS: dict[str, dict[str, Any]] = {
         train=dict(STUDY2_TRAIN),
         epochs_from_calibration=True,  # without --budget-from (or an explicit epochs) the run is refused
     ),
+    # Study III (docs/STUDY3_PLAN.md): the NAS-Bench-201 cell, the paper's ablation of partial channels (K)
+    # and edge normalisation as four arms, 60 random cells from the whole space (10 trained twice), model
+    # selection on a 10,000-image hold-out carved before any train subset.
+    "fmnist-study3": dict(
+        dataset="fashion-mnist",
+        searches=6,
+        random_cells=60,
+        retrain_random=10,
+        train_seed=0,
+        primary="pcdarts",
+        rule="superiority",
+        oneshot_arm="pcdarts",
+        oneshot_images=2000,
+        arms=[
+            ("pcdarts", {"k": 4, "edge_norm": True}),
+            ("pc-only", {"k": 4, "edge_norm": False}),
+            ("en-only", {"k": 1, "edge_norm": True}),
+            ("darts", {"k": 1, "edge_norm": False}),
+        ],
+        search=dict(
+            cell="nasbench201",
+            image_size=16,
+            holdout_images=10000,
+            train_images=8000,
+            init_channels=16,
+            layers=15,
+            epochs=30,
+            warmup_epochs=10,
+            batch_size=64,
+            lr=0.025,
+            arch_lr=2e-3,
+        ),
+        train=dict(
+            image_size=16,
+            holdout_images=10000,
+            train_images=10000,
+            init_channels=16,
+            layers=15,
+            epochs=20,
+            batch_size=128,
+            lr=0.1,
+            cutout=0,
+            drop_path=0.0,
+            auxiliary=False,
+        ),
+    ),
 }
 
 # Named calibrations: `pcdarts fidelity --preset NAME`; flags still override.

@@ -15,8 +15,9 @@ from .config import SearchConfig
 from .data import FolderDataset, TensorDataset, make_stream, part_size, search_parts
 from .distributed import all_reduce_sums, barrier, check_agreement, wrap_ddp
 from .engine import check_finite, cosine_lr, epoch_stats, evaluate, new_accumulator, search_epoch, sgd_impl
-from .genotype import Genotype, param_free_count
+from .genotype import Genotype, none_count, param_free_count
 from .loop import Context, check_world_size, load_data, make_augment, run_task
+from .nb201_search import NB201SearchNetwork
 from .remedies import beta_decay_weight, early_stop_reason
 from .rundir import FILE_FORMAT, MetricsLog, RunError, atomic_write_json, pick_device
 from .supernet import SearchNetwork
@@ -55,8 +56,13 @@ def auto_batch(cfg: SearchConfig) -> SearchConfig:
     return replace(cfg, batch_size=batch, lr=lr)
 
 
-def build_supernet(cfg: SearchConfig, ds: TensorDataset | FolderDataset) -> SearchNetwork:
-    return SearchNetwork.from_config(cfg, num_classes=ds.num_classes, in_channels=ds.in_channels)
+def build_supernet(cfg: SearchConfig, ds: TensorDataset | FolderDataset) -> SearchNetwork | NB201SearchNetwork:
+    """The supernet of the config's cell space (``cfg.cell``): the DARTS cell's, or NAS-Bench-201's."""
+    return supernet_class(cfg).from_config(cfg, num_classes=ds.num_classes, in_channels=ds.in_channels)
+
+
+def supernet_class(cfg: Any) -> type[SearchNetwork] | type[NB201SearchNetwork]:
+    return NB201SearchNetwork if getattr(cfg, "cell", "darts") == "nasbench201" else SearchNetwork
 
 
 # Below these a proxy search cannot learn (Study I, docs/STUDY.md): candidate ops with fewer channels are
@@ -101,7 +107,10 @@ def schedule_line(counts: dict[str, int]) -> str:
 
 
 def collapse_count(genotype: Genotype) -> dict[str, int]:
-    """Parameter-free ops in the derived cells: a rising count warns of skip-connection collapse."""
+    """Parameter-free ops in the derived cells: a rising count warns of skip-connection collapse (in the
+    NAS-Bench-201 cell, whose edges are all kept, ``none`` edges too)."""
+    if getattr(genotype, "cell", "darts") != "darts":
+        return {"param_free_normal": param_free_count(genotype.normal), "none_edges": none_count(genotype.normal)}
     return {
         "param_free_normal": param_free_count(genotype.normal),
         "param_free_reduce": param_free_count(genotype.reduce),
@@ -172,7 +181,7 @@ class SearchTask:
             for warning in learnability_warnings(cfg, self.counts):
                 log.warning("warning: %s", warning)
         self.model = model = build_supernet(cfg, ds).to(device)
-        self.forward = wrap_ddp(model, device, info, ignore=list(SearchNetwork._ARCH))
+        self.forward = wrap_ddp(model, device, info, ignore=list(model._ARCH))
         self.w_opt = torch.optim.SGD(
             model.weight_parameters(),
             lr=cfg.lr,
@@ -352,6 +361,8 @@ def _log_arch_images(metrics: MetricsLog, model: SearchNetwork, epoch: int) -> N
     import numpy as np
 
     for name in ("alphas_normal", "alphas_reduce"):
+        if not hasattr(model, name):  # the NAS-Bench-201 cell has one alpha
+            continue
         w = torch.softmax(getattr(model, name).detach().float().cpu(), dim=-1).numpy()
         img = (w - w.min()) / max(float(w.max() - w.min()), 1e-12)
         img = np.repeat(np.repeat(img, 16, axis=0), 16, axis=1)

@@ -12,7 +12,16 @@ import torch
 from torch import nn
 
 from .config import TrainConfig, memory_format_for
-from .data import FolderDataset, TensorDataset, holdout_part, make_stream, part_size, stratified_split, train_part
+from .data import (
+    FolderDataset,
+    TensorDataset,
+    holdout_part,
+    make_stream,
+    part_size,
+    selection_part,
+    stratified_split,
+    train_part,
+)
 from .distributed import all_reduce_sums, barrier, wrap_ddp
 from .engine import (
     check_finite,
@@ -125,7 +134,9 @@ class TrainTask:
         self.scaler = torch.amp.GradScaler(device.type) if cfg.precision == "fp16" else None
         per_rank = cfg.batch_size // info.world_size
         self.fit_part, self.val_part = train_part(ds), None
-        if cfg.val_fraction:  # model selection on held-out train images; the test split is read once, at the end
+        if cfg.holdout_images:  # model selection on the fixed hold-out set aside before the train subset
+            self.val_part = selection_part(ds)
+        elif cfg.val_fraction:  # model selection on held-out train images; the test split is read once, at the end
             self.fit_part, self.val_part = stratified_split(self.fit_part, cfg.val_fraction, what="validation split")
         self.train = make_stream(
             ds,
@@ -254,7 +265,7 @@ class TrainTask:
             "test_top5": None,
             "test_loss": None,
             "test_images": 0,
-            "selected_by": "val" if self.val is not None else "last_epoch",
+            "selected_by": ("holdout" if cfg.holdout_images else "val") if self.val is not None else "last_epoch",
             "selected_epoch": int(self.best.get("epoch", cfg.epochs)),
             "val_accuracy": self.best["top1"] if self.val is not None else None,
             "val_images": 0 if self.val_part is None else part_size(self.val_part),

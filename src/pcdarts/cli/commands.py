@@ -8,7 +8,7 @@ import json
 import logging
 import os
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -229,6 +229,10 @@ def cmd_train(ns: argparse.Namespace) -> int:
         return 0
     _need_out(ns)
     genotype = load_genotype(cfg.genotype)
+    if getattr(genotype, "cell", "darts") != "darts" and cfg.layers % 3 and getattr(ns, "layers", None) is None:
+        layers = cfg.layers + 3 - cfg.layers % 3  # three stages of N cells: the default depth in whole stages
+        log.info("nasbench201 network: %d cells (N=%d per stage; set --layers to choose)", layers, layers // 3)
+        cfg = replace(cfg, layers=layers)
     log.info(
         "training genotype %s:\n%s", cfg.genotype if len(cfg.genotype) < 80 else "(given as text)", genotype.describe()
     )
@@ -250,9 +254,10 @@ def cmd_train(ns: argparse.Namespace) -> int:
     if ns.json:
         print(json.dumps({k: result[k] for k in keys}))
         return 0
+    split = {"val": "validation", "holdout": f"hold-out ({result['val_images']:,} images)"}
     picked = (
-        f"epoch {result['selected_epoch']} (best validation accuracy {result['val_accuracy']:.4f})"
-        if result["selected_by"] == "val"
+        f"epoch {result['selected_epoch']} (best {split[result['selected_by']]} accuracy {result['val_accuracy']:.4f})"
+        if result["selected_by"] in split
         else "the last epoch (no validation split)"
     )
     print(
@@ -346,7 +351,8 @@ def cmd_study(ns: argparse.Namespace) -> int:
         values = named(STUDY_PRESETS, ns.preset, "study")
         values["arms"] = [Arm(name, overrides) for name, overrides in values["arms"]]
         calibrated = values.pop("epochs_from_calibration", False)
-    for key in ("dataset", "data", "searches", "random_cells", "train_seed"):
+    for key in ("dataset", "data", "searches", "random_cells", "train_seed", "primary", "rule", "retrain_random",
+                "oneshot_arm"):  # fmt: skip
         if getattr(ns, key) is not None:
             values[key] = getattr(ns, key)
     if ns.arm:

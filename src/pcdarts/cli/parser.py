@@ -16,10 +16,10 @@ GENOTYPE_HELP = "built-in name, genotype.json, a run folder, or Genotype(...) te
 
 # --help lists a command's settings in these groups, in this order; a field not named here goes under "other".
 GROUPS: dict[str, tuple[str, ...]] = {
-    "data": ("dataset", "data", "download", "subset", "workers", "image_size", "train_images", "train_portion",
-             "val_fraction", "crop_padding", "flip", "cutout"),
+    "data": ("dataset", "data", "download", "subset", "workers", "image_size", "train_images", "holdout_images",
+             "train_portion", "val_fraction", "crop_padding", "flip", "cutout"),
     "network": ("genotype", "init_channels", "layers", "stem", "auxiliary", "auxiliary_weight", "drop_path"),
-    "supernet and search space": ("k", "partial_mode", "edge_norm", "space", "ops", "recompute"),
+    "supernet and search space": ("cell", "k", "partial_mode", "edge_norm", "space", "ops", "recompute"),
     "optimisation": ("epochs", "warmup_epochs", "batch_size", "lr", "lr_min", "schedule", "lr_warmup_epochs", "lr_lag",
                      "momentum", "weight_decay", "grad_clip", "label_smoothing"),
     "architecture step (alpha and beta)": ("arch_lr", "arch_beta1", "arch_beta2", "arch_weight_decay",
@@ -207,6 +207,22 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--searches", type=int, default=None, help="searches (seeds 0..S-1) per arm (default 3)")
     st.add_argument("--random", type=int, default=None, dest="random_cells", help="random cells (default 5)")
     st.add_argument("--train-seed", type=int, default=None, help="the one training seed of every cell (default 0)")
+    st.add_argument("--primary", default=None, help="the pre-registered arm whose comparison is the verdict")
+    st.add_argument(
+        "--rule",
+        default=None,
+        choices=["effect", "superiority"],
+        help="the verdict's rule: effect (p < 0.05 and >= 1 random SD; default) or superiority (p < 0.05 and a "
+        "searched cell beats a random one in >= 3 of 4 pairs)",
+    )
+    st.add_argument(
+        "--retrain-random", type=int, default=None, help="train the first N random cells again with training seed + 1"
+    )
+    st.add_argument(
+        "--oneshot-arm",
+        default=None,
+        help="this arm's supernets also score every random cell with their own weights (nasbench201 cell)",
+    )
     st.add_argument("--search-set", action="append", default=[], metavar="KEY=VALUE", help="base search setting")
     st.add_argument("--train-set", action="append", default=[], metavar="KEY=VALUE", help="training setting")
     st.add_argument(

@@ -5,7 +5,17 @@ from . import idx as _idx  # noqa: F401  (registers fashion-mnist, mnist)
 from .augment import Augment, cutout, random_crop, random_flip
 from .datasets import DATASETS, DataError, TensorDataset, get_dataset, register_dataset
 from .folder import FolderDataset, FolderStream, subsample
-from .splits import holdout_part, limit_train, make_stream, part_size, search_parts, stratified_split, train_part
+from .splits import (
+    carve_selection,
+    holdout_part,
+    limit_train,
+    make_stream,
+    part_size,
+    search_parts,
+    selection_part,
+    stratified_split,
+    train_part,
+)
 from .stream import BatchStream
 
 __all__ = [
@@ -26,6 +36,8 @@ __all__ = [
     "search_parts",
     "subsample",
     "holdout_part",
+    "carve_selection",
+    "selection_part",
     "train_part",
     "limit_train",
     "stratified_split",

@@ -31,6 +31,7 @@ class TensorDataset:
     classes: list[str] = field(default_factory=list)
     crop_padding: int = 4
     flip: bool = True
+    selection: Any = None  # (x, y) of the train images set aside for model selection (``--holdout-images``)
 
     @property
     def in_channels(self) -> int:

@@ -83,6 +83,25 @@ def limit_train(ds: TensorDataset | FolderDataset, n: int) -> TensorDataset | Fo
     return replace(ds, train=kept)
 
 
+def carve_selection(ds: TensorDataset | FolderDataset, n: int) -> TensorDataset | FolderDataset:
+    """Set ``n`` train images aside, per class and fixed, for model selection (0: unchanged).
+
+    Carved before ``--train-images`` draws its subset, so the hold-out is disjoint from every image a
+    search or a training learns from, and the same for every run with the same ``n``.
+    """
+    if n <= 0:
+        return ds
+    rest, held = stratified_split(train_part(ds), n, what="hold-out")
+    if isinstance(ds, TensorDataset):
+        return replace(ds, train_x=rest[0], train_y=rest[1], selection=held)
+    return replace(ds, train=rest, extra={**ds.extra, "selection": held})
+
+
+def selection_part(ds: TensorDataset | FolderDataset) -> Part | None:
+    """The hold-out ``carve_selection`` set aside, or None."""
+    return ds.selection if isinstance(ds, TensorDataset) else ds.extra.get("selection")
+
+
 def part_size(part: Part) -> int:
     return len(part[0]) if isinstance(part, tuple) else len(part)
 

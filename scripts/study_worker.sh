@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# One worker of Study II (docs/STUDY2_PLAN.md): runs from a git worktree of a fixed commit so changes to
+# One worker of a study (Study II: docs/STUDY2_PLAN.md, Study III: docs/STUDY3_PLAN.md): runs from a git worktree of a fixed commit so changes to
 # main cannot leak in; two of these share the units (each takes the next unit the other is not running).
-# usage: scripts/study2_worker.sh WORKTREE OUT LOG pcdarts-args...
+# usage: scripts/study_worker.sh WORKTREE OUT LOG pcdarts-args...
 set -euo pipefail
 tree=$1 out=$2 log=$3
 shift 3

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Commit Study III's progress (docs/study3/fmnist): results only (JSON, metrics, logs of finished units).
+# A unit still in progress at a session's end keeps its checkpoint.pt in git so the next session resumes it
+# (a training without result.json; a search whose study cell is not yet in study.json); once the unit is
+# done its checkpoint leaves the tree.  usage: scripts/study3_commit.sh "commit message"
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=docs/study3/fmnist
+"$PWD/.venv/bin/python" - "$root" <<'PY'
+import json, subprocess, sys
+from pathlib import Path
+
+root = Path(sys.argv[1])
+done = set()
+if (root / "study.json").is_file():
+    for cell in json.loads((root / "study.json").read_text()).get("cells", []):
+        done.update(str(root / cell[k]) for k in ("train_run", "search_run") if cell.get(k))
+keep, drop = [], []
+for ckpt in sorted(root.glob("*/*/checkpoint.pt")):
+    run = ckpt.parent
+    finished = (run / "result.json").is_file() if run.parent.name == "train" else str(run) in done
+    (drop if finished else keep).append(str(ckpt))
+tracked = set(subprocess.run(["git", "ls-files", str(root)], capture_output=True, text=True).stdout.split())
+for f in drop:
+    if f in tracked:
+        subprocess.run(["git", "rm", "-q", "--cached", f], check=True)
+if keep:
+    subprocess.run(["git", "add", "-f", *keep], check=True)
+# a checkpoint of a unit that finished and whose file is gone: out of the tree too
+for f in tracked:
+    if f.endswith(".pt") and not Path(f).is_file():
+        subprocess.run(["git", "rm", "-q", "--cached", f], check=True)
+PY
+git add "$root"
+git commit -qm "$1"
+git log --oneline -1

@@ -1,0 +1,225 @@
+"""The NAS-Bench-201 cell space: genotypes as data, NAS-Bench-201's network, the supernet, derivation, the study."""
+
+import json
+
+import pytest
+import torch
+
+from pcdarts.derive import derive_from_arch
+from pcdarts.genotype import Genotype, GenotypeError, load_genotype
+from pcdarts.nb201 import EDGES, NB201_OPS, NB201Genotype, parse_nb201, random_nb201
+from pcdarts.nb201_search import NB201SearchNetwork, derive_nb201, nb201_edge_weights
+from pcdarts.network import build_network, count_params
+from pcdarts.oneshot import one_hot_transform
+
+BEST = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+
+# Parameter counts of NAS-Bench-201's own network (D-X-Y/AutoDL-Projects, xautodl/models/cell_infers/
+# tiny_network.py, TinyNetwork(C, N, genotype, num_classes), 3 input channels), measured by building it
+# for each cell: (C=16, N=5, 10 classes) and (C=8, N=2, 100 classes).
+REFERENCE_PARAMS = {
+    BEST: (1_288_506, 143_788),
+    "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|": (73_306, 21_708),
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|": (
+        1_531_546,
+        168_204,
+    ),
+    "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|": (
+        129_306,
+        27_532,
+    ),
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|none~1|+|nor_conv_1x1~0|avg_pool_3x3~1|nor_conv_3x3~2|": (830_426, 97_868),
+    "|skip_connect~0|+|avg_pool_3x3~0|none~1|+|nor_conv_1x1~0|none~1|nor_conv_3x3~2|": (344_346, 49_036),
+}
+
+
+@pytest.mark.parametrize("arch", sorted(REFERENCE_PARAMS))
+def test_network_parameters_equal_nas_bench_201s(arch):
+    g = parse_nb201(arch)
+    big = build_network(g, num_classes=10, in_channels=3, init_channels=16, layers=15, auxiliary=False)
+    small = build_network(g, num_classes=100, in_channels=3, init_channels=8, layers=6, auxiliary=False)
+    assert (count_params(big), count_params(small)) == REFERENCE_PARAMS[arch]
+    small.eval()
+    assert small(torch.randn(2, 3, 16, 16)).shape == (2, 100)
+    assert small(torch.randn(2, 3, 28, 28)).shape == (2, 100)  # odd sizes after two reductions (28, 14, 7)
+
+
+def test_string_json_and_loading_round_trip(tmp_path):
+    g = parse_nb201(BEST)
+    assert g.to_text() == BEST and g.edges[3] == ("skip_connect", 0)
+    assert Genotype.from_dict(json.loads(g.to_json())) == g  # the DARTS reader hands a nasbench201 cell over
+    assert load_genotype(BEST) == g
+    f = tmp_path / "genotype.json"
+    f.write_text(g.to_json())
+    assert load_genotype(str(f)) == g
+    assert load_genotype(str(tmp_path)) == g  # a run folder
+    assert g.counts() == {"param_free": 1, "none": 0}
+    assert "node 3 = skip_connect(node 0)" in g.describe()
+    assert isinstance(load_genotype("PC_DARTS_cifar"), Genotype)  # DARTS genotypes read as before
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|",  # two nodes
+        "|nor_conv_3x3~0|+|nor_conv_3x3~0|+|a~0|b~1|c~2|",  # node 2 with one edge
+        "|conv_9x9~0|+|none~0|none~1|+|none~0|none~1|none~2|",  # unknown op
+        "|none~1|+|none~0|none~1|+|none~0|none~1|none~2|",  # node 1 from node 1
+        "|none0|+|none~0|none~1|+|none~0|none~1|none~2|",  # no ~
+        "|" * 2000,
+    ],
+)
+def test_malformed_strings_are_one_line_errors(text):
+    with pytest.raises(GenotypeError) as exc:
+        parse_nb201(text)
+    assert "\n" not in str(exc.value)
+
+
+def test_json_with_an_unknown_cell_or_disagreeing_fields_is_refused():
+    with pytest.raises(GenotypeError, match="unknown cell space"):
+        Genotype.from_dict({"cell": "nasbench101", "arch": BEST})
+    edges = [[op, i] for op, i in parse_nb201(BEST).edges]
+    edges[0][0] = "none"
+    with pytest.raises(GenotypeError, match="disagree"):
+        Genotype.from_dict({"cell": "nasbench201", "arch": BEST, "edges": edges})
+
+
+def test_random_cells_are_uniform_over_the_whole_space():
+    cells = [random_nb201(s) for s in range(2000)]
+    assert random_nb201(7) == random_nb201(7)
+    ops = [op for c in cells for op in c.ops]
+    for name in NB201_OPS:  # each op on about a fifth of the edges, none included
+        assert abs(ops.count(name) / len(ops) - 0.2) < 0.02
+    assert len({c.to_text() for c in cells}) > 1800  # 2000 draws from 15,625 cells: about 1,877 distinct
+    assert parse_nb201("|none~0|+|none~0|none~1|+|nor_conv_1x1~0|none~1|none~2|").reaches_output()
+    assert not parse_nb201("|nor_conv_1x1~0|+|none~0|none~1|+|none~0|none~1|none~2|").reaches_output()
+
+
+def test_derivation_takes_the_best_op_on_every_edge_none_included_and_caps():
+    alphas = torch.zeros(6, 5)
+    alphas[:, 3] = 1.0  # nor_conv_3x3 everywhere
+    alphas[0, 0] = 2.0  # none on edge 1<-0
+    alphas[3, 1] = 3.0  # skip on 3<-0, strongly
+    alphas[4, 4] = 1.5  # avg pool on 3<-1
+    g = derive_nb201(alphas)
+    assert g.to_text() == "|none~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|avg_pool_3x3~1|nor_conv_3x3~2|"
+    capped = derive_nb201(alphas, max_param_free=1)  # the weaker parameter-free pick (the pool) is struck
+    assert capped.ops[3:5] == ("skip_connect", "nor_conv_3x3")
+    assert derive_from_arch({"cell": "nasbench201", "alphas_normal": alphas.tolist()}) == g
+    with pytest.raises(GenotypeError):
+        derive_from_arch({"cell": "nasbench201", "alphas_normal": [[0.0] * 5] * 5})
+
+
+@pytest.mark.parametrize("k,edge_norm", [(1, False), (1, True), (4, True), (4, False)])
+def test_supernet_trains_alpha_and_beta(k, edge_norm):
+    net = NB201SearchNetwork(num_classes=3, in_channels=1, init_channels=8, layers=3, k=k, edge_norm=edge_norm)
+    x, y = torch.randn(4, 1, 8, 8), torch.tensor([0, 1, 2, 0])
+    loss = torch.nn.functional.cross_entropy(net(x), y)
+    grads = torch.autograd.grad(loss, net.arch_parameters())
+    assert len(grads) == (2 if edge_norm else 1)
+    assert all(g.abs().sum() > 0 for g in grads[:1])
+    assert set(map(id, net.arch_parameters())).isdisjoint(map(id, net.weight_parameters()))
+    assert isinstance(net.genotype(), NB201Genotype)
+    state = net.arch_state()
+    assert state["cell"] == "nasbench201" and ("betas_normal" in state) == edge_norm
+
+
+def test_edge_normalisation_is_a_softmax_over_each_nodes_edges():
+    w = nb201_edge_weights(torch.tensor([5.0, 0.0, 1.0, 0.0, 0.0, 0.0]))
+    assert w[0] == 1.0  # node 1 has one edge
+    assert torch.allclose(w[1:3].sum(), torch.tensor(1.0)) and w[2] > w[1]
+    assert torch.allclose(w[3:], torch.full((3,), 1 / 3))
+
+
+def test_one_hot_transform_runs_one_cell_through_the_supernet():
+    net = NB201SearchNetwork(num_classes=3, in_channels=1, init_channels=4, layers=3, k=1, edge_norm=False)
+    g = parse_nb201("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|")
+    net.arch_transform = one_hot_transform(g, net.ops)
+    net.eval()
+    with torch.no_grad():
+        a, b = net(torch.randn(2, 1, 8, 8)), net(torch.randn(2, 1, 8, 8))
+    # every cell outputs zeros, so the logits depend on the residual blocks' shortcut path alone
+    assert a.shape == (2, 3) and torch.isfinite(b).all()
+
+
+def test_edges_follow_the_string_order():
+    assert EDGES == ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
+
+
+def test_a_study_in_the_nasbench201_cell(tmp_path):
+    """Arms that differ in K and edge normalisation, random cells from the whole space (none included), a
+    retrained random cell, one-shot scores of the random cells, the hold-out, and the superiority rule."""
+    from pcdarts.cli import main
+    from pcdarts.study import load_study, primary_verdict
+    from tests.idx_data import write_idx
+
+    data = write_idx(tmp_path / "idx")
+    out = tmp_path / "study"
+    search = dict(cell="nasbench201", image_size=8, init_channels=4, layers=3, epochs=2, warmup_epochs=1,
+                  batch_size=32, holdout_images=40)  # fmt: skip
+    train = dict(image_size=8, init_channels=4, layers=3, epochs=1, batch_size=32, cutout=0, drop_path=0.0,
+                 auxiliary=False, holdout_images=40)  # fmt: skip
+    args = ["study", "--dataset", "fashion-mnist", "--data", str(data), "--out", str(out), "--searches", "1",
+            "--random", "3", "--retrain-random", "1", "--arm", "pc:k=4", "--arm", "darts:k=1,edge_norm=false",
+            "--primary", "pc", "--rule", "superiority", "--oneshot-arm", "pc", "--threads", "1",
+            "--no-progress"]  # fmt: skip
+    for k, v in search.items():
+        args += ["--search-set", f"{k}={json.dumps(v)}"]
+    for k, v in train.items():
+        args += ["--train-set", f"{k}={json.dumps(v)}"]
+    assert main(args) == 0
+    study = load_study(out)
+    kinds = sorted((c["arm"], c["kind"]) for c in study["cells"])
+    assert kinds == [("darts", "searched"), ("pc", "searched"), ("random", "random"), ("random", "random"),
+                     ("random", "random"), ("random-retrain", "retrain")]  # fmt: skip
+    for c in study["cells"]:
+        assert c["cell"] == "nasbench201" and "none_edges" in c and c["holdout_accuracy"] is not None
+        assert isinstance(Genotype.from_dict(c["genotype"]), NB201Genotype)
+    randoms = [c for c in study["cells"] if c["arm"].startswith("random")]
+    assert {c["genotype"]["arch"] for c in randoms} == {random_nb201(s).to_text() for s in range(3)}
+    retrain = next(c for c in randoms if c["kind"] == "retrain")
+    assert retrain["train_seed"] == 1 and retrain["genotype"] == random_nb201(0).to_dict()
+    pc = next(c for c in study["cells"] if c["arm"] == "pc")
+    scores = json.loads((out / pc["oneshot_run"]).read_text())
+    assert len(scores["scores"]) == 3 and all(0 <= s <= 1 for s in scores["scores"])
+    darts_run = next(c for c in study["cells"] if c["arm"] == "darts")["search_run"]
+    darts_cfg = json.loads((out / darts_run / "config.json").read_text())
+    assert darts_cfg["k"] == 1 and darts_cfg["edge_norm"] is False and darts_cfg["cell"] == "nasbench201"
+    assert "not enough cells" in primary_verdict(study)  # one search: no comparison yet
+
+
+def test_the_superiority_rule():
+    from pcdarts.study import compare_with_random, primary_verdict, superiority
+
+    assert superiority([0.9, 0.8], [0.7, 0.8]) == (2 + 1 + 0.5) / 4
+    cells = [{"arm": "pc", "kind": "searched", "test_accuracy": a} for a in (0.90, 0.91, 0.92)]
+    cells += [{"arm": "random", "kind": "random", "test_accuracy": a} for a in (0.5, 0.6, 0.7, 0.8, 0.85, 0.89, 0.95)]
+    comp = compare_with_random(cells, "pc")
+    assert comp["superiority"] == pytest.approx(18 / 21)
+    study = {"primary": "pc", "config": {"rule": "superiority"}, "comparisons": [comp]}
+    assert "probability of superiority 0.86" in primary_verdict(study)
+    assert ("BEATS" in primary_verdict(study)) == (comp["p_value"] < 0.05)
+
+
+def test_exact_mann_whitney_for_6_against_60_cells():
+    """90 million splits are counted exactly (by rank sums), equal to enumeration on small cases and to scipy's
+    exact test where nothing ties."""
+    import math
+    import random
+    from itertools import combinations
+
+    from scipy.stats import mannwhitneyu, rankdata
+
+    from pcdarts.study import mann_whitney_greater
+
+    rng = random.Random(0)
+    for _ in range(20):
+        n, m = rng.randint(2, 5), rng.randint(2, 7)
+        vals = [round(rng.random(), 1) for _ in range(n + m)]  # many ties
+        twice = [int(round(2 * r)) for r in rankdata(vals)]
+        brute = sum(sum(p) >= sum(twice[:n]) for p in combinations(twice, n)) / math.comb(n + m, n)
+        assert mann_whitney_greater(vals[:n], vals[n:])[0] == pytest.approx(brute, abs=1e-12)
+    a, b = [rng.random() + 0.3 for _ in range(6)], [rng.random() for _ in range(60)]
+    p, how = mann_whitney_greater(a, b)
+    assert how.startswith("exact")
+    assert p == pytest.approx(mannwhitneyu(a, b, alternative="greater", method="exact").pvalue, rel=1e-9)
