@@ -223,3 +223,53 @@ def test_exact_mann_whitney_for_6_against_60_cells():
     p, how = mann_whitney_greater(a, b)
     assert how.startswith("exact")
     assert p == pytest.approx(mannwhitneyu(a, b, alternative="greater", method="exact").pvalue, rel=1e-9)
+
+
+def test_search_train_plot_report_export_and_refusals_in_the_nasbench201_cell(tmp_path, capsys):
+    """The whole path a user takes with this cell, on the CLI, at toy size."""
+    from pcdarts.cli import main
+    from pcdarts.train import load_trained
+
+    tiny = ["--dataset", "synthetic", "--image-size", "8", "--init-channels", "4", "--threads", "1", "--no-progress"]
+    s, t = tmp_path / "s", tmp_path / "t"
+    assert main(["search", "--cell", "nasbench201", "--layers", "3", "--epochs", "2", *tiny, "--out", str(s)]) == 0
+    out = capsys.readouterr().out
+    assert "of 6 edges parameter-free" in out and "nasbench201 cell |" in out
+    arch = json.loads((s / "arch.json").read_text())
+    assert arch["cell"] == "nasbench201" and arch["ops"] == list(NB201_OPS)
+    g = load_genotype(str(s))
+    assert isinstance(g, NB201Genotype) and derive_from_arch(arch) == g
+    assert main(["train", "--genotype", str(s), "--epochs", "1", "--holdout-images", "40", *tiny, "--out", str(t)]) == 0
+    result = json.loads((t / "result.json").read_text())
+    assert result["selected_by"] == "holdout" and result["val_images"] == 40
+    assert json.loads((t / "config.json").read_text())["layers"] == 6  # the synthetic default 5, in whole stages
+    model, info = load_trained(t)
+    assert info.genotype == g and count_params(model) == result["params"]
+    assert main(["plot", "--run", str(s), "--out", str(tmp_path / "plots")]) == 0
+    assert {p.name for p in (tmp_path / "plots").iterdir()} >= {"cells.png", "alpha_beta.png", "timeline.png"}
+    assert main(["report", str(t)]) == 0 and (t / "report.html").is_file()
+    assert main(["export", "--checkpoint", str(t), "--format", "torchscript", "--out", str(tmp_path / "m.pt")]) == 0
+    assert main(["info", "--genotype", BEST, "--dataset", "cifar10", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["params"] == REFERENCE_PARAMS[BEST][0]
+    assert main(["select", "--run", str(s)]) == 2  # DARTS-PT picks DARTS-cell edges: a one-line refusal
+    assert "whose edges are all kept" in capsys.readouterr().err
+    for bad in (["--layers", "4"], ["--max-param-free-reduce", "1"], ["--stem", "imagenet", "--layers", "3"]):
+        assert main(["search", "--cell", "nasbench201", *bad, *tiny, "--out", str(tmp_path / "x")]) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and "nasbench201" in err
+
+
+def test_the_holdout_is_fixed_per_class_and_disjoint_from_the_train_subset():
+    from pcdarts.config import TrainConfig
+    from pcdarts.data import selection_part, train_part
+    from pcdarts.loop import load_data
+
+    cfg = TrainConfig(dataset="digits", train_images=600, holdout_images=300)
+    a, b = load_data(cfg), load_data(cfg)
+    held, kept = selection_part(a), train_part(a)
+    assert len(held[1]) == 300 and len(kept[1]) == 600
+    assert torch.equal(held[0], selection_part(b)[0])  # the same images every time
+    counts = torch.bincount(held[1], minlength=10)
+    assert counts.min() >= 29 and counts.max() <= 31  # per class
+    flat_held = {bytes(x.numpy().tobytes()) for x in held[0]}
+    assert not flat_held & {bytes(x.numpy().tobytes()) for x in kept[0]}  # disjoint (digits has no duplicates)

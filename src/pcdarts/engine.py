@@ -315,7 +315,9 @@ def epoch_line(
         parts.append(f"val loss {record['val_loss']:.3f} acc {record['val_acc']:.3f}")
     if "arch_loss" in record:
         parts.append(f"arch loss {record['arch_loss']:.3f}")
-    if "param_free_normal" in record:
+    if "none_edges" in record:  # the NAS-Bench-201 cell: six edges, each kept
+        parts.append(f"param-free ops {record['param_free_normal']}/6, none {record['none_edges']}/6")
+    elif "param_free_normal" in record:
         parts.append(f"param-free ops {record['param_free_normal']}/8 normal")
     if record.get("ranks_agree"):
         parts.append("ranks agree on alpha/beta")

@@ -27,7 +27,7 @@ from .config import TrainConfig, resolve_config
 from .errors import ConfigError
 from .genotype import random_genotype
 from .rundir import FILE_FORMAT, RunError, atomic_save_figure, atomic_write_json
-from .study import check_pinned, run_units, train_cell, train_folder
+from .study import check_pinned, random_cell, run_units, train_cell, train_folder
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,7 @@ class FidelityConfig:
     seed_budget: int = 0  # the budget of the second-seed trainings (0: the longest)
     train_seed: int = 0  # the first training seed (the study's); the second is train_seed + 1
     train: dict[str, Any] = field(default_factory=dict)  # the training protocol (the study's); epochs come from budgets
+    cell: str = "darts"  # the cell space the random cells come from: darts or nasbench201 (uniform, none included)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "budgets", tuple(sorted({int(b) for b in self.budgets})))
@@ -55,6 +56,8 @@ class FidelityConfig:
             raise ConfigError(f"seed budget must be one of the budgets {list(self.budgets)}, got {self.seed_budget}")
         if "epochs" in self.train or "seed" in self.train:
             raise ConfigError("the training settings take epochs from --budgets and the seed from --train-seed")
+        if self.cell not in ("darts", "nasbench201"):
+            raise ConfigError(f"cell must be darts or nasbench201, got {self.cell!r}")
 
     @property
     def second_seed_budget(self) -> int:
@@ -70,7 +73,17 @@ class FidelityConfig:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["budgets"] = list(self.budgets)
+        if d["cell"] == "darts":  # calibrations pinned before the setting existed pin the same file
+            del d["cell"]
         return d
+
+    def random_cell(self, seed: int) -> Any:
+        """Random cell ``seed`` of the calibration's cell space (the same cell a study's random arm draws)."""
+        if self.cell == "nasbench201":
+            from .nb201 import NB201_OPS
+
+            return random_cell(self.cell, seed, NB201_OPS)
+        return random_genotype(seed)
 
     def study_train(self, budget: int) -> dict[str, Any]:
         """The ``train`` settings a study needs to reuse this calibration's trainings at ``budget``."""
@@ -205,7 +218,7 @@ class Fidelity:
             tcfg = replace(tcfg, threads=self.threads)
         if tcfg.val_fraction <= 0:
             raise RunError("a calibration ranks cells on validation data: set val_fraction > 0 in the training")
-        trained = train_cell(self.out, tcfg, random_genotype(cell), progress=self.progress, read_test=False)
+        trained = train_cell(self.out, tcfg, self.cfg.random_cell(cell), progress=self.progress, read_test=False)
         return _row(cell, budget, seed, trained)
 
     def keys(self) -> list[tuple[int, int, int]]:
@@ -235,7 +248,7 @@ class Fidelity:
         done = [
             (c, b, s)
             for c, b, s in keys
-            if (train_folder(self.out, self.cfg.train_config(b, s), random_genotype(c)) / "result.json").is_file()
+            if (train_folder(self.out, self.cfg.train_config(b, s), self.cfg.random_cell(c)) / "result.json").is_file()
         ]
         self.rows = [self._unit(c, b, s) for c, b, s in done]  # finished: each is read back, not trained
         summary = {"format": FILE_FORMAT, "config": self.cfg.to_dict(), "rows": self.rows}

@@ -21,7 +21,7 @@ from matplotlib.figure import Figure  # figures without pyplot: no global backen
 from .candidates import OPS, PRIMITIVES
 from .derive import node_edge_weights
 from .errors import ConfigError
-from .genotype import Genotype, edge_name, param_free_count
+from .genotype import Genotype, edge_name, none_count, param_free_count
 from .rundir import atomic_save_figure, atomic_write_bytes
 from .space import steps_for
 
@@ -128,11 +128,53 @@ def draw_cell(ax: Any, pairs: tuple[tuple[str, int], ...], concat: tuple[int, ..
     ax.axis("off")
 
 
+def draw_nb201_cell(ax: Any, genotype: Any, title: str) -> None:
+    """Draw a NAS-Bench-201 cell: nodes 0 (input) to 3 (output) on a line, one arc per edge, ``none`` dashed."""
+    from .nb201 import EDGES
+
+    pos = {n: (1.6 * n, 0.5) for n in range(4)}
+    ax.set_xlim(-0.7, 1.6 * 3 + 0.7)
+    ax.set_ylim(-0.45, 1.75)
+    bend = {(0, 2): 0.45, (1, 3): -0.45, (0, 3): -0.5}  # neighbours straight; longer edges bend apart
+    for (op, src), (node, _) in zip(genotype.edges, EDGES):
+        rad = bend.get((src, node), 0.0)
+        cut = OPS[op].zero
+        colour = op_colour(op)
+        ax.annotate(
+            "",
+            xy=pos[node],
+            xytext=pos[src],
+            arrowprops=dict(arrowstyle="-|>", color=colour, lw=1.0 if cut else 1.8, ls="--" if cut else "-",
+                            connectionstyle=f"arc3,rad={rad}", shrinkA=15, shrinkB=15),
+        )  # fmt: skip
+        mx, my = _arc_point(ax, pos[src], pos[node], rad, 0.5)
+        ax.text(mx, my, op, zorder=5, fontsize=7, color=colour, ha="center", va="center",
+                bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.85))  # fmt: skip
+    for n, (x, y) in pos.items():
+        io = n in (0, 3)
+        ax.scatter([x], [y], s=900, c="#cfe8ff" if io else "#ffe9b3", edgecolors="black", zorder=3)
+        ax.text(x, y, {0: "in", 3: "out"}.get(n, str(n)), ha="center", va="center", fontsize=9, zorder=4)
+    ax.set_title(title)
+    ax.axis("off")
+
+
 def plot_genotype(genotype: Genotype, out: str | Path, *, renderer: str = "auto") -> str:
-    """Write normal and reduction cells to ``out`` (.png/.svg/.pdf); returns the renderer used."""
+    """Write normal and reduction cells to ``out`` (.png/.svg/.pdf); returns the renderer used.
+
+    A NAS-Bench-201 cell is one picture (it has no reduction cell), always drawn with matplotlib.
+    """
     out = Path(out)
     if out.suffix.lower() not in (".png", ".svg", ".pdf"):
         raise ConfigError(f"plot output must end in .png, .svg or .pdf, got {out.name}")
+    if getattr(genotype, "cell", "darts") != "darts":
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fig = Figure(figsize=(8, 4.5))
+        ax = fig.subplots()
+        fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=0.9)  # fixed before labels are placed
+        draw_nb201_cell(ax, genotype, f"NAS-Bench-201 cell  {genotype.to_text()}")
+        ax.title.set_fontsize(8)
+        atomic_save_figure(fig, out, dpi=130)
+        return "matplotlib"
     use_gv = renderer == "graphviz" or (renderer == "auto" and graphviz_available())
     if renderer == "graphviz" and not graphviz_available():
         raise ConfigError("graphviz renderer asked for, but the graphviz package or the dot binary is missing")
@@ -185,11 +227,12 @@ def alpha_heatmaps(history: list[dict[str, Any]], out: str | Path, epochs: list[
         raise ConfigError(f"no epoch {missing[0]} in this search: it has epochs {min(by_epoch)}..{max(by_epoch)}")
     epochs = epochs or [history[0]["epoch"], history[len(history) // 2]["epoch"], history[-1]["epoch"]]
     epochs = list(dict.fromkeys(epochs))
-    fig = Figure(figsize=(16, 3.6 * len(epochs)))
-    axes = fig.subplots(len(epochs), 4, squeeze=False, gridspec_kw={"width_ratios": [4, 1, 4, 1]})
+    cells = ("normal",) if history[-1].get("cell") == "nasbench201" else ("normal", "reduce")
+    fig = Figure(figsize=(8 * len(cells), 3.6 * len(epochs)))
+    axes = fig.subplots(len(epochs), 2 * len(cells), squeeze=False, gridspec_kw={"width_ratios": [4, 1] * len(cells)})
     for row, e in enumerate(epochs):
         h = by_epoch[e]
-        for col, cell in enumerate(("normal", "reduce")):
+        for col, cell in enumerate(cells):
             a = torch.softmax(torch.tensor(h[f"alphas_{cell}"]), dim=-1).numpy()
             n_edges = a.shape[0]
             names = h.get("ops") or PRIMITIVES  # the history's op space; DARTS before spaces were stored
@@ -198,25 +241,36 @@ def alpha_heatmaps(history: list[dict[str, Any]], out: str | Path, epochs: list[
                     f"epoch {e}: alpha has {a.shape[1]} columns but the stored op space {len(names)} "
                     f"({', '.join(names)}): the history is damaged or from another search"
                 )
-            steps = steps_for(n_edges)
             betas = torch.tensor(h[f"betas_{cell}"]) if f"betas_{cell}" in h else torch.zeros(n_edges)  # no edge norm
-            b = node_edge_weights(betas, steps).numpy()
+            if h.get("cell") == "nasbench201":
+                from .nb201_search import nb201_edge_weights
+
+                b, labels = nb201_edge_weights(betas).numpy(), _nb201_edge_labels()
+            else:
+                steps = steps_for(n_edges)
+                b, labels = node_edge_weights(betas, steps).numpy(), _edge_labels(steps)
             ax = axes[row][2 * col]
             im = ax.imshow(a, aspect="auto", cmap="viridis")
             ax.set_xticks(range(len(names)), list(names), rotation=40, ha="right", fontsize=7)
-            ax.set_yticks(range(n_edges), _edge_labels(steps), fontsize=6)
-            ax.set_title(f"epoch {e}: softmax(alpha) {cell}", fontsize=9)
+            ax.set_yticks(range(n_edges), labels, fontsize=6)
+            ax.set_title(f"epoch {e}: softmax(alpha)" + ("" if len(cells) == 1 else f" {cell}"), fontsize=9)
             fig.colorbar(im, ax=ax, fraction=0.04)
             axb = axes[row][2 * col + 1]
             im2 = axb.imshow(b[:, None], aspect="auto", cmap="magma", vmin=0, vmax=1)
             axb.set_xticks([])
-            axb.set_yticks(range(n_edges), _edge_labels(steps), fontsize=6)
+            axb.set_yticks(range(n_edges), labels, fontsize=6)
             axb.set_title("edge weight", fontsize=9)
             fig.colorbar(im2, ax=axb, fraction=0.2)
     fig.tight_layout()
     out = Path(out)
     atomic_save_figure(fig, out, dpi=110)
     return out
+
+
+def _nb201_edge_labels() -> list[str]:
+    from .nb201 import EDGES
+
+    return [f"node {src} -> node {node}" for node, src in EDGES]
 
 
 def _edge_labels(steps: int) -> list[str]:
@@ -242,30 +296,43 @@ def genotype_timeline(history: list[dict[str, Any]], out: str | Path) -> tuple[P
         if all(g == genos[-1] for g in genos[i:]):
             stable = epochs[i]
             break
-    fig = Figure(figsize=(max(6, 0.5 * len(epochs) + 4), 9))
-    axes = fig.subplots(3, 1, gridspec_kw={"height_ratios": [3, 3, 2]})
-    for ax, cell in zip(axes[:2], ("normal", "reduce")):
+    nb201 = getattr(genos[-1], "cell", "darts") == "nasbench201"
+    if nb201:  # every op of the space can be derived, none included
+        ops = list(space) + sorted(seen - set(space))
+    cells = ("normal",) if nb201 else ("normal", "reduce")
+    fig = Figure(figsize=(max(6, 0.5 * len(epochs) + 4), 6 if nb201 else 9))
+    axes = fig.subplots(len(cells) + 1, 1, gridspec_kw={"height_ratios": [3] * len(cells) + [2]})
+    for ax, cell in zip(axes[:-1], cells):
         mat = np.array([[ops.index(op) for op, _ in getattr(g, cell)] for g in genos]).T  # (slots, epochs)
         cmap = matplotlib.colors.ListedColormap([op_colour(o) for o in ops])
         ax.imshow(mat, aspect="auto", cmap=cmap, vmin=-0.5, vmax=len(ops) - 0.5, interpolation="nearest")
-        labels = [edge_name(i, k // 2) for k, (_, i) in enumerate(getattr(genos[-1], cell))]
+        if nb201:
+            labels = _nb201_edge_labels()
+        else:
+            labels = [edge_name(i, k // 2) for k, (_, i) in enumerate(getattr(genos[-1], cell))]
         ax.set_yticks(range(mat.shape[0]), labels, fontsize=7)
         ax.set_xticks(range(len(epochs)), epochs, fontsize=7)
         ax.set_title(
-            f"derived {cell} cell per epoch" + (f" (stable from epoch {stable})" if stable is not None else ""),
+            f"derived {'NAS-Bench-201' if nb201 else cell} cell per epoch"
+            + (f" (stable from epoch {stable})" if stable is not None else ""),
             loc="left",
             fontsize=10,
         )
     handles = [matplotlib.patches.Patch(color=op_colour(o), label=o) for o in ops]
     axes[0].legend(handles=handles, fontsize=6, ncol=4, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    pf = [[param_free_count(getattr(g, c)) for g in genos] for c in ("normal", "reduce")]
-    axes[2].plot(epochs, pf[0], "o-", label="normal")
-    axes[2].plot(epochs, pf[1], "s-", label="reduce")
-    axes[2].xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    axes[2].set_ylabel("parameter-free ops")
-    axes[2].set_xlabel("epoch")
-    axes[2].set_title("parameter-free ops per epoch (rising = collapse warning)", loc="left", fontsize=10)
-    axes[2].legend()
+    last = axes[-1]
+    if nb201:
+        last.plot(epochs, [param_free_count(g.normal) for g in genos], "o-", label="parameter-free")
+        last.plot(epochs, [none_count(g.normal) for g in genos], "s-", label="none (cut edges)")
+    else:
+        pf = [[param_free_count(getattr(g, c)) for g in genos] for c in ("normal", "reduce")]
+        last.plot(epochs, pf[0], "o-", label="normal")
+        last.plot(epochs, pf[1], "s-", label="reduce")
+    last.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    last.set_ylabel("ops" if nb201 else "parameter-free ops")
+    last.set_xlabel("epoch")
+    last.set_title("parameter-free ops per epoch (rising = collapse warning)", loc="left", fontsize=10)
+    last.legend()
     fig.tight_layout()
     out = Path(out)
     atomic_save_figure(fig, out, dpi=110)

@@ -197,6 +197,11 @@ class Selector:
         if not (self.search_dir / "genotype.json").is_file() or not (self.search_dir / "checkpoint.pt").is_file():
             raise RunError(f"{self.search_dir} is not a finished search run (it needs genotype.json and checkpoint.pt)")
         self.scfg = _search_config(self.search_dir)
+        if getattr(self.scfg, "cell", "darts") != "darts":
+            raise RunError(
+                f"{self.search_dir} searched the {self.scfg.cell} cell, whose edges are all kept: perturbation-based "
+                "selection (DARTS-PT) picks edges of the DARTS cell; derive its cell with pcdarts.derive_from_run"
+            )
 
     # ------------------------------------------------------------ setup
     def _build(self) -> None:

@@ -166,9 +166,12 @@ def cmd_search(ns: argparse.Namespace) -> int:
 
     g = Genotype.from_dict(result["genotype"])
     stop = f" (DARTS+ stop: {result['early_stop']['reason']})" if result.get("early_stop") else ""
+    if getattr(g, "cell", "darts") == "darts":
+        counted = f"{param_free_count(g.normal)} of 8 normal-cell ops are parameter-free"
+    else:
+        counted = f"{g.counts()['param_free']} of 6 edges parameter-free, {g.counts()['none']} cut (none)"
     print(
-        f"search finished in {_minutes(result['seconds'])}{stop}; {param_free_count(g.normal)} of 8 normal-cell ops "
-        f"are parameter-free\n{g.describe()}\n"
+        f"search finished in {_minutes(result['seconds'])}{stop}; {counted}\n{g.describe()}\n"
         f"schedule: {result.get('warmup_steps', '?')} warm-up steps, {result.get('arch_steps', '?')} arch steps, "
         f"{result.get('op_channels', '?')} channels per candidate op\n"
         f"files: {ns.out}/ (genotype.json, search_result.json, arch.json, metrics.jsonl, checkpoint.pt)\n"
@@ -198,6 +201,13 @@ def _collapse_hint(g: Any, out: str) -> str:
     from ..genotype import param_free_count
 
     n, r = param_free_count(g.normal), param_free_count(g.reduce)
+    if getattr(g, "cell", "darts") != "darts":  # six edges, none cut: a cell of skips and pools
+        if n + g.counts()["none"] < 5:
+            return ""
+        return (
+            f"note: {n} of the cell's 6 edges are parameter-free and {g.counts()['none']} are cut (none): a capped "
+            f"cell from the same search is `pcdarts.derive_from_run('{out}', max_param_free=2)`\n"
+        )
     if max(n, r) < COLLAPSED:
         return ""
     return (
@@ -480,7 +490,7 @@ def cmd_fidelity(ns: argparse.Namespace) -> int:
     values: dict[str, Any] = {}
     if ns.preset is not None:
         values = named(FIDELITY_PRESETS, ns.preset, "calibration")
-    for key in ("dataset", "data", "cells", "seed_cells", "seed_budget", "train_seed"):
+    for key in ("dataset", "data", "cells", "seed_cells", "seed_budget", "train_seed", "cell"):
         if getattr(ns, key) is not None:
             values[key] = getattr(ns, key)
     if ns.budgets is not None:

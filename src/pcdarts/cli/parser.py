@@ -276,6 +276,12 @@ def build_parser() -> argparse.ArgumentParser:
     fi.add_argument("--seed-cells", type=int, default=None, help="cells trained again with a second seed (default 4)")
     fi.add_argument("--seed-budget", type=int, default=None, help="epochs of the second-seed runs (default: longest)")
     fi.add_argument("--train-seed", type=int, default=None, help="the first training seed (default 0)")
+    fi.add_argument(
+        "--cell",
+        default=None,
+        choices=["darts", "nasbench201"],
+        help="the cell space of the random cells (default darts; nasbench201: uniform over its 15,625 cells)",
+    )
     fi.add_argument("--train-set", action="append", default=[], metavar="KEY=VALUE", help="training setting")
     fi.add_argument("--threads", type=int, default=0, help="intra-op threads of every training (0: torch's default)")
     fi.add_argument(

@@ -41,6 +41,8 @@ def cmd_info(ns: argparse.Namespace) -> int:
     if ns.dataset not in INFO_SHAPES:
         raise ConfigError(f"unknown dataset {ns.dataset!r} for info; choose one of: {', '.join(INFO_SHAPES)}")
     cin, side, classes, stem, c, layers = info_shape(ns.dataset)
+    if getattr(genotype, "cell", "darts") != "darts":  # NAS-Bench-201's own network: C=16, N=5
+        c, layers, stem = 16, 15, "cifar"
     c = c if ns.init_channels is None else ns.init_channels
     layers = layers if ns.layers is None else ns.layers
     classes = classes if ns.num_classes is None else ns.num_classes
