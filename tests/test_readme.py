@@ -50,7 +50,7 @@ def test_inventory_every_line_is_run_or_excused():
 
 # Lines that use what an earlier line made run in order in one chain; the chains run as separate tests, so
 # the test workers share them. A line naming none of these folders stands alone.
-CHAINS = {"digits": ("runs/s1", "runs/t1"), "pt": ("runs/pt-",), "fidelity": ("runs/fid",)}
+CHAINS = {"digits": ("runs/s1", "runs/t1"), "pt": ("runs/pt-",), "fidelity": ("runs/fid",), "nb201": ("runs/nb201",)}
 
 
 def _chain(line: str) -> str:
