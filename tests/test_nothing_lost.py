@@ -45,6 +45,7 @@ def test_overwrite_removes_only_what_the_run_wrote(tmp_path):
     RunDir(out, kind="search", final="genotype.json")
     for name in ("checkpoint.pt", "metrics.jsonl", "genotype.json"):
         (out / name).write_text("old run")
+    (out / "environment.json").write_text('{"pcdarts": "0.1.0", "torch": "2.13.0"}')  # what marks a run
     (out / "tb").mkdir()
     (out / "tb" / "events.out.tfevents.1.host").write_text("old events")
     (out / "tb" / "my_notes.txt").write_text("keep me")

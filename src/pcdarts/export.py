@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import io
 import json
 import logging
 import warnings
@@ -14,6 +16,7 @@ import torch
 from torch import nn
 
 from .errors import PCDartsError
+from .rundir import RunError, atomic_write_bytes, check_target
 from .train import ModelInfo, load_trained
 
 log = logging.getLogger(__name__)
@@ -68,13 +71,25 @@ def _metadata(info: ModelInfo) -> dict[str, Any]:
     return meta
 
 
-def export_model(checkpoint: str | Path, fmt: str, out: str | Path, *, check: bool = True) -> dict[str, Any]:
-    """Export the eval-mode network (no auxiliary head, no drop path); metadata goes inside and beside it."""
+def export_model(
+    checkpoint: str | Path, fmt: str, out: str | Path, *, check: bool = True, overwrite: bool = False
+) -> dict[str, Any]:
+    """Export the eval-mode network (no auxiliary head, no drop path); metadata goes inside and beside it.
+
+    Writes two files, ``out`` and ``out.json``: each whole or not at all (written aside, then renamed), so a
+    kill or a full disk leaves the earlier export intact. An existing file is replaced only with
+    ``overwrite``, and a run's own files (checkpoints, logs, results) never.
+    """
     if fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
     out = Path(out)
     if out.is_dir():
         raise ExportError(f"--out {out} is a folder: give a file name, e.g. {out / ('model.' + FORMATS[fmt])}")
+    for target in (out, Path(str(out) + ".json")):
+        try:
+            check_target(target, overwrite=overwrite)
+        except RunError as exc:
+            raise ExportError(str(exc)) from None
     model, info = load_trained(checkpoint)
     meta = _metadata(info)
     example = torch.randn(*meta["input_shape"])
@@ -87,7 +102,9 @@ def export_model(checkpoint: str | Path, fmt: str, out: str | Path, *, check: bo
     if fmt == "torchscript":
         with torch.no_grad():
             scripted = torch.jit.trace(model, example)
-        torch.jit.save(scripted, str(out), _extra_files=extra)
+        buf = io.BytesIO()
+        torch.jit.save(scripted, buf, _extra_files=extra)
+        _write(out, buf.getvalue())
         if check:
             loaded = torch.jit.load(str(out))
             with torch.no_grad():
@@ -97,7 +114,9 @@ def export_model(checkpoint: str | Path, fmt: str, out: str | Path, *, check: bo
         ep = torch.export.export(
             model, (example.expand(2, *example.shape[1:]).contiguous(),), dynamic_shapes=({0: batch},)
         )
-        torch.export.save(ep, str(out), extra_files=extra)
+        buf = io.BytesIO()
+        torch.export.save(ep, buf, extra_files=extra)
+        _write(out, buf.getvalue())
         if check:
             loaded = torch.export.load(str(out)).module()
             with torch.no_grad():
@@ -106,18 +125,31 @@ def export_model(checkpoint: str | Path, fmt: str, out: str | Path, *, check: bo
         _export_onnx(model, example, out, meta)
         if check:
             report.update(check_onnx(out, example, reference))
-    Path(str(out) + ".json").write_text(json.dumps(meta, indent=2) + "\n")
+    _write(Path(str(out) + ".json"), (json.dumps(meta, indent=2) + "\n").encode())
     return report
+
+
+def _write(path: Path, data: bytes) -> None:
+    """The whole file or nothing: on a full disk one line, no partial file, the earlier export intact."""
+    try:
+        atomic_write_bytes(path, data)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise ExportError(
+                f"no space left to write {path} ({len(data):,} bytes); any earlier file is intact"
+            ) from None
+        raise
 
 
 def _export_onnx(model: nn.Module, example: torch.Tensor, out: Path, meta: dict[str, Any]) -> None:
     try:
         with warnings.catch_warnings():  # the exporter's own deprecation and constant-folding notes: not the user's
             warnings.simplefilter("ignore")
+            buf = io.BytesIO()
             torch.onnx.export(
                 model,
                 (example,),
-                str(out),
+                buf,
                 input_names=["input"],
                 output_names=["logits"],
                 dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
@@ -129,12 +161,13 @@ def _export_onnx(model: nn.Module, example: torch.Tensor, out: Path, meta: dict[
     try:
         import onnx
     except ImportError:
+        _write(out, buf.getvalue())
         return
-    proto = onnx.load(str(out))
+    proto = onnx.load_from_string(buf.getvalue())
     for key, value in meta.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, json.dumps(value)
-    onnx.save(proto, str(out))
+    _write(out, proto.SerializeToString())
 
 
 def check_onnx(path: Path, example: torch.Tensor, reference: torch.Tensor) -> dict[str, Any]:

@@ -13,7 +13,15 @@ from typing import Any
 from .errors import PCDartsError
 from .genotype import Genotype, GenotypeError
 from .plot import alpha_heatmaps, curves, genotype_timeline, plot_genotype
-from .rundir import RunError, atomic_write_bytes, epochs_from_one, read_jsonl, read_run_json, upgrade_epochs
+from .rundir import (
+    RunError,
+    atomic_write_bytes,
+    check_target,
+    epochs_from_one,
+    read_jsonl,
+    read_run_json,
+    upgrade_epochs,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +44,17 @@ def _find(run: Path) -> tuple[Path | None, list[Path]]:
     return search, trains
 
 
-def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
+def build_report(run_dir: str | Path, out: str | Path | None = None, *, overwrite: bool = False) -> Path:
+    """Write the report page: ``out``, or ``RUN/report.html`` (the run's own report, replaced each time). An
+    ``out`` that exists is replaced only with ``overwrite``, and never a run's own file."""
     run = Path(run_dir)
     if not run.is_dir():
         raise ReportError(f"run folder {run} does not exist")
+    if out is not None:
+        try:
+            check_target(out, overwrite=overwrite or Path(out) == run / "report.html", allowed=("report.html",))
+        except RunError as exc:
+            raise ReportError(str(exc)) from None
     if (run / "study.json").is_file():
         return _write_page(run, [_study_section(run)], out)
     search, trains = _find(run)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import io
 import json
@@ -460,7 +461,7 @@ class RunLock:
         self.created = not self.path.exists()
         self.path.mkdir(parents=True, exist_ok=True)
         for _ in range(20):
-            fd = os.open(self.file, os.O_CREAT | os.O_RDWR, 0o644)
+            fd = open_no_follow(self.file, os.O_CREAT | os.O_RDWR)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -499,6 +500,54 @@ class RunLock:
             self.path.rmdir()
 
 
+def open_no_follow(path: Path, flags: int) -> int:
+    """``os.open`` that never writes through a link or into a device: run folders are copied, shared and unpacked
+    from archives, and a link in one must not make pcdarts write outside it. Refused in one line."""
+    import stat
+
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        st = None
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        kind = "a link" if stat.S_ISLNK(st.st_mode) else "not a regular file"
+        raise RunError(f"{path} is {kind}: pcdarts never writes through one; remove it and run again")
+    try:
+        return os.open(path, flags | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0), 0o644)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # became a link between the check and the open
+            raise RunError(f"{path} is a link: pcdarts never writes through one; remove it and run again") from None
+        raise
+
+
+def append_line(path: Path, line: str) -> None:
+    """Append one line to a run's log without following a link (a dangling one would create a file elsewhere)."""
+    fd = open_no_follow(path, os.O_CREAT | os.O_WRONLY | os.O_APPEND)
+    with os.fdopen(fd, "a") as f:
+        f.write(line + "\n")
+
+
+def is_run_folder(path: Path) -> bool:
+    """Whether ``path`` holds a pcdarts run, judged by what only pcdarts writes: an environment.json naming the
+    pcdarts and torch versions, or a config.json of a search or training. A user's folder that merely holds
+    files called config.json or metrics.jsonl is not a run, so no flag can make pcdarts delete them."""
+    env = _json_object(path / "environment.json")
+    if env is not None and isinstance(env.get("pcdarts"), str) and "torch" in env:
+        return True
+    cfg = _json_object(path / "config.json")
+    return cfg is not None and cfg.get("kind") in ("search", "train") and {"dataset", "seed", "epochs"} <= set(cfg)
+
+
+def _json_object(path: Path) -> dict[str, Any] | None:
+    if path.is_symlink() or not path.is_file():
+        return None
+    try:
+        data = read_run_json(path)
+    except RunError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def _transient(name: str) -> bool:
     """The lock, and the temporary files of an atomic write a killed run left behind."""
     return name == RunLock.NAME or (name.startswith(".") and name.endswith(".tmp"))
@@ -515,6 +564,20 @@ RUN_FILES = (
     "checkpoint.pt", "best.pt", "last.pt", "metrics.jsonl", "arch_history.jsonl", "arch.json", "genotype.json",
     "search_result.json", "result.json", "config.json", "environment.json", "report.html",
 )  # fmt: skip
+
+
+def check_target(path: str | Path, *, overwrite: bool, allowed: tuple[str, ...] = ()) -> Path:
+    """A file a command is about to write (an export, its metadata, a report): never one of a run's own files
+    (its checkpoints, logs, results: ``RUN_FILES`` in a pcdarts run folder, ``allowed`` excepted), never a folder,
+    and an existing file only with ``overwrite``. One-line ``RunError`` otherwise."""
+    p = Path(path)
+    if p.is_dir() and not p.is_symlink():
+        raise RunError(f"{p} is a folder: give a file name")
+    if p.name in RUN_FILES and p.name not in allowed and is_run_folder(p.parent):
+        raise RunError(f"{p} is one of its run's own files: pcdarts never writes over those; choose another name")
+    if (p.exists() or p.is_symlink()) and not overwrite:
+        raise RunError(f"{p} exists: pass --overwrite to replace it, or choose another name")
+    return p
 
 
 def check_out_path(path: str | Path) -> None:
@@ -538,9 +601,7 @@ class RunDir:
             if not self.checkpoint.is_file():
                 raise RunError(f"nothing to resume: {self.checkpoint} does not exist (drop --resume to start fresh)")
         elif self.path.exists() and any(not _transient(e.name) for e in self.path.iterdir()):
-            markers = ("checkpoint.pt", final, "metrics.jsonl", "environment.json")  # written by a run alone
-            held = any((self.path / m).is_file() for m in markers)
-            if not held:
+            if not is_run_folder(self.path):
                 found = [e.name for e in self.path.iterdir() if not _transient(e.name)]
                 shown = ", ".join(quote(n) for n in sorted(found)[:4]) + (", ..." if len(found) > 4 else "")
                 raise RunError(
@@ -592,7 +653,7 @@ class MetricsLog:
             keep = [ln for ln in lines if _epoch_of(ln) <= resume_epoch]
             atomic_write_bytes(self.path, ("\n".join(keep) + "\n" if keep else "").encode())
         elif resume_epoch is None:
-            self.path.write_text("")
+            atomic_write_bytes(self.path, b"")  # replaces a link at the path, never writes through it
         if tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
@@ -604,8 +665,7 @@ class MetricsLog:
     def write(self, record: dict[str, Any]) -> None:
         if not self.enabled:
             return
-        with self.path.open("a") as f:
-            f.write(json.dumps(record) + "\n")
+        append_line(self.path, json.dumps(record))
         if self.tb is not None:
             step = int(record.get("epoch", 0))
             for k, v in record.items():

@@ -222,6 +222,8 @@ def check_pinned(out: Path, name: str, mine: dict[str, Any], what: str) -> None:
     for attempt in range(40):  # a short lock: two processes starting at once cannot both pin other settings
         try:
             with RunLock(out):
+                if not saved.is_file():
+                    _check_unpinned(out, what)
                 if saved.is_file():
                     theirs = read_run_json(saved)
                     if theirs != mine:
@@ -237,6 +239,32 @@ def check_pinned(out: Path, name: str, mine: dict[str, Any], what: str) -> None:
             if attempt == 39:
                 raise
             time.sleep(0.25)
+
+
+PINS = ("study_config.json", PENDING_PIN, "fidelity_config.json")
+"""The files that make a folder a study's or a calibration's (a study may run in its calibration's folder)."""
+
+
+def _check_unpinned(out: Path, what: str) -> None:
+    """A folder gets a new pin only when it is empty or already a study's or calibration's: a user's folder
+    with files of its own (a study.json or study.png of theirs, say) is refused with what it holds."""
+    found = [e.name for e in out.iterdir() if e.name != RunLock.NAME and not e.name.endswith(".tmp")]
+    if not found or any(_pinned(out / p) for p in PINS):
+        return
+    shown = ", ".join(repr(n) for n in sorted(found)[:4]) + (", ..." if len(found) > 4 else "")
+    raise RunError(
+        f"{out} is not empty and holds no pcdarts {what} ({shown}): --out wants a new or empty folder, or the "
+        f"folder of a {what} to continue"
+    )
+
+
+def _pinned(path: Path) -> bool:
+    if path.is_symlink() or not path.is_file():
+        return False
+    try:
+        return isinstance(read_run_json(path), dict)
+    except RunError:
+        return False
 
 
 def train_folder(out: Path, cfg: TrainConfig, genotype: Genotype) -> Path:

@@ -511,5 +511,5 @@ def cmd_fidelity(ns: argparse.Namespace) -> int:
 def cmd_report(ns: argparse.Namespace) -> int:
     from ..report import build_report
 
-    print(f"wrote {build_report(ns.run_dir, ns.out)}")
+    print(f"wrote {build_report(ns.run_dir, ns.out, overwrite=ns.overwrite)}")
     return 0

@@ -294,7 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
     x = sub.add_parser("export", help="export a trained network to ONNX, TorchScript or torch.export")
     x.add_argument("--checkpoint", required=True, help="best.pt / last.pt, or a train run folder")
     x.add_argument("--format", required=True, choices=["onnx", "torchscript", "exported"])
-    x.add_argument("--out", required=True)
+    x.add_argument("--out", required=True, help="the model file; its metadata goes beside it as OUT.json")
+    x.add_argument("--overwrite", action="store_true", help="replace an existing OUT and OUT.json")
     x.add_argument("--no-check", action="store_true", help="skip comparing the export with PyTorch's logits")
     x.add_argument("--json", action="store_true", help="print the export report as JSON")
 
@@ -319,7 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     rp = sub.add_parser("report", help="write RUN_DIR/report.html with every picture embedded")
     rp.add_argument("run_dir")
-    rp.add_argument("--out", default=None)
+    rp.add_argument("--out", default=None, help="where the page goes (default RUN_DIR/report.html, replaced each time)")
+    rp.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
 
     ss = sub.add_parser("subsample", help="write the paper's per-class ImageNet search subsets as a file list")
     ss.add_argument("--data", required=True, help="ImageNet root (train/<class>/...) or a class-folder tree")

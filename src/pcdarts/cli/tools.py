@@ -152,7 +152,7 @@ def cmd_genotypes(ns: argparse.Namespace) -> int:
 def cmd_export(ns: argparse.Namespace) -> int:
     from ..export import export_model
 
-    report = export_model(ns.checkpoint, ns.format, ns.out, check=not ns.no_check)
+    report = export_model(ns.checkpoint, ns.format, ns.out, check=not ns.no_check, overwrite=ns.overwrite)
     if ns.json:
         print(json.dumps(report))
         return 0

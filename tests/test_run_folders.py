@@ -1,0 +1,154 @@
+"""Run folders a user was handed: links inside them, files that only look like a run's, outputs that would
+overwrite, exports that must be whole or absent, study and calibration folders of the user's own."""
+
+import errno
+import json
+import os
+
+import pytest
+
+from pcdarts.cli import main
+from pcdarts.rundir import MetricsLog, RunError, append_line, is_run_folder
+
+TINY = ["--dataset", "synthetic", "--epochs", "1", "--layers", "3", "--init-channels", "4", "--image-size", "8",
+        "--no-progress", "--threads", "1"]  # fmt: skip
+
+
+def _one_line(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    return err
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A finished training run (synthetic data, seconds)."""
+    run = tmp_path_factory.mktemp("t") / "t1"
+    assert main(["train", "--genotype", "DARTS_V2", *TINY, "--out", str(run)]) == 0
+    return run
+
+
+@pytest.mark.parametrize("where", ["new folder", "finished run"])
+def test_a_lock_that_is_a_link_is_refused_and_its_target_untouched(tmp_path, capsys, trained, where):
+    precious = tmp_path / "precious.txt"
+    precious.write_text("my thesis")
+    if where == "new folder":
+        out = tmp_path / "fresh"
+        out.mkdir()
+    else:
+        out = tmp_path / "copy"
+        os.system(f"cp -r {trained} {out}")
+    (out / ".lock").symlink_to(precious)
+    args = ["train", "--genotype", "DARTS_V2", *TINY, "--out", str(out)]
+    assert main(args + (["--overwrite"] if where == "finished run" else [])) == 2
+    assert "is a link: pcdarts never writes through one" in _one_line(capsys)
+    assert precious.read_text() == "my thesis"
+
+
+def test_a_lock_that_is_a_fifo_is_refused(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    os.mkfifo(out / ".lock")
+    assert main(["search", *TINY, "--out", str(out)]) == 2
+    assert "not a regular file" in _one_line(capsys)
+
+
+def test_files_named_like_a_runs_do_not_make_a_run_and_overwrite_cannot_delete_them(tmp_path, capsys):
+    out = tmp_path / "mine"
+    out.mkdir()
+    mine = {"config.json": '{"learning": "notes"}', "metrics.jsonl": "{}\n", "report.html": "<p>mine</p>"}
+    for name, text in mine.items():
+        (out / name).write_text(text)
+    assert not is_run_folder(out)
+    for extra in ([], ["--overwrite"], ["--resume"]):
+        assert main(["search", *TINY, "--out", str(out), *extra]) == 2
+        err = _one_line(capsys)
+        assert "holds no pcdarts run" in err or "nothing to resume" in err
+    assert {p.name: p.read_text() for p in out.iterdir()} == mine
+
+
+def test_a_real_run_is_recognised_by_its_own_marker(trained):
+    assert is_run_folder(trained)
+    env = json.loads((trained / "environment.json").read_text())
+    assert isinstance(env["pcdarts"], str) and "torch" in env
+
+
+def test_export_and_report_never_overwrite_a_runs_files_and_ask_before_any_other(trained, tmp_path, capsys):
+    before = {p.name: p.read_bytes() for p in trained.iterdir() if p.is_file()}
+    for name in ("best.pt", "result.json", "metrics.jsonl", "config.json"):
+        assert main(["export", "--checkpoint", str(trained), "--format", "torchscript", "--overwrite",
+                     "--out", str(trained / name)]) == 2  # fmt: skip
+        assert "one of its run's own files" in _one_line(capsys)
+        assert main(["report", str(trained), "--overwrite", "--out", str(trained / name)]) == 2
+        assert "one of its run's own files" in _one_line(capsys)
+    assert {p.name: p.read_bytes() for p in trained.iterdir() if p.is_file()} == before
+    mine = tmp_path / "model.pt"
+    mine.write_text("the user's file")
+    assert main(["export", "--checkpoint", str(trained), "--format", "torchscript", "--out", str(mine)]) == 2
+    assert "exists: pass --overwrite" in _one_line(capsys)
+    side = tmp_path / "other.pt"
+    (tmp_path / "other.pt.json").write_text("the user's notes")  # the metadata file the user never named
+    assert main(["export", "--checkpoint", str(trained), "--format", "torchscript", "--out", str(side)]) == 2
+    assert "other.pt.json exists" in _one_line(capsys)
+    assert mine.read_text() == "the user's file" and (tmp_path / "other.pt.json").read_text() == "the user's notes"
+    assert not side.exists()
+    assert (
+        main(["export", "--checkpoint", str(trained), "--format", "torchscript", "--out", str(mine), "--overwrite"])
+        == 0
+    )
+    page = tmp_path / "page.html"
+    page.write_text("mine")
+    assert main(["report", str(trained), "--out", str(page)]) == 2
+    assert "exists" in _one_line(capsys) and page.read_text() == "mine"
+    assert main(["report", str(trained)]) == 0  # the run's own report.html is the default and is renewed
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
+def test_an_export_on_a_full_disk_leaves_the_earlier_export_whole(trained, tmp_path, capsys, monkeypatch, fmt):
+    pytest.importorskip("onnx") if fmt == "onnx" else None
+    out = tmp_path / f"model.{fmt}"
+    assert main(["export", "--checkpoint", str(trained), "--format", fmt, "--out", str(out), "--no-check"]) == 0
+    capsys.readouterr()
+    earlier, earlier_meta = out.read_bytes(), (tmp_path / f"model.{fmt}.json").read_bytes()
+    import pcdarts.rundir
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pcdarts.rundir.os, "fsync", full)
+    args = ["export", "--checkpoint", str(trained), "--format", fmt, "--out", str(out), "--overwrite", "--no-check"]
+    assert main(args) == 2
+    assert "no space left to write" in _one_line(capsys)
+    assert out.read_bytes() == earlier and (tmp_path / f"model.{fmt}.json").read_bytes() == earlier_meta
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([out.name, out.name + ".json"])  # no partial file
+
+
+@pytest.mark.parametrize("command", ["study", "fidelity"])
+def test_study_and_fidelity_refuse_a_folder_of_the_users_own(tmp_path, capsys, command):
+    out = tmp_path / "results"
+    out.mkdir()
+    (out / "study.png").write_text("my picture")
+    (out / "fidelity.png").write_text("my other picture")
+    args = [command, "--dataset", "synthetic", "--out", str(out), "--threads", "1", "--no-progress"]
+    calibration = ["--cells", "3", "--seed-cells", "1", "--budgets", "1,2"]
+    args += ["--random", "2", "--searches", "0"] if command == "study" else calibration
+    assert main(args) == 2
+    assert "not empty and holds no pcdarts" in _one_line(capsys)
+    assert sorted(p.name for p in out.iterdir()) == ["fidelity.png", "study.png"]
+    assert (out / "study.png").read_text() == "my picture"
+
+
+def test_logs_are_never_written_through_a_link(tmp_path):
+    elsewhere = tmp_path / "elsewhere" / "metrics.jsonl"  # a dangling link's target: must not be created
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.jsonl").symlink_to(elsewhere)
+    with pytest.raises(RunError, match="is a link"):
+        append_line(run / "metrics.jsonl", "{}")
+    log = MetricsLog(run / "metrics.jsonl", resume_epoch=3, tensorboard=False)  # a resume keeps the log it finds
+    with pytest.raises(RunError, match="is a link"):
+        log.write({"epoch": 4})
+    assert not elsewhere.exists() and not elsewhere.parent.exists()
+    fresh = MetricsLog(run / "metrics.jsonl", tensorboard=False)  # a new run replaces the link by its own file
+    fresh.write({"epoch": 1})
+    assert not (run / "metrics.jsonl").is_symlink() and not elsewhere.exists()
