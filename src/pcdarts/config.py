@@ -238,6 +238,7 @@ def memory_format_for(name: str, device: Any) -> Any:
 
 MAX_LAYERS, MAX_CHANNELS, MAX_IMAGE, MAX_BATCH = 100, 4096, 2048, 1 << 20  # beyond these nothing fits anywhere
 MAX_EPOCHS, MAX_THREADS = 10_000, 1024  # beyond any published protocol / any machine (100,000 threads crashed)
+MAX_SEED, MAX_PADDING, MAX_WORKERS = 2**32 - 1, 256, 256  # numpy's seed range; padding of 3,000 px asked for 13.8 GB
 
 
 def _check_common(cfg: Any) -> None:
@@ -279,10 +280,17 @@ def _check_common(cfg: Any) -> None:
         raise ConfigError(f"threads must be between 0 (torch's default) and {MAX_THREADS}, got {cfg.threads}")
     if cfg.workers < 0:
         raise ConfigError(f"workers must be >= 0, got {cfg.workers}")
-    if cfg.cutout < 0:
-        raise ConfigError(f"cutout must be >= 0 (0: off), got {cfg.cutout}")
-    if cfg.crop_padding < -1:
-        raise ConfigError(f"crop padding must be >= 0, or -1 for the dataset's default, got {cfg.crop_padding}")
+    if not 0 <= cfg.seed <= MAX_SEED:
+        raise ConfigError(f"seed must be between 0 and {MAX_SEED:,} (2**32 - 1, what numpy accepts), got {cfg.seed}")
+    if not 0 <= cfg.cutout <= MAX_IMAGE:
+        raise ConfigError(f"cutout must be between 0 (off) and {MAX_IMAGE} pixels, got {cfg.cutout}")
+    if not -1 <= cfg.crop_padding <= MAX_PADDING:
+        raise ConfigError(
+            f"crop padding must be between 0 and {MAX_PADDING} pixels (-1: the dataset's default), got "
+            f"{cfg.crop_padding}: random crops pad a few pixels (4 on 32x32 images)"
+        )
+    if cfg.workers > MAX_WORKERS:
+        raise ConfigError(f"workers must be <= {MAX_WORKERS}, got {cfg.workers}")
     if cfg.device != "auto" and not re.fullmatch(r"cpu|cuda(:\d+)?", cfg.device):
         raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {cfg.device!r}")
 

@@ -189,15 +189,15 @@ def load_image(path: str | Path, in_channels: int, size: tuple[int, int], centre
     from PIL import Image, UnidentifiedImageError
 
     from .data.folder import centre_crop as crop_centre
+    from .data.folder import open_image
 
     try:
-        with Image.open(path) as im:
-            im = im.convert("L" if in_channels == 1 else "RGB")
-            if centre_crop:
-                im = crop_centre(im, size[0])
-            elif im.size != (size[1], size[0]):
-                im = im.resize((size[1], size[0]), Image.BILINEAR)
-            arr = np.asarray(im, dtype=np.float32) / 255.0
+        im = open_image(path, in_channels)
+        if centre_crop:
+            im = crop_centre(im, size[0])
+        elif im.size != (size[1], size[0]):
+            im = im.resize((size[1], size[0]), Image.BILINEAR)
+        arr = np.asarray(im, dtype=np.float32) / 255.0
     except FileNotFoundError:
         raise ExportError(f"image {path} does not exist") from None
     except (UnidentifiedImageError, OSError) as exc:

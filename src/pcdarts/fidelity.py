@@ -56,6 +56,12 @@ class FidelityConfig:
             raise ConfigError(f"seed budget must be one of the budgets {list(self.budgets)}, got {self.seed_budget}")
         if "epochs" in self.train or "seed" in self.train:
             raise ConfigError("the training settings take epochs from --budgets and the seed from --train-seed")
+        own = sorted(set(self.train) & {"genotype", "dataset", "data"})
+        if own:  # set by the calibration itself: a value here would be recorded but not used
+            raise ConfigError(
+                f"--train-set {own[0]}=... is not a training setting of a calibration: it trains random cells of "
+                "--cell on --dataset / --data; drop it"
+            )
         if self.cell not in ("darts", "nasbench201"):
             raise ConfigError(f"cell must be darts or nasbench201, got {self.cell!r}")
 

@@ -89,6 +89,53 @@ def load_data(cfg: Any) -> TensorDataset | FolderDataset:
     return limit_train(ds, cfg.train_images)
 
 
+def data_fingerprint(ds: TensorDataset | FolderDataset) -> dict[str, Any]:
+    """What the data of a run was: images per class in each split, and for image folders a digest of the file
+    list, so a resume on a folder where images were added, removed or renamed is refused with what changed."""
+    import hashlib
+
+    from .data import train_part
+
+    def counts(labels: list[int]) -> list[int]:
+        out = [0] * ds.num_classes
+        for y in labels:
+            if 0 <= int(y) < len(out):
+                out[int(y)] += 1
+        return out
+
+    if isinstance(ds, TensorDataset):
+        fp: dict[str, Any] = {"train": counts(ds.train_y.tolist()), "test": counts(ds.test_y.tolist())}
+    else:
+        files = sorted(str(p) for p, _ in list(train_part(ds)) + list(ds.test))
+        fp = {
+            "train": counts([y for _, y in train_part(ds)]),
+            "test": counts([y for _, y in ds.test]),
+            "files": hashlib.sha256("\n".join(files).encode()).hexdigest()[:16],
+        }
+    return fp
+
+
+def check_data(ds: TensorDataset | FolderDataset, state: dict[str, Any] | None, out: Any) -> None:
+    """A resumed run must see the data it began with (runs from before the record are taken as they are)."""
+    saved = None if state is None else state.get("data")
+    if not isinstance(saved, dict):
+        return
+    now = data_fingerprint(ds)
+    for split in ("train", "test"):
+        if saved.get(split) != now[split]:
+            was, is_ = saved.get(split) or [], now[split]
+            raise RunError(
+                f"the data changed since {out} began: {split} images {sum(was):,} -> {sum(is_):,} "
+                f"(per class {was[:6]}{'...' if len(was) > 6 else ''} -> {is_[:6]}{'...' if len(is_) > 6 else ''}): "
+                "resume with the original data or start a new --out"
+            )
+    if saved.get("files") != now.get("files"):
+        raise RunError(
+            f"the data changed since {out} began: the same number of images per class, but other files: resume "
+            "with the original data or start a new --out"
+        )
+
+
 def make_augment(cfg: Any, ds: TensorDataset | FolderDataset, cutout: int) -> Augment:
     pad = ds.crop_padding if cfg.crop_padding < 0 else cfg.crop_padding
     flip = ds.flip if cfg.flip is None else cfg.flip
@@ -258,6 +305,7 @@ def _run(
             log.info("extending %s from %s to %d epochs", out, state["config"].get("epochs"), cfg.epochs)
     seed_everything(cfg.seed, cfg.deterministic)
     start_epoch = task.setup(ctx, state)
+    data = data_fingerprint(task.ds) if hasattr(task, "ds") else None
     if info.is_main:  # after every check of the input, so a refused start stays one line on stderr
         if not cfg.threads and "OMP_NUM_THREADS" not in os.environ:
             threads_for_load(ctx.device)
@@ -292,7 +340,7 @@ def _run(
         rng = ctx.gather(rng_state())  # each rank's own generators (CPU and its device)
         if info.is_main:
             # "epoch" counts the finished epochs; mid_epoch: part of the next one is done too
-            common = {"kind": task.checkpoint_kind, "format": FILE_FORMAT, "config": asdict(cfg)}
+            common = {"kind": task.checkpoint_kind, "format": FILE_FORMAT, "config": asdict(cfg), "data": data}
             common.update(epoch=epoch, mid_epoch=mid_epoch)
             if epoch_part is not None:
                 common["epoch_part"] = epoch_part

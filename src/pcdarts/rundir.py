@@ -582,7 +582,12 @@ def check_target(path: str | Path, *, overwrite: bool, allowed: tuple[str, ...] 
 
 def check_out_path(path: str | Path) -> None:
     """Refuse targets no run should be written into: the filesystem root, a top-level folder, the home folder."""
-    p = Path(path).expanduser().resolve()
+    try:
+        p = Path(path).expanduser().resolve()
+    except (RuntimeError, OSError) as exc:  # a symlink loop, or a path the system cannot resolve
+        raise RunError(
+            f"output path {quote(str(path))} cannot be resolved ({_first_line(exc)}): choose another --out"
+        ) from None
     if p == Path(p.anchor) or p.parent == Path(p.anchor) or p == Path.home().resolve():
         raise RunError(f"refusing to write a run into {p}: give it a folder of its own, e.g. --out runs/NAME")
 
@@ -645,7 +650,10 @@ class MetricsLog:
         if not enabled:
             return
         if resume_epoch is not None and self.path.is_file():  # drop records past the checkpoint
-            lines = [ln for ln in self.path.read_text().splitlines() if ln.strip()]
+            size = self.path.stat().st_size
+            if size > MAX_LOG_BYTES:
+                raise RunError(f"{self.path} is {size:,} bytes, more than a pcdarts log holds: restore it")
+            lines = [ln for ln in self.path.read_text(errors="replace").splitlines() if ln.strip()]
             # format 1 counted from 0: renumber as this run goes on. Only while an epoch 0 is left, so a
             # log renumbered by a resume killed before its next checkpoint is not shifted twice.
             if old_format and any(_epoch0(_parsed(ln)) for ln in lines):
@@ -683,10 +691,7 @@ class MetricsLog:
 
 
 def _parsed(line: str) -> Any:
-    try:
-        return json.loads(line)
-    except (json.JSONDecodeError, RecursionError):
-        return None
+    return _record(line.encode())
 
 
 def _shifted(line: str) -> str:
@@ -698,9 +703,10 @@ def _shifted(line: str) -> str:
 
 
 def _epoch_of(line: str) -> int:
+    rec = _record(line.encode())
     try:
-        return int(json.loads(line).get("epoch", -1))
-    except (json.JSONDecodeError, AttributeError, TypeError, ValueError):
+        return 1 << 30 if rec is None else int(rec.get("epoch", -1))
+    except (TypeError, ValueError, OverflowError):
         return 1 << 30
 
 
@@ -711,22 +717,44 @@ def read_epoch_log(path: Path, *, count_bad: bool = False) -> Any:
     return (records, bad) if count_bad else records
 
 
+MAX_LOG_BYTES = 256 * 2**20  # a 10,000-epoch search logs about 50 MB of alpha/beta history
+MAX_LOG_LINE = 4 * 2**20  # one epoch's record; far larger is not a pcdarts record
+
+
 def read_jsonl(path: Path, *, count_bad: bool = False) -> Any:
-    """The records of a JSONL log ([] when absent); with ``count_bad``, (records, unreadable lines)."""
+    """The records of a JSONL log ([] when absent); with ``count_bad``, (records, unreadable lines).
+
+    Read line by line with bounds: a log over ``MAX_LOG_BYTES`` is refused in one line, and a line that is too
+    long, too deeply nested or not a JSON object counts as unreadable, never as a traceback.
+    """
     out, bad = [], 0
-    if Path(path).is_file():
-        for ln in Path(path).read_text(errors="replace").splitlines():
-            if ln.strip():
-                try:
-                    rec = json.loads(ln)
-                except json.JSONDecodeError:
-                    bad += 1
-                    continue
-                if isinstance(rec, dict):
-                    out.append(rec)
-                else:
-                    bad += 1
+    p = Path(path)
+    if not p.is_file():
+        return (out, bad) if count_bad else out
+    size = p.stat().st_size
+    if size > MAX_LOG_BYTES:
+        raise RunError(f"{p} is {size:,} bytes, more than a pcdarts log holds: restore it or delete the run")
+    with p.open("rb") as f:
+        for raw in f:
+            if not raw.strip():
+                continue
+            rec = _record(raw)
+            if rec is None:
+                bad += 1
+            else:
+                out.append(rec)
     return (out, bad) if count_bad else out
+
+
+def _record(raw: bytes) -> dict[str, Any] | None:
+    """One JSONL line as a dict, or None (too long, too deep, not JSON, not an object)."""
+    if len(raw) > MAX_LOG_LINE:
+        return None
+    try:
+        rec = json.loads(raw.decode("utf-8", errors="replace"))
+    except (json.JSONDecodeError, RecursionError, ValueError):
+        return None
+    return rec if isinstance(rec, dict) else None
 
 
 class GracefulStop:

@@ -16,7 +16,7 @@ from .data import FolderDataset, TensorDataset, make_stream, part_size, search_p
 from .distributed import all_reduce_sums, barrier, check_agreement, wrap_ddp
 from .engine import check_finite, cosine_lr, epoch_stats, evaluate, new_accumulator, search_epoch, sgd_impl
 from .genotype import Genotype, none_count, param_free_count
-from .loop import Context, check_world_size, load_data, make_augment, run_task
+from .loop import Context, check_data, check_world_size, load_data, make_augment, run_task
 from .nb201_search import NB201SearchNetwork
 from .remedies import beta_decay_weight, early_stop_reason
 from .rundir import FILE_FORMAT, MetricsLog, RunError, atomic_write_json, pick_device
@@ -165,6 +165,7 @@ class SearchTask:
         cfg, info, device = self.cfg, ctx.info, ctx.device
         self.ctx = ctx
         ds = self.ds = load_data(cfg)
+        check_data(ds, state, ctx.out)
         if cfg.batch_size % info.world_size:
             raise RunError(f"batch size {cfg.batch_size} must be divisible by the {info.world_size} processes")
         w_part, a_part = search_parts(ds, cfg.train_portion, cfg.seed)

@@ -112,6 +112,12 @@ class StudyConfig:
             raise ConfigError(f"arm names must be unique and not 'random', got {names}")
         if self.primary is not None and self.primary not in names:
             raise ConfigError(f"the primary arm {self.primary!r} is not one of the arms {names}")
+        for part, keys in (("train", ("genotype", "dataset", "data", "seed")), ("search", ("dataset", "data", "seed"))):
+            own = sorted(set(getattr(self, part)) & set(keys))
+            if own:  # set by the study itself: a value here would be recorded but not used
+                raise ConfigError(
+                    f"--{part}-set {own[0]}=... is set by the study itself (cells, --dataset, --data, seeds): drop it"
+                )
         if self.rule not in RULES:
             raise ConfigError(f"the verdict rule must be one of {', '.join(RULES)}, got {self.rule!r}")
         if not 0 <= self.retrain_random <= self.random_cells:

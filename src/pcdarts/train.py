@@ -34,7 +34,7 @@ from .engine import (
     train_epoch,
 )
 from .genotype import Genotype, load_genotype
-from .loop import RESUME_FREE, Context, check_world_size, load_data, make_augment, run_task
+from .loop import RESUME_FREE, Context, check_data, check_world_size, load_data, make_augment, run_task
 from .network import Network, build_network, count_macs, count_params
 from .rundir import (
     FILE_FORMAT,
@@ -120,6 +120,7 @@ class TrainTask:
         cfg, info, device = self.cfg, ctx.info, ctx.device
         self.ctx = ctx
         ds = self.ds = load_data(cfg)
+        check_data(ds, state, ctx.out)
         if cfg.batch_size % info.world_size:
             raise RunError(f"batch size {cfg.batch_size} must be divisible by the {info.world_size} processes")
         self.model = model = build_network(self.genotype, **model_args(cfg, ds)).to(device)

@@ -80,6 +80,35 @@ def _unpickle(data: bytes, where: str) -> dict:
     return obj
 
 
+MAX_BATCH_IMAGES = 60_000  # the largest CIFAR batch file (CIFAR-100's train) holds 50,000 images
+
+
+def _pixels(data: Any, where: str) -> np.ndarray:
+    """A batch's ``data``: uint8 pixels as the archives hold them. Anything else (floats in 0..1, negative
+    values, Python lists that the unpickler would expand by reference) is refused, not cast."""
+    if not isinstance(data, np.ndarray):
+        raise DataError(f"CIFAR batch {where}: data is a {type(data).__name__}, not an array of uint8 pixels")
+    if data.size > MAX_BATCH_IMAGES * 3072 or data.size % 3072:
+        raise DataError(f"CIFAR batch {where}: data holds {data.size:,} values, not N x 3,072 pixels")
+    if data.dtype != np.uint8:
+        if data.dtype.kind not in "iu" or data.size and (int(data.min()) < 0 or int(data.max()) > 255):
+            raise DataError(
+                f"CIFAR batch {where}: data is {data.dtype} with values outside 0..255, not uint8 pixels: wrong archive"
+            )
+        data = data.astype(np.uint8)
+    return data
+
+
+def _labels(labels: Any, where: str) -> np.ndarray:
+    if isinstance(labels, np.ndarray) and labels.dtype.kind in "iu" and labels.ndim == 1:
+        return labels.astype(np.int64)
+    if not isinstance(labels, list) or len(labels) > MAX_BATCH_IMAGES:
+        raise DataError(f"CIFAR batch {where}: labels are a {type(labels).__name__}, not a list of class numbers")
+    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in labels):
+        raise DataError(f"CIFAR batch {where}: labels hold something other than class numbers")
+    return np.asarray(labels, dtype=np.int64)
+
+
 def md5sum(path: Path) -> str:
     h = hashlib.md5()
     with open(path, "rb") as f:
@@ -175,9 +204,11 @@ def load_cifar(
         for n in names:
             d = _unpickle(blobs[n], n)
             try:
-                x = np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
-                y = np.asarray(d[spec["label_key"]], dtype=np.int64)
-            except (KeyError, ValueError) as exc:
+                x = _pixels(d[b"data"], n).reshape(-1, 3, 32, 32)
+                y = _labels(d[spec["label_key"]], n)
+            except KeyError as exc:
+                raise DataError(f"CIFAR batch {n} is malformed (no {exc} entry)") from None
+            except ValueError as exc:
                 raise DataError(f"CIFAR batch {n} is malformed ({exc})") from None
             if len(x) != len(y):
                 raise DataError(f"CIFAR batch {n} has {len(x)} images but {len(y)} labels")
@@ -188,7 +219,10 @@ def load_cifar(
     trx, try_ = batches(spec["train"])
     tex, tey = batches(spec["test"])
     meta = _unpickle(blobs[spec["meta"]], spec["meta"])
-    names = [n.decode() if isinstance(n, bytes) else str(n) for n in meta.get(spec["names_key"], [])]
+    raw_names = meta.get(spec["names_key"], [])
+    if not isinstance(raw_names, list) or len(raw_names) > spec["classes"]:
+        raise DataError(f"{spec['meta']} holds no list of {spec['classes']} class names: re-extract or re-download it")
+    names = [n.decode(errors="replace") if isinstance(n, bytes) else str(n)[:200] for n in raw_names]
     if int(max(try_.max(), tey.max())) >= spec["classes"] or int(min(try_.min(), tey.min())) < 0:
         raise DataError(f"{name} labels fall outside 0..{spec['classes'] - 1}: wrong or damaged archive")
     return TensorDataset(name, trx, try_, tex, tey, spec["classes"], spec["mean"], spec["std"], names)

@@ -93,13 +93,50 @@ class FolderDataset:
 
 
 def _decode(path: str, channels: int) -> Any:
-    from PIL import Image
-
     try:
-        with Image.open(path) as im:
-            return im.convert("L" if channels == 1 else "RGB")
+        return open_image(path, channels)
+    except DataError:
+        raise
     except Exception as exc:
         raise DataError(f"cannot decode image {path} ({type(exc).__name__}): remove or replace the file") from None
+
+
+def open_image(path: str | Path, channels: int) -> Any:
+    """An image file decoded to 8-bit grey (``channels`` 1) or RGB, as every reader of image files needs it.
+
+    Only regular files are opened (a FIFO would block forever); a decompression bomb is refused, naming the
+    file; 16-bit and 32-bit grey images are scaled by their bit depth to 8 bits, not clipped (Pillow's own
+    conversion clips them, which turns most of a 16-bit image white).
+    """
+    from PIL import Image
+
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(str(p))
+    if not p.is_file():
+        raise DataError(f"{p} is not a regular file (a FIFO, device or folder): give an image file")
+    try:
+        with Image.open(p) as im:
+            if im.mode.startswith("I;16") or im.mode in ("I", "F"):
+                arr = np.asarray(im, dtype=np.float64)
+                top = float(arr.max()) if arr.size else 0.0
+                if im.mode.startswith("I;16"):
+                    scale = 65535.0
+                elif im.mode == "F" and top <= 1.0 and float(arr.min()) >= 0.0:
+                    scale = 1.0
+                elif top <= 255:
+                    scale = 255.0
+                elif top <= 65535 and float(arr.min()) >= 0:
+                    scale = 65535.0
+                else:
+                    raise DataError(
+                        f"image {p} holds {im.mode} values up to {top:g}: save it as 8- or 16-bit grey or RGB"
+                    )
+                grey = Image.fromarray(np.clip(np.rint(arr / scale * 255.0), 0, 255).astype(np.uint8), mode="L")
+                return grey.convert("L" if channels == 1 else "RGB")
+            return im.convert("L" if channels == 1 else "RGB")
+    except Image.DecompressionBombError:
+        raise DataError(f"image {p} is too large to decode safely (a decompression bomb?): remove it") from None
 
 
 def _random_resized_crop(im: Any, side: int, rng: random.Random) -> Any:
