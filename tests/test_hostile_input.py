@@ -120,3 +120,36 @@ def test_cifar_pixels_stored_as_wider_integers_in_range_still_load(tmp_path):
 
     _archive(tmp_path, lambda b: b.update({b"data": b[b"data"].astype(np.int64)}))
     assert load_cifar10(data=str(tmp_path)).train_x.dtype.is_floating_point is False
+
+
+def test_idx_labels_of_one_class_are_refused_as_folders_are(tmp_path):
+    import gzip
+    import struct
+
+    from pcdarts.data import get_dataset
+    from tests.idx_data import write_idx
+
+    folder = write_idx(tmp_path / "idx")
+    n = 120
+    (folder / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(struct.pack(">II", 0x801, n) + bytes(n)))
+    with pytest.raises(DataError, match="one class: a classifier needs at least two"):
+        get_dataset("fashion-mnist", data=str(folder))
+
+
+def test_a_loss_that_diverges_before_any_checkpoint_says_so(tmp_path, capsys):
+    args = ["train", "--genotype", "DARTS_V2", "--dataset", "synthetic", "--epochs", "2", "--layers", "3",
+            "--init-channels", "4", "--image-size", "8", "--lr", "1e9", "--threads", "1", "--no-progress"]  # fmt: skip
+    assert main([*args, "--out", str(tmp_path / "t")]) == 1  # the run failed (exit 1), not the input (2)
+    err = _one_line(capsys)
+    assert "in the first epoch, before any checkpoint" in err and "last good checkpoint" not in err
+
+
+def test_alpha_far_out_of_range_is_warned_about(tmp_path, caplog):
+    import logging
+
+    args = ["search", "--dataset", "synthetic", "--epochs", "2", "--warmup-epochs", "0", "--layers", "3",
+            "--init-channels", "4", "--image-size", "8", "--arch-lr", "1e6", "--threads", "1",
+            "--no-progress"]  # fmt: skip
+    with caplog.at_level(logging.WARNING, logger="pcdarts.search"):
+        assert main([*args, "--out", str(tmp_path / "s")]) == 0
+    assert caplog.text.count("their softmax is saturated") == 1

@@ -184,3 +184,39 @@ def test_a_pt_arm_shares_the_searches_of_the_other_arms():
     assert cfg.select_config(Arm("pcdarts")) is None and cfg.search_config(pt, 0).epochs > 0
     with pytest.raises(ValueError, match="arm 'bad'"):
         StudyConfig(arms=(Arm.parse("bad:select=magnitude"),)).select_config(Arm.parse("bad:select=magnitude"))
+
+
+def test_ties_are_broken_by_the_magnitude_rule_and_recorded(search_run, tmp_path):
+    sel = Selector(search_run, tmp_path / "sel", TINY, progress=False)
+    sel._build()
+    with torch.no_grad():  # on edge 4, dil_conv_3x3 has the larger alpha of the two tied ops
+        sel.model.alphas_normal[4].zero_()
+        sel.model.alphas_normal[4, PRIMITIVES.index("dil_conv_3x3")] = 2.0
+    sel.score = lambda probe: (
+        0.5 if probe is None else (0.2 if PRIMITIVES[probe[2]] in ("sep_conv_3x3", "dil_conv_3x3") else 0.4)
+    )
+    d = sel.decide_op("normal", 4)
+    assert d["choice"] == "dil_conv_3x3"
+    assert sorted(d["tie"]["between"]) == ["dil_conv_3x3", "sep_conv_3x3"] and "alpha" in d["tie"]["broken_by"]
+    d = sel.decide_op("normal", 5)  # no tie: nothing recorded
+    sel.score = lambda probe: 0.5 if probe is None else 0.1 * PRIMITIVES.index("none")  # every op ties
+    d = sel.decide_op("normal", 6)
+    assert len(d["tie"]["between"]) == N_OPS - 1
+    node = node_edges(4)[3]
+    strength = sel._edge_strength("reduce")
+    sel.score = lambda probe: 0.3  # every edge's removal leaves the same accuracy: drop the weakest by magnitude
+    d = sel.decide_node("reduce", 3)
+    first = d["steps"][0]
+    assert first["dropped"] == min(node, key=lambda e: (strength[e], -e)) and "tie" in first
+
+
+def test_a_selection_counts_its_ties(search_run, tmp_path, caplog):
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="pcdarts.select"):
+        result = run_select(search_run, tmp_path / "sel", SelectConfig(tune_epochs=0, score_batches=1, threads=1),
+                            progress=False)  # fmt: skip
+    decisions = json.loads((tmp_path / "sel" / "decisions.json").read_text())
+    counted = sum("tie" in d for d in decisions) + sum("tie" in s for d in decisions for s in d.get("steps", []))
+    assert result["ties"] == counted
+    assert (counted > 0) == ("decisions were ties" in caplog.text)

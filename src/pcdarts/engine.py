@@ -330,10 +330,16 @@ def epoch_line(
     return " | ".join(parts)
 
 
-def check_finite(metrics: dict[str, float], what: str) -> None:
+def check_finite(metrics: dict[str, float], what: str, *, checkpoint: bool = True) -> None:
+    """Stop on a NaN or infinite loss; ``checkpoint``: whether a checkpoint from an earlier epoch exists."""
     for key in ("loss", "arch_loss"):
         if key in metrics and not math.isfinite(metrics[key]):
+            if checkpoint:
+                raise NonFiniteLoss(
+                    f"{what} {key} became {metrics[key]}; the last good checkpoint is kept: "
+                    "lower the learning rate or the grad clip and resume"
+                )
             raise NonFiniteLoss(
-                f"{what} {key} became {metrics[key]}; the last good checkpoint is kept: "
-                "lower the learning rate or the grad clip and resume"
+                f"{what} {key} became {metrics[key]} in the first epoch, before any checkpoint: lower the learning "
+                "rate or the grad clip and start again (--overwrite)"
             )

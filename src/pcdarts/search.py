@@ -274,7 +274,8 @@ class SearchTask:
     def end_epoch(self, epoch: int, seconds: float, metrics: MetricsLog, *, cpu_seconds: float) -> dict[str, Any]:
         info, model = self.ctx.info, self.model
         stats = epoch_stats(all_reduce_sums(self.acc, info))
-        check_finite(stats, "search")
+        check_finite(stats, "search", checkpoint=(self.ctx.out / "checkpoint.pt").is_file())
+        self._check_arch_range()
         check_agreement(model.arch_parameters(), info)
         val_stats = evaluate(model, self.val_eval)
         genotype = model.genotype()
@@ -304,6 +305,22 @@ class SearchTask:
         self.acc = new_accumulator(self.ctx.device)
         self.reason = early_stop(self.cfg, self.history)
         return record
+
+    ARCH_RANGE = 100.0  # |alpha| or |beta| past this saturates the softmax: every step since has been lost
+
+    def _check_arch_range(self) -> None:
+        """Warn once when alpha/beta leave a sane range (an arch lr far too large), instead of saying nothing."""
+        if getattr(self, "_warned_range", False) or not self.ctx.info.is_main:
+            return
+        top = max(float(p.detach().abs().max()) for p in self.model.arch_parameters())
+        if top > self.ARCH_RANGE:
+            self._warned_range = True
+            log.warning(
+                "warning: alpha/beta reached %.3g (a few units is usual): their softmax is saturated and the "
+                "derived cell is fixed by the first steps; lower --arch-lr (now %g)",
+                top,
+                self.cfg.arch_lr,
+            )
 
     def state_dict(self) -> dict[str, Any]:
         return {

@@ -288,13 +288,31 @@ class Selector:
                 b.copy_(old)
         return correct / max(n, 1)
 
+    def _alpha(self, cell: str) -> list[list[float]]:
+        return torch.softmax(getattr(self.model, f"alphas_{cell}").detach().float().cpu(), dim=-1).tolist()
+
+    def _edge_strength(self, cell: str) -> list[float]:
+        """The magnitude rule's score of each edge: its best non-``none`` op's softmax(alpha) times softmax(beta)."""
+        from .derive import node_edge_weights
+
+        ops = self.model.ops
+        alpha = self._alpha(cell)
+        beta = getattr(self.model, f"betas_{cell}") if self.model.edge_norm else None
+        weights = [1.0] * len(alpha) if beta is None else node_edge_weights(beta.detach().float().cpu(), self.steps)
+        return [max(a for k, a in enumerate(row) if not OPS[ops[k]].zero) * float(w) for row, w in zip(alpha, weights)]
+
     def decide_op(self, cell: str, edge: int) -> dict[str, Any]:
+        """Fix the edge to the op whose removal hurts accuracy most. Tie rule (scores on a few batches tie often):
+        among the tied ops, the one with the largest softmax(alpha) on the edge, then the first in the space."""
         base = self.score(None)
         ops = self.model.ops
         scores = {ops[k]: self.score((cell, edge, k)) for k in range(len(ops)) if not OPS[ops[k]].zero}
-        choice = min(scores, key=lambda name: scores[name])  # the op whose removal hurts most; first on ties
+        worst = min(scores.values())
+        tied = [name for name in scores if scores[name] == worst]
+        alpha = self._alpha(cell)[edge]
+        choice = max(tied, key=lambda name: (alpha[ops.index(name)], -ops.index(name)))
         self.projection.op[cell][edge] = ops.index(choice)
-        return {
+        decision = {
             "kind": "op",
             "cell": cell,
             "edge": edge,
@@ -302,16 +320,25 @@ class Selector:
             "removed_accuracy": scores,
             "choice": choice,
         }
+        if len(tied) > 1:
+            decision["tie"] = {"between": tied, "broken_by": "largest softmax(alpha) on the edge"}
+        return decision
 
     def decide_node(self, cell: str, node: int) -> dict[str, Any]:
         edges = [e for e in node_edges(self.steps)[node] if not self.projection.removed[cell][e]]
         steps = []
+        strength = self._edge_strength(cell)
         while len(edges) > 2:
             scores = {e: self.score((cell, e, None)) for e in edges}
-            drop = max(edges, key=lambda e: (scores[e], -e))  # the edge the supernet misses least
+            best = max(scores.values())
+            tied = [e for e in edges if scores[e] == best]  # the edges the supernet misses least
+            drop = min(tied, key=lambda e: (strength[e], -e))  # tie rule: the weaker edge by the magnitude rule
             self.projection.removed[cell][drop] = True
             edges.remove(drop)
-            steps.append({"removed_accuracy": {str(e): a for e, a in scores.items()}, "dropped": drop})
+            step: dict[str, Any] = {"removed_accuracy": {str(e): a for e, a in scores.items()}, "dropped": drop}
+            if len(tied) > 1:
+                step["tie"] = {"between": tied, "broken_by": "smallest softmax(alpha) x softmax(beta)"}
+            steps.append(step)
         start = node_edges(self.steps)[node].start
         return {"kind": "node", "cell": cell, "node": node, "steps": steps, "kept_inputs": [e - start for e in edges]}
 
@@ -414,6 +441,13 @@ class Selector:
                         return {"stopped": True, "round": r + 1, "rounds": total}
             bar.close()
             genotype = self.projection.genotype(self.steps)
+            ties = sum("tie" in d for d in decisions) + sum("tie" in s for d in decisions for s in d.get("steps", []))
+            if ties:
+                log.warning(
+                    "warning: %d of the selection's decisions were ties of the accuracy scores, broken by the "
+                    "magnitude rule (decisions.json marks them); more --score-batches separate ops better",
+                    ties,
+                )
             result = {
                 "genotype": genotype.to_dict(),
                 "method": "pt",
@@ -423,6 +457,7 @@ class Selector:
                 "rounds": total,
                 "tune_steps_per_gap": self.tune_steps,
                 "score_batches": self.cfg.score_batches,
+                "ties": ties,
                 "magnitude_genotype": load_genotype_json(self.search_dir / "genotype.json"),
                 "seconds": clock.wall(),
                 "cpu_seconds": clock.cpu(),

@@ -207,7 +207,7 @@ class TrainTask:
     def end_epoch(self, epoch: int, seconds: float, metrics: MetricsLog, *, cpu_seconds: float) -> dict[str, Any]:
         info = self.ctx.info
         stats = epoch_stats(all_reduce_sums(self.acc, info))
-        check_finite(stats, "training")
+        check_finite(stats, "training", checkpoint=(self.ctx.out / "checkpoint.pt").is_file())
         record = {
             "epoch": epoch + 1,  # files and console count epochs from 1
             "lr": self.lr,

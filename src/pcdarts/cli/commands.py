@@ -468,7 +468,8 @@ def cmd_select(ns: argparse.Namespace) -> int:
     print(
         f"perturbation-based selection ({result['label']}) in {_minutes(result['seconds'])}; "
         f"{param_free_count(g.normal)} of 8 normal-cell ops are parameter-free (largest alpha: "
-        f"{param_free_count(old.normal)})\n{g.describe()}\n"
+        f"{param_free_count(old.normal)}); {result.get('ties', 0)} decisions were ties, broken by the magnitude rule\n"
+        f"{g.describe()}\n"
         f"files: {out}/ (genotype.json, decisions.json, select_result.json, environment.json)\n"
         f"next: pcdarts train --genotype {out}/genotype.json --dataset {_search_dataset(ns.run)} --out {out}-train"
     )

@@ -122,6 +122,8 @@ def load_idx_folder(name: str, folder: str | Path) -> tuple[np.ndarray, np.ndarr
             raise DataError(f"{name}: {folder} has {len(x)} {what} images but {len(y)} labels")
         if len(y) and int(y.max()) >= len(spec["classes"]):
             raise DataError(f"{name}: {what} labels reach {int(y.max())}, more than {len(spec['classes'])} classes")
+        if what == "train" and len(np.unique(y)) < 2:  # as image folders: one class trains to 100 % and means nothing
+            raise DataError(f"{name}: every train label in {folder} is one class: a classifier needs at least two")
     if tx.shape[1:] != sx.shape[1:]:
         raise DataError(f"{name}: train images are {tx.shape[1:]} but test images {sx.shape[1:]}")
     return tx, ty, sx, sy
