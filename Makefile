@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-compile lint bench study clean
+.PHONY: demo demo-resume test test-compile lint bench study clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -12,8 +12,16 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e ".[dev,tensorboard,onnx]"
 	touch $@
 
+# THREADS: intra-op threads of the demo (make demo THREADS=1 on a busy machine); TEST_WORKERS: pytest processes.
+THREADS ?= 2
+TEST_WORKERS ?= 2
+
 demo: $(BIN)/.installed
-	OMP_NUM_THREADS=2 $(BIN)/pcdarts demo --out runs/demo --overwrite
+	OMP_NUM_THREADS=$(THREADS) $(BIN)/pcdarts demo --out runs/demo --overwrite --threads $(THREADS)
+
+# continue a demo that was stopped (Ctrl-C): each part goes on where it stopped
+demo-resume: $(BIN)/.installed
+	OMP_NUM_THREADS=$(THREADS) $(BIN)/pcdarts demo --out runs/demo --resume --threads $(THREADS)
 
 # The Fashion-MNIST study (docs/STUDY.md): hours on 2 cores; running it again continues where it stopped.
 study: $(BIN)/.installed
@@ -26,7 +34,7 @@ study: $(BIN)/.installed
 # Two one-thread workers (pytest-xdist): 510 tests in 9 min 27 s on the idle 2-core machine (2026-12-05), where
 # one two-thread process had made CI take 21-30 min; small tensors gain little from a second thread.
 test: $(BIN)/.installed
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist worksteal
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal
 
 test-compile: $(BIN)/.installed
 	OMP_NUM_THREADS=2 $(BIN)/python -m pytest -m compile

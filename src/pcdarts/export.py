@@ -158,6 +158,13 @@ def _export_onnx(model: nn.Module, example: torch.Tensor, out: Path, meta: dict[
             )
     except ImportError as exc:
         raise ExportError(f"ONNX export needs the onnx extra: pip install 'pcdarts[onnx]' ({exc})") from None
+    except Exception as exc:  # torch's own "Module onnx is not installed!" (OnnxExporterError) is no ImportError
+        if "not installed" in str(exc) and "onnx" in str(exc).lower():
+            raise ExportError(
+                "ONNX export needs the onnx package: pip install 'pcdarts[onnx]' (or pip install onnx); "
+                "--format torchscript works without it"
+            ) from None
+        raise
     try:
         import onnx
     except ImportError:
@@ -181,18 +188,18 @@ def check_onnx(path: Path, example: torch.Tensor, reference: torch.Tensor) -> di
     return {"onnxruntime": ort.__version__, "max_abs_diff": float(np.abs(got - reference.numpy()).max())}
 
 
-def load_image(path: str | Path, in_channels: int, size: tuple[int, int], centre_crop: bool = False) -> torch.Tensor:
-    """Decode with Pillow to (C, H, W) floats in [0, 1] as evaluation does.
+def load_image(path: Any, in_channels: int, size: tuple[int, int], centre_crop: bool = False) -> torch.Tensor:
+    """Decode with Pillow to (C, H, W) floats in [0, 1] as evaluation does; ``path`` may be a PIL image.
 
     Image-folder models were evaluated on a resize + centre crop, tensor datasets on whole images resized.
     """
     from PIL import Image, UnidentifiedImageError
 
+    from .data.folder import as_8bit, open_image
     from .data.folder import centre_crop as crop_centre
-    from .data.folder import open_image
 
     try:
-        im = open_image(path, in_channels)
+        im = as_8bit(path, in_channels) if isinstance(path, Image.Image) else open_image(path, in_channels)
         if centre_crop:
             im = crop_centre(im, size[0])
         elif im.size != (size[1], size[0]):

@@ -91,9 +91,13 @@ def _summary(search: Path | None, trains: list[Path]) -> str:
         picked = html.escape(str(r.get("selected_by", "-"))[:40])
         params = f"{r['params']:,}" if _is_num(r.get("params")) else "-"
         secs = f"{r['seconds'] / 60:.1f} min" if _is_num(r.get("seconds")) else "-"
+        g = _genotype(r.get("genotype"), [], "result.json") if r.get("genotype") else None
+        from .genotype import param_free_count
+
+        pf = "-" if g is None else str(param_free_count(g.normal))
         rows.append(
             f"<tr><td>training ({html.escape(tr.name)})</td><td>{acc}</td><td>{picked}</td>"
-            f"<td>{params}</td><td>{secs}</td><td>-</td></tr>"
+            f"<td>{params}</td><td>{secs}</td><td>{pf}</td></tr>"
         )
     return "\n".join(rows) + "</table>"
 
@@ -264,6 +268,9 @@ def _train_section(train: Path, tmp: Path) -> str:
     for key in keys:
         if result.get(key) is not None:
             v = result[key]
+            if key == "seconds" and _is_num(v):  # read as a time, not as a float
+                out.append(f"<tr><th>time</th><td>{v / 60:.1f} min ({v:,.0f} s)</td></tr>")
+                continue
             shown = (
                 html.escape(v) if isinstance(v, str) else f"{v:,}" if isinstance(v, int) else
                 f"{v:.4f}" if isinstance(v, float) else html.escape(str(v)[:80])

@@ -411,6 +411,16 @@ class ModelInfo:
     genotype: Genotype
     dataset: str
 
+    def preprocess(self, image: Any) -> torch.Tensor:
+        """An image file or PIL image as ``predict`` prepares it: (C, H, W) floats in [0, 1] at the input size.
+
+        Image-folder models resize the shorter side and centre-crop (as they were evaluated); tensor datasets
+        resize the whole image. Stack the results and pass them to ``predict_tensor``, which normalises.
+        """
+        from .export import CROP_DATASETS, load_image
+
+        return load_image(image, self.in_channels, self.input_size, self.dataset in CROP_DATASETS)
+
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values (the metadata written beside exported models)."""
         return {

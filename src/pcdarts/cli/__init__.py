@@ -14,7 +14,7 @@ import sys
 
 from .commands import cmd_demo, cmd_eval, cmd_fidelity, cmd_report, cmd_search, cmd_select, cmd_study, cmd_train
 from .parser import build_parser
-from .tools import cmd_export, cmd_genotypes, cmd_info, cmd_plan, cmd_plot, cmd_predict, cmd_subsample
+from .tools import cmd_derive, cmd_export, cmd_genotypes, cmd_info, cmd_plan, cmd_plot, cmd_predict, cmd_subsample
 
 __all__ = ["build_parser", "main"]
 
@@ -30,6 +30,7 @@ COMMANDS = {
     "eval": cmd_eval,
     "info": cmd_info,
     "genotypes": cmd_genotypes,
+    "derive": cmd_derive,
     "plan": cmd_plan,
     "demo": cmd_demo,
     "study": cmd_study,
@@ -67,11 +68,22 @@ def main(argv: list[str] | None = None) -> int:
         return bench_main(args[args.index("bench") + 1 :])
     parser = build_parser()
     ns = parser.parse_args(args)
-    logging.basicConfig(level=logging.WARNING if ns.quiet else logging.INFO, format="%(message)s", stream=sys.stderr)
+    rank = os.environ.get("RANK", "0")  # under torchrun the console is rank 0's: the others say only what goes wrong
+    quiet = ns.quiet or rank != "0"
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s", stream=sys.stderr)
+    if rank != "0":
+        import warnings
+
+        warnings.filterwarnings("ignore", category=FutureWarning)  # DDP's notes, printed once by rank 0
     from ..engine import NonFiniteLoss
     from ..errors import PCDartsError
 
     try:
+        device = getattr(ns, "device", None)
+        if isinstance(device, str) and device != "auto":  # a device that is not here: said before anything else
+            from ..rundir import pick_device
+
+            pick_device(device)
         return COMMANDS[ns.command](ns)
     except NonFiniteLoss as exc:
         print(f"pcdarts: {exc}", file=sys.stderr)

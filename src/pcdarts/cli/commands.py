@@ -206,14 +206,15 @@ def _collapse_hint(g: Any, out: str) -> str:
             return ""
         return (
             f"note: {n} of the cell's 6 edges are parameter-free and {g.counts()['none']} are cut (none): a capped "
-            f"cell from the same search is `pcdarts.derive_from_run('{out}', max_param_free=2)`\n"
+            f"cell from the same search is `pcdarts derive {out} --max-param-free 2 --out {out}-cap2.json`\n"
         )
     if max(n, r) < COLLAPSED:
         return ""
     return (
         f"note: the search drifted to parameter-free ops ({n} of 8 normal, {r} of 8 reduction): a capped cell from "
-        f"the same search is `pcdarts.derive_from_run('{out}', max_param_free=2, max_param_free_reduce=2)`; "
-        "next time search with --max-param-free 2 --max-param-free-reduce 2\n"
+        f"the same search is `pcdarts derive {out} --max-param-free 2 --max-param-free-reduce 2 --out "
+        f"{out}-cap2.json` (in Python: pcdarts.derive_from_run); next time search with --max-param-free 2 "
+        "--max-param-free-reduce 2\n"
     )
 
 
@@ -238,6 +239,12 @@ def cmd_train(ns: argparse.Namespace) -> int:
             pass
         return 0
     _need_out(ns)
+    if getattr(ns, "genotype", None) is None and saved is None:  # said first: a default cell is easy to miss
+        log.warning(
+            "training %s, the default --genotype (the paper's CIFAR-10 cell): pass --genotype NAME, a "
+            "genotype.json or a search run folder to train another",
+            cfg.genotype,
+        )
     genotype = load_genotype(cfg.genotype)
     if getattr(genotype, "cell", "darts") != "darts" and cfg.layers % 3 and getattr(ns, "layers", None) is None:
         layers = cfg.layers + 3 - cfg.layers % 3  # three stages of N cells: the default depth in whole stages
@@ -340,6 +347,7 @@ def cmd_demo(ns: argparse.Namespace) -> int:
     summary = run_demo(
         ns.out,
         overwrite=ns.overwrite,
+        resume=ns.resume,
         progress=not ns.no_progress,
         random_control=not ns.no_random,
         search_epochs=ns.search_epochs,
@@ -347,6 +355,10 @@ def cmd_demo(ns: argparse.Namespace) -> int:
         seed=ns.seed,
         threads=ns.threads,
     )
+    if summary["stopped"]:
+        again = f"pcdarts demo --resume --out {ns.out}" + (f" --threads {ns.threads}" if ns.threads else "")
+        print(f"stopped during the {summary['part']} part; continue with: {again}", file=sys.stderr)
+        return 0
     print(summary["text"])
     return 0
 

@@ -115,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
 
     parser = argparse.ArgumentParser(
-        prog="pcdarts", description="PC-DARTS architecture search, training and deployment"
+        prog="pcdarts", description="PC-DARTS architecture search, training and deployment", allow_abbrev=False
     )
     parser.add_argument("--version", action="version", version=f"pcdarts {__version__}")
     parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
@@ -153,8 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--genotype", required=True, help=GENOTYPE_HELP)
     i.add_argument(
         "--dataset",
-        default="cifar10",
-        help="the network's shape for cifar10, cifar100, imagenet, digits, fashion-mnist, mnist, folder or synthetic",
+        default=None,
+        help="the network's shape for cifar10 (the default), cifar100, imagenet, digits, fashion-mnist, mnist, folder "
+        "or synthetic; a trained run's own shape when --genotype is a training run folder",
     )
     i.add_argument("--init-channels", type=int, default=None)
     i.add_argument("--layers", type=int, default=None)
@@ -185,7 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="search, train the found cell and a random cell, evaluate, summarise (digits)")
     d.add_argument("--out", default="runs/demo")
-    d.add_argument("--overwrite", action="store_true")
+    d.add_argument("--overwrite", action="store_true", help="start again, replacing an earlier demo in --out")
+    d.add_argument("--resume", action="store_true", help="continue a stopped demo: each part where it stopped")
     d.add_argument("--no-progress", action="store_true")
     d.add_argument("--no-random", action="store_true", help="skip the random-genotype control")
     d.add_argument("--search-epochs", type=int, default=None)
@@ -299,6 +301,18 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--no-check", action="store_true", help="skip comparing the export with PyTorch's logits")
     x.add_argument("--json", action="store_true", help="print the export report as JSON")
 
+    dv = sub.add_parser(
+        "derive", help="read the cell off a search run again, optionally under the P-DARTS cap (no retraining)"
+    )
+    dv.add_argument("run", help="a search run folder (or its arch.json)")
+    dv.add_argument("--max-param-free", type=int, default=None, help="at most N parameter-free ops in the normal cell")
+    dv.add_argument(
+        "--max-param-free-reduce", type=int, default=None, help="at most N parameter-free ops in the reduction cell"
+    )
+    dv.add_argument("--out", default=None, help="write the genotype JSON here (train takes it with --genotype)")
+    dv.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    dv.add_argument("--json", action="store_true", help="print the genotype as JSON")
+
     pr = sub.add_parser("predict", help="top-k classes of image files with a trained network")
     pr.add_argument("--checkpoint", required=True)
     pr.add_argument("images", nargs="+")
@@ -333,6 +347,8 @@ def build_parser() -> argparse.ArgumentParser:
     # listed for `pcdarts --help`; main() hands `pcdarts bench ...` to pcdarts.bench before argparse sees it
     sub.add_parser("bench", help="benchmarks (see pcdarts bench --help)", add_help=False)
     _fill_help(parser)
+    for command in sub.choices.values():  # --data is not an abbreviation of --dataset: every flag in full
+        command.allow_abbrev = False
     return parser
 
 

@@ -33,16 +33,38 @@ def info_shape(dataset: str) -> tuple[int, int, int, str, int, int]:
     return cin, side, classes, stem, train.get("init_channels", c), train.get("layers", layers)
 
 
+def _trained_shape(spec: str) -> tuple[str, tuple[int, int, int, str, int, int]] | None:
+    """A training run folder's own network shape (input channels, side, classes, stem, C, cells), or None."""
+    from ..rundir import RunError, read_run_json
+
+    run = Path(spec)
+    if not (run.is_dir() and (run / "result.json").is_file() and (run / "config.json").is_file()):
+        return None
+    try:
+        cfg, result = read_run_json(run / "config.json"), read_run_json(run / "result.json")
+        cin, side = int(result["input"][0]), int(result["input"][1])
+        shape = (cin, side, int(result["num_classes"]), str(cfg["stem"]), int(cfg["init_channels"]), int(cfg["layers"]))
+    except (RunError, KeyError, TypeError, ValueError, IndexError):
+        return None
+    return str(cfg.get("dataset", "run")), shape
+
+
 def cmd_info(ns: argparse.Namespace) -> int:
     from ..genotype import load_genotype
     from ..network import build_network, count_macs, count_params
 
     genotype = load_genotype(ns.genotype)
-    if ns.dataset not in INFO_SHAPES:
-        raise ConfigError(f"unknown dataset {ns.dataset!r} for info; choose one of: {', '.join(INFO_SHAPES)}")
-    cin, side, classes, stem, c, layers = info_shape(ns.dataset)
-    if getattr(genotype, "cell", "darts") != "darts":  # NAS-Bench-201's own network: C=16, N=5
-        c, layers, stem = 16, 15, "cifar"
+    trained = _trained_shape(ns.genotype) if ns.dataset is None else None
+    if trained is not None:  # a training run: the network it trained, at its own input size and classes
+        dataset, (cin, side, classes, stem, c, layers) = trained
+    else:
+        dataset = ns.dataset or "cifar10"
+        if dataset not in INFO_SHAPES:
+            raise ConfigError(f"unknown dataset {dataset!r} for info; choose one of: {', '.join(INFO_SHAPES)}")
+        cin, side, classes, stem, c, layers = info_shape(dataset)
+        if getattr(genotype, "cell", "darts") != "darts":  # NAS-Bench-201's own network: C=16, N=5
+            c, layers, stem = 16, 15, "cifar"
+    ns.dataset = dataset
     c = c if ns.init_channels is None else ns.init_channels
     layers = layers if ns.layers is None else ns.layers
     classes = classes if ns.num_classes is None else ns.num_classes
@@ -159,6 +181,34 @@ def cmd_export(ns: argparse.Namespace) -> int:
     diff = report.get("max_abs_diff")
     check = f"; largest logit difference from PyTorch {diff:.2g}" if diff is not None else ""
     print(f"wrote {report['out']} ({report['format']}) and {report['out']}.json{check}")
+    run = ns.checkpoint if Path(ns.checkpoint).is_dir() else str(Path(ns.checkpoint).parent)
+    loader = {"onnx": "onnxruntime.InferenceSession", "torchscript": "torch.jit.load", "exported": "torch.export.load"}
+    print(
+        f"next: load it with {loader[report['format']]} (input size and preprocessing in {report['out']}.json), or "
+        f"pcdarts predict --checkpoint {run} IMAGE..."
+    )
+    return 0
+
+
+def cmd_derive(ns: argparse.Namespace) -> int:
+    """The P-DARTS cap from the command line: the same cell ``pcdarts.derive_from_run`` gives in Python."""
+    from ..derive import derive_from_run
+    from ..rundir import atomic_write_json, check_target
+
+    for name in ("max_param_free", "max_param_free_reduce"):
+        value = getattr(ns, name)
+        if value is not None and not 0 <= value <= 8:
+            raise ConfigError(f"--{name.replace('_', '-')} must be between 0 and 8, got {value}")
+    genotype = derive_from_run(ns.run, max_param_free=ns.max_param_free, max_param_free_reduce=ns.max_param_free_reduce)
+    if ns.out:
+        check_target(ns.out, overwrite=ns.overwrite)
+        atomic_write_json(Path(ns.out), genotype.to_dict())
+    if ns.json:
+        print(json.dumps(genotype.to_dict()))
+        return 0
+    print(genotype.describe())
+    if ns.out:
+        print(f"wrote {ns.out}\nnext: pcdarts train --genotype {ns.out} --out RUN")
     return 0
 
 

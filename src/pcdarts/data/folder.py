@@ -117,26 +117,31 @@ def open_image(path: str | Path, channels: int) -> Any:
         raise DataError(f"{p} is not a regular file (a FIFO, device or folder): give an image file")
     try:
         with Image.open(p) as im:
-            if im.mode.startswith("I;16") or im.mode in ("I", "F"):
-                arr = np.asarray(im, dtype=np.float64)
-                top = float(arr.max()) if arr.size else 0.0
-                if im.mode.startswith("I;16"):
-                    scale = 65535.0
-                elif im.mode == "F" and top <= 1.0 and float(arr.min()) >= 0.0:
-                    scale = 1.0
-                elif top <= 255:
-                    scale = 255.0
-                elif top <= 65535 and float(arr.min()) >= 0:
-                    scale = 65535.0
-                else:
-                    raise DataError(
-                        f"image {p} holds {im.mode} values up to {top:g}: save it as 8- or 16-bit grey or RGB"
-                    )
-                grey = Image.fromarray(np.clip(np.rint(arr / scale * 255.0), 0, 255).astype(np.uint8), mode="L")
-                return grey.convert("L" if channels == 1 else "RGB")
-            return im.convert("L" if channels == 1 else "RGB")
+            return as_8bit(im, channels, str(p))
     except Image.DecompressionBombError:
         raise DataError(f"image {p} is too large to decode safely (a decompression bomb?): remove it") from None
+
+
+def as_8bit(im: Any, channels: int, name: str = "the image") -> Any:
+    """A decoded image as 8-bit grey (``channels`` 1) or RGB; 16-bit and 32-bit grey scaled by their depth."""
+    from PIL import Image
+
+    if not (im.mode.startswith("I;16") or im.mode in ("I", "F")):
+        return im.convert("L" if channels == 1 else "RGB")
+    arr = np.asarray(im, dtype=np.float64)
+    top, bottom = (float(arr.max()), float(arr.min())) if arr.size else (0.0, 0.0)
+    if im.mode.startswith("I;16"):
+        scale = 65535.0
+    elif im.mode == "F" and top <= 1.0 and bottom >= 0.0:
+        scale = 1.0
+    elif 0 <= bottom and top <= 255:
+        scale = 255.0
+    elif 0 <= bottom and top <= 65535:
+        scale = 65535.0
+    else:
+        raise DataError(f"image {name} holds {im.mode} values up to {top:g}: save it as 8- or 16-bit grey or RGB")
+    grey = Image.fromarray(np.clip(np.rint(arr / scale * 255.0), 0, 255).astype(np.uint8), mode="L")
+    return grey.convert("L" if channels == 1 else "RGB")
 
 
 def _random_resized_crop(im: Any, side: int, rng: random.Random) -> Any:
