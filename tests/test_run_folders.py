@@ -191,3 +191,43 @@ def test_the_same_counts_of_other_files_are_other_data(tmp_path):
     with pytest.raises(RunError, match="other files"):
         check_data(b, {"data": data_fingerprint(a)}, "run")
     check_data(b, {}, "run")  # a checkpoint from before the record: taken as it is
+
+
+def test_image_folders_honour_the_augmentation_flags(tmp_path, capsys):
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from pcdarts.data.augment import Augment
+    from pcdarts.data.folder import FolderStream
+
+    data = tmp_path / "images"
+    (data / "a").mkdir(parents=True)
+    ramp = np.tile(np.arange(16, dtype=np.uint8)[None, :, None] * 16, (16, 1, 3))  # bright to the right
+    Image.fromarray(ramp).save(data / "a" / "0.png")
+    (data / "b").mkdir()
+    for i in range(4):  # enough files for --print-config to read the folder (two classes, a held-out split)
+        Image.fromarray(ramp).save(data / "a" / f"{i + 1}.png")
+        Image.fromarray(255 - ramp).save(data / "b" / f"{i}.png")
+    items = [(str(data / "a" / "0.png"), 0)]
+
+    def batch(**aug):
+        s = FolderStream(items, 1, side=16, channels=3, mean=(0, 0, 0), std=(1, 1, 1), train=True, workers=0,
+                         jitter=False, augment=Augment(**aug), seed=1)  # fmt: skip
+        return torch.cat([s.next_batch()[0] for _ in range(8)])
+
+    plain = batch(crop_padding=0, flip=False, cutout=0)
+    assert torch.allclose(plain, plain[:1].expand_as(plain))  # no crop, no flip: the image itself every time
+    assert (plain[0, 0, 0, 1:] >= plain[0, 0, 0, :-1]).all()
+    flipped = batch(crop_padding=0, flip=True, cutout=0)
+    assert any((x[0, 0, 1:] <= x[0, 0, :-1]).all() and x[0, 0, 0] > x[0, 0, -1] for x in flipped)
+    cut = batch(crop_padding=0, flip=False, cutout=6)
+    assert all((x == 0).all(dim=0).sum() >= 9 for x in cut)  # a zeroed square in every image
+    cropped = batch(crop_padding=4, flip=False, cutout=0)
+    assert not torch.allclose(cropped, plain)
+    args = ["train", "--dataset", "folder", "--data", str(data), "--genotype", "DARTS_V2", "--print-config"]
+    assert main([*args, "--crop-padding", "0", "--no-flip"]) == 0
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "no random crop (centre), flips off, colour jitter, cutout" in line
+    assert main([*args[:-1], "--crop-padding", "3", "--epochs", "1", "--out", str(tmp_path / "t")]) == 2
+    assert "random-resized crop" in _one_line(capsys)

@@ -23,6 +23,7 @@ from tqdm import tqdm
 from .data import Augment, FolderDataset, TensorDataset, carve_selection, get_dataset, limit_train
 from .distributed import DistInfo, barrier, init_distributed, local_device, shutdown
 from .engine import epoch_line
+from .errors import ConfigError
 from .rundir import (
     FILE_FORMAT,
     GracefulStop,
@@ -137,6 +138,13 @@ def check_data(ds: TensorDataset | FolderDataset, state: dict[str, Any] | None, 
 
 
 def make_augment(cfg: Any, ds: TensorDataset | FolderDataset, cutout: int) -> Augment:
+    """The augmentation of a run. Image folders crop with a random-resized crop, not by padding: there
+    ``--crop-padding 0`` turns the random crop off (resize and centre crop) and any other value is refused."""
+    if isinstance(ds, FolderDataset) and cfg.crop_padding > 0:
+        raise ConfigError(
+            f"--crop-padding {cfg.crop_padding}: image folders crop with a random-resized crop (8-100 % of the "
+            "area), not by padding; --crop-padding 0 turns it off, unset keeps it"
+        )
     pad = ds.crop_padding if cfg.crop_padding < 0 else cfg.crop_padding
     flip = ds.flip if cfg.flip is None else cfg.flip
     return Augment(crop_padding=pad, flip=flip, cutout=cutout)

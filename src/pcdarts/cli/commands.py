@@ -183,14 +183,18 @@ def cmd_search(ns: argparse.Namespace) -> int:
 
 def _data_line(cfg: Any, ds: Any) -> str:
     """The data settings the config leaves to the dataset (-1 / unset), as this dataset resolves them."""
+    from ..data import FolderDataset
     from ..loop import make_augment
 
     aug = make_augment(cfg, ds, cfg.cutout)
     h, w = ds.image_size
-    return (
-        f"data: {ds.train_size:,} train images of {h}x{w}x{ds.in_channels}, {ds.num_classes} classes; "
-        f"augment: crop padding {aug.crop_padding}, flips {'on' if aug.flip else 'off'}, cutout {aug.cutout}"
-    )
+    head = f"data: {ds.train_size:,} train images of {h}x{w}x{ds.in_channels}, {ds.num_classes} classes; augment: "
+    flips, cut = f"flips {'on' if aug.flip else 'off'}", f"cutout {aug.cutout}"
+    if isinstance(ds, FolderDataset):  # what the folder stream will do, not the tensor datasets' wording
+        crop = "random-resized crop (8-100 % of the area)" if aug.crop_padding != 0 else "no random crop (centre)"
+        jitter = ", colour jitter" if cfg.__class__.__name__ == "TrainConfig" else ""
+        return head + f"{crop}, {flips}{jitter}, {cut}"
+    return head + f"crop padding {aug.crop_padding}, {flips}, {cut}"
 
 
 COLLAPSED = 5  # parameter-free ops of 8 in a cell from which a search has drifted

@@ -185,8 +185,27 @@ def _jitter(arr: np.ndarray, rng: random.Random, strength: float = 0.4) -> np.nd
 
 
 class _Images(Dataset):
-    def __init__(self, items: list[tuple[str, int]], side: int, channels: int, train: bool, jitter: bool = True):
+    """Image files decoded and augmented one by one (in DataLoader workers), each with its own seed.
+
+    Training augmentation for folders: a random-resized crop (8-100 % of the area; ``crop=False``: the
+    evaluation's resize and centre crop instead), a horizontal flip (``flip``), colour jitter (``jitter``:
+    final training only) and cutout (``cutout`` pixels, 0 off).
+    """
+
+    def __init__(
+        self,
+        items: list[tuple[str, int]],
+        side: int,
+        channels: int,
+        train: bool,
+        jitter: bool = True,
+        *,
+        crop: bool = True,
+        flip: bool = True,
+        cutout: int = 0,
+    ):
         self.items, self.side, self.channels, self.train, self.jitter = items, side, channels, train, jitter
+        self.crop, self.flip, self.cutout = crop, flip, cutout
 
     def __len__(self) -> int:
         return len(self.items)
@@ -197,12 +216,16 @@ class _Images(Dataset):
         im = _decode(path, self.channels)
         if self.train:
             rng = random.Random(seed)
-            im = _random_resized_crop(im, self.side, rng)
+            im = _random_resized_crop(im, self.side, rng) if self.crop else centre_crop(im, self.side)
             arr = np.asarray(im, dtype=np.float32) / 255.0
-            if rng.random() < 0.5:
+            if rng.random() < 0.5 and self.flip:
                 arr = arr[:, ::-1]
             if self.jitter:  # final training only: the official search uses crop + flip alone
                 arr = _jitter(arr, rng)
+            if self.cutout > 0:
+                arr = np.array(arr)  # writable
+                cy, cx, half = rng.randrange(arr.shape[0]), rng.randrange(arr.shape[1]), self.cutout // 2
+                arr[max(cy - half, 0) : cy + half, max(cx - half, 0) : cx + half] = 0.0
         else:
             arr = np.asarray(centre_crop(im, self.side), dtype=np.float32) / 255.0
         t = torch.from_numpy(np.ascontiguousarray(arr))
@@ -229,6 +252,7 @@ class FolderStream(Stream):
         world_size: int = 1,
         workers: int = 2,
         jitter: bool = True,
+        augment: Any = None,
     ):
         if not items:
             raise DataError("cannot iterate an empty image list")
@@ -236,7 +260,10 @@ class FolderStream(Stream):
         self.n = len(items)
         self.device = torch.device(device)
         self.rank, self.world_size, self.workers = rank, world_size, workers
-        self.dataset = _Images(items, side, channels, train, jitter)
+        crop = augment is None or augment.crop_padding != 0
+        flip = augment is None or augment.flip
+        cut = 0 if augment is None else augment.cutout
+        self.dataset = _Images(items, side, channels, train, jitter, crop=crop, flip=flip, cutout=cut)
         self.mean = torch.tensor(mean, device=self.device).view(1, -1, 1, 1)
         self.std = torch.tensor(std, device=self.device).view(1, -1, 1, 1)
         self.order_gen = torch.Generator().manual_seed(seed)

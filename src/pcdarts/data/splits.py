@@ -155,4 +155,5 @@ def make_stream(
         world_size=world_size,
         workers=workers,
         jitter=jitter,
+        augment=augment if train else None,
     )
