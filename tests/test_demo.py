@@ -95,3 +95,29 @@ def test_derive_gives_the_capped_cell_on_the_command_line(tmp_path, capsys):
     assert pcdarts.Genotype.from_dict(json.loads(cell.read_text())) == want
     assert main(["derive", str(s), "--out", str(cell)]) == 2  # an existing file needs --overwrite
     assert main(["derive", str(s), "--max-param-free", "9"]) == 2
+
+
+def test_max_macs_picks_the_largest_channels_that_fit(tmp_path, caplog):
+    import logging
+
+    from pcdarts.config import TrainConfig
+    from pcdarts.genotype import GENOTYPES
+    from pcdarts.network import build_network, count_macs
+    from pcdarts.train import fit_to_macs
+
+    cfg = TrainConfig(dataset="synthetic", image_size=16, layers=5, auxiliary=False, max_macs=8_000_000)
+    with caplog.at_level(logging.INFO, logger="pcdarts.train"):
+        fitted = fit_to_macs(cfg, GENOTYPES["DARTS_V2"])
+    c = fitted.init_channels
+
+    def macs(ch):
+        net = build_network(GENOTYPES["DARTS_V2"], num_classes=10, in_channels=3, init_channels=ch, layers=5,
+                            auxiliary=False)  # fmt: skip
+        return count_macs(net, (3, 16, 16))
+
+    assert c % 2 == 0 and macs(c) <= 8_000_000 < macs(c + 2)
+    assert f"{c} init channels" in caplog.text
+    assert main(["train", "--dataset", "synthetic", "--genotype", "DARTS_V2", "--max-macs", "1K", "--out",
+                 str(tmp_path / "t")]) == 2  # fmt: skip
+    with pytest.raises(SystemExit):  # argparse: usage and one error line
+        main(["train", "--dataset", "synthetic", "--max-macs", "lots", "--out", str(tmp_path / "t")])

@@ -160,6 +160,7 @@ class TrainConfig:
     holdout_images: int = 0  # N: pick the shipped epoch on N train images set aside first (replaces --val-fraction)
     val_fraction: float = 0.1  # per-class share of train images held out to pick the shipped epoch; 0: the last
     init_channels: int = 36  # paper CIFAR-10: 36; ImageNet: 48
+    max_macs: int = 0  # the largest even init channels within N multiply-adds (600M: the mobile setting); 0 off
     layers: int = 20  # paper CIFAR-10: 20; ImageNet: 14
     stem: str = "cifar"  # cifar (3x3 conv) or imagenet (three stride-2 convs)
     auxiliary: bool = True  # auxiliary classifier head after the second reduction (paper: on)
@@ -195,6 +196,8 @@ class TrainConfig:
         _check_common(self)
         if self.init_channels % 2:
             raise ConfigError(f"init channels must be even, got {self.init_channels}")
+        if self.max_macs < 0:
+            raise ConfigError(f"max macs must be >= 0 (0: off), got {self.max_macs}")
         if self.auxiliary_weight < 0:
             raise ConfigError(f"auxiliary weight must be >= 0, got {self.auxiliary_weight}")
         if not 0.0 <= self.val_fraction < 1.0:

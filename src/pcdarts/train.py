@@ -88,6 +88,45 @@ def lr_at(cfg: TrainConfig, epoch: int) -> float:
     return cosine_lr(epoch + int(cfg.lr_lag), cfg.epochs, cfg.lr)
 
 
+def fit_to_macs(cfg: TrainConfig, genotype: Genotype) -> TrainConfig:
+    """``cfg`` with the largest even ``init_channels`` whose network fits ``cfg.max_macs`` multiply-adds.
+
+    How the paper sizes its ImageNet network to the mobile setting (< 600 M), done here by bisection (the
+    count grows with C): each try builds the network and counts one forward pass at the data's input size.
+    """
+    from dataclasses import replace
+
+    ds = load_data(cfg)
+    shape = (ds.in_channels, *ds.image_size)
+
+    def macs(c: int) -> int:
+        args = {**model_args(replace(cfg, init_channels=c), ds), "auxiliary": False}
+        return count_macs(build_network(genotype, **args), shape)
+
+    lo, hi = 2, 2
+    if macs(lo) > cfg.max_macs:
+        raise RunError(
+            f"even 2 init channels need {macs(lo) / 1e6:.1f} M multiply-adds, over --max-macs "
+            f"{cfg.max_macs / 1e6:.1f} M: fewer --layers or a smaller --image-size"
+        )
+    while hi < 4096 and macs(hi * 2) <= cfg.max_macs:
+        hi *= 2
+    lo, hi = hi, min(hi * 2, 4096)
+    while hi - lo > 2:  # lo fits; hi does not (or is the cap)
+        mid = (lo + hi) // 4 * 2
+        lo, hi = (mid, hi) if macs(mid) <= cfg.max_macs else (lo, mid)
+    if hi <= 4096 and macs(hi) <= cfg.max_macs:
+        lo = hi
+    log.info(
+        "sized to --max-macs %.1f M: %d init channels (%.1f M multiply-adds at %dx%d)",
+        cfg.max_macs / 1e6,
+        lo,
+        macs(lo) / 1e6,
+        *ds.image_size,
+    )
+    return replace(cfg, init_channels=lo)
+
+
 def run_train(
     cfg: TrainConfig,
     out: str | Path,
@@ -104,7 +143,10 @@ def run_train(
     ``read_test=False`` leaves the test split unread (``test_accuracy`` None) for runs that select on
     validation data only (a fidelity calibration); ``read_test_once`` reads it later, once.
     """
-    task = TrainTask(cfg, genotype or load_genotype(cfg.genotype), read_test=read_test)
+    genotype = genotype or load_genotype(cfg.genotype)
+    if cfg.max_macs:
+        cfg = fit_to_macs(cfg, genotype)
+    task = TrainTask(cfg, genotype, read_test=read_test)
     return run_task(task, cfg, out, resume=resume, overwrite=overwrite, progress=progress, extend=extend)
 
 

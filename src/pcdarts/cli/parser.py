@@ -18,7 +18,8 @@ GENOTYPE_HELP = "built-in name, genotype.json, a run folder, or Genotype(...) te
 GROUPS: dict[str, tuple[str, ...]] = {
     "data": ("dataset", "data", "download", "subset", "workers", "image_size", "train_images", "holdout_images",
              "train_portion", "val_fraction", "crop_padding", "flip", "cutout"),
-    "network": ("genotype", "init_channels", "layers", "stem", "auxiliary", "auxiliary_weight", "drop_path"),
+    "network": ("genotype", "init_channels", "max_macs", "layers", "stem", "auxiliary", "auxiliary_weight",
+                "drop_path"),
     "supernet and search space": ("cell", "k", "partial_mode", "edge_norm", "space", "ops", "recompute"),
     "optimisation": ("epochs", "warmup_epochs", "batch_size", "lr", "lr_min", "schedule", "lr_warmup_epochs", "lr_lag",
                      "momentum", "weight_decay", "grad_clip", "label_smoothing"),
@@ -76,6 +77,8 @@ def _add_config_flags(p: argparse.ArgumentParser, cls: type, skip: set[str]) -> 
         if cls is SearchConfig and f.name == "batch_size":  # a number, or planned from the memory there is
             help_text = "global batch for both steps, or 'auto': the largest that fits, lr scaled linearly; " + shown
             g.add_argument(flag, type=_batch, default=None, metavar="N|auto", help=help_text)
+        elif f.name == "max_macs":  # 600M, 1.5G or a plain number
+            g.add_argument(flag, type=_count, default=None, metavar="N[K|M|G]", help=help_text)
         elif base is bool:
             g.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         elif typing.get_origin(base) is tuple:  # a list setting: comma-separated on the command line
@@ -84,6 +87,19 @@ def _add_config_flags(p: argparse.ArgumentParser, cls: type, skip: set[str]) -> 
             g.add_argument(flag, default=None, metavar="{" + ",".join(CHOICES[f.name]) + "}", help=help_text)
         else:
             g.add_argument(flag, type=base, default=None, metavar=f.name.upper(), help=help_text)
+
+
+def _count(text: str) -> int:
+    """``600M``, ``1.5G``, ``250K`` or a plain number, as an int."""
+    scale = {"K": 10**3, "M": 10**6, "G": 10**9}.get(text.strip()[-1:].upper(), 1)
+    number = text.strip()[:-1] if scale > 1 else text.strip()
+    try:
+        value = float(number) * scale
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a count: {text!r} (e.g. 600M)") from None
+    if not 0 <= value < 1e15:
+        raise argparse.ArgumentTypeError(f"out of range: {text!r}")
+    return int(value)
 
 
 def _comma_list(text: str) -> tuple[str, ...]:
