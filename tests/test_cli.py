@@ -236,3 +236,23 @@ def test_print_config_says_how_the_dataset_resolves_what_the_config_leaves_to_it
         captured = capsys.readouterr()
         assert json.loads(captured.out)["crop_padding"] == -1  # the setting as given ...
         assert "augment: crop padding 2, flips off" in captured.err  # ... and what digits makes of it
+
+
+def test_plan_a_dataset_search_gives_memory_per_k_and_a_measured_time(capsys):
+    from pcdarts.cli import main
+
+    args = ["plan", "--dataset", "synthetic", "--layers", "3", "--init-channels", "8", "--batch-size", "8",
+            "--epochs", "4", "--json"]  # fmt: skip
+    assert main(args) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert [r["k"] for r in plan["memory"]] == [1, 2, 4, 8]
+    peaks = [r["predicted_peak_bytes"] for r in plan["memory"]]
+    assert peaks == sorted(peaks, reverse=True)  # fewer channels through the ops, less memory
+    t = plan["time"]
+    assert t["steps_per_epoch"] == 32 and t["epochs"] == 4  # 512 synthetic images, half for the weights, batch 8
+    assert 0 < t["warmup_step_s"] and 0 < t["search_step_s"] and t["minutes"] > 0
+    assert plan["config"]["shape"] == [3, 32, 32]
+    assert main(["plan", "--preset", "paper", "--dataset", "cifar10", "--no-time"]) == 0
+    out = capsys.readouterr().out
+    assert "cifar10 (preset paper), 50,000 train images" in out and "<- this search" in out
+    assert main(["plan", "--dataset", "folder", "--no-time"]) == 2

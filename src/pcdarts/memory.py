@@ -109,6 +109,13 @@ def largest_segment_bytes(net: SearchNetwork, x: torch.Tensor, y: torch.Tensor, 
     return max(per.values(), default=0)
 
 
+def _supernet(cfg: SearchConfig, num_classes: int, in_channels: int) -> nn.Module:
+    """The supernet of ``cfg``'s cell space (the DARTS cell's or NAS-Bench-201's)."""
+    from .search import supernet_class
+
+    return supernet_class(cfg).from_config(cfg, num_classes=num_classes, in_channels=in_channels)
+
+
 def predict_peak(
     cfg: SearchConfig, *, batch: int, in_channels: int, size: int, num_classes: int, device: str | torch.device = "cpu"
 ) -> dict[str, Any]:
@@ -120,7 +127,7 @@ def predict_peak(
     dev = torch.device(device)
     with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
         torch.manual_seed(0)
-        net = SearchNetwork.from_config(cfg, num_classes=num_classes, in_channels=in_channels).to(dev)
+        net = _supernet(cfg, num_classes, in_channels).to(dev)
         probe = min(batch, PROBE_BATCH)
         x = torch.randn(probe, in_channels, size, size, device=dev)
         y = torch.randint(0, num_classes, (probe,), device=dev)
@@ -205,7 +212,7 @@ def _confirm_cuda(
     from .architect import Architect
     from .engine import search_step, sgd_impl
 
-    net = SearchNetwork.from_config(cfg, num_classes=num_classes, in_channels=in_channels).to(device)
+    net = _supernet(cfg, num_classes, in_channels).to(device)
     w_opt = torch.optim.SGD(net.weight_parameters(), lr=cfg.lr, momentum=cfg.momentum, **sgd_impl(device))
     architect = Architect(net, lr=cfg.arch_lr, unrolled=cfg.unrolled)
     while batch > multiple:

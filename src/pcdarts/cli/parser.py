@@ -178,20 +178,30 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--num-classes", type=int, default=None)
     i.add_argument("--json", action="store_true")
 
-    pn = sub.add_parser("plan", help="predicted peak memory of a search step for K = 1, 2, 4, 8")
-    pn.add_argument("--batch-size", type=int, default=SearchConfig.batch_size)
-    pn.add_argument("--init-channels", type=int, default=SearchConfig.init_channels)
-    pn.add_argument("--layers", type=int, default=SearchConfig.layers)
+    pn = sub.add_parser(
+        "plan",
+        help="what a search will cost: peak memory for K = 1, 2, 4, 8, and with --dataset or --preset the whole "
+        "search's time from a few measured steps",
+    )
+    pn.add_argument("--dataset", default=None, help="plan this dataset's search (its shape and defaults; no data read)")
+    pn.add_argument("--preset", default=None, help="plan a preset's search (e.g. paper)")
+    pn.add_argument("--cell", default=None, choices=CHOICES["cell"], help="the cell space (default darts)")
+    pn.add_argument("--epochs", type=int, default=None, help="search epochs (with --dataset / --preset)")
+    pn.add_argument("--device", default="auto", help="where to measure the steps (auto, cpu, cuda, cuda:N)")
+    pn.add_argument("--no-time", action="store_true", help="memory only: measure no steps")
+    pn.add_argument("--batch-size", type=int, default=None, help=f"default {SearchConfig.batch_size}")
+    pn.add_argument("--init-channels", type=int, default=None, help=f"default {SearchConfig.init_channels}")
+    pn.add_argument("--layers", type=int, default=None, help=f"default {SearchConfig.layers}")
     pn.add_argument("--in-channels", type=int, default=3)
     pn.add_argument("--size", type=int, default=32)
     pn.add_argument("--num-classes", type=int, default=10)
-    pn.add_argument("--stem", default=SearchConfig.stem, choices=CHOICES["stem"])
+    pn.add_argument("--stem", default=None, choices=CHOICES["stem"])
     pn.add_argument("--ks", type=int, nargs="+", default=[1, 2, 4, 8])
-    pn.add_argument("--space", default=SearchConfig.space, help="the candidate ops: darts or nb201 (default darts)")
+    pn.add_argument("--space", default=None, help="the candidate ops: darts or nb201 (default darts)")
     pn.add_argument("--ops", type=_comma_list, default=(), metavar="A,B,...", help="ops of your own instead of --space")
     pn.add_argument(
         "--recompute",
-        default=SearchConfig.recompute,
+        default=None,
         choices=CHOICES["recompute"],
         help="activation checkpointing mode",
     )

@@ -110,7 +110,15 @@ def _check_shape(*, init_channels: int, layers: int, num_classes: int, batch: in
 
 
 def cmd_plan(ns: argparse.Namespace) -> int:
+    from ..config import SearchConfig
     from ..memory import predict_peak
+
+    if ns.dataset is not None or ns.preset is not None:
+        return _plan_search(ns)
+    defaults = SearchConfig()
+    for name in ("batch_size", "init_channels", "layers", "stem", "space", "recompute"):
+        if getattr(ns, name) is None:
+            setattr(ns, name, getattr(defaults, name))
 
     _check_shape(
         init_channels=ns.init_channels, layers=ns.layers, num_classes=ns.num_classes, batch=ns.batch_size, size=ns.size
@@ -158,6 +166,63 @@ def cmd_plan(ns: argparse.Namespace) -> int:
             f"weights+grads+momentum {r['state_bytes'] / 2**20:.1f}){ratio}"
         )
     return 0
+
+
+def _plan_search(ns: argparse.Namespace) -> int:
+    """``plan --dataset D`` / ``--preset P``: the search a ``pcdarts search`` with these flags would run, its
+    memory per K and, from a few steps measured here, its whole time."""
+    from dataclasses import replace
+
+    from ..config import SearchConfig, resolve_config
+    from ..costs import search_minutes, search_shape, time_steps
+    from ..memory import predict_peak
+    from ..presets import preset_values
+    from ..rundir import pick_device
+
+    dataset = ns.dataset or "cifar10"
+    asked = {"batch_size": ns.batch_size, "init_channels": ns.init_channels, "layers": ns.layers, "stem": ns.stem,
+             "space": ns.space, "ops": ns.ops or None, "recompute": ns.recompute, "cell": ns.cell,
+             "epochs": ns.epochs}  # fmt: skip
+    cfg = resolve_config(SearchConfig, dataset, asked, preset_values(ns.preset, "search", dataset))
+    cin, side, classes, n = search_shape(cfg)
+    rows = [
+        predict_peak(replace(cfg, k=k), batch=cfg.batch_size, in_channels=cin, size=side, num_classes=classes)
+        for k in ns.ks
+        if cfg.init_channels % k == 0
+    ]
+    device = pick_device(ns.device)
+    cost = None if ns.no_time else search_minutes(cfg, time_steps(cfg, device))
+    if ns.json:
+        print(json.dumps({"config": {"dataset": dataset, "preset": ns.preset, "k": cfg.k, "batch": cfg.batch_size,
+                                     "images": n, "shape": [cin, side, side]},
+                          "memory": rows, "time": cost, "device": str(device),
+                          "threads": torch_threads()}))  # fmt: skip
+        return 0
+    print(
+        f"search plan: {dataset}{' (preset ' + ns.preset + ')' if ns.preset else ''}, {n:,} train images at "
+        f"{cin}x{side}x{side}, C={cfg.init_channels}, {cfg.layers} cells ({cfg.cell}), K={cfg.k}, batch "
+        f"{cfg.batch_size}, {cfg.epochs} epochs ({cfg.warmup_epochs} warm-up)"
+    )
+    for r in rows:
+        mark = "  <- this search" if r["k"] == cfg.k else ""
+        print(f"K={r['k']}: {r['predicted_peak_bytes'] / 2**20:9.1f} MiB predicted peak per step{mark}")
+    if cost is not None:
+        print(
+            f"time on {device} ({torch_threads()} threads): about {_hours(cost['minutes'])} for the whole search "
+            f"({cost['steps_per_epoch']} steps an epoch; measured {cost['warmup_step_s']:.2f} s a warm-up step, "
+            f"{cost['search_step_s']:.2f} s a search step; data loading not counted)"
+        )
+    return 0
+
+
+def torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+def _hours(minutes: float) -> str:
+    return f"{minutes:.0f} min" if minutes < 120 else f"{minutes / 60:.1f} h"
 
 
 def cmd_genotypes(ns: argparse.Namespace) -> int:
