@@ -231,3 +231,29 @@ def test_image_folders_honour_the_augmentation_flags(tmp_path, capsys):
     assert "no random crop (centre), flips off, colour jitter, cutout" in line
     assert main([*args[:-1], "--crop-padding", "3", "--epochs", "1", "--out", str(tmp_path / "t")]) == 2
     assert "random-resized crop" in _one_line(capsys)
+
+
+@pytest.mark.parametrize("n_images, batch", [(600, 8), (20_000, 32)])
+def test_folder_search_defaults_pass_their_own_checks(n_images, batch):
+    from pcdarts.config import SearchConfig
+    from pcdarts.search import MIN_ARCH_STEPS, MIN_OP_CHANNELS, fit_folder_search
+
+    cfg = SearchConfig.for_dataset("folder")
+    fitted, line = fit_folder_search(cfg, n_images, set())
+    steps = -(-int(n_images * fitted.train_portion) // fitted.batch_size)
+    assert fitted.init_channels // fitted.k >= MIN_OP_CHANNELS and fitted.batch_size == batch
+    assert steps * (fitted.epochs - fitted.warmup_epochs) >= MIN_ARCH_STEPS
+    assert f"folder search for {n_images:,} images" in line
+    kept, _ = fit_folder_search(cfg, n_images, {"init_channels", "batch_size", "epochs"})  # the user's values stay
+    assert (kept.init_channels, kept.batch_size, kept.epochs) == (cfg.init_channels, cfg.batch_size, cfg.epochs)
+
+
+def test_a_search_reports_its_learnability_warnings(tmp_path):
+    from pcdarts.report import build_report
+
+    s = tmp_path / "s"
+    assert main(["search", *TINY, "--epochs", "2", "--out", str(s)]) == 0
+    said = json.loads((s / "search_result.json").read_text())["warnings"]
+    assert any("arch steps" in w for w in said)
+    page = build_report(s).read_text()
+    assert "barely moves in fewer than" in page

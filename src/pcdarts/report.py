@@ -219,7 +219,10 @@ def _search_section(search: Path, tmp: Path) -> str:
         curves(metrics, tmp / "search_curves.png", "search")
         out += ["<h3>Search curves</h3>", _img(tmp / "search_curves.png", "search curves")]
     out += ["<h3>Configuration</h3>", f"<pre>{html.escape(json.dumps(config, indent=2))}</pre>"]
-    out[1:1] = [f"<p class='warn'>warning: {html.escape(w)}</p>" for w in warnings]
+    result = _json(search / "search_result.json", warnings)
+    said = result.get("warnings", [])  # what the search warned about at its start
+    learn = [str(w)[:400] for w in (said if isinstance(said, list) else []) if isinstance(w, str)]
+    out[1:1] = [f"<p class='warn'>warning: {html.escape(w)}</p>" for w in warnings + learn]
     return "\n".join(out)
 
 

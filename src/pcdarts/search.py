@@ -99,6 +99,41 @@ def learnability_warnings(cfg: SearchConfig, counts: dict[str, int]) -> list[str
     return out
 
 
+def fit_folder_search(cfg: SearchConfig, n_images: int, explicit: set[str]) -> tuple[SearchConfig, str]:
+    """Defaults for a search on a folder of ``n_images``, so that it passes its own learnability checks where
+    the data allows: 16 channels (4 per candidate op at K=4), and a batch and epoch count that give at least
+    ``MIN_ARCH_STEPS`` arch steps (the warm-up keeps the paper's 30 % of the epochs, at most 100 epochs).
+    Settings the user gave (``explicit``) are kept. Returns the config and a line saying what was chosen."""
+    from dataclasses import replace
+
+    from .config import PAPER_WARMUP_SHARE
+
+    changes: dict[str, Any] = {}
+    if "init_channels" not in explicit and cfg.init_channels // cfg.k < MIN_OP_CHANNELS:
+        changes["init_channels"] = MIN_OP_CHANNELS * cfg.k
+    n_w = max(1, int(n_images * cfg.train_portion))
+    batch = cfg.batch_size if "batch_size" in explicit else next(
+        (b for b in (32, 16) if -(-n_w // b) * 10 * (1 - PAPER_WARMUP_SHARE) >= MIN_ARCH_STEPS), 8
+    )  # fmt: skip
+    if batch != cfg.batch_size:
+        changes["batch_size"] = batch
+        changes["lr"] = cfg.lr * batch / cfg.batch_size if "lr" not in explicit else cfg.lr
+    steps = -(-n_w // batch)
+    if "epochs" not in explicit:
+        arch_epochs = -(-MIN_ARCH_STEPS // steps)
+        epochs = min(100, max(cfg.epochs, round(arch_epochs / (1 - PAPER_WARMUP_SHARE))))
+        warmup = cfg.warmup_epochs if "warmup_epochs" in explicit else round(epochs * PAPER_WARMUP_SHARE)
+        changes.update(epochs=epochs, warmup_epochs=min(warmup, epochs - 1))
+    fitted = replace(cfg, **changes)
+    arch_steps = steps * (fitted.epochs - fitted.warmup_epochs)
+    line = (
+        f"folder search for {n_images:,} images: C={fitted.init_channels}, batch {fitted.batch_size}, "
+        f"{fitted.epochs} epochs ({fitted.warmup_epochs} warm-up), so {arch_steps:,} arch steps (set "
+        "--init-channels, --batch-size or --epochs to choose)"
+    )
+    return fitted, line
+
+
 def schedule_line(counts: dict[str, int]) -> str:
     return (
         f"{counts['steps_per_epoch']} steps an epoch: {counts['warmup_steps']} warm-up steps, then "
@@ -360,6 +395,7 @@ class SearchTask:
             "early_stop": None if reason is None else {"epoch": self.history[-1]["epoch"], "reason": reason},
             "genotype_uncapped": model.genotype().to_dict(),
             **self.counts,
+            "warnings": learnability_warnings(cfg, self.counts),
         }
         if stopped:
             return result

@@ -125,6 +125,13 @@ def cmd_search(ns: argparse.Namespace) -> int:
     )
     if auto:
         cfg = auto_batch(cfg)
+    if cfg.dataset == "folder" and saved is None and ns.preset is None:  # defaults from the images there are
+        from ..loop import load_data
+        from ..search import fit_folder_search
+
+        explicit = {k for k, v in _overrides(ns, SearchConfig).items() if v is not None}
+        cfg, line = fit_folder_search(cfg, load_data(cfg).train_size, explicit | ({"batch_size"} if auto else set()))
+        log.info("%s", line)
     if ns.preset == "paper" and cfg.dataset == "imagenet" and not cfg.subset and not cfg.train_images:
         raise ConfigError(
             "the paper searches ImageNet on per-class subsets (10% weights, 2.5% arch): make them with "
