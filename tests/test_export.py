@@ -114,7 +114,8 @@ def test_export_is_quiet_and_refuses_a_folder_as_out(digits_runs, tmp_path, caps
     out = tmp_path / "m.onnx"
     assert main(["export", "--checkpoint", str(digits_runs / "train"), "--format", "onnx", "--out", str(out)]) == 0
     printed = capsys.readouterr().out.strip()
-    assert printed.startswith(f"wrote {out} (onnx)") and len(printed.splitlines()) == 1
+    lines = printed.splitlines()  # what it wrote, then how to load it
+    assert printed.startswith(f"wrote {out} (onnx)") and len(lines) == 2 and lines[1].startswith("next: ")
     assert not [w for w in recwarn if "pcdarts" in str(w.filename)]  # nothing from our own code
     assert main(["export", "--checkpoint", str(digits_runs / "train"), "--format", "onnx", "--out", str(tmp_path)]) == 2
     assert "is a folder" in capsys.readouterr().err
