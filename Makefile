@@ -28,7 +28,7 @@ study: $(BIN)/.installed
 	test -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz || \
 		(apt-get update && apt-get install -y dataset-fashion-mnist) || \
 		(echo "install the Debian package dataset-fashion-mnist (as root), or run pcdarts study with --data DIR"; exit 2)
-	OMP_NUM_THREADS=1 $(BIN)/pcdarts study --preset fmnist-cpu --out docs/study/fmnist-cpu --threads 1
+	OMP_NUM_THREADS=1 $(BIN)/pcdarts study --config studies/study1.toml --out docs/study/fmnist-cpu --threads 1
 	$(BIN)/python scripts/study_docs.py docs/study/fmnist-cpu
 
 # Two one-thread workers (pytest-xdist): 510 tests in 9 min 27 s on the idle 2-core machine (2026-12-05), where

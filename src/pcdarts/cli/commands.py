@@ -375,14 +375,15 @@ def cmd_demo(ns: argparse.Namespace) -> int:
 
 
 def cmd_study(ns: argparse.Namespace) -> int:
-    from ..presets import STUDY_PRESETS, named
+    from ..protocols import preset_file, study_values
     from ..study import Arm, StudyConfig, format_table, plot_study, primary_verdict, run_study, verdict
 
     values: dict[str, Any] = {}
     calibrated = False
-    if ns.preset is not None:
-        values = named(STUDY_PRESETS, ns.preset, "study")
-        values["arms"] = [Arm(name, overrides) for name, overrides in values["arms"]]
+    if ns.preset is not None and ns.config is not None:
+        raise ConfigError("give --config FILE or the old --preset NAME, not both")
+    if ns.preset is not None or ns.config is not None:
+        values = study_values(ns.config or preset_file(ns.preset, "study"))
         calibrated = values.pop("epochs_from_calibration", False)
     for key in ("dataset", "data", "searches", "random_cells", "train_seed", "primary", "rule", "retrain_random",
                 "oneshot_arm"):  # fmt: skip
@@ -508,12 +509,16 @@ def _search_dataset(run: str) -> str:
 
 def cmd_fidelity(ns: argparse.Namespace) -> int:
     from ..fidelity import FidelityConfig, format_fidelity, plot_fidelity, run_fidelity
-    from ..presets import FIDELITY_PRESETS, named
+    from ..protocols import preset_file, read_protocol
     from ..study import Arm
 
     values: dict[str, Any] = {}
-    if ns.preset is not None:
-        values = named(FIDELITY_PRESETS, ns.preset, "calibration")
+    if ns.preset is not None and ns.config is not None:
+        raise ConfigError("give --config FILE or the old --preset NAME, not both")
+    if ns.preset is not None or ns.config is not None:
+        values = read_protocol(ns.config or preset_file(ns.preset, "calibration"), "calibration")
+        if isinstance(values.get("budgets"), list):
+            values["budgets"] = tuple(values["budgets"])
     for key in ("dataset", "data", "cells", "seed_cells", "seed_budget", "train_seed", "cell"):
         if getattr(ns, key) is not None:
             values[key] = getattr(ns, key)

@@ -222,7 +222,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--threads", type=int, default=0)
     st = sub.add_parser("study", help="searched cells against random cells, trained identically (resumable)")
     st.add_argument("--out", required=True, help="the study folder; the same command again continues it")
-    st.add_argument("--preset", default=None, help="a named study: fmnist-cpu (docs/STUDY.md)")
+    st.add_argument("--config", default=None, help="the study's protocol file, e.g. studies/study3.toml")
+    st.add_argument(
+        "--preset", default=None, help="old name of a protocol file: fmnist-cpu, fmnist-study2, fmnist-study3"
+    )
     st.add_argument("--dataset", default=None, help="any dataset pcdarts reads (default fashion-mnist)")
     st.add_argument("--data", default=None, help="where the dataset's files are")
     st.add_argument(
@@ -296,7 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
         "fidelity", help="how long must cells train to be ranked? random cells at several epoch budgets (resumable)"
     )
     fi.add_argument("--out", required=True, help="the calibration folder (a study in it reuses its trainings)")
-    fi.add_argument("--preset", default=None, help="a named calibration: fmnist-study2 (docs/STUDY.md)")
+    fi.add_argument("--config", default=None, help="the calibration's protocol file: studies/study2-calibration.toml")
+    fi.add_argument("--preset", default=None, help="old name of a protocol file: fmnist-study2")
     fi.add_argument("--dataset", default=None, help="any dataset pcdarts reads (default fashion-mnist)")
     fi.add_argument("--data", default=None, help="where the dataset's files are")
     fi.add_argument("--cells", type=int, default=None, help="random cells, seeds 0..N-1 (default 12)")
