@@ -42,6 +42,7 @@ test-compile: $(BIN)/.installed
 lint: $(BIN)/.installed
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
+	$(BIN)/lint-imports
 
 bench: $(BIN)/.installed
 	$(BIN)/python -m pcdarts.bench memory

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from pcdarts.kernels import ScaledBatchNormFn, per_channel
+from pcdarts.nas.kernels import ScaledBatchNormFn, per_channel
 
 
 class FormerScaledBatchNormFn(torch.autograd.Function):

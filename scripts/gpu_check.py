@@ -52,7 +52,7 @@ def part_env(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _supernet(device: torch.device, k: int, dtype: torch.dtype) -> Any:
-    from pcdarts.supernet import SearchNetwork
+    from pcdarts.nas.supernet import SearchNetwork
 
     torch.manual_seed(0)
     net = SearchNetwork(num_classes=5, init_channels=8, layers=3, k=k).to(device=device, dtype=dtype)
@@ -69,7 +69,7 @@ def _max_diff(a: Any, b: Any) -> float:
 def part_numerics(args: argparse.Namespace) -> dict[str, Any]:
     """float64 on the device: the fan-out against edge by edge, the lean kernels against the reference habits."""
     from pcdarts.bench.reference import to_reference
-    from pcdarts.supernet import SearchCell
+    from pcdarts.nas.supernet import SearchCell
 
     device = torch.device(args.device)
     out: dict[str, Any] = {}
@@ -100,7 +100,7 @@ def part_numerics(args: argparse.Namespace) -> dict[str, Any]:
     # bf16 autocast: the fan-out and edge by edge against fp32, judged as tests/test_device.py judges them;
     # a failure here is recorded beside the float64 results, not in place of them
     from pcdarts.bench.reference import AUTOCAST_BOUNDS, autocast_errors
-    from pcdarts.supernet import SearchNetwork
+    from pcdarts.nas.supernet import SearchNetwork
 
     try:
         torch.manual_seed(0)
@@ -119,8 +119,8 @@ def part_numerics(args: argparse.Namespace) -> dict[str, Any]:
 
 def part_syncs(args: argparse.Namespace) -> dict[str, Any]:
     """Host-device synchronisations during search steps (CUDA only; 0 on CPU by definition)."""
-    from pcdarts.architect import Architect
-    from pcdarts.engine import search_step, sgd_impl
+    from pcdarts.nas.architect import Architect
+    from pcdarts.runs.engine import search_step, sgd_impl
 
     device = torch.device(args.device)
     net = _supernet(device, 4, torch.float32)
@@ -149,9 +149,9 @@ def part_syncs(args: argparse.Namespace) -> dict[str, Any]:
 
 def part_run(args: argparse.Namespace) -> dict[str, Any]:
     """A 2-epoch search and a 1-epoch training through the real runner, CIFAR-shaped synthetic data."""
-    from pcdarts.config import SearchConfig, TrainConfig
-    from pcdarts.search import run_search
-    from pcdarts.train import run_train
+    from pcdarts.runs.config import SearchConfig, TrainConfig
+    from pcdarts.runs.search import run_search
+    from pcdarts.runs.train import run_train
 
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -170,7 +170,7 @@ def part_run(args: argparse.Namespace) -> dict[str, Any]:
         out["test_accuracy"] = res["test_accuracy"]
     if torch.cuda.is_available() and torch.device(args.device).type == "cuda":
         out["peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
-        from pcdarts.memory import auto_batch_size  # --batch-size auto: predicted, then confirmed by real steps
+        from pcdarts.runs.memory import auto_batch_size
 
         t0 = time.time()
         batch, info = auto_batch_size(scfg, in_channels=3, size=32, num_classes=10, device=torch.device(args.device),

@@ -18,18 +18,17 @@ import argparse
 import json
 from pathlib import Path
 
-from pcdarts.study import (
+from pcdarts.experiments.stats import primary_verdict, recompute_comparisons
+from pcdarts.experiments.study import load_study
+from pcdarts.experiments.tables import (
     format_cells,
     format_comparisons,
     format_table,
     format_times,
-    load_study,
-    plot_study,
-    primary_verdict,
-    recompute_comparisons,
     time_by_part,
     verdict,
 )
+from pcdarts.viz.studies import plot_study
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -69,7 +68,8 @@ def study1(folder: Path, root: Path) -> str:
 
 def calibration2(folder: Path, root: Path) -> str:
     """Only Study II's calibration: the ``study2-fidelity`` block and ``docs/study2/fidelity.png``."""
-    from pcdarts.fidelity import format_fidelity, load_fidelity, plot_fidelity
+    from pcdarts.experiments.fidelity import format_fidelity, load_fidelity
+    from pcdarts.viz.studies import plot_fidelity
 
     fidelity = load_fidelity(folder)
     if fidelity.get("chosen_budget") is None:
@@ -85,7 +85,8 @@ def calibration2(folder: Path, root: Path) -> str:
 
 
 def study2(folder: Path, root: Path) -> str:
-    from pcdarts.fidelity import format_fidelity, load_fidelity, plot_fidelity
+    from pcdarts.experiments.fidelity import format_fidelity, load_fidelity
+    from pcdarts.viz.studies import plot_fidelity
 
     study = recompute_comparisons(load_study(folder))  # the statistics by this revision's test
     fidelity = load_fidelity(folder) if (folder / "fidelity.json").is_file() else None

@@ -102,7 +102,7 @@ def stop_after():
     """
     import contextlib
 
-    import pcdarts.loop as loop
+    import pcdarts.runs.loop as loop
 
     @contextlib.contextmanager
     def arm(n: int):

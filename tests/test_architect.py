@@ -2,8 +2,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pcdarts.architect import Architect
-from pcdarts.supernet import SearchNetwork
+from pcdarts.nas.architect import Architect
+from pcdarts.nas.supernet import SearchNetwork
 
 
 def _setup(unrolled=False):
@@ -77,7 +77,7 @@ def test_edge_norm_off_arch_step_runs_and_leaves_beta_alone():
 
 
 def test_beta_decay_gradient_is_softmax_over_edges_and_joins_the_arch_gradient():
-    from pcdarts.architect import beta_decay_loss
+    from pcdarts.nas.architect import beta_decay_loss
 
     net, _, arch, x, y = _setup()
     g = torch.autograd.grad(beta_decay_loss(net), [net.alphas_normal])[0]

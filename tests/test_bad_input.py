@@ -7,7 +7,7 @@ import time
 import pytest
 
 from pcdarts.cli import main
-from pcdarts.genotype import GenotypeError, parse_genotype_text
+from pcdarts.nas.genotype import GenotypeError, parse_genotype_text
 
 G = "Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1)], reduce=[('max_pool_3x3', 0), ('skip_connect', 1)]"
 
@@ -126,7 +126,7 @@ def test_a_run_folder_in_use_is_refused_and_a_stale_lock_is_taken_over(tmp_path,
 
 
 def test_files_keep_the_umask_mode(tmp_path):
-    from pcdarts.rundir import atomic_write_json
+    from pcdarts.files import atomic_write_json
 
     old = os.umask(0o022)
     try:

@@ -76,7 +76,7 @@ def test_recompute_benchmark_compares_each_mode_with_the_reference(capsys):
 
 
 def test_fanout_benchmark_times_the_same_supernet_both_ways(capsys, monkeypatch):
-    from pcdarts.fanout import FanOut
+    from pcdarts.nas.fanout import FanOut
 
     fans = []
     forward = FanOut.forward
@@ -165,7 +165,7 @@ def test_the_prepared_gpu_check_fits_its_eight_minutes():
 
 
 def test_the_auto_batch_probe_backs_off_on_every_way_cuda_says_out_of_memory():
-    from pcdarts.memory import is_out_of_memory
+    from pcdarts.runs.memory import is_out_of_memory
 
     assert is_out_of_memory(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"))
     assert is_out_of_memory(RuntimeError("CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling cublasCreate"))

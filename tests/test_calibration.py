@@ -9,12 +9,14 @@ import torch
 from scipy.stats import kendalltau
 
 from pcdarts.cli import main
-from pcdarts.engine import train_step
-from pcdarts.fidelity import FidelityConfig, bootstrap_tau, kendall_tau, load_fidelity, run_fidelity
-from pcdarts.genotype import random_genotype
-from pcdarts.network import build_network
-from pcdarts.rundir import RunBusy, RunLock, load_checkpoint
-from pcdarts.study import StudyConfig, run_study, run_units
+from pcdarts.experiments.fidelity import FidelityConfig, bootstrap_tau, kendall_tau, load_fidelity, run_fidelity
+from pcdarts.experiments.study import StudyConfig, run_study
+from pcdarts.experiments.units import run_units
+from pcdarts.files import load_checkpoint
+from pcdarts.nas.genotype import random_genotype
+from pcdarts.nas.network import build_network
+from pcdarts.runs.engine import train_step
+from pcdarts.runs.rundir import RunBusy, RunLock
 from tests.idx_data import write_idx
 
 TRAIN = dict(image_size=8, init_channels=4, layers=3, batch_size=32, lr=0.05, cutout=0, drop_path=0.0, auxiliary=False)
@@ -156,8 +158,8 @@ def test_units_held_by_another_process_are_taken_up_when_free(tmp_path):
 
 
 def test_units_waiting_for_the_budget_are_retried_after_progress_and_returned_when_nothing_else_is_left(monkeypatch):
-    import pcdarts.study as study_mod
-    from pcdarts.study import BudgetPending
+    import pcdarts.experiments.study as study_mod
+    from pcdarts.experiments.units import BudgetPending
 
     sleeps = []
     monkeypatch.setattr(study_mod.time, "sleep", sleeps.append)
@@ -198,7 +200,7 @@ def test_a_second_lock_on_a_folder_is_refused_until_the_first_is_released(tmp_pa
 
 
 def test_fidelity_library_call(idx_dir, tmp_path, monkeypatch):
-    import pcdarts.fidelity as fidelity
+    import pcdarts.experiments.fidelity as fidelity
 
     real = fidelity.run_units  # stopped after two units, as a killed calibration would be
     monkeypatch.setattr(fidelity, "run_units", lambda units, record, **kw: real(units[:2], record, **kw))
@@ -233,7 +235,7 @@ def test_channels_last_training_equals_the_contiguous_one_in_float64(aux):
 def test_primary_comparison_is_a_one_sided_mann_whitney_and_the_effect_in_random_sds():
     from scipy.stats import mannwhitneyu
 
-    from pcdarts.study import compare_with_random, primary_verdict
+    from pcdarts.experiments.stats import compare_with_random, primary_verdict
 
     rnd = [0.80, 0.81, 0.82, 0.83, 0.84]
     cells = [{"arm": "random", "kind": "random", "test_accuracy": a} for a in rnd]
@@ -269,7 +271,7 @@ def test_a_study_takes_its_budget_from_the_calibration(calibration, idx_dir, tmp
 
 
 def test_the_final_network_trains_channels_last_on_cpu(digits_runs):
-    from pcdarts.rundir import load_checkpoint as load
+    from pcdarts.files import load_checkpoint as load
 
     weights = load(digits_runs / "train" / "best.pt")["model"]
     assert weights["stem0.0.weight"].is_contiguous(memory_format=torch.channels_last)
@@ -291,7 +293,7 @@ def test_a_study_budget_is_refused_from_a_calibration_with_other_settings(calibr
 
 
 def test_time_by_part_counts_each_shared_run_once():
-    from pcdarts.study import format_times, time_by_part
+    from pcdarts.experiments.tables import format_times, time_by_part
 
     shared = {"kind": "searched", "seed": 0, "search_run": "search/s0", "search_seconds": 100.0}
     cells = [
@@ -323,7 +325,7 @@ def test_time_by_part_counts_each_shared_run_once():
 
 
 def test_time_by_part_sums_cpu_time_where_every_run_kept_it():
-    from pcdarts.study import format_times, time_by_part
+    from pcdarts.experiments.tables import format_times, time_by_part
 
     search = {"kind": "searched", "seed": 0, "search_run": "search/s0", "search_seconds": 3600.0}
     cells = [
@@ -450,7 +452,8 @@ def test_the_exact_mann_whitney_p_counts_ties_at_mid_ranks():
     import numpy as np
     from scipy.stats import mannwhitneyu, permutation_test
 
-    from pcdarts.study import format_comparisons, mann_whitney_greater, recompute_comparisons
+    from pcdarts.experiments.stats import mann_whitney_greater, recompute_comparisons
+    from pcdarts.experiments.tables import format_comparisons
 
     a, b = [0.905, 0.902, 0.901, 0.899], [0.898, 0.900, 0.897, 0.899, 0.895, 0.896]
     p, how = mann_whitney_greater([0.905, 0.902, 0.901], b)
@@ -478,7 +481,7 @@ def test_the_exact_mann_whitney_p_counts_ties_at_mid_ranks():
 
 
 def test_comparisons_put_the_primary_first_and_mark_the_others_secondary():
-    from pcdarts.study import format_cells, format_comparisons
+    from pcdarts.experiments.tables import format_cells, format_comparisons
 
     comp = {"n": 6, "n_random": 12, "margin": 0.004, "effect_sd": 0.8, "p_value": 0.12}
     study = {"primary": "cap2", "comparisons": [{**comp, "arm": "pcdarts"}, {**comp, "arm": "cap2", "p_value": 0.03}]}
@@ -504,8 +507,8 @@ def test_a_study_searches_while_its_calibration_runs_and_trains_once_the_budget_
     run that sees the budget arrive carries on with the trainings (the calibration's own trainings reused)."""
     import shutil
 
-    import pcdarts.study as study_mod
-    from pcdarts.study import Arm
+    import pcdarts.experiments.study as study_mod
+    from pcdarts.experiments.study import Arm
 
     selected = []  # the perturbation-based selection itself is tested in test_select.py; here, when it runs
 
@@ -566,7 +569,7 @@ def test_a_study_searches_while_its_calibration_runs_and_trains_once_the_budget_
 def test_a_busy_pin_leaves_the_budget_to_be_read_again(calibration, idx_dir, tmp_path, monkeypatch):
     """The folder is pinned to the budget before the study uses it: a pin that cannot be taken now (another
     process holds the folder) is tried again, and the study never trains unpinned."""
-    import pcdarts.study as study_mod
+    import pcdarts.experiments.study as study_mod
 
     calib, _ = calibration
     chosen = json.loads((calib / "fidelity.json").read_text())["chosen_budget"]

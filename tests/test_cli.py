@@ -55,7 +55,7 @@ def test_info_json_pc_darts_cifar(capsys):
 @pytest.mark.parametrize("dataset", ["digits", "fashion-mnist", "mnist", "folder"])
 def test_info_builds_the_network_train_would(dataset, capsys):
     """``info`` reports the C and cells that ``pcdarts train --dataset`` uses, not a copy that can drift."""
-    from pcdarts.config import TrainConfig, resolve_config
+    from pcdarts.runs.config import TrainConfig, resolve_config
 
     cfg = resolve_config(TrainConfig, dataset, {})
     assert main(["info", "--genotype", "DARTS_V2", "--dataset", dataset, "--json"]) == 0
@@ -183,7 +183,7 @@ def test_compile_failure_is_one_line(tmp_path, monkeypatch, capsys):
 def test_warm_up_follows_the_epochs_unless_given(caplog):
     import logging
 
-    from pcdarts.config import SearchConfig, resolve_config
+    from pcdarts.runs.config import SearchConfig, resolve_config
 
     with caplog.at_level(logging.INFO):
         assert resolve_config(SearchConfig, "digits", {"epochs": 2}).warmup_epochs == 1
@@ -195,8 +195,8 @@ def test_warm_up_follows_the_epochs_unless_given(caplog):
 
 
 def test_resume_with_only_out_continues_with_the_runs_own_settings(tmp_path, capsys, stop_after):
-    from pcdarts.config import SearchConfig
-    from pcdarts.search import run_search
+    from pcdarts.runs.config import SearchConfig
+    from pcdarts.runs.search import run_search
 
     out = tmp_path / "s"
     cfg = SearchConfig.for_dataset("synthetic", epochs=3, layers=3, init_channels=4, image_size=8, threads=1)

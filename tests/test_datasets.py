@@ -364,8 +364,8 @@ def test_a_folder_is_used_at_its_own_image_size_up_to_a_cap(tmp_path, caplog):
     import logging
     import statistics
 
-    from pcdarts.config import SearchConfig, TrainConfig
     from pcdarts.data.folder import FOLDER_MAX_SIDE
+    from pcdarts.runs.config import SearchConfig, TrainConfig
 
     _jpeg_tree(tmp_path / "small")  # shorter sides 30..45 px: their median, not upscaled to 64
     with caplog.at_level(logging.INFO):

@@ -2,9 +2,9 @@
 
 import pytest
 
-import pcdarts.demo as demo_mod
+import pcdarts.runs.demo as demo_mod
 from pcdarts.cli import main
-from pcdarts.presets import DATASET_DEFAULTS
+from pcdarts.runs.presets import DATASET_DEFAULTS
 
 
 @pytest.fixture
@@ -100,13 +100,13 @@ def test_derive_gives_the_capped_cell_on_the_command_line(tmp_path, capsys):
 def test_max_macs_picks_the_largest_channels_that_fit(tmp_path, caplog):
     import logging
 
-    from pcdarts.config import TrainConfig
-    from pcdarts.genotype import GENOTYPES
-    from pcdarts.network import build_network, count_macs
-    from pcdarts.train import fit_to_macs
+    from pcdarts.nas.genotype import GENOTYPES
+    from pcdarts.nas.network import build_network, count_macs
+    from pcdarts.runs.config import TrainConfig
+    from pcdarts.runs.train import fit_to_macs
 
     cfg = TrainConfig(dataset="synthetic", image_size=16, layers=5, auxiliary=False, max_macs=8_000_000)
-    with caplog.at_level(logging.INFO, logger="pcdarts.train"):
+    with caplog.at_level(logging.INFO, logger="pcdarts.runs.train"):
         fitted = fit_to_macs(cfg, GENOTYPES["DARTS_V2"])
     c = fitted.init_channels
 

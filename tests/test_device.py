@@ -10,11 +10,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pcdarts.architect import Architect
-from pcdarts.engine import search_step, train_step
-from pcdarts.genotype import GENOTYPES
-from pcdarts.network import build_network
-from pcdarts.supernet import SearchCell, SearchNetwork
+from pcdarts.nas.architect import Architect
+from pcdarts.nas.genotype import GENOTYPES
+from pcdarts.nas.network import build_network
+from pcdarts.nas.supernet import SearchCell, SearchNetwork
+from pcdarts.runs.engine import search_step, train_step
 
 
 def _net(device, k=4, dtype=torch.float64):
@@ -65,8 +65,8 @@ def test_fanned_cell_under_bf16_autocast_stays_as_close_to_fp32_as_edge_by_edge(
 def test_fanned_batch_norms_under_bf16_autocast_keep_each_bn_statistics(device):
     """The fan-out's BNs on bf16 input (autocast) against one nn.BatchNorm2d per edge on the same input: the same
     output to bf16 rounding, the same running statistics (kept in float32 by both) and the same counters."""
-    from pcdarts.engine import autocast
-    from pcdarts.fanout import shared_batch_norm, stacked_batch_norm, stacked_scaled_batch_norm
+    from pcdarts.nas.fanout import shared_batch_norm, stacked_batch_norm, stacked_scaled_batch_norm
+    from pcdarts.runs.engine import autocast
 
     def bns(n):
         return [torch.nn.BatchNorm2d(3, affine=False).to(device) for _ in range(n)]
@@ -133,8 +133,8 @@ def test_search_and_training_steps_run_and_learn_on_the_device(device):
 
 
 def test_a_resumed_search_equals_an_uninterrupted_one_on_the_device(device, tmp_path, stop_after):
-    from pcdarts.config import SearchConfig
-    from pcdarts.search import run_search
+    from pcdarts.runs.config import SearchConfig
+    from pcdarts.runs.search import run_search
 
     if device.type == "cuda":
         pytest.importorskip("torch.cuda")

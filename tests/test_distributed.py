@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pcdarts.genotype import Genotype
+from pcdarts.nas.genotype import Genotype
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
 TINY = [

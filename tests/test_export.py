@@ -127,7 +127,7 @@ def test_busy_machine_is_detected(monkeypatch, caplog):
 
     import torch
 
-    from pcdarts.rundir import warn_if_busy
+    from pcdarts.runs.environment import warn_if_busy
 
     monkeypatch.setattr(os, "getloadavg", lambda: (float(os.cpu_count()), 0.0, 0.0))
     monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
@@ -173,9 +173,9 @@ def _consume(meta: dict, path: Path) -> np.ndarray:
 @pytest.mark.parametrize("dataset", ["folder", "digits"])
 def test_an_export_fed_by_its_metadata_alone_answers_as_predict_does(dataset, tmp_path, capsys):
     ort = pytest.importorskip("onnxruntime")
-    from pcdarts.genotype import GENOTYPES
-    from pcdarts.network import build_network
-    from pcdarts.rundir import save_checkpoint
+    from pcdarts.files import save_checkpoint
+    from pcdarts.nas.genotype import GENOTYPES
+    from pcdarts.nas.network import build_network
 
     cin, side = (3, 32) if dataset == "folder" else (1, 16)
     torch.manual_seed(0)

@@ -5,14 +5,14 @@ import json
 import pytest
 import torch
 
-from pcdarts.architect import Architect
 from pcdarts.cli import main
-from pcdarts.config import SearchConfig, TrainConfig, resolve_config
-from pcdarts.engine import linear_warmup_decay_lr
-from pcdarts.network import AuxiliaryHead
-from pcdarts.presets import preset_values
-from pcdarts.search import run_search, search_lr
-from pcdarts.supernet import SearchNetwork
+from pcdarts.nas.architect import Architect
+from pcdarts.nas.network import AuxiliaryHead
+from pcdarts.nas.supernet import SearchNetwork
+from pcdarts.runs.config import SearchConfig, TrainConfig, resolve_config
+from pcdarts.runs.engine import linear_warmup_decay_lr
+from pcdarts.runs.presets import preset_values
+from pcdarts.runs.search import run_search, search_lr
 
 TINY = ["--epochs", "2", "--warmup-epochs", "1", "--layers", "3", "--init-channels", "4", "--image-size", "8",
         "--no-progress", "--threads", "1"]  # fmt: skip
@@ -71,7 +71,7 @@ def test_no_edge_norm_search_runs_end_to_end(tmp_path):
 
 
 def test_training_without_validation_ships_the_last_epoch_and_reads_test_once(tmp_path, monkeypatch):
-    import pcdarts.train as train_mod
+    import pcdarts.runs.train as train_mod
 
     calls = []
     real = train_mod.evaluate
@@ -106,7 +106,7 @@ def test_a_resumed_search_reports_the_time_of_both_parts(tmp_path, stop_after):
 
 
 def test_resuming_with_another_process_count_is_a_one_line_error(tmp_path, capsys):
-    from pcdarts.rundir import load_checkpoint, save_checkpoint
+    from pcdarts.files import load_checkpoint, save_checkpoint
 
     out = tmp_path / "s"
     assert main(["search", "--dataset", "synthetic", "--out", str(out), *TINY, "--epochs", "3"]) == 0
@@ -125,7 +125,7 @@ def test_imagenet_paper_search_without_a_subset_is_refused(capsys):
 
 
 def test_a_training_resumes_only_its_own_genotype(tmp_path, capsys, stop_after):
-    from pcdarts.train import run_train
+    from pcdarts.runs.train import run_train
 
     cfg = TrainConfig.for_dataset("synthetic", epochs=2, layers=3, init_channels=4, image_size=8, threads=1,
                                   genotype="DARTS_V2")  # fmt: skip
@@ -140,8 +140,8 @@ def test_a_training_resumes_only_its_own_genotype(tmp_path, capsys, stop_after):
 
 
 def test_derivation_refuses_arch_states_that_do_not_fit():
-    from pcdarts.derive import derive_from_arch
-    from pcdarts.genotype import GenotypeError
+    from pcdarts.nas.derive import derive_from_arch
+    from pcdarts.nas.genotype import GenotypeError
 
     good = torch.zeros(14, 8).tolist()
     cases = [

@@ -8,8 +8,8 @@ import torch
 
 import pcdarts
 from pcdarts.cli import main
-from pcdarts.genotype import GENOTYPES, Genotype
-from pcdarts.train import chance_warnings, selection_warnings
+from pcdarts.nas.genotype import GENOTYPES, Genotype
+from pcdarts.runs.train import chance_warnings, selection_warnings
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +67,7 @@ def test_a_collapsed_search_suggests_the_cap():
     collapsed = Genotype.from_dict({"normal": pool, "normal_concat": [2, 3, 4, 5], "reduce": conv,
                                     "reduce_concat": [2, 3, 4, 5]})  # fmt: skip
     hint = _collapse_hint(collapsed, "runs/x")
-    assert "8 of 8 normal" in hint and "max_param_free=2" in hint and "--max-param-free 2" in hint
+    assert "8 of 8 normal" in hint and "pcdarts derive runs/x --max-param-free 2" in hint
     assert _collapse_hint(GENOTYPES["PC_DARTS_cifar"], "runs/x") == ""
 
 
@@ -81,7 +81,7 @@ def test_the_lazy_api_is_listed_and_predicts_on_tensors(tmp_path):
     names = dir(pcdarts)
     for name in ("SearchConfig", "run_search", "load_trained", "build_network", "predict", "predict_tensor"):
         assert name in names
-    from pcdarts.rundir import save_checkpoint
+    from pcdarts.files import save_checkpoint
 
     net = pcdarts.build_network(GENOTYPES["DARTS_V2"], num_classes=3, in_channels=1, init_channels=4, layers=3,
                                 auxiliary=False)  # fmt: skip
@@ -123,7 +123,7 @@ def test_threads_follow_the_load_when_not_given_and_refusals_stay_one_line(tmp_p
 
 
 def test_a_one_cell_arm_shows_no_spread():
-    from pcdarts.study import format_table
+    from pcdarts.experiments.tables import format_table
 
     row = dict(arm="a", kind="searched", n=1, mean=0.3333, std=0.0, min=0.3333, max=0.3333, params=10,
                param_free_normal=2.0)  # fmt: skip
@@ -132,7 +132,7 @@ def test_a_one_cell_arm_shows_no_spread():
 
 
 def test_the_eta_counts_arch_epochs_at_twice_a_warm_up_epoch():
-    from pcdarts.engine import epoch_line
+    from pcdarts.runs.engine import epoch_line
 
     record = {"train_loss": 1.0, "train_acc": 0.5, "epoch_seconds": 10.0}
     cost = lambda e: 2.0 if e >= 1 else 1.0  # noqa: E731 - one warm-up epoch, then arch epochs
@@ -142,7 +142,7 @@ def test_the_eta_counts_arch_epochs_at_twice_a_warm_up_epoch():
 
 
 def test_a_training_records_its_data_and_per_class_accuracy_and_the_report_shows_them(digits_runs, tmp_path):
-    from pcdarts.report import build_report
+    from pcdarts.viz.report import build_report
 
     result = json.loads((digits_runs / "train" / "result.json").read_text())
     assert result["classes"] == [str(i) for i in range(10)] and result["input"] == [1, 8, 8]
@@ -157,7 +157,7 @@ def test_a_training_records_its_data_and_per_class_accuracy_and_the_report_shows
 def test_evaluate_splits_top1_by_class():
     from pcdarts.data import holdout_part, make_stream
     from pcdarts.data.datasets import TensorDataset
-    from pcdarts.engine import evaluate
+    from pcdarts.runs.engine import evaluate
 
     class Fixed(torch.nn.Module):  # predicts class 0 for everything
         def forward(self, x):
@@ -231,7 +231,7 @@ def _to_format_1(run):
 
 
 def test_epochs_count_from_one_in_every_file_and_older_runs_read_the_same(tmp_path, capsys):
-    from pcdarts.rundir import FILE_FORMAT, read_epoch_log, read_result
+    from pcdarts.runs.formats import FILE_FORMAT, read_epoch_log, read_result
     from tests.conftest import TINY_SEARCH, TINY_TRAIN
 
     s, t = tmp_path / "s", tmp_path / "t"
@@ -266,7 +266,8 @@ def test_epochs_count_from_one_in_every_file_and_older_runs_read_the_same(tmp_pa
 
 
 def test_old_format_records_are_read_from_one_once_and_nothing_else_is_touched(tmp_path):
-    from pcdarts.rundir import MetricsLog, epochs_from_one, upgrade_epochs, upgrade_model_state
+    from pcdarts.runs.formats import epochs_from_one, upgrade_epochs, upgrade_model_state
+    from pcdarts.runs.rundir import MetricsLog
 
     assert epochs_from_one([{"epoch": 0}, {"epoch": 1}, "x"]) == [{"epoch": 1}, {"epoch": 2}, "x"]
     assert epochs_from_one([{"epoch": False}, {"epoch": 1}]) == [{"epoch": False}, {"epoch": 1}]  # no int 0

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from pcdarts import GENOTYPES, Genotype, GenotypeError, derive_genotype, load_genotype, parse_genotype_text
-from pcdarts.candidates import PRIMITIVES
+from pcdarts.nas.candidates import PRIMITIVES
 
 NONE, SEP3, SKIP, MAX = (PRIMITIVES.index(n) for n in ("none", "sep_conv_3x3", "skip_connect", "max_pool_3x3"))
 

@@ -13,8 +13,9 @@ from PIL import Image
 from pcdarts.cli import main
 from pcdarts.data import DataError
 from pcdarts.data.folder import open_image
-from pcdarts.errors import PCDartsError
-from pcdarts.rundir import MAX_LOG_BYTES, RunError, check_out_path, read_jsonl
+from pcdarts.errors import PCDartsError, RunError
+from pcdarts.files import MAX_LOG_BYTES, read_jsonl
+from pcdarts.runs.rundir import check_out_path
 
 
 def _one_line(capsys) -> str:
@@ -52,11 +53,11 @@ def test_deeply_nested_and_oversized_log_lines_count_as_unreadable(tmp_path):
 
 
 def test_a_log_past_the_size_cap_is_refused_in_one_line(tmp_path, capsys, monkeypatch):
-    import pcdarts.rundir
+    import pcdarts.files
 
     log = tmp_path / "arch_history.jsonl"
     log.write_text('{"epoch": 1}\n' * 100)
-    monkeypatch.setattr(pcdarts.rundir, "MAX_LOG_BYTES", 500)
+    monkeypatch.setattr(pcdarts.files, "MAX_LOG_BYTES", 500)
     with pytest.raises(RunError, match="more than a pcdarts log holds"):
         read_jsonl(log)
     assert MAX_LOG_BYTES >= 64 << 20  # the real cap leaves room for a 10,000-epoch history
@@ -150,6 +151,6 @@ def test_alpha_far_out_of_range_is_warned_about(tmp_path, caplog):
     args = ["search", "--dataset", "synthetic", "--epochs", "2", "--warmup-epochs", "0", "--layers", "3",
             "--init-channels", "4", "--image-size", "8", "--arch-lr", "1e6", "--threads", "1",
             "--no-progress"]  # fmt: skip
-    with caplog.at_level(logging.WARNING, logger="pcdarts.search"):
+    with caplog.at_level(logging.WARNING, logger="pcdarts.runs.search"):
         assert main([*args, "--out", str(tmp_path / "s")]) == 0
     assert caplog.text.count("their softmax is saturated") == 1

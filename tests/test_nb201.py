@@ -5,12 +5,13 @@ import json
 import pytest
 import torch
 
-from pcdarts.derive import derive_from_arch
-from pcdarts.genotype import Genotype, GenotypeError, load_genotype
-from pcdarts.nb201 import EDGES, NB201_OPS, NB201Genotype, parse_nb201, random_nb201
-from pcdarts.nb201_search import NB201SearchNetwork, derive_nb201, nb201_edge_weights
-from pcdarts.network import build_network, count_params
-from pcdarts.oneshot import one_hot_transform
+from pcdarts.experiments.oneshot import one_hot_transform
+from pcdarts.nas.derive import derive_from_arch
+from pcdarts.nas.genotype import Genotype, GenotypeError
+from pcdarts.nas.nb201 import EDGES, NB201_OPS, NB201Genotype, parse_nb201, random_nb201
+from pcdarts.nas.nb201_search import NB201SearchNetwork, derive_nb201, nb201_edge_weights
+from pcdarts.nas.network import build_network, count_params
+from pcdarts.runs.artifacts import load_genotype
 
 BEST = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 
@@ -150,7 +151,8 @@ def test_a_study_in_the_nasbench201_cell(tmp_path):
     """Arms that differ in K and edge normalisation, random cells from the whole space (none included), a
     retrained random cell, one-shot scores of the random cells, the hold-out, and the superiority rule."""
     from pcdarts.cli import main
-    from pcdarts.study import load_study, primary_verdict
+    from pcdarts.experiments.stats import primary_verdict
+    from pcdarts.experiments.study import load_study
     from tests.idx_data import write_idx
 
     data = write_idx(tmp_path / "idx")
@@ -189,7 +191,7 @@ def test_a_study_in_the_nasbench201_cell(tmp_path):
 
 
 def test_the_superiority_rule():
-    from pcdarts.study import compare_with_random, primary_verdict, superiority
+    from pcdarts.experiments.stats import compare_with_random, primary_verdict, superiority
 
     assert superiority([0.9, 0.8], [0.7, 0.8]) == (2 + 1 + 0.5) / 4
     cells = [{"arm": "pc", "kind": "searched", "test_accuracy": a} for a in (0.90, 0.91, 0.92)]
@@ -210,7 +212,7 @@ def test_exact_mann_whitney_for_6_against_60_cells():
 
     from scipy.stats import mannwhitneyu, rankdata
 
-    from pcdarts.study import mann_whitney_greater
+    from pcdarts.experiments.stats import mann_whitney_greater
 
     rng = random.Random(0)
     for _ in range(20):
@@ -228,7 +230,7 @@ def test_exact_mann_whitney_for_6_against_60_cells():
 def test_search_train_plot_report_export_and_refusals_in_the_nasbench201_cell(tmp_path, capsys):
     """The whole path a user takes with this cell, on the CLI, at toy size."""
     from pcdarts.cli import main
-    from pcdarts.train import load_trained
+    from pcdarts.deploy import load_trained
 
     tiny = ["--dataset", "synthetic", "--image-size", "8", "--init-channels", "4", "--threads", "1", "--no-progress"]
     s, t = tmp_path / "s", tmp_path / "t"
@@ -260,9 +262,9 @@ def test_search_train_plot_report_export_and_refusals_in_the_nasbench201_cell(tm
 
 
 def test_the_holdout_is_fixed_per_class_and_disjoint_from_the_train_subset():
-    from pcdarts.config import TrainConfig
     from pcdarts.data import selection_part, train_part
-    from pcdarts.loop import load_data
+    from pcdarts.runs.config import TrainConfig
+    from pcdarts.runs.loop import load_data
 
     cfg = TrainConfig(dataset="digits", train_images=600, holdout_images=300)
     a, b = load_data(cfg), load_data(cfg)

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from pcdarts import GENOTYPES
-from pcdarts.network import DropPath, build_network, count_macs, count_params, drop_path
+from pcdarts.nas.network import DropPath, build_network, count_macs, count_params, drop_path
 
 
 def test_pc_darts_cifar_params_match_the_paper_network():

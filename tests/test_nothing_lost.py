@@ -12,11 +12,12 @@ import torch
 
 from pcdarts.cli import COMMANDS, main
 from pcdarts.data.idx import _read_bytes, read_idx
-from pcdarts.errors import PCDartsError
-from pcdarts.genotype import GENOTYPES, GenotypeError, parse_genotype_text
-from pcdarts.network import build_network
-from pcdarts.rundir import RunDir, RunError, check_out_path, load_checkpoint, read_run_json, save_checkpoint
-from pcdarts.train import load_trained
+from pcdarts.deploy import load_trained
+from pcdarts.errors import PCDartsError, RunError
+from pcdarts.files import load_checkpoint, read_run_json, save_checkpoint
+from pcdarts.nas.genotype import GENOTYPES, GenotypeError, parse_genotype_text
+from pcdarts.nas.network import build_network
+from pcdarts.runs.rundir import RunDir, check_out_path
 
 TINY_SEARCH = ["--dataset", "synthetic", "--epochs", "2", "--warmup-epochs", "1", "--layers", "3",
                "--init-channels", "4", "--image-size", "8", "--no-progress", "--threads", "1"]  # fmt: skip

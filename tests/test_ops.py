@@ -2,8 +2,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pcdarts.candidates import OPS, PRIMITIVES, register_op
-from pcdarts.ops import FactorizedReduce
+from pcdarts.nas.candidates import OPS, PRIMITIVES, register_op
+from pcdarts.nas.ops import FactorizedReduce
 
 
 @pytest.mark.parametrize("name", sorted(OPS))
@@ -76,7 +76,7 @@ def test_fast_cpu_kernels_match_the_plain_path(name, stride, size):
 @pytest.mark.parametrize("size", [32, 9, 2])
 def test_depthwise_backward_matches_pytorch(kernel, dilation, size):
     """The forward-kernel backward of the depthwise conv gives PyTorch's gradients on odd, even and tiny maps."""
-    from pcdarts.ops import DepthwiseConv2d
+    from pcdarts.nas.ops import DepthwiseConv2d
 
     conv = DepthwiseConv2d(6, kernel, 1, dilation * (kernel - 1) // 2, dilation)
     plain = torch.nn.Conv2d(6, 6, kernel, 1, dilation * (kernel - 1) // 2, dilation, groups=6, bias=False)
@@ -92,7 +92,7 @@ def test_depthwise_backward_matches_pytorch(kernel, dilation, size):
 
 def test_depthwise_fast_path_steps_aside_under_autocast():
     """bf16 autocast: the fast backward would mix bf16 gradients with fp32 weights, so PyTorch's path runs."""
-    from pcdarts.ops import DepthwiseConv2d
+    from pcdarts.nas.ops import DepthwiseConv2d
 
     conv = DepthwiseConv2d(4, 5, 1, 2)
     x = torch.randn(2, 4, 8, 8, requires_grad=True)

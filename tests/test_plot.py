@@ -60,8 +60,8 @@ def test_report_on_empty_folder_is_a_clear_error(tmp_path, capsys):
 
 
 def test_an_edge_has_one_name_in_text_and_pictures():
-    from pcdarts.genotype import GENOTYPES, edge_name
-    from pcdarts.plot import _edge_labels
+    from pcdarts.nas.genotype import GENOTYPES, edge_name
+    from pcdarts.viz.plot import _edge_labels
 
     assert _edge_labels(2) == [edge_name(0, 0), edge_name(1, 0), edge_name(0, 1), edge_name(1, 1), edge_name(2, 1)]
     assert _edge_labels(2)[4] == "node 0 -> node 1" and edge_name(1, 0) == "c_{k-1} -> node 0"
@@ -70,9 +70,9 @@ def test_an_edge_has_one_name_in_text_and_pictures():
 
 
 def test_the_timeline_calls_a_genotype_stable_only_if_it_held_past_the_last_epoch(tmp_path):
-    from pcdarts.candidates import SPACES
-    from pcdarts.genotype import random_genotype
-    from pcdarts.plot import genotype_timeline
+    from pcdarts.nas.candidates import SPACES
+    from pcdarts.nas.genotype import random_genotype
+    from pcdarts.viz.plot import genotype_timeline
 
     a, b = random_genotype(0).to_dict(), random_genotype(1).to_dict()
     hist = lambda genos: [{"epoch": e, "genotype": g} for e, g in enumerate(genos, 1)]  # noqa: E731
@@ -87,7 +87,7 @@ def test_a_picture_is_written_whole_or_not_at_all(tmp_path):
     """A drawing that fails leaves the picture that was there; one that works replaces it in one step."""
     from matplotlib.figure import Figure
 
-    from pcdarts.rundir import atomic_save_figure
+    from pcdarts.files import atomic_save_figure
 
     out = tmp_path / "pic.png"
     out.write_bytes(b"the old picture")

@@ -7,9 +7,9 @@ import pytest
 
 from pcdarts.cli import main
 from pcdarts.errors import ConfigError
-from pcdarts.fidelity import FidelityConfig
-from pcdarts.protocols import preset_file, read_protocol, study_values
-from pcdarts.study import StudyConfig
+from pcdarts.experiments.fidelity import FidelityConfig
+from pcdarts.experiments.protocols import preset_file, read_protocol, study_values
+from pcdarts.experiments.study import StudyConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 PUBLISHED = {

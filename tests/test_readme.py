@@ -82,7 +82,7 @@ def test_usage_lines_run_as_written(chain, tmp_path, monkeypatch, capsys):
 def test_library_example_runs_as_written(tmp_path, monkeypatch, capsys):
     """Every call of the example, as written; the digits defaults shrunk to a tiny supernet and network on a
     quarter of the train split (360 of 1,440 images): the usage lines above run them at their real size."""
-    from pcdarts.presets import DATASET_DEFAULTS
+    from pcdarts.runs.presets import DATASET_DEFAULTS
 
     block = _blocks("python")[0]
     for kind in ("search", "train"):
@@ -103,7 +103,7 @@ def test_library_example_runs_as_written(tmp_path, monkeypatch, capsys):
 @pytest.mark.slow
 def test_custom_op_example_runs_as_written(tmp_path, monkeypatch, capsys):
     """The README's own-op example: register, search with it, derive; its op is in the table afterwards."""
-    from pcdarts.candidates import OPS
+    from pcdarts.nas.candidates import OPS
 
     (block,) = [b for b in _blocks("python") if "register_op" in b]
     monkeypatch.chdir(tmp_path)

@@ -2,10 +2,10 @@
 
 import torch
 
-from pcdarts.candidates import PRIMITIVES
-from pcdarts.derive import derive_genotype
-from pcdarts.genotype import Genotype, param_free_count, random_genotype
-from pcdarts.remedies import beta_decay_weight, early_stop_reason, select_from_history
+from pcdarts.nas.candidates import PRIMITIVES
+from pcdarts.nas.derive import derive_genotype
+from pcdarts.nas.genotype import Genotype, param_free_count, random_genotype
+from pcdarts.nas.remedies import beta_decay_weight, early_stop_reason, select_from_history
 
 P = {name: i for i, name in enumerate(PRIMITIVES)}
 

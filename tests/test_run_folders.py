@@ -8,7 +8,9 @@ import os
 import pytest
 
 from pcdarts.cli import main
-from pcdarts.rundir import MetricsLog, RunError, append_line, is_run_folder
+from pcdarts.errors import RunError
+from pcdarts.files import append_line, is_run_folder
+from pcdarts.runs.rundir import MetricsLog
 
 TINY = ["--dataset", "synthetic", "--epochs", "1", "--layers", "3", "--init-channels", "4", "--image-size", "8",
         "--no-progress", "--threads", "1"]  # fmt: skip
@@ -110,12 +112,12 @@ def test_an_export_on_a_full_disk_leaves_the_earlier_export_whole(trained, tmp_p
     assert main(["export", "--checkpoint", str(trained), "--format", fmt, "--out", str(out), "--no-check"]) == 0
     capsys.readouterr()
     earlier, earlier_meta = out.read_bytes(), (tmp_path / f"model.{fmt}.json").read_bytes()
-    import pcdarts.rundir
+    import pcdarts.files
 
     def full(fd):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(pcdarts.rundir.os, "fsync", full)
+    monkeypatch.setattr(pcdarts.files.os, "fsync", full)
     args = ["export", "--checkpoint", str(trained), "--format", fmt, "--out", str(out), "--overwrite", "--no-check"]
     assert main(args) == 2
     assert "no space left to write" in _one_line(capsys)
@@ -182,7 +184,7 @@ def test_a_resume_on_changed_image_folders_is_refused_with_what_changed(tmp_path
 
 def test_the_same_counts_of_other_files_are_other_data(tmp_path):
     from pcdarts.data import FolderDataset
-    from pcdarts.loop import check_data, data_fingerprint
+    from pcdarts.runs.loop import check_data, data_fingerprint
 
     a = FolderDataset("folder", [("x/1.png", 0), ("y/1.png", 1)], [("x/2.png", 0)], ["x", "y"])
     b = FolderDataset("folder", [("x/1.png", 0), ("y/9.png", 1)], [("x/2.png", 0)], ["x", "y"])
@@ -235,8 +237,8 @@ def test_image_folders_honour_the_augmentation_flags(tmp_path, capsys):
 
 @pytest.mark.parametrize("n_images, batch", [(600, 8), (20_000, 32)])
 def test_folder_search_defaults_pass_their_own_checks(n_images, batch):
-    from pcdarts.config import SearchConfig
-    from pcdarts.search import MIN_ARCH_STEPS, MIN_OP_CHANNELS, fit_folder_search
+    from pcdarts.runs.config import SearchConfig
+    from pcdarts.runs.search import MIN_ARCH_STEPS, MIN_OP_CHANNELS, fit_folder_search
 
     cfg = SearchConfig.for_dataset("folder")
     fitted, line = fit_folder_search(cfg, n_images, set())
@@ -249,7 +251,7 @@ def test_folder_search_defaults_pass_their_own_checks(n_images, batch):
 
 
 def test_a_search_reports_its_learnability_warnings(tmp_path):
-    from pcdarts.report import build_report
+    from pcdarts.viz.report import build_report
 
     s = tmp_path / "s"
     assert main(["search", *TINY, "--epochs", "2", "--out", str(s)]) == 0

@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from pcdarts.cli import main
-from pcdarts.config import TrainConfig, resolve_config
-from pcdarts.rundir import load_checkpoint, save_checkpoint
-from pcdarts.train import run_train
+from pcdarts.files import load_checkpoint, save_checkpoint
+from pcdarts.runs.config import TrainConfig, resolve_config
+from pcdarts.runs.train import run_train
 from tests.conftest import TINY_SEARCH
 
 SEARCH4 = [  # 4 epochs: the second checkpoint is cut with two epochs still to run
@@ -148,7 +148,7 @@ def test_an_epoch_stopped_inside_counts_its_time_on_after_the_resume(tmp_path, m
     """A stop inside an epoch keeps the time that epoch had taken; the resumed epoch's figures count on from it
     (wall, CPU and per step), so metrics.jsonl does not show a cut epoch as a cheap one. A checkpoint from
     before the record was kept, or with a damaged one, restarts that epoch's count (warned when damaged)."""
-    import pcdarts.loop as loop
+    import pcdarts.runs.loop as loop
 
     class StopAtFirstStep(loop.GracefulStop):  # as a Ctrl-C during the first step
         @property
@@ -186,7 +186,7 @@ def test_an_epoch_stopped_inside_counts_its_time_on_after_the_resume(tmp_path, m
 
 
 def test_a_run_clock_counts_on_from_its_checkpoint_and_knows_what_it_missed():
-    from pcdarts.rundir import RunClock
+    from pcdarts.runs.rundir import RunClock
 
     fresh = RunClock()
     assert 0 <= fresh.wall() < 5 and 0 <= fresh.cpu() < 5 and set(fresh.state()) == {"seconds", "cpu_seconds"}
@@ -198,13 +198,13 @@ def test_a_run_clock_counts_on_from_its_checkpoint_and_knows_what_it_missed():
 
 def test_a_run_resumed_by_other_code_names_every_revision_that_ran_it(tmp_path, monkeypatch):
     """environment.json is rewritten on each resume: the revisions of earlier parts go on in ``earlier``."""
-    import pcdarts.rundir as rundir
-    from pcdarts.study import run_revisions
+    import pcdarts.runs.environment as env_mod
+    from pcdarts.experiments.units import run_revisions
 
     assert run_revisions(tmp_path) == {"revision": None}  # no environment.json: nothing to name
     for rev in ("a" * 40, "a" * 40, "b" * 40, "b" * 40, "c" * 40):  # a resume by the same code adds nothing
-        monkeypatch.setattr(rundir, "revision", lambda rev=rev: rev)
-        env = rundir.write_environment(tmp_path, device="cpu")
+        monkeypatch.setattr(env_mod, "revision", lambda rev=rev: rev)
+        env = env_mod.write_environment(tmp_path, device="cpu")
     assert env["git"] == "c" * 40 and env["device"] == "cpu"
     assert [e["git"] for e in env["earlier"]] == ["a" * 40, "b" * 40]
     assert run_revisions(tmp_path, "search_") == {
@@ -212,12 +212,14 @@ def test_a_run_resumed_by_other_code_names_every_revision_that_ran_it(tmp_path, 
         "search_earlier_revisions": ["a" * 40, "b" * 40],
     }
     (tmp_path / "environment.json").write_text('{"git": "' + "d" * 40 + '", "earlier": null}')  # hand-edited
-    assert [e["git"] for e in rundir.write_environment(tmp_path)["earlier"]] == ["d" * 40]
+    assert [e["git"] for e in env_mod.write_environment(tmp_path)["earlier"]] == ["d" * 40]
     (tmp_path / "environment.json").write_text("{not json")  # damaged: rewritten, not a crash
-    assert "earlier" not in rundir.write_environment(tmp_path)
-    rundir.RunDir(tmp_path, kind="search", overwrite=True, final="search_result.json")  # a run replaced, not resumed
-    monkeypatch.setattr(rundir, "revision", lambda: "e" * 40)
-    assert "earlier" not in rundir.write_environment(tmp_path)  # names nothing of the run it replaced
+    assert "earlier" not in env_mod.write_environment(tmp_path)
+    from pcdarts.runs.rundir import RunDir
+
+    RunDir(tmp_path, kind="search", overwrite=True, final="search_result.json")  # a run replaced, not resumed
+    monkeypatch.setattr(env_mod, "revision", lambda: "e" * 40)
+    assert "earlier" not in env_mod.write_environment(tmp_path)  # names nothing of the run it replaced
 
 
 def test_checkpoint_holds_everything_to_continue(digits_runs):
@@ -312,11 +314,11 @@ def test_bad_input_from_the_real_console_has_no_traceback(tmp_path):
 
 
 def test_nonfinite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, capsys, monkeypatch, stop_after):
-    import pcdarts.search as search_mod
+    import pcdarts.runs.search as search_mod
 
     out = tmp_path / "nan"
     argv = ["search", "--dataset", "digits", "--out", str(out), *TINY_SEARCH, "--epochs", "3"]
-    from pcdarts.config import SearchConfig
+    from pcdarts.runs.config import SearchConfig
 
     cfg = resolve_config(
         SearchConfig,

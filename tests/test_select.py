@@ -5,13 +5,14 @@ import json
 import pytest
 import torch
 
-import pcdarts.select as select_mod
-from pcdarts.candidates import PRIMITIVES
+import pcdarts.runs.select as select_mod
 from pcdarts.cli import main
-from pcdarts.genotype import Genotype
-from pcdarts.rundir import load_checkpoint, save_checkpoint
-from pcdarts.select import Projection, SelectConfig, Selector, plan_rounds, run_select
-from pcdarts.space import node_edges, num_edges
+from pcdarts.files import load_checkpoint, save_checkpoint
+from pcdarts.nas.candidates import PRIMITIVES
+from pcdarts.nas.genotype import Genotype
+from pcdarts.nas.perturbation import Projection, plan_rounds
+from pcdarts.nas.space import node_edges, num_edges
+from pcdarts.runs.select import SelectConfig, Selector, run_select
 
 E, N_OPS = num_edges(4), len(PRIMITIVES)
 
@@ -124,15 +125,15 @@ def test_selection_gives_a_valid_cell_with_every_decision_recorded(search_run, t
 
 def test_a_resumed_selection_equals_an_uninterrupted_one(search_run, tmp_path, monkeypatch):
     """Stopped after round 1 and continued to round 3 = run to round 3 at once: decisions, weights, alpha."""
-    import pcdarts.rundir as rundir
+    import pcdarts.runs.environment as env_mod
 
     with monkeypatch.context() as m:
         m.setattr(select_mod, "GracefulStop", _stop_after(3))
         assert run_select(search_run, tmp_path / "whole", TINY, progress=False)["round"] == 3
         m.setattr(select_mod, "GracefulStop", _stop_after(1))
-        m.setattr(rundir, "revision", lambda: "a" * 40)  # the first part run by one commit, the rest by another
+        m.setattr(env_mod, "revision", lambda: "a" * 40)  # the first part run by one commit, the rest by another
         assert run_select(search_run, tmp_path / "resumed", TINY, progress=False)["round"] == 1
-        m.setattr(rundir, "revision", lambda: "b" * 40)
+        m.setattr(env_mod, "revision", lambda: "b" * 40)
         ckpt = tmp_path / "resumed" / "select_checkpoint.pt"
         save_checkpoint(ckpt, {**load_checkpoint(ckpt), "seconds": 1e5, "cpu_seconds": 1e5})  # time so far
         m.setattr(select_mod, "GracefulStop", _stop_after(2))
@@ -147,7 +148,7 @@ def test_a_resumed_selection_equals_an_uninterrupted_one(search_run, tmp_path, m
         assert torch.equal(a["model"][k], b["model"][k]), k
     (tmp_path / "whole" / "select_checkpoint.pt").unlink()  # as the error for a bad checkpoint says to do
     monkeypatch.setattr(select_mod, "GracefulStop", _stop_after(1))
-    monkeypatch.setattr(rundir, "revision", lambda: "c" * 40)
+    monkeypatch.setattr(env_mod, "revision", lambda: "c" * 40)
     assert run_select(search_run, tmp_path / "whole", TINY, progress=False)["round"] == 1
     env = json.loads((tmp_path / "whole" / "environment.json").read_text())
     assert env["git"] == "c" * 40 and "earlier" not in env  # started afresh: the abandoned attempt is not named
@@ -175,7 +176,7 @@ def test_select_refuses_what_it_cannot_use(search_run, tmp_path, capsys):
 
 
 def test_a_pt_arm_shares_the_searches_of_the_other_arms():
-    from pcdarts.study import Arm, StudyConfig, _search_identity
+    from pcdarts.experiments.study import Arm, StudyConfig, _search_identity
 
     pt = Arm.parse("pt:select=pt,select_tune_epochs=0.5,select_score_batches=4")
     cfg = StudyConfig(arms=(Arm("pcdarts"), pt))
@@ -213,7 +214,7 @@ def test_ties_are_broken_by_the_magnitude_rule_and_recorded(search_run, tmp_path
 def test_a_selection_counts_its_ties(search_run, tmp_path, caplog):
     import logging
 
-    with caplog.at_level(logging.WARNING, logger="pcdarts.select"):
+    with caplog.at_level(logging.WARNING, logger="pcdarts.runs.select"):
         result = run_select(search_run, tmp_path / "sel", SelectConfig(tune_epochs=0, score_batches=1, threads=1),
                             progress=False)  # fmt: skip
     decisions = json.loads((tmp_path / "sel" / "decisions.json").read_text())

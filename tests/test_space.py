@@ -9,12 +9,12 @@ import torch.nn.functional as F
 from torch import nn
 
 import pcdarts
-from pcdarts.candidates import OPS, PRIMITIVES, SPACES, OpSpace, op_space, register_op, space_of
 from pcdarts.cli import main
-from pcdarts.derive import derive_from_arch, derive_genotype
 from pcdarts.errors import ConfigError
-from pcdarts.genotype import GenotypeError, random_genotype
-from pcdarts.supernet import SearchCell, SearchNetwork
+from pcdarts.nas.candidates import OPS, PRIMITIVES, SPACES, OpSpace, op_space, register_op, space_of
+from pcdarts.nas.derive import derive_from_arch, derive_genotype
+from pcdarts.nas.genotype import GenotypeError, random_genotype
+from pcdarts.nas.supernet import SearchCell, SearchNetwork
 
 
 def _plain_op(c: int, stride: int, affine: bool) -> nn.Module:
@@ -202,7 +202,7 @@ def test_the_space_is_stored_and_read_back_with_the_arch_state():
 
 
 def test_random_cells_come_from_the_space_and_the_darts_cells_did_not_change():
-    from pcdarts.study import _digest
+    from pcdarts.experiments.units import _digest
 
     assert _digest(random_genotype(0).to_dict()) == "1ee8237811"  # Study II's calibration cell 0 (folder name)
     assert _digest(random_genotype(1).to_dict()) == "d749c2d487"
@@ -219,7 +219,7 @@ def test_a_users_op_trains_in_the_final_network():
 
 
 def test_a_study_draws_random_cells_from_its_searches_space(tmp_path):
-    from pcdarts.study import Arm, Study, StudyConfig
+    from pcdarts.experiments.study import Arm, Study, StudyConfig
 
     cfg = StudyConfig(dataset="synthetic", arms=[Arm("a"), Arm("b", {"space": "nb201"})])
     with pytest.raises(ConfigError, match="different op spaces"):
@@ -230,9 +230,9 @@ def test_a_study_draws_random_cells_from_its_searches_space(tmp_path):
 
 def test_a_search_in_another_space_stores_it_everywhere_and_resumes_only_in_it(tmp_path, capsys, stop_after):
     from pcdarts.cli import main
-    from pcdarts.plot import alpha_heatmaps
-    from pcdarts.rundir import read_jsonl
-    from pcdarts.search import run_search
+    from pcdarts.files import read_jsonl
+    from pcdarts.runs.search import run_search
+    from pcdarts.viz.plot import alpha_heatmaps
 
     out = tmp_path / "s"
     flags = ["--dataset", "synthetic", "--epochs", "2", "--warmup-epochs", "1", "--layers", "3"]
@@ -267,9 +267,9 @@ def test_a_search_in_another_space_stores_it_everywhere_and_resumes_only_in_it(t
 def test_files_written_before_spaces_were_stored_still_load(tmp_path):
     """A search's files as pcdarts wrote them before op spaces were stored (no "ops" or "space" keys) derive
     and plot as the DARTS space."""
-    from pcdarts.genotype import Genotype
-    from pcdarts.plot import alpha_heatmaps
-    from pcdarts.rundir import read_jsonl
+    from pcdarts.files import read_jsonl
+    from pcdarts.nas.genotype import Genotype
+    from pcdarts.viz.plot import alpha_heatmaps
 
     run = tmp_path / "old"
     args = ["search", "--dataset", "synthetic", "--epochs", "2", "--layers", "3", "--init-channels", "4",

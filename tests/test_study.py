@@ -10,7 +10,9 @@ import time
 import pytest
 
 from pcdarts.cli import main
-from pcdarts.study import Arm, StudyConfig, format_table, run_study, summarise_arms, verdict
+from pcdarts.experiments.stats import summarise_arms
+from pcdarts.experiments.study import Arm, StudyConfig, run_study
+from pcdarts.experiments.tables import format_table, verdict
 from tests.idx_data import write_idx
 
 SEARCH = dict(image_size=8, init_channels=4, layers=3, epochs=2, warmup_epochs=1, batch_size=32, lr=0.05)
@@ -223,9 +225,9 @@ def test_a_finished_sub_run_made_with_other_settings_is_not_reused(tmp_path):
     """Reusing a finished search or training is only right when it was made with the settings asked for."""
     from dataclasses import asdict, replace
 
-    from pcdarts.config import SearchConfig
-    from pcdarts.rundir import RunError
-    from pcdarts.study import check_reused
+    from pcdarts.errors import RunError
+    from pcdarts.experiments.units import check_reused
+    from pcdarts.runs.config import SearchConfig
 
     cfg = SearchConfig.for_dataset("digits", epochs=2)
     run = tmp_path / "s1"

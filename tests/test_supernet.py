@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from pcdarts.candidates import PRIMITIVES
-from pcdarts.derive import node_edge_weights
-from pcdarts.supernet import MixedOp, PartialEdge, SearchNetwork, cat_shuffle, channel_shuffle
+from pcdarts.nas.candidates import PRIMITIVES
+from pcdarts.nas.derive import node_edge_weights
+from pcdarts.nas.supernet import MixedOp, PartialEdge, SearchNetwork, cat_shuffle, channel_shuffle
 
 
 def test_channel_shuffle_is_the_interleaving_permutation():
@@ -36,7 +36,7 @@ def test_lean_supernet_matches_the_reference_forward(k, edge_norm, mode, recompu
     In float64, so that the bound shows the algebra is the same (float32 rounding, amplified by batch norm over
     a tiny batch, would need a loose bound that could hide a real error).
     """
-    from pcdarts import kernels
+    from pcdarts.nas import kernels
 
     torch.manual_seed(0)
     net = SearchNetwork(
@@ -63,7 +63,7 @@ def test_lean_supernet_matches_the_reference_forward(k, edge_norm, mode, recompu
 
 
 def test_lean_supernet_keeps_fewer_bytes_and_recompute_fewer_still():
-    from pcdarts.memory import saved_activation_bytes
+    from pcdarts.runs.memory import saved_activation_bytes
 
     torch.manual_seed(0)
     net = SearchNetwork(num_classes=5, init_channels=8, layers=3, k=2)
@@ -78,7 +78,7 @@ def test_lean_supernet_keeps_fewer_bytes_and_recompute_fewer_still():
 
 
 def test_recompute_is_off_in_eval_and_refused_for_the_unrolled_step():
-    from pcdarts.architect import Architect
+    from pcdarts.nas.architect import Architect
 
     net = SearchNetwork(num_classes=3, init_channels=4, layers=3, k=2, recompute="cells")
     with torch.no_grad():
@@ -175,7 +175,7 @@ def test_edge_norm_off_leaves_betas_out_of_the_graph():
 
 def test_bf16_autocast_stays_close_to_fp32():
     """bf16 changes numerics: bound the logit difference of the supernet against the fp32 path."""
-    from pcdarts.engine import autocast
+    from pcdarts.runs.engine import autocast
 
     net = SearchNetwork(num_classes=5, in_channels=1, init_channels=8, layers=3, k=4).eval()
     x = torch.randn(4, 1, 8, 8)
@@ -188,7 +188,7 @@ def test_bf16_autocast_stays_close_to_fp32():
 
 def test_fused_batch_norm_refuses_one_value_per_channel_as_batch_norm_does():
     """N*H*W == 1 has no variance: nn.BatchNorm2d raises; the fused path must not write NaN running stats."""
-    from pcdarts.kernels import scaled_batch_norm
+    from pcdarts.nas.kernels import scaled_batch_norm
 
     bn = torch.nn.BatchNorm2d(2, affine=False)
     h, w = torch.randn(1, 2, 1, 1, requires_grad=True), torch.tensor(0.5, requires_grad=True)
@@ -211,8 +211,8 @@ def test_fanned_out_cell_equals_the_cell_run_edge_by_edge(k, size, monkeypatch):
     batch counters. Odd sizes reach the strided edges' padding and FactorizedReduce's odd branch."""
     import copy
 
-    from pcdarts.fanout import FanOut
-    from pcdarts.supernet import SearchCell
+    from pcdarts.nas.fanout import FanOut
+    from pcdarts.nas.supernet import SearchCell
 
     torch.manual_seed(0)
     net = SearchNetwork(num_classes=5, init_channels=8, layers=3, k=k).double()
@@ -253,8 +253,8 @@ def test_fanned_out_cell_equals_the_cell_run_edge_by_edge(k, size, monkeypatch):
 def test_cells_run_edge_by_edge_where_fanning_out_does_not_apply(monkeypatch):
     """BN's cumulative average (momentum None) and BNs in mixed modes take the edge-by-edge path; autocast
     fans out (its numerics: tests/test_device.py)."""
-    from pcdarts.engine import autocast
-    from pcdarts.fanout import FanOut
+    from pcdarts.nas.fanout import FanOut
+    from pcdarts.runs.engine import autocast
 
     net = SearchNetwork(num_classes=3, init_channels=8, layers=3, k=4)
     x = torch.randn(2, 3, 8, 8)
@@ -284,7 +284,7 @@ def test_cells_run_edge_by_edge_where_fanning_out_does_not_apply(monkeypatch):
 
 
 def test_recompute_segments_are_measured_for_both_modes():
-    from pcdarts.memory import largest_segment_bytes
+    from pcdarts.runs.memory import largest_segment_bytes
 
     net = SearchNetwork(num_classes=3, init_channels=8, layers=3, k=4)
     x, y = torch.randn(2, 3, 8, 8), torch.tensor([0, 1])
@@ -299,7 +299,7 @@ def test_the_fused_scaled_batch_norm_backward_equals_autograd(per_channel, wante
     for the input, the weight, or both (the weight step asks for the input's only)."""
     import torch.nn.functional as F
 
-    from pcdarts.kernels import ScaledBatchNormFn
+    from pcdarts.nas.kernels import ScaledBatchNormFn
 
     g = torch.Generator().manual_seed(0)
     h = torch.randn(4, 6, 5, 5, generator=g, dtype=torch.float64)

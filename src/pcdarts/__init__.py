@@ -2,40 +2,34 @@
 
 from typing import Any
 
-from .candidates import OPS, SPACES, OpSpace, op_space, register_op
-from .derive import derive_from_run, derive_genotype
 from .errors import ConfigError, PCDartsError
-from .genotype import (
-    GENOTYPES,
-    Genotype,
-    GenotypeError,
-    load_genotype,
-    parse_genotype_text,
-    random_genotype,
-)
-from .supernet import SearchNetwork
+from .nas.candidates import OPS, SPACES, OpSpace, op_space, register_op
+from .nas.derive import derive_genotype
+from .nas.genotype import GENOTYPES, Genotype, GenotypeError, parse_genotype_text, random_genotype
+from .nas.supernet import SearchNetwork
+from .runs.artifacts import derive_from_run, load_genotype
 
 __version__ = "0.1.0"
 
 _LAZY = {
-    "load_model": ("train", "load_model"),
-    "load_trained": ("train", "load_trained"),
-    "ModelInfo": ("train", "ModelInfo"),
-    "run_train": ("train", "run_train"),
-    "run_search": ("search", "run_search"),
-    "build_network": ("network", "build_network"),
-    "SearchConfig": ("config", "SearchConfig"),
-    "TrainConfig": ("config", "TrainConfig"),
-    "StudyConfig": ("study", "StudyConfig"),
-    "Arm": ("study", "Arm"),
-    "run_study": ("study", "run_study"),
-    "predict": ("export", "predict"),
-    "predict_tensor": ("export", "predict_tensor"),
-    "export_model": ("export", "export_model"),
-    "run_select": ("select", "run_select"),
-    "SelectConfig": ("select", "SelectConfig"),
-    "run_fidelity": ("fidelity", "run_fidelity"),
-    "FidelityConfig": ("fidelity", "FidelityConfig"),
+    "load_model": ("deploy", "load_model"),
+    "load_trained": ("deploy", "load_trained"),
+    "ModelInfo": ("deploy", "ModelInfo"),
+    "run_train": ("runs.train", "run_train"),
+    "run_search": ("runs.search", "run_search"),
+    "build_network": ("nas.network", "build_network"),
+    "SearchConfig": ("runs.config", "SearchConfig"),
+    "TrainConfig": ("runs.config", "TrainConfig"),
+    "StudyConfig": ("experiments.study", "StudyConfig"),
+    "Arm": ("experiments.study", "Arm"),
+    "run_study": ("experiments.study", "run_study"),
+    "predict": ("deploy", "predict"),
+    "predict_tensor": ("deploy", "predict_tensor"),
+    "export_model": ("deploy", "export_model"),
+    "run_select": ("runs.select", "run_select"),
+    "SelectConfig": ("runs.select", "SelectConfig"),
+    "run_fidelity": ("experiments.fidelity", "run_fidelity"),
+    "FidelityConfig": ("experiments.fidelity", "FidelityConfig"),
 }
 
 

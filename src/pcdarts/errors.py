@@ -13,3 +13,7 @@ class PCDartsError(Exception):
 
 class ConfigError(PCDartsError, ValueError):
     """Settings that cannot work together (caught in the config, before any work)."""
+
+
+class RunError(PCDartsError, ValueError):
+    """A run folder or checkpoint that cannot be used as asked."""

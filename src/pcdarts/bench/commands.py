@@ -14,7 +14,8 @@ from typing import Any
 
 import torch
 
-from ..config import CHOICES, MAX_THREADS, SearchConfig
+from ..choices import CHOICES
+from ..runs.config import MAX_THREADS, SearchConfig
 from .steps import (
     compile_bench,
     fanout_bench,
@@ -114,7 +115,7 @@ def print_layout(res: dict[str, Any]) -> None:
 
 def cmd_by_module(args: argparse.Namespace) -> dict[str, Any]:
     """Where the saved activations of one forward go, by module, for pcdarts and for the reference habits."""
-    from ..memory import saved_bytes_by_module
+    from ..runs.memory import saved_bytes_by_module
     from .reference import to_reference
     from .steps import build
 
@@ -144,7 +145,7 @@ def cmd_recompute(args: argparse.Namespace) -> dict[str, Any]:
     step times (a step here is seconds long, so the order's drift is small next to the differences
     measured; the load is recorded).
     """
-    from ..memory import PLAN_BUDGET_BYTES, auto_batch_size
+    from ..runs.memory import PLAN_BUDGET_BYTES, auto_batch_size
 
     rows = []
     for mode, recompute in (

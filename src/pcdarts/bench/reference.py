@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..candidates import OPS
-from ..ops import AvgPool3x3, DepthwiseConv2d, FactorizedReduce, MaxPool3x3
-from ..supernet import MixedOp, PartialEdge, SearchCell, SearchNetwork, channel_shuffle
+from ..nas.candidates import OPS
+from ..nas.ops import AvgPool3x3, DepthwiseConv2d, FactorizedReduce, MaxPool3x3
+from ..nas.supernet import MixedOp, PartialEdge, SearchCell, SearchNetwork, channel_shuffle
 
 
 class ReferenceMixedOp(MixedOp):
@@ -137,7 +137,7 @@ def autocast_errors(net: SearchNetwork, x: torch.Tensor, y: torch.Tensor, precis
     edge (tests/test_device.py, scripts/gpu_check.py). The fp32 reference runs with TF32 off on CUDA.
     ``fanned_cells`` counts the cell forwards that fanned out under autocast.
     """
-    from ..engine import autocast
+    from ..runs.engine import autocast
 
     before = _flat(_running(net))
 

@@ -20,11 +20,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..architect import Architect
-from ..config import SearchConfig
-from ..engine import search_step, train_step
-from ..memory import saved_activation_bytes
-from ..supernet import SearchNetwork
+from ..nas.architect import Architect
+from ..nas.supernet import SearchNetwork
+from ..runs.config import SearchConfig
+from ..runs.engine import search_step, train_step
+from ..runs.memory import saved_activation_bytes
 from .reference import reference_arch_step, to_edge_by_edge, to_reference
 
 
@@ -117,8 +117,8 @@ def search_stepper(
 
 def train_stepper(args: argparse.Namespace, baseline: bool, device: torch.device, compiled: bool = False) -> Any:
     """One training step of the PC_DARTS_cifar network (auxiliary head on), as ``engine.train_step`` runs it."""
-    from ..genotype import GENOTYPES
-    from ..network import build_network
+    from ..nas.genotype import GENOTYPES
+    from ..nas.network import build_network
 
     torch.manual_seed(0)
     model = build_network(
@@ -146,8 +146,8 @@ def train_stepper(args: argparse.Namespace, baseline: bool, device: torch.device
 def layout_bench(args: argparse.Namespace) -> dict[str, Any]:
     """The final network's training step (``engine.train_step``) in each memory layout, alternated in one
     process from one seed: what ``--memory-format auto`` decides from. ``--in-channels`` 1 for grey images."""
-    from ..genotype import GENOTYPES
-    from ..network import build_network
+    from ..nas.genotype import GENOTYPES
+    from ..nas.network import build_network
 
     device = torch.device(args.device)
     layouts = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
@@ -329,7 +329,7 @@ def project_search_minutes(row: dict[str, Any], args: argparse.Namespace) -> flo
 
 def regional_search_stepper(args: argparse.Namespace, device: torch.device) -> Any:
     """The search step (arch + weight) with the edges of each state compiled on their own (regional compile)."""
-    from ..fanout import FanOut
+    from ..nas.fanout import FanOut
 
     net, x, y = build(args, args.k, device)
     # one graph per group size, map size and step kind: dynamo's default of 8 would leave the rest eager

@@ -12,8 +12,9 @@ import logging
 import os
 import sys
 
-from .commands import cmd_demo, cmd_eval, cmd_fidelity, cmd_report, cmd_search, cmd_select, cmd_study, cmd_train
+from .commands import cmd_demo, cmd_eval, cmd_search, cmd_train
 from .parser import build_parser
+from .studies import cmd_fidelity, cmd_report, cmd_select, cmd_study
 from .tools import cmd_derive, cmd_export, cmd_genotypes, cmd_info, cmd_plan, cmd_plot, cmd_predict, cmd_subsample
 
 __all__ = ["build_parser", "main"]
@@ -75,13 +76,13 @@ def main(argv: list[str] | None = None) -> int:
         import warnings
 
         warnings.filterwarnings("ignore", category=FutureWarning)  # DDP's notes, printed once by rank 0
-    from ..engine import NonFiniteLoss
     from ..errors import PCDartsError
+    from ..runs.engine import NonFiniteLoss
 
     try:
         device = getattr(ns, "device", None)
         if isinstance(device, str) and device != "auto":  # a device that is not here: said before anything else
-            from ..rundir import pick_device
+            from ..runs.environment import pick_device
 
             pick_device(device)
         return COMMANDS[ns.command](ns)

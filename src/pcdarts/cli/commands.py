@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import logging
 import os
@@ -12,9 +11,9 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from ..config import SearchConfig, TrainConfig, resolve_config
 from ..errors import ConfigError
-from ..search import auto_batch
+from ..runs.config import SearchConfig, TrainConfig, resolve_config
+from ..runs.search import auto_batch
 from .parser import _overrides
 
 log = logging.getLogger("pcdarts")
@@ -47,7 +46,8 @@ def _plausible(annotation: Any, value: Any) -> bool:
 
 def _inherit_data(ns: argparse.Namespace) -> None:
     """``train --genotype SEARCH_RUN``: the search's dataset, data path and image size, unless given."""
-    from ..rundir import RunError, read_run_json
+    from ..errors import RunError
+    from ..files import read_run_json
 
     run = Path(ns.genotype) if ns.genotype else None
     if ns.resume or run is None or not (run / "config.json").is_file():
@@ -74,12 +74,13 @@ def _saved_config(ns: argparse.Namespace) -> tuple[dict[str, Any] | None, str]:
     """With --resume, the run's own config.json is the base, so `--resume --out X` alone continues it."""
     saved = None
     if ns.resume and ns.out and (Path(ns.out) / "config.json").is_file():
-        from ..rundir import RunError, read_run_json
+        from ..errors import RunError
+        from ..files import read_run_json
 
         try:
             saved = read_run_json(Path(ns.out) / "config.json")
         except RunError:  # the checkpoint holds the config too
-            from ..rundir import load_checkpoint
+            from ..files import load_checkpoint
 
             saved = load_checkpoint(Path(ns.out) / "checkpoint.pt").get("config")
             saved = saved if isinstance(saved, dict) else None
@@ -89,7 +90,7 @@ def _saved_config(ns: argparse.Namespace) -> tuple[dict[str, Any] | None, str]:
         if saved is not None:
             from dataclasses import fields
 
-            from ..config import SearchConfig, TrainConfig
+            from ..runs.config import SearchConfig, TrainConfig
 
             known = {f.name: f.type for c in (SearchConfig, TrainConfig) for f in fields(c)}
             bad = [k for k, v in saved.items() if k in known and v is not None and not _plausible(known[k], v)]
@@ -107,8 +108,8 @@ def _saved_config(ns: argparse.Namespace) -> tuple[dict[str, Any] | None, str]:
 
 
 def cmd_search(ns: argparse.Namespace) -> int:
-    from ..presets import preset_values
-    from ..search import run_search
+    from ..runs.presets import preset_values
+    from ..runs.search import run_search
 
     auto = ns.batch_size == "auto"
     if auto and int(os.environ.get("WORLD_SIZE", "1")) > 1:
@@ -126,8 +127,8 @@ def cmd_search(ns: argparse.Namespace) -> int:
     if auto:
         cfg = auto_batch(cfg)
     if cfg.dataset == "folder" and saved is None and ns.preset is None:  # defaults from the images there are
-        from ..loop import load_data
-        from ..search import fit_folder_search
+        from ..runs.loop import load_data
+        from ..runs.search import fit_folder_search
 
         explicit = {k for k, v in _overrides(ns, SearchConfig).items() if v is not None}
         cfg, line = fit_folder_search(cfg, load_data(cfg).train_size, explicit | ({"batch_size"} if auto else set()))
@@ -139,8 +140,8 @@ def cmd_search(ns: argparse.Namespace) -> int:
         )
     if ns.print_config:
         from ..errors import PCDartsError
-        from ..loop import load_data
-        from ..search import learnability_warnings, schedule_line, search_counts
+        from ..runs.loop import load_data
+        from ..runs.search import learnability_warnings, schedule_line, search_counts
 
         print(json.dumps(asdict(cfg), indent=2))
         try:
@@ -169,7 +170,7 @@ def cmd_search(ns: argparse.Namespace) -> int:
     if ns.json:
         print(json.dumps(result["genotype"]))
         return 0
-    from ..genotype import Genotype, param_free_count
+    from ..nas.genotype import Genotype, param_free_count
 
     g = Genotype.from_dict(result["genotype"])
     stop = f" (DARTS+ stop: {result['early_stop']['reason']})" if result.get("early_stop") else ""
@@ -191,7 +192,7 @@ def cmd_search(ns: argparse.Namespace) -> int:
 def _data_line(cfg: Any, ds: Any) -> str:
     """The data settings the config leaves to the dataset (-1 / unset), as this dataset resolves them."""
     from ..data import FolderDataset
-    from ..loop import make_augment
+    from ..runs.loop import make_augment
 
     aug = make_augment(cfg, ds, cfg.cutout)
     h, w = ds.image_size
@@ -209,7 +210,7 @@ COLLAPSED = 5  # parameter-free ops of 8 in a cell from which a search has drift
 
 def _collapse_hint(g: Any, out: str) -> str:
     """A search drifted to parameter-free ops: say so and how to read a capped cell off the same search."""
-    from ..genotype import param_free_count
+    from ..nas.genotype import param_free_count
 
     n, r = param_free_count(g.normal), param_free_count(g.reduce)
     if getattr(g, "cell", "darts") != "darts":  # six edges, none cut: a cell of skips and pools
@@ -230,9 +231,9 @@ def _collapse_hint(g: Any, out: str) -> str:
 
 
 def cmd_train(ns: argparse.Namespace) -> int:
-    from ..genotype import load_genotype
-    from ..presets import preset_values
-    from ..train import run_train
+    from ..runs.artifacts import load_genotype
+    from ..runs.presets import preset_values
+    from ..runs.train import run_train
 
     _inherit_data(ns)
     saved, dataset = _saved_config(ns)
@@ -241,7 +242,7 @@ def cmd_train(ns: argparse.Namespace) -> int:
     )
     if ns.print_config:
         from ..errors import PCDartsError
-        from ..loop import load_data
+        from ..runs.loop import load_data
 
         print(json.dumps(asdict(cfg), indent=2))
         try:
@@ -302,9 +303,9 @@ def cmd_eval(ns: argparse.Namespace) -> int:
     import torch
 
     from ..data import get_dataset, holdout_part, make_stream
-    from ..engine import evaluate
-    from ..rundir import pick_device
-    from ..train import load_trained
+    from ..deploy import load_trained
+    from ..runs.engine import evaluate
+    from ..runs.environment import pick_device
 
     device = pick_device(ns.device)
     model, info = load_trained(ns.checkpoint, map_location=device)
@@ -313,7 +314,7 @@ def cmd_eval(ns: argparse.Namespace) -> int:
     kwargs: dict[str, Any] = {"image_size": int(info.input_size[0])}
     data = ns.data
     if data is None and name == info.dataset:  # the run remembers where its data was
-        from ..rundir import load_checkpoint
+        from ..files import load_checkpoint
 
         saved = load_checkpoint(ns.checkpoint).get("config")
         data = saved.get("data") if isinstance(saved, dict) else None
@@ -353,7 +354,7 @@ def cmd_eval(ns: argparse.Namespace) -> int:
 
 
 def cmd_demo(ns: argparse.Namespace) -> int:
-    from ..demo import run_demo
+    from ..runs.demo import run_demo
 
     summary = run_demo(
         ns.out,
@@ -371,174 +372,4 @@ def cmd_demo(ns: argparse.Namespace) -> int:
         print(f"stopped during the {summary['part']} part; continue with: {again}", file=sys.stderr)
         return 0
     print(summary["text"])
-    return 0
-
-
-def cmd_study(ns: argparse.Namespace) -> int:
-    from ..protocols import preset_file, study_values
-    from ..study import Arm, StudyConfig, format_table, plot_study, primary_verdict, run_study, verdict
-
-    values: dict[str, Any] = {}
-    calibrated = False
-    if ns.preset is not None and ns.config is not None:
-        raise ConfigError("give --config FILE or the old --preset NAME, not both")
-    if ns.preset is not None or ns.config is not None:
-        values = study_values(ns.config or preset_file(ns.preset, "study"))
-        calibrated = values.pop("epochs_from_calibration", False)
-    for key in ("dataset", "data", "searches", "random_cells", "train_seed", "primary", "rule", "retrain_random",
-                "oneshot_arm"):  # fmt: skip
-        if getattr(ns, key) is not None:
-            values[key] = getattr(ns, key)
-    if ns.arm:
-        values["arms"] = [Arm.parse(a) for a in ns.arm]
-    for key, items in (("search", ns.search_set), ("train", ns.train_set)):
-        for item in items:
-            arm = Arm.parse(f"x:{item}")
-            values.setdefault(key, {}).update(arm.overrides)
-    values["arms"] = tuple(values.get("arms", (Arm("pcdarts"),)))
-    if calibrated and ns.budget_from is None and values.get("train", {}).get("epochs") is None:
-        raise ConfigError(
-            f"the {ns.preset} preset takes its training epochs from its calibration: add --budget-from DIR (the "
-            f"folder of `pcdarts fidelity --preset {ns.preset}`), or choose them with --train-set epochs=N"
-        )
-    budget, later = None, None
-    if ns.budget_from is not None:
-        budget = _calibrated_budget(ns.budget_from, values)
-        if budget is not None:
-            values["train"] = {**values.get("train", {}), "epochs": budget}
-        else:  # read again before each training: the calibration may finish while the searches run
-            later = functools.partial(_calibrated_budget, ns.budget_from, values)
-    cfg = StudyConfig(**values)
-    if ns.print_config:
-        print(json.dumps(_study_plan(cfg, ns, budget), indent=2))
-        return 0
-    summary = run_study(cfg, ns.out, progress=not ns.no_progress, threads=ns.threads, budget=later)
-    if "waiting_for_budget" in summary:
-        print(
-            f"the calibration in {ns.budget_from} has not chosen the training budget yet: the searches and "
-            f"selections are done and the {len(summary['waiting_for_budget'])} cells' trainings wait for it "
-            "(no study.json yet); run this command again once the calibration is finished"
-        )
-        return 0
-    png = plot_study(summary, Path(ns.out) / "study.png")
-    print(format_table(summary["arms"]))
-    print(primary_verdict(summary) or verdict(summary["arms"]))
-    print(f"study.json and {png.name} in {ns.out}; `pcdarts report {ns.out}` draws the report")
-    return 0
-
-
-def _study_plan(cfg: Any, ns: argparse.Namespace, budget: int | None) -> dict[str, Any]:
-    """What ``pcdarts study`` would run, resolved: nothing is written."""
-    from dataclasses import replace
-
-    from ..study import Study
-
-    study = Study(cfg, ns.out, progress=False, threads=ns.threads)  # threads applied as a run applies them
-    plan: dict[str, Any] = {"study": cfg.to_dict(), "arms": {}}
-    for arm in cfg.arms:
-        scfg, select = cfg.search_config(arm, 0), cfg.select_config(arm)
-        if ns.threads:
-            scfg = replace(scfg, threads=ns.threads)
-            select = None if select is None else replace(select, threads=ns.threads)
-        search = asdict(scfg)
-        search["seed"] = f"0..{cfg.searches - 1}" if cfg.searches > 1 else 0
-        plan["arms"][arm.name] = {"search": search, "select": None if select is None else asdict(select)}
-    if cfg.random_cells:
-        study.op_space()  # the check a run makes: one op space for the random cells
-    train = asdict(study.train_cfg)
-    if ns.budget_from is not None and budget is None:
-        train["epochs"] = f"not chosen yet: the calibration in {ns.budget_from} is not finished"
-    plan["train"] = train
-    plan["units"] = [name for name, _ in study.plan()]
-    return plan
-
-
-def _calibrated_budget(folder: str, values: dict[str, Any]) -> int | None:
-    """The budget the calibration in ``folder`` chose, None while it is unfinished; refused when it was made
-    with another protocol."""
-    from ..fidelity import load_fidelity
-
-    fid = load_fidelity(folder)
-    mine = {k: v for k, v in values.get("train", {}).items() if k != "epochs"}
-    if (
-        not isinstance(fid["config"], dict)
-        or fid["config"].get("train") != mine
-        or fid["config"].get("dataset") != values.get("dataset", "fashion-mnist")
-    ):
-        raise ConfigError(
-            f"the calibration in {folder} used other training settings than this study: give the study the "
-            "calibration's --train-set values"
-        )
-    return None if fid.get("chosen_budget") is None else int(fid["chosen_budget"])
-
-
-def cmd_select(ns: argparse.Namespace) -> int:
-    from ..genotype import Genotype, param_free_count
-    from ..select import SelectConfig, run_select
-
-    cfg = SelectConfig(method=ns.method, tune_epochs=ns.tune_epochs, score_batches=ns.score_batches, seed=ns.seed,
-                       device=ns.device, threads=ns.threads)  # fmt: skip
-    result = run_select(ns.run, ns.out, cfg, progress=not ns.no_progress)
-    if result.get("stopped"):
-        print(
-            f"stopped after round {result['round']} of {result['rounds']}; the same command continues", file=sys.stderr
-        )
-        return 0
-    if ns.json:
-        print(json.dumps(result))
-        return 0
-    g, old = Genotype.from_dict(result["genotype"]), Genotype.from_dict(result["magnitude_genotype"])
-    out = ns.out or f"{ns.run}/select-{cfg.label()}"
-    print(
-        f"perturbation-based selection ({result['label']}) in {_minutes(result['seconds'])}; "
-        f"{param_free_count(g.normal)} of 8 normal-cell ops are parameter-free (largest alpha: "
-        f"{param_free_count(old.normal)}); {result.get('ties', 0)} decisions were ties, broken by the magnitude rule\n"
-        f"{g.describe()}\n"
-        f"files: {out}/ (genotype.json, decisions.json, select_result.json, environment.json)\n"
-        f"next: pcdarts train --genotype {out}/genotype.json --dataset {_search_dataset(ns.run)} --out {out}-train"
-    )
-    return 0
-
-
-def _search_dataset(run: str) -> str:
-    try:
-        return str(json.loads((Path(run) / "config.json").read_text())["dataset"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return "DATASET"
-
-
-def cmd_fidelity(ns: argparse.Namespace) -> int:
-    from ..fidelity import FidelityConfig, format_fidelity, plot_fidelity, run_fidelity
-    from ..protocols import preset_file, read_protocol
-    from ..study import Arm
-
-    values: dict[str, Any] = {}
-    if ns.preset is not None and ns.config is not None:
-        raise ConfigError("give --config FILE or the old --preset NAME, not both")
-    if ns.preset is not None or ns.config is not None:
-        values = read_protocol(ns.config or preset_file(ns.preset, "calibration"), "calibration")
-        if isinstance(values.get("budgets"), list):
-            values["budgets"] = tuple(values["budgets"])
-    for key in ("dataset", "data", "cells", "seed_cells", "seed_budget", "train_seed", "cell"):
-        if getattr(ns, key) is not None:
-            values[key] = getattr(ns, key)
-    if ns.budgets is not None:
-        try:
-            values["budgets"] = tuple(int(b) for b in ns.budgets.split(",") if b.strip())
-        except ValueError:
-            raise ConfigError(f"--budgets wants epoch counts like 8,16,32, got {ns.budgets!r}") from None
-    for item in ns.train_set:
-        values.setdefault("train", {}).update(Arm.parse(f"x:{item}").overrides)
-    cfg = FidelityConfig(**values)
-    summary = run_fidelity(cfg, ns.out, progress=not ns.no_progress, threads=ns.threads, summary_only=ns.summary_only)
-    png = plot_fidelity(summary, Path(ns.out) / "fidelity.png")
-    print(format_fidelity(summary))
-    print(f"fidelity.json and {png.name} in {ns.out} ({summary['units_done']} of {summary['units']} trainings)")
-    return 0
-
-
-def cmd_report(ns: argparse.Namespace) -> int:
-    from ..report import build_report
-
-    print(f"wrote {build_report(ns.run_dir, ns.out, overwrite=ns.overwrite)}")
     return 0

@@ -8,8 +8,9 @@ import typing
 from dataclasses import MISSING, fields
 from typing import Any
 
-from ..config import CHOICES, SearchConfig, TrainConfig, field_docs
-from ..presets import DATASET_DEFAULTS
+from ..choices import CHOICES
+from ..runs.config import SearchConfig, TrainConfig, field_docs
+from ..runs.presets import DATASET_DEFAULTS
 
 GENOTYPE_HELP = "built-in name, genotype.json, a run folder, or Genotype(...) text"
 

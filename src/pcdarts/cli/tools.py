@@ -26,7 +26,7 @@ INFO_SHAPES = {
 
 def info_shape(dataset: str) -> tuple[int, int, int, str, int, int]:
     """``INFO_SHAPES[dataset]`` with C and cells as ``pcdarts train --dataset DATASET`` would build them."""
-    from ..presets import DATASET_DEFAULTS
+    from ..runs.presets import DATASET_DEFAULTS
 
     cin, side, classes, stem, c, layers = INFO_SHAPES[dataset]
     train = DATASET_DEFAULTS["train"].get(dataset, {})
@@ -35,7 +35,8 @@ def info_shape(dataset: str) -> tuple[int, int, int, str, int, int]:
 
 def _trained_shape(spec: str) -> tuple[str, tuple[int, int, int, str, int, int]] | None:
     """A training run folder's own network shape (input channels, side, classes, stem, C, cells), or None."""
-    from ..rundir import RunError, read_run_json
+    from ..errors import RunError
+    from ..files import read_run_json
 
     run = Path(spec)
     if not (run.is_dir() and (run / "result.json").is_file() and (run / "config.json").is_file()):
@@ -50,8 +51,8 @@ def _trained_shape(spec: str) -> tuple[str, tuple[int, int, int, str, int, int]]
 
 
 def cmd_info(ns: argparse.Namespace) -> int:
-    from ..genotype import load_genotype
-    from ..network import build_network, count_macs, count_params
+    from ..nas.network import build_network, count_macs, count_params
+    from ..runs.artifacts import load_genotype
 
     genotype = load_genotype(ns.genotype)
     trained = _trained_shape(ns.genotype) if ns.dataset is None else None
@@ -95,7 +96,7 @@ def cmd_info(ns: argparse.Namespace) -> int:
 
 def _check_shape(*, init_channels: int, layers: int, num_classes: int, batch: int = 1, size: int = 8) -> None:
     """Refuse network shapes that cannot be built (or would take hours to build) before building them."""
-    from ..config import MAX_BATCH, MAX_CHANNELS, MAX_IMAGE, MAX_LAYERS
+    from ..runs.config import MAX_BATCH, MAX_CHANNELS, MAX_IMAGE, MAX_LAYERS
 
     checks = [
         ("init channels", init_channels, 2, MAX_CHANNELS),
@@ -110,8 +111,8 @@ def _check_shape(*, init_channels: int, layers: int, num_classes: int, batch: in
 
 
 def cmd_plan(ns: argparse.Namespace) -> int:
-    from ..config import SearchConfig
-    from ..memory import predict_peak
+    from ..runs.config import SearchConfig
+    from ..runs.memory import predict_peak
 
     if ns.dataset is not None or ns.preset is not None:
         return _plan_search(ns)
@@ -129,7 +130,7 @@ def cmd_plan(ns: argparse.Namespace) -> int:
     if bad:
         raise ConfigError(f"every K must be >= 1 and divide init channels {ns.init_channels}; not {bad}")
 
-    from ..config import SearchConfig
+    from ..runs.config import SearchConfig
 
     rows = [
         predict_peak(
@@ -173,11 +174,11 @@ def _plan_search(ns: argparse.Namespace) -> int:
     memory per K and, from a few steps measured here, its whole time."""
     from dataclasses import replace
 
-    from ..config import SearchConfig, resolve_config
-    from ..costs import search_minutes, search_shape, time_steps
-    from ..memory import predict_peak
-    from ..presets import preset_values
-    from ..rundir import pick_device
+    from ..runs.config import SearchConfig, resolve_config
+    from ..runs.costs import search_minutes, search_shape, time_steps
+    from ..runs.environment import pick_device
+    from ..runs.memory import predict_peak
+    from ..runs.presets import preset_values
 
     dataset = ns.dataset or "cifar10"
     asked = {"batch_size": ns.batch_size, "init_channels": ns.init_channels, "layers": ns.layers, "stem": ns.stem,
@@ -226,7 +227,7 @@ def _hours(minutes: float) -> str:
 
 
 def cmd_genotypes(ns: argparse.Namespace) -> int:
-    from ..genotype import GENOTYPES
+    from ..nas.genotype import GENOTYPES
 
     if ns.json:
         print(json.dumps({k: g.to_dict() for k, g in GENOTYPES.items()}, indent=2))
@@ -237,7 +238,7 @@ def cmd_genotypes(ns: argparse.Namespace) -> int:
 
 
 def cmd_export(ns: argparse.Namespace) -> int:
-    from ..export import export_model
+    from ..deploy import export_model
 
     report = export_model(ns.checkpoint, ns.format, ns.out, check=not ns.no_check, overwrite=ns.overwrite)
     if ns.json:
@@ -257,8 +258,8 @@ def cmd_export(ns: argparse.Namespace) -> int:
 
 def cmd_derive(ns: argparse.Namespace) -> int:
     """The P-DARTS cap from the command line: the same cell ``pcdarts.derive_from_run`` gives in Python."""
-    from ..derive import derive_from_run
-    from ..rundir import atomic_write_json, check_target
+    from ..files import atomic_write_json, check_target
+    from ..runs.artifacts import derive_from_run
 
     for name in ("max_param_free", "max_param_free_reduce"):
         value = getattr(ns, name)
@@ -278,7 +279,7 @@ def cmd_derive(ns: argparse.Namespace) -> int:
 
 
 def cmd_predict(ns: argparse.Namespace) -> int:
-    from ..export import predict
+    from ..deploy import predict
 
     if ns.top_k < 1:
         raise ConfigError(f"--top-k must be >= 1, got {ns.top_k}")
@@ -302,9 +303,10 @@ def cmd_predict(ns: argparse.Namespace) -> int:
 
 
 def cmd_plot(ns: argparse.Namespace) -> int:
-    from ..genotype import Genotype, load_genotype
-    from ..plot import alpha_heatmaps, curves, genotype_timeline, plot_genotype
-    from ..rundir import read_epoch_log
+    from ..nas.genotype import Genotype
+    from ..runs.artifacts import load_genotype
+    from ..runs.formats import read_epoch_log
+    from ..viz.plot import alpha_heatmaps, curves, genotype_timeline, plot_genotype
 
     if ns.run is None and ns.genotype is None:
         raise ConfigError("give --genotype G (cells) or --run SEARCH_DIR (cells, heatmaps, timeline, curves)")
@@ -338,7 +340,7 @@ def cmd_plot(ns: argparse.Namespace) -> int:
 
 def cmd_subsample(ns: argparse.Namespace) -> int:
     from ..data.folder import split_folder, subsample
-    from ..rundir import atomic_write_json
+    from ..files import atomic_write_json
 
     root = Path(ns.data)
     if not root.exists():

@@ -1,0 +1,155 @@
+"""A study's tables and times as Markdown for its results page."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+
+def format_table(rows: list[dict[str, Any]], *, reduce: bool = False) -> str:
+    """The per-arm table as Markdown (accuracies in %); ``reduce`` adds the reduction cell's parameter-free ops."""
+    head = "| arm | cells | test accuracy mean ± std | min | max | mean params | param-free ops (normal) |"
+    lines = [head + (" param-free ops (reduce) |" if reduce else ""), "|---" * (8 if reduce else 7) + "|"]
+    for r in rows:
+        lines.append(
+            f"| {r['arm']} | {r['n']} | {100 * r['mean']:.2f} ± "
+            + (f"{100 * r['std']:.2f} %" if r["n"] > 1 else "n/a (one cell)")
+            + f" | {100 * r['min']:.2f} % | "
+            f"{100 * r['max']:.2f} % | {r['params']:,.0f} | {r['param_free_normal']:.1f} |"
+            + (f" {r.get('param_free_reduce', math.nan):.1f} |" if reduce else "")
+        )
+    return "\n".join(lines)
+
+
+def format_comparisons(study: dict[str, Any]) -> str:
+    """Every searched arm against the random cells, the pre-registered primary first; the others are marked
+    secondary (no correction for several tests is claimed, and they do not decide the verdict)."""
+    primary = study.get("primary")
+    comps = sorted(study.get("comparisons", []), key=lambda c: c["arm"] != primary)
+    if not comps:
+        return "No searched arm has two cells yet: no comparison with the random cells."
+    as_run = {c["arm"]: c for c in study.get("comparisons_as_run", [])}
+    if all(c.get("test") == next((d.get("test") for d in comps if d["arm"] == a), None) for a, c in as_run.items()):
+        as_run = {}  # computed the same way: nothing to show beside
+    extra = " p as the study's revision wrote it |" if as_run else ""
+    lines = [
+        "| arm | role | cells | random cells | margin | effect (random SDs) | one-sided Mann-Whitney p |" + extra,
+        "|---|---|---|---|---|---|---|" + "---|" * bool(as_run),
+    ]
+    for c in comps:
+        role = "**primary**" if c["arm"] == primary else "secondary"
+        old = as_run.get(c["arm"])
+        lines.append(
+            f"| {c['arm']} | {role} | {c['n']} | {c['n_random']} | {100 * c['margin']:+.2f} points | "
+            f"{c['effect_sd']:+.2f} | {c['p_value']:.3f} |"
+            + ((f" {old['p_value']:.3f} |" if old else " - |") if as_run else "")
+        )
+    tests = sorted({c.get("test", "") for c in comps} - {""})
+    note = "\n\np: " + "; ".join(tests) + "." if tests else ""
+    if as_run:
+        runs = sorted({c.get("test", "") for c in as_run.values()} - {""})
+        note += " The last column is the p-value that the study's own revision wrote, by its test: "
+        note += ("; ".join(runs) or "not recorded") + "."
+    return "\n".join(lines) + note
+
+
+def format_cells(study: dict[str, Any]) -> str:
+    """Every cell of a study as a Markdown table: arm, seeds, accuracies, size, parameter-free ops, the cells."""
+    lines = [
+        "| arm | seed | test accuracy | val accuracy | params | param-free (normal / reduce) | epochs | normal cell "
+        "| reduction cell |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for c in study["cells"]:
+        g = c["genotype"]
+        val = f"{100 * c['val_accuracy']:.2f} %" if c.get("val_accuracy") is not None else "-"
+        lines.append(
+            f"| {c['arm']} | {c['seed']} | {100 * c['test_accuracy']:.2f} % | {val} | {c['params']:,} | "
+            f"{c['param_free_normal']} / {c.get('param_free_reduce', '-')} | {c.get('budget_epochs', '-')} | "
+            + ", ".join(f"{op}({i})" for op, i in g["normal"])
+            + " | "
+            + ", ".join(f"{op}({i})" for op, i in g["reduce"])
+            + " |"
+        )
+    return "\n".join(lines)
+
+
+def time_by_part(study: dict[str, Any], fidelity: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Wall and CPU time of each part of a study, counted once however many arms share a run: the calibration's
+    trainings (which a study reuses as its random arm), the searches, the perturbation-based selections, and the
+    trainings not already counted. Each run uses the threads it was given (one in the studies here). A part's
+    CPU time is None when any of its runs was made before CPU time was kept."""
+    Time = tuple[float, float | None]  # wall, CPU
+    calibrated: dict[Any, Time] = {
+        r["train_run"]: (r["train_seconds"], r.get("train_cpu_seconds")) for r in (fidelity or {}).get("rows", [])
+    }
+    searches: dict[Any, Time] = {}
+    selections: dict[Any, Time] = {}
+    trainings: dict[Any, Time] = {}
+    for c in study["cells"]:
+        if c["kind"] == "searched":
+            select = (c.get("select_seconds", 0.0), c.get("select_cpu_seconds"))
+            run = c.get("search_run", f"{c['arm']}-{c['seed']}")
+            if "search_run_seconds" in c:  # the whole shared search, however many epochs this arm read
+                search = (c["search_run_seconds"], c.get("search_run_cpu_seconds"))
+            else:  # cells written before 2026-12-05: the longest reading is the best estimate
+                cpu = c.get("search_cpu_seconds")
+                search = (c.get("search_seconds", 0.0) - select[0], None if cpu is None else cpu - (select[1] or 0.0))
+                if "selection" in c and select[1] is None:
+                    search = (search[0], None)
+            if search[0] >= searches.get(run, (-1.0, None))[0]:
+                searches[run] = search
+            if "selection" in c:
+                selections[run, c["selection"]] = select
+        if c["train_run"] not in calibrated:
+            trainings[c["train_run"]] = (c["train_seconds"], c.get("train_cpu_seconds"))
+    parts = [
+        ("calibration trainings", calibrated),
+        ("searches", searches),
+        ("selections (DARTS-PT)", selections),
+        ("trainings of searched cells" if calibrated else "trainings", trainings),
+    ]
+    out = []
+    for name, runs in parts:
+        if runs:
+            cpus = [cpu for _, cpu in runs.values()]
+            cpu_total = None if any(c is None for c in cpus) else float(sum(cpus))
+            wall = float(sum(w for w, _ in runs.values()))
+            out.append({"part": name, "runs": len(runs), "seconds": wall, "cpu_seconds": cpu_total})
+    return out
+
+
+def format_times(parts: list[dict[str, Any]]) -> str:
+    """``time_by_part`` as a Markdown table in hours: each run's own wall and CPU time, summed (runs that
+    went on at the same time add up, so two processes sharing a part finish it in about half the wall sum)."""
+
+    def cpu(seconds: float | None) -> str:
+        return "not recorded" if seconds is None else f"{seconds / 3600:.1f}"
+
+    lines = ["| part | runs | summed run time (wall, h) | summed CPU time (h) |", "|---|---|---|---|"]
+    for p in parts:
+        lines.append(f"| {p['part']} | {p['runs']} | {p['seconds'] / 3600:.1f} | {cpu(p.get('cpu_seconds'))} |")
+    total = sum(p["seconds"] for p in parts)
+    cpus = [p.get("cpu_seconds") for p in parts]
+    recorded = [c for c in cpus if c is not None]
+    cpu_all = cpu(sum(recorded)) + (" (recorded parts)" if recorded and len(recorded) < len(cpus) else "")
+    if not recorded:
+        cpu_all = "not recorded"
+    lines.append(f"| all | {sum(p['runs'] for p in parts)} | {total / 3600:.1f} | {cpu_all} |")
+    return "\n".join(lines)
+
+
+def verdict(rows: list[dict[str, Any]]) -> str:
+    """Does any searched arm's mean beat the random mean by more than the random arm's std?"""
+    rnd = next((r for r in rows if r["kind"] == "random"), None)
+    searched = [r for r in rows if r["kind"] == "searched"]
+    if rnd is None or not searched or rnd["n"] < 2:
+        return "not enough cells yet to compare with random cells"
+    best = max(searched, key=lambda r: r["mean"])
+    margin = best["mean"] - rnd["mean"]
+    beats = margin > rnd["std"]
+    return (
+        f"best searched arm {best['arm']!r}: {100 * best['mean']:.2f} % vs random {100 * rnd['mean']:.2f} % "
+        f"(margin {100 * margin:+.2f} points, random std {100 * rnd['std']:.2f}): "
+        + ("beats random by more than the random spread" if beats else "does NOT beat random by more than its spread")
+    )

@@ -1,0 +1,80 @@
+"""Cells read back from files: a genotype by name, file, run folder or text, and a search run's
+final alpha/beta derived again (with the P-DARTS cap if asked).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ..nas.derive import derive_from_arch
+from ..nas.genotype import GENOTYPES, MAX_TEXT, Genotype, GenotypeError, parse_genotype_text
+
+
+def load_genotype(spec: str) -> Any:
+    """Resolve a built-in name, a JSON file (genotype.json or a run's result), reference text, or a
+    NAS-Bench-201 string (``|nor_conv_3x3~0|+|...|``, an ``NB201Genotype``)."""
+    if spec in GENOTYPES:
+        return GENOTYPES[spec]
+    text = spec
+    path = Path(spec)
+    if spec.lstrip().startswith(("{", "Genotype", "|")):
+        pass
+    elif path.is_dir() and (path / "genotype.json").is_file():
+        from ..errors import RunError
+        from ..files import read_run_json
+
+        try:
+            return Genotype.from_dict(read_run_json(path / "genotype.json"))
+        except RunError as exc:
+            raise GenotypeError(str(exc)) from None
+    elif path.is_file():
+        if path.stat().st_size > 4 * MAX_TEXT:
+            raise GenotypeError(f"genotype file {spec} is {path.stat().st_size:,} bytes; a genotype needs far fewer")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise GenotypeError(
+                f"genotype file {spec} is not UTF-8 text: is it a genotype.json or Genotype(...) text?"
+            ) from None
+        except OSError as exc:
+            raise GenotypeError(f"cannot read genotype file {spec}: {exc.strerror or exc}") from None
+    else:
+        known = ", ".join(GENOTYPES)
+        raise GenotypeError(f"{spec!r} is not a built-in genotype ({known}), an existing file, or Genotype(...) text")
+    stripped = text.strip()
+    if stripped.startswith("|"):  # NAS-Bench-201's string form
+        from ..nas.nb201 import parse_nb201
+
+        return parse_nb201(stripped)
+    if len(stripped) > 4 * MAX_TEXT:
+        raise GenotypeError(f"genotype text is {len(stripped):,} characters long; a genotype needs far fewer")
+    if stripped.startswith("{"):
+        try:
+            data = json.loads(stripped)
+        except json.JSONDecodeError as exc:
+            raise GenotypeError(f"malformed genotype JSON in {spec[:80]!r}: {exc.msg} at line {exc.lineno}") from None
+        except (ValueError, RecursionError) as exc:  # absurd numbers or nesting
+            raise GenotypeError(f"unusable genotype JSON in {spec[:80]!r}: {type(exc).__name__}") from None
+        return Genotype.from_dict(data)
+    return parse_genotype_text(stripped)
+
+
+def derive_from_run(
+    path: str | Path, *, max_param_free: int | None = None, max_param_free_reduce: int | None = None
+) -> Genotype:
+    """The genotype of a search run's final alpha/beta: a run folder or its ``arch.json``.
+
+    With ``max_param_free`` (normal cell) / ``max_param_free_reduce`` (reduction cell) the P-DARTS cap
+    is applied, so a finished search can be re-derived.
+    """
+    p = Path(path)
+    f = p / "arch.json" if p.is_dir() else p
+    if not f.is_file():
+        raise GenotypeError(f"no arch.json in {p}: is it a finished search run folder?")
+    try:
+        arch = json.loads(f.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise GenotypeError(f"{f} is not readable JSON: use an intact arch.json") from None
+    return derive_from_arch(arch, max_param_free=max_param_free, max_param_free_reduce=max_param_free_reduce)

@@ -1,0 +1,106 @@
+"""Run files written by older pcdarts: read in today's format (epochs counted from 1), in one place."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ..files import _record, read_jsonl, read_run_json
+
+FILE_FORMAT = 2
+
+
+"""The run files' format. 2 numbers epochs from 1 in every file, as the console does; 1 (pcdarts before
+2026-12-05) numbered them from 0 in files. Files of format 1 are read as format 2 (:func:`epochs_from_one`,
+:func:`upgrade_epochs`), so old runs resume, extend, plot and report as they did."""
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def epochs_from_one(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A per-epoch log (metrics.jsonl, arch_history.jsonl) numbered from 1, whoever wrote it.
+
+    Only format 1 wrote an epoch 0, so a log holding one is shifted by one as a whole.
+    """
+    if any(_epoch0(r) for r in records):
+        return [{**r, "epoch": r["epoch"] + 1} if _has_epoch(r) else r for r in records]
+    return records
+
+
+def _has_epoch(record: Any) -> bool:
+    return isinstance(record, dict) and _is_int(record.get("epoch"))
+
+
+def _epoch0(record: Any) -> bool:
+    return _has_epoch(record) and record["epoch"] == 0
+
+
+def is_old_format(record: Any) -> bool:
+    """A result or checkpoint written before :data:`FILE_FORMAT` 2 (it has no ``format`` key)."""
+    return isinstance(record, dict) and "format" not in record
+
+
+def upgrade_epochs(record: dict[str, Any]) -> dict[str, Any]:
+    """A result (result.json, search_result.json, a checkpoint) with its epoch fields numbered from 1.
+
+    Format 1 records carry no ``format`` key; their ``selected_epoch``, ``early_stop.epoch``,
+    ``extended_from.selected_epoch`` and ``best.epoch`` counted from 0.
+    """
+    if not is_old_format(record):
+        return record
+    out = dict(record)
+    if _is_int(out.get("selected_epoch")):
+        out["selected_epoch"] += 1
+    for key, field in (("early_stop", "epoch"), ("extended_from", "selected_epoch"), ("best", "epoch")):
+        inner = out.get(key)
+        if isinstance(inner, dict) and _is_int(inner.get(field)):
+            out[key] = {**inner, field: inner[field] + 1}
+    if isinstance(out.get("history"), list):
+        out["history"] = epochs_from_one(out["history"])
+    out["format"] = FILE_FORMAT
+    return out
+
+
+def upgrade_model_state(state: dict[str, Any]) -> dict[str, Any]:
+    """A best.pt / last.pt state whose ``epoch`` (the model's epoch) counts from 1, as written since format 2."""
+    if not is_old_format(state):
+        return state
+    out = dict(state, format=FILE_FORMAT)
+    if _is_int(out.get("epoch")):
+        out["epoch"] += 1
+    return out
+
+
+def read_result(path: str | Path) -> dict[str, Any]:
+    """A run's result.json or search_result.json, its epochs numbered from 1 (:data:`FILE_FORMAT`)."""
+    return upgrade_epochs(read_run_json(path))
+
+
+def _parsed(line: str) -> Any:
+    return _record(line.encode())
+
+
+def _shifted(line: str) -> str:
+    rec = _parsed(line)
+    if isinstance(rec, dict) and _is_int(rec.get("epoch")):
+        rec["epoch"] += 1
+        return json.dumps(rec)
+    return line
+
+
+def _epoch_of(line: str) -> int:
+    rec = _record(line.encode())
+    try:
+        return 1 << 30 if rec is None else int(rec.get("epoch", -1))
+    except (TypeError, ValueError, OverflowError):
+        return 1 << 30
+
+
+def read_epoch_log(path: Path, *, count_bad: bool = False) -> Any:
+    """A per-epoch JSONL log (metrics.jsonl, arch_history.jsonl), its epochs numbered from 1 in any format."""
+    records, bad = read_jsonl(path, count_bad=True)
+    records = epochs_from_one(records)
+    return (records, bad) if count_bad else records

@@ -1,0 +1,183 @@
+"""Named settings: per-dataset defaults and the ``--preset`` protocols of search and train (studies and
+calibrations are protocol files beside the library: ``studies/*.toml``, read by ``pcdarts.experiments.protocols``).
+
+Settings resolve in layers (``config.resolve_config``): a config field's default (the paper's CIFAR-10
+value) < the dataset's defaults here < a named preset < a resumed run's saved settings < explicit values.
+The config classes check every value; this module only names them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import ConfigError
+
+# Small-data defaults: what makes the bundled digits search + train finish in minutes on 2 cores.
+DATASET_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {  # mnist shares fashion-mnist's below
+    "search": {
+        "digits": dict(init_channels=8, layers=5, epochs=8, warmup_epochs=3, batch_size=64, lr=0.05, arch_lr=6e-3),
+        "synthetic": dict(init_channels=8, layers=5, epochs=4, warmup_epochs=1, batch_size=32, lr=0.05, arch_lr=6e-3),
+        # a proxy that can learn (Study II, docs/STUDY.md): 4 channels per candidate op (C16/K4, as the paper),
+        # 750 warm-up and 1,250 arch steps; about an hour on one CPU core
+        "fashion-mnist": dict(
+            image_size=16,
+            train_images=8000,
+            init_channels=16,
+            layers=5,
+            epochs=16,
+            warmup_epochs=6,
+            batch_size=32,
+            lr=0.025,
+            arch_lr=2e-3,
+        ),  # fmt: skip
+        # any folder of images: its own image size up to 64 px (data/folder.py) and a small supernet, so a
+        # first try ends in minutes, not hours
+        "folder": dict(
+            image_size=0,
+            init_channels=8,
+            layers=5,
+            epochs=10,
+            warmup_epochs=3,
+            batch_size=32,
+            lr=0.05,
+            arch_lr=6e-3,
+            workers=2,
+        ),  # fmt: skip
+    },
+    "train": {
+        "digits": dict(
+            init_channels=16, layers=6, epochs=12, batch_size=64, lr=0.05, cutout=4, drop_path=0.1, auxiliary=False
+        ),
+        "synthetic": dict(
+            init_channels=8, layers=5, epochs=3, batch_size=32, lr=0.05, cutout=0, drop_path=0.0, auxiliary=False
+        ),
+        "fashion-mnist": dict(
+            image_size=16,
+            train_images=12000,
+            init_channels=16,
+            layers=6,
+            epochs=8,
+            batch_size=128,
+            lr=0.1,
+            cutout=0,
+            drop_path=0.0,
+            auxiliary=False,
+        ),  # fmt: skip
+        "folder": dict(
+            image_size=0,
+            init_channels=16,
+            layers=6,
+            epochs=20,
+            batch_size=64,
+            lr=0.05,
+            cutout=0,
+            drop_path=0.1,
+            auxiliary=False,
+            workers=2,
+        ),  # fmt: skip
+    },
+}
+
+for _kind in ("search", "train"):
+    DATASET_DEFAULTS[_kind]["mnist"] = DATASET_DEFAULTS[_kind]["fashion-mnist"]
+
+# The published protocols (SPEC.md). Search presets are the PC-DARTS ones; evaluation presets
+# the DARTS/PC-DARTS ones. The ImageNet search preset uses the CIFAR-style partial-channel edge
+# with K=2 and an ImageNet stem: it does not reproduce the official code's double evaluation
+# of each mixed op nor its no-op "random sampling".
+PRESETS: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
+    "paper": {
+        "search": {
+            "cifar10": dict(
+                init_channels=16,
+                layers=8,
+                k=4,
+                epochs=50,
+                warmup_epochs=15,
+                batch_size=256,
+                lr=0.1,
+                lr_min=0.0,
+                momentum=0.9,
+                weight_decay=3e-4,
+                grad_clip=5.0,
+                arch_lr=6e-4,
+                arch_weight_decay=1e-3,
+                train_portion=0.5,
+                crop_padding=4,
+                flip=True,
+                cutout=0,
+                lr_lag=True,
+            ),
+            "imagenet": dict(
+                init_channels=16,
+                layers=8,
+                k=2,
+                stem="imagenet",
+                epochs=50,
+                warmup_epochs=35,
+                batch_size=1024,
+                lr=0.5,
+                arch_lr=6e-3,
+                arch_weight_decay=1e-3,
+                arch_grad_clip=5.0,
+                lr_warmup_epochs=5,
+                lr_lag=True,
+                weight_decay=3e-4,
+                grad_clip=5.0,
+                image_size=224,
+            ),
+        },
+        "train": {
+            "cifar10": dict(
+                init_channels=36,
+                layers=20,
+                auxiliary=True,
+                auxiliary_weight=0.4,
+                cutout=16,
+                drop_path=0.3,
+                epochs=600,
+                batch_size=96,
+                lr=0.025,
+                schedule="cosine",
+                lr_lag=True,
+                val_fraction=0.0,
+                weight_decay=3e-4,
+                grad_clip=5.0,
+                crop_padding=4,
+                flip=True,
+            ),
+            "imagenet": dict(
+                init_channels=48,
+                layers=14,
+                stem="imagenet",
+                auxiliary=True,
+                auxiliary_weight=0.4,
+                label_smoothing=0.1,
+                batch_size=1024,
+                lr=0.5,
+                schedule="linear",
+                lr_warmup_epochs=5,
+                weight_decay=3e-5,
+                epochs=250,
+                drop_path=0.0,
+                cutout=0,
+                image_size=224,
+                val_fraction=0.0,
+            ),
+        },
+    },
+}
+PRESETS["paper"]["search"]["cifar100"] = PRESETS["paper"]["search"]["cifar10"]
+PRESETS["paper"]["train"]["cifar100"] = PRESETS["paper"]["train"]["cifar10"]
+
+
+def preset_values(name: str | None, kind: str, dataset: str) -> dict[str, Any]:
+    """The preset's values for this command and dataset ({} when no preset is asked for)."""
+    if name is None:
+        return {}
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
+    table = PRESETS[name][kind]
+    if dataset not in table:
+        raise ConfigError(f"preset {name!r} has no {kind} protocol for {dataset!r}; it covers: {', '.join(table)}")
+    return dict(table[dataset])

@@ -1,0 +1,269 @@
+"""Run folders: atomic checkpoints, resume, the metrics log, RNG state, graceful stops."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import RunError
+from ..files import (
+    MAX_LOG_BYTES,
+    RUN_FILES,
+    _first_line,
+    append_line,
+    atomic_write_bytes,
+    is_run_folder,
+    open_no_follow,
+    quote,
+)
+from .formats import _epoch0, _epoch_of, _parsed, _shifted
+
+log = logging.getLogger(__name__)
+
+
+class RunClock:
+    """Wall and CPU seconds of a run, counted on from its checkpoint, so a resumed run reports its whole cost.
+
+    CPU time is this process's (every thread of it; rank 0's under torchrun). It is None for a run resumed
+    from a checkpoint written before CPU time was kept: the part before would be missing.
+    """
+
+    def __init__(self, state: dict[str, Any] | None = None) -> None:
+        state = state or {}
+        self.t0 = time.time() - float(state.get("seconds", 0.0))
+        self.cpu_known = not state or "cpu_seconds" in state
+        self.c0 = time.process_time() - float(state.get("cpu_seconds", 0.0))
+
+    def wall(self) -> float:
+        return time.time() - self.t0
+
+    def cpu(self) -> float | None:
+        return time.process_time() - self.c0 if self.cpu_known else None
+
+    def state(self) -> dict[str, float]:
+        """What a checkpoint keeps to count on after a resume."""
+        out = {"seconds": self.wall()}
+        cpu = self.cpu()
+        if cpu is not None:
+            out["cpu_seconds"] = cpu
+        return out
+
+
+# ---------------------------------------------------------------- the folder
+class RunBusy(RunError):
+    """The folder is locked by another live process (a study's other worker may take the next unit)."""
+
+
+class RunLock:
+    """One process per run folder: an OS lock (``flock``) on its ``.lock`` file, which holds the owner's pid.
+
+    The kernel drops the lock when its process dies, so a lock left by a killed run is free again, and
+    two processes can never both take it. A folder this lock created and that is still empty when the
+    run ends (a start that failed) is removed again.
+    """
+
+    NAME = ".lock"
+
+    def __init__(self, path: str | Path, *, enabled: bool = True):
+        self.path, self.enabled = Path(path), enabled
+        self.file = self.path / self.NAME
+        self.created = False
+        self.fd: int | None = None
+
+    def __enter__(self) -> RunLock:
+        if not self.enabled:
+            return self
+        check_out_path(self.path)
+        if self.path.exists() and not self.path.is_dir():
+            raise RunError(f"output path {self.path} is a file, not a folder: choose another --out")
+        self.created = not self.path.exists()
+        self.path.mkdir(parents=True, exist_ok=True)
+        for _ in range(20):
+            fd = open_no_follow(self.file, os.O_CREAT | os.O_RDWR)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                owner = self._owner()
+                raise RunBusy(
+                    f"{self.path} is in use by process {owner if owner is not None else '(unknown)'}: wait for it "
+                    "to finish or choose another --out"
+                ) from None
+            try:  # the file we locked must still be the one at the path (its last owner may have removed it)
+                same = os.fstat(fd).st_ino == os.stat(self.file).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:
+                os.close(fd)
+                continue
+            os.ftruncate(fd, 0)
+            os.write(fd, str(os.getpid()).encode())
+            self.fd = fd
+            return self
+        raise RunError(f"could not lock {self.path}: another process keeps taking it; try again")
+
+    def _owner(self) -> int | None:
+        try:
+            return int(self.file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def __exit__(self, *exc: Any) -> None:
+        if not self.enabled or self.fd is None:
+            return
+        self.file.unlink(missing_ok=True)  # removed while still locked: a waiting process re-checks the inode
+        os.close(self.fd)
+        self.fd = None
+        if self.created and self.path.is_dir() and not any(self.path.iterdir()):
+            self.path.rmdir()
+
+
+def _transient(name: str) -> bool:
+    """The lock, and the temporary files of an atomic write a killed run left behind."""
+    return name == RunLock.NAME or (name.startswith(".") and name.endswith(".tmp"))
+
+
+def check_out_path(path: str | Path) -> None:
+    """Refuse targets no run should be written into: the filesystem root, a top-level folder, the home folder."""
+    try:
+        p = Path(path).expanduser().resolve()
+    except (RuntimeError, OSError) as exc:  # a symlink loop, or a path the system cannot resolve
+        raise RunError(
+            f"output path {quote(str(path))} cannot be resolved ({_first_line(exc)}): choose another --out"
+        ) from None
+    if p == Path(p.anchor) or p.parent == Path(p.anchor) or p == Path.home().resolve():
+        raise RunError(f"refusing to write a run into {p}: give it a folder of its own, e.g. --out runs/NAME")
+
+
+class RunDir:
+    """One run's folder. Refuses to clobber earlier results unless told to, and never touches other files."""
+
+    def __init__(self, path: str | Path, *, kind: str, resume: bool = False, overwrite: bool = False, final: str):
+        self.path = Path(path)
+        self.kind, self.final = kind, final
+        self.checkpoint = self.path / "checkpoint.pt"
+        check_out_path(self.path)
+        if self.path.exists() and not self.path.is_dir():
+            raise RunError(f"output path {self.path} is a file, not a folder: choose another --out")
+        if resume:
+            if not self.checkpoint.is_file():
+                raise RunError(f"nothing to resume: {self.checkpoint} does not exist (drop --resume to start fresh)")
+        elif self.path.exists() and any(not _transient(e.name) for e in self.path.iterdir()):
+            if not is_run_folder(self.path):
+                found = [e.name for e in self.path.iterdir() if not _transient(e.name)]
+                shown = ", ".join(quote(n) for n in sorted(found)[:4]) + (", ..." if len(found) > 4 else "")
+                raise RunError(
+                    f"{self.path} is not empty and holds no pcdarts run ({shown}): --out wants a new or empty "
+                    "folder, or a pcdarts run with --resume / --overwrite"
+                )
+            if not overwrite:
+                state = "a finished run" if (self.path / final).is_file() else "an unfinished run"
+                raise RunError(
+                    f"{self.path} already holds {state}: pass --resume to continue it or --overwrite to replace it"
+                )
+            for name in RUN_FILES + (final,):  # the run's own files only: anything else in the folder stays
+                p = self.path / name
+                if p.is_file() or p.is_symlink():
+                    p.unlink()
+            tb = self.path / "tb"
+            if tb.is_dir() and not tb.is_symlink():
+                for f in tb.glob("events.out.tfevents.*"):
+                    f.unlink()
+                if not any(tb.iterdir()):
+                    tb.rmdir()
+        self.path.mkdir(parents=True, exist_ok=True)
+
+
+class MetricsLog:
+    """Append-only JSONL metrics, mirrored to TensorBoard when it is installed."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        resume_epoch: int | None = None,
+        tensorboard: bool = True,
+        enabled: bool = True,
+        old_format: bool = False,
+    ):
+        """``old_format``: the run's checkpoint predates format 2, so a log still counted from 0 is renumbered."""
+        self.path = Path(path)
+        self.enabled = enabled
+        self.tb = None
+        if not enabled:
+            return
+        if resume_epoch is not None and self.path.is_file():  # drop records past the checkpoint
+            size = self.path.stat().st_size
+            if size > MAX_LOG_BYTES:
+                raise RunError(f"{self.path} is {size:,} bytes, more than a pcdarts log holds: restore it")
+            lines = [ln for ln in self.path.read_text(errors="replace").splitlines() if ln.strip()]
+            # format 1 counted from 0: renumber as this run goes on. Only while an epoch 0 is left, so a
+            # log renumbered by a resume killed before its next checkpoint is not shifted twice.
+            if old_format and any(_epoch0(_parsed(ln)) for ln in lines):
+                lines = [_shifted(ln) for ln in lines]
+            keep = [ln for ln in lines if _epoch_of(ln) <= resume_epoch]
+            atomic_write_bytes(self.path, ("\n".join(keep) + "\n" if keep else "").encode())
+        elif resume_epoch is None:
+            atomic_write_bytes(self.path, b"")  # replaces a link at the path, never writes through it
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(str(self.path.parent / "tb"))
+            except Exception:  # tensorboard is an optional extra
+                log.info("tensorboard not installed: metrics go to %s only", self.path)
+
+    def write(self, record: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        append_line(self.path, json.dumps(record))
+        if self.tb is not None:
+            step = int(record.get("epoch", 0))
+            for k, v in record.items():
+                if isinstance(v, (int, float)) and k != "epoch":
+                    self.tb.add_scalar(k, v, step)
+            self.tb.flush()
+
+    def image(self, tag: str, img: np.ndarray, step: int) -> None:
+        if self.tb is not None:
+            self.tb.add_image(tag, img, step, dataformats="HWC")
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+
+
+class GracefulStop:
+    """First SIGINT/SIGTERM: ask the loop to stop after this step. Second: exit at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> GracefulStop:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._old[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread
+                pass
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            sys.stderr.write("pcdarts: second signal, exiting now without a checkpoint\n")
+            os._exit(130)
+        self.requested = True
+        sys.stderr.write("\npcdarts: stopping after this step (signal again to exit at once)\n")
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)

@@ -1,0 +1,416 @@
+"""Perturbation-based selection (DARTS-PT): read the cell off a trained supernet by what removing a part costs.
+
+The largest alpha is a poor guide to what the supernet relies on (Wang et al., ICLR 2021, "Rethinking
+Architecture Selection in Differentiable NAS"; their code ruocwang/darts-pt, ``sota/cnn/projection.py``).
+DARTS-PT instead asks the supernet: starting from a finished search,
+
+1. **ops**: visit the edges in a seeded random order, one edge of the normal and one of the reduction cell
+   per round. For the edge, score each candidate op by the supernet's validation accuracy with that op's
+   weight set to zero; keep the op whose removal hurts most (the lowest accuracy). The edge's mixing
+   weights become that op alone. Between two rounds, fine-tune the supernet (weights and alpha/beta,
+   weight lr a tenth of the search's, cosine-annealed over all the tuning);
+2. **topology**: then, node by node in a seeded random order (one node per cell per round), remove input
+   edges one at a time, each time the one whose removal leaves the highest accuracy, until two remain.
+
+As in the paper's code, BatchNorm runs in train mode while scoring (batch statistics; the running
+statistics are put back afterwards), and the scores come from the search's arch (validation) split, never
+the test split. ``none`` is never a candidate: a derived cell cannot hold it (the paper's code scores it too).
+
+Settings the paper fixes and this module makes choices of (named in the output): ``tune_epochs``, the
+fine-tuning between decisions (the paper: 10 epochs, ``--proj_intv``), and ``score_batches``, how much of the
+arch split scores a candidate (the paper: all of it). Shortened values make selection affordable on a CPU.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from ..data import make_stream, search_parts
+from ..errors import ConfigError, RunError
+from ..files import atomic_write_json, load_checkpoint, read_run_json, require_keys, save_checkpoint
+from ..nas.architect import Architect
+from ..nas.candidates import OPS
+from ..nas.perturbation import Projection, plan_rounds
+from ..nas.space import node_edges, num_edges
+from .config import SearchConfig
+from .engine import search_step, sgd_impl
+from .environment import pick_device, rng_state, seed_everything, set_rng_state, write_environment
+from .loop import load_data
+from .rundir import GracefulStop, RunClock, RunLock
+
+log = logging.getLogger(__name__)
+
+
+PAPER_TUNE_EPOCHS = 10.0  # DARTS-PT's --proj_intv on CIFAR-10
+
+
+@dataclass(frozen=True)
+class SelectConfig:
+    method: str = "pt"  # pt: perturbation-based (DARTS-PT); the magnitude rule is the search's own genotype
+    tune_epochs: float = PAPER_TUNE_EPOCHS  # fine-tuning epochs between two decisions (DARTS-PT: 10)
+    score_batches: int = 0  # arch-split batches that score each candidate (0: the whole split, as DARTS-PT)
+    seed: int = 0  # the order in which edges and nodes are decided
+    device: str = "auto"  # auto, cpu, cuda or cuda:N
+    threads: int = 0  # CPU intra-op threads (0 = torch default)
+
+    def __post_init__(self) -> None:
+        if self.method != "pt":
+            raise ConfigError(f"selection method must be pt (perturbation-based), got {self.method!r}")
+        if not (math.isfinite(self.tune_epochs) and 0 <= self.tune_epochs <= 1000):
+            raise ConfigError(f"tune epochs must be between 0 and 1000, got {self.tune_epochs}")
+        if self.score_batches < 0:
+            raise ConfigError(f"score batches must be >= 0 (0: the whole arch split), got {self.score_batches}")
+        if self.threads < 0:
+            raise ConfigError(f"threads must be >= 0, got {self.threads}")
+
+    def label(self) -> str:
+        """How this selection differs from the paper's, for file names and reports."""
+        tune = "paper" if self.tune_epochs == PAPER_TUNE_EPOCHS else f"{self.tune_epochs:g}"
+        score = "all" if self.score_batches == 0 else str(self.score_batches)
+        return f"pt-tune{tune}-score{score}-seed{self.seed}"
+
+
+RESULT_FREE = ("device", "threads")  # settings that do not change a selection's decisions
+
+
+CONFIG = "select_config.json"
+
+
+def _search_config(run: Path) -> SearchConfig:
+    saved = read_run_json(run / "config.json")
+    try:
+        values = {k: v for k, v in saved.items() if k in SearchConfig.__dataclass_fields__}
+        return SearchConfig(**values)
+    except (TypeError, ValueError) as exc:
+        raise RunError(
+            f"{run / 'config.json'} is not a search run's config ({type(exc).__name__}): give a search run folder"
+        ) from None
+
+
+class Selector:
+    """One perturbation-based selection from a finished search in ``run``, written to ``out``."""
+
+    def __init__(self, run: str | Path, out: str | Path, cfg: SelectConfig, *, progress: bool = True):
+        self.search_dir, self.out, self.cfg, self.progress = Path(run), Path(out), cfg, progress
+        if not (self.search_dir / "genotype.json").is_file() or not (self.search_dir / "checkpoint.pt").is_file():
+            raise RunError(f"{self.search_dir} is not a finished search run (it needs genotype.json and checkpoint.pt)")
+        self.scfg = _search_config(self.search_dir)
+        if getattr(self.scfg, "cell", "darts") != "darts":
+            raise RunError(
+                f"{self.search_dir} searched the {self.scfg.cell} cell, whose edges are all kept: perturbation-based "
+                "selection (DARTS-PT) picks edges of the DARTS cell; derive its cell with pcdarts.derive_from_run"
+            )
+
+    # ------------------------------------------------------------ setup
+    def _build(self) -> None:
+        from .search import build_supernet
+
+        scfg, cfg = self.scfg, self.cfg
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        self.device = device = pick_device(cfg.device)
+        seed_everything(scfg.seed, scfg.deterministic)
+        ckpt = self.search_dir / "checkpoint.pt"
+        state = load_checkpoint(ckpt, "cpu")
+        require_keys(state, ("model", "arch_optimizer", "train_stream", "val_stream", "epoch"), ckpt)
+        stopped_early = (self.search_dir / "search_result.json").is_file() and bool(
+            read_run_json(self.search_dir / "search_result.json").get("early_stop")
+        )
+        if state.get("kind") != "search" or (int(state["epoch"]) != scfg.epochs and not stopped_early):
+            raise RunError(f"{ckpt} is not the end of a finished search: finish the search first (--resume)")
+        ds = load_data(scfg)
+        w_part, a_part = search_parts(ds, scfg.train_portion, scfg.seed)
+        self.model = model = build_supernet(scfg, ds).to(device)
+        try:
+            model.load_state_dict(state["model"])
+        except (RuntimeError, TypeError) as exc:
+            raise RunError(
+                f"{ckpt}: its weights do not fit the search's config.json ({_short(exc)}); damaged"
+            ) from None
+        self.steps = model.steps
+        # every buffer (BN statistics; index tensors scoring leaves alone), listed once: the model is not moved
+        # after this, so the list holds its live tensors
+        self.buffers = list(model.buffers())
+        self.projection = Projection(num_edges(model.steps), model.ops)
+        model.arch_transform = self.projection
+        self.architect = Architect(
+            model,
+            lr=scfg.arch_lr,
+            betas=(scfg.arch_beta1, scfg.arch_beta2),
+            weight_decay=scfg.arch_weight_decay,
+            grad_clip=scfg.arch_grad_clip,
+            unrolled=False,
+        )
+        self.architect.optimizer.load_state_dict(state["arch_optimizer"])
+        self.lr0 = scfg.lr / 10  # DARTS-PT: a fresh weight optimizer at a tenth of the search's lr
+        self.w_opt = torch.optim.SGD(
+            model.weight_parameters(),
+            lr=self.lr0,
+            momentum=scfg.momentum,
+            weight_decay=scfg.weight_decay,
+            **sgd_impl(device),
+        )
+        from .loop import make_augment
+
+        common = dict(device=device, workers=scfg.workers, augment=make_augment(scfg, ds, scfg.cutout), jitter=False)
+        self.train = make_stream(ds, w_part, scfg.batch_size, train=True, seed=scfg.seed, **common)
+        self.val = make_stream(ds, a_part, scfg.batch_size, train=True, seed=scfg.seed + 1, **common)
+        self.train.load_state_dict(state["train_stream"])  # the data order goes on from where the search ended
+        self.val.load_state_dict(state["val_stream"])
+        # scored at the search's batch size, as DARTS-PT scores on its search loader (BN uses batch statistics)
+        self.score_stream = make_stream(ds, a_part, scfg.batch_size, train=False, device=device, workers=scfg.workers)
+        self.rounds = plan_rounds(model.steps, self.cfg.seed)
+        self.tune_steps = round(cfg.tune_epochs * len(self.train))
+        self.total_tune = self.tune_steps * (len(self.rounds) - 1)
+
+    # ------------------------------------------------------------ scoring
+    @torch.no_grad()
+    def score(self, probe: tuple[str, int, int | None] | None) -> float:
+        """Validation accuracy of the supernet with ``probe`` removed (BN in train mode; its statistics restored)."""
+        model, buffers = self.model, self.buffers
+        saved = [b.clone() for b in buffers]
+        self.projection.probe = probe
+        if not model.training:  # train() walks every module: thousands of calls per score on a supernet
+            model.train()
+        correct, n = 0, 0
+        try:
+            self.score_stream.reset()
+            for i, (x, y) in enumerate(self.score_stream.epoch()):
+                if self.cfg.score_batches and i >= self.cfg.score_batches:
+                    break
+                correct += int((model(x).argmax(1) == y).sum())
+                n += len(y)
+        finally:
+            self.projection.probe = None
+            for b, old in zip(buffers, saved):
+                b.copy_(old)
+        return correct / max(n, 1)
+
+    def _alpha(self, cell: str) -> list[list[float]]:
+        return torch.softmax(getattr(self.model, f"alphas_{cell}").detach().float().cpu(), dim=-1).tolist()
+
+    def _edge_strength(self, cell: str) -> list[float]:
+        """The magnitude rule's score of each edge: its best non-``none`` op's softmax(alpha) times softmax(beta)."""
+        from ..nas.derive import node_edge_weights
+
+        ops = self.model.ops
+        alpha = self._alpha(cell)
+        beta = getattr(self.model, f"betas_{cell}") if self.model.edge_norm else None
+        weights = [1.0] * len(alpha) if beta is None else node_edge_weights(beta.detach().float().cpu(), self.steps)
+        return [max(a for k, a in enumerate(row) if not OPS[ops[k]].zero) * float(w) for row, w in zip(alpha, weights)]
+
+    def decide_op(self, cell: str, edge: int) -> dict[str, Any]:
+        """Fix the edge to the op whose removal hurts accuracy most. Tie rule (scores on a few batches tie often):
+        among the tied ops, the one with the largest softmax(alpha) on the edge, then the first in the space."""
+        base = self.score(None)
+        ops = self.model.ops
+        scores = {ops[k]: self.score((cell, edge, k)) for k in range(len(ops)) if not OPS[ops[k]].zero}
+        worst = min(scores.values())
+        tied = [name for name in scores if scores[name] == worst]
+        alpha = self._alpha(cell)[edge]
+        choice = max(tied, key=lambda name: (alpha[ops.index(name)], -ops.index(name)))
+        self.projection.op[cell][edge] = ops.index(choice)
+        decision = {
+            "kind": "op",
+            "cell": cell,
+            "edge": edge,
+            "accuracy": base,
+            "removed_accuracy": scores,
+            "choice": choice,
+        }
+        if len(tied) > 1:
+            decision["tie"] = {"between": tied, "broken_by": "largest softmax(alpha) on the edge"}
+        return decision
+
+    def decide_node(self, cell: str, node: int) -> dict[str, Any]:
+        edges = [e for e in node_edges(self.steps)[node] if not self.projection.removed[cell][e]]
+        steps = []
+        strength = self._edge_strength(cell)
+        while len(edges) > 2:
+            scores = {e: self.score((cell, e, None)) for e in edges}
+            best = max(scores.values())
+            tied = [e for e in edges if scores[e] == best]  # the edges the supernet misses least
+            drop = min(tied, key=lambda e: (strength[e], -e))  # tie rule: the weaker edge by the magnitude rule
+            self.projection.removed[cell][drop] = True
+            edges.remove(drop)
+            step: dict[str, Any] = {"removed_accuracy": {str(e): a for e, a in scores.items()}, "dropped": drop}
+            if len(tied) > 1:
+                step["tie"] = {"between": tied, "broken_by": "smallest softmax(alpha) x softmax(beta)"}
+            steps.append(step)
+        start = node_edges(self.steps)[node].start
+        return {"kind": "node", "cell": cell, "node": node, "steps": steps, "kept_inputs": [e - start for e in edges]}
+
+    # ------------------------------------------------------------ tuning
+    def tune(self, done: int, after_step: Any = None) -> int:
+        """``tune_steps`` search steps (weights and alpha/beta), the weight lr cosine-annealed over all tuning."""
+        scfg = self.scfg
+        weights = self.model.weight_parameters()
+        self.model.train()
+        for _ in range(self.tune_steps):
+            lr = 0.5 * self.lr0 * (1 + math.cos(math.pi * done / max(self.total_tune, 1)))
+            for g in self.w_opt.param_groups:
+                g["lr"] = lr
+            x, y = self.train.next_batch()
+            search_step(self.model, self.model, self.architect, self.w_opt, x, y, self.val.next_batch(),
+                        grad_clip=scfg.grad_clip, eta=lr, weights=weights)  # fmt: skip
+            done += 1
+            if after_step is not None:
+                after_step()
+        return done
+
+    # ------------------------------------------------------------ the run
+    def state_dict(
+        self, next_round: int, done: int, decisions: list[dict[str, Any]], clock: RunClock
+    ) -> dict[str, Any]:
+        return {
+            "kind": "select",
+            "config": asdict(self.cfg),
+            "round": next_round,
+            "tune_done": done,
+            "decisions": decisions,
+            "projection": self.projection.state_dict(),
+            "model": self.model.state_dict(),
+            "w_optimizer": self.w_opt.state_dict(),
+            "arch_optimizer": self.architect.optimizer.state_dict(),
+            "train_stream": self.train.state_dict(),
+            "val_stream": self.val.state_dict(),
+            "rng": rng_state(),
+            **clock.state(),
+        }
+
+    def run(self) -> dict[str, Any]:
+        out = self.out
+        if out.resolve() == self.search_dir.resolve():
+            raise RunError(f"--out {out} is the search run itself: give the selection a folder of its own")
+        if out.is_dir() and any(e.name != RunLock.NAME for e in out.iterdir()) and not (out / CONFIG).is_file():
+            raise RunError(f"{out} is not empty and holds no selection: --out wants a new or empty folder")
+        with RunLock(out):
+            self._check_config()
+            result_file = out / "select_result.json"
+            if result_file.is_file():
+                return read_run_json(result_file)
+            self._build()
+            ckpt = out / "select_checkpoint.pt"
+            start, done, decisions = 0, 0, []
+            state: dict[str, Any] | None = None
+            if ckpt.is_file():
+                state = load_checkpoint(ckpt, "cpu")
+                if state.get("kind") != "select":
+                    raise RunError(f"{ckpt} is not a selection checkpoint: delete it to start the selection again")
+                keys = ("model", "w_optimizer", "arch_optimizer", "train_stream", "val_stream", "projection")
+                require_keys(state, (*keys, "round", "tune_done", "decisions", "rng"), ckpt)
+                self.model.load_state_dict(state["model"])
+                self.w_opt.load_state_dict(state["w_optimizer"])
+                self.architect.optimizer.load_state_dict(state["arch_optimizer"])
+                self.train.load_state_dict(state["train_stream"])
+                self.val.load_state_dict(state["val_stream"])
+                self.projection.load_state_dict(state["projection"])
+                start, done, decisions = int(state["round"]), int(state["tune_done"]), list(state["decisions"])
+                set_rng_state(state["rng"])
+                log.info("select: resumed at round %d of %d", start + 1, len(self.rounds))
+            else:
+                (out / "environment.json").unlink(missing_ok=True)  # a start afresh: no earlier part to name
+            env = write_environment(out, device=str(self.device))  # who ran it (a resume keeps earlier ones)
+            clock = RunClock(state)
+            total = len(self.rounds)
+            bar = tqdm(
+                total=total,
+                initial=start,
+                desc="select",
+                disable=not (self.progress and sys.stderr.isatty()),
+                leave=False,
+            )
+            with GracefulStop() as stop:
+                for r in range(start, total):
+                    plan = self.rounds[r]
+                    for cell in Projection.CELLS:
+                        if plan["kind"] == "op":
+                            d = self.decide_op(cell, plan[cell])
+                        else:
+                            d = self.decide_node(cell, plan[cell])
+                        decisions.append({"round": r, **d})
+                    if r + 1 < total:
+                        done = self.tune(done)
+                    save_checkpoint(ckpt, self.state_dict(r + 1, done, decisions, clock))
+                    bar.update(1)
+                    log.info("select: round %d/%d (%s) decided", r + 1, total, plan["kind"])
+                    if stop.requested:
+                        bar.close()
+                        return {"stopped": True, "round": r + 1, "rounds": total}
+            bar.close()
+            genotype = self.projection.genotype(self.steps)
+            ties = sum("tie" in d for d in decisions) + sum("tie" in s for d in decisions for s in d.get("steps", []))
+            if ties:
+                log.warning(
+                    "warning: %d of the selection's decisions were ties of the accuracy scores, broken by the "
+                    "magnitude rule (decisions.json marks them); more --score-batches separate ops better",
+                    ties,
+                )
+            result = {
+                "genotype": genotype.to_dict(),
+                "method": "pt",
+                "label": self.cfg.label(),
+                "config": asdict(self.cfg),
+                "search_run": str(self.search_dir),
+                "rounds": total,
+                "tune_steps_per_gap": self.tune_steps,
+                "score_batches": self.cfg.score_batches,
+                "ties": ties,
+                "magnitude_genotype": load_genotype_json(self.search_dir / "genotype.json"),
+                "seconds": clock.wall(),
+                "cpu_seconds": clock.cpu(),
+                "revision": env["git"],
+                "stopped": False,
+            }
+            atomic_write_json(out / "decisions.json", decisions)
+            atomic_write_json(out / "genotype.json", genotype.to_dict())
+            atomic_write_json(result_file, result)
+            return result
+
+    def _check_config(self) -> None:
+        """Pin the folder to these settings and to this very search (its final alpha/beta)."""
+        import hashlib
+
+        f = self.out / CONFIG
+        arch = self.search_dir / "arch.json"
+        search_id = hashlib.sha256(arch.read_bytes()).hexdigest()[:16] if arch.is_file() else None
+        mine = {**asdict(self.cfg), "search_arch_sha256": search_id}
+        if f.is_file():
+            theirs = read_run_json(f)
+            diff = sorted(k for k in mine if k not in RESULT_FREE and theirs.get(k) != mine[k])
+            if diff:
+                raise RunError(
+                    f"{self.out} holds a selection with other settings or from another search ({', '.join(diff)}): "
+                    "use the same settings, or another --out"
+                )
+        atomic_write_json(f, mine)
+
+
+def load_genotype_json(path: Path) -> dict[str, Any]:
+    return read_run_json(path)
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:120]
+
+
+def run_select(run: str | Path, out: str | Path | None = None, cfg: SelectConfig | None = None, *,
+               progress: bool = True) -> dict[str, Any]:  # fmt: skip
+    """Perturbation-based selection from the finished search in ``run``; resumes from ``out`` after a kill.
+
+    ``out`` defaults to ``run/select-<label>``. Returns the result also written to ``out/select_result.json``
+    (the genotype, the settings, the search's own magnitude-rule genotype); every decision with its scores
+    is in ``out/decisions.json``.
+    """
+    cfg = cfg or SelectConfig()
+    out = Path(out) if out is not None else Path(run) / f"select-{cfg.label()}"
+    return Selector(run, out, cfg, progress=progress).run()

@@ -1,0 +1,1 @@
+"""Pictures and pages: cell diagrams, alpha/beta heatmaps, curves, study plots, the HTML report."""
