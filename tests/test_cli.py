@@ -256,3 +256,69 @@ def test_plan_a_dataset_search_gives_memory_per_k_and_a_measured_time(capsys):
     out = capsys.readouterr().out
     assert "cifar10 (preset paper), 50,000 train images" in out and "<- this search" in out
     assert main(["plan", "--dataset", "folder", "--no-time"]) == 2
+
+
+@pytest.fixture(scope="module")
+def tiny_train(tmp_path_factory):
+    from pcdarts.cli import main
+
+    run = tmp_path_factory.mktemp("t") / "t"
+    args = ["train", "--genotype", "DARTS_V2", "--dataset", "synthetic", "--epochs", "1", "--layers", "3",
+            "--init-channels", "4", "--image-size", "8", "--threads", "1", "--no-progress",
+            "--out", str(run)]  # fmt: skip
+    assert main(args) == 0
+    return run
+
+
+def test_info_on_a_training_run_shows_its_own_network_and_flags_are_never_abbreviated(tiny_train, capsys):
+    from pcdarts.cli import main
+
+    result = json.loads((tiny_train / "result.json").read_text())
+    for extra in ([], ["--dataset", "cifar10"]):
+        assert main(["info", "--genotype", str(tiny_train), "--json", *extra]) == 0
+        shown = json.loads(capsys.readouterr().out)
+        assert (shown["params"], shown["input"]) == (result["params"], [3, 8, 8])
+    with pytest.raises(SystemExit):  # --data is not --dataset
+        main(["info", "--genotype", "DARTS_V2", "--data", "cifar10"])
+    with pytest.raises(SystemExit):
+        main(["bench", "step", "--chann", "8"])
+
+
+def test_second_hour_messages(tiny_train, tmp_path, capsys, caplog, monkeypatch):
+    import logging
+    import sys
+
+    import torch
+
+    from pcdarts.cli import main
+
+    args = ["train", "--dataset", "synthetic", "--epochs", "1", "--layers", "3", "--init-channels", "4",
+            "--image-size", "8", "--threads", "1", "--no-progress"]  # fmt: skip
+    with caplog.at_level(logging.INFO):
+        assert main([*args, "--out", str(tmp_path / "d")]) == 0
+    assert caplog.messages[0].startswith("training PC_DARTS_cifar, the default --genotype")
+    capsys.readouterr()
+    assert main([*args, "--device", "cuda", "--out", str(tmp_path / "c")]) == 2 or torch.cuda.is_available()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert torch.cuda.is_available() or (len(err) == 1 and "CUDA is not available" in err[0])
+    monkeypatch.setitem(sys.modules, "onnx", None)  # a plain install: no onnx package
+    onnx_out = str(tmp_path / "m.onnx")
+    assert main(["export", "--checkpoint", str(tiny_train), "--format", "onnx", "--out", onnx_out]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "pip install 'pcdarts[onnx]'" in err
+    monkeypatch.setenv("RANK", "1")  # under torchrun, a rank other than 0 says only what goes wrong
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        assert main([*args, "--genotype", "DARTS_V2", "--out", str(tmp_path / "r")]) == 0
+    assert not any("train epoch" in m for m in caplog.messages)
+    monkeypatch.delenv("RANK")
+    main(["genotypes"])  # rank 0 again: the library's info lines are back
+    assert logging.getLogger("pcdarts").level == logging.NOTSET
+
+
+def test_a_training_report_shows_its_parameter_free_ops_and_its_time_in_minutes(tiny_train):
+    from pcdarts.viz.report import build_report
+
+    page = build_report(tiny_train, tiny_train.parent / "page.html").read_text()
+    assert "<td>2</td></tr>" in page.split("</table>")[0]  # DARTS_V2's normal cell: 2 skip connections
+    assert " min (" in page and "<th>time</th>" in page

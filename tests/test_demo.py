@@ -31,15 +31,18 @@ def test_a_stopped_demo_says_how_to_continue_and_continues_each_part(tmp_path, m
     args = ["demo", "--out", str(out), "--search-epochs", "2", "--train-epochs", "1", "--no-progress", "--threads", "1"]
     assert main(args) == 0
     err = capsys.readouterr().err
-    assert f"stopped during the train part; continue with: pcdarts demo --resume --out {out} --threads 1" in err
+    assert f"continue with: pcdarts demo --resume --out {out} --search-epochs 2 --train-epochs 1 --threads 1" in err
     assert (out / "search" / "search_result.json").is_file() and not (out / "summary.json").exists()
     search_before = (out / "search" / "search_result.json").read_bytes()
-    assert main([*args, "--resume"]) == 0  # the search is read back, not run again; both trainings run
+    printed_command = err.split("continue with: ")[1].split()
+    assert main(printed_command[1:] + ["--no-progress"]) == 0  # as printed: the search read back, trainings run
     printed = capsys.readouterr().out
     assert "searched: test accuracy" in printed and "random: test accuracy" in printed
     assert (out / "search" / "search_result.json").read_bytes() == search_before
     assert calls == ["train", "train", "train_random"]
     assert main([*args, "--resume"]) == 0  # everything finished: read back, nothing trained
+    other = ["demo", "--out", str(out), "--search-epochs", "2", "--train-epochs", "2", "--threads", "1"]
+    assert main([*other, "--no-progress", "--resume"]) == 2  # its trainings finished with 1 epoch: not reused
     assert calls == ["train", "train", "train_random"]
     assert (out / "summary.json").is_file()
 

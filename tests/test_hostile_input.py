@@ -100,7 +100,7 @@ def _archive(tmp_path, batch_1):
 @pytest.mark.parametrize(
     "damage, message",
     [
-        (lambda b: b.update({b"data": b[b"data"].astype(np.float32) / 255}), "float32 with values outside 0..255"),
+        (lambda b: b.update({b"data": b[b"data"].astype(np.float32) / 255}), "data is float32, not uint8 pixels"),
         (lambda b: b.update({b"data": b[b"data"].astype(np.int16) - 300}), "values outside 0..255"),
         (lambda b: b.update({b"data": [[0] * 3072] * 6}), "not an array of uint8 pixels"),
         (lambda b: b.update({b"labels": {"a": 1}}), "labels are a dict"),
@@ -154,3 +154,32 @@ def test_alpha_far_out_of_range_is_warned_about(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="pcdarts.runs.search"):
         assert main([*args, "--out", str(tmp_path / "s")]) == 0
     assert caplog.text.count("their softmax is saturated") == 1
+
+
+def test_a_log_of_too_many_lines_is_refused(tmp_path, monkeypatch):
+    import pcdarts.files
+
+    log = tmp_path / "metrics.jsonl"
+    log.write_text("{}\n" * 50)
+    monkeypatch.setattr(pcdarts.files, "MAX_LOG_RECORDS", 20)
+    with pytest.raises(RunError, match="more than 20 lines"):
+        read_jsonl(log)
+
+
+def test_study_and_fidelity_sizes_are_bounded(tmp_path, capsys):
+    assert main(["study", "--random", "100000000", "--searches", "0", "--out", str(tmp_path / "s"),
+                 "--print-config"]) == 2  # fmt: skip
+    assert "between 0 and 10,000" in _one_line(capsys)
+    assert main(["fidelity", "--cells", "100000000", "--out", str(tmp_path / "f")]) == 2
+    assert "between 3 and 10,000 cells" in _one_line(capsys)
+    assert main(["study", "--train-set", "seed=3", "--out", str(tmp_path / "s2")]) == 2
+    assert "set by the study itself" in _one_line(capsys)
+
+
+def test_max_macs_refuses_a_budget_beyond_any_network_it_would_build(tmp_path, capsys):
+    args = ["train", "--dataset", "synthetic", "--genotype", "DARTS_V2", "--image-size", "8", "--layers", "3",
+            "--out", str(tmp_path / "t")]  # fmt: skip
+    assert main([*args, "--max-macs", "1000G"]) == 2
+    assert "more than 512 init channels" in _one_line(capsys)
+    assert main([*args, "--max-macs", "5M", "--init-channels", "8"]) == 2
+    assert "not both" in _one_line(capsys)

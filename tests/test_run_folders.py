@@ -259,3 +259,78 @@ def test_a_search_reports_its_learnability_warnings(tmp_path):
     assert any("arch steps" in w for w in said)
     page = build_report(s).read_text()
     assert "barely moves in fewer than" in page
+
+
+def test_plot_and_subsample_ask_before_overwriting_and_protect_results(tmp_path, capsys):
+    mine = tmp_path / "cell.png"
+    mine.write_text("my picture")
+    assert main(["plot", "--genotype", "DARTS_V2", "--out", str(mine)]) == 2
+    assert "exists: pass --overwrite" in _one_line(capsys) and mine.read_text() == "my picture"
+    assert main(["plot", "--genotype", "DARTS_V2", "--out", str(mine), "--overwrite"]) == 0
+    capsys.readouterr()
+    study = tmp_path / "study"
+    study.mkdir()
+    (study / "study.json").write_text("{}")
+    (tmp_path / "imgs" / "a").mkdir(parents=True)
+    (tmp_path / "imgs" / "b").mkdir()
+    assert main(["subsample", "--data", str(tmp_path / "imgs"), "--out", str(study / "study.json"),
+                 "--overwrite"]) == 2  # fmt: skip
+    assert "one of its run's own files" in _one_line(capsys) and (study / "study.json").read_text() == "{}"
+
+
+def test_a_tensorboard_folder_that_is_a_link_is_refused(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (run / "tb").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(RunError, match="tb is a link or not a folder"):
+        MetricsLog(run / "metrics.jsonl", tensorboard=True)
+    assert not any((tmp_path / "elsewhere").iterdir())
+
+
+def test_derive_reads_arch_json_with_the_bounded_reader(tmp_path, capsys):
+    run = tmp_path / "s"
+    run.mkdir()
+    (run / "arch.json").write_text("[" * 200_000)
+    assert main(["derive", str(run)]) == 2
+    assert "not readable JSON" in _one_line(capsys)
+
+
+def test_predict_goes_on_past_a_fifo_and_a_folder_refuses_one(trained, tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    good = tmp_path / "good.png"
+    Image.fromarray(np.zeros((8, 8, 3), dtype=np.uint8)).save(good)
+    os.mkfifo(tmp_path / "pipe.png")
+    assert main(["predict", "--checkpoint", str(trained), str(tmp_path / "pipe.png"), str(good)]) != 0
+    captured = capsys.readouterr()
+    assert "pipe.png is not a regular file" in captured.err and captured.out.startswith(f"{good}: ")
+    data = tmp_path / "imgs"
+    for c in ("a", "b"):
+        (data / c).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(np.zeros((8, 8, 3), dtype=np.uint8)).save(data / c / f"{i}.png")
+    os.mkfifo(data / "a" / "3.png")
+    args = ["train", "--dataset", "folder", "--data", str(data), "--epochs", "1", "--out", str(tmp_path / "t")]
+    assert main(args) == 2
+    assert "3.png is not a regular file" in _one_line(capsys)
+
+
+def test_an_image_error_in_a_loader_worker_names_the_file(tmp_path, monkeypatch):
+    import numpy as np
+    from PIL import Image
+
+    from pcdarts.data import DataError
+    from pcdarts.data.folder import FolderStream
+
+    Image.new("L", (300, 300)).save(tmp_path / "big.png")
+    Image.fromarray(np.zeros((8, 8), dtype=np.uint8)).save(tmp_path / "small.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # the worker inherits it (fork): big.png is a "bomb"
+    items = [(str(tmp_path / "big.png"), 0), (str(tmp_path / "small.png"), 0)]
+    s = FolderStream(items, 2, side=8, channels=1, mean=(0,), std=(1,), train=True, workers=1)
+    with pytest.raises(DataError, match="big.png is too large to decode safely"):
+        s.next_batch()
+    from pcdarts.data.folder import own_side
+
+    assert own_side(items) == 8  # the bomb is skipped when estimating the size; refused when it is read

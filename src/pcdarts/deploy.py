@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .data import DataError
 from .errors import PCDartsError, RunError
 from .files import atomic_write_bytes, check_target, load_checkpoint, require_keys
 from .nas.genotype import Genotype
@@ -328,7 +329,7 @@ def predict(
         try:
             tensors.append(load_image(p, cin, size, crop))
             good.append(p)
-        except ExportError as exc:
+        except (ExportError, DataError) as exc:  # one unreadable file fails alone
             if on_error is None:
                 raise
             on_error(p, exc)

@@ -195,6 +195,7 @@ def quote(text: str, limit: int = 80) -> str:
 MAX_LOG_BYTES = 256 * 2**20  # a 10,000-epoch search logs about 50 MB of alpha/beta history
 
 
+MAX_LOG_RECORDS = 100_000  # 10 records an epoch for 10,000 epochs
 MAX_LOG_LINE = 4 * 2**20  # one epoch's record; far larger is not a pcdarts record
 
 
@@ -220,6 +221,8 @@ def read_jsonl(path: Path, *, count_bad: bool = False) -> Any:
                 bad += 1
             else:
                 out.append(rec)
+            if len(out) + bad > MAX_LOG_RECORDS:  # memory is bounded by records, not bytes alone
+                raise RunError(f"{p} holds more than {MAX_LOG_RECORDS:,} lines, more than a pcdarts log: restore it")
     return (out, bad) if count_bad else out
 
 
@@ -262,6 +265,13 @@ RUN_FILES = (
 )  # fmt: skip
 
 
+RESULT_FILES = (
+    "select_result.json", "decisions.json", "select_config.json", "study.json", "study_config.json",
+    "study_config_searches.json", "fidelity.json", "fidelity_config.json", "summary.json", "oneshot.json",
+)  # fmt: skip
+"""Results of selections, studies, calibrations and demos: a command's --out never writes over them either."""
+
+
 def check_target(path: str | Path, *, overwrite: bool, allowed: tuple[str, ...] = ()) -> Path:
     """A file a command is about to write (an export, its metadata, a report): never one of a run's own files
     (its checkpoints, logs, results: ``RUN_FILES`` in a pcdarts run folder, ``allowed`` excepted), never a folder,
@@ -269,7 +279,9 @@ def check_target(path: str | Path, *, overwrite: bool, allowed: tuple[str, ...] 
     p = Path(path)
     if p.is_dir() and not p.is_symlink():
         raise RunError(f"{p} is a folder: give a file name")
-    if p.name in RUN_FILES and p.name not in allowed and is_run_folder(p.parent):
+    own = p.name in RUN_FILES and is_run_folder(p.parent)
+    own = own or (p.name in RESULT_FILES and any((p.parent / f).is_file() for f in RESULT_FILES + RUN_FILES))
+    if own and p.name not in allowed:
         raise RunError(f"{p} is one of its run's own files: pcdarts never writes over those; choose another name")
     if (p.exists() or p.is_symlink()) and not overwrite:
         raise RunError(f"{p} exists: pass --overwrite to replace it, or choose another name")

@@ -284,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="pcdarts bench",
         description="Speed and memory measurements, each in fresh processes; numbers printed (or --json)",
+        allow_abbrev=False,
     )
     p.add_argument(
         "what",

@@ -72,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     rank = os.environ.get("RANK", "0")  # under torchrun the console is rank 0's: the others say only what goes wrong
     quiet = ns.quiet or rank != "0"
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s", stream=sys.stderr)
+    logging.getLogger("pcdarts").setLevel(logging.WARNING if quiet else logging.NOTSET)
     if rank != "0":
         import warnings
 

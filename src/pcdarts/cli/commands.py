@@ -127,12 +127,20 @@ def cmd_search(ns: argparse.Namespace) -> int:
     if auto:
         cfg = auto_batch(cfg)
     if cfg.dataset == "folder" and saved is None and ns.preset is None:  # defaults from the images there are
+        from ..errors import PCDartsError
         from ..runs.loop import load_data
         from ..runs.search import fit_folder_search
 
         explicit = {k for k, v in _overrides(ns, SearchConfig).items() if v is not None}
-        cfg, line = fit_folder_search(cfg, load_data(cfg).train_size, explicit | ({"batch_size"} if auto else set()))
-        log.info("%s", line)
+        try:
+            n_images = load_data(cfg).train_size
+        except PCDartsError:
+            if not ns.print_config:
+                raise
+            n_images = None  # --print-config without the data: the config is still printed
+        if n_images is not None:
+            cfg, line = fit_folder_search(cfg, n_images, explicit | ({"batch_size"} if auto else set()))
+            log.info("%s", line)
     if ns.preset == "paper" and cfg.dataset == "imagenet" and not cfg.subset and not cfg.train_images:
         raise ConfigError(
             "the paper searches ImageNet on per-class subsets (10% weights, 2.5% arch): make them with "
@@ -240,10 +248,19 @@ def cmd_train(ns: argparse.Namespace) -> int:
     cfg = resolve_config(
         TrainConfig, dataset, _overrides(ns, TrainConfig), preset_values(ns.preset, "train", dataset), saved
     )
+    if cfg.max_macs and getattr(ns, "init_channels", None) is not None and saved is None:
+        raise ConfigError("--max-macs chooses the init channels: give --max-macs or --init-channels, not both")
     if ns.print_config:
         from ..errors import PCDartsError
         from ..runs.loop import load_data
 
+        if cfg.max_macs:  # print the channels it will train with
+            from ..runs.train import fit_to_macs
+
+            try:
+                cfg = fit_to_macs(cfg, load_genotype(cfg.genotype))
+            except PCDartsError:
+                pass
         print(json.dumps(asdict(cfg), indent=2))
         try:
             print(_data_line(cfg, load_data(cfg)), file=sys.stderr)
@@ -368,7 +385,12 @@ def cmd_demo(ns: argparse.Namespace) -> int:
         threads=ns.threads,
     )
     if summary["stopped"]:
-        again = f"pcdarts demo --resume --out {ns.out}" + (f" --threads {ns.threads}" if ns.threads else "")
+        again = f"pcdarts demo --resume --out {ns.out}"
+        for flag, value in (("--search-epochs", ns.search_epochs), ("--train-epochs", ns.train_epochs),
+                            ("--threads", ns.threads or None)):  # fmt: skip
+            if value is not None:
+                again += f" {flag} {value}"
+        again += (f" --seed {ns.seed}" if ns.seed else "") + (" --no-random" if ns.no_random else "")
         print(f"stopped during the {summary['part']} part; continue with: {again}", file=sys.stderr)
         return 0
     print(summary["text"])

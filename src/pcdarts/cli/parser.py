@@ -193,9 +193,14 @@ def build_parser() -> argparse.ArgumentParser:
     pn.add_argument("--batch-size", type=int, default=None, help=f"default {SearchConfig.batch_size}")
     pn.add_argument("--init-channels", type=int, default=None, help=f"default {SearchConfig.init_channels}")
     pn.add_argument("--layers", type=int, default=None, help=f"default {SearchConfig.layers}")
-    pn.add_argument("--in-channels", type=int, default=3)
-    pn.add_argument("--size", type=int, default=32)
-    pn.add_argument("--num-classes", type=int, default=10)
+    pn.add_argument("--in-channels", type=int, default=None, help="default 3 (without --dataset)")
+    pn.add_argument("--size", type=int, default=None, help="image side (without --dataset; default 32)")
+    pn.add_argument("--num-classes", type=int, default=None, help="default 10 (without --dataset)")
+    pn.add_argument("--image-size", type=int, default=None, help="with --dataset: the side the search resizes to")
+    pn.add_argument("--k", type=int, default=None, help="with --dataset: the search's K (timed; default 4)")
+    pn.add_argument("--warmup-epochs", type=int, default=None, help="with --dataset: warm-up epochs")
+    pn.add_argument("--train-images", type=int, default=None, help="with --dataset: a per-class subset of N")
+    pn.add_argument("--holdout-images", type=int, default=None, help="with --dataset: images set aside first")
     pn.add_argument("--stem", default=None, choices=CHOICES["stem"])
     pn.add_argument("--ks", type=int, nargs="+", default=[1, 2, 4, 8])
     pn.add_argument("--space", default=None, help="the candidate ops: darts or nb201 (default darts)")
@@ -362,6 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pl.add_argument("--out", required=True, help="cell.png, .svg or .pdf (with --run: a folder)")
     pl.add_argument("--renderer", choices=["auto", "graphviz", "matplotlib"], default="auto")
+    pl.add_argument("--overwrite", action="store_true", help="replace pictures that exist")
 
     rp = sub.add_parser("report", help="write RUN_DIR/report.html with every picture embedded")
     rp.add_argument("run_dir")
@@ -374,6 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
     ss.add_argument("--val-fraction", type=float, default=0.025, help="share per class for alpha/beta (paper 0.025)")
     ss.add_argument("--seed", type=int, default=0)
     ss.add_argument("--out", required=True, help="the JSON list to write")
+    ss.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
 
     # listed for `pcdarts --help`; main() hands `pcdarts bench ...` to pcdarts.bench before argparse sees it
     sub.add_parser("bench", help="benchmarks (see pcdarts bench --help)", add_help=False)

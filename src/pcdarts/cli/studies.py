@@ -134,7 +134,7 @@ def cmd_select(ns: argparse.Namespace) -> int:
     print(
         f"perturbation-based selection ({result['label']}) in {_minutes(result['seconds'])}; "
         f"{param_free_count(g.normal)} of 8 normal-cell ops are parameter-free (largest alpha: "
-        f"{param_free_count(old.normal)}); {result.get('ties', 0)} decisions were ties, broken by the magnitude rule\n"
+        f"{param_free_count(old.normal)}); {_ties(result)}\n"
         f"{g.describe()}\n"
         f"files: {out}/ (genotype.json, decisions.json, select_result.json, environment.json)\n"
         f"next: pcdarts train --genotype {out}/genotype.json --dataset {_search_dataset(ns.run)} --out {out}-train"
@@ -185,3 +185,10 @@ def cmd_report(ns: argparse.Namespace) -> int:
 
     print(f"wrote {build_report(ns.run_dir, ns.out, overwrite=ns.overwrite)}")
     return 0
+
+
+def _ties(result: dict[str, Any]) -> str:
+    """How many decisions tied; a selection made before ties were counted does not say."""
+    if result.get("ties") is None:
+        return "ties not counted (a selection made before they were)"
+    return f"{result['ties']} decisions were ties, broken by the magnitude rule"

@@ -55,9 +55,11 @@ def cmd_info(ns: argparse.Namespace) -> int:
     from ..runs.artifacts import load_genotype
 
     genotype = load_genotype(ns.genotype)
-    trained = _trained_shape(ns.genotype) if ns.dataset is None else None
+    trained = _trained_shape(ns.genotype)
     if trained is not None:  # a training run: the network it trained, at its own input size and classes
         dataset, (cin, side, classes, stem, c, layers) = trained
+        if ns.dataset not in (None, dataset):
+            print(f"info: {ns.genotype} is a training run on {dataset}: its own network is shown", file=sys.stderr)
     else:
         dataset = ns.dataset or "cifar10"
         if dataset not in INFO_SHAPES:
@@ -117,6 +119,13 @@ def cmd_plan(ns: argparse.Namespace) -> int:
     if ns.dataset is not None or ns.preset is not None:
         return _plan_search(ns)
     defaults = SearchConfig()
+    search_only = [f for f in ("image_size", "k", "warmup_epochs", "train_images", "holdout_images", "cell", "epochs")
+                   if getattr(ns, f) is not None]  # fmt: skip
+    if search_only:
+        raise ConfigError(f"--{search_only[0].replace('_', '-')} plans a search: give --dataset (or --preset) too")
+    ns.in_channels = 3 if ns.in_channels is None else ns.in_channels
+    ns.size = 32 if ns.size is None else ns.size
+    ns.num_classes = 10 if ns.num_classes is None else ns.num_classes
     for name in ("batch_size", "init_channels", "layers", "stem", "space", "recompute"):
         if getattr(ns, name) is None:
             setattr(ns, name, getattr(defaults, name))
@@ -181,11 +190,19 @@ def _plan_search(ns: argparse.Namespace) -> int:
     from ..runs.presets import preset_values
 
     dataset = ns.dataset or "cifar10"
+    shape_flags = [f for f in ("size", "in_channels", "num_classes") if getattr(ns, f) is not None]
+    if shape_flags:  # the dataset has its shape: a second one would be ignored
+        raise ConfigError(
+            f"--{shape_flags[0].replace('_', '-')} and --dataset both give a shape: with --dataset use --image-size"
+        )
     asked = {"batch_size": ns.batch_size, "init_channels": ns.init_channels, "layers": ns.layers, "stem": ns.stem,
              "space": ns.space, "ops": ns.ops or None, "recompute": ns.recompute, "cell": ns.cell,
-             "epochs": ns.epochs}  # fmt: skip
+             "epochs": ns.epochs, "image_size": ns.image_size, "k": ns.k, "warmup_epochs": ns.warmup_epochs,
+             "train_images": ns.train_images, "holdout_images": ns.holdout_images}  # fmt: skip
     cfg = resolve_config(SearchConfig, dataset, asked, preset_values(ns.preset, "search", dataset))
     cin, side, classes, n = search_shape(cfg)
+    if not any(cfg.init_channels % k == 0 for k in ns.ks):
+        raise ConfigError(f"no K of {ns.ks} divides the init channels {cfg.init_channels}: choose --ks that do")
     rows = [
         predict_peak(replace(cfg, k=k), batch=cfg.batch_size, in_channels=cin, size=side, num_classes=classes)
         for k in ns.ks
@@ -310,7 +327,10 @@ def cmd_plot(ns: argparse.Namespace) -> int:
 
     if ns.run is None and ns.genotype is None:
         raise ConfigError("give --genotype G (cells) or --run SEARCH_DIR (cells, heatmaps, timeline, curves)")
+    from ..files import check_target
+
     if ns.run is None:
+        check_target(ns.out, overwrite=ns.overwrite)
         used = plot_genotype(load_genotype(ns.genotype), ns.out, renderer=ns.renderer)
         print(f"wrote {ns.out} ({used} renderer)")
         return 0
@@ -322,6 +342,8 @@ def cmd_plot(ns: argparse.Namespace) -> int:
         raise ConfigError(f"{run} has no arch_history.jsonl: is it a search run folder?")
     if bad:
         print(f"warning: {bad} unreadable line(s) of {run / 'arch_history.jsonl'} skipped", file=sys.stderr)
+    for name in ("cells.png", "alpha_beta.png", "timeline.png", "curves.png"):  # the pictures it will write
+        check_target(out / name, overwrite=ns.overwrite)
     out.mkdir(parents=True, exist_ok=True)
     if ns.genotype:
         genotype = load_genotype(ns.genotype)
@@ -345,6 +367,9 @@ def cmd_subsample(ns: argparse.Namespace) -> int:
     root = Path(ns.data)
     if not root.exists():
         raise ConfigError(f"data path {root} does not exist")
+    from ..files import check_target
+
+    check_target(ns.out, overwrite=ns.overwrite)
     _, train, _ = split_folder(root)
     subset = subsample(train, ns.train_fraction, ns.val_fraction, ns.seed)
     atomic_write_json(Path(ns.out), subset)

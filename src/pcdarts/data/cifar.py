@@ -91,10 +91,10 @@ def _pixels(data: Any, where: str) -> np.ndarray:
     if data.size > MAX_BATCH_IMAGES * 3072 or data.size % 3072:
         raise DataError(f"CIFAR batch {where}: data holds {data.size:,} values, not N x 3,072 pixels")
     if data.dtype != np.uint8:
-        if data.dtype.kind not in "iu" or data.size and (int(data.min()) < 0 or int(data.max()) > 255):
-            raise DataError(
-                f"CIFAR batch {where}: data is {data.dtype} with values outside 0..255, not uint8 pixels: wrong archive"
-            )
+        if data.dtype.kind not in "iu":
+            raise DataError(f"CIFAR batch {where}: data is {data.dtype}, not uint8 pixels: wrong archive")
+        if data.size and (int(data.min()) < 0 or int(data.max()) > 255):
+            raise DataError(f"CIFAR batch {where}: data holds values outside 0..255, not pixels: wrong archive")
         data = data.astype(np.uint8)
     return data
 

@@ -44,9 +44,11 @@ def scan_folder(root: Path) -> tuple[list[str], list[tuple[str, int]]]:
         raise DataError(f"{root} has no class sub-folders: expected {root}/<class>/<image>")
     items = []
     for label, c in enumerate(classes):
-        mine = [
-            (str(p), label) for p in sorted((root / c).rglob("*")) if p.is_file() and p.suffix.lower() in IMAGE_EXTS
-        ]
+        found = [p for p in sorted((root / c).rglob("*")) if p.suffix.lower() in IMAGE_EXTS and not p.is_dir()]
+        odd = next((p for p in found if not p.is_file()), None)
+        if odd is not None:  # a FIFO or device named like an image would block or mislead a reader
+            raise DataError(f"{odd} is not a regular file (a FIFO or device): remove it from the image folder")
+        mine = [(str(p), label) for p in found]
         if not mine:
             raise DataError(
                 f"class folder {root / c} holds no images ({', '.join(sorted(IMAGE_EXTS))}): add images or remove it"
@@ -298,7 +300,7 @@ class FolderStream(Stream):
         except StopIteration:
             raise
         except Exception as exc:  # a worker's DataError arrives wrapped; keep its one line
-            lines = [ln for ln in str(exc).splitlines() if "cannot decode image" in ln]
+            lines = [ln for ln in str(exc).splitlines() if "DataError: " in ln]  # the worker's own one line
             raise DataError(lines[-1].split("DataError: ")[-1] if lines else str(exc).splitlines()[0]) from None
         self.pos += len(y)
         x = x.to(self.device, non_blocking=True)
@@ -369,7 +371,7 @@ def own_side(items: list[tuple[str, int]], cap: int = FOLDER_MAX_SIDE) -> int:
         try:
             with Image.open(path) as im:
                 sides.append(min(im.size))
-        except (OSError, UnidentifiedImageError, ValueError):  # a broken file is reported when it is read
+        except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError):  # reported when read
             continue
     return max(8, min(cap, int(statistics.median(sides)))) if sides else cap
 

@@ -47,8 +47,10 @@ class FidelityConfig:
         object.__setattr__(self, "budgets", tuple(sorted({int(b) for b in self.budgets})))
         if len(self.budgets) < 2 or self.budgets[0] < 1:
             raise ConfigError(f"budgets must be at least two epoch counts >= 1, got {list(self.budgets)}")
-        if self.cells < 3:
-            raise ConfigError(f"a ranking needs at least 3 cells, got {self.cells}")
+        if not 3 <= self.cells <= 10_000:
+            raise ConfigError(f"a ranking needs between 3 and 10,000 cells, got {self.cells}")
+        if len(self.budgets) > 20:
+            raise ConfigError(f"at most 20 budgets, got {len(self.budgets)}")
         if not 0 <= self.seed_cells <= self.cells:
             raise ConfigError(f"seed cells must be between 0 and the {self.cells} cells, got {self.seed_cells}")
         if self.seed_cells and self.seed_budget not in (0, *self.budgets):

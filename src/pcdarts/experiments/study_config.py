@@ -41,6 +41,9 @@ def _value(text: str) -> Any:
         return text
 
 
+MAX_UNITS = 10_000  # searches or random cells of one study: beyond any study anyone runs
+
+
 @dataclass(frozen=True)
 class StudyConfig:
     dataset: str = "fashion-mnist"
@@ -58,8 +61,8 @@ class StudyConfig:
     oneshot_images: int = 2000  # hold-out images (per class, fixed) each one-shot score reads
 
     def __post_init__(self) -> None:
-        if self.searches < 0 or self.random_cells < 0:
-            raise ConfigError("searches and random cells must be >= 0")
+        if not (0 <= self.searches <= MAX_UNITS and 0 <= self.random_cells <= MAX_UNITS):
+            raise ConfigError(f"searches and random cells must be between 0 and {MAX_UNITS:,} each")
         if not self.arms and self.searches:
             raise ConfigError("a study with searches needs at least one arm")
         names = [a.name for a in self.arms]

@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..errors import RunError
+from ..files import read_run_json
 from ..nas.derive import derive_from_arch
 from ..nas.genotype import GENOTYPES, MAX_TEXT, Genotype, GenotypeError, parse_genotype_text
 
@@ -74,7 +76,7 @@ def derive_from_run(
     if not f.is_file():
         raise GenotypeError(f"no arch.json in {p}: is it a finished search run folder?")
     try:
-        arch = json.loads(f.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        arch = read_run_json(f)  # bounded: size, encoding, nesting
+    except RunError:
         raise GenotypeError(f"{f} is not readable JSON: use an intact arch.json") from None
     return derive_from_arch(arch, max_param_free=max_param_free, max_param_free_reduce=max_param_free_reduce)

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from ..files import atomic_write_json
+from ..errors import RunError
+from ..files import atomic_write_json, is_run_folder, read_run_json
 from ..nas.genotype import Genotype, random_genotype
 from .config import SearchConfig, TrainConfig, resolve_config
 from .formats import read_result
+from .loop import RESUME_FREE, plain
 from .search import run_search
 from .train import run_train
 
@@ -19,13 +22,27 @@ log = logging.getLogger(__name__)
 
 def _part(run: Any, cfg: Any, folder: Path, final: str, *, resume: bool, overwrite: bool, progress: bool,
           **kw: Any) -> dict[str, Any]:  # fmt: skip
-    """One part of the demo: read back when finished, continued from its checkpoint, or started."""
+    """One part of the demo: read back when finished (with the settings asked), continued from its checkpoint,
+    or started; a part stopped before its first checkpoint starts again."""
     if resume and (folder / final).is_file():
+        _same_settings(folder, cfg)
         log.info("%s is finished: read back", folder)
         return read_result(folder / final)
     if resume and (folder / "checkpoint.pt").is_file():
         return run(cfg, folder, resume=True, progress=progress, **kw)
-    return run(cfg, folder, overwrite=overwrite, progress=progress, **kw)
+    started = resume and is_run_folder(folder)  # stopped after its first files, before its first checkpoint
+    return run(cfg, folder, overwrite=overwrite or started, progress=progress, **kw)
+
+
+def _same_settings(folder: Path, cfg: Any) -> None:
+    """A finished part is reused only if it ran with the settings this demo asks for."""
+    saved = read_run_json(folder / "config.json")
+    differ = sorted(k for k, v in asdict(cfg).items() if k not in RESUME_FREE and plain(saved.get(k)) != plain(v))
+    if differ:
+        raise RunError(
+            f"{folder} was made with other settings ({', '.join(differ)}): continue with the settings it began "
+            "with, or start again with --overwrite"
+        )
 
 
 def run_demo(

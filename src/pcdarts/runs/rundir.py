@@ -17,6 +17,7 @@ import numpy as np
 from ..errors import RunError
 from ..files import (
     MAX_LOG_BYTES,
+    MAX_LOG_RECORDS,
     RUN_FILES,
     _first_line,
     append_line,
@@ -206,6 +207,8 @@ class MetricsLog:
             if size > MAX_LOG_BYTES:
                 raise RunError(f"{self.path} is {size:,} bytes, more than a pcdarts log holds: restore it")
             lines = [ln for ln in self.path.read_text(errors="replace").splitlines() if ln.strip()]
+            if len(lines) > MAX_LOG_RECORDS:
+                raise RunError(f"{self.path} holds {len(lines):,} lines, more than a pcdarts log: restore it")
             # format 1 counted from 0: renumber as this run goes on. Only while an epoch 0 is left, so a
             # log renumbered by a resume killed before its next checkpoint is not shifted twice.
             if old_format and any(_epoch0(_parsed(ln)) for ln in lines):
@@ -215,10 +218,13 @@ class MetricsLog:
         elif resume_epoch is None:
             atomic_write_bytes(self.path, b"")  # replaces a link at the path, never writes through it
         if tensorboard:
+            tb = self.path.parent / "tb"
+            if tb.is_symlink() or (tb.exists() and not tb.is_dir()):
+                raise RunError(f"{tb} is a link or not a folder: pcdarts never writes through one; remove it")
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self.tb = SummaryWriter(str(self.path.parent / "tb"))
+                self.tb = SummaryWriter(str(tb))
             except Exception:  # tensorboard is an optional extra
                 log.info("tensorboard not installed: metrics go to %s only", self.path)
 

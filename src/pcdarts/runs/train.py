@@ -82,6 +82,9 @@ def lr_at(cfg: TrainConfig, epoch: int) -> float:
     return cosine_lr(epoch + int(cfg.lr_lag), cfg.epochs, cfg.lr)
 
 
+MAX_FIT_CHANNELS = 512  # --max-macs sizes networks up to this many init channels (the paper's largest: 48)
+
+
 def fit_to_macs(cfg: TrainConfig, genotype: Genotype) -> TrainConfig:
     """``cfg`` with the largest even ``init_channels`` whose network fits ``cfg.max_macs`` multiply-adds.
 
@@ -103,13 +106,19 @@ def fit_to_macs(cfg: TrainConfig, genotype: Genotype) -> TrainConfig:
             f"even 2 init channels need {macs(lo) / 1e6:.1f} M multiply-adds, over --max-macs "
             f"{cfg.max_macs / 1e6:.1f} M: fewer --layers or a smaller --image-size"
         )
-    while hi < 4096 and macs(hi * 2) <= cfg.max_macs:
+    # multiply-adds grow about as C^2: refuse before building a network far larger than any that trains here
+    if macs(16) * (MAX_FIT_CHANNELS / 16) ** 2 < cfg.max_macs:
+        raise RunError(
+            f"--max-macs {cfg.max_macs / 1e6:,.0f} M would take more than {MAX_FIT_CHANNELS} init channels for this "
+            "network: more --layers, or give --init-channels yourself"
+        )
+    while hi < MAX_FIT_CHANNELS and macs(hi * 2) <= cfg.max_macs:
         hi *= 2
-    lo, hi = hi, min(hi * 2, 4096)
+    lo, hi = hi, min(hi * 2, MAX_FIT_CHANNELS)
     while hi - lo > 2:  # lo fits; hi does not (or is the cap)
         mid = (lo + hi) // 4 * 2
         lo, hi = (mid, hi) if macs(mid) <= cfg.max_macs else (lo, mid)
-    if hi <= 4096 and macs(hi) <= cfg.max_macs:
+    if macs(hi) <= cfg.max_macs:
         lo = hi
     log.info(
         "sized to --max-macs %.1f M: %d init channels (%.1f M multiply-adds at %dx%d)",
