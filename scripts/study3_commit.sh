@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Commit Study III's progress (docs/study3/fmnist): results only (JSON, metrics, logs of finished units).
-# A unit still in progress at a session's end keeps its checkpoint.pt in git so the next session resumes it
+# With --session-end, a unit still in progress keeps its checkpoint.pt in git so the next session resumes it
 # (a training without result.json; a search whose study cell is not yet in study.json); once the unit is
-# done its checkpoint leaves the tree.  usage: scripts/study3_commit.sh "commit message"
+# done its checkpoint leaves the tree. usage: scripts/study3_commit.sh [--session-end] "commit message"
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=docs/study3/fmnist
-"$PWD/.venv/bin/python" - "$root" <<'PY'
+keep_open=0
+if [ "${1:-}" = "--session-end" ]; then keep_open=1; shift; fi
+"$PWD/.venv/bin/python" - "$root" "$keep_open" <<'PY'
 import json, subprocess, sys
 from pathlib import Path
 
@@ -24,7 +26,7 @@ tracked = set(subprocess.run(["git", "ls-files", str(root)], capture_output=True
 for f in drop:
     if f in tracked:
         subprocess.run(["git", "rm", "-q", "--cached", f], check=True)
-if keep:
+if keep and sys.argv[2] == "1":
     subprocess.run(["git", "add", "-f", *keep], check=True)
 # a checkpoint of a unit that finished and whose file is gone: out of the tree too
 for f in tracked:
