@@ -2,7 +2,7 @@
 
 Needs only torch and this repository (``PYTHONPATH=src``): no install, no downloads, synthetic data.
 Each part writes one JSON file into the output folder and prints one line. ``--device cpu`` runs the
-same code on a CPU, small, as a smoke test (tests/test_bench.py).
+same code on a CPU, small, as a smoke test (tests/bench/test_bench.py).
 
 Parts: env (versions and which optional packages import), numerics (fanned cell vs edge by edge and the custom
 kernels vs the reference habits, float64 on the device; both ways under bf16 autocast against fp32), syncs
@@ -97,7 +97,7 @@ def part_numerics(args: argparse.Namespace) -> dict[str, Any]:
             res.append([logits, *torch.autograd.grad(F.cross_entropy(logits, y), params)])
         out[f"lean_vs_reference_k{k}_max_abs_diff"] = _max_diff(res[0], res[1])
     out["ok"] = all(v < 1e-8 for v in out.values())
-    # bf16 autocast: the fan-out and edge by edge against fp32, judged as tests/test_device.py judges them;
+    # bf16 autocast: the fan-out and edge by edge against fp32, judged as tests/bench/test_device.py judges them;
     # a failure here is recorded beside the float64 results, not in place of them
     from pcdarts.bench.reference import AUTOCAST_BOUNDS, autocast_errors
     from pcdarts.nas.supernet import SearchNetwork

@@ -12,7 +12,7 @@ def pytest_addoption(parser):
     parser.addoption(
         "--device",
         default="cpu",
-        help="device of the device tests (tests/test_device.py): cpu (CI), cuda or cuda:N (skipped without a GPU)",
+        help="device of tests/bench/test_device.py: cpu (CI), cuda or cuda:N (skipped without a GPU)",
     )
 
 

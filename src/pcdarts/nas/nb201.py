@@ -7,7 +7,7 @@ so a cell is one op per edge: 5^6 = 15,625 cells with the five ops, ``none`` inc
 cut; a node whose edges are all ``none`` outputs zeros). The network: a 3x3 conv stem to C channels, three
 stages of N cells at C, 2C and 4C channels with a residual basic block of stride 2 between stages, then
 BN-ReLU, global average pooling and the classifier (NAS-Bench-201's ``TinyNetwork``; C=16, N=5 on CIFAR).
-Parameter counts equal that network's for every cell (``tests/test_nb201.py`` holds its figures).
+Parameter counts equal that network's for every cell (``tests/nas/test_nb201.py`` holds its figures).
 
 The string form is NAS-Bench-201's: ``|nor_conv_3x3~0|+|skip_connect~0|nor_conv_3x3~1|+|...|`` lists
 node 1's edge, then node 2's two, then node 3's three, each ``op~input``.

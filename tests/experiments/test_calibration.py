@@ -369,7 +369,7 @@ def test_study_docs_publish_a_study_and_its_calibration(calibration, idx_dir, tm
     blocks = ("study2-fidelity", "study2-table", "study2-cells", "study2-times")
     (root / "docs" / "STUDY.md").write_text("".join(f"<!-- {b} -->\nold\n<!-- /{b} -->\n" for b in blocks))
     (root / "README.md").write_text("headline\n")
-    path = Path(__file__).resolve().parents[1] / "scripts" / "study_docs.py"
+    path = Path(__file__).resolve().parents[2] / "scripts" / "study_docs.py"
     spec = importlib.util.spec_from_file_location("study_docs", path)
     docs = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(docs)

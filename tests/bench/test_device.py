@@ -97,7 +97,7 @@ def test_fanned_batch_norms_under_bf16_autocast_keep_each_bn_statistics(device):
 def test_custom_backwards_equal_autograd_on_the_device(device):
     """The supernet's fused BN, depthwise and max-pool kernels against the reference habits on the same
     parameters (float64): logits and every weight and alpha/beta gradient."""
-    from tests.test_supernet import _reference_twin
+    from tests.nas.test_supernet import _reference_twin
 
     net = _net(device)
     ref = _reference_twin(net).to(device)

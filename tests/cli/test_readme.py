@@ -9,7 +9,7 @@ import pytest
 
 from pcdarts.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
 
 # Lines that need what a test machine does not have; each says why. A README line neither run nor
@@ -20,7 +20,7 @@ NOT_RUN = {
     "pcdarts subsample --data /data/imagenet": "needs ImageNet",
     "pcdarts search --dataset imagenet": "needs ImageNet",
     "pcdarts train --preset paper --dataset cifar10 --data /data/cifar": "needs CIFAR-10",
-    "torchrun": "multi-device (tests/test_distributed.py runs torchrun on two CPU processes)",
+    "torchrun": "multi-device (tests/runs/test_distributed.py runs torchrun on two CPU processes)",
 }
 
 

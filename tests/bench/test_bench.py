@@ -140,7 +140,7 @@ def test_the_prepared_gpu_check_runs_its_parts_on_a_cpu(tmp_path):
 
     import torch
 
-    path = Path(__file__).resolve().parents[1] / "scripts" / "gpu_check.py"
+    path = Path(__file__).resolve().parents[2] / "scripts" / "gpu_check.py"
     spec = importlib.util.spec_from_file_location("gpu_check", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
@@ -159,7 +159,7 @@ def test_the_prepared_gpu_check_fits_its_eight_minutes():
     import re
     from pathlib import Path
 
-    script = (Path(__file__).resolve().parents[1] / "scripts" / "gpu_check.sh").read_text()
+    script = (Path(__file__).resolve().parents[2] / "scripts" / "gpu_check.sh").read_text()
     limits = [int(m) for m in re.findall(r"^(?:check|bench) \S+ (\d+)", script, flags=re.M)]
     assert len(limits) >= 8 and sum(limits) <= 480, limits
 

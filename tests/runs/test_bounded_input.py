@@ -80,7 +80,7 @@ def test_fidelity_refuses_training_settings_it_sets_itself(tmp_path, capsys, key
 
 
 def _archive(tmp_path, batch_1):
-    from tests.test_datasets import _cifar_archive
+    from tests.data.test_datasets import _cifar_archive
 
     archive = tmp_path / "cifar-10-python.tar.gz"
     _cifar_archive(archive)

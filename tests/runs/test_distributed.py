@@ -10,7 +10,7 @@ import pytest
 
 from pcdarts.nas.genotype import Genotype
 
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
 TINY = [
     "--dataset",
     "digits",

@@ -11,7 +11,7 @@ from pcdarts.experiments.fidelity import FidelityConfig
 from pcdarts.experiments.protocols import preset_file, read_protocol, study_values
 from pcdarts.experiments.study import StudyConfig
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PUBLISHED = {
     "study1.toml": "docs/study/fmnist-cpu/study_config.json",
     "study2.toml": "docs/study2/fmnist/study_config.json",

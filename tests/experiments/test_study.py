@@ -131,7 +131,7 @@ def test_study_docs_publish_a_study_with_arms(finished_study, tmp_path):
     (root / "docs" / "STUDY.md").write_text("".join(f"<!-- {b} -->\nold\n<!-- /{b} -->\n" for b in blocks))
     (root / "README.md").write_text("<!-- study2-table -->\nold\n<!-- /study2-table -->\n")
     spec = importlib.util.spec_from_file_location(
-        "study_docs", Path(__file__).resolve().parents[1] / "scripts" / "study_docs.py"
+        "study_docs", Path(__file__).resolve().parents[2] / "scripts" / "study_docs.py"
     )
     docs = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(docs)

@@ -272,7 +272,7 @@ def test_a_download_larger_than_any_archive_is_cut_off(tmp_path):
 
 def test_negative_cifar_labels_are_refused(tmp_path):
     from pcdarts.data.cifar import load_cifar10
-    from tests.test_datasets import _cifar_archive
+    from tests.data.test_datasets import _cifar_archive
 
     archive = tmp_path / "cifar-10-python.tar.gz"
     _cifar_archive(archive)

@@ -40,7 +40,7 @@ SEARCH4 = [  # 4 epochs: the second checkpoint is cut with two epochs still to r
     "--threads",
     "1",
 ]
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
 
 
 def _cli(*args):
