@@ -60,7 +60,8 @@ def study1(folder: Path, root: Path) -> str:
     (out / "study.json").write_text(json.dumps(study, indent=2) + "\n")
     plot_study(study, out / "study.png")
     table = format_table(study["arms"]) + "\n\n" + verdict(study["arms"]) + "." + _partial(study)
-    _replace(root / "README.md", "study-table", table)
+    if "<!-- study-table -->" in (root / "README.md").read_text():  # the README links the studies' page now
+        _replace(root / "README.md", "study-table", table)
     _replace(root / "docs" / "STUDY.md", "study-table", table)
     _replace(root / "docs" / "STUDY.md", "study-cells", format_cells(study))
     return table

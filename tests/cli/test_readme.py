@@ -1,4 +1,5 @@
-"""The README's commands and code run as written: each CLI line runs here, or is listed with why it cannot."""
+"""The README's and the guide pages' commands and code run as written: each CLI line runs here, or is listed
+with why it cannot."""
 
 import re
 import shlex
@@ -10,7 +11,8 @@ import pytest
 from pcdarts.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
-README = (ROOT / "README.md").read_text()
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs" / "guide").glob("*.md"))]
+README = "\n".join(p.read_text() for p in PAGES)  # every page a user reads for how to run something
 
 # Lines that need what a test machine does not have; each says why. A README line neither run nor
 # listed here fails the inventory test, so new lines get tested or consciously excluded.
