@@ -51,6 +51,10 @@ def _fanned_vs_edge_by_edge(ops, k, size, monkeypatch):
     for a, b in zip(results[0][2], results[1][2]):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
     with torch.no_grad():  # evaluation: each module's own running statistics
+        for m in net.modules():  # make every BN's statistics differ, as no training step would
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.normal_()
+                m.running_var.uniform_(0.5, 2.0)
         twin.load_state_dict(net.state_dict())
         fanned = net.eval()(x)
         monkeypatch.setattr(SearchCell, "_fans_out", lambda self, h: False)
@@ -59,10 +63,20 @@ def _fanned_vs_edge_by_edge(ops, k, size, monkeypatch):
 
 
 @pytest.mark.parametrize("ops", SPACE_CASES, ids=[*SPACES, "custom"])
-@pytest.mark.parametrize(("k", "size"), [(1, 9), (4, 13)])
+@pytest.mark.parametrize(("k", "size"), [(1, 9), (1, 13), (4, 13), (4, 16)])
 def test_every_space_fans_out_as_it_runs_edge_by_edge(ops, k, size, monkeypatch):
-    """Each shipped space, and one with the user's ops mixed in, in float64: values, gradients, statistics."""
+    """The one fan-out equivalence test: each state's edges computed together (shared pooling and identity,
+    stacked convs and BNs) against the same cell run edge by edge, on the same parameters, in float64, for each
+    shipped space and one with the user's ops mixed in: logits, every gradient, running statistics and batch
+    counters, and evaluation on each module's own statistics. Odd sizes reach the strided edges' padding and
+    FactorizedReduce's odd branch."""
+    from pcdarts.nas.fanout import FanOut
+
+    calls = []
+    forward = FanOut.forward
+    monkeypatch.setattr(FanOut, "forward", lambda self, *a: calls.append(1) or forward(self, *a))
     _fanned_vs_edge_by_edge(ops, k, size, monkeypatch)
+    assert len(calls) >= 3 * 5  # five states feed edges in each of the three cells: the fan-out really ran
 
 
 @pytest.mark.parametrize("op", OP_CASES)
