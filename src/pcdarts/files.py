@@ -9,14 +9,13 @@ import io
 import json
 import os
 import pickle
-import re
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from .errors import RunError
+from .errors import RunError, first_line
 
 
 # ---------------------------------------------------------------- atomic files
@@ -41,15 +40,6 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
-
-
-def _first_line(exc: BaseException, limit: int = 160) -> str:
-    """An exception's first line, without terminal colour codes, cut at a word boundary."""
-    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()
-    line = text.splitlines()[0] if text else type(exc).__name__
-    if len(line) > limit:
-        line = line[:limit].rsplit(" ", 1)[0] + " ..."
-    return line
 
 
 MAX_RUN_FILE = 64 << 20  # bytes of one JSON file read back from a run folder
@@ -110,7 +100,7 @@ def check_archive(path: Path) -> None:
             bad = z.testzip()
     except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
         raise RunError(
-            f"checkpoint {path} is damaged or not a checkpoint ({_first_line(exc)}): use an intact copy"
+            f"checkpoint {path} is damaged or not a checkpoint ({first_line(exc)}): use an intact copy"
         ) from None
     if bad is not None:
         raise RunError(f"checkpoint {path} is damaged ({quote(bad)} fails its CRC check): use an intact copy")
@@ -144,9 +134,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
                 f"{path} holds Python objects beyond tensors and plain data; refused for safety "
                 "(only load checkpoints pcdarts wrote)"
             ) from None
-        raise RunError(f"checkpoint {path} is corrupt or truncated ({_first_line(exc)}); use an intact copy") from None
+        raise RunError(f"checkpoint {path} is corrupt or truncated ({first_line(exc)}); use an intact copy") from None
     except Exception as exc:  # torch raises many types for a damaged zip
-        raise RunError(f"checkpoint {path} is corrupt or truncated ({_first_line(exc)}); use an intact copy") from None
+        raise RunError(f"checkpoint {path} is corrupt or truncated ({first_line(exc)}); use an intact copy") from None
     if not isinstance(state, dict) or "kind" not in state:
         raise RunError(f"{path} is not a pcdarts checkpoint")
     return state

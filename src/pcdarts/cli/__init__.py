@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 
+from ..errors import first_line
 from .commands import cmd_demo, cmd_eval, cmd_search, cmd_train
 from .parser import build_parser
 from .studies import cmd_fidelity, cmd_report, cmd_select, cmd_study
@@ -91,9 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pcdarts: {exc}", file=sys.stderr)
         return 1
     except PCDartsError as exc:
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if len(msg) > MAX_MESSAGE:  # user text quoted in a message stays a readable line
-            msg = msg[: MAX_MESSAGE - 40] + f" ... ({len(msg):,} characters cut)"
+        msg = first_line(exc, MAX_MESSAGE)  # user text quoted in a message stays a readable line
         print(f"pcdarts {ns.command}: error: {msg}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # the reader went away (`pcdarts ... | head`): not an error of ours
@@ -110,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         if not any(c.__name__ == "TorchDynamoException" for c in type(exc).__mro__):
             raise
         # only --compile gets here (no C++ compiler, an op it cannot compile): no need to import torch._dynamo
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        msg = first_line(exc)
         print(
             f"pcdarts {ns.command}: error: torch.compile failed ({msg}); run again without --compile", file=sys.stderr
         )

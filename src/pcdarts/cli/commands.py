@@ -11,7 +11,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, first_line
 from ..runs.config import SearchConfig, TrainConfig, resolve_config
 from ..runs.search import auto_batch
 from .parser import _overrides
@@ -156,7 +156,7 @@ def cmd_search(ns: argparse.Namespace) -> int:
             ds = load_data(cfg)
             counts = search_counts(cfg, ds)
         except PCDartsError as exc:  # the data is not here (yet): the config is still printed
-            print(f"schedule: unknown until the data is there ({str(exc).splitlines()[0][:200]})", file=sys.stderr)
+            print(f"schedule: unknown until the data is there ({first_line(exc, 200)})", file=sys.stderr)
             return 0
         print(_data_line(cfg, ds), file=sys.stderr)
         print(f"schedule: {schedule_line(counts)}", file=sys.stderr)

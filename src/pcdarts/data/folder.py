@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from ..errors import first_line
 from .datasets import DataError, register_dataset
 from .stream import Stream
 
@@ -301,7 +302,7 @@ class FolderStream(Stream):
             raise
         except Exception as exc:  # a worker's DataError arrives wrapped; keep its one line
             lines = [ln for ln in str(exc).splitlines() if "DataError: " in ln]  # the worker's own one line
-            raise DataError(lines[-1].split("DataError: ")[-1] if lines else str(exc).splitlines()[0]) from None
+            raise DataError(lines[-1].split("DataError: ")[-1] if lines else first_line(exc)) from None
         self.pos += len(y)
         x = x.to(self.device, non_blocking=True)
         return (x - self.mean) / self.std, y.to(self.device, non_blocking=True)

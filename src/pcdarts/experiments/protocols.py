@@ -16,7 +16,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-from ..errors import ConfigError
+from ..errors import ConfigError, first_line
 
 OLD_NAMES = {
     "study": {"fmnist-cpu": "study1", "fmnist-study2": "study2", "fmnist-study3": "study3"},
@@ -37,7 +37,7 @@ def read_protocol(path: str | Path, kind: str) -> dict[str, Any]:
     try:
         data = tomllib.loads(p.read_bytes().decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{p} is not readable TOML ({str(exc).splitlines()[0][:160]})") from None
+        raise ConfigError(f"{p} is not readable TOML ({first_line(exc)})") from None
     found = data.pop("kind", None)
     if found != kind:
         raise ConfigError(f"{p} is a {found!r} protocol, not a {kind!r} one (its kind = ... line says which)")

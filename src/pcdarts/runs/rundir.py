@@ -14,12 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import RunError
+from ..errors import RunError, first_line
 from ..files import (
     MAX_LOG_BYTES,
     MAX_LOG_RECORDS,
     RUN_FILES,
-    _first_line,
     append_line,
     atomic_write_bytes,
     is_run_folder,
@@ -139,7 +138,7 @@ def check_out_path(path: str | Path) -> None:
         p = Path(path).expanduser().resolve()
     except (RuntimeError, OSError) as exc:  # a symlink loop, or a path the system cannot resolve
         raise RunError(
-            f"output path {quote(str(path))} cannot be resolved ({_first_line(exc)}): choose another --out"
+            f"output path {quote(str(path))} cannot be resolved ({first_line(exc)}): choose another --out"
         ) from None
     if p == Path(p.anchor) or p.parent == Path(p.anchor) or p == Path.home().resolve():
         raise RunError(f"refusing to write a run into {p}: give it a folder of its own, e.g. --out runs/NAME")

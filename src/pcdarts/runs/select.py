@@ -34,7 +34,7 @@ import torch
 from tqdm import tqdm
 
 from ..data import make_stream, search_parts
-from ..errors import ConfigError, RunError
+from ..errors import ConfigError, RunError, first_line
 from ..files import atomic_write_json, load_checkpoint, read_run_json, require_keys, save_checkpoint
 from ..nas.architect import Architect
 from ..nas.candidates import OPS
@@ -133,7 +133,7 @@ class Selector:
             model.load_state_dict(state["model"])
         except (RuntimeError, TypeError) as exc:
             raise RunError(
-                f"{ckpt}: its weights do not fit the search's config.json ({_short(exc)}); damaged"
+                f"{ckpt}: its weights do not fit the search's config.json ({first_line(exc, 120)}); damaged"
             ) from None
         self.steps = model.steps
         # every buffer (BN statistics; index tensors scoring leaves alone), listed once: the model is not moved
@@ -396,11 +396,6 @@ class Selector:
 
 def load_genotype_json(path: Path) -> dict[str, Any]:
     return read_run_json(path)
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:120]
 
 
 def run_select(run: str | Path, out: str | Path | None = None, cfg: SelectConfig | None = None, *,
