@@ -11,7 +11,8 @@ import pytest
 from pcdarts.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
-PAGES = [ROOT / "README.md", *sorted((ROOT / "docs" / "guide").glob("*.md"))]
+GUIDE = ROOT / "docs" / "guide"
+PAGES = [ROOT / "README.md", GUIDE / "usage.md", *sorted(set(GUIDE.glob("*.md")) - {GUIDE / "usage.md"})]
 README = "\n".join(p.read_text() for p in PAGES)  # every page a user reads for how to run something
 
 # Lines that need what a test machine does not have; each says why. A README line neither run nor

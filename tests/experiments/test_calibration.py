@@ -126,7 +126,7 @@ def test_kendall_tau_matches_scipy_and_the_bootstrap_brackets_it():
     "values, message",
     [
         (dict(budgets=(8,)), "at least two"),
-        (dict(cells=2), "at least 3 cells"),
+        (dict(cells=2), "between 3 and 10,000 cells"),
         (dict(seed_cells=5, cells=4), "seed cells"),
         (dict(seed_budget=12), "one of the budgets"),
         (dict(train={"epochs": 3}), "from --budgets"),

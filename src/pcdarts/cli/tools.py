@@ -342,6 +342,11 @@ def cmd_plot(ns: argparse.Namespace) -> int:
         raise ConfigError(f"{run} has no arch_history.jsonl: is it a search run folder?")
     if bad:
         print(f"warning: {bad} unreadable line(s) of {run / 'arch_history.jsonl'} skipped", file=sys.stderr)
+    missing = [e for e in ns.epochs or [] if e not in {h["epoch"] for h in history}]
+    if missing:  # said before anything else: the epochs asked for are the user's mistake to fix first
+        raise ConfigError(
+            f"no epoch {missing[0]} in this search: it has epochs {history[0]['epoch']}..{history[-1]['epoch']}"
+        )
     for name in ("cells.png", "alpha_beta.png", "timeline.png", "curves.png"):  # the pictures it will write
         check_target(out / name, overwrite=ns.overwrite)
     out.mkdir(parents=True, exist_ok=True)
