@@ -275,3 +275,23 @@ def test_the_holdout_is_fixed_per_class_and_disjoint_from_the_train_subset():
     assert counts.min() >= 29 and counts.max() <= 31  # per class
     flat_held = {bytes(x.numpy().tobytes()) for x in held[0]}
     assert not flat_held & {bytes(x.numpy().tobytes()) for x in kept[0]}  # disjoint (digits has no duplicates)
+
+
+@pytest.mark.parametrize(
+    "flags", [["--unrolled"], ["--early-stop-stable", "1", "--beta-decay", "5"], ["--no-edge-norm", "--k", "1"]]
+)
+def test_the_search_flags_work_in_the_nasbench201_cell(tmp_path, flags):
+    """Second order, DARTS+ early stopping and beta-DARTS, and plain DARTS (K=1, no edge normalisation)."""
+    from pcdarts.cli import main
+
+    out = tmp_path / "s"
+    args = ["search", "--cell", "nasbench201", "--dataset", "synthetic", "--epochs", "3", "--warmup-epochs", "1",
+            "--layers", "3", "--init-channels", "4", "--image-size", "8", "--threads", "1",
+            "--no-progress"]  # fmt: skip
+    assert main([*args, *flags, "--out", str(out)]) == 0
+    result = json.loads((out / "search_result.json").read_text())
+    assert Genotype.from_dict(result["genotype"]).cell == "nasbench201"
+    if "--early-stop-stable" in flags:
+        assert result["early_stop"] is None or "unchanged" in result["early_stop"]["reason"]
+    if "--no-edge-norm" in flags:
+        assert "betas_normal" not in json.loads((out / "arch.json").read_text())
