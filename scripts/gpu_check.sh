@@ -31,4 +31,5 @@ bench step_bf16 60 step --batch 256 --precision bf16 --repeats 3   # autocast (t
 bench fanout_fp32 60 fanout --batch 256 --repeats 5             # the fan-out on and off, fp32
 bench fanout_bf16 40 fanout --batch 256 --precision bf16 --repeats 3   # the fan-out on and off under bf16 autocast
 bench memory 50 memory --batch 256 --ks 1 4                     # saved activations and peak per K
+bench limit 40 limit --batch 64 --repeats 5 --device cuda        # peak GFLOP/s and each step's share of it
 echo "results in $OUT/"

@@ -162,3 +162,20 @@ def test_the_auto_batch_probe_backs_off_on_every_way_cuda_says_out_of_memory():
     assert is_out_of_memory(RuntimeError("cuDNN error: CUDNN_STATUS_ALLOC_FAILED"))
     assert not is_out_of_memory(RuntimeError("Expected all tensors to be on the same device"))  # a real bug
     assert not is_out_of_memory(RuntimeError("cuDNN error: CUDNN_STATUS_NOT_SUPPORTED"))  # not always memory
+
+
+def test_bench_limit_prints_the_peak_and_each_steps_share_of_it():
+    import json
+    import subprocess
+    import sys
+
+    args = ["--channels", "4", "--layers", "3", "--batch", "4", "--size", "8", "--train-channels", "4",
+            "--train-layers", "3", "--threads", "1", "--repeats", "1", "--json"]  # fmt: skip
+    out = subprocess.run([sys.executable, "-m", "pcdarts", "bench", "limit", *args], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    res = json.loads(out.stdout)
+    assert res["peak"]["peak_gflops"] == max(res["peak"]["matmul_gflops"], res["peak"]["conv_gflops"]) > 0
+    for name in ("search", "train"):
+        step = res["steps"][name]
+        assert step["flops"] > 0 and step["seconds"] > 0
+        assert abs(step["of_peak"] - step["flops"] / step["seconds"] / 1e9 / res["peak"]["peak_gflops"]) < 1e-9

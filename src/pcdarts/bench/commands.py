@@ -296,15 +296,17 @@ def main(argv: list[str] | None = None) -> int:
             "data",
             "compile",
             "train",
+            "limit",
             "_memory_one",
             "_step_one",
             "_step_times",
         ],
-        metavar="{memory,step,recompute,fanout,data,compile,train}",  # the _names are the measuring subprocesses
+        metavar="{memory,step,recompute,fanout,data,compile,train,limit}",  # the _names are measuring subprocesses
         help="memory: saved activations and peak per K; step: search/train step time; data: loader speed; "
         "recompute: peak and step time per --recompute mode against the reference; fanout: each state's edges "
         "together vs edge by edge; compile: eager vs torch.compile; train: the final network's training step per "
-        "memory layout (contiguous vs channels_last)",
+        "memory layout (contiguous vs channels_last); limit: the device's peak GFLOP/s and how close the search and "
+        "training steps come to it",
     )
     p.add_argument("--baseline", action="store_true", help="also run with every optimisation off, side by side")
     p.add_argument("--mode", default="optimised")
@@ -425,6 +427,10 @@ def _run(args: argparse.Namespace) -> int:
         res, printer = layout_bench(args), print_layout
     elif args.what == "fanout":
         res, printer = fanout_bench(args), print_fanout
+    elif args.what == "limit":
+        from .limit import limit_bench, print_limit
+
+        res, printer = limit_bench(args), print_limit
     else:
         res, printer = (cmd_by_module(args), print_by_module) if args.by_module else (cmd_memory(args), print_memory)
     if args.json:
