@@ -18,8 +18,9 @@ from pcdarts.nas.network import build_network
 from pcdarts.runs.engine import train_step
 from pcdarts.runs.rundir import RunBusy, RunLock
 from tests.idx_data import write_idx
+from tests.tiny import STUDY_TRAIN
 
-TRAIN = dict(image_size=8, init_channels=4, layers=3, batch_size=32, lr=0.05, cutout=0, drop_path=0.0, auxiliary=False)
+TRAIN = {k: v for k, v in STUDY_TRAIN.items() if k != "epochs"}  # a calibration's epochs are its budgets
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,9 @@ from pcdarts.runs.config import SearchConfig, TrainConfig, resolve_config
 from pcdarts.runs.engine import linear_warmup_decay_lr
 from pcdarts.runs.presets import preset_values
 from pcdarts.runs.search import run_search, search_lr
+from tests.tiny import TINY_SEARCH
 
-TINY = ["--epochs", "2", "--warmup-epochs", "1", "--layers", "3", "--init-channels", "4", "--image-size", "8",
-        "--no-progress", "--threads", "1"]  # fmt: skip
+TINY = TINY_SEARCH[2:]  # without --dataset: the tests name theirs
 
 
 def test_imagenet_supernet_stem_uses_the_stem_multiplier():

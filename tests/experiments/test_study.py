@@ -14,11 +14,8 @@ from pcdarts.experiments.stats import summarise_arms
 from pcdarts.experiments.study import Arm, StudyConfig, run_study
 from pcdarts.experiments.tables import format_table, verdict
 from tests.idx_data import write_idx
-
-SEARCH = dict(image_size=8, init_channels=4, layers=3, epochs=2, warmup_epochs=1, batch_size=32, lr=0.05)
-TRAIN = dict(
-    image_size=8, init_channels=4, layers=3, epochs=2, batch_size=32, lr=0.05, cutout=0, drop_path=0.0, auxiliary=False
-)
+from tests.tiny import STUDY_SEARCH as SEARCH
+from tests.tiny import STUDY_TRAIN as TRAIN
 
 
 def _args(data, out):

@@ -18,9 +18,7 @@ from pcdarts.files import load_checkpoint, read_run_json, save_checkpoint
 from pcdarts.nas.genotype import GENOTYPES, GenotypeError, parse_genotype_text
 from pcdarts.nas.network import build_network
 from pcdarts.runs.rundir import RunDir, check_out_path
-
-TINY_SEARCH = ["--dataset", "synthetic", "--epochs", "2", "--warmup-epochs", "1", "--layers", "3",
-               "--init-channels", "4", "--image-size", "8", "--no-progress", "--threads", "1"]  # fmt: skip
+from tests.tiny import TINY_SEARCH
 
 
 def _one_line(capsys) -> str:

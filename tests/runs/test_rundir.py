@@ -11,9 +11,7 @@ from pcdarts.cli import main
 from pcdarts.errors import RunError
 from pcdarts.files import append_line, is_run_folder
 from pcdarts.runs.rundir import MetricsLog
-
-TINY = ["--dataset", "synthetic", "--epochs", "1", "--layers", "3", "--init-channels", "4", "--image-size", "8",
-        "--no-progress", "--threads", "1"]  # fmt: skip
+from tests.tiny import TINY_TRAIN as TINY
 
 
 def _one_line(capsys) -> str:
