@@ -12,6 +12,10 @@ from .runs.artifacts import derive_from_run, load_genotype
 __version__ = "0.1.0"
 
 _LAZY = {
+    "NB201Genotype": ("nas.nb201", "NB201Genotype"),
+    "parse_nb201": ("nas.nb201", "parse_nb201"),
+    "random_nb201": ("nas.nb201", "random_nb201"),
+    "NB201SearchNetwork": ("nas.nb201_search", "NB201SearchNetwork"),
     "load_model": ("deploy", "load_model"),
     "load_trained": ("deploy", "load_trained"),
     "ModelInfo": ("deploy", "ModelInfo"),
@@ -49,6 +53,10 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "NB201Genotype",
+    "NB201SearchNetwork",
+    "parse_nb201",
+    "random_nb201",
     "OPS",
     "SPACES",
     "OpSpace",

@@ -23,7 +23,15 @@ CHOICES: dict[str, tuple[str, ...]] = {
 MEMORY_FORMATS = CHOICES["memory_format"]
 
 
+_CELL_HINT = "--space nb201 is NAS-Bench-201's ops in the DARTS cell; its own cell is --cell nasbench201"
+_OTHER_FLAG = {("cell", "nb201"): _CELL_HINT}
+
+
 def check_choice(name: str, value: Any) -> None:
     """A ConfigError unless ``value`` is one of ``CHOICES[name]`` (configs and modules built by hand alike)."""
     if value not in CHOICES[name]:
-        raise ConfigError(f"{name.replace('_', ' ')} must be one of {', '.join(CHOICES[name])}, got {value!r}")
+        hint = _OTHER_FLAG.get((name, value))
+        raise ConfigError(
+            f"{name.replace('_', ' ')} must be one of {', '.join(CHOICES[name])}, got {value!r}"
+            + (f" ({hint})" if hint else "")
+        )

@@ -1,4 +1,4 @@
-"""Inputs that used to give a silent wrong result, a traceback or unbounded memory: images of other bit depths,
+"""Inputs that must not give a silent wrong result, a traceback or unbounded memory: images of other bit depths,
 decompression bombs, FIFOs, deep or huge logs, symlink loops, CIFAR batches of the wrong kind."""
 
 import io

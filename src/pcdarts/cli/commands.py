@@ -7,7 +7,7 @@ import json
 import logging
 import os
 import sys
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -275,10 +275,6 @@ def cmd_train(ns: argparse.Namespace) -> int:
             cfg.genotype,
         )
     genotype = load_genotype(cfg.genotype)
-    if getattr(genotype, "cell", "darts") != "darts" and cfg.layers % 3 and getattr(ns, "layers", None) is None:
-        layers = cfg.layers + 3 - cfg.layers % 3  # three stages of N cells: the default depth in whole stages
-        log.info("nasbench201 network: %d cells (N=%d per stage; set --layers to choose)", layers, layers // 3)
-        cfg = replace(cfg, layers=layers)
     log.info(
         "training genotype %s:\n%s", cfg.genotype if len(cfg.genotype) < 80 else "(given as text)", genotype.describe()
     )

@@ -10,7 +10,8 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, RunError
+from ..files import read_run_json
 from .commands import _minutes
 
 
@@ -144,8 +145,8 @@ def cmd_select(ns: argparse.Namespace) -> int:
 
 def _search_dataset(run: str) -> str:
     try:
-        return str(json.loads((Path(run) / "config.json").read_text())["dataset"])
-    except (OSError, ValueError, KeyError, TypeError):
+        return str(read_run_json(Path(run) / "config.json")["dataset"])
+    except (RunError, KeyError, TypeError):
         return "DATASET"
 
 

@@ -65,8 +65,8 @@ def cmd_info(ns: argparse.Namespace) -> int:
         if dataset not in INFO_SHAPES:
             raise ConfigError(f"unknown dataset {dataset!r} for info; choose one of: {', '.join(INFO_SHAPES)}")
         cin, side, classes, stem, c, layers = info_shape(dataset)
-        if getattr(genotype, "cell", "darts") != "darts":  # NAS-Bench-201's own network: C=16, N=5
-            c, layers, stem = 16, 15, "cifar"
+        if getattr(genotype, "cell", "darts") != "darts":  # as train builds it: the depth in whole stages
+            layers, stem = layers + (-layers) % 3, "cifar"
     ns.dataset = dataset
     c = c if ns.init_channels is None else ns.init_channels
     layers = layers if ns.layers is None else ns.layers

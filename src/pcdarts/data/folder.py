@@ -9,7 +9,6 @@ A file Pillow cannot decode stops the run with an error naming it.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import random
@@ -23,6 +22,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ..errors import first_line
+from ..files import read_run_json
 from .datasets import DataError, register_dataset
 from .stream import Stream
 
@@ -432,13 +432,13 @@ def subsample(train: list[tuple[str, int]], train_fraction: float, val_fraction:
 
 
 def read_subset(path: str, train: list[tuple[str, int]]) -> dict[str, list[tuple[str, int]]]:
+    if not Path(path).is_file():
+        raise DataError(f"subset list {path} does not exist: make it with pcdarts subsample")
     try:
-        data = json.loads(Path(path).read_text())
+        data = read_run_json(path)  # bounded: size, encoding, nesting
         known = {p for p, _ in train}
         out = {k: [(str(p), int(y)) for p, y in data[k]] for k in ("weights", "arch")}
-    except FileNotFoundError:
-        raise DataError(f"subset list {path} does not exist: make it with pcdarts subsample") from None
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError) as exc:
         raise DataError(f"subset list {path} is malformed ({exc}): make it again with pcdarts subsample") from None
     stray = [p for p, _ in out["weights"] + out["arch"] if p not in known]
     if stray:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, RunError
-from ..files import atomic_write_json
+from ..files import atomic_write_json, read_run_json
 from ..nas.genotype import random_genotype
 from ..runs.config import TrainConfig, resolve_config
 from ..runs.formats import FILE_FORMAT
@@ -333,16 +333,15 @@ def format_fidelity(summary: dict[str, Any]) -> str:
 
 
 def load_fidelity(path: str | Path) -> dict[str, Any]:
-    import json
 
     path = Path(path)
     f = path / "fidelity.json" if path.is_dir() else path
+    if not f.is_file():
+        raise RunError(f"no fidelity.json in {path}: run `pcdarts fidelity --out {path}` first")
     try:
-        data = json.loads(f.read_text())
+        data = read_run_json(f)  # bounded: size, encoding, nesting
         data["budgets"], data["rows"], data["config"]  # noqa: B018 - the keys every reader needs
-    except FileNotFoundError:
-        raise RunError(f"no fidelity.json in {path}: run `pcdarts fidelity --out {path}` first") from None
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
+    except (RunError, KeyError, TypeError):
         raise RunError(f"{f} is not a readable fidelity.json: run the calibration again to rewrite it") from None
     return data
 

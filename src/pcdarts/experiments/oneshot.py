@@ -18,8 +18,8 @@ from typing import Any
 
 import torch
 
-from ..errors import ConfigError, RunError
-from ..files import atomic_write_json, load_checkpoint, read_run_json
+from ..errors import ConfigError, RunError, first_line
+from ..files import atomic_write_json, load_checkpoint, read_run_json, require_keys
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +64,18 @@ def oneshot_scores(
         raise RunError("one-shot scores read the hold-out: search with --holdout-images")
     if images < len(held[1]):
         _, held = stratified_split(held, images, what="one-shot sample")
-    state = load_checkpoint(run / "checkpoint.pt", "cpu")
+    ckpt = run / "checkpoint.pt"
+    state = load_checkpoint(ckpt, "cpu")
+    require_keys(state, ("model", "epoch"), ckpt)
+    if state.get("kind") != "search" or int(state["epoch"]) != scfg.epochs:
+        raise RunError(f"{ckpt} is not the end of a finished search: finish the search first (--resume)")
     net = build_supernet(scfg, ds)
-    net.load_state_dict(state["model"])
+    try:
+        net.load_state_dict(state["model"])
+    except (RuntimeError, KeyError) as exc:
+        raise RunError(
+            f"{ckpt}: its weights do not fit the search's settings ({first_line(exc, 120)}); damaged"
+        ) from None
     net.train()
     stream = make_stream(ds, held, BATCH, train=False)
     t0 = time.time()

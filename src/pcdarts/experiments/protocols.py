@@ -62,7 +62,7 @@ def preset_file(name: str, kind: str) -> Path:
     known = OLD_NAMES[kind]
     if name not in known:
         raise ConfigError(f"unknown {kind} preset {name!r}; choose one of: {', '.join(known)} (or --config FILE)")
-    for root in (Path.cwd(), Path(__file__).resolve().parents[2]):
+    for root in (Path.cwd(), Path(__file__).resolve().parents[3]):  # the repository: src/pcdarts/experiments/..
         f = root / "studies" / f"{known[name]}.toml"
         if f.is_file():
             return f

@@ -14,7 +14,6 @@ out identical share one training, as they would train identically anyway.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -375,9 +374,9 @@ def load_study(path: str | Path) -> dict[str, Any]:
     if not f.is_file():
         raise RunError(f"no study.json in {path}: run `pcdarts study --out {path}` first")
     try:
-        data = json.loads(f.read_text())
+        data = read_run_json(f)  # bounded: size, encoding, nesting
         data["cells"], data["arms"]  # noqa: B018 - the two keys every reader needs
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
+    except (RunError, KeyError, TypeError):
         raise RunError(f"{f} is not a readable study.json: restore it, or run the study again to rewrite it") from None
     return data
 

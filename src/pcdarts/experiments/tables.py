@@ -92,7 +92,7 @@ def time_by_part(study: dict[str, Any], fidelity: dict[str, Any] | None = None) 
             run = c.get("search_run", f"{c['arm']}-{c['seed']}")
             if "search_run_seconds" in c:  # the whole shared search, however many epochs this arm read
                 search = (c["search_run_seconds"], c.get("search_run_cpu_seconds"))
-            else:  # cells written before 2026-12-05: the longest reading is the best estimate
+            else:  # cells of the first study format: the longest reading is the best estimate
                 cpu = c.get("search_cpu_seconds")
                 search = (c.get("search_seconds", 0.0) - select[0], None if cpu is None else cpu - (select[1] or 0.0))
                 if "selection" in c and select[1] is None:

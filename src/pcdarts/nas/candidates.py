@@ -152,7 +152,12 @@ def op_space(space: str = "darts", ops: Iterable[str] | None = None) -> OpSpace:
     """
     if ops is None or (isinstance(ops, (list, tuple)) and not ops):
         if space not in SPACES:
-            raise ConfigError(f"unknown op space {space!r}: choose one of {', '.join(SPACES)}, or list --ops")
+            hint = (
+                " (NAS-Bench-201's cell is --cell nasbench201; its ops are --space nb201)"
+                if "201" in str(space)
+                else ""
+            )
+            raise ConfigError(f"unknown op space {space!r}: choose one of {', '.join(SPACES)}, or list --ops{hint}")
         return OpSpace(space, SPACES[space])
     if space not in SPACES and space != CUSTOM:
         raise ConfigError(f"unknown op space {space!r}: choose one of {', '.join(SPACES)}, or list --ops")

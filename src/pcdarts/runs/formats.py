@@ -11,8 +11,8 @@ from ..files import _record, read_jsonl, read_run_json
 FILE_FORMAT = 2
 
 
-"""The run files' format. 2 numbers epochs from 1 in every file, as the console does; 1 (pcdarts before
-2026-12-05) numbered them from 0 in files. Files of format 1 are read as format 2 (:func:`epochs_from_one`,
+"""The run files' format. 2 numbers epochs from 1 in every file, as the console does; 1 numbered them from 0
+in files. Files of format 1 are read as format 2 (:func:`epochs_from_one`,
 :func:`upgrade_epochs`), so old runs resume, extend, plot and report as they did."""
 
 

@@ -147,6 +147,12 @@ def run_train(
     validation data only (a fidelity calibration); ``read_test_once`` reads it later, once.
     """
     genotype = genotype or load_genotype(cfg.genotype)
+    if getattr(genotype, "cell", "darts") != "darts" and cfg.layers % 3:  # three stages of N cells
+        from dataclasses import replace
+
+        layers = cfg.layers + 3 - cfg.layers % 3
+        log.info("nasbench201 network: %d cells (N=%d per stage; set --layers to choose)", layers, layers // 3)
+        cfg = replace(cfg, layers=layers)
     if cfg.max_macs:
         cfg = fit_to_macs(cfg, genotype)
     task = TrainTask(cfg, genotype, read_test=read_test)
