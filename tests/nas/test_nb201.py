@@ -296,3 +296,14 @@ def test_the_search_flags_work_in_the_nasbench201_cell(tmp_path, flags):
         assert result["early_stop"] is None or "unchanged" in result["early_stop"]["reason"]
     if "--no-edge-norm" in flags:
         assert "betas_normal" not in json.loads((out / "arch.json").read_text())
+
+
+def test_the_cap_range_is_the_librarys_rule_too():
+    from pcdarts.nas.derive import derive_genotype
+
+    with pytest.raises(ValueError, match="between 0 and 6"):
+        derive_nb201(torch.zeros(6, 5), max_param_free=7)
+    with pytest.raises(ValueError, match="between 0 and 8"):
+        derive_genotype(torch.zeros(14, 8), torch.zeros(14, 8), max_param_free_reduce=9)
+    with pytest.raises(GenotypeError, match="between 0 and 6"):
+        derive_from_arch({"cell": "nasbench201", "alphas_normal": [[0.0] * 5] * 6}, max_param_free=7)

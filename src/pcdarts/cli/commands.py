@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, first_line
-from ..runs.config import SearchConfig, TrainConfig, resolve_config
+from ..runs.config import SearchConfig, TrainConfig, plausible_setting, resolve_config
 from ..runs.search import auto_batch
 from .parser import _overrides
 
@@ -26,22 +26,6 @@ def _need_out(ns: argparse.Namespace) -> None:
 
 def _minutes(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
-
-
-def _plausible(annotation: Any, value: Any) -> bool:
-    """Whether a value read back from config.json fits its field's declared type (as a string annotation)."""
-    t = str(annotation)
-    if isinstance(value, bool):
-        return "bool" in t
-    if isinstance(value, int):
-        return "int" in t or "float" in t
-    if isinstance(value, float):
-        return "float" in t
-    if isinstance(value, (list, tuple)):  # a tuple setting (the op list): a list in JSON, a tuple in checkpoint.pt
-        return t.startswith("tuple[str") and all(isinstance(v, str) for v in value)
-    if isinstance(value, str):
-        return "str" in t and not t.startswith("tuple")
-    return False
 
 
 def _inherit_data(ns: argparse.Namespace) -> None:
@@ -93,7 +77,7 @@ def _saved_config(ns: argparse.Namespace) -> tuple[dict[str, Any] | None, str]:
             from ..runs.config import SearchConfig, TrainConfig
 
             known = {f.name: f.type for c in (SearchConfig, TrainConfig) for f in fields(c)}
-            bad = [k for k, v in saved.items() if k in known and v is not None and not _plausible(known[k], v)]
+            bad = [k for k, v in saved.items() if k in known and v is not None and not plausible_setting(known[k], v)]
             if bad:
                 raise ConfigError(
                     f"{Path(ns.out) / 'config.json'} has values of the wrong type ({', '.join(sorted(bad)[:4])}): "

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, RunError
+from ..experiments.fidelity import calibrated_budget
 from ..files import read_run_json
 from .commands import _minutes
 
@@ -47,11 +48,12 @@ def cmd_study(ns: argparse.Namespace) -> int:
         )
     budget, later = None, None
     if ns.budget_from is not None:
-        budget = _calibrated_budget(ns.budget_from, values)
+        train, dataset = values.get("train", {}), values.get("dataset", "fashion-mnist")
+        budget = calibrated_budget(ns.budget_from, train, dataset)
         if budget is not None:
             values["train"] = {**values.get("train", {}), "epochs": budget}
         else:  # read again before each training: the calibration may finish while the searches run
-            later = functools.partial(_calibrated_budget, ns.budget_from, values)
+            later = functools.partial(calibrated_budget, ns.budget_from, train, dataset)
     cfg = StudyConfig(**values)
     if ns.print_config:
         print(json.dumps(_study_plan(cfg, ns, budget), indent=2))
@@ -94,25 +96,6 @@ def _study_plan(cfg: Any, ns: argparse.Namespace, budget: int | None) -> dict[st
     plan["train"] = train
     plan["units"] = [name for name, _ in study.plan()]
     return plan
-
-
-def _calibrated_budget(folder: str, values: dict[str, Any]) -> int | None:
-    """The budget the calibration in ``folder`` chose, None while it is unfinished; refused when it was made
-    with another protocol."""
-    from ..experiments.fidelity import load_fidelity
-
-    fid = load_fidelity(folder)
-    mine = {k: v for k, v in values.get("train", {}).items() if k != "epochs"}
-    if (
-        not isinstance(fid["config"], dict)
-        or fid["config"].get("train") != mine
-        or fid["config"].get("dataset") != values.get("dataset", "fashion-mnist")
-    ):
-        raise ConfigError(
-            f"the calibration in {folder} used other training settings than this study: give the study the "
-            "calibration's --train-set values"
-        )
-    return None if fid.get("chosen_budget") is None else int(fid["chosen_budget"])
 
 
 def cmd_select(ns: argparse.Namespace) -> int:

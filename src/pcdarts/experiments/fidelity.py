@@ -353,3 +353,21 @@ __all__ = [
     "load_fidelity",
     "run_fidelity",
 ]
+
+
+def calibrated_budget(folder: str | Path, train: dict[str, Any], dataset: str) -> int | None:
+    """The training epochs the calibration in ``folder`` chose for a study with these ``train`` settings, None
+    while it is unfinished; refused when the calibration ran another protocol (a study may only take the budget
+    of a calibration of its own training)."""
+    fid = load_fidelity(folder)
+    mine = {k: v for k, v in train.items() if k != "epochs"}
+    if (
+        not isinstance(fid["config"], dict)
+        or fid["config"].get("train") != mine
+        or fid["config"].get("dataset") != dataset
+    ):
+        raise ConfigError(
+            f"the calibration in {folder} used other training settings than this study: give the study the "
+            "calibration's --train-set values"
+        )
+    return None if fid.get("chosen_budget") is None else int(fid["chosen_budget"])

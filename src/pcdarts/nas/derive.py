@@ -101,6 +101,9 @@ def derive_genotype(
     ``ops`` names alpha's columns (the search's op space; the DARTS ops by default).
     """
     ops = tuple(ops)
+    for name, cap in (("max_param_free", max_param_free), ("max_param_free_reduce", max_param_free_reduce)):
+        if cap is not None and not -1 <= cap <= 8:
+            raise ValueError(f"{name} must be -1 or None (off) or between 0 and 8, got {cap}")
     if any(o not in OPS for o in ops) or all(OPS[o].zero for o in ops):
         raise ValueError(f"ops {list(ops)} must be registered op names, at least one of them not 'none'")
     alphas_normal, alphas_reduce = torch.as_tensor(alphas_normal), torch.as_tensor(alphas_reduce)

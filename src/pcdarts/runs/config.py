@@ -341,3 +341,20 @@ def field_docs(cls: type) -> dict[str, str]:
         if m:
             docs[m.group(1)] = m.group(2).strip()
     return docs
+
+
+def plausible_setting(annotation: Any, value: Any) -> bool:
+    """Whether a value read back from a run's config.json fits its field's declared type (a string annotation):
+    a hand-edited or damaged config is not resumed with."""
+    t = str(annotation)
+    if isinstance(value, bool):
+        return "bool" in t
+    if isinstance(value, int):
+        return "int" in t or "float" in t
+    if isinstance(value, float):
+        return "float" in t
+    if isinstance(value, (list, tuple)):  # a tuple setting (the op list): a list in JSON, a tuple in checkpoint.pt
+        return t.startswith("tuple[str") and all(isinstance(v, str) for v in value)
+    if isinstance(value, str):
+        return "str" in t and not t.startswith("tuple")
+    return False
