@@ -20,7 +20,14 @@ if (root / "study.json").is_file():
 keep, drop = [], []
 for ckpt in sorted(root.glob("*/*/checkpoint.pt")):
     run = ckpt.parent
-    finished = (run / "result.json").is_file() if run.parent.name == "train" else str(run) in done
+    if run.parent.name == "train":
+        finished = (run / "result.json").is_file()
+    else:  # a finished search; the primary arm's also needs its one-shot scores, computed from this checkpoint
+        cfg = json.loads((run / "config.json").read_text()) if (run / "config.json").is_file() else {}
+        primary = cfg.get("k") == 4 and cfg.get("edge_norm") is True
+        finished = str(run) in done or (
+            (run / "search_result.json").is_file() and (not primary or (run / "oneshot.json").is_file())
+        )
     (drop if finished else keep).append(str(ckpt))
 tracked = set(subprocess.run(["git", "ls-files", str(root)], capture_output=True, text=True).stdout.split())
 for f in drop:
