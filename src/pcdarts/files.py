@@ -229,12 +229,14 @@ def _record(raw: bytes) -> dict[str, Any] | None:
 
 def is_run_folder(path: Path) -> bool:
     """Whether ``path`` holds a pcdarts run, judged by what only pcdarts writes: an environment.json naming the
-    pcdarts and torch versions, or a config.json of a search or training. A user's folder that merely holds
+    pcdarts and torch versions, or a config.json of a search, training or selection. A user's folder that merely holds
     files called config.json or metrics.jsonl is not a run, so no flag can make pcdarts delete them."""
     env = _json_object(path / "environment.json")
     if env is not None and isinstance(env.get("pcdarts"), str) and "torch" in env:
         return True
     cfg = _json_object(path / "config.json")
+    if cfg is not None and cfg.get("kind") == "select":
+        return {"method", "tune_epochs", "search_arch_sha256"} <= set(cfg)
     return cfg is not None and cfg.get("kind") in ("search", "train") and {"dataset", "seed", "epochs"} <= set(cfg)
 
 

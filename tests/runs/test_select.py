@@ -50,7 +50,7 @@ def test_a_probe_removes_exactly_one_op_and_decisions_fix_their_edge():
 
 def test_the_decision_keeps_the_op_whose_removal_hurts_most_and_drops_the_least_missed_edges(search_run, tmp_path):
     sel = Selector(search_run, tmp_path / "sel", TINY, progress=False)
-    sel._build()
+    sel._build(torch.device("cpu"))
     before = {k: v.clone() for k, v in sel.model.named_buffers()}
     sel.model.eval()
     base = sel.score(None)
@@ -81,13 +81,19 @@ def test_rounds_visit_every_edge_and_node_once_in_a_seeded_order():
     assert plan_rounds(4, seed=3) == rounds and plan_rounds(4, seed=4) != rounds
 
 
-def _stop_after(rounds):
-    """A GracefulStop that asks to stop at the end of round ``rounds`` (as SIGTERM would then)."""
+def _stop_after(m, rounds):
+    """Patch the run loop (with monkeypatch context ``m``) so that a stop is asked for during round ``rounds``,
+    as a SIGTERM then would: the selection ends that round, checkpoints and returns."""
+    import pcdarts.runs.loop as loop_mod
+
+    asked = {"stop": False}
+    run_epoch = select_mod.Selector.run_epoch
+
+    def counted(self, epoch, after_step):
+        asked["stop"] = epoch + 1 >= rounds
+        return run_epoch(self, epoch, after_step)
 
     class StopAfter:
-        def __init__(self):
-            self.checks = 0
-
         def __enter__(self):
             return self
 
@@ -96,10 +102,10 @@ def _stop_after(rounds):
 
         @property
         def requested(self):
-            self.checks += 1
-            return self.checks >= rounds
+            return asked["stop"]
 
-    return StopAfter
+    m.setattr(select_mod.Selector, "run_epoch", counted)
+    m.setattr(loop_mod, "GracefulStop", StopAfter)
 
 
 def test_selection_gives_a_valid_cell_with_every_decision_recorded(search_run, tmp_path):
@@ -120,6 +126,9 @@ def test_selection_gives_a_valid_cell_with_every_decision_recorded(search_run, t
     for name, cell in (("normal", g.normal), ("reduce", g.reduce)):  # the cell holds the decided ops
         for i, (op, j) in enumerate(cell):
             assert ops[name, node_edges(4)[i // 2].start + j] == op
+    rounds = [json.loads(line) for line in (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rounds] == list(range(1, result["rounds"] + 1))  # one record a round, on the loop
+    assert [r["choices"]["normal"] for r in rounds[:E]] == [d["choice"] for d in decisions[: 2 * E : 2]]
     assert run_select(search_run, tmp_path / "whole", cfg, progress=False)["genotype"] == result["genotype"]  # read
 
 
@@ -128,26 +137,26 @@ def test_a_resumed_selection_equals_an_uninterrupted_one(search_run, tmp_path, m
     import pcdarts.runs.environment as env_mod
 
     with monkeypatch.context() as m:
-        m.setattr(select_mod, "GracefulStop", _stop_after(3))
+        _stop_after(m, 3)
         assert run_select(search_run, tmp_path / "whole", TINY, progress=False)["round"] == 3
-        m.setattr(select_mod, "GracefulStop", _stop_after(1))
+        _stop_after(m, 1)
         m.setattr(env_mod, "revision", lambda: "a" * 40)  # the first part run by one commit, the rest by another
         assert run_select(search_run, tmp_path / "resumed", TINY, progress=False)["round"] == 1
         m.setattr(env_mod, "revision", lambda: "b" * 40)
-        ckpt = tmp_path / "resumed" / "select_checkpoint.pt"
+        ckpt = tmp_path / "resumed" / "checkpoint.pt"
         save_checkpoint(ckpt, {**load_checkpoint(ckpt), "seconds": 1e5, "cpu_seconds": 1e5})  # time so far
-        m.setattr(select_mod, "GracefulStop", _stop_after(2))
+        _stop_after(m, 3)  # rounds 2 and 3
         assert run_select(search_run, tmp_path / "resumed", TINY, progress=False)["round"] == 3
-    a = load_checkpoint(tmp_path / "whole" / "select_checkpoint.pt")
-    b = load_checkpoint(tmp_path / "resumed" / "select_checkpoint.pt")
+    a = load_checkpoint(tmp_path / "whole" / "checkpoint.pt")
+    b = load_checkpoint(tmp_path / "resumed" / "checkpoint.pt")
     assert a["decisions"] == b["decisions"] and a["projection"] == b["projection"] and a["tune_done"] > 0
     assert 1e5 < b["cpu_seconds"] < 1e5 + 600 and 1e5 < b["seconds"] < 1e5 + 600  # counted on from round 1
     env = json.loads((tmp_path / "resumed" / "environment.json").read_text())
     assert env["git"] == "b" * 40 and [e["git"] for e in env["earlier"]] == ["a" * 40]  # both commits named
     for k in a["model"]:
         assert torch.equal(a["model"][k], b["model"][k]), k
-    (tmp_path / "whole" / "select_checkpoint.pt").unlink()  # as the error for a bad checkpoint says to do
-    monkeypatch.setattr(select_mod, "GracefulStop", _stop_after(1))
+    (tmp_path / "whole" / "checkpoint.pt").unlink()  # as the error for a bad checkpoint says to do
+    _stop_after(monkeypatch, 1)
     monkeypatch.setattr(env_mod, "revision", lambda: "c" * 40)
     assert run_select(search_run, tmp_path / "whole", TINY, progress=False)["round"] == 1
     env = json.loads((tmp_path / "whole" / "environment.json").read_text())
@@ -189,7 +198,7 @@ def test_a_pt_arm_shares_the_searches_of_the_other_arms():
 
 def test_ties_are_broken_by_the_magnitude_rule_and_recorded(search_run, tmp_path):
     sel = Selector(search_run, tmp_path / "sel", TINY, progress=False)
-    sel._build()
+    sel._build(torch.device("cpu"))
     with torch.no_grad():  # on edge 4, dil_conv_3x3 has the larger alpha of the two tied ops
         sel.model.alphas_normal[4].zero_()
         sel.model.alphas_normal[4, PRIMITIVES.index("dil_conv_3x3")] = 2.0

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from ..errors import ConfigError
 
+STEPS = 4  # the DARTS cell's intermediate nodes (14 edges); searches and selections use this cell
+
 
 def num_edges(steps: int) -> int:
     """Edges of a cell with ``steps`` nodes: 2 + 3 + ... + (steps + 1); 14 for the DARTS cell."""

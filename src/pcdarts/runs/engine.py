@@ -95,7 +95,7 @@ def optimizer_step(
 _NO_SCALING = torch.amp.GradScaler("cpu", enabled=False)  # a no-op scaler: identical arithmetic to no scaling
 
 
-def _count(
+def count_step(
     acc: dict[str, torch.Tensor],
     loss: torch.Tensor,
     logits: torch.Tensor,
@@ -185,7 +185,7 @@ def search_epoch(
         if arch_loss is not None:
             acc["arch_loss"] += arch_loss * len(val_batch[1])
             acc["arch_n"] += len(val_batch[1])
-        if _count(acc, loss, logits, y, after_step, train):
+        if count_step(acc, loss, logits, y, after_step, train):
             return True
     return False
 
@@ -245,7 +245,7 @@ def train_epoch(
             precision=precision,
             scaler=scaler,
         )
-        if _count(acc, loss, logits, y, after_step, train):
+        if count_step(acc, loss, logits, y, after_step, train):
             return True
     return False
 

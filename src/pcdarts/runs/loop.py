@@ -372,8 +372,11 @@ def _run(
                 break
             record = task.end_epoch(epoch, time.time() - t_epoch, metrics, cpu_seconds=time.process_time() - c_epoch)
             if info.is_main:
-                cost = getattr(task, "epoch_cost", None)
-                log.info(epoch_line(task.kind, record, epoch, cfg.epochs, clock.wall(), start_epoch, cost))
+                if hasattr(task, "epoch_line"):  # a task whose epochs are not training epochs (a selection's rounds)
+                    log.info(task.epoch_line(record, epoch, cfg.epochs))
+                else:
+                    cost = getattr(task, "epoch_cost", None)
+                    log.info(epoch_line(task.kind, record, epoch, cfg.epochs, clock.wall(), start_epoch, cost))
             checkpoint(epoch + 1, mid_epoch=False)
             reason = task.stop_reason()
             if reason is not None:

@@ -23,28 +23,27 @@ arch split scores a candidate (the paper: all of it). Shortened values make sele
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
-import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm import tqdm
 
 from ..data import make_stream, search_parts
 from ..errors import ConfigError, RunError, first_line
-from ..files import atomic_write_json, load_checkpoint, read_run_json, require_keys, save_checkpoint
+from ..files import atomic_write_json, load_checkpoint, read_run_json, require_keys
 from ..nas.architect import Architect
 from ..nas.candidates import OPS
 from ..nas.perturbation import Projection, plan_rounds
-from ..nas.space import node_edges, num_edges
+from ..nas.space import STEPS, node_edges, num_edges
 from .config import SearchConfig
-from .engine import search_step, sgd_impl
-from .environment import pick_device, rng_state, seed_everything, set_rng_state, write_environment
-from .loop import load_data
-from .rundir import GracefulStop, RunClock, RunLock
+from .engine import count_step, epoch_stats, new_accumulator, search_step, sgd_impl
+from .loop import Context, check_data, load_data, make_augment, run_task
+from .rundir import MetricsLog, RunLock
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +80,19 @@ class SelectConfig:
 RESULT_FREE = ("device", "threads")  # settings that do not change a selection's decisions
 
 
-CONFIG = "select_config.json"
+@dataclass(frozen=True)
+class SelectRun:
+    """What the shared run loop reads for one selection: a round of decisions is one of its epochs."""
+
+    epochs: int  # rounds: one per edge (an edge of each cell), then one per node of the topology
+    seed: int  # the search's seed: the generators start from it, as they did in the search
+    deterministic: bool
+    device: str
+    threads: int
+    method: str
+    tune_epochs: float
+    score_batches: int
+    order_seed: int  # SelectConfig.seed: the order in which edges and nodes are decided
 
 
 def _search_config(run: Path) -> SearchConfig:
@@ -93,6 +104,15 @@ def _search_config(run: Path) -> SearchConfig:
         raise RunError(
             f"{run / 'config.json'} is not a search run's config ({type(exc).__name__}): give a search run folder"
         ) from None
+
+
+def _pin_file(out: Path) -> Path | None:
+    """The file that pins a selection folder to its settings: config.json (select_config.json in older folders)."""
+    for name in ("config.json", "select_config.json"):
+        f = out / name
+        if f.is_file() and (name != "config.json" or read_run_json(f).get("kind") == "select"):
+            return f
+    return None
 
 
 class Selector:
@@ -110,14 +130,12 @@ class Selector:
             )
 
     # ------------------------------------------------------------ setup
-    def _build(self) -> None:
+    def _build(self, device: torch.device) -> None:
+        """The supernet at the end of the search, its optimisers and data streams, on ``device``."""
         from .search import build_supernet
 
         scfg, cfg = self.scfg, self.cfg
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
-        self.device = device = pick_device(cfg.device)
-        seed_everything(scfg.seed, scfg.deterministic)
+        self.device = device
         ckpt = self.search_dir / "checkpoint.pt"
         state = load_checkpoint(ckpt, "cpu")
         require_keys(state, ("model", "arch_optimizer", "train_stream", "val_stream", "epoch"), ckpt)
@@ -126,7 +144,7 @@ class Selector:
         )
         if state.get("kind") != "search" or (int(state["epoch"]) != scfg.epochs and not stopped_early):
             raise RunError(f"{ckpt} is not the end of a finished search: finish the search first (--resume)")
-        ds = load_data(scfg)
+        self.ds = ds = load_data(scfg)
         w_part, a_part = search_parts(ds, scfg.train_portion, scfg.seed)
         self.model = model = build_supernet(scfg, ds).to(device)
         try:
@@ -135,7 +153,7 @@ class Selector:
             raise RunError(
                 f"{ckpt}: its weights do not fit the search's config.json ({first_line(exc, 120)}); damaged"
             ) from None
-        self.steps = model.steps
+        self.nodes = model.steps
         # every buffer (BN statistics; index tensors scoring leaves alone), listed once: the model is not moved
         # after this, so the list holds its live tensors
         self.buffers = list(model.buffers())
@@ -158,8 +176,6 @@ class Selector:
             weight_decay=scfg.weight_decay,
             **sgd_impl(device),
         )
-        from .loop import make_augment
-
         common = dict(device=device, workers=scfg.workers, augment=make_augment(scfg, ds, scfg.cutout), jitter=False)
         self.train = make_stream(ds, w_part, scfg.batch_size, train=True, seed=scfg.seed, **common)
         self.val = make_stream(ds, a_part, scfg.batch_size, train=True, seed=scfg.seed + 1, **common)
@@ -168,6 +184,7 @@ class Selector:
         # scored at the search's batch size, as DARTS-PT scores on its search loader (BN uses batch statistics)
         self.score_stream = make_stream(ds, a_part, scfg.batch_size, train=False, device=device, workers=scfg.workers)
         self.rounds = plan_rounds(model.steps, self.cfg.seed)
+        self.acc = new_accumulator(device)
         self.tune_steps = round(cfg.tune_epochs * len(self.train))
         self.total_tune = self.tune_steps * (len(self.rounds) - 1)
 
@@ -204,7 +221,7 @@ class Selector:
         ops = self.model.ops
         alpha = self._alpha(cell)
         beta = getattr(self.model, f"betas_{cell}") if self.model.edge_norm else None
-        weights = [1.0] * len(alpha) if beta is None else node_edge_weights(beta.detach().float().cpu(), self.steps)
+        weights = [1.0] * len(alpha) if beta is None else node_edge_weights(beta.detach().float().cpu(), self.nodes)
         return [max(a for k, a in enumerate(row) if not OPS[ops[k]].zero) * float(w) for row, w in zip(alpha, weights)]
 
     def decide_op(self, cell: str, edge: int) -> dict[str, Any]:
@@ -231,7 +248,7 @@ class Selector:
         return decision
 
     def decide_node(self, cell: str, node: int) -> dict[str, Any]:
-        edges = [e for e in node_edges(self.steps)[node] if not self.projection.removed[cell][e]]
+        edges = [e for e in node_edges(self.nodes)[node] if not self.projection.removed[cell][e]]
         steps = []
         strength = self._edge_strength(cell)
         while len(edges) > 2:
@@ -245,12 +262,14 @@ class Selector:
             if len(tied) > 1:
                 step["tie"] = {"between": tied, "broken_by": "smallest softmax(alpha) x softmax(beta)"}
             steps.append(step)
-        start = node_edges(self.steps)[node].start
+        start = node_edges(self.nodes)[node].start
         return {"kind": "node", "cell": cell, "node": node, "steps": steps, "kept_inputs": [e - start for e in edges]}
 
     # ------------------------------------------------------------ tuning
-    def tune(self, done: int, after_step: Any = None) -> int:
-        """``tune_steps`` search steps (weights and alpha/beta), the weight lr cosine-annealed over all tuning."""
+    def tune(self, done: int, after_step: Callable[[int], bool] | None = None) -> int:
+        """``tune_steps`` search steps (weights and alpha/beta), the weight lr cosine-annealed over all tuning.
+
+        A stop asked for part-way (``after_step`` returning True) waits for the round's end."""
         scfg = self.scfg
         weights = self.model.weight_parameters()
         self.model.train()
@@ -259,143 +278,176 @@ class Selector:
             for g in self.w_opt.param_groups:
                 g["lr"] = lr
             x, y = self.train.next_batch()
-            search_step(self.model, self.model, self.architect, self.w_opt, x, y, self.val.next_batch(),
-                        grad_clip=scfg.grad_clip, eta=lr, weights=weights)  # fmt: skip
+            val = self.val.next_batch()
+            loss, logits, _ = search_step(self.model, self.model, self.architect, self.w_opt, x, y, val,
+                                          grad_clip=scfg.grad_clip, eta=lr, weights=weights)  # fmt: skip
             done += 1
-            if after_step is not None:
-                after_step()
+            count_step(self.acc, loss, logits, y, after_step, self.train)
         return done
 
-    # ------------------------------------------------------------ the run
-    def state_dict(
-        self, next_round: int, done: int, decisions: list[dict[str, Any]], clock: RunClock
-    ) -> dict[str, Any]:
+    # ------------------------------------------------------------ the run (a Task of the shared loop)
+    kind = checkpoint_kind = "select"
+    final = "select_result.json"
+
+    def loop_config(self) -> SelectRun:
+        scfg, cfg = self.scfg, self.cfg
+        return SelectRun(
+            epochs=len(plan_rounds(STEPS, cfg.seed)),
+            seed=scfg.seed,
+            deterministic=scfg.deterministic,
+            device=cfg.device,
+            threads=cfg.threads,
+            method=cfg.method,
+            tune_epochs=cfg.tune_epochs,
+            score_batches=cfg.score_batches,
+            order_seed=cfg.seed,
+        )
+
+    def config_record(self) -> dict[str, Any]:
+        """config.json: the selection's settings and the search it read (its final alpha/beta), which pin the folder."""
+        arch = self.search_dir / "arch.json"
+        search_id = hashlib.sha256(arch.read_bytes()).hexdigest()[:16] if arch.is_file() else None
         return {
             "kind": "select",
-            "config": asdict(self.cfg),
-            "round": next_round,
-            "tune_done": done,
-            "decisions": decisions,
-            "projection": self.projection.state_dict(),
+            **asdict(self.cfg),
+            "search_run": str(self.search_dir),
+            "search_arch_sha256": search_id,
+        }
+
+    def setup(self, ctx: Context, state: dict[str, Any] | None) -> int:
+        if ctx.info.enabled:
+            raise RunError("a selection runs in one process: start pcdarts select without torchrun")
+        self.ctx = ctx
+        self._build(ctx.device)
+        check_data(self.ds, state, ctx.out)
+        self.decisions: list[dict[str, Any]] = []
+        self.done = 0  # tuning steps taken, over all rounds (the cosine schedule's position)
+        if state is None:
+            return 0
+        keys = ("w_optimizer", "arch_optimizer", "val_stream", "projection", "decisions", "tune_done")
+        require_keys(state, keys, ctx.out / "checkpoint.pt")
+        self.model.load_state_dict(state["model"])
+        self.w_opt.load_state_dict(state["w_optimizer"])
+        self.architect.optimizer.load_state_dict(state["arch_optimizer"])
+        ctx.load_stream(self.train, state["train_stream"])
+        ctx.load_stream(self.val, state["val_stream"])
+        self.projection.load_state_dict(state["projection"])
+        self.decisions, self.done = list(state["decisions"]), int(state["tune_done"])
+        self.round = int(state["epoch"])
+        return self.round
+
+    def steps(self) -> tuple[int, int]:
+        n = self.tune_steps if self.round + 1 < len(self.rounds) else 0
+        return n, n  # a round is not stopped part-way: the loop's stop waits for its end
+
+    round = 0  # the round under way (the number of rounds finished)
+
+    def run_epoch(self, epoch: int, after_step: Callable[[int], bool]) -> bool:
+        """One round: decide an edge (or node) of each cell, then tune the supernet before the next round."""
+        plan = self.rounds[epoch]
+        for cell in Projection.CELLS:
+            decide = self.decide_op if plan["kind"] == "op" else self.decide_node
+            self.decisions.append({"round": epoch, **decide(cell, plan[cell])})
+        if epoch + 1 < len(self.rounds):
+            self.done = self.tune(self.done, after_step)
+        return False
+
+    def end_epoch(self, epoch: int, seconds: float, metrics: MetricsLog, *, cpu_seconds: float) -> dict[str, Any]:
+        stats = epoch_stats(self.acc)
+        mine = [d for d in self.decisions if d["round"] == epoch]
+        record = {
+            "epoch": epoch + 1,
+            "round_kind": self.rounds[epoch]["kind"],
+            "accuracy": mine[0].get("accuracy"),  # the supernet's before this round's decisions (op rounds)
+            "choices": {d["cell"]: d.get("choice", d.get("kept_inputs")) for d in mine},
+            "train_loss": stats["loss"],
+            "train_acc": stats["accuracy"],
+            "tune_steps": stats["steps"],
+            "epoch_seconds": seconds,
+            "epoch_cpu_seconds": cpu_seconds,
+        }
+        metrics.write(record)
+        self.acc = new_accumulator(self.device)
+        self.round = epoch + 1
+        return record
+
+    def epoch_line(self, record: dict[str, Any], epoch: int, epochs: int) -> str:
+        choices = ", ".join(f"{cell} {choice}" for cell, choice in record["choices"].items())
+        return (
+            f"select round {epoch + 1}/{epochs} ({record['round_kind']}): {choices} | {record['epoch_seconds']:.0f} s"
+        )
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
             "model": self.model.state_dict(),
             "w_optimizer": self.w_opt.state_dict(),
             "arch_optimizer": self.architect.optimizer.state_dict(),
-            "train_stream": self.train.state_dict(),
-            "val_stream": self.val.state_dict(),
-            "rng": rng_state(),
-            **clock.state(),
+            "train_stream": self.ctx.stream_state(self.train),
+            "val_stream": self.ctx.stream_state(self.val),
+            "projection": self.projection.state_dict(),
+            "decisions": self.decisions,
+            "tune_done": self.done,
         }
 
+    def stop_reason(self) -> str | None:
+        return None
+
+    def finish(self, *, stopped: bool, seconds: float, cpu_seconds: float | None) -> dict[str, Any]:
+        rounds = len(self.rounds)
+        if stopped:
+            return {"stopped": True, "round": len({d["round"] for d in self.decisions}), "rounds": rounds}
+        decisions, out = self.decisions, self.out
+        ties = sum("tie" in d for d in decisions) + sum("tie" in s for d in decisions for s in d.get("steps", []))
+        if ties:
+            log.warning(
+                "warning: %d of the selection's decisions were ties of the accuracy scores, broken by the "
+                "magnitude rule (decisions.json marks them); more --score-batches separate ops better",
+                ties,
+            )
+        genotype = self.projection.genotype(self.nodes)
+        result = {
+            "genotype": genotype.to_dict(),
+            "method": "pt",
+            "label": self.cfg.label(),
+            "config": asdict(self.cfg),
+            "search_run": str(self.search_dir),
+            "rounds": rounds,
+            "tune_steps_per_gap": self.tune_steps,
+            "score_batches": self.cfg.score_batches,
+            "ties": ties,
+            "magnitude_genotype": read_run_json(self.search_dir / "genotype.json"),
+            "seconds": seconds,
+            "cpu_seconds": cpu_seconds,
+            "revision": read_run_json(out / "environment.json").get("git"),
+            "stopped": False,
+        }
+        atomic_write_json(out / "decisions.json", decisions)
+        atomic_write_json(out / "genotype.json", genotype.to_dict())
+        atomic_write_json(out / self.final, result)
+        return result
+
     def run(self) -> dict[str, Any]:
+        """Select, or resume the selection in ``out``; a finished one is read back."""
         out = self.out
         if out.resolve() == self.search_dir.resolve():
             raise RunError(f"--out {out} is the search run itself: give the selection a folder of its own")
-        if out.is_dir() and any(e.name != RunLock.NAME for e in out.iterdir()) and not (out / CONFIG).is_file():
+        pin = _pin_file(out) if out.is_dir() else None
+        if out.is_dir() and any(e.name != RunLock.NAME for e in out.iterdir()) and pin is None:
             raise RunError(f"{out} is not empty and holds no selection: --out wants a new or empty folder")
-        with RunLock(out):
-            self._check_config()
-            result_file = out / "select_result.json"
-            if result_file.is_file():
-                return read_run_json(result_file)
-            self._build()
-            ckpt = out / "select_checkpoint.pt"
-            start, done, decisions = 0, 0, []
-            state: dict[str, Any] | None = None
-            if ckpt.is_file():
-                state = load_checkpoint(ckpt, "cpu")
-                if state.get("kind") != "select":
-                    raise RunError(f"{ckpt} is not a selection checkpoint: delete it to start the selection again")
-                keys = ("model", "w_optimizer", "arch_optimizer", "train_stream", "val_stream", "projection")
-                require_keys(state, (*keys, "round", "tune_done", "decisions", "rng"), ckpt)
-                self.model.load_state_dict(state["model"])
-                self.w_opt.load_state_dict(state["w_optimizer"])
-                self.architect.optimizer.load_state_dict(state["arch_optimizer"])
-                self.train.load_state_dict(state["train_stream"])
-                self.val.load_state_dict(state["val_stream"])
-                self.projection.load_state_dict(state["projection"])
-                start, done, decisions = int(state["round"]), int(state["tune_done"]), list(state["decisions"])
-                set_rng_state(state["rng"])
-                log.info("select: resumed at round %d of %d", start + 1, len(self.rounds))
-            else:
-                (out / "environment.json").unlink(missing_ok=True)  # a start afresh: no earlier part to name
-            env = write_environment(out, device=str(self.device))  # who ran it (a resume keeps earlier ones)
-            clock = RunClock(state)
-            total = len(self.rounds)
-            bar = tqdm(
-                total=total,
-                initial=start,
-                desc="select",
-                disable=not (self.progress and sys.stderr.isatty()),
-                leave=False,
-            )
-            with GracefulStop() as stop:
-                for r in range(start, total):
-                    plan = self.rounds[r]
-                    for cell in Projection.CELLS:
-                        if plan["kind"] == "op":
-                            d = self.decide_op(cell, plan[cell])
-                        else:
-                            d = self.decide_node(cell, plan[cell])
-                        decisions.append({"round": r, **d})
-                    if r + 1 < total:
-                        done = self.tune(done)
-                    save_checkpoint(ckpt, self.state_dict(r + 1, done, decisions, clock))
-                    bar.update(1)
-                    log.info("select: round %d/%d (%s) decided", r + 1, total, plan["kind"])
-                    if stop.requested:
-                        bar.close()
-                        return {"stopped": True, "round": r + 1, "rounds": total}
-            bar.close()
-            genotype = self.projection.genotype(self.steps)
-            ties = sum("tie" in d for d in decisions) + sum("tie" in s for d in decisions for s in d.get("steps", []))
-            if ties:
-                log.warning(
-                    "warning: %d of the selection's decisions were ties of the accuracy scores, broken by the "
-                    "magnitude rule (decisions.json marks them); more --score-batches separate ops better",
-                    ties,
-                )
-            result = {
-                "genotype": genotype.to_dict(),
-                "method": "pt",
-                "label": self.cfg.label(),
-                "config": asdict(self.cfg),
-                "search_run": str(self.search_dir),
-                "rounds": total,
-                "tune_steps_per_gap": self.tune_steps,
-                "score_batches": self.cfg.score_batches,
-                "ties": ties,
-                "magnitude_genotype": load_genotype_json(self.search_dir / "genotype.json"),
-                "seconds": clock.wall(),
-                "cpu_seconds": clock.cpu(),
-                "revision": env["git"],
-                "stopped": False,
-            }
-            atomic_write_json(out / "decisions.json", decisions)
-            atomic_write_json(out / "genotype.json", genotype.to_dict())
-            atomic_write_json(result_file, result)
-            return result
-
-    def _check_config(self) -> None:
-        """Pin the folder to these settings and to this very search (its final alpha/beta)."""
-        import hashlib
-
-        f = self.out / CONFIG
-        arch = self.search_dir / "arch.json"
-        search_id = hashlib.sha256(arch.read_bytes()).hexdigest()[:16] if arch.is_file() else None
-        mine = {**asdict(self.cfg), "search_arch_sha256": search_id}
-        if f.is_file():
-            theirs = read_run_json(f)
-            diff = sorted(k for k in mine if k not in RESULT_FREE and theirs.get(k) != mine[k])
+        if pin is not None:
+            theirs, mine = read_run_json(pin), self.config_record()
+            diff = sorted(k for k in mine if k not in (*RESULT_FREE, "kind", "search_run") and theirs.get(k) != mine[k])
             if diff:
                 raise RunError(
-                    f"{self.out} holds a selection with other settings or from another search ({', '.join(diff)}): "
+                    f"{out} holds a selection with other settings or from another search ({', '.join(diff)}): "
                     "use the same settings, or another --out"
                 )
-        atomic_write_json(f, mine)
-
-
-def load_genotype_json(path: Path) -> dict[str, Any]:
-    return read_run_json(path)
+        if (out / self.final).is_file():
+            return read_run_json(out / self.final)
+        resume = (out / "checkpoint.pt").is_file()
+        # a selection stopped before its first round ended left only its pin and logs: it starts again
+        return run_task(self, self.loop_config(), out, resume=resume, overwrite=pin is not None and not resume,
+                        progress=self.progress)  # fmt: skip
 
 
 def run_select(run: str | Path, out: str | Path | None = None, cfg: SelectConfig | None = None, *,
