@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -92,16 +91,10 @@ def _saved_config(ns: argparse.Namespace) -> tuple[dict[str, Any] | None, str]:
 
 
 def cmd_search(ns: argparse.Namespace) -> int:
-    from ..runs.presets import preset_values
+    from ..runs.presets import check_preset, preset_values
     from ..runs.search import run_search
 
     auto = ns.batch_size == "auto"
-    if auto and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise ConfigError(
-            "--batch-size auto under torchrun would let each process probe and choose its own batch (then their "
-            "steps differ and the collectives hang): find it once with `pcdarts search --batch-size auto "
-            "--print-config` and pass that number"
-        )
     if auto:
         ns.batch_size = None
     saved, dataset = _saved_config(ns)
@@ -125,11 +118,7 @@ def cmd_search(ns: argparse.Namespace) -> int:
         if n_images is not None:
             cfg, line = fit_folder_search(cfg, n_images, explicit | ({"batch_size"} if auto else set()))
             log.info("%s", line)
-    if ns.preset == "paper" and cfg.dataset == "imagenet" and not cfg.subset and not cfg.train_images:
-        raise ConfigError(
-            "the paper searches ImageNet on per-class subsets (10% weights, 2.5% arch): make them with "
-            "`pcdarts subsample --data DIR --out subset.json` and pass --subset subset.json"
-        )
+    check_preset(ns.preset, cfg)
     if ns.print_config:
         from ..errors import PCDartsError
         from ..runs.loop import load_data

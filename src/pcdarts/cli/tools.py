@@ -53,6 +53,7 @@ def _trained_shape(spec: str) -> tuple[str, tuple[int, int, int, str, int, int]]
 def cmd_info(ns: argparse.Namespace) -> int:
     from ..nas.network import build_network, count_macs, count_params
     from ..runs.artifacts import load_genotype
+    from ..runs.config import check_shape
 
     genotype = load_genotype(ns.genotype)
     trained = _trained_shape(ns.genotype)
@@ -71,7 +72,7 @@ def cmd_info(ns: argparse.Namespace) -> int:
     c = c if ns.init_channels is None else ns.init_channels
     layers = layers if ns.layers is None else ns.layers
     classes = classes if ns.num_classes is None else ns.num_classes
-    _check_shape(init_channels=c, layers=layers, num_classes=classes)
+    check_shape(init_channels=c, layers=layers, num_classes=classes)
     model = build_network(
         genotype, num_classes=classes, in_channels=cin, init_channels=c, layers=layers, auxiliary=False, stem=stem
     )
@@ -96,24 +97,8 @@ def cmd_info(ns: argparse.Namespace) -> int:
     return 0
 
 
-def _check_shape(*, init_channels: int, layers: int, num_classes: int, batch: int = 1, size: int = 8) -> None:
-    """Refuse network shapes that cannot be built (or would take hours to build) before building them."""
-    from ..runs.config import MAX_BATCH, MAX_CHANNELS, MAX_IMAGE, MAX_LAYERS
-
-    checks = [
-        ("init channels", init_channels, 2, MAX_CHANNELS),
-        ("layers", layers, 3, MAX_LAYERS),
-        ("num classes", num_classes, 1, 1 << 20),
-        ("batch size", batch, 1, MAX_BATCH),
-        ("size", size, 4, MAX_IMAGE),
-    ]
-    for name, value, low, high in checks:
-        if not low <= value <= high:
-            raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
-
-
 def cmd_plan(ns: argparse.Namespace) -> int:
-    from ..runs.config import SearchConfig
+    from ..runs.config import SearchConfig, check_shape
     from ..runs.memory import predict_peak
 
     if ns.dataset is not None or ns.preset is not None:
@@ -130,11 +115,8 @@ def cmd_plan(ns: argparse.Namespace) -> int:
         if getattr(ns, name) is None:
             setattr(ns, name, getattr(defaults, name))
 
-    _check_shape(
-        init_channels=ns.init_channels, layers=ns.layers, num_classes=ns.num_classes, batch=ns.batch_size, size=ns.size
-    )
-    if ns.in_channels < 1:
-        raise ConfigError(f"in channels must be >= 1, got {ns.in_channels}")
+    check_shape(init_channels=ns.init_channels, layers=ns.layers, num_classes=ns.num_classes, batch=ns.batch_size,
+                size=ns.size, in_channels=ns.in_channels)  # fmt: skip
     bad = [k for k in ns.ks if k < 1 or ns.init_channels % k]
     if bad:
         raise ConfigError(f"every K must be >= 1 and divide init channels {ns.init_channels}; not {bad}")

@@ -229,6 +229,23 @@ MAX_EPOCHS, MAX_THREADS = 10_000, 1024  # beyond any published protocol / any ma
 MAX_SEED, MAX_PADDING, MAX_WORKERS = 2**32 - 1, 256, 256  # numpy's seed range; padding of 3,000 px asked for 13.8 GB
 
 
+def check_shape(
+    *, init_channels: int, layers: int, num_classes: int, batch: int = 1, size: int = 8, in_channels: int = 3
+) -> None:
+    """Refuse network shapes that cannot be built (or would take hours to build) before building them."""
+    checks = [
+        ("init channels", init_channels, 2, MAX_CHANNELS),
+        ("layers", layers, 3, MAX_LAYERS),
+        ("num classes", num_classes, 1, 1 << 20),
+        ("batch size", batch, 1, MAX_BATCH),
+        ("size", size, 4, MAX_IMAGE),
+        ("in channels", in_channels, 1, MAX_CHANNELS),
+    ]
+    for name, value, low, high in checks:
+        if not low <= value <= high:
+            raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
+
+
 def _check_common(cfg: Any) -> None:
     """Checks both configs share; every float must be finite (a NaN lr would fail minutes later)."""
     for f in fields(cfg):

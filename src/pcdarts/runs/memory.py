@@ -23,7 +23,7 @@ from torch import nn
 
 from ..nas.fanout import FanOut
 from ..nas.supernet import SearchCell, SearchNetwork
-from .config import SearchConfig
+from .config import SearchConfig, check_shape
 
 PROBE_BATCH = 4
 SAFETY = 2.0
@@ -124,6 +124,8 @@ def predict_peak(
 
     Runs under a forked RNG, so the caller's random state is left as it was.
     """
+    check_shape(init_channels=cfg.init_channels, layers=cfg.layers, num_classes=num_classes, batch=batch, size=size,
+                in_channels=in_channels)  # fmt: skip
     dev = torch.device(device)
     with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
         torch.manual_seed(0)

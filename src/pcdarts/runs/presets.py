@@ -181,3 +181,12 @@ def preset_values(name: str | None, kind: str, dataset: str) -> dict[str, Any]:
     if dataset not in table:
         raise ConfigError(f"preset {name!r} has no {kind} protocol for {dataset!r}; it covers: {', '.join(table)}")
     return dict(table[dataset])
+
+
+def check_preset(name: str | None, cfg: Any) -> None:
+    """Refuse a search that a preset's protocol does not allow (ConfigError, one line)."""
+    if name == "paper" and cfg.dataset == "imagenet" and not cfg.subset and not cfg.train_images:
+        raise ConfigError(
+            "the paper searches ImageNet on per-class subsets (10% weights, 2.5% arch): make them with "
+            "`pcdarts subsample --data DIR --out subset.json` and pass --subset subset.json"
+        )

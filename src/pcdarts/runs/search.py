@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import torch
 
 from ..data import FolderDataset, TensorDataset, make_stream, part_size, search_parts
-from ..errors import RunError
+from ..errors import ConfigError, RunError
 from ..files import atomic_write_json
 from ..nas.architect import Architect
 from ..nas.candidates import space_of
@@ -40,6 +41,12 @@ def auto_batch(cfg: SearchConfig) -> SearchConfig:
 
     from .memory import auto_batch_size
 
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ConfigError(
+            "--batch-size auto under torchrun would let each process probe and choose its own batch (then their "
+            "steps differ and the collectives hang): find it once with `pcdarts search --batch-size auto "
+            "--print-config` and pass that number"
+        )
     ds = load_data(cfg)
     device = pick_device(cfg.device)
     batch, info = auto_batch_size(

@@ -1,0 +1,23 @@
+"""Rules of the library that the CLI only passes on: a caller of the library meets the same one-line errors."""
+
+import pytest
+
+from pcdarts.errors import ConfigError
+from pcdarts.runs.config import SearchConfig
+from pcdarts.runs.memory import predict_peak
+from pcdarts.runs.presets import check_preset
+from pcdarts.runs.search import auto_batch
+
+
+def test_the_library_refuses_what_the_cli_refuses(monkeypatch):
+    shape = dict(in_channels=3, size=8, num_classes=10)
+    with pytest.raises(ConfigError, match="batch size must be between"):
+        predict_peak(SearchConfig(init_channels=8, layers=3), batch=0, **shape)
+    with pytest.raises(ConfigError, match="in channels must be between"):
+        predict_peak(SearchConfig(init_channels=8, layers=3), batch=8, **{**shape, "in_channels": 0})
+    with pytest.raises(ConfigError, match="per-class subsets"):
+        check_preset("paper", SearchConfig(dataset="imagenet"))
+    check_preset("paper", SearchConfig(dataset="imagenet", train_images=1000))  # a subset of its own: allowed
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ConfigError, match="under torchrun"):
+        auto_batch(SearchConfig(dataset="digits"))
