@@ -20,7 +20,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from ..nas.architect import Architect
 from ..nas.genotype import GENOTYPES
 from ..nas.network import build_network
-from ..runs.config import SearchConfig
+from ..runs.config import SearchConfig, build_search_network
 from ..runs.engine import search_step
 
 
@@ -56,11 +56,9 @@ def _count(fn: Any) -> float:
 
 def search_limit(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
     """One search step (arch step then weight step) of the DARTS supernet at the benchmark's sizes."""
-    from ..nas.supernet import SearchNetwork
-
     torch.manual_seed(0)
     cfg = SearchConfig(init_channels=args.channels, layers=args.layers, k=args.k)
-    net = SearchNetwork.from_config(cfg, num_classes=10, in_channels=3).to(device)
+    net = build_search_network(cfg, num_classes=10, in_channels=3).to(device)
     x = torch.randn(args.batch, 3, args.size, args.size, device=device)
     y = torch.randint(0, 10, (args.batch,), device=device)
     weights = net.weight_parameters()

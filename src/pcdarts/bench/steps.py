@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from ..nas.architect import Architect
 from ..nas.supernet import SearchNetwork
-from ..runs.config import SearchConfig
+from ..runs.config import SearchConfig, build_search_network
 from ..runs.engine import search_step, train_step
 from ..runs.memory import saved_activation_bytes
 from .reference import reference_arch_step, to_edge_by_edge, to_reference
@@ -55,7 +55,7 @@ def build(
 ) -> tuple[SearchNetwork, torch.Tensor, torch.Tensor]:
     torch.manual_seed(0)
     cfg = SearchConfig(init_channels=args.channels, layers=args.layers, k=k, recompute=recompute)
-    net = SearchNetwork.from_config(cfg, num_classes=10, in_channels=3).to(device)
+    net = build_search_network(cfg, num_classes=10, in_channels=3).to(device)
     x = torch.randn(args.batch, 3, args.size, args.size, device=device)
     y = torch.randint(0, 10, (args.batch,), device=device)
     return net, x, y

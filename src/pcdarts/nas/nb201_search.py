@@ -116,25 +116,6 @@ class NB201SearchNetwork(nn.Module):
         # (w, edge_w) -> the same, applied to the mixing weights every forward (one-shot evaluation of a cell)
         self.arch_transform: Callable[..., tuple[torch.Tensor, torch.Tensor | None]] | None = None
 
-    @classmethod
-    def from_config(cls, cfg: Any, *, num_classes: int, in_channels: int, **overrides: Any) -> NB201SearchNetwork:
-        """The supernet a ``SearchConfig`` with ``cell='nasbench201'`` describes."""
-        if cfg.stem != "cifar":
-            raise ConfigError(f"the {CELL} supernet has its own 3x3 conv stem: drop --stem {cfg.stem}")
-        kwargs: dict[str, Any] = dict(
-            num_classes=num_classes,
-            in_channels=in_channels,
-            init_channels=cfg.init_channels,
-            layers=cfg.layers,
-            k=cfg.k,
-            edge_norm=cfg.edge_norm,
-            partial_mode=cfg.partial_mode,
-            recompute=cfg.recompute,
-            space=op_space(cfg.space, cfg.ops),
-        )
-        kwargs.update(overrides)
-        return cls(**kwargs)
-
     @property
     def recompute(self) -> str:
         """Activation checkpointing (``none``, ``edges`` or ``cells``): same values and gradients, fewer bytes."""

@@ -367,27 +367,6 @@ class SearchNetwork(nn.Module):
         # perturbation-based selection (select.py) masks and fixes ops and edges through it. Not state.
         self.arch_transform: Callable[..., tuple[torch.Tensor | None, ...]] | None = None
 
-    @classmethod
-    def from_config(cls, cfg: Any, *, num_classes: int, in_channels: int, **overrides: Any) -> SearchNetwork:
-        """The supernet a ``SearchConfig`` describes, for data of ``num_classes`` and ``in_channels``.
-
-        The one place the config's fields become constructor arguments; ``overrides`` replace any of them.
-        """
-        kwargs: dict[str, Any] = dict(
-            num_classes=num_classes,
-            in_channels=in_channels,
-            init_channels=cfg.init_channels,
-            layers=cfg.layers,
-            k=cfg.k,
-            edge_norm=cfg.edge_norm,
-            partial_mode=cfg.partial_mode,
-            stem=cfg.stem,
-            recompute=cfg.recompute,
-            space=op_space(cfg.space, cfg.ops),
-        )
-        kwargs.update(overrides)
-        return cls(**kwargs)
-
     @property
     def recompute(self) -> str:
         """Activation checkpointing, one of ``RECOMPUTE``: same values and gradients, fewer bytes kept."""

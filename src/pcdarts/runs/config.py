@@ -375,3 +375,30 @@ def plausible_setting(annotation: Any, value: Any) -> bool:
     if isinstance(value, str):
         return "str" in t and not t.startswith("tuple")
     return False
+
+
+def build_search_network(cfg: SearchConfig, *, num_classes: int, in_channels: int, **overrides: Any) -> Any:
+    """The supernet a ``SearchConfig`` describes (its ``cell``: the DARTS cell's or NAS-Bench-201's).
+
+    The one place the config's fields become constructor arguments; ``overrides`` replace any of them.
+    """
+    from ..nas.candidates import op_space
+    from ..nas.nb201_search import CELL, NB201SearchNetwork
+    from ..nas.supernet import SearchNetwork
+
+    kwargs: dict[str, Any] = dict(
+        num_classes=num_classes,
+        in_channels=in_channels,
+        init_channels=cfg.init_channels,
+        layers=cfg.layers,
+        k=cfg.k,
+        edge_norm=cfg.edge_norm,
+        partial_mode=cfg.partial_mode,
+        recompute=cfg.recompute,
+        space=op_space(cfg.space, cfg.ops),
+    )
+    if getattr(cfg, "cell", "darts") != CELL:
+        return SearchNetwork(**{**kwargs, "stem": cfg.stem, **overrides})
+    if cfg.stem != "cifar":
+        raise ConfigError(f"the {CELL} supernet has its own 3x3 conv stem: drop --stem {cfg.stem}")
+    return NB201SearchNetwork(**{**kwargs, **overrides})

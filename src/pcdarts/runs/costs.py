@@ -52,11 +52,11 @@ def search_shape(cfg: SearchConfig) -> tuple[int, int, int, int]:
 def time_steps(cfg: SearchConfig, device: torch.device, *, repeats: int = 2) -> dict[str, float]:
     """Median seconds of a warm-up step (weights only) and of a search step (arch then weights) at ``cfg``'s
     batch, after one untimed step of each (allocation, kernel selection)."""
-    from .search import supernet_class
+    from .config import build_search_network
 
     cin, side, classes, _ = search_shape(cfg)
     torch.manual_seed(0)
-    net = supernet_class(cfg).from_config(cfg, num_classes=classes, in_channels=cin).to(device)
+    net = build_search_network(cfg, num_classes=classes, in_channels=cin).to(device)
     weights = net.weight_parameters()
     w_opt = torch.optim.SGD(
         weights, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, **sgd_impl(device)

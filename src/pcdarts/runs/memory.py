@@ -23,7 +23,7 @@ from torch import nn
 
 from ..nas.fanout import FanOut
 from ..nas.supernet import SearchCell, SearchNetwork
-from .config import SearchConfig, check_shape
+from .config import SearchConfig, build_search_network, check_shape
 
 PROBE_BATCH = 4
 SAFETY = 2.0
@@ -111,9 +111,7 @@ def largest_segment_bytes(net: SearchNetwork, x: torch.Tensor, y: torch.Tensor, 
 
 def _supernet(cfg: SearchConfig, num_classes: int, in_channels: int) -> nn.Module:
     """The supernet of ``cfg``'s cell space (the DARTS cell's or NAS-Bench-201's)."""
-    from .search import supernet_class
-
-    return supernet_class(cfg).from_config(cfg, num_classes=num_classes, in_channels=in_channels)
+    return build_search_network(cfg, num_classes=num_classes, in_channels=in_channels)
 
 
 def predict_peak(

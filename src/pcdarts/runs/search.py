@@ -19,7 +19,7 @@ from ..nas.genotype import Genotype, none_count, param_free_count
 from ..nas.nb201_search import NB201SearchNetwork
 from ..nas.remedies import beta_decay_weight, early_stop_reason
 from ..nas.supernet import SearchNetwork
-from .config import SearchConfig
+from .config import SearchConfig, build_search_network
 from .distributed import all_reduce_sums, barrier, check_agreement, wrap_ddp
 from .engine import check_finite, cosine_lr, epoch_stats, evaluate, new_accumulator, search_epoch, sgd_impl
 from .environment import pick_device
@@ -69,11 +69,7 @@ def auto_batch(cfg: SearchConfig) -> SearchConfig:
 
 def build_supernet(cfg: SearchConfig, ds: TensorDataset | FolderDataset) -> SearchNetwork | NB201SearchNetwork:
     """The supernet of the config's cell space (``cfg.cell``): the DARTS cell's, or NAS-Bench-201's."""
-    return supernet_class(cfg).from_config(cfg, num_classes=ds.num_classes, in_channels=ds.in_channels)
-
-
-def supernet_class(cfg: Any) -> type[SearchNetwork] | type[NB201SearchNetwork]:
-    return NB201SearchNetwork if getattr(cfg, "cell", "darts") == "nasbench201" else SearchNetwork
+    return build_search_network(cfg, num_classes=ds.num_classes, in_channels=ds.in_channels)
 
 
 # Below these a proxy search cannot learn (Study I, docs/STUDY.md): candidate ops with fewer channels are
