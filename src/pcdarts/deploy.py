@@ -271,8 +271,8 @@ def load_image(path: Any, in_channels: int, size: tuple[int, int], centre_crop: 
     """
     from PIL import Image, UnidentifiedImageError
 
-    from .data.folder import as_8bit, open_image
-    from .data.folder import centre_crop as crop_centre
+    from .data.images import as_8bit, open_image
+    from .data.images import centre_crop as crop_centre
 
     try:
         im = as_8bit(path, in_channels) if isinstance(path, Image.Image) else open_image(path, in_channels)

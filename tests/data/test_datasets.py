@@ -266,7 +266,7 @@ def test_subsample_fractions_validated():
 
 def test_predict_on_a_folder_model_uses_the_evaluation_crop(tmp_path, capsys):
     from pcdarts import load_model
-    from pcdarts.data.folder import _decode, centre_crop
+    from pcdarts.data.images import centre_crop, decode
 
     _jpeg_tree(tmp_path / "imgs", per_class=4)
     out = tmp_path / "run"
@@ -303,7 +303,7 @@ def test_predict_on_a_folder_model_uses_the_evaluation_crop(tmp_path, capsys):
     assert main(["predict", "--checkpoint", str(out / "best.pt"), image, "--json"]) == 0
     row = json.loads(capsys.readouterr().out.strip().splitlines()[-1])[0]
     model = load_model(out / "best.pt")
-    arr = np.asarray(centre_crop(_decode(image, 3), 16), dtype=np.float32) / 255.0
+    arr = np.asarray(centre_crop(decode(image, 3), 16), dtype=np.float32) / 255.0
     x = torch.from_numpy(arr).permute(2, 0, 1)[None]
     mean, std = torch.tensor(model.meta["mean"]).view(1, -1, 1, 1), torch.tensor(model.meta["std"]).view(1, -1, 1, 1)
     with torch.no_grad():

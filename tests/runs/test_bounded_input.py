@@ -12,7 +12,7 @@ from PIL import Image
 
 from pcdarts.cli import main
 from pcdarts.data import DataError
-from pcdarts.data.folder import open_image
+from pcdarts.data.images import open_image
 from pcdarts.errors import PCDartsError, RunError
 from pcdarts.files import MAX_LOG_BYTES, read_jsonl
 from pcdarts.runs.rundir import check_out_path

@@ -6,7 +6,7 @@ from pcdarts.errors import ConfigError
 from pcdarts.runs.config import SearchConfig
 from pcdarts.runs.memory import predict_peak
 from pcdarts.runs.presets import check_preset
-from pcdarts.runs.search import auto_batch
+from pcdarts.runs.sizing import auto_batch
 
 
 def test_the_library_refuses_what_the_cli_refuses(monkeypatch):

@@ -106,10 +106,10 @@ def test_max_macs_picks_the_largest_channels_that_fit(tmp_path, caplog):
     from pcdarts.nas.genotype import GENOTYPES
     from pcdarts.nas.network import build_network, count_macs
     from pcdarts.runs.config import TrainConfig
-    from pcdarts.runs.train import fit_to_macs
+    from pcdarts.runs.sizing import fit_to_macs
 
     cfg = TrainConfig(dataset="synthetic", image_size=16, layers=5, auxiliary=False, max_macs=8_000_000)
-    with caplog.at_level(logging.INFO, logger="pcdarts.runs.train"):
+    with caplog.at_level(logging.INFO, logger="pcdarts.runs.sizing"):
         fitted = fit_to_macs(cfg, GENOTYPES["DARTS_V2"])
     c = fitted.init_channels
 

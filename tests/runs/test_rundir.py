@@ -236,7 +236,8 @@ def test_image_folders_honour_the_augmentation_flags(tmp_path, capsys):
 @pytest.mark.parametrize("n_images, batch", [(600, 8), (20_000, 32)])
 def test_folder_search_defaults_pass_their_own_checks(n_images, batch):
     from pcdarts.runs.config import SearchConfig
-    from pcdarts.runs.search import MIN_ARCH_STEPS, MIN_OP_CHANNELS, fit_folder_search
+    from pcdarts.runs.search import MIN_ARCH_STEPS, MIN_OP_CHANNELS
+    from pcdarts.runs.sizing import fit_folder_search
 
     cfg = SearchConfig.for_dataset("folder")
     fitted, line = fit_folder_search(cfg, n_images, set())

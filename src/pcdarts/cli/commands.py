@@ -12,7 +12,7 @@ from typing import Any
 
 from ..errors import ConfigError, first_line
 from ..runs.config import SearchConfig, TrainConfig, plausible_setting, resolve_config
-from ..runs.search import auto_batch
+from ..runs.sizing import auto_batch
 from .parser import _overrides
 
 log = logging.getLogger("pcdarts")
@@ -106,7 +106,7 @@ def cmd_search(ns: argparse.Namespace) -> int:
     if cfg.dataset == "folder" and saved is None and ns.preset is None:  # defaults from the images there are
         from ..errors import PCDartsError
         from ..runs.loop import load_data
-        from ..runs.search import fit_folder_search
+        from ..runs.sizing import fit_folder_search
 
         explicit = {k for k, v in _overrides(ns, SearchConfig).items() if v is not None}
         try:
@@ -228,7 +228,7 @@ def cmd_train(ns: argparse.Namespace) -> int:
         from ..runs.loop import load_data
 
         if cfg.max_macs:  # print the channels it will train with
-            from ..runs.train import fit_to_macs
+            from ..runs.sizing import fit_to_macs
 
             try:
                 cfg = fit_to_macs(cfg, load_genotype(cfg.genotype))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 import torch
 
 from ..data import FolderDataset, TensorDataset, make_stream, part_size, search_parts
-from ..errors import ConfigError, RunError
+from ..errors import RunError
 from ..files import atomic_write_json
 from ..nas.architect import Architect
 from ..nas.candidates import space_of
@@ -22,7 +21,6 @@ from ..nas.supernet import SearchNetwork
 from .config import SearchConfig, build_search_network
 from .distributed import all_reduce_sums, barrier, check_agreement, wrap_ddp
 from .engine import check_finite, cosine_lr, epoch_stats, evaluate, new_accumulator, search_epoch, sgd_impl
-from .environment import pick_device
 from .formats import FILE_FORMAT
 from .loop import Context, check_data, check_world_size, load_data, make_augment, run_task
 from .rundir import MetricsLog
@@ -30,41 +28,6 @@ from .rundir import MetricsLog
 log = logging.getLogger(__name__)
 
 EVAL_BATCH = 256  # the smallest batch of the no-grad validation pass: no activations kept, so larger is cheap
-
-
-AUTO_MIN_STEPS, AUTO_MAX_LR_SCALE = 8, 4.0
-
-
-def auto_batch(cfg: SearchConfig) -> SearchConfig:
-    """``--batch-size auto``: the largest batch that fits, with the weight lr scaled linearly (as the paper does)."""
-    from dataclasses import replace
-
-    from .memory import auto_batch_size
-
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise ConfigError(
-            "--batch-size auto under torchrun would let each process probe and choose its own batch (then their "
-            "steps differ and the collectives hang): find it once with `pcdarts search --batch-size auto "
-            "--print-config` and pass that number"
-        )
-    ds = load_data(cfg)
-    device = pick_device(cfg.device)
-    batch, info = auto_batch_size(
-        cfg, in_channels=ds.in_channels, size=ds.image_size[0], num_classes=ds.num_classes, device=device
-    )
-    n = ds.train_size
-    # at least AUTO_MIN_STEPS steps an epoch (one giant step learns nothing), and the linear lr scaling capped
-    batch = min(batch, max(8, int(n * cfg.train_portion) // AUTO_MIN_STEPS // 8 * 8))
-    lr = cfg.lr * min(batch / cfg.batch_size, AUTO_MAX_LR_SCALE)
-    logging.getLogger("pcdarts").info(
-        "auto batch size %d (predicted %.0f MiB of %.0f MiB available); lr %.4g -> %.4g",
-        batch,
-        (info["per_sample_bytes"] * batch + info["state_bytes"]) / 2**20,
-        info["available_bytes"] / 2**20,
-        cfg.lr,
-        lr,
-    )
-    return replace(cfg, batch_size=batch, lr=lr)
 
 
 def build_supernet(cfg: SearchConfig, ds: TensorDataset | FolderDataset) -> SearchNetwork | NB201SearchNetwork:
@@ -104,41 +67,6 @@ def learnability_warnings(cfg: SearchConfig, counts: dict[str, int]) -> list[str
             f"barely moves in fewer than {MIN_ARCH_STEPS} (the paper: about 3,430); add epochs or lower --batch-size"
         )
     return out
-
-
-def fit_folder_search(cfg: SearchConfig, n_images: int, explicit: set[str]) -> tuple[SearchConfig, str]:
-    """Defaults for a search on a folder of ``n_images``, so that it passes its own learnability checks where
-    the data allows: 16 channels (4 per candidate op at K=4), and a batch and epoch count that give at least
-    ``MIN_ARCH_STEPS`` arch steps (the warm-up keeps the paper's 30 % of the epochs, at most 100 epochs).
-    Settings the user gave (``explicit``) are kept. Returns the config and a line saying what was chosen."""
-    from dataclasses import replace
-
-    from .config import PAPER_WARMUP_SHARE
-
-    changes: dict[str, Any] = {}
-    if "init_channels" not in explicit and cfg.init_channels // cfg.k < MIN_OP_CHANNELS:
-        changes["init_channels"] = MIN_OP_CHANNELS * cfg.k
-    n_w = max(1, int(n_images * cfg.train_portion))
-    batch = cfg.batch_size if "batch_size" in explicit else next(
-        (b for b in (32, 16) if -(-n_w // b) * 10 * (1 - PAPER_WARMUP_SHARE) >= MIN_ARCH_STEPS), 8
-    )  # fmt: skip
-    if batch != cfg.batch_size:
-        changes["batch_size"] = batch
-        changes["lr"] = cfg.lr * batch / cfg.batch_size if "lr" not in explicit else cfg.lr
-    steps = -(-n_w // batch)
-    if "epochs" not in explicit:
-        arch_epochs = -(-MIN_ARCH_STEPS // steps)
-        epochs = min(100, max(cfg.epochs, round(arch_epochs / (1 - PAPER_WARMUP_SHARE))))
-        warmup = cfg.warmup_epochs if "warmup_epochs" in explicit else round(epochs * PAPER_WARMUP_SHARE)
-        changes.update(epochs=epochs, warmup_epochs=min(warmup, epochs - 1))
-    fitted = replace(cfg, **changes)
-    arch_steps = steps * (fitted.epochs - fitted.warmup_epochs)
-    line = (
-        f"folder search for {n_images:,} images: C={fitted.init_channels}, batch {fitted.batch_size}, "
-        f"{fitted.epochs} epochs ({fitted.warmup_epochs} warm-up), so {arch_steps:,} arch steps (set "
-        "--init-channels, --batch-size or --epochs to choose)"
-    )
-    return fitted, line
 
 
 def schedule_line(counts: dict[str, int]) -> str:

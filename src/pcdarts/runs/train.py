@@ -82,54 +82,6 @@ def lr_at(cfg: TrainConfig, epoch: int) -> float:
     return cosine_lr(epoch + int(cfg.lr_lag), cfg.epochs, cfg.lr)
 
 
-MAX_FIT_CHANNELS = 512  # --max-macs sizes networks up to this many init channels (the paper's largest: 48)
-
-
-def fit_to_macs(cfg: TrainConfig, genotype: Genotype) -> TrainConfig:
-    """``cfg`` with the largest even ``init_channels`` whose network fits ``cfg.max_macs`` multiply-adds.
-
-    How the paper sizes its ImageNet network to the mobile setting (< 600 M), done here by bisection (the
-    count grows with C): each try builds the network and counts one forward pass at the data's input size.
-    """
-    from dataclasses import replace
-
-    ds = load_data(cfg)
-    shape = (ds.in_channels, *ds.image_size)
-
-    def macs(c: int) -> int:
-        args = {**model_args(replace(cfg, init_channels=c), ds), "auxiliary": False}
-        return count_macs(build_network(genotype, **args), shape)
-
-    lo, hi = 2, 2
-    if macs(lo) > cfg.max_macs:
-        raise RunError(
-            f"even 2 init channels need {macs(lo) / 1e6:.1f} M multiply-adds, over --max-macs "
-            f"{cfg.max_macs / 1e6:.1f} M: fewer --layers or a smaller --image-size"
-        )
-    # multiply-adds grow about as C^2: refuse before building a network far larger than any that trains here
-    if macs(16) * (MAX_FIT_CHANNELS / 16) ** 2 < cfg.max_macs:
-        raise RunError(
-            f"--max-macs {cfg.max_macs / 1e6:,.0f} M would take more than {MAX_FIT_CHANNELS} init channels for this "
-            "network: more --layers, or give --init-channels yourself"
-        )
-    while hi < MAX_FIT_CHANNELS and macs(hi * 2) <= cfg.max_macs:
-        hi *= 2
-    lo, hi = hi, min(hi * 2, MAX_FIT_CHANNELS)
-    while hi - lo > 2:  # lo fits; hi does not (or is the cap)
-        mid = (lo + hi) // 4 * 2
-        lo, hi = (mid, hi) if macs(mid) <= cfg.max_macs else (lo, mid)
-    if macs(hi) <= cfg.max_macs:
-        lo = hi
-    log.info(
-        "sized to --max-macs %.1f M: %d init channels (%.1f M multiply-adds at %dx%d)",
-        cfg.max_macs / 1e6,
-        lo,
-        macs(lo) / 1e6,
-        *ds.image_size,
-    )
-    return replace(cfg, init_channels=lo)
-
-
 def run_train(
     cfg: TrainConfig,
     out: str | Path,
@@ -154,6 +106,8 @@ def run_train(
         log.info("nasbench201 network: %d cells (N=%d per stage; set --layers to choose)", layers, layers // 3)
         cfg = replace(cfg, layers=layers)
     if cfg.max_macs:
+        from .sizing import fit_to_macs
+
         cfg = fit_to_macs(cfg, genotype)
     task = TrainTask(cfg, genotype, read_test=read_test)
     return run_task(task, cfg, out, resume=resume, overwrite=overwrite, progress=progress, extend=extend)
