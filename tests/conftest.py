@@ -5,6 +5,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+from tests.tiny import QUARTER_SEARCH, QUARTER_TRAIN  # noqa: E402
+
 torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))  # the same count torch uses for OpenMP
 
 
@@ -32,49 +34,13 @@ def _seed():
     yield
 
 
-# A quarter of digits' train split (360 of 1,440 images): 2 steps an epoch at batch 128 in a search,
-# 3 in a training, and a short last batch in each; the whole split would make every step 4x longer.
-TINY_SEARCH = [
-    "--train-images",
-    "360",
-    "--epochs",
-    "2",
-    "--warmup-epochs",
-    "1",
-    "--layers",
-    "3",
-    "--init-channels",
-    "4",
-    "--image-size",
-    "8",
-    "--batch-size",
-    "128",
-    "--no-progress",
-]
-TINY_TRAIN = [
-    "--train-images",
-    "360",
-    "--epochs",
-    "2",
-    "--layers",
-    "3",
-    "--init-channels",
-    "4",
-    "--image-size",
-    "8",
-    "--batch-size",
-    "128",
-    "--no-progress",
-]
-
-
 @pytest.fixture(scope="session")
 def digits_runs(tmp_path_factory):
     """A tiny digits search and a training of its genotype, shared by the export/plot/report tests."""
     from pcdarts.cli import main
 
     root = tmp_path_factory.mktemp("digits")
-    assert main(["search", "--dataset", "digits", "--out", str(root / "search"), *TINY_SEARCH]) == 0
+    assert main(["search", "--dataset", "digits", "--out", str(root / "search"), *QUARTER_SEARCH]) == 0
     assert (
         main(
             [
@@ -85,7 +51,7 @@ def digits_runs(tmp_path_factory):
                 "digits",
                 "--out",
                 str(root / "train"),
-                *TINY_TRAIN,
+                *QUARTER_TRAIN,
             ]
         )
         == 0

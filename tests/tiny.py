@@ -1,13 +1,20 @@
-"""The one tiny-run setting the tests share: synthetic images at 8x8, a 3-cell, 4-channel network, one thread.
+"""The tiny-run settings the tests share: a 3-cell, 4-channel network on 8x8 images.
 
-Command-line tests start from ``TINY`` and add what they are about (argparse takes a flag's last value, so a
-test may override one); study and calibration tests use the same sizes as config values.
+``TINY``: synthetic images, one thread; command-line tests start from it and add what they are about
+(argparse takes a flag's last value, so a test may override one). ``QUARTER_*``: the same network on 360
+train images at batch 128 (a quarter of digits' train split: 2 steps an epoch in a search, 3 in a training,
+with a short last batch in each), with no dataset named: the caller gives ``--dataset``. Study and
+calibration tests use the same sizes as config values (``SIZES``).
 """
 
-TINY = ["--dataset", "synthetic", "--layers", "3", "--init-channels", "4", "--image-size", "8", "--threads", "1",
-        "--no-progress"]  # fmt: skip
+SHAPE = ["--layers", "3", "--init-channels", "4", "--image-size", "8", "--no-progress"]
+TINY = ["--dataset", "synthetic", *SHAPE, "--threads", "1"]
 TINY_SEARCH = [*TINY, "--epochs", "2", "--warmup-epochs", "1"]
 TINY_TRAIN = [*TINY, "--epochs", "1"]
+
+QUARTER = ["--train-images", "360", "--batch-size", "128"]
+QUARTER_SEARCH = [*SHAPE, *QUARTER, "--epochs", "2", "--warmup-epochs", "1"]
+QUARTER_TRAIN = [*SHAPE, *QUARTER, "--epochs", "2"]
 
 SIZES = dict(image_size=8, init_channels=4, layers=3, batch_size=32, lr=0.05)
 STUDY_SEARCH = dict(SIZES, epochs=2, warmup_epochs=1)

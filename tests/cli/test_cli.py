@@ -5,7 +5,7 @@ import sys
 import pytest
 
 from pcdarts.cli import main
-from tests.conftest import TINY_SEARCH, TINY_TRAIN
+from tests.tiny import QUARTER_SEARCH, QUARTER_TRAIN, TINY_TRAIN
 
 
 @pytest.mark.parametrize(
@@ -76,7 +76,7 @@ def test_two_epoch_digits_search_writes_a_valid_genotype(tmp_path):
     from pcdarts import Genotype
 
     out = tmp_path / "run"
-    assert main(["search", "--dataset", "digits", "--out", str(out), *TINY_SEARCH]) == 0
+    assert main(["search", "--dataset", "digits", "--out", str(out), *QUARTER_SEARCH]) == 0
     g = Genotype.from_dict(json.loads((out / "genotype.json").read_text()))
     assert g.steps == 4
     history = [json.loads(ln) for ln in (out / "arch_history.jsonl").read_text().splitlines()]
@@ -88,7 +88,7 @@ def test_two_epoch_digits_search_writes_a_valid_genotype(tmp_path):
     assert history[1]["alphas_normal"] != history[0]["alphas_normal"]  # alpha moves once warm-up ends
     # train the found genotype from the search folder, then re-evaluate it
     tout = tmp_path / "train"
-    assert main(["train", "--genotype", str(out), "--dataset", "digits", "--out", str(tout), *TINY_TRAIN]) == 0
+    assert main(["train", "--genotype", str(out), "--dataset", "digits", "--out", str(tout), *QUARTER_TRAIN]) == 0
     result = json.loads((tout / "result.json").read_text())
     for key in ("test_accuracy", "params", "macs", "epochs", "seconds"):
         assert key in result
@@ -133,7 +133,7 @@ def test_compiled_training_follows_the_eager_run(tmp_path, digits_runs):
                 "--out",
                 str(out),
                 "--compile",
-                *TINY_TRAIN,
+                *QUARTER_TRAIN,
             ]
         )
         == 0
@@ -167,7 +167,7 @@ def test_compile_failure_is_one_line(tmp_path, monkeypatch, capsys):
                 "--out",
                 str(out),
                 "--compile",
-                *TINY_TRAIN,
+                *QUARTER_TRAIN,
             ]
         )
         == 2
@@ -292,8 +292,7 @@ def test_second_hour_messages(tiny_train, tmp_path, capsys, caplog, monkeypatch)
 
     from pcdarts.cli import main
 
-    args = ["train", "--dataset", "synthetic", "--epochs", "1", "--layers", "3", "--init-channels", "4",
-            "--image-size", "8", "--threads", "1", "--no-progress"]  # fmt: skip
+    args = ["train", *TINY_TRAIN]
     with caplog.at_level(logging.INFO):
         assert main([*args, "--out", str(tmp_path / "d")]) == 0
     assert caplog.messages[0].startswith("training PC_DARTS_cifar, the default --genotype")

@@ -10,14 +10,13 @@ import pcdarts
 from pcdarts.cli import main
 from pcdarts.nas.genotype import GENOTYPES, Genotype
 from pcdarts.runs.train import chance_warnings, selection_warnings
+from tests.tiny import QUARTER_SEARCH, QUARTER_TRAIN, TINY_SEARCH, TINY_TRAIN
 
 
 @pytest.fixture(scope="module")
 def search_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("fh") / "s"
-    args = ["search", "--dataset", "synthetic", "--out", str(out), "--epochs", "2", "--warmup-epochs", "1",
-            "--layers", "3", "--init-channels", "4", "--image-size", "8", "--no-progress"]  # fmt: skip
-    assert main(args) == 0
+    assert main(["search", *TINY_SEARCH, "--out", str(out)]) == 0
     return out
 
 
@@ -39,9 +38,8 @@ def test_eval_of_a_run_takes_its_data_from_the_run(tmp_path, monkeypatch, capsys
 
     data = write_idx(tmp_path / "idx")
     out = tmp_path / "t"
-    args = ["train", "--dataset", "fashion-mnist", "--data", str(data), "--out", str(out), "--epochs", "1",
-            "--layers", "3", "--init-channels", "4", "--image-size", "8", "--train-images", "0", "--no-progress",
-            "--genotype", "DARTS_V2", "--threads", "1"]  # fmt: skip
+    args = ["train", *TINY_TRAIN, "--dataset", "fashion-mnist", "--data", str(data), "--out", str(out),
+            "--train-images", "0", "--genotype", "DARTS_V2"]  # fmt: skip
     assert main(args) == 0
     capsys.readouterr()
     assert main(["eval", "--checkpoint", str(out), "--json"]) == 0  # no --data: the run remembers it
@@ -108,8 +106,8 @@ def test_threads_follow_the_load_when_not_given_and_refusals_stay_one_line(tmp_p
     try:
         caplog.set_level("INFO")
         out = tmp_path / "busy"
-        args = ["search", "--dataset", "synthetic", "--out", str(out), "--epochs", "2", "--warmup-epochs", "1",
-                "--layers", "3", "--init-channels", "4", "--image-size", "8", "--no-progress"]  # fmt: skip
+        args = ["search", *TINY_SEARCH, "--out", str(out)]
+        args.remove("--threads"), args.remove("1")  # no --threads: the run chooses them from the load
         assert main(args) == 0
         assert "threads: 1 (load 5.0" in caplog.text
         assert json.loads((out / "environment.json").read_text())["torch_threads"] == 1
@@ -173,24 +171,22 @@ def test_evaluate_splits_top1_by_class():
 def test_a_finished_search_and_training_can_be_extended_and_say_so(tmp_path, capsys, caplog):
     import logging
 
-    from tests.conftest import TINY_SEARCH, TINY_TRAIN
-
     s, t = str(tmp_path / "s"), str(tmp_path / "t")
-    assert main(["search", "--dataset", "synthetic", "--out", s, *TINY_SEARCH]) == 0
+    assert main(["search", "--dataset", "synthetic", "--out", s, *QUARTER_SEARCH]) == 0
     capsys.readouterr()
     assert main(["search", "--resume", "--out", s, "--epochs", "3", "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "asks for 3" in err and "--extend" in err  # refused, with the way to do it
     assert main(["search", "--resume", "--out", s, "--epochs", "2", "--extend", "--no-progress"]) == 2
     assert "--extend needs --epochs above the run's 2" in capsys.readouterr().err
-    assert main(["search", "--out", s + "x", "--dataset", "synthetic", "--extend", *TINY_SEARCH]) == 2
+    assert main(["search", "--out", s + "x", "--dataset", "synthetic", "--extend", *QUARTER_SEARCH]) == 2
     assert "add --resume" in capsys.readouterr().err
     assert main(["search", "--resume", "--out", s, "--epochs", "3", "--extend", "--no-progress"]) == 0
     history = [json.loads(ln) for ln in (tmp_path / "s" / "arch_history.jsonl").read_text().splitlines()]
     assert [h["epoch"] for h in history] == [1, 2, 3]
     assert json.loads((tmp_path / "s" / "config.json").read_text())["epochs"] == 3
 
-    assert main(["train", "--genotype", "DARTS_V2", "--dataset", "synthetic", "--out", t, *TINY_TRAIN]) == 0
+    assert main(["train", "--genotype", "DARTS_V2", "--dataset", "synthetic", "--out", t, *QUARTER_TRAIN]) == 0
     before = json.loads((tmp_path / "t" / "result.json").read_text())
     with caplog.at_level(logging.WARNING):
         assert main(["train", "--resume", "--out", t, "--epochs", "3", "--extend", "--no-progress"]) == 0
@@ -232,11 +228,10 @@ def _to_format_1(run):
 
 def test_epochs_count_from_one_in_every_file_and_older_runs_read_the_same(tmp_path, capsys):
     from pcdarts.runs.formats import FILE_FORMAT, read_epoch_log, read_result
-    from tests.conftest import TINY_SEARCH, TINY_TRAIN
 
     s, t = tmp_path / "s", tmp_path / "t"
-    assert main(["search", "--dataset", "synthetic", "--out", str(s), *TINY_SEARCH]) == 0
-    assert main(["train", "--genotype", "DARTS_V2", "--dataset", "synthetic", "--out", str(t), *TINY_TRAIN]) == 0
+    assert main(["search", "--dataset", "synthetic", "--out", str(s), *QUARTER_SEARCH]) == 0
+    assert main(["train", "--genotype", "DARTS_V2", "--dataset", "synthetic", "--out", str(t), *QUARTER_TRAIN]) == 0
     said = capsys.readouterr().out
     result = json.loads((t / "result.json").read_text())
     assert result["format"] == FILE_FORMAT == 2 and 1 <= result["selected_epoch"] <= result["epochs"] == 2

@@ -12,6 +12,7 @@ from pcdarts.nas.nb201 import EDGES, NB201_OPS, NB201Genotype, parse_nb201, rand
 from pcdarts.nas.nb201_search import NB201SearchNetwork, derive_nb201, nb201_edge_weights
 from pcdarts.nas.network import build_network, count_params
 from pcdarts.runs.artifacts import load_genotype
+from tests.tiny import TINY
 
 BEST = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 
@@ -286,9 +287,7 @@ def test_the_search_flags_work_in_the_nasbench201_cell(tmp_path, flags):
     from pcdarts.cli import main
 
     out = tmp_path / "s"
-    args = ["search", "--cell", "nasbench201", "--dataset", "synthetic", "--epochs", "3", "--warmup-epochs", "1",
-            "--layers", "3", "--init-channels", "4", "--image-size", "8", "--threads", "1",
-            "--no-progress"]  # fmt: skip
+    args = ["search", *TINY, "--cell", "nasbench201", "--epochs", "3", "--warmup-epochs", "1"]
     assert main([*args, *flags, "--out", str(out)]) == 0
     result = json.loads((out / "search_result.json").read_text())
     assert Genotype.from_dict(result["genotype"]).cell == "nasbench201"

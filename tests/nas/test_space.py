@@ -15,6 +15,7 @@ from pcdarts.nas.candidates import OPS, PRIMITIVES, SPACES, OpSpace, op_space, r
 from pcdarts.nas.derive import derive_from_arch, derive_genotype
 from pcdarts.nas.genotype import GenotypeError, random_genotype
 from pcdarts.nas.supernet import SearchCell, SearchNetwork
+from tests.tiny import TINY
 
 
 def _plain_op(c: int, stride: int, affine: bool) -> nn.Module:
@@ -286,8 +287,7 @@ def test_files_written_before_spaces_were_stored_still_load(tmp_path):
     from pcdarts.viz.plot import alpha_heatmaps
 
     run = tmp_path / "old"
-    args = ["search", "--dataset", "synthetic", "--epochs", "2", "--layers", "3", "--init-channels", "4",
-            "--image-size", "8", "--threads", "1", "--no-progress", "--out", str(run)]  # fmt: skip
+    args = ["search", *TINY, "--epochs", "2", "--out", str(run)]
     assert main(args) == 0
     arch = json.loads((run / "arch.json").read_text())
     old = {k: v for k, v in arch.items() if k not in ("ops", "space")}

@@ -5,6 +5,7 @@ import pytest
 import pcdarts.runs.demo as demo_mod
 from pcdarts.cli import main
 from pcdarts.runs.presets import DATASET_DEFAULTS
+from tests.tiny import TINY
 
 
 @pytest.fixture
@@ -88,8 +89,7 @@ def test_derive_gives_the_capped_cell_on_the_command_line(tmp_path, capsys):
     import pcdarts
 
     s = tmp_path / "s"
-    args = ["search", "--dataset", "synthetic", "--epochs", "2", "--layers", "3", "--init-channels", "4",
-            "--image-size", "8", "--threads", "1", "--no-progress", "--out", str(s)]  # fmt: skip
+    args = ["search", *TINY, "--epochs", "2", "--out", str(s)]
     assert main(args) == 0
     cell = tmp_path / "cap1.json"
     assert main(["derive", str(s), "--max-param-free", "1", "--max-param-free-reduce", "1", "--out", str(cell)]) == 0

@@ -16,7 +16,7 @@ from pcdarts.cli import main
 from pcdarts.files import load_checkpoint, save_checkpoint
 from pcdarts.runs.config import TrainConfig, resolve_config
 from pcdarts.runs.train import run_train
-from tests.conftest import TINY_SEARCH
+from tests.tiny import QUARTER_SEARCH
 
 SEARCH4 = [  # 4 epochs: the second checkpoint is cut with two epochs still to run
     "search",
@@ -251,7 +251,7 @@ def _digest(folder: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def finished_search(tmp_path_factory):
     out = tmp_path_factory.mktemp("fin") / "search"
-    assert main(["search", "--dataset", "digits", "--out", str(out), *TINY_SEARCH]) == 0
+    assert main(["search", "--dataset", "digits", "--out", str(out), *QUARTER_SEARCH]) == 0
     return out
 
 
@@ -269,7 +269,7 @@ def _bad_cases(fin: Path, tmp: Path) -> list[tuple[list[str], str]]:
         (["eval", "--checkpoint", str(tmp / "corrupt.pt")], "damaged or not a checkpoint"),
         (["eval", "--checkpoint", str(tmp / "truncated.pt")], "damaged or not a checkpoint"),
         (
-            ["search", "--dataset", "digits", "--out", str(fin), "--resume", "--k", "2", *TINY_SEARCH],
+            ["search", "--dataset", "digits", "--out", str(fin), "--resume", "--k", "2", *QUARTER_SEARCH],
             "was written with k=4",
         ),
         (["train", "--genotype", str(tmp / "bad.json"), "--out", new], "malformed genotype JSON"),
@@ -280,7 +280,7 @@ def _bad_cases(fin: Path, tmp: Path) -> list[tuple[list[str], str]]:
         (["search", "--out", new, "--epochs", "-1"], "epochs must be between 1 and 10,000"),
         (["train", "--out", new, "--batch-size", "0"], "batch size must be >= 1"),
         (["search", "--out", new, "--epochs", "4", "--warmup-epochs", "4"], "warm-up epochs"),
-        (["search", "--dataset", "digits", "--out", str(fin), *TINY_SEARCH], "already holds a finished run"),
+        (["search", "--dataset", "digits", "--out", str(fin), *QUARTER_SEARCH], "already holds a finished run"),
         (["search", "--dataset", "digits", "--out", str(tmp / "nothing"), "--resume"], "nothing to resume"),
         (
             ["search", "--out", new, "--device", "cuda:0"]
@@ -317,7 +317,7 @@ def test_nonfinite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, capsy
     import pcdarts.runs.search as search_mod
 
     out = tmp_path / "nan"
-    argv = ["search", "--dataset", "digits", "--out", str(out), *TINY_SEARCH, "--epochs", "3"]
+    argv = ["search", "--dataset", "digits", "--out", str(out), *QUARTER_SEARCH, "--epochs", "3"]
     from pcdarts.runs.config import SearchConfig
 
     cfg = resolve_config(
@@ -340,9 +340,11 @@ def test_nonfinite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, capsy
 
 def test_overwrite_replaces_a_finished_run(finished_search, tmp_path):
     out = tmp_path / "copy"
-    assert main(["search", "--dataset", "digits", "--out", str(out), *TINY_SEARCH]) == 0
+    assert main(["search", "--dataset", "digits", "--out", str(out), *QUARTER_SEARCH]) == 0
     first = (out / "arch.json").read_text()
-    assert main(["search", "--dataset", "digits", "--out", str(out), *TINY_SEARCH, "--seed", "5", "--overwrite"]) == 0
+    assert (
+        main(["search", "--dataset", "digits", "--out", str(out), *QUARTER_SEARCH, "--seed", "5", "--overwrite"]) == 0
+    )
     assert (out / "arch.json").read_text() != first
     assert json.loads((out / "config.json").read_text())["seed"] == 5
 
@@ -352,7 +354,7 @@ def test_deterministic_mode_repeats_a_run_exactly(tmp_path):
     for name in ("a", "b"):
         out = tmp_path / name
         code = main(
-            ["search", "--dataset", "digits", "--out", str(out), *TINY_SEARCH, "--deterministic", "--seed", "7"]
+            ["search", "--dataset", "digits", "--out", str(out), *QUARTER_SEARCH, "--deterministic", "--seed", "7"]
         )
         assert code == 0
         outs.append(out)
@@ -367,7 +369,7 @@ def test_overwrite_leaves_nothing_of_the_old_run(finished_search, tmp_path):
     out = tmp_path / "old"
     shutil.copytree(finished_search, out)
     (out / "last.pt").write_bytes(b"stale")
-    assert main(["search", "--dataset", "digits", "--out", str(out), *TINY_SEARCH, "--epochs", "1",
+    assert main(["search", "--dataset", "digits", "--out", str(out), *QUARTER_SEARCH, "--epochs", "1",
                  "--warmup-epochs", "0", "--overwrite"]) == 0  # fmt: skip
     assert not (out / "last.pt").exists()
     assert len(json.loads((out / "arch.json").read_text())["alphas_normal"]) == 14

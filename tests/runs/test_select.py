@@ -13,6 +13,7 @@ from pcdarts.nas.genotype import Genotype
 from pcdarts.nas.perturbation import Projection, plan_rounds
 from pcdarts.nas.space import node_edges, num_edges
 from pcdarts.runs.select import SelectConfig, Selector, run_select
+from tests.tiny import TINY_SEARCH
 
 E, N_OPS = num_edges(4), len(PRIMITIVES)
 
@@ -20,13 +21,11 @@ E, N_OPS = num_edges(4), len(PRIMITIVES)
 @pytest.fixture(scope="module")
 def search_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("pt") / "search"
-    args = ["search", "--dataset", "synthetic", "--out", str(out), "--epochs", "2", "--warmup-epochs", "1",
-            "--layers", "3", "--init-channels", "4", "--image-size", "8", "--no-progress"]  # fmt: skip
-    assert main(args) == 0
+    assert main(["search", *TINY_SEARCH, "--out", str(out)]) == 0
     return out
 
 
-TINY = SelectConfig(tune_epochs=0.25, score_batches=1, threads=1)
+QUICK = SelectConfig(tune_epochs=0.25, score_batches=1, threads=1)
 
 
 def test_a_probe_removes_exactly_one_op_and_decisions_fix_their_edge():
@@ -49,7 +48,7 @@ def test_a_probe_removes_exactly_one_op_and_decisions_fix_their_edge():
 
 
 def test_the_decision_keeps_the_op_whose_removal_hurts_most_and_drops_the_least_missed_edges(search_run, tmp_path):
-    sel = Selector(search_run, tmp_path / "sel", TINY, progress=False)
+    sel = Selector(search_run, tmp_path / "sel", QUICK, progress=False)
     sel._build(torch.device("cpu"))
     before = {k: v.clone() for k, v in sel.model.named_buffers()}
     sel.model.eval()
@@ -138,15 +137,15 @@ def test_a_resumed_selection_equals_an_uninterrupted_one(search_run, tmp_path, m
 
     with monkeypatch.context() as m:
         _stop_after(m, 3)
-        assert run_select(search_run, tmp_path / "whole", TINY, progress=False)["round"] == 3
+        assert run_select(search_run, tmp_path / "whole", QUICK, progress=False)["round"] == 3
         _stop_after(m, 1)
         m.setattr(env_mod, "revision", lambda: "a" * 40)  # the first part run by one commit, the rest by another
-        assert run_select(search_run, tmp_path / "resumed", TINY, progress=False)["round"] == 1
+        assert run_select(search_run, tmp_path / "resumed", QUICK, progress=False)["round"] == 1
         m.setattr(env_mod, "revision", lambda: "b" * 40)
         ckpt = tmp_path / "resumed" / "checkpoint.pt"
         save_checkpoint(ckpt, {**load_checkpoint(ckpt), "seconds": 1e5, "cpu_seconds": 1e5})  # time so far
         _stop_after(m, 3)  # rounds 2 and 3
-        assert run_select(search_run, tmp_path / "resumed", TINY, progress=False)["round"] == 3
+        assert run_select(search_run, tmp_path / "resumed", QUICK, progress=False)["round"] == 3
     a = load_checkpoint(tmp_path / "whole" / "checkpoint.pt")
     b = load_checkpoint(tmp_path / "resumed" / "checkpoint.pt")
     assert a["decisions"] == b["decisions"] and a["projection"] == b["projection"] and a["tune_done"] > 0
@@ -158,7 +157,7 @@ def test_a_resumed_selection_equals_an_uninterrupted_one(search_run, tmp_path, m
     (tmp_path / "whole" / "checkpoint.pt").unlink()  # as the error for a bad checkpoint says to do
     _stop_after(monkeypatch, 1)
     monkeypatch.setattr(env_mod, "revision", lambda: "c" * 40)
-    assert run_select(search_run, tmp_path / "whole", TINY, progress=False)["round"] == 1
+    assert run_select(search_run, tmp_path / "whole", QUICK, progress=False)["round"] == 1
     env = json.loads((tmp_path / "whole" / "environment.json").read_text())
     assert env["git"] == "c" * 40 and "earlier" not in env  # started afresh: the abandoned attempt is not named
 
@@ -173,7 +172,7 @@ def test_select_refuses_what_it_cannot_use(search_run, tmp_path, capsys):
     assert main(["select", "--run", str(search_run), "--out", str(tmp_path / "mine"), "--no-progress"]) == 2
     assert "holds no selection" in capsys.readouterr().err and (tmp_path / "mine" / "notes.txt").is_file()
     (tmp_path / "other").mkdir()
-    (tmp_path / "other" / "select_config.json").write_text(json.dumps({**TINY.__dict__, "search_arch_sha256": "x"}))
+    (tmp_path / "other" / "select_config.json").write_text(json.dumps({**QUICK.__dict__, "search_arch_sha256": "x"}))
     assert main(["select", "--run", str(search_run), "--out", str(tmp_path / "other"), "--tune-epochs", "0.25",
                  "--score-batches", "1", "--threads", "1", "--no-progress"]) == 2  # fmt: skip
     assert "from another search" in capsys.readouterr().err
@@ -181,7 +180,7 @@ def test_select_refuses_what_it_cannot_use(search_run, tmp_path, capsys):
         SelectConfig(tune_epochs=-1)
     with pytest.raises(ValueError, match="score batches"):
         SelectConfig(score_batches=-2)
-    assert SelectConfig().label() == "pt-tunepaper-scoreall-seed0" and TINY.label() == "pt-tune0.25-score1-seed0"
+    assert SelectConfig().label() == "pt-tunepaper-scoreall-seed0" and QUICK.label() == "pt-tune0.25-score1-seed0"
 
 
 def test_a_pt_arm_shares_the_searches_of_the_other_arms():
@@ -197,7 +196,7 @@ def test_a_pt_arm_shares_the_searches_of_the_other_arms():
 
 
 def test_ties_are_broken_by_the_magnitude_rule_and_recorded(search_run, tmp_path):
-    sel = Selector(search_run, tmp_path / "sel", TINY, progress=False)
+    sel = Selector(search_run, tmp_path / "sel", QUICK, progress=False)
     sel._build(torch.device("cpu"))
     with torch.no_grad():  # on edge 4, dil_conv_3x3 has the larger alpha of the two tied ops
         sel.model.alphas_normal[4].zero_()
