@@ -4,8 +4,6 @@ Float64 where the device supports it, so the comparisons are exact up to roundin
 step and a resumed search on the device itself. Without a GPU, ``--device cuda`` skips them with the reason.
 """
 
-import copy
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -13,7 +11,7 @@ import torch.nn.functional as F
 from pcdarts.nas.architect import Architect
 from pcdarts.nas.genotype import GENOTYPES
 from pcdarts.nas.network import build_network
-from pcdarts.nas.supernet import SearchCell, SearchNetwork
+from pcdarts.nas.supernet import SearchNetwork
 from pcdarts.runs.engine import search_step, train_step
 
 
@@ -24,23 +22,6 @@ def _net(device, k=4, dtype=torch.float64):
         for p in net.arch_parameters():
             p.normal_()
     return net
-
-
-@pytest.mark.parametrize("k", [1, 4])
-def test_fanned_cell_equals_edge_by_edge_on_the_device(device, k, monkeypatch):
-    net = _net(device, k)
-    twin = copy.deepcopy(net)
-    x = torch.randn(3, 3, 13, 13, dtype=torch.float64, device=device)
-    y = torch.tensor([0, 1, 4], device=device)
-    results = []
-    for model in (net, twin):
-        logits = model(x)
-        grads = torch.autograd.grad(F.cross_entropy(logits, y), list(model.parameters()))
-        results.append((logits, grads))
-        monkeypatch.setattr(SearchCell, "_fans_out", lambda self, h: False)
-    torch.testing.assert_close(results[0][0], results[1][0], rtol=1e-9, atol=1e-12)
-    for a, b in zip(results[0][1], results[1][1]):
-        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
 
 
 def test_fanned_cell_under_bf16_autocast_stays_as_close_to_fp32_as_edge_by_edge(device):

@@ -31,14 +31,15 @@ SPACE_CASES = [*SPACES.values(), CUSTOM]
 OP_CASES = sorted(op for op in OPS if not OPS[op].zero)  # every registered op, in a space or not
 
 
-def _fanned_vs_edge_by_edge(ops, k, size, monkeypatch):
+def _fanned_vs_edge_by_edge(ops, k, size, monkeypatch, device=torch.device("cpu")):
     torch.manual_seed(0)
-    net = SearchNetwork(num_classes=5, init_channels=8, layers=3, k=k, ops=ops).double()
+    net = SearchNetwork(num_classes=5, init_channels=8, layers=3, k=k, ops=ops).to(device, torch.float64)
     with torch.no_grad():
         for p in net.arch_parameters():
             p.normal_()
     twin = copy.deepcopy(net)
-    x, y = torch.randn(3, 3, size, size, dtype=torch.float64), torch.tensor([0, 1, 4])
+    x = torch.randn(3, 3, size, size, dtype=torch.float64).to(device)
+    y = torch.tensor([0, 1, 4], device=device)
     results = []
     for model in (net, twin):
         logits = model(x)
@@ -65,18 +66,18 @@ def _fanned_vs_edge_by_edge(ops, k, size, monkeypatch):
 
 @pytest.mark.parametrize("ops", SPACE_CASES, ids=[*SPACES, "custom"])
 @pytest.mark.parametrize(("k", "size"), [(1, 9), (1, 13), (4, 13), (4, 16)])
-def test_every_space_fans_out_as_it_runs_edge_by_edge(ops, k, size, monkeypatch):
+def test_every_space_fans_out_as_it_runs_edge_by_edge(ops, k, size, monkeypatch, device):
     """The one fan-out equivalence test: each state's edges computed together (shared pooling and identity,
     stacked convs and BNs) against the same cell run edge by edge, on the same parameters, in float64, for each
     shipped space and one with the user's ops mixed in: logits, every gradient, running statistics and batch
     counters, and evaluation on each module's own statistics. Odd sizes reach the strided edges' padding and
-    FactorizedReduce's odd branch."""
+    FactorizedReduce's odd branch. On the device of ``pytest --device`` (the CPU in CI, a GPU where lent)."""
     from pcdarts.nas.fanout import FanOut
 
     calls = []
     forward = FanOut.forward
     monkeypatch.setattr(FanOut, "forward", lambda self, *a: calls.append(1) or forward(self, *a))
-    _fanned_vs_edge_by_edge(ops, k, size, monkeypatch)
+    _fanned_vs_edge_by_edge(ops, k, size, monkeypatch, device)
     assert len(calls) >= 3 * 5  # five states feed edges in each of the three cells: the fan-out really ran
 
 
