@@ -91,7 +91,7 @@ def _shifted(line: str) -> str:
     return line
 
 
-def _epoch_of(line: str) -> int:
+def epoch_of_line(line: str) -> int:
     rec = _record(line.encode())
     try:
         return 1 << 30 if rec is None else int(rec.get("epoch", -1))
@@ -104,3 +104,9 @@ def read_epoch_log(path: Path, *, count_bad: bool = False) -> Any:
     records, bad = read_jsonl(path, count_bad=True)
     records = epochs_from_one(records)
     return (records, bad) if count_bad else records
+
+
+def upgrade_log_lines(lines: list[str]) -> list[str]:
+    """A format-1 log (epochs counted from 0) renumbered from 1, as a resumed run goes on. Only while an epoch 0
+    is left, so a log renumbered by a resume killed before its next checkpoint is not shifted twice."""
+    return [_shifted(ln) for ln in lines] if any(_epoch0(_parsed(ln)) for ln in lines) else lines

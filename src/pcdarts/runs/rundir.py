@@ -25,7 +25,7 @@ from ..files import (
     open_no_follow,
     quote,
 )
-from .formats import _epoch0, _epoch_of, _parsed, _shifted
+from .formats import epoch_of_line, upgrade_log_lines
 
 log = logging.getLogger(__name__)
 
@@ -208,11 +208,9 @@ class MetricsLog:
             lines = [ln for ln in self.path.read_text(errors="replace").splitlines() if ln.strip()]
             if len(lines) > MAX_LOG_RECORDS:
                 raise RunError(f"{self.path} holds {len(lines):,} lines, more than a pcdarts log: restore it")
-            # format 1 counted from 0: renumber as this run goes on. Only while an epoch 0 is left, so a
-            # log renumbered by a resume killed before its next checkpoint is not shifted twice.
-            if old_format and any(_epoch0(_parsed(ln)) for ln in lines):
-                lines = [_shifted(ln) for ln in lines]
-            keep = [ln for ln in lines if _epoch_of(ln) <= resume_epoch]
+            if old_format:
+                lines = upgrade_log_lines(lines)
+            keep = [ln for ln in lines if epoch_of_line(ln) <= resume_epoch]
             atomic_write_bytes(self.path, ("\n".join(keep) + "\n" if keep else "").encode())
         elif resume_epoch is None:
             atomic_write_bytes(self.path, b"")  # replaces a link at the path, never writes through it
