@@ -170,7 +170,7 @@ class ScaledBatchNormFn(torch.autograd.Function):
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         # One native BN backward with the op weight as BN's gamma: its grad_input is w * BN'(grad) and its
         # grad_weight sum(grad * x_hat), the weight's gradient, reduced inside the kernel (no full-size
-        # temporaries: 1.2-2.0x faster than three tensor expressions, scripts/bench_fused_bn.py on CPU).
+        # temporaries: 1.2-2.0x faster than three tensor expressions, docs/BENCHMARKS.md, on CPU).
         h, w, mean, invstd = ctx.saved_tensors
         need_h, need_w = bool(ctx.needs_input_grad[0]), bool(ctx.needs_input_grad[1])
         if not (need_h or need_w):
