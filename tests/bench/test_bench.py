@@ -179,3 +179,21 @@ def test_bench_limit_prints_the_peak_and_each_steps_share_of_it():
         step = res["steps"][name]
         assert step["flops"] > 0 and step["seconds"] > 0
         assert abs(step["of_peak"] - step["flops"] / step["seconds"] / 1e9 / res["peak"]["peak_gflops"]) < 1e-9
+
+
+@pytest.mark.parametrize("cell", ["darts", "nasbench201"])
+def test_bench_profile_puts_every_op_of_the_step_in_one_kind(cell):
+    import argparse
+
+    from pcdarts.bench.profile import KINDS, print_profile, profile_bench
+
+    args = argparse.Namespace(cell=cell, channels=4, layers=3, k=2, batch=4, size=8, repeats=1, threads=1,
+                              device="cpu")  # fmt: skip
+    res = profile_bench(args)
+    kinds = res["kinds"]
+    assert set(kinds) == set(KINDS) and abs(sum(r["share"] for r in kinds.values()) - 1) < 1e-9
+    assert kinds["depthwise conv" if cell == "darts" else "dense conv"]["calls"] > 0  # the candidate convs
+    assert kinds["optimisers"]["calls"] > 0 and kinds["batch norm"]["calls"] > 0 and kinds["pooling"]["calls"] > 0
+    assert kinds["other"]["share"] < 0.2  # the kinds name nearly all of the work
+    assert 0 <= res["outside_ops_share"] < 1 and res["wall_seconds"] > 0
+    print_profile(res)

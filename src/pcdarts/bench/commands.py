@@ -297,16 +297,18 @@ def main(argv: list[str] | None = None) -> int:
             "compile",
             "train",
             "limit",
+            "profile",
             "_memory_one",
             "_step_one",
             "_step_times",
         ],
-        metavar="{memory,step,recompute,fanout,data,compile,train,limit}",  # the _names are measuring subprocesses
+        # the _names are measuring subprocesses
+        metavar="{memory,step,recompute,fanout,data,compile,train,limit,profile}",
         help="memory: saved activations and peak per K; step: search/train step time; data: loader speed; "
         "recompute: peak and step time per --recompute mode against the reference; fanout: each state's edges "
         "together vs edge by edge; compile: eager vs torch.compile; train: the final network's training step per "
         "memory layout (contiguous vs channels_last); limit: the device's peak GFLOP/s and how close the search and "
-        "training steps come to it",
+        "training steps come to it; profile: where the search step's time goes, by kind of work",
     )
     p.add_argument("--baseline", action="store_true", help="also run with every optimisation off, side by side")
     p.add_argument("--mode", default="optimised")
@@ -314,9 +316,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--precision", choices=CHOICES["precision"], default=SearchConfig.precision)
     p.add_argument("--train-channels", type=int, default=16)
     p.add_argument("--train-layers", type=int, default=8)
+    p.add_argument("--train-batch", type=int, default=0, help="limit: the training step's batch (0: --batch)")
+    p.add_argument("--train-size", type=int, default=0, help="limit: the training step's image side (0: --size)")
     p.add_argument("--in-channels", type=int, default=3, help="train: image channels (1 for grey images)")
     p.add_argument("--ks", type=int, nargs="+", default=[1, 2, 4, 8])
     p.add_argument("--k", type=int, default=SearchConfig.k)
+    p.add_argument("--cell", choices=CHOICES["cell"], default=SearchConfig.cell, help="limit, profile: the cell space")
     p.add_argument("--channels", type=int, default=SearchConfig.init_channels)
     p.add_argument("--layers", type=int, default=SearchConfig.layers)
     p.add_argument("--batch", type=int, default=64)
@@ -377,6 +382,8 @@ def check_args(args: argparse.Namespace) -> str | None:
     for name in ("repeats", "batch", "size", "channels", "threads", "train_channels", "images"):
         if getattr(args, name) < 1:
             return f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}"
+    if args.train_batch < 0 or args.train_size < 0:
+        return "--train-batch and --train-size must be >= 0 (0: --batch, --size)"
     if args.threads > MAX_THREADS:
         return f"--threads must be at most {MAX_THREADS}, got {args.threads}"
     if args.layers < 3 or args.train_layers < 3:
@@ -431,6 +438,10 @@ def _run(args: argparse.Namespace) -> int:
         from .limit import limit_bench, print_limit
 
         res, printer = limit_bench(args), print_limit
+    elif args.what == "profile":
+        from .profile import print_profile, profile_bench
+
+        res, printer = profile_bench(args), print_profile
     else:
         res, printer = (cmd_by_module(args), print_by_module) if args.by_module else (cmd_memory(args), print_memory)
     if args.json:
