@@ -43,6 +43,7 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
 	$(BIN)/lint-imports
+	$(BIN)/python scripts/check_studies.py
 
 bench: $(BIN)/.installed
 	$(BIN)/python -m pcdarts.bench memory

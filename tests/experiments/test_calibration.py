@@ -18,6 +18,7 @@ from pcdarts.nas.network import build_network
 from pcdarts.runs.engine import train_step
 from pcdarts.runs.rundir import RunBusy, RunLock
 from tests.idx_data import write_idx
+from tests.pictures import assert_drawn
 from tests.tiny import STUDY_TRAIN
 
 TRAIN = {k: v for k, v in STUDY_TRAIN.items() if k != "epochs"}  # a calibration's epochs are its budgets
@@ -49,7 +50,7 @@ def test_calibration_trains_every_cell_at_every_budget_on_validation_only(calibr
     assert [b["epochs"] for b in fid["budgets"]] == [1, 2]
     assert fid["budgets"][-1]["tau_vs_longest"] == pytest.approx(1.0)  # the longest against itself
     assert fid["chosen_budget"] in (1, 2) and fid["seed"]["cells"] == 3
-    assert (out / "fidelity.png").stat().st_size > 0
+    assert_drawn(out / "fidelity.png")
     for d in (out / "train").iterdir():  # the test split is never read: no figure, nothing in the model file
         result = json.loads((d / "result.json").read_text())
         assert result["test_accuracy"] is None and result["test_images"] == 0
@@ -84,7 +85,7 @@ def test_summary_only_reads_the_finished_trainings_and_trains_nothing(calibratio
     fid = load_fidelity(look)
     assert len(fid["rows"]) == 8 and not fid["complete"] and fid["chosen_budget"] is None
     assert (1, 1) not in {(r["cell"], r["budget_epochs"]) for r in fid["rows"]}
-    assert (look / "fidelity.png").stat().st_size > 0
+    assert_drawn(look / "fidelity.png")
     complete = load_fidelity(out)  # a worker finished the last training while the look read the others
     (look / "fidelity.json").write_text(json.dumps(complete))
     assert main([*argv, "--summary-only"]) == 0
@@ -378,7 +379,7 @@ def test_study_docs_publish_a_study_and_its_calibration(calibration, idx_dir, tm
     docs.main([str(out), "--name", "study2", "--calibration-only"], root=root)
     page = (root / "docs" / "STUDY.md").read_text()
     assert page.count("old") == 3 and "Kendall tau vs longest" in page and "![calibration](study2/fidelity.png)" in page
-    assert (root / "docs" / "study2" / "fidelity.png").stat().st_size > 0
+    assert_drawn(root / "docs" / "study2" / "fidelity.png")
     assert not (root / "docs" / "study2" / "study.json").exists() and (root / "README.md").read_text() == "headline\n"
     unfinished = json.loads((out / "fidelity.json").read_text())
     (tmp_path / "unfinished").mkdir()
@@ -399,8 +400,8 @@ def test_study_docs_publish_a_study_and_its_calibration(calibration, idx_dir, tm
     assert page.count("| random | 0 |") == 1  # every cell listed once
     published = json.loads((root / "docs" / "study2" / "study.json").read_text())
     assert len(published["cells"]) == 3 and all(c["budget_epochs"] == 2 for c in published["cells"])
-    assert (root / "docs" / "study2" / "fidelity.png").stat().st_size > 0
-    assert (root / "docs" / "study2" / "study.png").stat().st_size > 0
+    assert_drawn(root / "docs" / "study2" / "fidelity.png")
+    assert_drawn(root / "docs" / "study2" / "study.png")
     assert (root / "README.md").read_text() == "headline\n"  # no study2-table block there yet: left alone
     (root / "docs" / "STUDY.md").write_text("no blocks\n")
     (root / "docs" / "study2" / "study.json").unlink()

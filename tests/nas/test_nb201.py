@@ -250,7 +250,9 @@ def test_search_train_plot_report_export_and_refusals_in_the_nasbench201_cell(tm
     assert info.genotype == g and count_params(model) == result["params"]
     assert main(["plot", "--run", str(s), "--out", str(tmp_path / "plots")]) == 0
     assert {p.name for p in (tmp_path / "plots").iterdir()} >= {"cells.png", "alpha_beta.png", "timeline.png"}
-    assert main(["report", str(t)]) == 0 and (t / "report.html").is_file()
+    assert main(["report", str(t)]) == 0
+    page = (t / "report.html").read_text()
+    assert page.count('src="data:image/png;base64,') >= 3 and "nasbench201" in page.lower()
     assert main(["export", "--checkpoint", str(t), "--format", "torchscript", "--out", str(tmp_path / "m.pt")]) == 0
     assert main(["info", "--genotype", BEST, "--dataset", "cifar10", "--init-channels", "16", "--layers", "15",
                  "--json"]) == 0  # fmt: skip

@@ -15,6 +15,7 @@ from pcdarts.nas.candidates import OPS, PRIMITIVES, SPACES, OpSpace, op_space, r
 from pcdarts.nas.derive import derive_from_arch, derive_genotype
 from pcdarts.nas.genotype import GenotypeError, random_genotype
 from pcdarts.nas.supernet import SearchCell, SearchNetwork
+from tests.pictures import assert_drawn
 from tests.tiny import TINY
 
 
@@ -273,7 +274,7 @@ def test_a_search_in_another_space_stores_it_everywhere_and_resumes_only_in_it(t
     assert ckpt["space"] == {"space": "custom", "ops": ops.split(",")}
     g = pcdarts.derive_from_run(out)
     assert {op for op, _ in g.normal + g.reduce} <= set(ops.split(",")) - {"none"}
-    assert alpha_heatmaps(history, tmp_path / "a.png").is_file()
+    assert_drawn(alpha_heatmaps(history, tmp_path / "a.png"))
     with pytest.raises(ConfigError, match="4 columns but the stored op space 8"):
         alpha_heatmaps([{**history[0], "ops": list(PRIMITIVES)}], tmp_path / "b.png")
     assert main(["search", *flags, "--ops", "sep_conv_3x3,warp_9x9", "--out", str(tmp_path / "x")]) == 2
@@ -298,7 +299,7 @@ def test_files_written_before_spaces_were_stored_still_load(tmp_path):
     assert pcdarts.derive_from_run(run) == Genotype.from_dict(json.loads((run / "genotype.json").read_text()))
     history = read_jsonl(run / "arch_history.jsonl")
     assert derive_from_arch(history[-1]) == Genotype.from_dict(history[-1]["genotype"])
-    assert alpha_heatmaps(history, tmp_path / "a.png").is_file()
+    assert_drawn(alpha_heatmaps(history, tmp_path / "a.png"))
 
 
 def test_the_parameter_free_cap_keeps_what_a_space_without_parametric_ops_has():
