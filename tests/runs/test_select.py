@@ -52,21 +52,21 @@ def test_the_decision_keeps_the_op_whose_removal_hurts_most_and_drops_the_least_
     sel._build(torch.device("cpu"))
     before = {k: v.clone() for k, v in sel.model.named_buffers()}
     sel.model.eval()
-    base = sel.score(None)
-    removed = sel.score(("normal", 0, PRIMITIVES.index("skip_connect")))
+    base = sel.decider.score(None)
+    removed = sel.decider.score(("normal", 0, PRIMITIVES.index("skip_connect")))
     assert 0 <= base <= 1 and 0 <= removed <= 1 and sel.projection.probe is None
     assert sel.model.training  # scored with batch statistics, as DARTS-PT does
     for k, v in sel.model.named_buffers():  # and the running statistics put back
         assert torch.equal(v, before[k]), k
     assert sel.score_stream.n == 256  # the arch split: half of the 512 synthetic train images
     hurt = {"sep_conv_5x5": 0.10, "skip_connect": 0.40, "max_pool_3x3": 0.30}
-    sel.score = lambda probe: 0.5 if probe is None or probe[2] is None else hurt.get(PRIMITIVES[probe[2]], 0.45)
-    d = sel.decide_op("normal", 4)
+    sel.decider.score = lambda probe: 0.5 if probe is None or probe[2] is None else hurt.get(PRIMITIVES[probe[2]], 0.45)
+    d = sel.decider.decide_op("normal", 4)
     assert d["choice"] == "sep_conv_5x5" and "none" not in d["removed_accuracy"]
     assert sel.projection.op["normal"][4] == PRIMITIVES.index("sep_conv_5x5")
     node = node_edges(4)[3]  # 5 input edges: removing edge node.start + j leaves accuracy 0.1 * j
-    sel.score = lambda probe: 0.1 * (probe[1] - node.start)
-    d = sel.decide_node("reduce", 3)
+    sel.decider.score = lambda probe: 0.1 * (probe[1] - node.start)
+    d = sel.decider.decide_node("reduce", 3)
     assert d["kept_inputs"] == [0, 1] and [s["dropped"] for s in d["steps"]] == [node.start + 4, node.start + 3,
                                                                                node.start + 2]  # fmt: skip
     assert [sel.projection.removed["reduce"][e] for e in node] == [False, False, True, True, True]
@@ -127,6 +127,7 @@ def test_selection_gives_a_valid_cell_with_every_decision_recorded(search_run, t
             assert ops[name, node_edges(4)[i // 2].start + j] == op
     rounds = [json.loads(line) for line in (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rounds] == list(range(1, result["rounds"] + 1))  # one record a round, on the loop
+    assert all(r["train_loss"] is None and r["tune_steps"] == 0 for r in rounds)  # --tune-epochs 0: nothing tuned
     assert [r["choices"]["normal"] for r in rounds[:E]] == [d["choice"] for d in decisions[: 2 * E : 2]]
     assert run_select(search_run, tmp_path / "whole", cfg, progress=False)["genotype"] == result["genotype"]  # read
 
@@ -176,6 +177,19 @@ def test_select_refuses_what_it_cannot_use(search_run, tmp_path, capsys):
     assert main(["select", "--run", str(search_run), "--out", str(tmp_path / "other"), "--tune-epochs", "0.25",
                  "--score-batches", "1", "--threads", "1", "--no-progress"]) == 2  # fmt: skip
     assert "from another search" in capsys.readouterr().err
+    pinned = tmp_path / "pinned"  # a selection of this search with other settings: its config.json pins it
+    assert run_select(search_run, pinned, SelectConfig(tune_epochs=0, score_batches=1, threads=1), progress=False)
+    assert main(["select", "--run", str(search_run), "--out", str(pinned), "--tune-epochs", "0.25",
+                 "--score-batches", "1", "--threads", "1", "--no-progress"]) == 2  # fmt: skip
+    assert "other settings" in capsys.readouterr().err and (pinned / "select_result.json").is_file()
+    old = tmp_path / "old"  # stopped part-way by an older layout: refused, its files left as they were
+    old.mkdir()
+    (old / "select_config.json").write_text(json.dumps({**QUICK.__dict__, "search_arch_sha256": "x"}))
+    (old / "select_checkpoint.pt").write_bytes(b"older")
+    assert main(["select", "--run", str(search_run), "--out", str(old), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "older pcdarts" in err and len(err.strip().splitlines()) == 1
+    assert sorted(f.name for f in old.iterdir()) == ["select_checkpoint.pt", "select_config.json"]
     with pytest.raises(ValueError, match="tune epochs"):
         SelectConfig(tune_epochs=-1)
     with pytest.raises(ValueError, match="score batches"):
@@ -201,20 +215,22 @@ def test_ties_are_broken_by_the_magnitude_rule_and_recorded(search_run, tmp_path
     with torch.no_grad():  # on edge 4, dil_conv_3x3 has the larger alpha of the two tied ops
         sel.model.alphas_normal[4].zero_()
         sel.model.alphas_normal[4, PRIMITIVES.index("dil_conv_3x3")] = 2.0
-    sel.score = lambda probe: (
+    sel.decider.score = lambda probe: (
         0.5 if probe is None else (0.2 if PRIMITIVES[probe[2]] in ("sep_conv_3x3", "dil_conv_3x3") else 0.4)
     )
-    d = sel.decide_op("normal", 4)
+    d = sel.decider.decide_op("normal", 4)
     assert d["choice"] == "dil_conv_3x3"
     assert sorted(d["tie"]["between"]) == ["dil_conv_3x3", "sep_conv_3x3"] and "alpha" in d["tie"]["broken_by"]
-    d = sel.decide_op("normal", 5)  # no tie: nothing recorded
-    sel.score = lambda probe: 0.5 if probe is None else 0.1 * PRIMITIVES.index("none")  # every op ties
-    d = sel.decide_op("normal", 6)
+    d = sel.decider.decide_op("normal", 5)  # no tie: nothing recorded
+    sel.decider.score = lambda probe: 0.5 if probe is None else 0.1 * PRIMITIVES.index("none")  # every op ties
+    d = sel.decider.decide_op("normal", 6)
     assert len(d["tie"]["between"]) == N_OPS - 1
     node = node_edges(4)[3]
-    strength = sel._edge_strength("reduce")
-    sel.score = lambda probe: 0.3  # every edge's removal leaves the same accuracy: drop the weakest by magnitude
-    d = sel.decide_node("reduce", 3)
+    strength = sel.decider.edge_strength("reduce")
+    sel.decider.score = lambda probe: (
+        0.3
+    )  # every edge's removal leaves the same accuracy: drop the weakest by magnitude
+    d = sel.decider.decide_node("reduce", 3)
     first = d["steps"][0]
     assert first["dropped"] == min(node, key=lambda e: (strength[e], -e)) and "tie" in first
 

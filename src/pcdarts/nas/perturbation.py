@@ -1,16 +1,18 @@
-"""Perturbation-based selection's masks (DARTS-PT, Wang et al. 2021): which op or edge a probe
-removes, which are fixed, and the order decisions visit the edges.
+"""Perturbation-based selection (DARTS-PT, Wang et al. 2021) on a supernet: the masks (which op or edge a
+probe removes, which are fixed), the order decisions visit the edges, and the decisions themselves.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import torch
 
 from ..errors import RunError
+from .candidates import OPS
+from .derive import node_edge_weights
 from .genotype import Genotype
 from .space import node_edges, num_edges
 
@@ -95,3 +97,92 @@ def plan_rounds(steps: int, seed: int) -> list[dict[str, Any]]:
     rounds = [{"kind": "op", "normal": edges["normal"][i], "reduce": edges["reduce"][i]} for i in range(n)]
     rounds += [{"kind": "node", "normal": nodes["normal"][i], "reduce": nodes["reduce"][i]} for i in range(len(multi))]
     return rounds
+
+
+class Decider:
+    """The decisions of DARTS-PT on ``model``, whose mixing weights go through ``projection``: an op for each
+    edge, then two inputs for each node, each by the accuracy the supernet keeps on ``batches()`` (labelled
+    batches of the arch split) without it."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        projection: Projection,
+        batches: Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]],
+    ):
+        self.model, self.projection, self.batches = model, projection, batches
+        self.nodes = model.steps
+        # every buffer (BN statistics; index tensors scoring leaves alone), listed once: the model is not moved
+        # after this, so the list holds its live tensors
+        self.buffers = list(model.buffers())
+
+    @torch.no_grad()
+    def score(self, probe: tuple[str, int, int | None] | None) -> float:
+        """Validation accuracy of the supernet with ``probe`` removed (BN in train mode; its statistics restored)."""
+        model, buffers = self.model, self.buffers
+        saved = [b.clone() for b in buffers]
+        self.projection.probe = probe
+        if not model.training:  # train() walks every module: thousands of calls per score on a supernet
+            model.train()
+        correct, n = 0, 0
+        try:
+            for x, y in self.batches():
+                correct += int((model(x).argmax(1) == y).sum())
+                n += len(y)
+        finally:
+            self.projection.probe = None
+            for b, old in zip(buffers, saved):
+                b.copy_(old)
+        return correct / max(n, 1)
+
+    def _alpha(self, cell: str) -> list[list[float]]:
+        return torch.softmax(getattr(self.model, f"alphas_{cell}").detach().float().cpu(), dim=-1).tolist()
+
+    def edge_strength(self, cell: str) -> list[float]:
+        """The magnitude rule's score of each edge: its best non-``none`` op's softmax(alpha) times softmax(beta)."""
+        ops = self.model.ops
+        alpha = self._alpha(cell)
+        beta = getattr(self.model, f"betas_{cell}") if self.model.edge_norm else None
+        weights = [1.0] * len(alpha) if beta is None else node_edge_weights(beta.detach().float().cpu(), self.nodes)
+        return [max(a for k, a in enumerate(row) if not OPS[ops[k]].zero) * float(w) for row, w in zip(alpha, weights)]
+
+    def decide_op(self, cell: str, edge: int) -> dict[str, Any]:
+        """Fix the edge to the op whose removal hurts accuracy most. Tie rule (scores on a few batches tie often):
+        among the tied ops, the one with the largest softmax(alpha) on the edge, then the first in the space."""
+        base = self.score(None)
+        ops = self.model.ops
+        scores = {ops[k]: self.score((cell, edge, k)) for k in range(len(ops)) if not OPS[ops[k]].zero}
+        worst = min(scores.values())
+        tied = [name for name in scores if scores[name] == worst]
+        alpha = self._alpha(cell)[edge]
+        choice = max(tied, key=lambda name: (alpha[ops.index(name)], -ops.index(name)))
+        self.projection.op[cell][edge] = ops.index(choice)
+        decision = {
+            "kind": "op",
+            "cell": cell,
+            "edge": edge,
+            "accuracy": base,
+            "removed_accuracy": scores,
+            "choice": choice,
+        }
+        if len(tied) > 1:
+            decision["tie"] = {"between": tied, "broken_by": "largest softmax(alpha) on the edge"}
+        return decision
+
+    def decide_node(self, cell: str, node: int) -> dict[str, Any]:
+        edges = [e for e in node_edges(self.nodes)[node] if not self.projection.removed[cell][e]]
+        steps = []
+        strength = self.edge_strength(cell)
+        while len(edges) > 2:
+            scores = {e: self.score((cell, e, None)) for e in edges}
+            best = max(scores.values())
+            tied = [e for e in edges if scores[e] == best]  # the edges the supernet misses least
+            drop = min(tied, key=lambda e: (strength[e], -e))  # tie rule: the weaker edge by the magnitude rule
+            self.projection.removed[cell][drop] = True
+            edges.remove(drop)
+            step: dict[str, Any] = {"removed_accuracy": {str(e): a for e, a in scores.items()}, "dropped": drop}
+            if len(tied) > 1:
+                step["tie"] = {"between": tied, "broken_by": "smallest softmax(alpha) x softmax(beta)"}
+            steps.append(step)
+        start = node_edges(self.nodes)[node].start
+        return {"kind": "node", "cell": cell, "node": node, "steps": steps, "kept_inputs": [e - start for e in edges]}

@@ -221,7 +221,12 @@ class Context:
 
 
 class Task(Protocol):
-    """One kind of run. ``setup`` builds everything; the runner calls the rest once per epoch."""
+    """One kind of run. ``setup`` builds everything; the runner calls the rest once per epoch.
+
+    Optional, looked up when present: ``ds`` (the dataset, fingerprinted into each checkpoint),
+    ``epoch_cost(e)`` (epoch e's relative cost, for the ETA) and ``epoch_line(record, epoch, epochs)`` (the
+    console line of a task whose epochs are not training epochs, such as a selection's rounds).
+    """
 
     kind: str  # "search", "train": names the progress bar, the console line and config.json
     checkpoint_kind: str  # the "kind" stored in checkpoint.pt (resuming another kind is refused)

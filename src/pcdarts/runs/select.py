@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -37,9 +37,8 @@ from ..data import make_stream, search_parts
 from ..errors import ConfigError, RunError, first_line
 from ..files import atomic_write_json, load_checkpoint, read_run_json, require_keys
 from ..nas.architect import Architect
-from ..nas.candidates import OPS
-from ..nas.perturbation import Projection, plan_rounds
-from ..nas.space import STEPS, node_edges, num_edges
+from ..nas.perturbation import Decider, Projection, plan_rounds
+from ..nas.space import STEPS, num_edges
 from .config import SearchConfig
 from .engine import count_step, epoch_stats, new_accumulator, search_step, sgd_impl
 from .loop import Context, check_data, load_data, make_augment, run_task
@@ -106,12 +105,29 @@ def _search_config(run: Path) -> SearchConfig:
         ) from None
 
 
+def _digest(path: Path) -> str:
+    """The first 16 hex digits of a file's SHA-256, read in blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
 def _pin_file(out: Path) -> Path | None:
-    """The file that pins a selection folder to its settings: config.json (select_config.json in older folders)."""
+    """The file that pins a selection folder to its settings: config.json (select_config.json in older folders).
+    A folder whose selection stopped part-way under the older layout is refused: its checkpoint is not read."""
+    if (out / "select_checkpoint.pt").is_file() and not (out / "checkpoint.pt").is_file():
+        raise RunError(
+            f"{out} holds a selection stopped part-way by an older pcdarts (select_checkpoint.pt): finish it with "
+            "that version, or delete the folder's files to select again"
+        )
     for name in ("config.json", "select_config.json"):
         f = out / name
-        if f.is_file() and (name != "config.json" or read_run_json(f).get("kind") == "select"):
-            return f
+        pin = read_run_json(f) if f.is_file() else None
+        if isinstance(pin, dict) and {"tune_epochs", "search_arch_sha256"} <= set(pin):
+            if name == "select_config.json" or pin.get("kind") == "select":
+                return f
     return None
 
 
@@ -154,9 +170,6 @@ class Selector:
                 f"{ckpt}: its weights do not fit the search's config.json ({first_line(exc, 120)}); damaged"
             ) from None
         self.nodes = model.steps
-        # every buffer (BN statistics; index tensors scoring leaves alone), listed once: the model is not moved
-        # after this, so the list holds its live tensors
-        self.buffers = list(model.buffers())
         self.projection = Projection(num_edges(model.steps), model.ops)
         model.arch_transform = self.projection
         self.architect = Architect(
@@ -184,86 +197,18 @@ class Selector:
         # scored at the search's batch size, as DARTS-PT scores on its search loader (BN uses batch statistics)
         self.score_stream = make_stream(ds, a_part, scfg.batch_size, train=False, device=device, workers=scfg.workers)
         self.rounds = plan_rounds(model.steps, self.cfg.seed)
+        self.decider = Decider(model, self.projection, self._score_batches)
         self.acc = new_accumulator(device)
         self.tune_steps = round(cfg.tune_epochs * len(self.train))
         self.total_tune = self.tune_steps * (len(self.rounds) - 1)
 
-    # ------------------------------------------------------------ scoring
-    @torch.no_grad()
-    def score(self, probe: tuple[str, int, int | None] | None) -> float:
-        """Validation accuracy of the supernet with ``probe`` removed (BN in train mode; its statistics restored)."""
-        model, buffers = self.model, self.buffers
-        saved = [b.clone() for b in buffers]
-        self.projection.probe = probe
-        if not model.training:  # train() walks every module: thousands of calls per score on a supernet
-            model.train()
-        correct, n = 0, 0
-        try:
-            self.score_stream.reset()
-            for i, (x, y) in enumerate(self.score_stream.epoch()):
-                if self.cfg.score_batches and i >= self.cfg.score_batches:
-                    break
-                correct += int((model(x).argmax(1) == y).sum())
-                n += len(y)
-        finally:
-            self.projection.probe = None
-            for b, old in zip(buffers, saved):
-                b.copy_(old)
-        return correct / max(n, 1)
-
-    def _alpha(self, cell: str) -> list[list[float]]:
-        return torch.softmax(getattr(self.model, f"alphas_{cell}").detach().float().cpu(), dim=-1).tolist()
-
-    def _edge_strength(self, cell: str) -> list[float]:
-        """The magnitude rule's score of each edge: its best non-``none`` op's softmax(alpha) times softmax(beta)."""
-        from ..nas.derive import node_edge_weights
-
-        ops = self.model.ops
-        alpha = self._alpha(cell)
-        beta = getattr(self.model, f"betas_{cell}") if self.model.edge_norm else None
-        weights = [1.0] * len(alpha) if beta is None else node_edge_weights(beta.detach().float().cpu(), self.nodes)
-        return [max(a for k, a in enumerate(row) if not OPS[ops[k]].zero) * float(w) for row, w in zip(alpha, weights)]
-
-    def decide_op(self, cell: str, edge: int) -> dict[str, Any]:
-        """Fix the edge to the op whose removal hurts accuracy most. Tie rule (scores on a few batches tie often):
-        among the tied ops, the one with the largest softmax(alpha) on the edge, then the first in the space."""
-        base = self.score(None)
-        ops = self.model.ops
-        scores = {ops[k]: self.score((cell, edge, k)) for k in range(len(ops)) if not OPS[ops[k]].zero}
-        worst = min(scores.values())
-        tied = [name for name in scores if scores[name] == worst]
-        alpha = self._alpha(cell)[edge]
-        choice = max(tied, key=lambda name: (alpha[ops.index(name)], -ops.index(name)))
-        self.projection.op[cell][edge] = ops.index(choice)
-        decision = {
-            "kind": "op",
-            "cell": cell,
-            "edge": edge,
-            "accuracy": base,
-            "removed_accuracy": scores,
-            "choice": choice,
-        }
-        if len(tied) > 1:
-            decision["tie"] = {"between": tied, "broken_by": "largest softmax(alpha) on the edge"}
-        return decision
-
-    def decide_node(self, cell: str, node: int) -> dict[str, Any]:
-        edges = [e for e in node_edges(self.nodes)[node] if not self.projection.removed[cell][e]]
-        steps = []
-        strength = self._edge_strength(cell)
-        while len(edges) > 2:
-            scores = {e: self.score((cell, e, None)) for e in edges}
-            best = max(scores.values())
-            tied = [e for e in edges if scores[e] == best]  # the edges the supernet misses least
-            drop = min(tied, key=lambda e: (strength[e], -e))  # tie rule: the weaker edge by the magnitude rule
-            self.projection.removed[cell][drop] = True
-            edges.remove(drop)
-            step: dict[str, Any] = {"removed_accuracy": {str(e): a for e, a in scores.items()}, "dropped": drop}
-            if len(tied) > 1:
-                step["tie"] = {"between": tied, "broken_by": "smallest softmax(alpha) x softmax(beta)"}
-            steps.append(step)
-        start = node_edges(self.nodes)[node].start
-        return {"kind": "node", "cell": cell, "node": node, "steps": steps, "kept_inputs": [e - start for e in edges]}
+    def _score_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The arch split's batches that score a candidate: all of them, or the first ``score_batches``."""
+        self.score_stream.reset()
+        for i, batch in enumerate(self.score_stream.epoch()):
+            if self.cfg.score_batches and i >= self.cfg.score_batches:
+                return
+            yield batch
 
     # ------------------------------------------------------------ tuning
     def tune(self, done: int, after_step: Callable[[int], bool] | None = None) -> int:
@@ -305,8 +250,8 @@ class Selector:
 
     def config_record(self) -> dict[str, Any]:
         """config.json: the selection's settings and the search it read (its final alpha/beta), which pin the folder."""
-        arch = self.search_dir / "arch.json"
-        search_id = hashlib.sha256(arch.read_bytes()).hexdigest()[:16] if arch.is_file() else None
+        arch = self.search_dir / "arch.json"  # the final alpha/beta; the checkpoint holds them where it is missing
+        search_id = _digest(arch if arch.is_file() else self.search_dir / "checkpoint.pt")
         return {
             "kind": "select",
             **asdict(self.cfg),
@@ -346,7 +291,7 @@ class Selector:
         """One round: decide an edge (or node) of each cell, then tune the supernet before the next round."""
         plan = self.rounds[epoch]
         for cell in Projection.CELLS:
-            decide = self.decide_op if plan["kind"] == "op" else self.decide_node
+            decide = self.decider.decide_op if plan["kind"] == "op" else self.decider.decide_node
             self.decisions.append({"round": epoch, **decide(cell, plan[cell])})
         if epoch + 1 < len(self.rounds):
             self.done = self.tune(self.done, after_step)
@@ -355,13 +300,14 @@ class Selector:
     def end_epoch(self, epoch: int, seconds: float, metrics: MetricsLog, *, cpu_seconds: float) -> dict[str, Any]:
         stats = epoch_stats(self.acc)
         mine = [d for d in self.decisions if d["round"] == epoch]
+        tuned = stats["steps"] > 0  # the last round, and every round with --tune-epochs 0, tunes nothing
         record = {
             "epoch": epoch + 1,
             "round_kind": self.rounds[epoch]["kind"],
             "accuracy": mine[0].get("accuracy"),  # the supernet's before this round's decisions (op rounds)
             "choices": {d["cell"]: d.get("choice", d.get("kept_inputs")) for d in mine},
-            "train_loss": stats["loss"],
-            "train_acc": stats["accuracy"],
+            "train_loss": stats["loss"] if tuned else None,
+            "train_acc": stats["accuracy"] if tuned else None,
             "tune_steps": stats["steps"],
             "epoch_seconds": seconds,
             "epoch_cpu_seconds": cpu_seconds,
