@@ -263,9 +263,7 @@ def tiny_train(tmp_path_factory):
     from pcdarts.cli import main
 
     run = tmp_path_factory.mktemp("t") / "t"
-    args = ["train", "--genotype", "DARTS_V2", "--dataset", "synthetic", "--epochs", "1", "--layers", "3",
-            "--init-channels", "4", "--image-size", "8", "--threads", "1", "--no-progress",
-            "--out", str(run)]  # fmt: skip
+    args = ["train", *TINY_TRAIN, "--genotype", "DARTS_V2", "--out", str(run)]
     assert main(args) == 0
     return run
 

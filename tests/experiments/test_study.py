@@ -114,7 +114,7 @@ def test_running_the_same_study_again_redoes_nothing(finished_study, idx_dir, ca
 @pytest.mark.slow
 def test_study_docs_publish_a_study_with_arms(finished_study, tmp_path):
     """scripts/study_docs.py --name study2 on a study with searched arms and a primary arm: every cell in the
-    published study.json with the fields issue #25 asks for, the comparisons recomputed, the verdict written."""
+    published study.json with its arm, seeds, costs and accuracies, the comparisons recomputed, the verdict written."""
     import importlib.util
     from pathlib import Path
 

@@ -12,7 +12,7 @@ from pcdarts.nas.nb201 import EDGES, NB201_OPS, NB201Genotype, parse_nb201, rand
 from pcdarts.nas.nb201_search import NB201SearchNetwork, derive_nb201, nb201_edge_weights
 from pcdarts.nas.network import build_network, count_params
 from pcdarts.runs.artifacts import load_genotype
-from tests.tiny import TINY
+from tests.tiny import STUDY_SEARCH, STUDY_TRAIN, TINY
 
 BEST = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 
@@ -158,10 +158,8 @@ def test_a_study_in_the_nasbench201_cell(tmp_path):
 
     data = write_idx(tmp_path / "idx")
     out = tmp_path / "study"
-    search = dict(cell="nasbench201", image_size=8, init_channels=4, layers=3, epochs=2, warmup_epochs=1,
-                  batch_size=32, holdout_images=40)  # fmt: skip
-    train = dict(image_size=8, init_channels=4, layers=3, epochs=1, batch_size=32, cutout=0, drop_path=0.0,
-                 auxiliary=False, holdout_images=40)  # fmt: skip
+    search = dict(STUDY_SEARCH, cell="nasbench201", holdout_images=40)
+    train = dict(STUDY_TRAIN, epochs=1, holdout_images=40)
     args = ["study", "--dataset", "fashion-mnist", "--data", str(data), "--out", str(out), "--searches", "1",
             "--random", "3", "--retrain-random", "1", "--arm", "pc:k=4", "--arm", "darts:k=1,edge_norm=false",
             "--primary", "pc", "--rule", "superiority", "--oneshot-arm", "pc", "--threads", "1",
@@ -233,26 +231,26 @@ def test_search_train_plot_report_export_and_refusals_in_the_nasbench201_cell(tm
     from pcdarts.cli import main
     from pcdarts.deploy import load_trained
 
-    tiny = ["--dataset", "synthetic", "--image-size", "8", "--init-channels", "4", "--threads", "1", "--no-progress"]
     s, t = tmp_path / "s", tmp_path / "t"
-    assert main(["search", "--cell", "nasbench201", "--layers", "3", "--epochs", "2", *tiny, "--out", str(s)]) == 0
+    assert main(["search", *TINY, "--cell", "nasbench201", "--epochs", "2", "--out", str(s)]) == 0
     out = capsys.readouterr().out
     assert "of 6 edges parameter-free" in out and "nasbench201 cell |" in out
     arch = json.loads((s / "arch.json").read_text())
     assert arch["cell"] == "nasbench201" and arch["ops"] == list(NB201_OPS)
     g = load_genotype(str(s))
     assert isinstance(g, NB201Genotype) and derive_from_arch(arch) == g
-    assert main(["train", "--genotype", str(s), "--epochs", "1", "--holdout-images", "40", *tiny, "--out", str(t)]) == 0
+    train = [*TINY, "--genotype", str(s), "--epochs", "1", "--holdout-images", "40", "--layers", "4"]
+    assert main(["train", *train, "--out", str(t)]) == 0
     result = json.loads((t / "result.json").read_text())
     assert result["selected_by"] == "holdout" and result["val_images"] == 40
-    assert json.loads((t / "config.json").read_text())["layers"] == 6  # the synthetic default 5, in whole stages
+    assert json.loads((t / "config.json").read_text())["layers"] == 6  # 4 cells, rounded up to whole stages
     model, info = load_trained(t)
     assert info.genotype == g and count_params(model) == result["params"]
     assert main(["plot", "--run", str(s), "--out", str(tmp_path / "plots")]) == 0
     assert {p.name for p in (tmp_path / "plots").iterdir()} >= {"cells.png", "alpha_beta.png", "timeline.png"}
     assert main(["report", str(t)]) == 0
     page = (t / "report.html").read_text()
-    assert page.count('src="data:image/png;base64,') >= 3 and "nasbench201" in page.lower()
+    assert page.count('src="data:image/png;base64,') >= 2 and "~0|" in page  # pictures; the cell in its own notation
     assert main(["export", "--checkpoint", str(t), "--format", "torchscript", "--out", str(tmp_path / "m.pt")]) == 0
     assert main(["info", "--genotype", BEST, "--dataset", "cifar10", "--init-channels", "16", "--layers", "15",
                  "--json"]) == 0  # fmt: skip
@@ -260,7 +258,7 @@ def test_search_train_plot_report_export_and_refusals_in_the_nasbench201_cell(tm
     assert main(["select", "--run", str(s)]) == 2  # DARTS-PT picks DARTS-cell edges: a one-line refusal
     assert "whose edges are all kept" in capsys.readouterr().err
     for bad in (["--layers", "4"], ["--max-param-free-reduce", "1"], ["--stem", "imagenet", "--layers", "3"]):
-        assert main(["search", "--cell", "nasbench201", *bad, *tiny, "--out", str(tmp_path / "x")]) == 2
+        assert main(["search", *TINY, "--cell", "nasbench201", *bad, "--out", str(tmp_path / "x")]) == 2
         err = capsys.readouterr().err
         assert len(err.strip().splitlines()) == 1 and "nasbench201" in err
 

@@ -16,7 +16,7 @@ from pcdarts.nas.derive import derive_from_arch, derive_genotype
 from pcdarts.nas.genotype import GenotypeError, random_genotype
 from pcdarts.nas.supernet import SearchCell, SearchNetwork
 from tests.pictures import assert_drawn
-from tests.tiny import TINY
+from tests.tiny import SIZES, TINY, TINY_SEARCH
 
 
 def _plain_op(c: int, stride: int, affine: bool) -> nn.Module:
@@ -83,9 +83,9 @@ def test_every_space_fans_out_as_it_runs_edge_by_edge(ops, k, size, monkeypatch,
 
 
 @pytest.mark.parametrize("op", OP_CASES)
-def test_every_op_alone_fans_out_as_it_runs_edge_by_edge(op, monkeypatch):
+def test_every_op_alone_fans_out_as_it_runs_edge_by_edge(op, monkeypatch, device):
     """One op at a time (with ``none``), so an op the fan-out got wrong cannot hide behind the others."""
-    _fanned_vs_edge_by_edge(("none", op), 2, 11, monkeypatch)
+    _fanned_vs_edge_by_edge(("none", op), 2, 11, monkeypatch, device)
 
 
 def _weight_grads(net: SearchNetwork, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -252,13 +252,12 @@ def test_a_search_in_another_space_stores_it_everywhere_and_resumes_only_in_it(t
     from pcdarts.viz.plot import alpha_heatmaps
 
     out = tmp_path / "s"
-    flags = ["--dataset", "synthetic", "--epochs", "2", "--warmup-epochs", "1", "--layers", "3"]
-    flags += ["--init-channels", "4", "--image-size", "8", "--threads", "1", "--no-progress"]
+    flags = TINY_SEARCH
     ops = "none,skip_connect,test_plain_conv,sep_conv_3x3"
     assert main(["search", *flags, "--ops", ops, "--print-config"]) == 0
     assert json.loads(capsys.readouterr().out)["ops"] == ops.split(",")
-    cfg = pcdarts.SearchConfig.for_dataset("synthetic", epochs=2, warmup_epochs=1, layers=3, init_channels=4,
-                                           image_size=8, threads=1, ops=ops)  # fmt: skip
+    shape = {k: SIZES[k] for k in ("layers", "init_channels", "image_size")}
+    cfg = pcdarts.SearchConfig.for_dataset("synthetic", **shape, epochs=2, warmup_epochs=1, threads=1, ops=ops)
     with stop_after(1):
         stopped = run_search(cfg, out, progress=False)
     assert stopped["stopped"]

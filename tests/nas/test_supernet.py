@@ -206,7 +206,7 @@ def _counting(monkeypatch, cls):
 
 def test_cells_run_edge_by_edge_where_fanning_out_does_not_apply(monkeypatch):
     """BN's cumulative average (momentum None) and BNs in mixed modes take the edge-by-edge path; autocast
-    fans out (its numerics: tests/bench/test_device.py)."""
+    fans out (its numerics under autocast: tests/bench/test_device.py)."""
     from pcdarts.nas.fanout import FanOut
     from pcdarts.runs.engine import autocast
 

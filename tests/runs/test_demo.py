@@ -5,7 +5,7 @@ import pytest
 import pcdarts.runs.demo as demo_mod
 from pcdarts.cli import main
 from pcdarts.runs.presets import DATASET_DEFAULTS
-from tests.tiny import TINY
+from tests.tiny import TINY, TINY_TRAIN
 
 
 @pytest.fixture
@@ -68,9 +68,7 @@ def test_info_preprocess_is_what_predict_does(tmp_path):
     import pcdarts
 
     run = tmp_path / "t"
-    args = ["train", "--genotype", "DARTS_V2", "--dataset", "synthetic", "--epochs", "1", "--layers", "3",
-            "--init-channels", "4", "--image-size", "8", "--threads", "1", "--no-progress",
-            "--out", str(run)]  # fmt: skip
+    args = ["train", *TINY_TRAIN, "--genotype", "DARTS_V2", "--out", str(run)]
     assert main(args) == 0
     img = tmp_path / "x.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (20, 13, 3), dtype=np.uint8)).save(img)

@@ -169,9 +169,8 @@ def test_a_resume_on_changed_image_folders_is_refused_with_what_changed(tmp_path
     add("cat", 8)
     add("dog", 8)
     out = tmp_path / "run"
-    args = ["train", "--genotype", "DARTS_V2", "--dataset", "folder", "--data", str(data), "--layers", "3",
-            "--init-channels", "4", "--image-size", "8", "--batch-size", "4", "--workers", "0", "--threads", "1",
-            "--no-progress", "--out", str(out)]  # fmt: skip
+    args = ["train", *TINY, "--genotype", "DARTS_V2", "--dataset", "folder", "--data", str(data), "--batch-size", "4",
+            "--workers", "0", "--out", str(out)]  # fmt: skip
     assert main([*args, "--epochs", "1"]) == 0
     capsys.readouterr()
     add("dog", 10, start=8)

@@ -1,4 +1,4 @@
-"""Run files written by older pcdarts: read in today's format (epochs counted from 1), in one place."""
+"""Run files written by older pcdarts: read in the current format (epochs counted from 1), in one place."""
 
 from __future__ import annotations
 
