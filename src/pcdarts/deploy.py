@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from .data import DataError
-from .errors import PCDartsError, RunError
+from .errors import ConfigError, PCDartsError, RunError
 from .files import atomic_write_bytes, check_target, load_checkpoint, require_keys
 from .nas.genotype import Genotype
 from .nas.network import build_network
@@ -294,6 +294,8 @@ def predict_tensor(model: nn.Module, info: ModelInfo, images: torch.Tensor, top_
 
     ``model, info = pcdarts.load_trained(run)``; the normalisation is applied here, as in ``predict``.
     """
+    if top_k < 1:
+        raise ConfigError(f"top-k must be >= 1, got {top_k}")
     if images.dim() != 4 or images.shape[1] != info.in_channels or tuple(images.shape[-2:]) != tuple(info.input_size):
         raise ExportError(
             f"images must be (N, {info.in_channels}, {info.input_size[0]}, {info.input_size[1]}) floats in [0, 1], "
@@ -321,6 +323,8 @@ def predict(
 
     With ``on_error``, an image that cannot be read is reported to it and skipped; without, it raises.
     """
+    if top_k < 1:
+        raise ConfigError(f"top-k must be >= 1, got {top_k}")
     model, info = load_trained(checkpoint)
     cin, size = info.in_channels, info.input_size
     crop = info.dataset in CROP_DATASETS

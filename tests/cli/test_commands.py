@@ -59,14 +59,14 @@ def test_warnings_for_a_model_at_chance_and_a_validation_split_too_small():
 
 
 def test_a_collapsed_search_suggests_the_cap():
-    from pcdarts.cli.commands import _collapse_hint
+    from pcdarts.runs.search import collapse_note
 
     pool, conv = [["max_pool_3x3", 0], ["skip_connect", 1]] * 4, [["sep_conv_3x3", 0], ["sep_conv_3x3", 1]] * 4
     collapsed = Genotype.from_dict({"normal": pool, "normal_concat": [2, 3, 4, 5], "reduce": conv,
                                     "reduce_concat": [2, 3, 4, 5]})  # fmt: skip
-    hint = _collapse_hint(collapsed, "runs/x")
+    hint = collapse_note(collapsed, "runs/x")
     assert "8 of 8 normal" in hint and "pcdarts derive runs/x --max-param-free 2" in hint
-    assert _collapse_hint(GENOTYPES["PC_DARTS_cifar"], "runs/x") == ""
+    assert collapse_note(GENOTYPES["PC_DARTS_cifar"], "runs/x") == ""
 
 
 @pytest.mark.parametrize("dataset,shape", [("fashion-mnist", [1, 16, 16]), ("folder", [3, 64, 64])])
@@ -94,6 +94,16 @@ def test_the_lazy_api_is_listed_and_predicts_on_tensors(tmp_path):
     assert len(rows) == 2 and len(rows[0]["top"]) == 2 and abs(sum(t["probability"] for t in rows[0]["top"])) <= 1
     with pytest.raises(ValueError, match="images must be"):
         pcdarts.predict_tensor(model, info, torch.rand(2, 3, 8, 8))
+    for bad in (0, -1):  # the library refuses what the command line refuses, in the same words
+        with pytest.raises(ValueError, match="top-k must be >= 1"):
+            pcdarts.predict_tensor(model, info, torch.rand(2, 1, 8, 8), top_k=bad)
+        with pytest.raises(ValueError, match="top-k must be >= 1"):
+            pcdarts.predict(tmp_path / "best.pt", [], top_k=bad)
+    from pcdarts.nas.derive import derive_from_arch
+
+    arch = {"alphas_normal": [[0.0] * 8] * 14, "alphas_reduce": [[0.0] * 8] * 14}
+    with pytest.raises(ValueError, match="max_param_free must be"):  # a setting, not a damaged arch file
+        derive_from_arch(arch, max_param_free=9)
 
 
 def test_threads_follow_the_load_when_not_given_and_refusals_stay_one_line(tmp_path, monkeypatch, capsys, caplog):

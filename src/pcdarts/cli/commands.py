@@ -152,6 +152,7 @@ def cmd_search(ns: argparse.Namespace) -> int:
         print(json.dumps(result["genotype"]))
         return 0
     from ..nas.genotype import Genotype, param_free_count
+    from ..runs.search import collapse_note
 
     g = Genotype.from_dict(result["genotype"])
     stop = f" (DARTS+ stop: {result['early_stop']['reason']})" if result.get("early_stop") else ""
@@ -164,7 +165,7 @@ def cmd_search(ns: argparse.Namespace) -> int:
         f"schedule: {result.get('warmup_steps', '?')} warm-up steps, {result.get('arch_steps', '?')} arch steps, "
         f"{result.get('op_channels', '?')} channels per candidate op\n"
         f"files: {ns.out}/ (genotype.json, search_result.json, arch.json, metrics.jsonl, checkpoint.pt)\n"
-        + _collapse_hint(g, ns.out)
+        + collapse_note(g, ns.out)
         + f"next: pcdarts train --genotype {ns.out} --out {ns.out}-train"
     )
     return 0
@@ -184,31 +185,6 @@ def _data_line(cfg: Any, ds: Any) -> str:
         jitter = ", colour jitter" if cfg.__class__.__name__ == "TrainConfig" else ""
         return head + f"{crop}, {flips}{jitter}, {cut}"
     return head + f"crop padding {aug.crop_padding}, {flips}, {cut}"
-
-
-COLLAPSED = 5  # parameter-free ops of 8 in a cell from which a search has drifted
-
-
-def _collapse_hint(g: Any, out: str) -> str:
-    """A search drifted to parameter-free ops: say so and how to read a capped cell off the same search."""
-    from ..nas.genotype import param_free_count
-
-    n, r = param_free_count(g.normal), param_free_count(g.reduce)
-    if getattr(g, "cell", "darts") != "darts":  # six edges, none cut: a cell of skips and pools
-        if n + g.counts()["none"] < 5:
-            return ""
-        return (
-            f"note: {n} of the cell's 6 edges are parameter-free and {g.counts()['none']} are cut (none): a capped "
-            f"cell from the same search is `pcdarts derive {out} --max-param-free 2 --out {out}-cap2.json`\n"
-        )
-    if max(n, r) < COLLAPSED:
-        return ""
-    return (
-        f"note: the search drifted to parameter-free ops ({n} of 8 normal, {r} of 8 reduction): a capped cell from "
-        f"the same search is `pcdarts derive {out} --max-param-free 2 --max-param-free-reduce 2 --out "
-        f"{out}-cap2.json` (in Python: pcdarts.derive_from_run); next time search with --max-param-free 2 "
-        "--max-param-free-reduce 2\n"
-    )
 
 
 def cmd_train(ns: argparse.Namespace) -> int:

@@ -67,7 +67,9 @@ def cmd_info(ns: argparse.Namespace) -> int:
             raise ConfigError(f"unknown dataset {dataset!r} for info; choose one of: {', '.join(INFO_SHAPES)}")
         cin, side, classes, stem, c, layers = info_shape(dataset)
         if getattr(genotype, "cell", "darts") != "darts":  # as train builds it: the depth in whole stages
-            layers, stem = layers + (-layers) % 3, "cifar"
+            from ..nas.nb201 import whole_stages
+
+            layers, stem = whole_stages(layers), "cifar"
     ns.dataset = dataset
     c = c if ns.init_channels is None else ns.init_channels
     layers = layers if ns.layers is None else ns.layers
@@ -280,8 +282,6 @@ def cmd_derive(ns: argparse.Namespace) -> int:
 def cmd_predict(ns: argparse.Namespace) -> int:
     from ..deploy import predict
 
-    if ns.top_k < 1:
-        raise ConfigError(f"--top-k must be >= 1, got {ns.top_k}")
     failed: list[str] = []
 
     def report(path: str, exc: Exception) -> None:  # one unreadable file fails alone; the rest go on

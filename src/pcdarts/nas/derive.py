@@ -103,7 +103,7 @@ def derive_genotype(
     ops = tuple(ops)
     for name, cap in (("max_param_free", max_param_free), ("max_param_free_reduce", max_param_free_reduce)):
         if cap is not None and not -1 <= cap <= 8:
-            raise ValueError(f"{name} must be -1 or None (off) or between 0 and 8, got {cap}")
+            raise ConfigError(f"{name} must be -1 or None (off) or between 0 and 8, got {cap}")
     if any(o not in OPS for o in ops) or all(OPS[o].zero for o in ops):
         raise ValueError(f"ops {list(ops)} must be registered op names, at least one of them not 'none'")
     alphas_normal, alphas_reduce = torch.as_tensor(alphas_normal), torch.as_tensor(alphas_reduce)
@@ -168,5 +168,7 @@ def derive_from_arch(
             max_param_free_reduce=max_param_free_reduce,
             ops=space.ops,
         )
+    except ConfigError:  # a setting out of range, not a damaged file
+        raise
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise GenotypeError(f"not an arch state with alphas_normal/alphas_reduce lists ({exc})") from None

@@ -186,6 +186,12 @@ def random_nb201(seed: int, ops: Sequence[str] = NB201_OPS) -> NB201Genotype:
     return NB201Genotype(tuple((rng.choice(ops), src) for _, src in EDGES))
 
 
+def whole_stages(layers: int) -> int:
+    """``layers`` rounded up to whole stages (a multiple of 3): the depth a run of this cell uses when the
+    depth it was given is a DARTS-cell default."""
+    return layers + (-layers) % 3
+
+
 def check_layers(layers: int) -> int:
     """N, the cells per stage, from ``layers`` (the cells in all three stages: 3N; NAS-Bench-201: 15)."""
     if layers < 3 or layers % 3:

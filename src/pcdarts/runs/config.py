@@ -338,7 +338,9 @@ def resolve_config(
     if kind == "search" and values.get("cell") == "nasbench201" and "layers" not in explicit:
         layers = int(values.get("layers", SearchConfig.layers))
         if layers % 3:  # three stages of N cells: the dataset's depth rounded up to whole stages
-            values["layers"] = layers + 3 - layers % 3
+            from ..nas.nb201 import whole_stages
+
+            values["layers"] = whole_stages(layers)
             log.info("nasbench201 cell: %d cells (N=%d per stage; set --layers to choose)",
                      values["layers"], values["layers"] // 3)  # fmt: skip
     names = {f.name for f in fields(cls)}

@@ -87,6 +87,29 @@ def collapse_count(genotype: Genotype) -> dict[str, int]:
     }
 
 
+COLLAPSED = 5  # parameter-free ops of 8 in a cell from which a search has drifted
+
+
+def collapse_note(g: Any, out: str | Path) -> str:
+    """A search drifted to parameter-free ops: say so and how to read a capped cell off the same search."""
+    n, r = param_free_count(g.normal), param_free_count(g.reduce)
+    if getattr(g, "cell", "darts") != "darts":  # six edges, none cut: a cell of skips and pools
+        if n + g.counts()["none"] < 5:
+            return ""
+        return (
+            f"note: {n} of the cell's 6 edges are parameter-free and {g.counts()['none']} are cut (none): a capped "
+            f"cell from the same search is `pcdarts derive {out} --max-param-free 2 --out {out}-cap2.json`\n"
+        )
+    if max(n, r) < COLLAPSED:
+        return ""
+    return (
+        f"note: the search drifted to parameter-free ops ({n} of 8 normal, {r} of 8 reduction): a capped cell from "
+        f"the same search is `pcdarts derive {out} --max-param-free 2 --max-param-free-reduce 2 --out "
+        f"{out}-cap2.json` (in Python: pcdarts.derive_from_run); next time search with --max-param-free 2 "
+        "--max-param-free-reduce 2\n"
+    )
+
+
 def search_lr(cfg: SearchConfig, epoch: int) -> float:
     """The weight lr of an epoch: cosine to lr_min, after an optional linear warm-up (official ImageNet search).
 

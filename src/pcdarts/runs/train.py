@@ -102,7 +102,9 @@ def run_train(
     if getattr(genotype, "cell", "darts") != "darts" and cfg.layers % 3:  # three stages of N cells
         from dataclasses import replace
 
-        layers = cfg.layers + 3 - cfg.layers % 3
+        from ..nas.nb201 import whole_stages
+
+        layers = whole_stages(cfg.layers)
         log.info("nasbench201 network: %d cells (N=%d per stage; set --layers to choose)", layers, layers // 3)
         cfg = replace(cfg, layers=layers)
     if cfg.max_macs:
