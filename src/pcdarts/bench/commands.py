@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from ..choices import CHOICES
+from ..errors import first_line
 from ..runs.config import MAX_THREADS, SearchConfig
 from .steps import (
     compile_bench,
@@ -365,15 +366,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _run(args)
     except subprocess.CalledProcessError as exc:  # a measuring subprocess failed: pass on its last line
-        lines = (exc.stderr or "").strip().splitlines()
+        lines = (exc.stderr or "").strip().splitlines()  # the subprocess's own error is its last line
         if exc.returncode < 0:
             why = f"a measuring process was killed by signal {-exc.returncode} (out of memory?): lower --batch"
         else:
-            why = lines[-1] if lines else str(exc)
+            why = first_line(lines[-1] if lines else exc)
         print(f"pcdarts bench: error: {why}", file=sys.stderr)
     except (RuntimeError, ValueError) as exc:
-        lines = str(exc).strip().splitlines()
-        print(f"pcdarts bench: error: {lines[0] if lines else type(exc).__name__}", file=sys.stderr)
+        print(f"pcdarts bench: error: {first_line(exc)}", file=sys.stderr)
     return 2
 
 

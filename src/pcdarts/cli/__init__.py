@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
             pick_device(device)
         return COMMANDS[ns.command](ns)
     except NonFiniteLoss as exc:
-        print(f"pcdarts: {exc}", file=sys.stderr)
+        print(f"pcdarts: {first_line(exc, MAX_MESSAGE)}", file=sys.stderr)
         return 1
     except PCDartsError as exc:
         msg = first_line(exc, MAX_MESSAGE)  # user text quoted in a message stays a readable line
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         where = exc.filename or getattr(ns, "out", None)
         where = f"{str(where)[:200]}: " if where else ""
-        print(f"pcdarts {ns.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        print(f"pcdarts {ns.command}: error: {where}{first_line(exc.strerror or exc, MAX_MESSAGE)}", file=sys.stderr)
         return 2
     except RuntimeError as exc:
         if not any(c.__name__ == "TorchDynamoException" for c in type(exc).__mro__):

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..errors import ConfigError
+from ..errors import ConfigError, first_line
 
 # input channels, side, classes, stem, C and cells; C and cells as each paper reports them, replaced by the
 # training defaults of presets.py where a dataset has them (every small one does; folder: 3 classes unless
@@ -286,7 +286,7 @@ def cmd_predict(ns: argparse.Namespace) -> int:
 
     def report(path: str, exc: Exception) -> None:  # one unreadable file fails alone; the rest go on
         failed.append(path)
-        print(f"pcdarts predict: error: {exc}", file=sys.stderr)
+        print(f"pcdarts predict: error: {first_line(exc)}", file=sys.stderr)
 
     rows = predict(ns.checkpoint, ns.images, ns.top_k, on_error=report)
     if ns.json:
