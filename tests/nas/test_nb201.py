@@ -266,7 +266,7 @@ def test_search_train_plot_report_export_and_refusals_in_the_nasbench201_cell(tm
 def test_the_holdout_is_fixed_per_class_and_disjoint_from_the_train_subset():
     from pcdarts.data import selection_part, train_part
     from pcdarts.runs.config import TrainConfig
-    from pcdarts.runs.loop import load_data
+    from pcdarts.runs.inputs import load_data
 
     cfg = TrainConfig(dataset="digits", train_images=600, holdout_images=300)
     a, b = load_data(cfg), load_data(cfg)

@@ -181,7 +181,7 @@ def test_a_resume_on_changed_image_folders_is_refused_with_what_changed(tmp_path
 
 def test_the_same_counts_of_other_files_are_other_data(tmp_path):
     from pcdarts.data import FolderDataset
-    from pcdarts.runs.loop import check_data, data_fingerprint
+    from pcdarts.runs.inputs import check_data, data_fingerprint
 
     a = FolderDataset("folder", [("x/1.png", 0), ("y/1.png", 1)], [("x/2.png", 0)], ["x", "y"])
     b = FolderDataset("folder", [("x/1.png", 0), ("y/9.png", 1)], [("x/2.png", 0)], ["x", "y"])

@@ -105,7 +105,7 @@ def cmd_search(ns: argparse.Namespace) -> int:
         cfg = auto_batch(cfg)
     if cfg.dataset == "folder" and saved is None and ns.preset is None:  # defaults from the images there are
         from ..errors import PCDartsError
-        from ..runs.loop import load_data
+        from ..runs.inputs import load_data
         from ..runs.sizing import fit_folder_search
 
         explicit = {k for k, v in _overrides(ns, SearchConfig).items() if v is not None}
@@ -121,7 +121,7 @@ def cmd_search(ns: argparse.Namespace) -> int:
     check_preset(ns.preset, cfg)
     if ns.print_config:
         from ..errors import PCDartsError
-        from ..runs.loop import load_data
+        from ..runs.inputs import load_data
         from ..runs.search import learnability_warnings, schedule_line, search_counts
 
         print(json.dumps(asdict(cfg), indent=2))
@@ -174,7 +174,7 @@ def cmd_search(ns: argparse.Namespace) -> int:
 def _data_line(cfg: Any, ds: Any) -> str:
     """The data settings the config leaves to the dataset (-1 / unset), as this dataset resolves them."""
     from ..data import FolderDataset
-    from ..runs.loop import make_augment
+    from ..runs.inputs import make_augment
 
     aug = make_augment(cfg, ds, cfg.cutout)
     h, w = ds.image_size
@@ -201,7 +201,7 @@ def cmd_train(ns: argparse.Namespace) -> int:
         raise ConfigError("--max-macs chooses the init channels: give --max-macs or --init-channels, not both")
     if ns.print_config:
         from ..errors import PCDartsError
-        from ..runs.loop import load_data
+        from ..runs.inputs import load_data
 
         if cfg.max_macs:  # print the channels it will train with
             from ..runs.sizing import fit_to_macs

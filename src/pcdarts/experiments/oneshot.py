@@ -46,7 +46,7 @@ def oneshot_scores(
     A finished ``oneshot.json`` for the same cells and images is read back instead of computed again.
     """
     from ..data import make_stream, selection_part, stratified_split
-    from ..runs.loop import load_data
+    from ..runs.inputs import load_data
     from ..runs.search import build_supernet
 
     run = Path(run)

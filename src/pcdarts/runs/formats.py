@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,9 @@ FILE_FORMAT = 2
 """The run files' format. 2 numbers epochs from 1 in every file, as the console does; 1 numbered them from 0
 in files. Files of format 1 are read as format 2 (:func:`epochs_from_one`,
 :func:`upgrade_epochs`), so old runs resume, extend, plot and report as they did."""
+
+
+log = logging.getLogger(__name__)
 
 
 def _is_int(v: Any) -> bool:
@@ -110,3 +114,21 @@ def upgrade_log_lines(lines: list[str]) -> list[str]:
     """A format-1 log (epochs counted from 0) renumbered from 1, as a resumed run goes on. Only while an epoch 0
     is left, so a log renumbered by a resume killed before its next checkpoint is not shifted twice."""
     return [_shifted(ln) for ln in lines] if any(_epoch0(_parsed(ln)) for ln in lines) else lines
+
+
+ADDED_SETTINGS = {"space": "darts", "ops": [], "cell": "darts", "holdout_images": 0}
+"""Settings added after runs were first written, with the value those older runs used."""
+
+
+def epoch_part(state: dict[str, Any] | None) -> tuple[float, float]:
+    """Wall and CPU seconds the epoch a run stopped inside had taken (0 without a stop inside one, or from a
+    checkpoint written before they were kept); a damaged record is bookkeeping only: warned about, not fatal."""
+    if not state or not state.get("mid_epoch") or "epoch_part" not in state:
+        return 0.0, 0.0
+    part = state["epoch_part"]
+    try:
+        wall, cpu = float(part["seconds"]), float(part["cpu_seconds"])
+    except (TypeError, KeyError, ValueError):
+        log.warning("the checkpoint's record of the stopped epoch's time is damaged: that epoch's time restarts")
+        return 0.0, 0.0
+    return wall, cpu

@@ -20,8 +20,7 @@ from typing import Any, Protocol
 import torch
 from tqdm import tqdm
 
-from ..data import Augment, FolderDataset, TensorDataset, carve_selection, get_dataset, limit_train
-from ..errors import ConfigError, RunError
+from ..errors import RunError
 from ..files import atomic_write_json, load_checkpoint, require_keys, save_checkpoint
 from .distributed import DistInfo, barrier, init_distributed, local_device, shutdown
 from .engine import epoch_line
@@ -35,7 +34,8 @@ from .environment import (
     warn_if_busy,
     write_environment,
 )
-from .formats import FILE_FORMAT, is_old_format, upgrade_epochs
+from .formats import ADDED_SETTINGS, FILE_FORMAT, epoch_part, is_old_format, upgrade_epochs
+from .inputs import data_fingerprint
 from .rundir import GracefulStop, MetricsLog, RunClock, RunDir, RunLock
 
 log = logging.getLogger(__name__)
@@ -53,93 +53,6 @@ RESUME_FREE = {
 }  # genotype: the cell is checked
 
 
-def _epoch_part(state: dict[str, Any] | None) -> tuple[float, float]:
-    """Wall and CPU seconds the epoch a run stopped inside had taken (0 without a stop inside one, or from a
-    checkpoint written before they were kept); a damaged record is bookkeeping only: warned about, not fatal."""
-    if not state or not state.get("mid_epoch") or "epoch_part" not in state:
-        return 0.0, 0.0
-    part = state["epoch_part"]
-    try:
-        wall, cpu = float(part["seconds"]), float(part["cpu_seconds"])
-    except (TypeError, KeyError, ValueError):
-        log.warning("the checkpoint's record of the stopped epoch's time is damaged: that epoch's time restarts")
-        return 0.0, 0.0
-    return wall, cpu
-
-
-def load_data(cfg: Any) -> TensorDataset | FolderDataset:
-    """The dataset a configuration names, its train split cut to ``train_images`` when set."""
-    kwargs: dict[str, Any] = {"download": cfg.download}
-    if cfg.image_size:
-        kwargs["image_size"] = cfg.image_size
-    if cfg.data:
-        kwargs["data"] = cfg.data
-    if getattr(cfg, "subset", None):
-        kwargs["subset"] = cfg.subset
-    ds = carve_selection(get_dataset(cfg.dataset, **kwargs), getattr(cfg, "holdout_images", 0))
-    return limit_train(ds, cfg.train_images)
-
-
-def data_fingerprint(ds: TensorDataset | FolderDataset) -> dict[str, Any]:
-    """What the data of a run was: images per class in each split, and for image folders a digest of the file
-    list, so a resume on a folder where images were added, removed or renamed is refused with what changed."""
-    import hashlib
-
-    from ..data import train_part
-
-    def counts(labels: list[int]) -> list[int]:
-        out = [0] * ds.num_classes
-        for y in labels:
-            if 0 <= int(y) < len(out):
-                out[int(y)] += 1
-        return out
-
-    if isinstance(ds, TensorDataset):
-        fp: dict[str, Any] = {"train": counts(ds.train_y.tolist()), "test": counts(ds.test_y.tolist())}
-    else:
-        files = sorted(str(p) for p, _ in list(train_part(ds)) + list(ds.test))
-        fp = {
-            "train": counts([y for _, y in train_part(ds)]),
-            "test": counts([y for _, y in ds.test]),
-            "files": hashlib.sha256("\n".join(files).encode()).hexdigest()[:16],
-        }
-    return fp
-
-
-def check_data(ds: TensorDataset | FolderDataset, state: dict[str, Any] | None, out: Any) -> None:
-    """A resumed run must see the data it began with (runs from before the record are taken as they are)."""
-    saved = None if state is None else state.get("data")
-    if not isinstance(saved, dict):
-        return
-    now = data_fingerprint(ds)
-    for split in ("train", "test"):
-        if saved.get(split) != now[split]:
-            was, is_ = saved.get(split) or [], now[split]
-            raise RunError(
-                f"the data changed since {out} began: {split} images {sum(was):,} -> {sum(is_):,} "
-                f"(per class {was[:6]}{'...' if len(was) > 6 else ''} -> {is_[:6]}{'...' if len(is_) > 6 else ''}): "
-                "resume with the original data or start a new --out"
-            )
-    if saved.get("files") != now.get("files"):
-        raise RunError(
-            f"the data changed since {out} began: the same number of images per class, but other files: resume "
-            "with the original data or start a new --out"
-        )
-
-
-def make_augment(cfg: Any, ds: TensorDataset | FolderDataset, cutout: int) -> Augment:
-    """The augmentation of a run. Image folders crop with a random-resized crop, not by padding: there
-    ``--crop-padding 0`` turns the random crop off (resize and centre crop) and any other value is refused."""
-    if isinstance(ds, FolderDataset) and cfg.crop_padding > 0:
-        raise ConfigError(
-            f"--crop-padding {cfg.crop_padding}: image folders crop with a random-resized crop (8-100 % of the "
-            "area), not by padding; --crop-padding 0 turns it off, unset keeps it"
-        )
-    pad = ds.crop_padding if cfg.crop_padding < 0 else cfg.crop_padding
-    flip = ds.flip if cfg.flip is None else cfg.flip
-    return Augment(crop_padding=pad, flip=flip, cutout=cutout)
-
-
 def check_world_size(state: dict[str, Any], world_size: int) -> None:
     """Stream positions are saved per process: a run resumes only with as many processes as it had."""
     saved = state["train_stream"]
@@ -149,10 +62,6 @@ def check_world_size(state: dict[str, Any], world_size: int) -> None:
             f"the checkpoint was written by {had} process(es) but {world_size} are resuming it: resume with "
             f"--nproc_per_node={had} (torchrun) or start a new --out"
         )
-
-
-ADDED_SETTINGS = {"space": "darts", "ops": [], "cell": "darts", "holdout_images": 0}
-"""Settings added after runs were first written, with the value those older runs used."""
 
 
 def plain(value: Any) -> Any:
@@ -336,7 +245,7 @@ def _run(
     )
     clock = RunClock(state)
     # The time an epoch that a run stopped inside had already taken: its figures count on from there.
-    part_wall, part_cpu = _epoch_part(state)
+    part_wall, part_cpu = epoch_part(state)
 
     def checkpoint(epoch: int, mid_epoch: bool, epoch_part: dict[str, float] | None = None) -> None:
         task_state = task.state_dict()  # every rank takes part: it gathers stream positions

@@ -22,7 +22,8 @@ from .config import SearchConfig, build_search_network
 from .distributed import all_reduce_sums, barrier, check_agreement, wrap_ddp
 from .engine import check_finite, cosine_lr, epoch_stats, evaluate, new_accumulator, search_epoch, sgd_impl
 from .formats import FILE_FORMAT
-from .loop import Context, check_data, check_world_size, load_data, make_augment, run_task
+from .inputs import check_data, load_data, make_augment
+from .loop import Context, check_world_size, run_task
 from .rundir import MetricsLog
 
 log = logging.getLogger(__name__)

@@ -41,7 +41,8 @@ from ..nas.perturbation import Decider, Projection, plan_rounds
 from ..nas.space import STEPS, num_edges
 from .config import SearchConfig
 from .engine import count_step, epoch_stats, new_accumulator, search_step, sgd_impl
-from .loop import Context, check_data, load_data, make_augment, run_task
+from .inputs import check_data, load_data, make_augment
+from .loop import Context, run_task
 from .rundir import MetricsLog, RunLock
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from ..nas.genotype import Genotype
 from ..nas.network import build_network, count_macs
 from .config import PAPER_WARMUP_SHARE, SearchConfig, TrainConfig
 from .environment import pick_device
-from .loop import load_data
+from .inputs import load_data
 from .memory import auto_batch_size
 from .search import MIN_ARCH_STEPS, MIN_OP_CHANNELS
 from .train import model_args

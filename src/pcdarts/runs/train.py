@@ -39,7 +39,8 @@ from .engine import (
     train_epoch,
 )
 from .formats import FILE_FORMAT, read_result, upgrade_model_state
-from .loop import RESUME_FREE, Context, check_data, check_world_size, load_data, make_augment, run_task
+from .inputs import check_data, load_data, make_augment
+from .loop import RESUME_FREE, Context, check_world_size, run_task
 from .rundir import MetricsLog
 
 log = logging.getLogger(__name__)
