@@ -119,7 +119,7 @@ class PartialEdge(nn.Module):
         so this equals summing joined edges, and no full-width edge output is kept for the backward pass.
         ``recompute``: the mixed op's activations are recomputed in the backward pass instead of kept.
         """
-        x_op, x_bypass = (x, None) if self.k == 1 else (x[:, : self.c_part], x[:, self.c_part :])
+        x_op, x_bypass = (x, None) if self.k == 1 else x.split([self.c_part, x.shape[1] - self.c_part], dim=1)
         y = recomputed(self.op, self.op, x_op, weights) if recompute else self.op(x_op, weights)
         if x_bypass is None:
             return y, None
@@ -254,19 +254,19 @@ class SearchCell(nn.Module):
             idx = self.fan_edges[j]
             index = getattr(self, f"fan_index{j}")
             h = states[j]
-            x_op = h if first.k == 1 else h[:, : first.c_part]
+            # one split, not two slices: the backward joins the two gradients instead of zero-filling a full-size
+            # tensor for each slice and adding them
+            x_op, bypass = (h, None) if first.k == 1 else h.split([first.c_part, h.shape[1] - first.c_part], dim=1)
             w = weights.index_select(0, index)
             w = w if edge_w is None else edge_w.index_select(0, index).unsqueeze(1) * w
             fan = self.fans[j]
             ys = recomputed(fan.targets, fan, x_op, w) if per_group else fan(x_op, w)
-            bypass = None
-            if first.k > 1:
-                bypass = h[:, first.c_part :]
-                if self.edges[idx[0]].stride == 2:
-                    bypass = max_pool(bypass, 2, 2, 0, ceil_mode=True)
+            if bypass is not None and self.edges[idx[0]].stride == 2:
+                bypass = max_pool(bypass, 2, 2, 0, ceil_mode=True)
+            per_edge = ys.unbind(1)  # its backward stacks the edges' gradients (select's would zero-fill each)
             for t, e in enumerate(idx):
                 i = max(j - 1, 0) + t  # the node edge e enters: state j feeds nodes j - 1, j, ... (0, 1, ... for j < 2)
-                op_terms[i].append(ys[:, t])
+                op_terms[i].append(per_edge[t])
                 if bypass is not None:
                     bypass_terms[i].append((bypass, None if edge_w is None else edge_w[e]))
 
