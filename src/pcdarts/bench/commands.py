@@ -83,8 +83,9 @@ def print_compile(res: dict[str, Any]) -> None:
 def _supernet_setup(res: dict[str, Any]) -> str:
     """The first line's common part: supernet shape, input, device, torch, threads and load of one result."""
     c, m = res["config"], res["machine"]
+    cell = "" if c.get("cell", "darts") == "darts" else f"{c['cell']} cell, "
     return (
-        f"C={c['channels']}, {c['layers']} cells, K={c['k']}, batch {c['batch']}, {c['size']}x{c['size']}, "
+        f"{cell}C={c['channels']}, {c['layers']} cells, K={c['k']}, batch {c['batch']}, {c['size']}x{c['size']}, "
         f"{c['device']}, torch {m['torch']}, {c['threads']} threads, load {m['load_1min']}"
     )
 
@@ -322,7 +323,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--in-channels", type=int, default=3, help="train: image channels (1 for grey images)")
     p.add_argument("--ks", type=int, nargs="+", default=[1, 2, 4, 8])
     p.add_argument("--k", type=int, default=SearchConfig.k)
-    p.add_argument("--cell", choices=CHOICES["cell"], default=SearchConfig.cell, help="limit, profile: the cell space")
+    p.add_argument(
+        "--cell", choices=CHOICES["cell"], default=SearchConfig.cell, help="limit, profile, fanout: the cell space"
+    )
     p.add_argument("--channels", type=int, default=SearchConfig.init_channels)
     p.add_argument("--layers", type=int, default=SearchConfig.layers)
     p.add_argument("--batch", type=int, default=64)

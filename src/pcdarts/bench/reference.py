@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..nas.candidates import OPS
+from ..nas.nb201_search import NB201SearchCell
 from ..nas.ops import AvgPool3x3, DepthwiseConv2d, FactorizedReduce, MaxPool3x3
 from ..nas.supernet import MixedOp, PartialEdge, SearchCell, SearchNetwork, channel_shuffle
 
@@ -95,11 +96,20 @@ class EdgeByEdgeSearchCell(SearchCell):
         return False
 
 
+class EdgeByEdgeNB201Cell(NB201SearchCell):
+    """The NAS-Bench-201 search cell with every edge computed on its own."""
+
+    def _fans_out(self, h: torch.Tensor) -> bool:
+        return False
+
+
 def to_edge_by_edge(model: nn.Module) -> nn.Module:
     """Re-class ``model``'s search cells in place so they never fan out; returns ``model``."""
     for m in model.modules():
         if type(m) is SearchCell:
             m.__class__ = EdgeByEdgeSearchCell
+        elif type(m) is NB201SearchCell:
+            m.__class__ = EdgeByEdgeNB201Cell
     return model
 
 

@@ -54,7 +54,8 @@ def build(
     args: argparse.Namespace, k: int, device: torch.device, recompute: str = "none"
 ) -> tuple[SearchNetwork, torch.Tensor, torch.Tensor]:
     torch.manual_seed(0)
-    cfg = SearchConfig(init_channels=args.channels, layers=args.layers, k=k, recompute=recompute)
+    cell = getattr(args, "cell", "darts")
+    cfg = SearchConfig(init_channels=args.channels, layers=args.layers, k=k, recompute=recompute, cell=cell)
     net = build_search_network(cfg, num_classes=10, in_channels=3).to(device)
     x = torch.randn(args.batch, 3, args.size, args.size, device=device)
     y = torch.randint(0, 10, (args.batch,), device=device)

@@ -25,10 +25,11 @@ from .ops import AvgPool3x3, Conv7x1x1x7, DilConv, FactorizedReduce, MaxPool3x3,
 
 OpFactory = Callable[[int, int, bool], nn.Module]
 
-FAN_OUT_KINDS = ("sep_conv", "dil_conv", "skip", "pool")
+FAN_OUT_KINDS = ("sep_conv", "dil_conv", "skip", "pool", "nor_conv")
 """How the fast path may compute an op for all edges of a state at once: ``sep_conv`` (a ``SepConv``) and
-``dil_conv`` (a ``DilConv``) stack the edges' kernels, ``skip`` (identity, or ``FactorizedReduce`` when
-striding) and ``pool`` (a parameter-free pool the supernet follows with its BN) are computed once."""
+``dil_conv`` (a ``DilConv``) stack the edges' kernels, ``nor_conv`` (a ``ReLUConvBN``) stacks the edges' conv
+weights along the output channels (one dense conv), ``skip`` (identity, or ``FactorizedReduce`` when striding)
+and ``pool`` (a parameter-free pool the supernet follows with its BN) are computed once."""
 
 
 @dataclass(frozen=True)
@@ -103,8 +104,8 @@ register_op("sep_conv_7x7", lambda c, stride, affine: SepConv(c, c, 7, stride, 3
 register_op("dil_conv_3x3", lambda c, stride, affine: DilConv(c, c, 3, stride, 2, 2, affine), fan_out="dil_conv")
 register_op("dil_conv_5x5", lambda c, stride, affine: DilConv(c, c, 5, stride, 4, 2, affine), fan_out="dil_conv")
 register_op("conv_7x1_1x7", lambda c, stride, affine: Conv7x1x1x7(c, stride, affine))
-register_op("nor_conv_1x1", lambda c, stride, affine: ReLUConvBN(c, c, 1, stride, 0, affine))
-register_op("nor_conv_3x3", lambda c, stride, affine: ReLUConvBN(c, c, 3, stride, 1, affine))
+register_op("nor_conv_1x1", lambda c, stride, affine: ReLUConvBN(c, c, 1, stride, 0, affine), fan_out="nor_conv")
+register_op("nor_conv_3x3", lambda c, stride, affine: ReLUConvBN(c, c, 3, stride, 1, affine), fan_out="nor_conv")
 
 SPACES: dict[str, tuple[str, ...]] = {
     # DARTS (Liu et al. 2019) and PC-DARTS: the paper's order is the alpha column order

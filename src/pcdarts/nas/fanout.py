@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .kernels import ScaledBatchNormFn, autocast_dtype, custom_backward_ok, depthwise_conv, plain_graph
-from .ops import DilConv, FactorizedReduce, PoolBN, SepConv
+from .ops import DilConv, FactorizedReduce, PoolBN, ReLUConvBN, SepConv
 
 
 def _stacked(bns: Sequence[nn.BatchNorm2d]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -93,6 +93,8 @@ def fan_kind(declared: str | None, op: nn.Module, stride: int) -> str | None:
         return declared
     if declared == "dil_conv" and type(op) is DilConv:
         return declared
+    if declared == "nor_conv" and type(op) is ReLUConvBN:
+        return declared
     if declared == "skip" and type(op) is (nn.Identity if stride == 1 else FactorizedReduce):
         return declared
     if declared == "pool" and type(op) is PoolBN and not any(True for _ in op.pool.parameters()):
@@ -116,7 +118,8 @@ def can_fan_out(cell: nn.Module, h: torch.Tensor) -> bool:
     matter here: they run edge by edge inside the fanned cell. Anything else runs the whole cell edge by edge.
     """
     training = cell.training
-    if plain_graph() or h.dtype not in (cell.preprocess1.final_bn.running_mean.dtype, autocast_dtype(h.device)):
+    ref = next((m.running_mean for m in cell.modules() if isinstance(m, nn.BatchNorm2d)), None)
+    if ref is None or plain_graph() or h.dtype not in (ref.dtype, autocast_dtype(h.device)):
         return False
     if training and h.shape[0] <= 1:
         return False
@@ -164,16 +167,22 @@ def fan_out(x: torch.Tensor, edges: Sequence[nn.Module], weights: torch.Tensor) 
     n_edges, stride = len(edges), edges[0].stride
     n, c = x.shape[:2]
     plan = list(zip(mixed.op_index, range(len(mixed.ops)), mixed.kinds))
-    convs = [(k, i, kind) for k, i, kind in plan if kind in ("sep_conv", "dil_conv")]
+    convs = [(k, i, kind) for k, i, kind in plan if kind in ("sep_conv", "dil_conv", "nor_conv")]
     rep = r = None
-    if convs:
+    if any(kind != "nor_conv" for _, _, kind in convs):
         rep = torch.relu_(x.repeat(1, n_edges, 1, 1))  # (N, E*C, H, W): edge e's kernels read block e
         r = rep[:, :c]  # ReLU(x), not kept twice
-    elif mixed.shares_relu:
+    elif convs or mixed.shares_relu:
         r = torch.relu(x)
     flat = None  # (N, E*C, H', W') sum of the stacked convs
     for k, i, kind in convs:
         ops = [e.op.ops[i] for e in edges]
+        if kind == "nor_conv":  # every edge reads all of ReLU(x): one dense conv, the edges' kernels as its outputs
+            c0 = ops[0].conv
+            weight = torch.cat([op.conv.weight for op in ops])  # (E*C, C, k, k)
+            h = F.conv2d(r, weight, None, c0.stride, c0.padding, c0.dilation)
+            flat = _add(flat, stacked_scaled_batch_norm(h, weights[:, k], [op.final_bn for op in ops]))
+            continue
         if kind == "sep_conv":
             first = [op.first for op in ops]
             h = _pointwise(_depthwise(rep, [b.depthwise for b in first]), [b.pointwise for b in first])

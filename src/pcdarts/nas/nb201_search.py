@@ -22,6 +22,7 @@ from torch import nn
 from ..choices import check_choice
 from ..errors import ConfigError
 from .candidates import OpSpace, is_parameter_free, op_space
+from .fanout import FanOut, can_fan_out
 from .nb201 import CELL, EDGES, NB201_OPS, NB201Genotype, ResidualReduction, check_layers, node_edges
 from .supernet import PartialEdge, _accumulate, recomputed
 
@@ -34,19 +35,38 @@ def nb201_edge_weights(betas: torch.Tensor) -> torch.Tensor:
 
 
 class NB201SearchCell(nn.Module):
-    """Six partial-channel edges; node i sums its edges' op parts and bypass parts, then joins them once."""
+    """Six partial-channel edges; node i sums its edges' op parts and bypass parts, then joins them once.
+
+    As in the DARTS cell (``fanout``), the edges that leave one state (3 from the input, 2 and 1 from the first
+    two nodes) run together where they can: one dense conv per conv op with the edges' kernels stacked as its
+    output channels, one BN over them, the pool and the skip once. Equal to the cell run edge by edge up to
+    float rounding (tested in float64)."""
 
     def __init__(self, c: int, k: int, mode: str, ops: Sequence[str]):
         super().__init__()
         self.edges = nn.ModuleList(PartialEdge(c, 1, k, mode, ops) for _ in EDGES)
         self.recompute = "none"
+        # the edges leaving state j (the input, then nodes 1 and 2), in edge order, for the fanned-out forward
+        self.fan_edges = [[e for e, (_, src) in enumerate(EDGES) if src == j] for j in range(len(node_edges()))]
+        self.fans = nn.ModuleList(FanOut([self.edges[e] for e in idx]) for idx in self.fan_edges)
+        for j, idx in enumerate(self.fan_edges):  # on the module's device: indexing needs no host-to-device copy
+            self.register_buffer(f"fan_index{j}", torch.tensor(idx, dtype=torch.long), persistent=False)
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor, edge_w: torch.Tensor | None) -> torch.Tensor:
+        fan = self._fans_out(x)  # decided once: a recomputing pass (BN momentum frozen to 0) takes the same path
         if self.recompute == "cells" and self.training and torch.is_grad_enabled():
-            return recomputed(self, self._forward, x, weights, edge_w)
-        return self._forward(x, weights, edge_w)
+            return recomputed(self, self._forward, x, weights, edge_w, fan)
+        return self._forward(x, weights, edge_w, fan)
 
-    def _forward(self, x: torch.Tensor, weights: torch.Tensor, edge_w: torch.Tensor | None) -> torch.Tensor:
+    def _fans_out(self, h: torch.Tensor) -> bool:
+        """Whether the edges of each state can run together (``fanout.can_fan_out``); else edge by edge."""
+        return can_fan_out(self, h)
+
+    def _forward(
+        self, x: torch.Tensor, weights: torch.Tensor, edge_w: torch.Tensor | None, fan: bool = False
+    ) -> torch.Tensor:
+        if fan:
+            return self._fanned(x, weights, edge_w)
         states = [x]
         per_edge = self.recompute == "edges" and self.training and torch.is_grad_enabled()
         for edges in node_edges():
@@ -63,6 +83,44 @@ class NB201SearchCell(nn.Module):
                     else:
                         bypass_sum = _accumulate(bypass_sum, edge_w[e], bypass)
             states.append(self.edges[edges.start].join(op_sum, bypass_sum))
+        return states[-1]
+
+    def _fanned(self, x: torch.Tensor, weights: torch.Tensor, edge_w: torch.Tensor | None) -> torch.Tensor:
+        """The cell with each state's outgoing edges computed together, as soon as the state exists."""
+        nodes = node_edges()
+        op_terms: list[list[torch.Tensor]] = [[] for _ in nodes]
+        bypass_terms: list[list[tuple[torch.Tensor, torch.Tensor | None]]] = [[] for _ in nodes]
+        per_group = self.recompute == "edges" and self.training and torch.is_grad_enabled()
+        first = self.edges[0]
+        states = [x]
+
+        def feed(j: int) -> None:
+            idx, index, h = self.fan_edges[j], getattr(self, f"fan_index{j}"), states[j]
+            x_op, bypass = (h, None) if first.k == 1 else h.split([first.c_part, h.shape[1] - first.c_part], dim=1)
+            w = weights.index_select(0, index)
+            w = w if edge_w is None else edge_w.index_select(0, index).unsqueeze(1) * w
+            fan = self.fans[j]
+            ys = (recomputed(fan.targets, fan, x_op, w) if per_group else fan(x_op, w)).unbind(1)
+            for t, e in enumerate(idx):
+                node = EDGES[e][0] - 1
+                op_terms[node].append(ys[t])
+                if bypass is not None:
+                    bypass_terms[node].append((bypass, None if edge_w is None else edge_w[e]))
+
+        feed(0)
+        for i, edges in enumerate(nodes):
+            op_sum = op_terms[i][0]
+            for y in op_terms[i][1:]:
+                op_sum = op_sum + y
+            bypass_sum = None
+            for b, ew in bypass_terms[i]:
+                if ew is None:
+                    bypass_sum = b if bypass_sum is None else bypass_sum + b
+                else:
+                    bypass_sum = _accumulate(bypass_sum, ew, b)
+            states.append(self.edges[edges.start].join(op_sum, bypass_sum))
+            if i + 1 < len(self.fan_edges):
+                feed(i + 1)
         return states[-1]
 
 
