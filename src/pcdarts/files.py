@@ -206,7 +206,7 @@ def read_jsonl(path: Path, *, count_bad: bool = False) -> Any:
         for raw in f:
             if not raw.strip():
                 continue
-            rec = _record(raw)
+            rec = parse_record(raw)
             if rec is None:
                 bad += 1
             else:
@@ -216,7 +216,7 @@ def read_jsonl(path: Path, *, count_bad: bool = False) -> Any:
     return (out, bad) if count_bad else out
 
 
-def _record(raw: bytes) -> dict[str, Any] | None:
+def parse_record(raw: bytes) -> dict[str, Any] | None:
     """One JSONL line as a dict, or None (too long, too deep, not JSON, not an object)."""
     if len(raw) > MAX_LOG_LINE:
         return None

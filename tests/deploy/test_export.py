@@ -121,23 +121,6 @@ def test_export_is_quiet_and_refuses_a_folder_as_out(digits_runs, tmp_path, caps
     assert "is a folder" in capsys.readouterr().err
 
 
-def test_busy_machine_is_detected(monkeypatch, caplog):
-    import logging
-    import os
-
-    import torch
-
-    from pcdarts.runs.environment import warn_if_busy
-
-    monkeypatch.setattr(os, "getloadavg", lambda: (float(os.cpu_count()), 0.0, 0.0))
-    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
-    with caplog.at_level(logging.WARNING):
-        assert warn_if_busy(torch.device("cpu"))
-    assert "--threads 1" in caplog.text
-    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
-    assert not warn_if_busy(torch.device("cpu"))
-
-
 def _consume(meta: dict, path: Path) -> np.ndarray:
     """An outside consumer: follows the export's preprocessing steps with Pillow and numpy, nothing of pcdarts."""
     x = None

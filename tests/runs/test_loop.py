@@ -374,3 +374,20 @@ def test_overwrite_leaves_nothing_of_the_old_run(finished_search, tmp_path):
     assert not (out / "last.pt").exists()
     assert len(json.loads((out / "arch.json").read_text())["alphas_normal"]) == 14
     assert [m["epoch"] for m in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())] == [1]
+
+
+def test_busy_machine_is_detected(monkeypatch, caplog):
+    import logging
+    import os
+
+    import torch
+
+    from pcdarts.runs.environment import warn_if_busy
+
+    monkeypatch.setattr(os, "getloadavg", lambda: (float(os.cpu_count()), 0.0, 0.0))
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    with caplog.at_level(logging.WARNING):
+        assert warn_if_busy(torch.device("cpu"))
+    assert "--threads 1" in caplog.text
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    assert not warn_if_busy(torch.device("cpu"))

@@ -46,8 +46,8 @@ def oneshot_scores(
     A finished ``oneshot.json`` for the same cells and images is read back instead of computed again.
     """
     from ..data import make_stream, selection_part, stratified_split
+    from ..runs.config import build_search_network
     from ..runs.inputs import load_data
-    from ..runs.search import build_supernet
 
     run = Path(run)
     if getattr(scfg, "cell", "darts") != "nasbench201":
@@ -69,7 +69,7 @@ def oneshot_scores(
     require_keys(state, ("model", "epoch"), ckpt)
     if state.get("kind") != "search" or int(state["epoch"]) != scfg.epochs:
         raise RunError(f"{ckpt} is not the end of a finished search: finish the search first (--resume)")
-    net = build_supernet(scfg, ds)
+    net = build_search_network(scfg, num_classes=ds.num_classes, in_channels=ds.in_channels)
     try:
         net.load_state_dict(state["model"])
     except (RuntimeError, KeyError) as exc:

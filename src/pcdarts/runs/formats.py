@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from ..files import _record, read_jsonl, read_run_json
+from ..files import parse_record, read_jsonl, read_run_json
 
 FILE_FORMAT = 2
 
@@ -84,7 +84,7 @@ def read_result(path: str | Path) -> dict[str, Any]:
 
 
 def _parsed(line: str) -> Any:
-    return _record(line.encode())
+    return parse_record(line.encode())
 
 
 def _shifted(line: str) -> str:
@@ -96,7 +96,7 @@ def _shifted(line: str) -> str:
 
 
 def epoch_of_line(line: str) -> int:
-    rec = _record(line.encode())
+    rec = parse_record(line.encode())
     try:
         return 1 << 30 if rec is None else int(rec.get("epoch", -1))
     except (TypeError, ValueError, OverflowError):

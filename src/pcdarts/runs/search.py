@@ -15,7 +15,6 @@ from ..files import atomic_write_json
 from ..nas.architect import Architect
 from ..nas.candidates import space_of
 from ..nas.genotype import Genotype, none_count, param_free_count
-from ..nas.nb201_search import NB201SearchNetwork
 from ..nas.remedies import beta_decay_weight, early_stop_reason
 from ..nas.supernet import SearchNetwork
 from .config import SearchConfig, build_search_network
@@ -29,11 +28,6 @@ from .rundir import MetricsLog
 log = logging.getLogger(__name__)
 
 EVAL_BATCH = 256  # the smallest batch of the no-grad validation pass: no activations kept, so larger is cheap
-
-
-def build_supernet(cfg: SearchConfig, ds: TensorDataset | FolderDataset) -> SearchNetwork | NB201SearchNetwork:
-    """The supernet of the config's cell space (``cfg.cell``): the DARTS cell's, or NAS-Bench-201's."""
-    return build_search_network(cfg, num_classes=ds.num_classes, in_channels=ds.in_channels)
 
 
 # Below these a proxy search cannot learn (Study I, docs/STUDY.md): candidate ops with fewer channels are
@@ -175,7 +169,8 @@ class SearchTask:
             log.info("search: %s", schedule_line(self.counts))
             for warning in learnability_warnings(cfg, self.counts):
                 log.warning("warning: %s", warning)
-        self.model = model = build_supernet(cfg, ds).to(device)
+        self.model = model = build_search_network(cfg, num_classes=ds.num_classes, in_channels=ds.in_channels)
+        model.to(device)
         self.forward = wrap_ddp(model, device, info, ignore=list(model._ARCH))
         self.w_opt = torch.optim.SGD(
             model.weight_parameters(),

@@ -39,7 +39,7 @@ from ..files import atomic_write_json, load_checkpoint, read_run_json, require_k
 from ..nas.architect import Architect
 from ..nas.perturbation import Decider, Projection, plan_rounds
 from ..nas.space import STEPS, num_edges
-from .config import SearchConfig
+from .config import SearchConfig, build_search_network
 from .engine import count_step, epoch_stats, new_accumulator, search_step, sgd_impl
 from .inputs import check_data, load_data, make_augment
 from .loop import Context, run_task
@@ -149,8 +149,6 @@ class Selector:
     # ------------------------------------------------------------ setup
     def _build(self, device: torch.device) -> None:
         """The supernet at the end of the search, its optimisers and data streams, on ``device``."""
-        from .search import build_supernet
-
         scfg, cfg = self.scfg, self.cfg
         self.device = device
         ckpt = self.search_dir / "checkpoint.pt"
@@ -163,7 +161,8 @@ class Selector:
             raise RunError(f"{ckpt} is not the end of a finished search: finish the search first (--resume)")
         self.ds = ds = load_data(scfg)
         w_part, a_part = search_parts(ds, scfg.train_portion, scfg.seed)
-        self.model = model = build_supernet(scfg, ds).to(device)
+        self.model = model = build_search_network(scfg, num_classes=ds.num_classes, in_channels=ds.in_channels)
+        model.to(device)
         try:
             model.load_state_dict(state["model"])
         except (RuntimeError, TypeError) as exc:
