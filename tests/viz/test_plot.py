@@ -39,7 +39,7 @@ def test_plot_search_run(digits_runs, tmp_path):
     assert main(["plot", "--run", str(digits_runs / "search"), "--out", str(out)]) == 0
     for name in ("cells.png", "alpha_beta.png", "timeline.png", "curves.png"):
         im = Image.open(out / name)
-        assert im.size[0] > 300 and len(set(im.convert("RGB").getdata())) > 20, name  # drawn, not blank
+        assert im.size[0] > 300 and len(set(im.convert("RGB").get_flattened_data())) > 20, name  # drawn, not blank
 
 
 def test_heatmap_epochs_count_from_one_as_the_console_does(digits_runs, tmp_path, capsys):
