@@ -43,7 +43,9 @@ def test_eval_of_a_run_takes_its_data_from_the_run(tmp_path, monkeypatch, capsys
     assert main(args) == 0
     capsys.readouterr()
     assert main(["eval", "--checkpoint", str(out), "--json"]) == 0  # no --data: the run remembers it
-    assert json.loads(capsys.readouterr().out)["images"] == 40
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["images"] == 40
+    assert pcdarts.evaluate_trained(out) == {**printed, "classes": 10}  # the command prints the library's figures
 
 
 def test_warnings_for_a_model_at_chance_and_a_validation_split_too_small():

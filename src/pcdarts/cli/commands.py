@@ -262,55 +262,15 @@ def cmd_train(ns: argparse.Namespace) -> int:
 
 
 def cmd_eval(ns: argparse.Namespace) -> int:
-    import torch
+    from ..runs.artifacts import evaluate_trained
 
-    from ..data import get_dataset, holdout_part, make_stream
-    from ..deploy import load_trained
-    from ..runs.engine import evaluate
-    from ..runs.environment import pick_device
-
-    device = pick_device(ns.device)
-    model, info = load_trained(ns.checkpoint, map_location=device)
-    model = model.to(device)
-    name = ns.dataset or info.dataset
-    kwargs: dict[str, Any] = {"image_size": int(info.input_size[0])}
-    data = ns.data
-    if data is None and name == info.dataset:  # the run remembers where its data was
-        from ..files import load_checkpoint
-
-        saved = load_checkpoint(ns.checkpoint).get("config")
-        data = saved.get("data") if isinstance(saved, dict) else None
-    if data:
-        kwargs["data"] = data
-    ds = get_dataset(name, **kwargs)
-    if ds.num_classes != len(info.classes) or ds.in_channels != info.in_channels:
-        raise ConfigError(
-            f"the model was trained for {len(info.classes)} classes on {info.dataset}; "
-            f"{name} has {ds.num_classes} classes and {ds.in_channels} channels"
-        )
-    stream = make_stream(
-        ds,
-        holdout_part(ds),
-        ns.batch_size,
-        train=False,
-        device=device,
-        mean=info.mean,
-        std=info.std,
-    )
-    with torch.no_grad():
-        stats = evaluate(model, stream)
-    out = {
-        "dataset": name,
-        "test_accuracy": stats["top1"],
-        "test_top5": stats["top5"],
-        "test_loss": stats["loss"],
-        "images": stats["n"],
-    }
+    out = evaluate_trained(ns.checkpoint, dataset=ns.dataset, data=ns.data, batch_size=ns.batch_size, device=ns.device)
+    stats = {"top1": out["test_accuracy"], "top5": out["test_top5"], "loss": out["test_loss"], "n": out["images"]}
+    name = out["dataset"]
     if ns.json:
-        print(json.dumps(out))
+        print(json.dumps({k: v for k, v in out.items() if k != "classes"}))
     else:
-        classes = len(stats["per_class"])  # top-5 of 5 classes or fewer is always 1: not printed
-        top5 = f"  top-5 {stats['top5']:.4f}" if classes > 5 else ""
+        top5 = f"  top-5 {stats['top5']:.4f}" if out["classes"] > 5 else ""  # of 5 classes or fewer always 1
         print(f"{name}: top-1 {stats['top1']:.4f}{top5}  loss {stats['loss']:.4f}  ({stats['n']} images)")
     return 0
 
