@@ -197,3 +197,10 @@ def test_bench_profile_puts_every_op_of_the_step_in_one_kind(cell):
     assert kinds["other"]["share"] < 0.2  # the kinds name nearly all of the work
     assert 0 <= res["outside_ops_share"] < 1 and res["wall_seconds"] > 0
     print_profile(res)
+
+
+def test_the_baseline_is_the_darts_cells(capsys):
+    from pcdarts.bench.commands import main as bench
+
+    assert bench(["step", "--baseline", "--cell", "nasbench201", "--threads", "1"]) == 2
+    assert "--cell darts" in capsys.readouterr().err

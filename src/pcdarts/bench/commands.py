@@ -272,6 +272,8 @@ def check_args(args: argparse.Namespace) -> str | None:
     for name in ("repeats", "batch", "size", "channels", "threads", "train_channels", "images"):
         if getattr(args, name) < 1:
             return f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}"
+    if args.baseline and args.cell != "darts":
+        return "--baseline is the reference's DARTS cell: use it with --cell darts"
     if args.train_batch < 0 or args.train_size < 0:
         return "--train-batch and --train-size must be >= 0 (0: --batch, --size)"
     if args.threads > MAX_THREADS:

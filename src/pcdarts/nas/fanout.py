@@ -118,7 +118,8 @@ def can_fan_out(cell: nn.Module, h: torch.Tensor) -> bool:
     matter here: they run edge by edge inside the fanned cell. Anything else runs the whole cell edge by edge.
     """
     training = cell.training
-    ref = next((m.running_mean for m in cell.modules() if isinstance(m, nn.BatchNorm2d)), None)
+    bns = (m for m in cell.modules() if isinstance(m, nn.BatchNorm2d) and m.running_mean is not None)
+    ref = next((m.running_mean for m in bns), None)  # the dtype the cell's statistics are kept in
     if ref is None or plain_graph() or h.dtype not in (ref.dtype, autocast_dtype(h.device)):
         return False
     if training and h.shape[0] <= 1:

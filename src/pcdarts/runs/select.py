@@ -43,7 +43,7 @@ from .config import SearchConfig, build_search_network
 from .engine import count_step, epoch_stats, new_accumulator, search_step, sgd_impl
 from .inputs import check_data, load_data, make_augment
 from .loop import Context, run_task
-from .rundir import MetricsLog, RunLock
+from .rundir import MetricsLog, _transient
 
 log = logging.getLogger(__name__)
 
@@ -378,11 +378,14 @@ class Selector:
         if out.resolve() == self.search_dir.resolve():
             raise RunError(f"--out {out} is the search run itself: give the selection a folder of its own")
         pin = _pin_file(out) if out.is_dir() else None
-        if out.is_dir() and any(e.name != RunLock.NAME for e in out.iterdir()) and pin is None:
+        if out.is_dir() and any(not _transient(e.name) for e in out.iterdir()) and pin is None:
             raise RunError(f"{out} is not empty and holds no selection: --out wants a new or empty folder")
         if pin is not None:
             theirs, mine = read_run_json(pin), self.config_record()
-            diff = sorted(k for k in mine if k not in (*RESULT_FREE, "kind", "search_run") and theirs.get(k) != mine[k])
+            free = {*RESULT_FREE, "kind", "search_run"}
+            if pin.name == "select_config.json" and theirs.get("search_arch_sha256") is None:
+                free.add("search_arch_sha256")  # older pins recorded no digest for a search without arch.json
+            diff = sorted(k for k in mine if k not in free and theirs.get(k) != mine[k])
             if diff:
                 raise RunError(
                     f"{out} holds a selection with other settings or from another search ({', '.join(diff)}): "
