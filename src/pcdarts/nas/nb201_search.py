@@ -24,7 +24,7 @@ from ..errors import ConfigError
 from .candidates import OpSpace, is_parameter_free, op_space
 from .fanout import FanOut, can_fan_out
 from .nb201 import CELL, EDGES, NB201_OPS, NB201Genotype, ResidualReduction, check_layers, node_edges
-from .supernet import PartialEdge, _accumulate, recomputed
+from .supernet import PartialEdge, _accumulate, node_sums, recomputed
 
 
 def nb201_edge_weights(betas: torch.Tensor) -> torch.Tensor:
@@ -109,16 +109,7 @@ class NB201SearchCell(nn.Module):
 
         feed(0)
         for i, edges in enumerate(nodes):
-            op_sum = op_terms[i][0]
-            for y in op_terms[i][1:]:
-                op_sum = op_sum + y
-            bypass_sum = None
-            for b, ew in bypass_terms[i]:
-                if ew is None:
-                    bypass_sum = b if bypass_sum is None else bypass_sum + b
-                else:
-                    bypass_sum = _accumulate(bypass_sum, ew, b)
-            states.append(self.edges[edges.start].join(op_sum, bypass_sum))
+            states.append(self.edges[edges.start].join(*node_sums(op_terms[i], bypass_terms[i])))
             if i + 1 < len(self.fan_edges):
                 feed(i + 1)
         return states[-1]

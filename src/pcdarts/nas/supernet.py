@@ -177,6 +177,23 @@ def recomputed(module: nn.Module | Sequence[nn.Module], fn: Callable[..., Any], 
     return checkpoint(run, *args, use_reentrant=False)
 
 
+def node_sums(
+    op_terms: list[torch.Tensor], bypass_terms: list[tuple[torch.Tensor, torch.Tensor | None]]
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A node's sums over its edges, in edge order: the op parts, and the bypass parts each with its edge weight
+    (None: unweighted). What a fanned cell joins once per node."""
+    op_sum = op_terms[0]
+    for y in op_terms[1:]:
+        op_sum = op_sum + y
+    bypass_sum = None
+    for b, ew in bypass_terms:
+        if ew is None:
+            bypass_sum = b if bypass_sum is None else bypass_sum + b
+        else:
+            bypass_sum = _accumulate(bypass_sum, ew, b)
+    return op_sum, bypass_sum
+
+
 class SearchCell(nn.Module):
     def __init__(
         self,
@@ -273,16 +290,7 @@ class SearchCell(nn.Module):
         feed(0)
         feed(1)
         for i, edges in enumerate(nodes):
-            op_sum = op_terms[i][0]
-            for y in op_terms[i][1:]:
-                op_sum = op_sum + y
-            bypass_sum = None
-            for b, ew in bypass_terms[i]:
-                if ew is None:
-                    bypass_sum = b if bypass_sum is None else bypass_sum + b
-                else:
-                    bypass_sum = _accumulate(bypass_sum, ew, b)
-            states.append(self.edges[edges.start].join(op_sum, bypass_sum))
+            states.append(self.edges[edges.start].join(*node_sums(op_terms[i], bypass_terms[i])))
             if i + 2 < len(self.fan_edges):
                 feed(i + 2)
         return torch.cat(states[-self.multiplier :], dim=1)
