@@ -7,7 +7,7 @@ import io
 import json
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ class ModelInfo:
     in_channels: int
     genotype: Genotype
     dataset: str
+    model_args: dict[str, Any] = field(default_factory=dict, compare=False)  # how build_network rebuilt it
 
     def preprocess(self, image: Any) -> torch.Tensor:
         """An image file or PIL image as ``predict`` prepares it: (C, H, W) floats in [0, 1] at the input size.
@@ -86,6 +87,7 @@ def load_trained(path: str | Path, map_location: str | torch.device = "cpu") -> 
         in_channels=int(args["in_channels"]),
         genotype=genotype,
         dataset=state["dataset"],
+        model_args=args,
     )
     return model, info
 

@@ -189,30 +189,38 @@ MAX_LOG_RECORDS = 100_000  # 10 records an epoch for 10,000 epochs
 MAX_LOG_LINE = 4 * 2**20  # one epoch's record; far larger is not a pcdarts record
 
 
-def read_jsonl(path: Path, *, count_bad: bool = False) -> Any:
-    """The records of a JSONL log ([] when absent); with ``count_bad``, (records, unreadable lines).
-
-    Read line by line with bounds: a log over ``MAX_LOG_BYTES`` is refused in one line, and a line that is too
-    long, too deeply nested or not a JSON object counts as unreadable, never as a traceback.
-    """
-    out, bad = [], 0
+def log_lines(path: Path) -> list[bytes]:
+    """The non-blank lines of a JSONL log ([] when absent), bounded: a log over ``MAX_LOG_BYTES`` or
+    ``MAX_LOG_RECORDS`` lines is refused in one line (RunError), never read whole into memory first."""
     p = Path(path)
     if not p.is_file():
-        return (out, bad) if count_bad else out
+        return []
     size = p.stat().st_size
     if size > MAX_LOG_BYTES:
         raise RunError(f"{p} is {size:,} bytes, more than a pcdarts log holds: restore it or delete the run")
+    lines = []
     with p.open("rb") as f:
         for raw in f:
-            if not raw.strip():
-                continue
-            rec = parse_record(raw)
-            if rec is None:
-                bad += 1
-            else:
-                out.append(rec)
-            if len(out) + bad > MAX_LOG_RECORDS:  # memory is bounded by records, not bytes alone
+            if raw.strip():
+                lines.append(raw.rstrip(b"\r\n"))
+            if len(lines) > MAX_LOG_RECORDS:  # memory is bounded by records, not bytes alone
                 raise RunError(f"{p} holds more than {MAX_LOG_RECORDS:,} lines, more than a pcdarts log: restore it")
+    return lines
+
+
+def read_jsonl(path: Path, *, count_bad: bool = False) -> Any:
+    """The records of a JSONL log ([] when absent); with ``count_bad``, (records, unreadable lines).
+
+    Bounded as ``log_lines``; a line that is too long, too deeply nested or not a JSON object counts as
+    unreadable, never as a traceback.
+    """
+    out, bad = [], 0
+    for raw in log_lines(path):
+        rec = parse_record(raw)
+        if rec is None:
+            bad += 1
+        else:
+            out.append(rec)
     return (out, bad) if count_bad else out
 
 

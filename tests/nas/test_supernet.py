@@ -237,13 +237,17 @@ def test_cells_run_edge_by_edge_where_fanning_out_does_not_apply(monkeypatch):
     assert len(fans) == 20
 
 
-def test_recompute_segments_are_measured_for_both_modes():
+def test_recompute_segments_are_measured_for_both_modes_and_both_cells(monkeypatch):
+    from pcdarts.nas.nb201_search import NB201SearchNetwork
     from pcdarts.runs.memory import largest_segment_bytes
 
-    net = SearchNetwork(num_classes=3, init_channels=8, layers=3, k=4)
     x, y = torch.randn(2, 3, 8, 8), torch.tensor([0, 1])
-    edges, cells = (largest_segment_bytes(net, x, y, mode) for mode in ("edges", "cells"))
-    assert 0 < edges < cells and largest_segment_bytes(net, x, y, "none") == 0
+    for net in (SearchNetwork(num_classes=3, init_channels=8, layers=3, k=4),
+                NB201SearchNetwork(num_classes=3, init_channels=8, layers=3, k=4)):  # fmt: skip
+        for fan in (True, False):  # edges fanned out per state, or edge by edge
+            monkeypatch.setattr(type(net.cells[0]), "_fans_out", lambda self, h, fan=fan: fan)
+            edges, cells = (largest_segment_bytes(net, x, y, mode) for mode in ("edges", "cells"))
+            assert 0 < edges < cells and largest_segment_bytes(net, x, y, "none") == 0, (type(net), fan)
 
 
 @pytest.mark.parametrize("per_channel", [False, True])

@@ -6,48 +6,20 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
+from ..data import SHAPES
 from ..errors import ConfigError, first_line
 
-# input channels, side, classes, stem, C and cells; C and cells as each paper reports them, replaced by the
-# training defaults of presets.py where a dataset has them (every small one does; folder: 3 classes unless
-# --num-classes says otherwise)
-INFO_SHAPES = {
-    "cifar10": (3, 32, 10, "cifar", 36, 20),
-    "cifar100": (3, 32, 100, "cifar", 36, 20),
-    "imagenet": (3, 224, 1000, "imagenet", 48, 14),
-    "digits": (1, 16, 10, "cifar", 36, 20),
-    "synthetic": (3, 32, 10, "cifar", 36, 20),
-    "fashion-mnist": (1, 16, 10, "cifar", 36, 20),
-    "mnist": (1, 16, 10, "cifar", 36, 20),
-    "folder": (3, 64, 3, "cifar", 36, 20),
-}
 
-
-def info_shape(dataset: str) -> tuple[int, int, int, str, int, int]:
-    """``INFO_SHAPES[dataset]`` with C and cells as ``pcdarts train --dataset DATASET`` would build them."""
-    from ..runs.presets import DATASET_DEFAULTS
-
-    cin, side, classes, stem, c, layers = INFO_SHAPES[dataset]
-    train = DATASET_DEFAULTS["train"].get(dataset, {})
-    return cin, side, classes, stem, train.get("init_channels", c), train.get("layers", layers)
-
-
-def _trained_shape(spec: str) -> tuple[str, tuple[int, int, int, str, int, int]] | None:
-    """A training run folder's own network shape (input channels, side, classes, stem, C, cells), or None."""
-    from ..errors import RunError
-    from ..files import read_run_json
+def _trained(spec: str) -> Any:
+    """A training run folder's own network (``deploy.ModelInfo``, read from its checkpoint), or None."""
+    from ..deploy import load_trained
 
     run = Path(spec)
-    if not (run.is_dir() and (run / "result.json").is_file() and (run / "config.json").is_file()):
+    if not (run.is_dir() and (run / "result.json").is_file()):
         return None
-    try:
-        cfg, result = read_run_json(run / "config.json"), read_run_json(run / "result.json")
-        cin, side = int(result["input"][0]), int(result["input"][1])
-        shape = (cin, side, int(result["num_classes"]), str(cfg["stem"]), int(cfg["init_channels"]), int(cfg["layers"]))
-    except (RunError, KeyError, TypeError, ValueError, IndexError):
-        return None
-    return str(cfg.get("dataset", "run")), shape
+    return load_trained(run)[1]
 
 
 def cmd_info(ns: argparse.Namespace) -> int:
@@ -56,16 +28,19 @@ def cmd_info(ns: argparse.Namespace) -> int:
     from ..runs.config import check_shape
 
     genotype = load_genotype(ns.genotype)
-    trained = _trained_shape(ns.genotype)
+    trained = _trained(ns.genotype)
     if trained is not None:  # a training run: the network it trained, at its own input size and classes
-        dataset, (cin, side, classes, stem, c, layers) = trained
+        dataset, args = trained.dataset, trained.model_args
         if ns.dataset not in (None, dataset):
             print(f"info: {ns.genotype} is a training run on {dataset}: its own network is shown", file=sys.stderr)
+        cin, side = trained.in_channels, trained.input_size[0]
+        classes, stem, c, layers = args["num_classes"], args["stem"], args["init_channels"], args["layers"]
     else:
+        from ..runs.presets import described_network
+
         dataset = ns.dataset or "cifar10"
-        if dataset not in INFO_SHAPES:
-            raise ConfigError(f"unknown dataset {dataset!r} for info; choose one of: {', '.join(INFO_SHAPES)}")
-        cin, side, classes, stem, c, layers = info_shape(dataset)
+        cfg, (cin, side, _) = described_network(dataset)
+        classes, stem, c, layers = SHAPES[dataset].classes, cfg.stem, cfg.init_channels, cfg.layers
         if getattr(genotype, "cell", "darts") != "darts":  # as train builds it: the depth in whole stages
             from ..nas.nb201 import whole_stages
 

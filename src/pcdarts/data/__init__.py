@@ -3,7 +3,7 @@
 from . import cifar as _cifar  # noqa: F401  (registers cifar10, cifar100)
 from . import idx as _idx  # noqa: F401  (registers fashion-mnist, mnist)
 from .augment import Augment, cutout, random_crop, random_flip
-from .datasets import DATASETS, DataError, TensorDataset, get_dataset, register_dataset
+from .datasets import DATASETS, SHAPES, DataError, Shape, TensorDataset, get_dataset, register_dataset
 from .folder import FolderDataset, FolderStream, subsample
 from .splits import (
     carve_selection,
@@ -22,6 +22,8 @@ __all__ = [
     "Augment",
     "BatchStream",
     "DATASETS",
+    "SHAPES",
+    "Shape",
     "DataError",
     "FolderDataset",
     "FolderStream",

@@ -73,6 +73,28 @@ class Dataset(Protocol):
     def class_names(self) -> list[str]: ...
 
 
+@dataclass(frozen=True)
+class Shape:
+    """A dataset's images as its loader gives them, known without reading them (for plans and ``info``)."""
+
+    channels: int
+    side: int  # the loader's own side; a run's --image-size replaces it
+    classes: int
+    train_images: int | None  # None: counted only by reading the data (an image folder)
+
+
+SHAPES: dict[str, Shape] = {
+    "cifar10": Shape(3, 32, 10, 50_000),
+    "cifar100": Shape(3, 32, 100, 50_000),
+    "imagenet": Shape(3, 224, 1000, 1_281_167),
+    "fashion-mnist": Shape(1, 28, 10, 60_000),
+    "mnist": Shape(1, 28, 10, 60_000),
+    "digits": Shape(1, 16, 10, 1_437),
+    "synthetic": Shape(3, 32, 10, 512),
+    "folder": Shape(3, 64, 3, None),  # its own side up to 64 px; 3 classes stands in for an unseen folder
+}
+
+
 DatasetFactory = Callable[..., TensorDataset]
 DATASETS: dict[str, DatasetFactory] = {}
 

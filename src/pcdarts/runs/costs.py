@@ -1,6 +1,6 @@
 """What a search will cost before it starts: memory per K and the whole search's time from measured steps.
 
-No data is read: the shapes of a dataset are known (``SHAPES``), and the steps are timed on random tensors of
+No data is read: the shapes of a dataset are known (``data.SHAPES``), and the steps are timed on random tensors of
 those shapes with the supernet, optimisers and step function a search uses, on the device that will run it.
 """
 
@@ -13,32 +13,23 @@ from typing import Any
 
 import torch
 
+from ..data import SHAPES
 from ..errors import ConfigError
 from ..nas.architect import Architect
 from .config import SearchConfig
 from .engine import search_step, sgd_impl
 
-SHAPES: dict[str, tuple[int, int, int, int]] = {
-    # input channels, side (as the search sees it: --image-size overrides), classes, train images
-    "cifar10": (3, 32, 10, 50_000),
-    "cifar100": (3, 32, 100, 50_000),
-    "imagenet": (3, 224, 1000, 1_281_167),
-    "fashion-mnist": (1, 28, 10, 60_000),
-    "mnist": (1, 28, 10, 60_000),
-    "digits": (1, 16, 10, 1_437),
-    "synthetic": (3, 32, 10, 512),
-}
-"""Known dataset shapes; an image folder needs its images counted (``pcdarts search --print-config``)."""
-
 
 def search_shape(cfg: SearchConfig) -> tuple[int, int, int, int]:
     """(input channels, side, classes, train images the search splits) of ``cfg``, without reading the data."""
-    if cfg.dataset not in SHAPES:
+    shape = SHAPES.get(cfg.dataset)
+    if shape is None or shape.train_images is None:
+        known = ", ".join(k for k, v in SHAPES.items() if v.train_images)
         raise ConfigError(
-            f"no known shape for dataset {cfg.dataset!r}: plan knows {', '.join(SHAPES)} (an image folder: count it "
+            f"no known shape for dataset {cfg.dataset!r}: plan knows {known} (an image folder: count it "
             "with pcdarts search --print-config)"
         )
-    cin, side, classes, n = SHAPES[cfg.dataset]
+    cin, side, classes, n = shape.channels, shape.side, shape.classes, shape.train_images
     if cfg.image_size:
         side = cfg.image_size
     if cfg.train_images:

@@ -22,7 +22,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..nas.fanout import FanOut
-from ..nas.supernet import SearchCell, SearchNetwork
+from ..nas.nb201_search import NB201SearchCell
+from ..nas.supernet import MixedOp, SearchCell, SearchNetwork
 from .config import SearchConfig, build_search_network, check_shape
 
 PROBE_BATCH = 4
@@ -81,19 +82,34 @@ def saved_bytes_by_module(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> d
     return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
 
-def largest_segment_bytes(net: SearchNetwork, x: torch.Tensor, y: torch.Tensor, recompute: str) -> int:
-    """Saved bytes of the largest recomputed segment (a cell, or the edges leaving one state); 0 without recompute.
+SEGMENTS: dict[str, tuple[type[nn.Module], ...]] = {
+    "cells": (SearchCell, NB201SearchCell),  # a whole cell, in either cell space
+    "edges": (FanOut, MixedOp),  # the edges leaving one state when fanned out, else one edge's mixed op
+}
+"""What each recompute mode recomputes in the backward pass: the modules whose forward is one segment."""
 
-    Measured with everything kept, each storage counted in the segment whose forward saved it.
+
+def largest_segment_bytes(net: nn.Module, x: torch.Tensor, y: torch.Tensor, recompute: str) -> int:
+    """Saved bytes of the largest recomputed segment (``SEGMENTS[recompute]``); 0 without recompute.
+
+    Measured with everything kept, each storage counted in the outermost segment whose forward saved it.
     """
     if recompute == "none":
         return 0
-    kind = SearchCell if recompute == "cells" else FanOut
-    where: list[int] = [-1]
+    where: list[Any] = [-1, None]  # the segment running now, and the module that opened it
+
+    def enter(mod: nn.Module, i: int) -> None:
+        if where[1] is None:
+            where[0], where[1] = i, mod
+
+    def leave(mod: nn.Module) -> None:
+        if where[1] is mod:
+            where[0], where[1] = -1, None
+
     handles = []
-    for i, m in enumerate(m for m in net.modules() if isinstance(m, kind)):
-        handles.append(m.register_forward_pre_hook(lambda mod, args, i=i: where.__setitem__(0, i)))
-        handles.append(m.register_forward_hook(lambda mod, args, out: where.__setitem__(0, -1)))
+    for i, m in enumerate(m for m in net.modules() if isinstance(m, SEGMENTS[recompute])):
+        handles.append(m.register_forward_pre_hook(lambda mod, args, i=i: enter(mod, i)))
+        handles.append(m.register_forward_hook(lambda mod, args, out: leave(mod)))
     mode = net.recompute
     net.recompute = "none"
     try:

@@ -183,6 +183,20 @@ def preset_values(name: str | None, kind: str, dataset: str) -> dict[str, Any]:
     return dict(table[dataset])
 
 
+def described_network(dataset: str) -> tuple[Any, tuple[int, int, int]]:
+    """The trained network ``pcdarts info`` describes on a dataset, and its input (channels, side, side): the
+    paper's evaluation protocol where it has one for the dataset, else what ``pcdarts train --dataset`` builds."""
+    from ..data import SHAPES
+    from .config import TrainConfig, resolve_config
+
+    if dataset not in SHAPES:
+        raise ConfigError(f"unknown dataset {dataset!r}; choose one of: {', '.join(SHAPES)}")
+    cfg = resolve_config(TrainConfig, dataset, {}, PRESETS["paper"]["train"].get(dataset))
+    shape = SHAPES[dataset]
+    side = cfg.image_size or shape.side
+    return cfg, (shape.channels, side, side)
+
+
 def check_preset(name: str | None, cfg: Any) -> None:
     """Refuse a search that a preset's protocol does not allow (ConfigError, one line)."""
     if name == "paper" and cfg.dataset == "imagenet" and not cfg.subset and not cfg.train_images:

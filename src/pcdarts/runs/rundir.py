@@ -16,12 +16,11 @@ import numpy as np
 
 from ..errors import RunError, first_line
 from ..files import (
-    MAX_LOG_BYTES,
-    MAX_LOG_RECORDS,
     RUN_FILES,
     append_line,
     atomic_write_bytes,
     is_run_folder,
+    log_lines,
     open_no_follow,
     quote,
 )
@@ -202,12 +201,7 @@ class MetricsLog:
         if not enabled:
             return
         if resume_epoch is not None and self.path.is_file():  # drop records past the checkpoint
-            size = self.path.stat().st_size
-            if size > MAX_LOG_BYTES:
-                raise RunError(f"{self.path} is {size:,} bytes, more than a pcdarts log holds: restore it")
-            lines = [ln for ln in self.path.read_text(errors="replace").splitlines() if ln.strip()]
-            if len(lines) > MAX_LOG_RECORDS:
-                raise RunError(f"{self.path} holds {len(lines):,} lines, more than a pcdarts log: restore it")
+            lines = [raw.decode("utf-8", errors="replace") for raw in log_lines(self.path)]
             if old_format:
                 lines = upgrade_log_lines(lines)
             keep = [ln for ln in lines if epoch_of_line(ln) <= resume_epoch]
