@@ -10,6 +10,13 @@ from tests.tiny import QUARTER_SEARCH, QUARTER_TRAIN  # noqa: E402
 torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))  # the same count torch uses for OpenMP
 
 
+def one_line(capsys) -> str:
+    """What a command wrote to stderr, asserted to be one line with no traceback (``from tests.conftest import``)."""
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    return err
+
+
 def pytest_addoption(parser):
     parser.addoption(
         "--device",

@@ -1,10 +1,12 @@
+import errno
 import json
 import subprocess
 import sys
 
 import pytest
 
-from pcdarts.cli import main
+from pcdarts.cli import COMMANDS, main
+from tests.conftest import one_line
 from tests.tiny import QUARTER_SEARCH, QUARTER_TRAIN, TINY_TRAIN
 
 
@@ -319,3 +321,21 @@ def test_a_training_report_shows_its_parameter_free_ops_and_its_time_in_minutes(
     page = build_report(tiny_train, tiny_train.parent / "page.html").read_text()
     assert "<td>2</td></tr>" in page.split("</table>")[0]  # DARTS_V2's normal cell: 2 skip connections
     assert " min (" in page and "<th>time</th>" in page
+
+
+def test_quoted_user_text_is_cut_to_a_readable_line(tmp_path, capsys):
+    g = {"normal": [["x" * 300_000, 0], ["skip_connect", 1]], "normal_concat": [2],
+         "reduce": [["skip_connect", 0], ["skip_connect", 1]], "reduce_concat": [2]}  # fmt: skip
+    (tmp_path / "genotype.json").write_text(json.dumps(g))
+    assert main(["info", "--genotype", str(tmp_path / "genotype.json")]) == 2
+    assert len(one_line(capsys)) < 600
+
+
+def test_disk_full_names_where_it_was_writing(tmp_path, capsys, monkeypatch):
+    def full(ns):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setitem(COMMANDS, "search", full)
+    assert main(["search", "--out", str(tmp_path / "r")]) == 2
+    err = one_line(capsys)
+    assert f"error: {tmp_path / 'r'}: No space left on device" in err and "::" not in err

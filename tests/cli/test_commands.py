@@ -10,6 +10,7 @@ import pcdarts
 from pcdarts.cli import main
 from pcdarts.nas.genotype import GENOTYPES, Genotype
 from pcdarts.runs.train import chance_warnings, selection_warnings
+from tests.conftest import one_line
 from tests.tiny import QUARTER_SEARCH, QUARTER_TRAIN, TINY_SEARCH, TINY_TRAIN
 
 
@@ -295,3 +296,17 @@ def test_old_format_records_are_read_from_one_once_and_nothing_else_is_touched(t
     log.write_text("".join(json.dumps({"epoch": e}) + "\n" for e in (False, 1, 2, 3)))  # a current log
     MetricsLog(log, resume_epoch=2, tensorboard=False).close()
     assert [json.loads(x)["epoch"] for x in log.read_text().splitlines()] == [False, 1, 2]
+
+
+def test_a_config_of_the_wrong_shape_on_resume_is_one_line_or_the_checkpoint_is_used(search_run, capsys, caplog):
+    cfg = search_run / "config.json"
+    good = cfg.read_text()
+    try:
+        cfg.write_text(json.dumps({**json.loads(good), "epochs": "3", "layers": None}))
+        assert main(["search", "--resume", "--out", str(search_run), "--no-progress"]) == 2
+        assert "wrong type (epochs)" in one_line(capsys)
+        cfg.write_text("[]")  # unreadable as a config: the checkpoint's copy is used
+        assert main(["search", "--resume", "--out", str(search_run), "--no-progress"]) == 0
+        assert "is unreadable: resuming with the settings" in caplog.text
+    finally:
+        cfg.write_text(good)

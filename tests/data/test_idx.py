@@ -1,11 +1,14 @@
 """Fashion-MNIST / MNIST from IDX files: reading, resizing, and one-line errors for broken files."""
 
 import gzip
+import struct
 
 import pytest
 
 from pcdarts.cli import main
 from pcdarts.data import DataError, get_dataset, limit_train, stratified_split, train_part
+from pcdarts.data.idx import _read_bytes, read_idx
+from pcdarts.errors import PCDartsError
 from tests.idx_data import write_idx
 
 
@@ -72,3 +75,29 @@ def test_broken_files_are_one_line_errors_naming_the_file(tmp_path, capsys, how,
     )
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and "train-images-idx3-ubyte.gz" in err
+
+
+def test_an_idx_gzip_is_read_header_first_and_never_beyond_its_length(tmp_path):
+    bomb = tmp_path / "train-images-idx3-ubyte.gz"
+    with gzip.open(bomb, "wb", compresslevel=1) as f:
+        f.write(struct.pack(">IIII", 0x803, 1000, 28, 28))
+        zeros = b"\0" * (1 << 20)
+        for _ in range(64):  # 64 MiB inflated from a small file
+            f.write(zeros)
+    assert bomb.stat().st_size < 1 << 20
+    assert len(_read_bytes(bomb, 16)) == 16 + 1000 * 28 * 28 + 1
+    with pytest.raises(PCDartsError, match="its header says"):
+        read_idx(bomb, images=True)
+    huge = tmp_path / "t10k-images-idx3-ubyte.gz"
+    huge.write_bytes(gzip.compress(struct.pack(">IIII", 0x803, 10**9, 28, 28) + b"\0" * 4096))
+    assert len(_read_bytes(huge, 16)) == 16  # the implausible header is refused before any inflating
+    with pytest.raises(PCDartsError, match="not a plausible IDX file"):
+        read_idx(huge, images=True)
+
+
+def test_idx_labels_of_one_class_are_refused_as_folders_are(tmp_path):
+    folder = write_idx(tmp_path / "idx")
+    n = 120
+    (folder / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(struct.pack(">II", 0x801, n) + bytes(n)))
+    with pytest.raises(DataError, match="one class: a classifier needs at least two"):
+        get_dataset("fashion-mnist", data=str(folder))

@@ -9,6 +9,11 @@ from PIL import Image
 from pcdarts import load_model
 from pcdarts.cli import main
 from pcdarts.data import get_dataset
+from pcdarts.deploy import load_trained
+from pcdarts.errors import RunError
+from pcdarts.files import save_checkpoint
+from tests.conftest import one_line
+from tests.tiny import TINY_SEARCH, train_state
 
 
 def _batch(model):
@@ -188,3 +193,19 @@ def test_an_export_fed_by_its_metadata_alone_answers_as_predict_does(dataset, tm
     tool = {t["class"]: t["probability"] for t in json.loads(capsys.readouterr().out)[0]["top"]}
     for i, name in enumerate(meta["classes"]):
         assert abs(probs[0, i] - tool[name]) < 1e-5
+
+
+def test_checkpoints_that_load_but_do_not_fit_are_one_line(tmp_path, capsys):
+    state = train_state()
+    del state["model_args"]
+    save_checkpoint(tmp_path / "a.pt", state)
+    with pytest.raises(RunError, match="lacks model_args"):
+        load_trained(tmp_path / "a.pt")
+    save_checkpoint(tmp_path / "b.pt", train_state(genotype="DARTS_V1", weights_of="PC_DARTS_cifar"))
+    with pytest.raises(RunError, match="do not fit its genotype"):
+        load_trained(tmp_path / "b.pt")
+    run = tmp_path / "run"
+    run.mkdir()
+    save_checkpoint(run / "checkpoint.pt", {"kind": "search"})
+    assert main(["search", *TINY_SEARCH, "--out", str(run), "--resume"]) == 2
+    assert "lacks config" in one_line(capsys)

@@ -17,6 +17,7 @@ from pcdarts.nas.genotype import random_genotype
 from pcdarts.nas.network import build_network
 from pcdarts.runs.engine import train_step
 from pcdarts.runs.rundir import RunBusy, RunLock
+from tests.conftest import one_line
 from tests.idx_data import write_idx
 from tests.pictures import assert_drawn
 from tests.tiny import STUDY_TRAIN
@@ -604,3 +605,10 @@ def test_the_study2_preset_needs_its_calibration_for_the_epochs(tmp_path, capsys
     plan = json.loads(capsys.readouterr().out)
     assert plan["train"]["epochs"] == 4 and plan["study"]["primary"] == "cap2" and len(plan["units"]) == 30
     assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("key", ["genotype=DARTS_V2", "dataset=digits", "data=/tmp"])
+def test_fidelity_refuses_training_settings_it_sets_itself(tmp_path, capsys, key):
+    assert main(["fidelity", "--dataset", "synthetic", "--train-set", key, "--out", str(tmp_path / "f")]) == 2
+    assert "is not a training setting of a calibration" in one_line(capsys)
+    assert not (tmp_path / "f").exists()

@@ -13,6 +13,7 @@ from pcdarts.cli import main
 from pcdarts.experiments.stats import summarise_arms
 from pcdarts.experiments.study import Arm, StudyConfig, run_study
 from pcdarts.experiments.tables import format_table, verdict
+from tests.conftest import one_line
 from tests.idx_data import write_idx
 from tests.pictures import assert_drawn
 from tests.tiny import STUDY_SEARCH as SEARCH
@@ -240,3 +241,13 @@ def test_a_finished_sub_run_made_with_other_settings_is_not_reused(tmp_path):
     (run / "config.json").write_text("{not json")
     with pytest.raises(RunError, match="unreadable"):
         check_reused(run, cfg)
+
+
+def test_study_and_fidelity_sizes_are_bounded(tmp_path, capsys):
+    assert main(["study", "--random", "100000000", "--searches", "0", "--out", str(tmp_path / "s"),
+                 "--print-config"]) == 2  # fmt: skip
+    assert "between 0 and 10,000" in one_line(capsys)
+    assert main(["fidelity", "--cells", "100000000", "--out", str(tmp_path / "f")]) == 2
+    assert "between 3 and 10,000 cells" in one_line(capsys)
+    assert main(["study", "--train-set", "seed=3", "--out", str(tmp_path / "s2")]) == 2
+    assert "set by the study itself" in one_line(capsys)

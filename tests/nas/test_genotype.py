@@ -4,7 +4,9 @@ import pytest
 import torch
 
 from pcdarts import GENOTYPES, Genotype, GenotypeError, derive_genotype, load_genotype, parse_genotype_text
+from pcdarts.cli import main
 from pcdarts.nas.candidates import PRIMITIVES
+from tests.conftest import one_line
 
 NONE, SEP3, SKIP, MAX = (PRIMITIVES.index(n) for n in ("none", "sep_conv_3x3", "skip_connect", "max_pool_3x3"))
 
@@ -130,3 +132,20 @@ def test_builtins_include_the_published_ones():
     for name in ("PC_DARTS_cifar", "PC_DARTS_image", "DARTS_V1", "DARTS_V2", "NASNet", "AmoebaNet"):
         assert name in GENOTYPES
     assert GENOTYPES["NASNet"].steps == 5
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Genotype(normal=a" + ".b" * 20000 + ")",
+        "Genotype(" + "+".join(["1"] * 30000) + ")",
+        "Genotype(normal=[('sep_conv_3x3', 0)], normal_concat=range(0, 12345678901234567890))",
+        "Genotype(" + "(" * 5000 + ")" * 5000 + ")",
+    ],
+    ids=["attribute-chain", "long-sum", "huge-range", "deep-nesting"],
+)
+def test_hostile_genotype_text_is_one_line(text, capsys):
+    with pytest.raises(GenotypeError):
+        parse_genotype_text(text)
+    assert main(["info", "--genotype", text]) == 2
+    one_line(capsys)

@@ -2,11 +2,13 @@
 
 import pytest
 
+from pcdarts.cli import main
 from pcdarts.errors import ConfigError
 from pcdarts.runs.config import SearchConfig
 from pcdarts.runs.memory import predict_peak
 from pcdarts.runs.presets import check_preset
 from pcdarts.runs.sizing import auto_batch
+from tests.conftest import one_line
 
 
 def test_the_library_refuses_what_the_cli_refuses(monkeypatch):
@@ -38,3 +40,12 @@ def test_one_table_of_dataset_shapes_serves_plan_and_info():
         search_shape(SearchConfig(dataset="folder"))
     with pytest.raises(ConfigError, match="unknown dataset"):
         described_network("cifar11")
+
+
+def test_max_macs_refuses_a_budget_beyond_any_network_it_would_build(tmp_path, capsys):
+    args = ["train", "--dataset", "synthetic", "--genotype", "DARTS_V2", "--image-size", "8", "--layers", "3",
+            "--out", str(tmp_path / "t")]  # fmt: skip
+    assert main([*args, "--max-macs", "1000G"]) == 2
+    assert "more than 512 init channels" in one_line(capsys)
+    assert main([*args, "--max-macs", "5M", "--init-channels", "8"]) == 2
+    assert "not both" in one_line(capsys)

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -16,6 +17,7 @@ from pcdarts.cli import main
 from pcdarts.files import load_checkpoint, save_checkpoint
 from pcdarts.runs.config import TrainConfig, resolve_config
 from pcdarts.runs.train import run_train
+from tests.conftest import one_line
 from tests.tiny import QUARTER_SEARCH
 
 SEARCH4 = [  # 4 epochs: the second checkpoint is cut with two epochs still to run
@@ -336,6 +338,23 @@ def test_nonfinite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, capsy
     assert code == 1 and "last good checkpoint" in err and "Traceback" not in err
     assert (out / "checkpoint.pt").read_bytes() == good
     assert not (out / "genotype.json").exists()
+
+
+def test_a_loss_that_diverges_before_any_checkpoint_says_so(tmp_path, capsys):
+    args = ["train", "--genotype", "DARTS_V2", "--dataset", "synthetic", "--epochs", "2", "--layers", "3",
+            "--init-channels", "4", "--image-size", "8", "--lr", "1e9", "--threads", "1", "--no-progress"]  # fmt: skip
+    assert main([*args, "--out", str(tmp_path / "t")]) == 1  # the run failed (exit 1), not the input (2)
+    err = one_line(capsys)
+    assert "in the first epoch, before any checkpoint" in err and "last good checkpoint" not in err
+
+
+def test_alpha_far_out_of_range_is_warned_about(tmp_path, caplog):
+    args = ["search", "--dataset", "synthetic", "--epochs", "2", "--warmup-epochs", "0", "--layers", "3",
+            "--init-channels", "4", "--image-size", "8", "--arch-lr", "1e6", "--threads", "1",
+            "--no-progress"]  # fmt: skip
+    with caplog.at_level(logging.WARNING, logger="pcdarts.runs.search"):
+        assert main([*args, "--out", str(tmp_path / "s")]) == 0
+    assert caplog.text.count("their softmax is saturated") == 1
 
 
 def test_overwrite_replaces_a_finished_run(finished_search, tmp_path):

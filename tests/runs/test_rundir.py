@@ -4,20 +4,17 @@ overwrite, exports that must be whole or absent, study and calibration folders o
 import errno
 import json
 import os
+from pathlib import Path
 
 import pytest
 
 from pcdarts.cli import main
 from pcdarts.errors import RunError
 from pcdarts.files import append_line, is_run_folder
-from pcdarts.runs.rundir import MetricsLog
+from pcdarts.runs.rundir import MetricsLog, RunDir, check_out_path
+from tests.conftest import one_line
+from tests.tiny import TINY_SEARCH
 from tests.tiny import TINY_TRAIN as TINY
-
-
-def _one_line(capsys) -> str:
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
-    return err
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +38,7 @@ def test_a_lock_that_is_a_link_is_refused_and_its_target_untouched(tmp_path, cap
     (out / ".lock").symlink_to(precious)
     args = ["train", "--genotype", "DARTS_V2", *TINY, "--out", str(out)]
     assert main(args + (["--overwrite"] if where == "finished run" else [])) == 2
-    assert "is a link: pcdarts never writes through one" in _one_line(capsys)
+    assert "is a link: pcdarts never writes through one" in one_line(capsys)
     assert precious.read_text() == "my thesis"
 
 
@@ -50,7 +47,7 @@ def test_a_lock_that_is_a_fifo_is_refused(tmp_path, capsys):
     out.mkdir()
     os.mkfifo(out / ".lock")
     assert main(["search", *TINY, "--out", str(out)]) == 2
-    assert "not a regular file" in _one_line(capsys)
+    assert "not a regular file" in one_line(capsys)
 
 
 def test_files_named_like_a_runs_do_not_make_a_run_and_overwrite_cannot_delete_them(tmp_path, capsys):
@@ -62,7 +59,7 @@ def test_files_named_like_a_runs_do_not_make_a_run_and_overwrite_cannot_delete_t
     assert not is_run_folder(out)
     for extra in ([], ["--overwrite"], ["--resume"]):
         assert main(["search", *TINY, "--out", str(out), *extra]) == 2
-        err = _one_line(capsys)
+        err = one_line(capsys)
         assert "holds no pcdarts run" in err or "nothing to resume" in err
     assert {p.name: p.read_text() for p in out.iterdir()} == mine
 
@@ -78,18 +75,18 @@ def test_export_and_report_never_overwrite_a_runs_files_and_ask_before_any_other
     for name in ("best.pt", "result.json", "metrics.jsonl", "config.json"):
         assert main(["export", "--checkpoint", str(trained), "--format", "torchscript", "--overwrite",
                      "--out", str(trained / name)]) == 2  # fmt: skip
-        assert "one of its run's own files" in _one_line(capsys)
+        assert "one of its run's own files" in one_line(capsys)
         assert main(["report", str(trained), "--overwrite", "--out", str(trained / name)]) == 2
-        assert "one of its run's own files" in _one_line(capsys)
+        assert "one of its run's own files" in one_line(capsys)
     assert {p.name: p.read_bytes() for p in trained.iterdir() if p.is_file()} == before
     mine = tmp_path / "model.pt"
     mine.write_text("the user's file")
     assert main(["export", "--checkpoint", str(trained), "--format", "torchscript", "--out", str(mine)]) == 2
-    assert "exists: pass --overwrite" in _one_line(capsys)
+    assert "exists: pass --overwrite" in one_line(capsys)
     side = tmp_path / "other.pt"
     (tmp_path / "other.pt.json").write_text("the user's notes")  # the metadata file the user never named
     assert main(["export", "--checkpoint", str(trained), "--format", "torchscript", "--out", str(side)]) == 2
-    assert "other.pt.json exists" in _one_line(capsys)
+    assert "other.pt.json exists" in one_line(capsys)
     assert mine.read_text() == "the user's file" and (tmp_path / "other.pt.json").read_text() == "the user's notes"
     assert not side.exists()
     assert (
@@ -99,7 +96,7 @@ def test_export_and_report_never_overwrite_a_runs_files_and_ask_before_any_other
     page = tmp_path / "page.html"
     page.write_text("mine")
     assert main(["report", str(trained), "--out", str(page)]) == 2
-    assert "exists" in _one_line(capsys) and page.read_text() == "mine"
+    assert "exists" in one_line(capsys) and page.read_text() == "mine"
     assert main(["report", str(trained)]) == 0  # the run's own report.html is the default and is renewed
 
 
@@ -118,7 +115,7 @@ def test_an_export_on_a_full_disk_leaves_the_earlier_export_whole(trained, tmp_p
     monkeypatch.setattr(pcdarts.files.os, "fsync", full)
     args = ["export", "--checkpoint", str(trained), "--format", fmt, "--out", str(out), "--overwrite", "--no-check"]
     assert main(args) == 2
-    assert "no space left to write" in _one_line(capsys)
+    assert "no space left to write" in one_line(capsys)
     assert out.read_bytes() == earlier and (tmp_path / f"model.{fmt}.json").read_bytes() == earlier_meta
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([out.name, out.name + ".json"])  # no partial file
 
@@ -133,7 +130,7 @@ def test_study_and_fidelity_refuse_a_folder_of_the_users_own(tmp_path, capsys, c
     calibration = ["--cells", "3", "--seed-cells", "1", "--budgets", "1,2"]
     args += ["--random", "2", "--searches", "0"] if command == "study" else calibration
     assert main(args) == 2
-    assert "not empty and holds no pcdarts" in _one_line(capsys)
+    assert "not empty and holds no pcdarts" in one_line(capsys)
     assert sorted(p.name for p in out.iterdir()) == ["fidelity.png", "study.png"]
     assert (out / "study.png").read_text() == "my picture"
 
@@ -175,7 +172,7 @@ def test_a_resume_on_changed_image_folders_is_refused_with_what_changed(tmp_path
     capsys.readouterr()
     add("dog", 10, start=8)
     assert main([*args, "--epochs", "2", "--resume", "--extend"]) == 2
-    err = _one_line(capsys)
+    err = one_line(capsys)
     assert "the data changed since" in err and "images" in err
 
 
@@ -229,7 +226,7 @@ def test_image_folders_honour_the_augmentation_flags(tmp_path, capsys):
     line = capsys.readouterr().err.strip().splitlines()[-1]
     assert "no random crop (centre), flips off, colour jitter, cutout" in line
     assert main([*args[:-1], "--crop-padding", "3", "--epochs", "1", "--out", str(tmp_path / "t")]) == 2
-    assert "random-resized crop" in _one_line(capsys)
+    assert "random-resized crop" in one_line(capsys)
 
 
 @pytest.mark.parametrize("n_images, batch", [(600, 8), (20_000, 32)])
@@ -263,7 +260,7 @@ def test_plot_and_subsample_ask_before_overwriting_and_protect_results(tmp_path,
     mine = tmp_path / "cell.png"
     mine.write_text("my picture")
     assert main(["plot", "--genotype", "DARTS_V2", "--out", str(mine)]) == 2
-    assert "exists: pass --overwrite" in _one_line(capsys) and mine.read_text() == "my picture"
+    assert "exists: pass --overwrite" in one_line(capsys) and mine.read_text() == "my picture"
     assert main(["plot", "--genotype", "DARTS_V2", "--out", str(mine), "--overwrite"]) == 0
     capsys.readouterr()
     study = tmp_path / "study"
@@ -273,7 +270,7 @@ def test_plot_and_subsample_ask_before_overwriting_and_protect_results(tmp_path,
     (tmp_path / "imgs" / "b").mkdir()
     assert main(["subsample", "--data", str(tmp_path / "imgs"), "--out", str(study / "study.json"),
                  "--overwrite"]) == 2  # fmt: skip
-    assert "one of its run's own files" in _one_line(capsys) and (study / "study.json").read_text() == "{}"
+    assert "one of its run's own files" in one_line(capsys) and (study / "study.json").read_text() == "{}"
 
 
 def test_a_tensorboard_folder_that_is_a_link_is_refused(tmp_path):
@@ -291,7 +288,7 @@ def test_derive_reads_arch_json_with_the_bounded_reader(tmp_path, capsys):
     run.mkdir()
     (run / "arch.json").write_text("[" * 200_000)
     assert main(["derive", str(run)]) == 2
-    assert "not readable JSON" in _one_line(capsys)
+    assert "not readable JSON" in one_line(capsys)
 
 
 def test_predict_goes_on_past_a_fifo_and_a_folder_refuses_one(trained, tmp_path, capsys):
@@ -312,7 +309,7 @@ def test_predict_goes_on_past_a_fifo_and_a_folder_refuses_one(trained, tmp_path,
     os.mkfifo(data / "a" / "3.png")
     args = ["train", "--dataset", "folder", "--data", str(data), "--epochs", "1", "--out", str(tmp_path / "t")]
     assert main(args) == 2
-    assert "3.png is not a regular file" in _one_line(capsys)
+    assert "3.png is not a regular file" in one_line(capsys)
 
 
 def test_an_image_error_in_a_loader_worker_names_the_file(tmp_path, monkeypatch):
@@ -332,3 +329,47 @@ def test_an_image_error_in_a_loader_worker_names_the_file(tmp_path, monkeypatch)
     from pcdarts.data.folder import own_side
 
     assert own_side(items) == 8  # the bomb is skipped when estimating the size; refused when it is read
+
+
+def test_a_folder_of_the_users_own_files_is_refused_and_left_as_it_was(tmp_path, capsys):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "config.json").write_text('{"mine": true}')
+    (out / "arch.json").write_text("my notes")
+    assert main(["search", *TINY_SEARCH, "--out", str(out)]) == 2
+    assert "not empty and holds no pcdarts run" in one_line(capsys)
+    assert (out / "config.json").read_text() == '{"mine": true}' and (out / "arch.json").read_text() == "my notes"
+    assert sorted(p.name for p in out.iterdir()) == ["arch.json", "config.json"]
+
+
+def test_overwrite_removes_only_what_the_run_wrote(tmp_path):
+    out = tmp_path / "run"
+    RunDir(out, kind="search", final="genotype.json")
+    for name in ("checkpoint.pt", "metrics.jsonl", "genotype.json"):
+        (out / name).write_text("old run")
+    (out / "environment.json").write_text('{"pcdarts": "0.1.0", "torch": "2.13.0"}')  # what marks a run
+    (out / "tb").mkdir()
+    (out / "tb" / "events.out.tfevents.1.host").write_text("old events")
+    (out / "tb" / "my_notes.txt").write_text("keep me")
+    (out / "paper.pdf").write_text("keep me too")
+    RunDir(out, kind="search", overwrite=True, final="genotype.json")
+    assert sorted(p.name for p in out.iterdir()) == ["paper.pdf", "tb"]
+    assert [p.name for p in (out / "tb").iterdir()] == ["my_notes.txt"]
+
+
+@pytest.mark.parametrize("target", ["/", "/usr", "~"])
+def test_obviously_wrong_targets_are_refused(target, capsys):
+    with pytest.raises(RunError, match="refusing to write a run into"):
+        check_out_path(target)
+    assert main(["search", *TINY_SEARCH, "--out", target]) == 2
+    assert "refusing to write a run into" in one_line(capsys)
+    assert not Path("/.lock").exists()
+
+
+def test_a_symlink_loop_as_out_is_one_line(tmp_path, capsys):
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    with pytest.raises(RunError, match="cannot be resolved"):
+        check_out_path(tmp_path / "a")
+    assert main(["search", "--dataset", "synthetic", "--out", str(tmp_path / "a")]) == 2
+    assert "cannot be resolved" in one_line(capsys)

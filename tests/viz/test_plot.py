@@ -1,4 +1,5 @@
 import base64
+import json
 import re
 import shutil
 
@@ -6,6 +7,7 @@ import pytest
 from PIL import Image
 
 from pcdarts.cli import main
+from pcdarts.nas.genotype import GENOTYPES
 
 
 def test_plot_builtin_genotype_png_without_dot(tmp_path, monkeypatch, capsys):
@@ -114,3 +116,21 @@ def test_a_picture_is_written_whole_or_not_at_all(tmp_path):
     fig.subplots().plot([0, 1], [0, 1])
     assert atomic_save_figure(fig, out, dpi=50) == out
     assert out.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_a_report_of_a_damaged_run_shows_what_it_can_and_names_the_rest(tmp_path, caplog):
+    run = tmp_path / "run"
+    run.mkdir()
+    g = GENOTYPES["DARTS_V2"].to_dict()
+    (run / "result.json").write_text(json.dumps({"test_accuracy": "high", "genotype": g, "params": "many"}))
+    (run / "metrics.jsonl").write_text('{"epoch": "x", "train_loss": 1.0}\n{"epoch": 0, "train_loss": 0.5}\n')
+    (run / "config.json").write_text("{not json")
+    assert main(["report", str(run)]) == 0
+    page = (run / "report.html").read_text()
+    assert "malformed epoch" in page and "high" in page
+    (run / "result.json").write_text(json.dumps({"genotype": {"normal": "x"}}))
+    assert main(["report", str(run)]) == 0
+    assert "not a valid cell" in (run / "report.html").read_text()
+    (run / "result.json").write_bytes(b"\xff")
+    assert main(["report", str(run)]) == 0
+    assert "result.json is not UTF-8" in caplog.text and "could not be used" in (run / "report.html").read_text()
