@@ -53,19 +53,7 @@ def test_cifar_pixels_stored_as_wider_integers_in_range_still_load(tmp_path):
 
 
 def test_negative_cifar_labels_are_refused(tmp_path):
-    archive = tmp_path / "cifar-10-python.tar.gz"
-    _cifar_archive(archive)
-    with tarfile.open(archive) as tar:  # rewrite one batch with a negative label
-        members = {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
-    name = next(n for n in members if n.endswith("data_batch_1"))
-    batch = pickle.loads(members[name], encoding="bytes")
-    batch[b"labels"][0] = -1
-    members[name] = pickle.dumps(batch)
-    with tarfile.open(archive, "w:gz") as tar:
-        for n, data in members.items():
-            info = tarfile.TarInfo(n)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
+    _archive(tmp_path, lambda b: b[b"labels"].__setitem__(0, -1))
     with pytest.raises(PCDartsError, match="outside 0..9"):
         load_cifar10(data=str(tmp_path))
 
