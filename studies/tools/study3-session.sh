@@ -38,6 +38,7 @@ commit)
   keep_open=0
   if [ "${1:-}" = "--session-end" ]; then keep_open=1; shift; fi
   msg=${1:?give a commit message}
+  git add "$root"
   "$py" - "$root" "$keep_open" <<'PY'
 import json, subprocess, sys
 from pathlib import Path
@@ -65,11 +66,12 @@ for f in drop:
         subprocess.run(["git", "rm", "-q", "--cached", f], check=True)
 if keep and sys.argv[2] == "1":
     subprocess.run(["git", "add", "-f", *keep], check=True)
+elif keep:  # mid-session: a unit in progress keeps the checkpoint it had in git until the session's end
+    subprocess.run(["git", "reset", "-q", "--", *keep], check=True)
 for f in tracked:  # a checkpoint of a unit that finished and whose file is gone: out of the tree too
     if f.endswith(".pt") and not Path(f).is_file():
         subprocess.run(["git", "rm", "-q", "--cached", f], check=True)
 PY
-  git add "$root"
   git commit -qm "$msg"
   git log --oneline -1
   ;;
