@@ -3,13 +3,16 @@
     python scripts/study_docs.py docs/study/fmnist-cpu                  # Study I
     python scripts/study_docs.py docs/study2/fmnist --name study2       # Study II and its calibration
     python scripts/study_docs.py docs/study2/fmnist --name study2 --calibration-only   # the calibration alone
+    python scripts/study_docs.py docs/study3/fmnist --name study3       # Study III, once it is complete
 
 Rewrites only the text between marker pairs such as <!-- study-table --> and <!-- /study-table -->: for
 Study I ``study-table`` (README and STUDY.md) and ``study-cells``; for Study II ``study2-table``,
 ``study2-fidelity``, ``study2-cells`` and ``study2-times`` in STUDY.md, and ``study2-table`` in the README once
 the README has that block (the headline moves there when the study is complete). ``--calibration-only``
 publishes the finished calibration (``study2-fidelity`` and its picture) while the study itself still runs, so
-no partial arm table is published before the study is complete.
+no partial arm table is published before the study is complete. Study III (``study3-table``,
+``study3-analysis``, ``study3-cells``, ``study3-times`` in STUDY.md) is refused until its study.json says it is
+complete: its plan gives no reading of the results before then.
 """
 
 from __future__ import annotations
@@ -111,10 +114,34 @@ def study2(folder: Path, root: Path) -> str:
     return table
 
 
+def study3(folder: Path, root: Path) -> str:
+    from pcdarts.experiments.tables import format_analysis
+
+    study = recompute_comparisons(load_study(folder))
+    if not study.get("complete"):
+        raise SystemExit(f"study_docs: {folder} is not complete: Study III's plan gives no reading before it is")
+    page = root / "docs" / "STUDY.md"
+    for marker in ("study3-table", "study3-analysis", "study3-cells", "study3-times"):
+        _block(page, page.read_text(), marker)  # every block checked before anything is written
+    out = root / "docs" / "study3"
+    shown = {**study, "arms": [a for a in study["arms"] if a["kind"] != "retrain"]}  # second trainings: noise floor
+    plot_study(shown, out / "study.png")
+    decision = primary_verdict(study) or "no primary arm was named"
+    table = format_table(study["arms"]) + "\n\n" + decision + "."
+    _replace(page, "study3-table", table + "\n\n" + format_comparisons(study) + "\n\n![study](study3/study.png)")
+    primary = study.get("primary") or study["config"]["arms"][0]["name"]
+    _replace(page, "study3-analysis", format_analysis(study, folder, primary))
+    _replace(page, "study3-cells", format_cells(study))
+    _replace(page, "study3-times", format_times(time_by_part(study)))
+    if "<!-- study3-table -->" in (root / "README.md").read_text():
+        _replace(root / "README.md", "study3-table", table)
+    return table
+
+
 def main(argv: list[str] | None = None, root: Path = ROOT) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("folder", nargs="?", default="docs/study/fmnist-cpu", help="the study's --out folder")
-    p.add_argument("--name", choices=("study", "study2"), default="study", help="which study of the docs")
+    p.add_argument("--name", choices=("study", "study2", "study3"), default="study", help="which study of the docs")
     p.add_argument(
         "--calibration-only",
         action="store_true",
@@ -125,7 +152,9 @@ def main(argv: list[str] | None = None, root: Path = ROOT) -> None:
 
     if ns.calibration_only and ns.name != "study2":
         p.error("--calibration-only goes with --name study2")
-    publish = calibration2 if ns.calibration_only else study2 if ns.name == "study2" else study1
+    publish = {"study": study1, "study2": study2, "study3": study3}[ns.name]
+    if ns.calibration_only:
+        publish = calibration2
     try:
         print(publish(Path(ns.folder), root))
     except PCDartsError as exc:  # no study.json, an unreadable one: one line, nothing written

@@ -60,6 +60,8 @@ def format_cells(study: dict[str, Any]) -> str:
         "| reduction cell |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
+    if any(c.get("cell") == "nasbench201" for c in study["cells"]):
+        return _format_nb201_cells(study)
     for c in study["cells"]:
         g = c["genotype"]
         val = f"{100 * c['val_accuracy']:.2f} %" if c.get("val_accuracy") is not None else "-"
@@ -70,6 +72,21 @@ def format_cells(study: dict[str, Any]) -> str:
             + " | "
             + ", ".join(f"{op}({i})" for op, i in g["reduce"])
             + " |"
+        )
+    return "\n".join(lines)
+
+
+def _format_nb201_cells(study: dict[str, Any]) -> str:
+    """``format_cells`` for the NAS-Bench-201 cell: one cell a row, in NAS-Bench-201's string form."""
+    head = "| arm | seed | training seed | test accuracy | hold-out accuracy | params | param-free ops | `none` edges |"
+    lines = [head + " cell |", "|---" * 9 + "|"]
+    for c in study["cells"]:
+        held = c.get("holdout_accuracy")
+        lines.append(
+            f"| {c['arm']} | {c['seed']} | {c.get('train_seed', '-')} | {100 * c['test_accuracy']:.2f} % | "
+            + (f"{100 * held:.2f} %" if held is not None else "-")
+            + f" | {c['params']:,} | {c['param_free_normal']} | {c.get('none_edges', '-')} | "
+            f"`{c['genotype']['arch']}` |"
         )
     return "\n".join(lines)
 
@@ -153,3 +170,55 @@ def verdict(rows: list[dict[str, Any]]) -> str:
         f"(margin {100 * margin:+.2f} points, random std {100 * rnd['std']:.2f}): "
         + ("beats random by more than the random spread" if beats else "does NOT beat random by more than its spread")
     )
+
+
+def _pct(x: float) -> str:
+    return "n/a" if math.isnan(x) else f"{100 * x:.2f} %"
+
+
+def format_analysis(study: dict[str, Any], folder: Any, arm: str) -> str:
+    """``experiments.analysis`` as Markdown: the arms as an ablation with median percentiles, each searched
+    cell's percentile, cost-matched random search for ``arm``, one-shot ranking and the noise floor."""
+    from .analysis import ablation, cost_matched_random_search, noise_floor, oneshot_ranking, percentiles
+
+    rows = ablation(study)
+    keys = list(rows[0]["settings"]) if rows else []
+    lines = ["| arm | " + " | ".join(keys) + " | cells | test accuracy mean ± std | median percentile among random |",
+             "|---" * (len(keys) + 4) + "|"]  # fmt: skip
+    for r in rows:
+        lines.append(
+            f"| {r['arm']} | " + " | ".join(str(r["settings"][k]) for k in keys)
+            + f" | {r['n']} | {_pct(r['mean'])} ± {_pct(r['std'])} | {r['median_percentile']:.1f} |"
+        )  # fmt: skip
+    out = ["\n".join(lines)]
+    cells = percentiles(study)
+    out.append("Each searched cell's percentile among the random cells (ties half): " + "; ".join(
+        f"{arm_name} " + ", ".join(f"{c['percentile']:.0f}" for c in cells if c["arm"] == arm_name)
+        for arm_name in dict.fromkeys(c["arm"] for c in cells)) + ".")  # fmt: skip
+    cm = cost_matched_random_search(study, arm)
+    if cm is not None:
+        out.append(
+            f"Cost-matched random search: one `{arm}` search and its training cost as much CPU time as {cm['k']} "
+            f"random cells' trainings; the best of {cm['k']} random cells by hold-out accuracy reaches "
+            f"{_pct(cm['mean'])} test accuracy on average ({100 * cm['interval_share']:.0f} % interval "
+            f"{_pct(cm['interval'][0])} to {_pct(cm['interval'][1])}, {cm['draws']:,} bootstrap draws), against "
+            f"{_pct(cm['arm_mean'])} for `{arm}`."
+        )
+    one = oneshot_ranking(study, folder)
+    if one is not None:
+        out.append(
+            f"One-shot ranking: Kendall tau-b between each supernet's one-shot scores of the random cells and their "
+            f"stand-alone hold-out accuracy, mean {one['mean_tau_holdout']:+.2f} over {len(one['supernets'])} "
+            "supernets ("
+            + ", ".join(f"{r['tau_holdout']:+.2f}" for r in one["supernets"])
+            + f"); against test accuracy {one['mean_tau_test']:+.2f}."
+        )
+    nf = noise_floor(study)
+    if nf is not None:
+        out.append(
+            f"Noise floor: {nf['pairs']} random cells trained twice differ by {_pct(nf['mean_abs_diff'])} on "
+            f"average; one training's SD {_pct(nf['single_training_sd'])} (root mean square difference / sqrt 2), "
+            f"against an SD of {_pct(nf['random_sd'])} among the random cells; Kendall tau-b between the two "
+            f"trainings {nf['tau']:+.2f}."
+        )
+    return "\n\n".join(out)
