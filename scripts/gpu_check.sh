@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# One prepared GPU check for a session lent a GPU (about 15 minutes of device time in all, 10 a command).
+# One prepared check for a machine with a GPU: about 8 minutes, each part under its own timeout.
 # Needs only torch and this repository on that machine: no install, no downloads, synthetic data.
-# Writes every result as JSON into ${OUT:-gpu_check} (on the device tool: $OUT); commit them under
+# Writes every result as JSON into ${OUT:-gpu_check} (set OUT to choose the folder); commit them under
 # docs/bench/gpu/. The per-part timeouts add up to 480 s (8 minutes), so one hang cannot eat the rest.
 #   run it:  bash scripts/gpu_check.sh            (from the repository root)
 set -u

@@ -133,7 +133,7 @@ def test_a_failing_measurement_process_is_reported_in_one_line(monkeypatch, caps
 
 
 def test_the_prepared_gpu_check_runs_its_parts_on_a_cpu(tmp_path):
-    """scripts/gpu_check.py is run on a GPU only when one is lent: its parts must work before that day."""
+    """scripts/gpu_check.py runs on a machine with a GPU: each of its parts must also run on a CPU."""
     import importlib.util
     import json
     from pathlib import Path
