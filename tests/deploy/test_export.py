@@ -162,22 +162,16 @@ def _consume(meta: dict, path: Path) -> np.ndarray:
 def test_an_export_fed_by_its_metadata_alone_answers_as_predict_does(dataset, tmp_path, capsys):
     ort = pytest.importorskip("onnxruntime")
     from pcdarts.files import save_checkpoint
-    from pcdarts.nas.genotype import GENOTYPES
-    from pcdarts.nas.network import build_network
 
     cin, side = (3, 32) if dataset == "folder" else (1, 16)
     torch.manual_seed(0)
-    net = build_network(GENOTYPES["DARTS_V2"], num_classes=3, in_channels=cin, init_channels=4, layers=3,
-                        auxiliary=False)  # fmt: skip
-    for m in net.modules():  # random BN statistics, so normalisation matters
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.2, 0.2)
-            m.running_var.uniform_(0.5, 1.5)
-    state = {"kind": "train", "model": net.state_dict(), "genotype": GENOTYPES["DARTS_V2"].to_dict(),
-             "model_args": dict(num_classes=3, in_channels=cin, init_channels=4, layers=3, auxiliary=False,
-                                stem="cifar"),
-             "classes": ["circle", "square", "triangle"], "mean": [0.4] * cin, "std": [0.3] * cin,
-             "input_size": [side, side], "dataset": dataset}  # fmt: skip
+    state = train_state(in_channels=cin, classes=["circle", "square", "triangle"], mean=[0.4] * cin,
+                        std=[0.3] * cin, input_size=[side, side], dataset=dataset)  # fmt: skip
+    for name, t in state["model"].items():  # random BN statistics, so normalisation matters
+        if name.endswith(".running_mean"):
+            t.uniform_(-0.2, 0.2)
+        elif name.endswith(".running_var"):
+            t.uniform_(0.5, 1.5)
     save_checkpoint(tmp_path / "best.pt", state)
     img = tmp_path / "odd.png"
     rng = np.random.default_rng(0)

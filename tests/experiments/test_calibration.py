@@ -20,7 +20,7 @@ from pcdarts.runs.rundir import RunBusy, RunLock
 from tests.conftest import one_line
 from tests.idx_data import write_idx
 from tests.pictures import assert_drawn
-from tests.tiny import STUDY_TRAIN
+from tests.tiny import STUDY_SEARCH, STUDY_TRAIN
 
 TRAIN = {k: v for k, v in STUDY_TRAIN.items() if k != "epochs"}  # a calibration's epochs are its budgets
 
@@ -498,7 +498,7 @@ def test_comparisons_put_the_primary_first_and_mark_the_others_secondary():
     assert line == "| cap2 | 3 | 90.00 % | - | 12,345 | 2 / 1 | 16 | skip_connect(0) | max_pool_3x3(1) |"
 
 
-PENDING_SEARCH = dict(image_size=8, init_channels=4, layers=3, epochs=2, warmup_epochs=1, batch_size=32)
+PENDING_SEARCH = {k: v for k, v in STUDY_SEARCH.items() if k != "lr"}  # lr: the search's own default
 PT = "pt:select=pt,select_tune_epochs=0.2,select_score_batches=2"
 
 

@@ -14,6 +14,7 @@ from pcdarts.errors import ConfigError
 from pcdarts.nas.candidates import OPS, PRIMITIVES, SPACES, OpSpace, op_space, register_op, space_of
 from pcdarts.nas.derive import derive_from_arch, derive_genotype
 from pcdarts.nas.genotype import GenotypeError, random_genotype
+from pcdarts.nas.nb201_search import NB201SearchNetwork
 from pcdarts.nas.supernet import SearchCell, SearchNetwork
 from tests.pictures import assert_drawn
 from tests.tiny import SIZES, TINY, TINY_SEARCH
@@ -32,26 +33,76 @@ SPACE_CASES = [*SPACES.values(), CUSTOM]
 OP_CASES = sorted(op for op in OPS if not OPS[op].zero)  # every registered op, in a space or not
 
 
-def _fanned_vs_edge_by_edge(ops, k, size, monkeypatch, device=torch.device("cpu")):
+def _darts_case(ops, k, size, min_calls):
+    """A DARTS-cell supernet over ``ops``: 5 classes, 3 cells, 3-channel ``size`` x ``size`` images."""
+    build = lambda: SearchNetwork(num_classes=5, init_channels=8, layers=3, k=k, ops=ops)  # noqa: E731
+    return build, (3, 3, size, size), [0, 1, 4], min_calls, ()
+
+
+def _nb201_case(k, edge_norm, recompute):
+    """A NAS-Bench-201 supernet: 3 classes, 1-channel 9x9 images; beta takes no part without edge normalisation."""
+    build = lambda: NB201SearchNetwork(num_classes=3, in_channels=1, init_channels=8, layers=3, k=k,  # noqa: E731
+                                       edge_norm=edge_norm, recompute=recompute)  # fmt: skip
+    return build, (4, 1, 9, 9), [0, 1, 2, 0], 1, () if edge_norm else ("betas_normal",)
+
+
+FANOUT_CASES = [
+    *(pytest.param(*_darts_case(ops, k, size, 3 * 5), id=f"{name}-k{k}-{size}")  # five states feed edges in
+      for name, ops in zip([*SPACES, "custom"], SPACE_CASES)  # each of the three cells: the fan-out really ran
+      for k, size in [(1, 9), (1, 13), (4, 13), (4, 16)]),
+    # one op at a time (with ``none``), so an op the fan-out got wrong cannot hide behind the others
+    *(pytest.param(*_darts_case(("none", op), 2, 11, 0), id=f"alone-{op}") for op in OP_CASES),
+    *(pytest.param(*_nb201_case(k, edge_norm, recompute), id=f"nb201-k{k}-norm{int(edge_norm)}-{recompute}")
+      for k, edge_norm, recompute in [(1, False, "none"), (4, True, "none"), (4, False, "edges"), (2, True, "cells")]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("build", "shape", "targets", "min_calls", "unused"), FANOUT_CASES)
+def test_the_fanned_cell_equals_the_cell_run_edge_by_edge(build, shape, targets, min_calls, unused, monkeypatch,
+                                                          device):  # fmt: skip
+    """The one fan-out equivalence test: each state's edges computed together (shared pooling and identity,
+    stacked convs and BNs) against the same cell run edge by edge, on the same parameters, in float64, for each
+    shipped DARTS space and one with the user's ops mixed in, each op alone, and the NAS-Bench-201 cell (with
+    and without edge normalisation, and recomputing edges or cells): logits, every gradient, running statistics
+    and batch counters, and evaluation on each module's own statistics. Odd sizes reach the strided edges'
+    padding and FactorizedReduce's odd branch. On the device of ``pytest --device`` (the CPU in CI, a GPU
+    where lent)."""
+    from pcdarts.nas.fanout import FanOut
+
     torch.manual_seed(0)
-    net = SearchNetwork(num_classes=5, init_channels=8, layers=3, k=k, ops=ops).to(device, torch.float64)
+    net = build().to(device, torch.float64)
+    cells = {type(m) for m in net.modules() if hasattr(type(m), "_fans_out")}
+    assert cells  # the cell classes whose fast path the twin is kept off
+
+    def edge_by_edge():
+        for cls in cells:
+            monkeypatch.setattr(cls, "_fanned", None)  # the twin may not take the fast path
+            monkeypatch.setattr(cls, "_fans_out", lambda self, h: False)
+
     with torch.no_grad():
         for p in net.arch_parameters():
             p.normal_()
     twin = copy.deepcopy(net)
-    x = torch.randn(3, 3, size, size, dtype=torch.float64).to(device)
-    y = torch.tensor([0, 1, 4], device=device)
+    x = torch.randn(*shape, dtype=torch.float64).to(device)
+    y = torch.tensor(targets, device=device)
+    calls = []
+    forward = FanOut.forward
+    monkeypatch.setattr(FanOut, "forward", lambda self, *a: calls.append(1) or forward(self, *a))
     results = []
     for model in (net, twin):
         logits = model(x)
-        grads = torch.autograd.grad(F.cross_entropy(logits, y), list(model.parameters()))
+        names, params = zip(*model.named_parameters())
+        grads = torch.autograd.grad(F.cross_entropy(logits, y), params, allow_unused=True)
+        assert tuple(n for n, g in zip(names, grads) if g is None) == unused  # every other parameter takes part
+        grads = [g for g in grads if g is not None]
         results.append((logits, grads, [b.clone() for b in model.buffers()]))
-        monkeypatch.setattr(SearchCell, "_fans_out", lambda self, h: False)
+        if model is net:
+            assert len(calls) >= min_calls
+        edge_by_edge()
     monkeypatch.undo()
-    torch.testing.assert_close(results[0][0], results[1][0], rtol=1e-9, atol=1e-12)
-    for a, b in zip(results[0][1], results[1][1]):
-        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
-    for a, b in zip(results[0][2], results[1][2]):
+    (logits, grads, buffers), (logits2, grads2, buffers2) = results
+    assert len(grads) == len(grads2) and len(buffers) == len(buffers2)
+    for a, b in zip([logits, *grads, *buffers], [logits2, *grads2, *buffers2]):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
     with torch.no_grad():  # evaluation: each module's own running statistics
         for m in net.modules():  # make every BN's statistics differ, as no training step would
@@ -60,32 +111,9 @@ def _fanned_vs_edge_by_edge(ops, k, size, monkeypatch, device=torch.device("cpu"
                 m.running_var.uniform_(0.5, 2.0)
         twin.load_state_dict(net.state_dict())
         fanned = net.eval()(x)
-        monkeypatch.setattr(SearchCell, "_fans_out", lambda self, h: False)
+        edge_by_edge()
         torch.testing.assert_close(fanned, twin.eval()(x), rtol=1e-9, atol=1e-12)
     monkeypatch.undo()
-
-
-@pytest.mark.parametrize("ops", SPACE_CASES, ids=[*SPACES, "custom"])
-@pytest.mark.parametrize(("k", "size"), [(1, 9), (1, 13), (4, 13), (4, 16)])
-def test_every_space_fans_out_as_it_runs_edge_by_edge(ops, k, size, monkeypatch, device):
-    """The one fan-out equivalence test: each state's edges computed together (shared pooling and identity,
-    stacked convs and BNs) against the same cell run edge by edge, on the same parameters, in float64, for each
-    shipped space and one with the user's ops mixed in: logits, every gradient, running statistics and batch
-    counters, and evaluation on each module's own statistics. Odd sizes reach the strided edges' padding and
-    FactorizedReduce's odd branch. On the device of ``pytest --device`` (the CPU in CI, a GPU where lent)."""
-    from pcdarts.nas.fanout import FanOut
-
-    calls = []
-    forward = FanOut.forward
-    monkeypatch.setattr(FanOut, "forward", lambda self, *a: calls.append(1) or forward(self, *a))
-    _fanned_vs_edge_by_edge(ops, k, size, monkeypatch, device)
-    assert len(calls) >= 3 * 5  # five states feed edges in each of the three cells: the fan-out really ran
-
-
-@pytest.mark.parametrize("op", OP_CASES)
-def test_every_op_alone_fans_out_as_it_runs_edge_by_edge(op, monkeypatch, device):
-    """One op at a time (with ``none``), so an op the fan-out got wrong cannot hide behind the others."""
-    _fanned_vs_edge_by_edge(("none", op), 2, 11, monkeypatch, device)
 
 
 def _weight_grads(net: SearchNetwork, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -232,7 +260,21 @@ def test_random_cells_come_from_the_space_and_the_darts_cells_did_not_change():
 def test_a_users_op_trains_in_the_final_network():
     g = random_genotype(0, ops=CUSTOM)
     net = pcdarts.build_network(g, num_classes=3, in_channels=1, init_channels=8, layers=3, auxiliary=False)
-    net(torch.randn(2, 1, 8, 8)).sum().backward()
+    out = net(torch.randn(2, 1, 8, 8))
+    assert out.shape == (2, 3) and torch.isfinite(out).all()
+    out.sum().backward()
+    users = {"test_plain_conv", "test_fused_conv"}
+    built = []  # (op name, its weights) for every user's op in the network: a cell's ops follow its genotype
+    for cell in net.cells:
+        for (name, _), op in zip(g.reduce if cell.reduction else g.normal, cell.ops, strict=True):
+            if name in users:
+                built.append((name, list(op.parameters())))
+    assert {name for name, _ in built} == users  # both user's ops were drawn and built
+    for name, params in built:
+        assert params, name
+        for p in params:
+            assert p.grad is not None and torch.isfinite(p.grad).all(), name
+            assert p.grad.abs().sum() > 0, name
 
 
 def test_a_study_draws_random_cells_from_its_searches_space(tmp_path):

@@ -4,28 +4,11 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from pcdarts.nas.genotype import Genotype
-
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
-TINY = [
-    "--dataset",
-    "digits",
-    "--train-images",
-    "600",  # 300 images a part in a search: 3 steps an epoch at batch 128, enough to cut and resume
-    "--layers",
-    "3",
-    "--init-channels",
-    "4",
-    "--image-size",
-    "8",
-    "--no-progress",
-    "--threads",
-    "1",
-]
+from tests.tiny import ENV, TINY_DIGITS
 
 
 def _torchrun(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
@@ -36,9 +19,8 @@ def _torchrun(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 def test_two_process_search_and_training(tmp_path):
     s = tmp_path / "search"
-    r = _torchrun(
-        "search", *TINY, "--epochs", "2", "--batch-size", "128", "--warmup-epochs", "1", "--out", str(s), "--json"
-    )
+    args = [*TINY_DIGITS, "--epochs", "2", "--batch-size", "128", "--warmup-epochs", "1"]
+    r = _torchrun("search", *args, "--out", str(s), "--json")
     assert r.returncode == 0, r.stderr[-2000:]
     g = Genotype.from_dict(json.loads((s / "genotype.json").read_text()))
     assert r.stdout.count('"normal"') == 1  # rank 0 alone prints the genotype
@@ -48,7 +30,7 @@ def test_two_process_search_and_training(tmp_path):
     env = json.loads((s / "environment.json").read_text())
     assert env["world_size"] == 2
     t = tmp_path / "train"
-    r = _torchrun("train", "--genotype", str(s), *TINY, "--epochs", "2", "--batch-size", "128", "--out", str(t))
+    r = _torchrun("train", "--genotype", str(s), *TINY_DIGITS, "--epochs", "2", "--batch-size", "128", "--out", str(t))
     assert r.returncode == 0, r.stderr[-2000:]
     result = json.loads((t / "result.json").read_text())
     assert result["world_size"] == 2 and Genotype.from_dict(result["genotype"]) == g
@@ -61,7 +43,7 @@ def test_resume_under_torchrun_after_sigkill_matches_an_uninterrupted_run(tmp_pa
 
     import torch
 
-    args = [*TINY, "--epochs", "3", "--warmup-epochs", "1", "--batch-size", "128"]
+    args = [*TINY_DIGITS, "--epochs", "3", "--warmup-epochs", "1", "--batch-size", "128"]
     cut, ref = tmp_path / "cut", tmp_path / "ref"
     cmd = [
         sys.executable,

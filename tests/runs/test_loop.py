@@ -3,7 +3,6 @@
 import hashlib
 import json
 import logging
-import os
 import signal
 import subprocess
 import sys
@@ -18,31 +17,11 @@ from pcdarts.files import load_checkpoint, save_checkpoint
 from pcdarts.runs.config import TrainConfig, resolve_config
 from pcdarts.runs.train import run_train
 from tests.conftest import one_line
-from tests.tiny import QUARTER_SEARCH
+from tests.tiny import ENV, QUARTER_SEARCH, TINY_DIGITS
 
-SEARCH4 = [  # 4 epochs: the second checkpoint is cut with two epochs still to run
-    "search",
-    "--dataset",
-    "digits",
-    "--train-images",
-    "600",  # 3 steps an epoch at batch 128: long enough to be killed between checkpoints
-    "--epochs",
-    "4",
-    "--warmup-epochs",
-    "1",
-    "--layers",
-    "3",
-    "--init-channels",
-    "4",
-    "--image-size",
-    "8",
-    "--batch-size",
-    "128",
-    "--no-progress",
-    "--threads",
-    "1",
-]
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
+# 4 epochs: the second checkpoint is cut with two epochs still to run; 3 steps an epoch at batch 128: long enough
+# to be killed between checkpoints
+SEARCH4 = ["search", *TINY_DIGITS, "--epochs", "4", "--warmup-epochs", "1", "--batch-size", "128"]
 
 
 def _cli(*args):

@@ -7,12 +7,9 @@ import json
 import logging
 import sys
 from dataclasses import asdict
-from pathlib import Path
-from typing import Any
 
 from ..errors import ConfigError, first_line
-from ..runs.config import SearchConfig, TrainConfig, plausible_setting, resolve_config
-from ..runs.sizing import auto_batch
+from ..runs.config import SearchConfig, TrainConfig
 from .parser import _overrides
 
 log = logging.getLogger("pcdarts")
@@ -27,101 +24,15 @@ def _minutes(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
-def _inherit_data(ns: argparse.Namespace) -> None:
-    """``train --genotype SEARCH_RUN``: the search's dataset, data path and image size, unless given."""
-    from ..errors import RunError
-    from ..files import read_run_json
-
-    run = Path(ns.genotype) if ns.genotype else None
-    if ns.resume or run is None or not (run / "config.json").is_file():
-        return
-    try:
-        saved = read_run_json(run / "config.json")
-    except RunError:
-        return
-    if saved.get("kind") != "search":
-        return
-    if ns.dataset is None:
-        ns.dataset = saved.get("dataset")
-    if ns.dataset != saved.get("dataset"):
-        return
-    taken = []
-    for key in ("data", "image_size"):
-        if getattr(ns, key, None) is None and saved.get(key):
-            setattr(ns, key, saved[key])
-            taken.append(f"{key.replace('_', ' ')} {saved[key]}")
-    log.info("data as the search in %s: %s", run, ", ".join([f"dataset {ns.dataset}", *taken]))
-
-
-def _saved_config(ns: argparse.Namespace) -> tuple[dict[str, Any] | None, str]:
-    """With --resume, the run's own config.json is the base, so `--resume --out X` alone continues it."""
-    saved = None
-    if ns.resume and ns.out and (Path(ns.out) / "config.json").is_file():
-        from ..errors import RunError
-        from ..files import read_run_json
-
-        try:
-            saved = read_run_json(Path(ns.out) / "config.json")
-        except RunError:  # the checkpoint holds the config too
-            from ..files import load_checkpoint
-
-            saved = load_checkpoint(Path(ns.out) / "checkpoint.pt").get("config")
-            saved = saved if isinstance(saved, dict) else None
-            log.warning(
-                "%s is unreadable: resuming with the settings stored in checkpoint.pt", Path(ns.out) / "config.json"
-            )
-        if saved is not None:
-            from dataclasses import fields
-
-            from ..runs.config import SearchConfig, TrainConfig
-
-            known = {f.name: f.type for c in (SearchConfig, TrainConfig) for f in fields(c)}
-            bad = [k for k, v in saved.items() if k in known and v is not None and not plausible_setting(known[k], v)]
-            if bad:
-                raise ConfigError(
-                    f"{Path(ns.out) / 'config.json'} has values of the wrong type ({', '.join(sorted(bad)[:4])}): "
-                    "restore the file, or resume with every flag given"
-                )
-    if saved is not None and "genotype_resolved" in saved and getattr(ns, "genotype", None) is None:
-        saved["genotype"] = json.dumps(saved["genotype_resolved"])  # the cell the run trains, not how it was named
-    dataset = ns.dataset or (saved or {}).get("dataset") or "digits"
-    if saved is not None and saved.get("dataset") != dataset:
-        saved = None  # another dataset: the resume check reports the difference
-    return saved, dataset
-
-
 def cmd_search(ns: argparse.Namespace) -> int:
-    from ..runs.presets import check_preset, preset_values
     from ..runs.search import run_search
+    from ..runs.settings import search_settings
 
-    auto = ns.batch_size == "auto"
-    if auto:
-        ns.batch_size = None
-    saved, dataset = _saved_config(ns)
-    cfg = resolve_config(
-        SearchConfig, dataset, _overrides(ns, SearchConfig), preset_values(ns.preset, "search", dataset), saved
-    )
-    if auto:
-        cfg = auto_batch(cfg)
-    if cfg.dataset == "folder" and saved is None and ns.preset is None:  # defaults from the images there are
-        from ..errors import PCDartsError
-        from ..runs.inputs import load_data
-        from ..runs.sizing import fit_folder_search
-
-        explicit = {k for k, v in _overrides(ns, SearchConfig).items() if v is not None}
-        try:
-            n_images = load_data(cfg).train_size
-        except PCDartsError:
-            if not ns.print_config:
-                raise
-            n_images = None  # --print-config without the data: the config is still printed
-        if n_images is not None:
-            cfg, line = fit_folder_search(cfg, n_images, explicit | ({"batch_size"} if auto else set()))
-            log.info("%s", line)
-    check_preset(ns.preset, cfg)
+    cfg = search_settings(_overrides(ns, SearchConfig), dataset=ns.dataset, preset=ns.preset, out=ns.out,
+                          resume=ns.resume, need_data=not ns.print_config)  # fmt: skip
     if ns.print_config:
         from ..errors import PCDartsError
-        from ..runs.inputs import load_data
+        from ..runs.inputs import data_line, load_data
         from ..runs.search import learnability_warnings, schedule_line, search_counts
 
         print(json.dumps(asdict(cfg), indent=2))
@@ -131,7 +42,7 @@ def cmd_search(ns: argparse.Namespace) -> int:
         except PCDartsError as exc:  # the data is not here (yet): the config is still printed
             print(f"schedule: unknown until the data is there ({first_line(exc, 200)})", file=sys.stderr)
             return 0
-        print(_data_line(cfg, ds), file=sys.stderr)
+        print(data_line(cfg, ds), file=sys.stderr)
         print(f"schedule: {schedule_line(counts)}", file=sys.stderr)
         for warning in learnability_warnings(cfg, counts):
             print(f"warning: {warning}", file=sys.stderr)
@@ -171,37 +82,16 @@ def cmd_search(ns: argparse.Namespace) -> int:
     return 0
 
 
-def _data_line(cfg: Any, ds: Any) -> str:
-    """The data settings the config leaves to the dataset (-1 / unset), as this dataset resolves them."""
-    from ..data import FolderDataset
-    from ..runs.inputs import make_augment
-
-    aug = make_augment(cfg, ds, cfg.cutout)
-    h, w = ds.image_size
-    head = f"data: {ds.train_size:,} train images of {h}x{w}x{ds.in_channels}, {ds.num_classes} classes; augment: "
-    flips, cut = f"flips {'on' if aug.flip else 'off'}", f"cutout {aug.cutout}"
-    if isinstance(ds, FolderDataset):  # what the folder stream will do, not the tensor datasets' wording
-        crop = "random-resized crop (8-100 % of the area)" if aug.crop_padding != 0 else "no random crop (centre)"
-        jitter = ", colour jitter" if cfg.__class__.__name__ == "TrainConfig" else ""
-        return head + f"{crop}, {flips}{jitter}, {cut}"
-    return head + f"crop padding {aug.crop_padding}, {flips}, {cut}"
-
-
 def cmd_train(ns: argparse.Namespace) -> int:
     from ..runs.artifacts import load_genotype
-    from ..runs.presets import preset_values
+    from ..runs.settings import train_settings
     from ..runs.train import run_train
 
-    _inherit_data(ns)
-    saved, dataset = _saved_config(ns)
-    cfg = resolve_config(
-        TrainConfig, dataset, _overrides(ns, TrainConfig), preset_values(ns.preset, "train", dataset), saved
-    )
-    if cfg.max_macs and getattr(ns, "init_channels", None) is not None and saved is None:
-        raise ConfigError("--max-macs chooses the init channels: give --max-macs or --init-channels, not both")
+    cfg = train_settings(_overrides(ns, TrainConfig), dataset=ns.dataset, preset=ns.preset, out=ns.out,
+                         resume=ns.resume)  # fmt: skip
     if ns.print_config:
         from ..errors import PCDartsError
-        from ..runs.inputs import load_data
+        from ..runs.inputs import data_line, load_data
 
         if cfg.max_macs:  # print the channels it will train with
             from ..runs.sizing import fit_to_macs
@@ -212,12 +102,12 @@ def cmd_train(ns: argparse.Namespace) -> int:
                 pass
         print(json.dumps(asdict(cfg), indent=2))
         try:
-            print(_data_line(cfg, load_data(cfg)), file=sys.stderr)
+            print(data_line(cfg, load_data(cfg)), file=sys.stderr)
         except PCDartsError:  # the data is not here (yet): the config is still printed
             pass
         return 0
     _need_out(ns)
-    if getattr(ns, "genotype", None) is None and saved is None:  # said first: a default cell is easy to miss
+    if getattr(ns, "genotype", None) is None and not ns.resume:  # said first: a default cell is easy to miss
         log.warning(
             "training %s, the default --genotype (the paper's CIFAR-10 cell): pass --genotype NAME, a "
             "genotype.json or a search run folder to train another",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import sys
 from dataclasses import asdict, replace
@@ -11,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, RunError
-from ..experiments.fidelity import calibrated_budget
+from ..experiments.fidelity import study_budget
 from ..files import read_run_json
 from .commands import _minutes
 
@@ -41,19 +40,9 @@ def cmd_study(ns: argparse.Namespace) -> int:
             arm = Arm.parse(f"x:{item}")
             values.setdefault(key, {}).update(arm.overrides)
     values["arms"] = tuple(values.get("arms", (Arm("pcdarts"),)))
-    if calibrated and ns.budget_from is None and values.get("train", {}).get("epochs") is None:
-        raise ConfigError(
-            f"the {ns.preset} preset takes its training epochs from its calibration: add --budget-from DIR (the "
-            f"folder of `pcdarts fidelity --preset {ns.preset}`), or choose them with --train-set epochs=N"
-        )
-    budget, later = None, None
-    if ns.budget_from is not None:
-        train, dataset = values.get("train", {}), values.get("dataset", "fashion-mnist")
-        budget = calibrated_budget(ns.budget_from, train, dataset)
-        if budget is not None:
-            values["train"] = {**values.get("train", {}), "epochs": budget}
-        else:  # read again before each training: the calibration may finish while the searches run
-            later = functools.partial(calibrated_budget, ns.budget_from, train, dataset)
+    values, later = study_budget(values, calibrated=calibrated, budget_from=ns.budget_from,
+                                 name=f"the {ns.preset or ns.config} protocol")  # fmt: skip
+    budget = values.get("train", {}).get("epochs") if ns.budget_from is not None and later is None else None
     cfg = StudyConfig(**values)
     if ns.print_config:
         print(json.dumps(_study_plan(cfg, ns, budget), indent=2))

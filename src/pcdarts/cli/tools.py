@@ -75,56 +75,27 @@ def cmd_info(ns: argparse.Namespace) -> int:
 
 
 def cmd_plan(ns: argparse.Namespace) -> int:
-    from ..runs.config import SearchConfig, check_shape
-    from ..runs.memory import predict_peak
+    from ..runs.config import SearchConfig
+    from ..runs.memory import memory_plan
 
     if ns.dataset is not None or ns.preset is not None:
         return _plan_search(ns)
-    defaults = SearchConfig()
     search_only = [f for f in ("image_size", "k", "warmup_epochs", "train_images", "holdout_images", "cell", "epochs")
                    if getattr(ns, f) is not None]  # fmt: skip
     if search_only:
         raise ConfigError(f"--{search_only[0].replace('_', '-')} plans a search: give --dataset (or --preset) too")
-    ns.in_channels = 3 if ns.in_channels is None else ns.in_channels
-    ns.size = 32 if ns.size is None else ns.size
-    ns.num_classes = 10 if ns.num_classes is None else ns.num_classes
-    for name in ("batch_size", "init_channels", "layers", "stem", "space", "recompute"):
-        if getattr(ns, name) is None:
-            setattr(ns, name, getattr(defaults, name))
-
-    check_shape(init_channels=ns.init_channels, layers=ns.layers, num_classes=ns.num_classes, batch=ns.batch_size,
-                size=ns.size, in_channels=ns.in_channels)  # fmt: skip
-    bad = [k for k in ns.ks if k < 1 or ns.init_channels % k]
-    if bad:
-        raise ConfigError(f"every K must be >= 1 and divide init channels {ns.init_channels}; not {bad}")
-
-    from ..runs.config import SearchConfig
-
-    rows = [
-        predict_peak(
-            SearchConfig(
-                init_channels=ns.init_channels,
-                layers=ns.layers,
-                k=k,
-                stem=ns.stem,
-                recompute=ns.recompute,
-                space=ns.space,
-                ops=ns.ops,
-            ),  # fmt: skip
-            batch=ns.batch_size,
-            in_channels=ns.in_channels,
-            size=ns.size,
-            num_classes=ns.num_classes,
-        )
-        for k in ns.ks
-        if ns.init_channels % k == 0
-    ]
+    cfg = SearchConfig(**{name: getattr(ns, name) for name in ("batch_size", "init_channels", "layers", "stem",
+                                                                "space", "recompute") if getattr(ns, name) is not None},
+                       ops=ns.ops)  # fmt: skip
+    shape = {k: getattr(ns, k) for k in ("in_channels", "size", "num_classes") if getattr(ns, k) is not None}
+    rows = memory_plan(cfg, ns.ks, **shape)
     if ns.json:
         print(json.dumps(rows))
         return 0
+    cin, side, _ = rows[0]["input"]
     print(
-        f"predicted search-step memory: C={ns.init_channels}, {ns.layers} cells, batch {ns.batch_size}, "
-        f"{ns.in_channels}x{ns.size}x{ns.size}, recompute {ns.recompute}"
+        f"predicted search-step memory: C={cfg.init_channels}, {cfg.layers} cells, batch {cfg.batch_size}, "
+        f"{cin}x{side}x{side}, recompute {cfg.recompute}"
     )
     base = rows[0]["predicted_peak_bytes"] if rows and rows[0]["k"] == 1 else None
     for r in rows:
@@ -140,12 +111,10 @@ def cmd_plan(ns: argparse.Namespace) -> int:
 def _plan_search(ns: argparse.Namespace) -> int:
     """``plan --dataset D`` / ``--preset P``: the search a ``pcdarts search`` with these flags would run, its
     memory per K and, from a few steps measured here, its whole time."""
-    from dataclasses import replace
-
     from ..runs.config import SearchConfig, resolve_config
     from ..runs.costs import search_minutes, search_shape, time_steps
     from ..runs.environment import pick_device
-    from ..runs.memory import predict_peak
+    from ..runs.memory import memory_plan
     from ..runs.presets import preset_values
 
     dataset = ns.dataset or "cifar10"
@@ -160,13 +129,7 @@ def _plan_search(ns: argparse.Namespace) -> int:
              "train_images": ns.train_images, "holdout_images": ns.holdout_images}  # fmt: skip
     cfg = resolve_config(SearchConfig, dataset, asked, preset_values(ns.preset, "search", dataset))
     cin, side, classes, n = search_shape(cfg)
-    if not any(cfg.init_channels % k == 0 for k in ns.ks):
-        raise ConfigError(f"no K of {ns.ks} divides the init channels {cfg.init_channels}: choose --ks that do")
-    rows = [
-        predict_peak(replace(cfg, k=k), batch=cfg.batch_size, in_channels=cin, size=side, num_classes=classes)
-        for k in ns.ks
-        if cfg.init_channels % k == 0
-    ]
+    rows = memory_plan(cfg, ns.ks, in_channels=cin, size=side, num_classes=classes)
     device = pick_device(ns.device)
     cost = None if ns.no_time else search_minutes(cfg, time_steps(cfg, device))
     if ns.json:
@@ -237,10 +200,6 @@ def cmd_derive(ns: argparse.Namespace) -> int:
     from ..files import atomic_write_json, check_target
     from ..runs.artifacts import derive_from_run
 
-    for name in ("max_param_free", "max_param_free_reduce"):
-        value = getattr(ns, name)
-        if value is not None and not 0 <= value <= 8:
-            raise ConfigError(f"--{name.replace('_', '-')} must be between 0 and 8, got {value}")
     genotype = derive_from_run(ns.run, max_param_free=ns.max_param_free, max_param_free_reduce=ns.max_param_free_reduce)
     if ns.out:
         check_target(ns.out, overwrite=ns.overwrite)

@@ -15,9 +15,11 @@ same folder with one of the budgets takes those trainings as its random arm with
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 import statistics
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,7 @@ from ..nas.genotype import random_genotype
 from ..runs.config import TrainConfig, resolve_config
 from ..runs.formats import FILE_FORMAT
 from .study import random_cell
+from .study_config import StudyConfig
 from .units import check_pinned, run_units, train_cell, train_folder
 
 
@@ -371,3 +374,25 @@ def calibrated_budget(folder: str | Path, train: dict[str, Any], dataset: str) -
             "calibration's --train-set values"
         )
     return None if fid.get("chosen_budget") is None else int(fid["chosen_budget"])
+
+
+def study_budget(
+    values: dict[str, Any], *, calibrated: bool, budget_from: str | Path | None, name: str = "the protocol"
+) -> tuple[dict[str, Any], Callable[[], int | None] | None]:
+    """A study's training epochs from its calibration: ``values`` (a StudyConfig's keyword arguments) with the
+    epochs the calibration in ``budget_from`` chose, or, while it is unfinished, a function that reads them
+    again before each training. A protocol that takes its epochs from a calibration (``calibrated``) needs
+    ``budget_from`` unless its training epochs are given."""
+    train = values.get("train", {})
+    if budget_from is None:
+        if calibrated and train.get("epochs") is None:
+            raise ConfigError(
+                f"{name} takes its training epochs from its calibration: add --budget-from DIR (the folder of "
+                "its `pcdarts fidelity` run), or choose them with --train-set epochs=N"
+            )
+        return values, None
+    dataset = values.get("dataset", StudyConfig.dataset)
+    budget = calibrated_budget(budget_from, train, dataset)
+    if budget is not None:
+        return {**values, "train": {**train, "epochs": budget}}, None
+    return values, functools.partial(calibrated_budget, budget_from, train, dataset)

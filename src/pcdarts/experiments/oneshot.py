@@ -18,8 +18,8 @@ from typing import Any
 
 import torch
 
-from ..errors import ConfigError, RunError, first_line
-from ..files import atomic_write_json, load_checkpoint, read_run_json, require_keys
+from ..errors import ConfigError, RunError
+from ..files import atomic_write_json, read_run_json
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +46,8 @@ def oneshot_scores(
     A finished ``oneshot.json`` for the same cells and images is read back instead of computed again.
     """
     from ..data import make_stream, selection_part, stratified_split
-    from ..runs.config import build_search_network
     from ..runs.inputs import load_data
+    from ..runs.search import load_finished_supernet
 
     run = Path(run)
     if getattr(scfg, "cell", "darts") != "nasbench201":
@@ -64,18 +64,7 @@ def oneshot_scores(
         raise RunError("one-shot scores read the hold-out: search with --holdout-images")
     if images < len(held[1]):
         _, held = stratified_split(held, images, what="one-shot sample")
-    ckpt = run / "checkpoint.pt"
-    state = load_checkpoint(ckpt, "cpu")
-    require_keys(state, ("model", "epoch"), ckpt)
-    if state.get("kind") != "search" or int(state["epoch"]) != scfg.epochs:
-        raise RunError(f"{ckpt} is not the end of a finished search: finish the search first (--resume)")
-    net = build_search_network(scfg, num_classes=ds.num_classes, in_channels=ds.in_channels)
-    try:
-        net.load_state_dict(state["model"])
-    except (RuntimeError, KeyError) as exc:
-        raise RunError(
-            f"{ckpt}: its weights do not fit the search's settings ({first_line(exc, 120)}); damaged"
-        ) from None
+    net, _ = load_finished_supernet(run, scfg, ds)
     net.train()
     stream = make_stream(ds, held, BATCH, train=False)
     t0 = time.time()

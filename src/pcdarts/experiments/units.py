@@ -18,7 +18,7 @@ from ..files import atomic_write_json, read_run_json
 from ..nas.genotype import Genotype
 from ..runs.config import SearchConfig, TrainConfig
 from ..runs.environment import earlier_runs
-from ..runs.formats import read_result
+from ..runs.formats import older_train_folder, read_result
 from ..runs.loop import RESUME_FREE, plain
 from ..runs.rundir import RunBusy, RunLock, check_out_path
 from ..runs.train import read_test_once, run_train
@@ -119,11 +119,11 @@ def train_folder(out: Path, cfg: TrainConfig, genotype: Genotype) -> Path:
     """A cell's training folder in a study or calibration: one per (cell, epoch budget, training seed).
 
     The rest of the protocol is pinned by the folder's config file and checked on reuse. Study I's
-    folders (``g<digest>`` alone) are still found.
+    folders (``g<digest>`` alone, :func:`~pcdarts.runs.formats.older_train_folder`) are still found.
     """
     digest = _digest(genotype.to_dict())
-    old = out / "train" / f"g{digest}"
-    if (old / "result.json").is_file():
+    old = older_train_folder(out, digest)
+    if old is not None:
         try:
             check_reused(old, cfg)
             return old

@@ -7,7 +7,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from ..errors import RunError
 from ..files import parse_record, read_jsonl, read_run_json
+from ..nas.candidates import PRIMITIVES
 
 FILE_FORMAT = 2
 
@@ -132,3 +134,47 @@ def epoch_part(state: dict[str, Any] | None) -> tuple[float, float]:
         log.warning("the checkpoint's record of the stopped epoch's time is damaged: that epoch's time restarts")
         return 0.0, 0.0
     return wall, cpu
+
+
+def history_ops(record: dict[str, Any]) -> tuple[str, ...]:
+    """The op space of an arch_history.jsonl record: its ``ops``, or the DARTS ops for a history written before
+    searches stored their op space (they all searched it)."""
+    return tuple(record.get("ops") or PRIMITIVES)
+
+
+OLDER_SELECT_PIN = "select_config.json"
+"""What a selection folder's settings were pinned in before it was config.json."""
+
+
+def check_older_selection(out: Path) -> None:
+    """Refuse a selection folder that an older pcdarts stopped part-way: it left select_checkpoint.pt (and no
+    checkpoint.pt), whose layout is not read."""
+    if (out / "select_checkpoint.pt").is_file() and not (out / "checkpoint.pt").is_file():
+        raise RunError(
+            f"{out} holds a selection stopped part-way by an older pcdarts (select_checkpoint.pt): finish it with "
+            "that version, or delete the folder's files to select again"
+        )
+
+
+def older_select_pin(out: Path) -> Path | None:
+    """The select_config.json that pinned a selection folder written by an older pcdarts, if it holds one."""
+    f = out / OLDER_SELECT_PIN
+    pin = read_run_json(f) if f.is_file() else None
+    if isinstance(pin, dict) and {"tune_epochs", "search_arch_sha256"} <= set(pin):
+        return f
+    return None
+
+
+def older_pin_free(pin: Path, record: dict[str, Any]) -> set[str]:
+    """Settings an older select_config.json (``pin``, read as ``record``) may differ in from a new pin: it
+    recorded no ``search_arch_sha256`` for a search without arch.json."""
+    if pin.name == OLDER_SELECT_PIN and record.get("search_arch_sha256") is None:
+        return {"search_arch_sha256"}
+    return set()
+
+
+def older_train_folder(out: Path, digest: str) -> Path | None:
+    """A cell's training folder as Study I named it (``train/g<digest>``, no epoch budget or seed in the name),
+    if it holds a finished training; the caller checks it was made with the settings it wants."""
+    old = out / "train" / f"g{digest}"
+    return old if (old / "result.json").is_file() else None

@@ -80,3 +80,16 @@ def make_augment(cfg: Any, ds: TensorDataset | FolderDataset, cutout: int) -> Au
     pad = ds.crop_padding if cfg.crop_padding < 0 else cfg.crop_padding
     flip = ds.flip if cfg.flip is None else cfg.flip
     return Augment(crop_padding=pad, flip=flip, cutout=cutout)
+
+
+def data_line(cfg: Any, ds: Any) -> str:
+    """The data settings the config leaves to the dataset (-1 / unset), as this dataset resolves them."""
+    aug = make_augment(cfg, ds, cfg.cutout)
+    h, w = ds.image_size
+    head = f"data: {ds.train_size:,} train images of {h}x{w}x{ds.in_channels}, {ds.num_classes} classes; augment: "
+    flips, cut = f"flips {'on' if aug.flip else 'off'}", f"cutout {aug.cutout}"
+    if isinstance(ds, FolderDataset):  # what the folder stream will do, not the tensor datasets' wording
+        crop = "random-resized crop (8-100 % of the area)" if aug.crop_padding != 0 else "no random crop (centre)"
+        jitter = ", colour jitter" if cfg.__class__.__name__ == "TrainConfig" else ""
+        return head + f"{crop}, {flips}{jitter}, {cut}"
+    return head + f"crop padding {aug.crop_padding}, {flips}, {cut}"

@@ -14,13 +14,15 @@ a safety margin of 2x on top.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import ConfigError
 from ..nas.fanout import FanOut
 from ..nas.nb201_search import NB201SearchCell
 from ..nas.supernet import MixedOp, SearchCell, SearchNetwork
@@ -247,3 +249,23 @@ def _confirm_cuda(
             torch.cuda.empty_cache()
             batch = max(multiple, int(batch * 0.8) // multiple * multiple)
     return batch
+
+
+def memory_plan(
+    cfg: SearchConfig, ks: Sequence[int], *, in_channels: int = 3, size: int = 32, num_classes: int = 10
+) -> list[dict[str, Any]]:
+    """``predict_peak`` of ``cfg`` at its batch for each K of ``ks`` that divides its init channels (the others
+    are left out), each row with the input it assumed; a K below 1, or no K that divides, is a ConfigError. The
+    shape defaults to CIFAR's."""
+    check_shape(init_channels=cfg.init_channels, layers=cfg.layers, num_classes=num_classes, batch=cfg.batch_size,
+                size=size, in_channels=in_channels)  # fmt: skip
+    if any(k < 1 for k in ks):
+        raise ConfigError(f"every K must be >= 1; not {[k for k in ks if k < 1]}")
+    fit = [k for k in ks if cfg.init_channels % k == 0]
+    if not fit:
+        raise ConfigError(f"no K of {list(ks)} divides the init channels {cfg.init_channels}: choose --ks that do")
+    return [
+        {**predict_peak(replace(cfg, k=k), batch=cfg.batch_size, in_channels=in_channels, size=size,
+                        num_classes=num_classes), "input": [in_channels, size, size], "num_classes": num_classes}
+        for k in fit
+    ]  # fmt: skip

@@ -10,8 +10,8 @@ from typing import Any
 import torch
 
 from ..data import FolderDataset, TensorDataset, make_stream, part_size, search_parts
-from ..errors import RunError
-from ..files import atomic_write_json
+from ..errors import RunError, first_line
+from ..files import atomic_write_json, load_checkpoint, require_keys
 from ..nas.architect import Architect
 from ..nas.candidates import space_of
 from ..nas.genotype import Genotype, none_count, param_free_count
@@ -20,7 +20,7 @@ from ..nas.supernet import SearchNetwork
 from .config import SearchConfig, build_search_network
 from .distributed import all_reduce_sums, barrier, check_agreement, wrap_ddp
 from .engine import check_finite, cosine_lr, epoch_stats, evaluate, new_accumulator, search_epoch, sgd_impl
-from .formats import FILE_FORMAT
+from .formats import FILE_FORMAT, read_result
 from .inputs import check_data, load_data, make_augment
 from .loop import Context, check_world_size, run_task
 from .rundir import MetricsLog
@@ -122,6 +122,41 @@ def early_stop(cfg: SearchConfig, history: list[dict[str, Any]]) -> str | None:
         return None
     arch = [Genotype.from_dict(h["genotype"]) for h in history if h["epoch"] > cfg.warmup_epochs]  # from 1
     return early_stop_reason(arch, param_free=cfg.early_stop_param_free, stable=cfg.early_stop_stable)
+
+
+def load_finished_supernet(
+    run: str | Path,
+    scfg: SearchConfig,
+    ds: TensorDataset | FolderDataset,
+    device: str | torch.device = "cpu",
+    *,
+    keys: tuple[str, ...] = (),
+) -> tuple[SearchNetwork, dict[str, Any]]:
+    """The supernet at the end of the finished search in ``run`` (settings ``scfg``, data ``ds``) on ``device``,
+    and the search's checkpoint, which must also hold ``keys``.
+
+    A search is finished when its checkpoint is a search's at its last epoch (``scfg.epochs``), or at an earlier
+    one where search_result.json records a DARTS+ early stop. Anything else is refused in one line (RunError):
+    a checkpoint of another kind or of a search stopped part-way, one that lacks a key, or weights that do not
+    fit ``scfg``.
+    """
+    run = Path(run)
+    ckpt = run / "checkpoint.pt"
+    state = load_checkpoint(ckpt, "cpu")
+    require_keys(state, ("model", "epoch", *keys), ckpt)
+    result = run / "search_result.json"
+    stopped_early = result.is_file() and bool(read_result(result).get("early_stop"))
+    if state.get("kind") != "search" or (int(state["epoch"]) != scfg.epochs and not stopped_early):
+        raise RunError(f"{ckpt} is not the end of a finished search: finish the search first (--resume)")
+    net = build_search_network(scfg, num_classes=ds.num_classes, in_channels=ds.in_channels)
+    net.to(device)
+    try:
+        net.load_state_dict(state["model"])
+    except (RuntimeError, KeyError, TypeError) as exc:
+        raise RunError(
+            f"{ckpt}: its weights do not fit the search's config.json ({first_line(exc, 120)}); damaged"
+        ) from None
+    return net, state
 
 
 def run_search(

@@ -34,16 +34,18 @@ from typing import Any
 import torch
 
 from ..data import make_stream, search_parts
-from ..errors import ConfigError, RunError, first_line
-from ..files import atomic_write_json, load_checkpoint, read_run_json, require_keys
+from ..errors import ConfigError, RunError
+from ..files import atomic_write_json, read_run_json, require_keys
 from ..nas.architect import Architect
 from ..nas.perturbation import Decider, Projection, plan_rounds
 from ..nas.space import STEPS, num_edges
-from .config import SearchConfig, build_search_network
+from .config import SearchConfig
 from .engine import count_step, epoch_stats, new_accumulator, search_step, sgd_impl
+from .formats import check_older_selection, older_pin_free, older_select_pin
 from .inputs import check_data, load_data, make_augment
 from .loop import Context, run_task
 from .rundir import MetricsLog, _transient
+from .search import load_finished_supernet
 
 log = logging.getLogger(__name__)
 
@@ -116,20 +118,14 @@ def _digest(path: Path) -> str:
 
 
 def _pin_file(out: Path) -> Path | None:
-    """The file that pins a selection folder to its settings: config.json (select_config.json in older folders).
-    A folder whose selection stopped part-way under the older layout is refused: its checkpoint is not read."""
-    if (out / "select_checkpoint.pt").is_file() and not (out / "checkpoint.pt").is_file():
-        raise RunError(
-            f"{out} holds a selection stopped part-way by an older pcdarts (select_checkpoint.pt): finish it with "
-            "that version, or delete the folder's files to select again"
-        )
-    for name in ("config.json", "select_config.json"):
-        f = out / name
-        pin = read_run_json(f) if f.is_file() else None
-        if isinstance(pin, dict) and {"tune_epochs", "search_arch_sha256"} <= set(pin):
-            if name == "select_config.json" or pin.get("kind") == "select":
-                return f
-    return None
+    """The file that pins a selection folder to its settings: config.json (select_config.json in older folders,
+    :func:`~.formats.older_select_pin`). A selection stopped part-way by an older pcdarts is refused."""
+    check_older_selection(out)
+    f = out / "config.json"
+    pin = read_run_json(f) if f.is_file() else None
+    if isinstance(pin, dict) and {"tune_epochs", "search_arch_sha256"} <= set(pin) and pin.get("kind") == "select":
+        return f
+    return older_select_pin(out)
 
 
 class Selector:
@@ -151,24 +147,12 @@ class Selector:
         """The supernet at the end of the search, its optimisers and data streams, on ``device``."""
         scfg, cfg = self.scfg, self.cfg
         self.device = device
-        ckpt = self.search_dir / "checkpoint.pt"
-        state = load_checkpoint(ckpt, "cpu")
-        require_keys(state, ("model", "arch_optimizer", "train_stream", "val_stream", "epoch"), ckpt)
-        stopped_early = (self.search_dir / "search_result.json").is_file() and bool(
-            read_run_json(self.search_dir / "search_result.json").get("early_stop")
-        )
-        if state.get("kind") != "search" or (int(state["epoch"]) != scfg.epochs and not stopped_early):
-            raise RunError(f"{ckpt} is not the end of a finished search: finish the search first (--resume)")
         self.ds = ds = load_data(scfg)
         w_part, a_part = search_parts(ds, scfg.train_portion, scfg.seed)
-        self.model = model = build_search_network(scfg, num_classes=ds.num_classes, in_channels=ds.in_channels)
-        model.to(device)
-        try:
-            model.load_state_dict(state["model"])
-        except (RuntimeError, TypeError) as exc:
-            raise RunError(
-                f"{ckpt}: its weights do not fit the search's config.json ({first_line(exc, 120)}); damaged"
-            ) from None
+        self.model, state = load_finished_supernet(
+            self.search_dir, scfg, ds, device, keys=("arch_optimizer", "train_stream", "val_stream")
+        )
+        model = self.model
         self.nodes = model.steps
         self.projection = Projection(num_edges(model.steps), model.ops)
         model.arch_transform = self.projection
@@ -382,9 +366,7 @@ class Selector:
             raise RunError(f"{out} is not empty and holds no selection: --out wants a new or empty folder")
         if pin is not None:
             theirs, mine = read_run_json(pin), self.config_record()
-            free = {*RESULT_FREE, "kind", "search_run"}
-            if pin.name == "select_config.json" and theirs.get("search_arch_sha256") is None:
-                free.add("search_arch_sha256")  # older pins recorded no digest for a search without arch.json
+            free = {*RESULT_FREE, "kind", "search_run", *older_pin_free(pin, theirs)}
             diff = sorted(k for k in mine if k not in free and theirs.get(k) != mine[k])
             if diff:
                 raise RunError(

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import PCDartsError, RunError
-from ..files import atomic_write_bytes, check_target, read_jsonl, read_run_json
+from ..files import atomic_write_bytes, check_target, read_run_json
 from ..nas.genotype import Genotype, GenotypeError
-from ..runs.formats import epochs_from_one, upgrade_epochs
+from ..runs.formats import read_epoch_log, read_result
 from .plot import alpha_heatmaps, curves, genotype_timeline, plot_genotype
 
 log = logging.getLogger(__name__)
@@ -103,14 +103,13 @@ def _json(path: Path, warnings: list[str] | None = None) -> dict[str, Any]:
     """A run's JSON file, or {} when it is missing or damaged (said in ``warnings`` and on stderr)."""
     if not path.is_file():
         return {}
-    try:
-        data = read_run_json(path)
+    try:  # results with their epochs from 1 in any format
+        return read_result(path) if path.name.endswith("result.json") else read_run_json(path)
     except RunError as exc:
         log.warning("report: %s", exc)
         if warnings is not None:
             warnings.append(f"{path.name} could not be used ({exc})")
         return {}
-    return upgrade_epochs(data) if path.name.endswith("result.json") else data  # epochs from 1 in any format
 
 
 def _write_page(run: Path, parts: list[str], out: str | Path | None) -> Path:
@@ -169,10 +168,10 @@ def _study_section(run: Path) -> str:
 
 def _read(path: Path, warnings: list[str]) -> list[dict[str, Any]]:
     """A per-epoch JSONL log, epochs from 1; unreadable lines are skipped and said so on the page."""
-    rows, bad = read_jsonl(path, count_bad=True)
+    rows, bad = read_epoch_log(path, count_bad=True)
     if bad:
         warnings.append(f"{path.name}: {bad} unreadable line(s) skipped")
-    return epochs_from_one(rows)
+    return rows
 
 
 def _numeric_epoch(record: dict[str, Any], warnings: list[str]) -> bool:
