@@ -66,7 +66,7 @@ def test_the_fanned_cell_equals_the_cell_run_edge_by_edge(build, shape, targets,
     and without edge normalisation, and recomputing edges or cells): logits, every gradient, running statistics
     and batch counters, and evaluation on each module's own statistics. Odd sizes reach the strided edges'
     padding and FactorizedReduce's odd branch. On the device of ``pytest --device`` (the CPU in CI, a GPU
-    where lent)."""
+    where the machine has one)."""
     from pcdarts.nas.fanout import FanOut
 
     torch.manual_seed(0)
