@@ -275,7 +275,7 @@ def test_epochs_count_from_one_in_every_file_and_older_runs_read_the_same(tmp_pa
 
 def test_old_format_records_are_read_from_one_once_and_nothing_else_is_touched(tmp_path):
     from pcdarts.runs.formats import epochs_from_one, upgrade_epochs, upgrade_model_state
-    from pcdarts.runs.rundir import MetricsLog
+    from pcdarts.runs.metrics import MetricsLog
 
     assert epochs_from_one([{"epoch": 0}, {"epoch": 1}, "x"]) == [{"epoch": 1}, {"epoch": 2}, "x"]
     assert epochs_from_one([{"epoch": False}, {"epoch": 1}]) == [{"epoch": False}, {"epoch": 1}]  # no int 0

@@ -167,7 +167,7 @@ def test_an_epoch_stopped_inside_counts_its_time_on_after_the_resume(tmp_path, m
 
 
 def test_a_run_clock_counts_on_from_its_checkpoint_and_knows_what_it_missed():
-    from pcdarts.runs.rundir import RunClock
+    from pcdarts.runs.metrics import RunClock
 
     fresh = RunClock()
     assert 0 <= fresh.wall() < 5 and 0 <= fresh.cpu() < 5 and set(fresh.state()) == {"seconds", "cpu_seconds"}

@@ -11,7 +11,8 @@ import pytest
 from pcdarts.cli import main
 from pcdarts.errors import RunError
 from pcdarts.files import append_line, is_run_folder
-from pcdarts.runs.rundir import MetricsLog, RunDir, check_out_path
+from pcdarts.runs.metrics import MetricsLog
+from pcdarts.runs.rundir import RunDir, check_out_path
 from tests.conftest import one_line
 from tests.tiny import TINY_SEARCH
 from tests.tiny import TINY_TRAIN as TINY

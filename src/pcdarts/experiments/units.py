@@ -172,7 +172,7 @@ def run_revisions(run: Path, prefix: str = "") -> dict[str, Any]:
     """The code that made a sub-run, for its study cell, from the run's environment.json.
 
     ``revision`` is the code that wrote the file last (None without one), ``earlier_revisions`` the other
-    code that ran earlier parts of it (``rundir.write_environment``); ``prefix`` names the part.
+    code that ran earlier parts of it (``environment.write_environment``); ``prefix`` names the part.
     """
     try:
         env = read_run_json(run / "environment.json")

@@ -36,7 +36,9 @@ from .environment import (
 )
 from .formats import ADDED_SETTINGS, FILE_FORMAT, epoch_part, is_old_format, upgrade_epochs
 from .inputs import data_fingerprint
-from .rundir import GracefulStop, MetricsLog, RunClock, RunDir, RunLock
+from .metrics import MetricsLog, RunClock
+from .rundir import RunDir, RunLock
+from .signals import GracefulStop
 
 log = logging.getLogger(__name__)
 

@@ -1,63 +1,24 @@
-"""Run folders: atomic checkpoints, resume, the metrics log, RNG state, graceful stops."""
+"""Run folders: what a folder must be to hold a run, its lock against a second process, and its files."""
 
 from __future__ import annotations
 
 import fcntl
-import json
 import logging
 import os
-import signal
-import sys
-import time
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from ..errors import RunError, first_line
 from ..files import (
     RUN_FILES,
-    append_line,
-    atomic_write_bytes,
     is_run_folder,
-    log_lines,
     open_no_follow,
     quote,
 )
-from .formats import epoch_of_line, upgrade_log_lines
 
 log = logging.getLogger(__name__)
 
 
-class RunClock:
-    """Wall and CPU seconds of a run, counted on from its checkpoint, so a resumed run reports its whole cost.
-
-    CPU time is this process's (every thread of it; rank 0's under torchrun). It is None for a run resumed
-    from a checkpoint written before CPU time was kept: the part before would be missing.
-    """
-
-    def __init__(self, state: dict[str, Any] | None = None) -> None:
-        state = state or {}
-        self.t0 = time.time() - float(state.get("seconds", 0.0))
-        self.cpu_known = not state or "cpu_seconds" in state
-        self.c0 = time.process_time() - float(state.get("cpu_seconds", 0.0))
-
-    def wall(self) -> float:
-        return time.time() - self.t0
-
-    def cpu(self) -> float | None:
-        return time.process_time() - self.c0 if self.cpu_known else None
-
-    def state(self) -> dict[str, float]:
-        """What a checkpoint keeps to count on after a resume."""
-        out = {"seconds": self.wall()}
-        cpu = self.cpu()
-        if cpu is not None:
-            out["cpu_seconds"] = cpu
-        return out
-
-
-# ---------------------------------------------------------------- the folder
 class RunBusy(RunError):
     """The folder is locked by another live process (a study's other worker may take the next unit)."""
 
@@ -180,87 +141,3 @@ class RunDir:
                 if not any(tb.iterdir()):
                     tb.rmdir()
         self.path.mkdir(parents=True, exist_ok=True)
-
-
-class MetricsLog:
-    """Append-only JSONL metrics, mirrored to TensorBoard when it is installed."""
-
-    def __init__(
-        self,
-        path: Path,
-        *,
-        resume_epoch: int | None = None,
-        tensorboard: bool = True,
-        enabled: bool = True,
-        old_format: bool = False,
-    ):
-        """``old_format``: the run's checkpoint predates format 2, so a log still counted from 0 is renumbered."""
-        self.path = Path(path)
-        self.enabled = enabled
-        self.tb = None
-        if not enabled:
-            return
-        if resume_epoch is not None and self.path.is_file():  # drop records past the checkpoint
-            lines = [raw.decode("utf-8", errors="replace") for raw in log_lines(self.path)]
-            if old_format:
-                lines = upgrade_log_lines(lines)
-            keep = [ln for ln in lines if epoch_of_line(ln) <= resume_epoch]
-            atomic_write_bytes(self.path, ("\n".join(keep) + "\n" if keep else "").encode())
-        elif resume_epoch is None:
-            atomic_write_bytes(self.path, b"")  # replaces a link at the path, never writes through it
-        if tensorboard:
-            tb = self.path.parent / "tb"
-            if tb.is_symlink() or (tb.exists() and not tb.is_dir()):
-                raise RunError(f"{tb} is a link or not a folder: pcdarts never writes through one; remove it")
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self.tb = SummaryWriter(str(tb))
-            except Exception:  # tensorboard is an optional extra
-                log.info("tensorboard not installed: metrics go to %s only", self.path)
-
-    def write(self, record: dict[str, Any]) -> None:
-        if not self.enabled:
-            return
-        append_line(self.path, json.dumps(record))
-        if self.tb is not None:
-            step = int(record.get("epoch", 0))
-            for k, v in record.items():
-                if isinstance(v, (int, float)) and k != "epoch":
-                    self.tb.add_scalar(k, v, step)
-            self.tb.flush()
-
-    def image(self, tag: str, img: np.ndarray, step: int) -> None:
-        if self.tb is not None:
-            self.tb.add_image(tag, img, step, dataformats="HWC")
-
-    def close(self) -> None:
-        if self.tb is not None:
-            self.tb.close()
-
-
-class GracefulStop:
-    """First SIGINT/SIGTERM: ask the loop to stop after this step. Second: exit at once."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._old: dict[int, Any] = {}
-
-    def __enter__(self) -> GracefulStop:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                self._old[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread
-                pass
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.requested:
-            sys.stderr.write("pcdarts: second signal, exiting now without a checkpoint\n")
-            os._exit(130)
-        self.requested = True
-        sys.stderr.write("\npcdarts: stopping after this step (signal again to exit at once)\n")
-
-    def __exit__(self, *exc: Any) -> None:
-        for sig, old in self._old.items():
-            signal.signal(sig, old)

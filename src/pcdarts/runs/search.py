@@ -23,7 +23,7 @@ from .engine import check_finite, cosine_lr, epoch_stats, evaluate, new_accumula
 from .formats import FILE_FORMAT, read_result
 from .inputs import check_data, load_data, make_augment
 from .loop import Context, check_world_size, run_task
-from .rundir import MetricsLog
+from .metrics import MetricsLog
 
 log = logging.getLogger(__name__)
 

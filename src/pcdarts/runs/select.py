@@ -44,7 +44,8 @@ from .engine import count_step, epoch_stats, new_accumulator, search_step, sgd_i
 from .formats import check_older_selection, older_pin_free, older_select_pin
 from .inputs import check_data, load_data, make_augment
 from .loop import Context, run_task
-from .rundir import MetricsLog, _transient
+from .metrics import MetricsLog
+from .rundir import _transient
 from .search import load_finished_supernet
 
 log = logging.getLogger(__name__)

@@ -41,7 +41,7 @@ from .engine import (
 from .formats import FILE_FORMAT, read_result, upgrade_model_state
 from .inputs import check_data, load_data, make_augment
 from .loop import RESUME_FREE, Context, check_world_size, run_task
-from .rundir import MetricsLog
+from .metrics import MetricsLog
 
 log = logging.getLogger(__name__)
 

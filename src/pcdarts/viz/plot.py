@@ -344,7 +344,7 @@ def curves(metrics: list[dict[str, Any]], out: str | Path, title: str = "") -> P
     """Loss and accuracy, learning rate, and step time per epoch, from any run's metrics.jsonl."""
     if not metrics:
         raise ConfigError("no metrics to draw: metrics.jsonl is empty")
-    ep = [m["epoch"] for m in metrics]  # counted from 1 (read with rundir.read_epoch_log for old runs)
+    ep = [m["epoch"] for m in metrics]  # counted from 1 (read with formats.read_epoch_log for old runs)
     fig = Figure(figsize=(18, 3.8))
     axes = fig.subplots(1, 4)
     for ax, keys in ((axes[0], ("train_loss", "val_loss", "arch_loss")), (axes[1], ("train_acc", "val_acc"))):
