@@ -106,7 +106,7 @@ def test_the_analysis_as_markdown(tmp_path):
 
 
 def test_study_docs_publish_study3_only_when_complete(tmp_path):
-    """scripts/study_docs.py --name study3: refused while the study runs; once complete every block is filled."""
+    """studies/tools/study_docs.py --name study3: refused while the study runs; once complete every block is filled."""
     import importlib.util
     from pathlib import Path
 
@@ -123,7 +123,7 @@ def test_study_docs_publish_study3_only_when_complete(tmp_path):
     blocks = ("study3-table", "study3-analysis", "study3-cells", "study3-times")
     (root / "docs" / "STUDY.md").write_text("".join(f"<!-- {b} -->\nSTALE\n<!-- /{b} -->\n" for b in blocks))
     (root / "README.md").write_text("headline\n")
-    path = Path(__file__).resolve().parents[2] / "scripts" / "study_docs.py"
+    path = Path(__file__).resolve().parents[2] / "studies" / "tools" / "study_docs.py"
     spec = importlib.util.spec_from_file_location("study_docs", path)
     docs = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(docs)

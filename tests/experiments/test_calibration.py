@@ -359,7 +359,7 @@ def test_time_by_part_sums_cpu_time_where_every_run_kept_it():
 
 
 def test_study_docs_publish_a_study_and_its_calibration(calibration, idx_dir, tmp_path):
-    """scripts/study_docs.py --name study2: the calibration, arms, cells and times land in STUDY.md's blocks."""
+    """studies/tools/study_docs.py --name study2: the calibration, arms, cells and times land in STUDY.md's blocks."""
     import importlib.util
     import shutil
     from pathlib import Path
@@ -372,7 +372,7 @@ def test_study_docs_publish_a_study_and_its_calibration(calibration, idx_dir, tm
     blocks = ("study2-fidelity", "study2-table", "study2-cells", "study2-times")
     (root / "docs" / "STUDY.md").write_text("".join(f"<!-- {b} -->\nold\n<!-- /{b} -->\n" for b in blocks))
     (root / "README.md").write_text("headline\n")
-    path = Path(__file__).resolve().parents[2] / "scripts" / "study_docs.py"
+    path = Path(__file__).resolve().parents[2] / "studies" / "tools" / "study_docs.py"
     spec = importlib.util.spec_from_file_location("study_docs", path)
     docs = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(docs)

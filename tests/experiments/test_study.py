@@ -114,7 +114,7 @@ def test_running_the_same_study_again_redoes_nothing(finished_study, idx_dir, ca
 
 @pytest.mark.slow
 def test_study_docs_publish_a_study_with_arms(finished_study, tmp_path):
-    """scripts/study_docs.py --name study2 on a study with searched arms and a primary arm: every cell in the
+    """studies/tools/study_docs.py --name study2 on a study with searched arms and a primary arm: every cell in the
     published study.json with its arm, seeds, costs and accuracies, the comparisons recomputed, the verdict written."""
     import importlib.util
     from pathlib import Path
@@ -130,7 +130,7 @@ def test_study_docs_publish_a_study_with_arms(finished_study, tmp_path):
     (root / "docs" / "STUDY.md").write_text("".join(f"<!-- {b} -->\nold\n<!-- /{b} -->\n" for b in blocks))
     (root / "README.md").write_text("<!-- study2-table -->\nold\n<!-- /study2-table -->\n")
     spec = importlib.util.spec_from_file_location(
-        "study_docs", Path(__file__).resolve().parents[2] / "scripts" / "study_docs.py"
+        "study_docs", Path(__file__).resolve().parents[2] / "studies" / "tools" / "study_docs.py"
     )
     docs = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(docs)

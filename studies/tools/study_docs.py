@@ -1,9 +1,9 @@
 """Copy a study's results into the docs: its study.json and pictures, and the tables in the README and STUDY.md.
 
-    python scripts/study_docs.py docs/study/fmnist-cpu                  # Study I
-    python scripts/study_docs.py docs/study2/fmnist --name study2       # Study II and its calibration
-    python scripts/study_docs.py docs/study2/fmnist --name study2 --calibration-only   # the calibration alone
-    python scripts/study_docs.py docs/study3/fmnist --name study3       # Study III, once it is complete
+    python studies/tools/study_docs.py docs/study/fmnist-cpu                  # Study I
+    python studies/tools/study_docs.py docs/study2/fmnist --name study2       # Study II and its calibration
+    python studies/tools/study_docs.py docs/study2/fmnist --name study2 --calibration-only   # the calibration alone
+    python studies/tools/study_docs.py docs/study3/fmnist --name study3       # Study III, once it is complete
 
 Rewrites only the text between marker pairs such as <!-- study-table --> and <!-- /study-table -->: for
 Study I ``study-table`` (README and STUDY.md) and ``study-cells``; for Study II ``study2-table``,
@@ -33,7 +33,7 @@ from pcdarts.experiments.tables import (
 )
 from pcdarts.viz.studies import plot_study
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _block(path: Path, page: str, marker: str) -> tuple[int, int]:

@@ -2,7 +2,7 @@
 ones the study's folder pinned (study_config.json, fidelity_config.json). Run by ``make lint``; the test suite
 makes its own fixtures and never reads the published studies.
 
-usage: python scripts/check_studies.py      (exit 1 and a line per difference when a file drifted)
+usage: python studies/tools/check_studies.py      (exit 1 and a line per difference when a file drifted)
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pcdarts.experiments.fidelity import FidelityConfig
 from pcdarts.experiments.protocols import read_protocol, study_values
 from pcdarts.experiments.study import StudyConfig
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PUBLISHED = {
     "study1.toml": "docs/study/fmnist-cpu/study_config.json",
     "study2.toml": "docs/study2/fmnist/study_config.json",
