@@ -49,3 +49,14 @@ def test_max_macs_refuses_a_budget_beyond_any_network_it_would_build(tmp_path, c
     assert "more than 512 init channels" in one_line(capsys)
     assert main([*args, "--max-macs", "5M", "--init-channels", "8"]) == 2
     assert "not both" in one_line(capsys)
+
+
+def test_describe_network_is_the_info_command_in_python():
+    from pcdarts.runs.artifacts import describe_network
+
+    out = describe_network("PC_DARTS_cifar", dataset="fashion-mnist")
+    assert (out["input"], out["init_channels"], out["layers"], out["trained_run"]) == ([1, 16, 16], 16, 6, False)
+    wider = describe_network("PC_DARTS_cifar", dataset="fashion-mnist", init_channels=32)
+    assert wider["params"] > out["params"] and wider["macs"] > out["macs"]
+    with pytest.raises(ConfigError, match="layers must be between"):
+        describe_network("PC_DARTS_cifar", layers=0)

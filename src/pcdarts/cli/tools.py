@@ -6,70 +6,25 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
-from ..data import SHAPES
 from ..errors import ConfigError, first_line
 
 
-def _trained(spec: str) -> Any:
-    """A training run folder's own network (``deploy.ModelInfo``, read from its checkpoint), or None."""
-    from ..deploy import load_trained
-
-    run = Path(spec)
-    if not (run.is_dir() and (run / "result.json").is_file()):
-        return None
-    return load_trained(run)[1]
-
-
 def cmd_info(ns: argparse.Namespace) -> int:
-    from ..nas.network import build_network, count_macs, count_params
-    from ..runs.artifacts import load_genotype
-    from ..runs.config import check_shape
+    from ..runs.artifacts import describe_network, load_genotype
 
-    genotype = load_genotype(ns.genotype)
-    trained = _trained(ns.genotype)
-    if trained is not None:  # a training run: the network it trained, at its own input size and classes
-        dataset, args = trained.dataset, trained.model_args
-        if ns.dataset not in (None, dataset):
-            print(f"info: {ns.genotype} is a training run on {dataset}: its own network is shown", file=sys.stderr)
-        cin, side = trained.in_channels, trained.input_size[0]
-        classes, stem, c, layers = args["num_classes"], args["stem"], args["init_channels"], args["layers"]
-    else:
-        from ..runs.presets import described_network
-
-        dataset = ns.dataset or "cifar10"
-        cfg, (cin, side, _) = described_network(dataset)
-        classes, stem, c, layers = SHAPES[dataset].classes, cfg.stem, cfg.init_channels, cfg.layers
-        if getattr(genotype, "cell", "darts") != "darts":  # as train builds it: the depth in whole stages
-            from ..nas.nb201 import whole_stages
-
-            layers, stem = whole_stages(layers), "cifar"
-    ns.dataset = dataset
-    c = c if ns.init_channels is None else ns.init_channels
-    layers = layers if ns.layers is None else ns.layers
-    classes = classes if ns.num_classes is None else ns.num_classes
-    check_shape(init_channels=c, layers=layers, num_classes=classes)
-    model = build_network(
-        genotype, num_classes=classes, in_channels=cin, init_channels=c, layers=layers, auxiliary=False, stem=stem
-    )
-    params, macs = count_params(model), count_macs(model, (cin, side, side))
-    out = {
-        "params": params,
-        "macs": macs,
-        "dataset": ns.dataset,
-        "input": [cin, side, side],
-        "init_channels": c,
-        "layers": layers,
-        "num_classes": classes,
-        "genotype": genotype.to_dict(),
-    }
+    out = describe_network(ns.genotype, dataset=ns.dataset, init_channels=ns.init_channels, layers=ns.layers,
+                           num_classes=ns.num_classes)  # fmt: skip
+    if out["trained_run"] and ns.dataset not in (None, out["dataset"]):
+        print(f"info: {ns.genotype} is a training run on {out['dataset']}: its own network is shown", file=sys.stderr)
     if ns.json:
-        print(json.dumps(out))
+        print(json.dumps({k: v for k, v in out.items() if k != "trained_run"}))
     else:
+        side = out["input"][1]
         print(
-            f"{genotype.to_text()}\n{ns.dataset} (C={c}, {layers} cells, {side}x{side}): "
-            f"{params:,} parameters (auxiliary head excluded), {macs / 1e6:.1f} M multiply-adds"
+            f"{load_genotype(ns.genotype).to_text()}\n{out['dataset']} (C={out['init_channels']}, {out['layers']} "
+            f"cells, {side}x{side}): {out['params']:,} parameters (auxiliary head excluded), "
+            f"{out['macs'] / 1e6:.1f} M multiply-adds"
         )
     return 0
 

@@ -129,3 +129,58 @@ def evaluate_trained(
         "images": stats["n"],
         "classes": len(stats["per_class"]),
     }
+
+
+def describe_network(
+    spec: str,
+    *,
+    dataset: str | None = None,
+    init_channels: int | None = None,
+    layers: int | None = None,
+    num_classes: int | None = None,
+) -> dict[str, Any]:
+    """Parameters and multiply-adds of the final network of a cell (``load_genotype``'s ``spec``): a training
+    run folder's own network (its checkpoint's shape; ``dataset`` cannot change it), else the network of
+    ``runs.presets.described_network`` on ``dataset`` (CIFAR-10 by default); the keyword values replace its
+    width, depth and classes. ``trained_run`` says which of the two it was."""
+    from ..data import SHAPES
+    from ..nas.network import build_network, count_macs, count_params
+    from .config import check_shape
+    from .presets import described_network
+
+    genotype = load_genotype(spec)
+    run = Path(spec)
+    trained = run.is_dir() and (run / "result.json").is_file()
+    if trained:  # the network it trained, at its own input size and classes
+        from ..deploy import load_trained
+
+        info = load_trained(run)[1]
+        args = info.model_args
+        dataset, cin, side = info.dataset, info.in_channels, info.input_size[0]
+        classes, stem, c, depth = args["num_classes"], args["stem"], args["init_channels"], args["layers"]
+    else:
+        dataset = dataset or "cifar10"
+        cfg, (cin, side, _) = described_network(dataset)
+        classes, stem, c, depth = SHAPES[dataset].classes, cfg.stem, cfg.init_channels, cfg.layers
+        if getattr(genotype, "cell", "darts") != "darts":  # as train builds it: the depth in whole stages
+            from ..nas.nb201 import whole_stages
+
+            depth, stem = whole_stages(depth), "cifar"
+    c = c if init_channels is None else init_channels
+    depth = depth if layers is None else layers
+    classes = classes if num_classes is None else num_classes
+    check_shape(init_channels=c, layers=depth, num_classes=classes)
+    model = build_network(
+        genotype, num_classes=classes, in_channels=cin, init_channels=c, layers=depth, auxiliary=False, stem=stem
+    )
+    return {
+        "params": count_params(model),
+        "macs": count_macs(model, (cin, side, side)),
+        "dataset": dataset,
+        "input": [cin, side, side],
+        "init_channels": c,
+        "layers": depth,
+        "num_classes": classes,
+        "genotype": genotype.to_dict(),
+        "trained_run": trained,
+    }
