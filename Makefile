@@ -32,8 +32,8 @@ study: $(BIN)/.installed
 		(echo "install the Debian package dataset-fashion-mnist (as root), or run pcdarts study with --data DIR"; exit 2)
 	OMP_NUM_THREADS=1 $(BIN)/pcdarts study --config studies/$(STUDY).toml --out runs/$(STUDY) --threads 1
 
-# Two one-thread workers (pytest-xdist): 510 tests in 9 min 27 s on the idle 2-core machine (2026-12-05), where
-# one two-thread process had made CI take 21-30 min; small tensors gain little from a second thread.
+# Two one-thread pytest-xdist workers: small tensors gain little from a second thread, and two processes keep
+# both cores busy.
 test: $(BIN)/.installed
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal
 

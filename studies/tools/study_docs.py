@@ -72,7 +72,8 @@ def study1(folder: Path, root: Path) -> str:
 
 def calibration2(folder: Path, root: Path) -> str:
     """Only Study II's calibration: the ``study2-fidelity`` block and ``docs/study2/fidelity.png``."""
-    from pcdarts.experiments.fidelity import format_fidelity, load_fidelity
+    from pcdarts.experiments.fidelity import load_fidelity
+    from pcdarts.experiments.tables import format_fidelity
     from pcdarts.viz.studies import plot_fidelity
 
     fidelity = load_fidelity(folder)
@@ -89,7 +90,8 @@ def calibration2(folder: Path, root: Path) -> str:
 
 
 def study2(folder: Path, root: Path) -> str:
-    from pcdarts.experiments.fidelity import format_fidelity, load_fidelity
+    from pcdarts.experiments.fidelity import load_fidelity
+    from pcdarts.experiments.tables import format_fidelity
     from pcdarts.viz.studies import plot_fidelity
 
     study = recompute_comparisons(load_study(folder))  # the statistics by this revision's test

@@ -8,7 +8,6 @@ does; the baseline runs the same parameters with the reference implementation's 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 import os
 import platform
@@ -23,7 +22,7 @@ import torch.nn.functional as F
 from ..nas.architect import Architect
 from ..nas.supernet import SearchNetwork
 from ..runs.config import SearchConfig, build_search_network
-from ..runs.engine import search_step, train_step
+from ..runs.engine import autocast, search_step, train_step
 from ..runs.memory import saved_activation_bytes
 from .reference import reference_arch_step, to_edge_by_edge, to_reference
 
@@ -60,13 +59,6 @@ def build(
     x = torch.randn(args.batch, 3, args.size, args.size, device=device)
     y = torch.randint(0, 10, (args.batch,), device=device)
     return net, x, y
-
-
-def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-    return torch.autocast(device_type=device.type, dtype=dtype)
 
 
 def search_stepper(

@@ -123,9 +123,10 @@ def _search_dataset(run: str) -> str:
 
 
 def cmd_fidelity(ns: argparse.Namespace) -> int:
-    from ..experiments.fidelity import FidelityConfig, format_fidelity, run_fidelity
+    from ..experiments.fidelity import FidelityConfig, run_fidelity
     from ..experiments.protocols import preset_file, read_protocol
     from ..experiments.study import Arm
+    from ..experiments.tables import format_fidelity
     from ..viz.studies import plot_fidelity
 
     values: dict[str, Any] = {}

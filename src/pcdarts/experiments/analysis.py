@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..files import read_run_json
+from .stats import kendall_tau
 
 
 def percentile(x: float, others: list[float]) -> float:
@@ -103,8 +104,6 @@ def cost_matched_random_search(
 def oneshot_ranking(study: dict[str, Any], folder: str | Path) -> dict[str, Any] | None:
     """Kendall tau-b between each supernet's one-shot scores of the random cells and the same cells'
     stand-alone hold-out (and test) accuracy: per supernet and the mean. None where no search scored any."""
-    from scipy.stats import kendalltau
-
     from ..nas.nb201 import NB201Genotype
 
     folder = Path(folder)
@@ -123,8 +122,8 @@ def oneshot_ranking(study: dict[str, Any], folder: str | Path) -> dict[str, Any]
                 "arm": c["arm"],
                 "seed": c["seed"],
                 "cells": len(pairs),
-                "tau_holdout": float(kendalltau(one, [t["holdout_accuracy"] for _, t in pairs]).statistic),
-                "tau_test": float(kendalltau(one, [t["test_accuracy"] for _, t in pairs]).statistic),
+                "tau_holdout": kendall_tau(one, [t["holdout_accuracy"] for _, t in pairs]),
+                "tau_test": kendall_tau(one, [t["test_accuracy"] for _, t in pairs]),
             }
         )
     if not rows:
@@ -141,8 +140,6 @@ def noise_floor(study: dict[str, Any]) -> dict[str, Any] | None:
     beside the same seed's first training): mean absolute difference of the two test accuracies, the SD of a
     single training (root mean square difference / sqrt 2), Kendall tau-b between the two trainings; beside
     the SD of all random cells. None before two cells have both trainings."""
-    from scipy.stats import kendalltau
-
     first = {c["seed"]: c["test_accuracy"] for c in _random(study)}
     pairs = [(first[c["seed"]], c["test_accuracy"]) for c in study["cells"]
              if c["kind"] == "retrain" and c["seed"] in first]  # fmt: skip
@@ -154,6 +151,6 @@ def noise_floor(study: dict[str, Any]) -> dict[str, Any] | None:
         "pairs": len(pairs),
         "mean_abs_diff": statistics.fmean(abs(d) for d in diffs),
         "single_training_sd": math.sqrt(statistics.fmean(d * d for d in diffs) / 2),
-        "tau": float(kendalltau([a for a, _ in pairs], [b for _, b in pairs]).statistic),
+        "tau": kendall_tau([a for a, _ in pairs], [b for _, b in pairs]),
         "random_sd": statistics.stdev(rnd) if len(rnd) > 1 else math.nan,
     }

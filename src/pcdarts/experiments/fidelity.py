@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import functools
 import math
-import random
 import statistics
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -29,6 +28,7 @@ from ..files import atomic_write_json, read_run_json
 from ..nas.genotype import random_genotype
 from ..runs.config import TrainConfig, resolve_config
 from ..runs.formats import FILE_FORMAT
+from .stats import bootstrap_tau, kendall_tau
 from .study import random_cell
 from .study_config import StudyConfig
 from .units import check_pinned, run_units, train_cell, train_folder
@@ -98,48 +98,6 @@ class FidelityConfig:
     def study_train(self, budget: int) -> dict[str, Any]:
         """The ``train`` settings a study needs to reuse this calibration's trainings at ``budget``."""
         return {**self.train, "epochs": budget}
-
-
-# ---------------------------------------------------------------- statistics
-def kendall_tau(x: list[float], y: list[float]) -> float:
-    """Kendall's tau-b (ties counted as in scipy.stats.kendalltau); NaN when either side is constant."""
-    n = len(x)
-    concordant = discordant = ties_x = ties_y = 0
-    for i in range(n):
-        for j in range(i + 1, n):
-            dx, dy = x[i] - x[j], y[i] - y[j]
-            if dx == 0 and dy == 0:
-                continue
-            if dx == 0:
-                ties_x += 1
-            elif dy == 0:
-                ties_y += 1
-            elif (dx > 0) == (dy > 0):
-                concordant += 1
-            else:
-                discordant += 1
-    denom = math.sqrt((concordant + discordant + ties_x) * (concordant + discordant + ties_y))
-    return (concordant - discordant) / denom if denom else math.nan
-
-
-def bootstrap_tau(
-    x: list[float], y: list[float], *, reps: int = 2000, level: float = 0.9, seed: int = 0
-) -> tuple[float, float]:
-    """A percentile bootstrap interval of Kendall tau, resampling cells with replacement (seeded)."""
-    rng = random.Random(seed)
-    n = len(x)
-    taus = []
-    for _ in range(reps):
-        idx = [rng.randrange(n) for _ in range(n)]
-        t = kendall_tau([x[i] for i in idx], [y[i] for i in idx])
-        if not math.isnan(t):
-            taus.append(t)
-    if len(taus) < reps // 2:
-        return math.nan, math.nan
-    taus.sort()
-    lo = taus[int(math.floor((1 - level) / 2 * (len(taus) - 1)))]
-    hi = taus[int(math.ceil((1 + level) / 2 * (len(taus) - 1)))]
-    return lo, hi
 
 
 def summarise_fidelity(cfg: FidelityConfig, rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -306,35 +264,6 @@ def run_fidelity(
     return fid.summarise_finished() if summary_only else fid.run()
 
 
-def format_fidelity(summary: dict[str, Any]) -> str:
-    """The per-budget table as Markdown (validation accuracy in %)."""
-    lines = [
-        "| epochs | cells | Kendall tau vs longest (90 % CI) | val accuracy mean ± std | min | max |",
-        "|---|---|---|---|---|---|",
-    ]
-    for b in summary["budgets"]:
-        lo, hi = b["tau_90ci"]
-        lines.append(
-            f"| {b['epochs']} | {b['cells']} | {b['tau_vs_longest']:.2f} ({lo:.2f} to {hi:.2f}) | "
-            f"{100 * b['val_mean']:.2f} ± {100 * b['val_std']:.2f} % | {100 * b['val_min']:.2f} % | "
-            f"{100 * b['val_max']:.2f} % |"
-        )
-    s = summary["seed"]
-    lo, hi = s["tau_90ci"]
-    lines.append("")
-    lines.append(
-        f"Seed to seed ({s['cells']} cells at {s['budget_epochs']} epochs): tau {s['tau']:.2f} ({lo:.2f} to "
-        f"{hi:.2f}), mean |difference| {100 * s['mean_abs_diff']:.2f} points."
-    )
-    chosen = summary.get("chosen_budget")
-    lines.append(
-        f"Chosen budget ({summary['rule']}): {chosen} epochs."
-        if chosen is not None
-        else "Calibration not complete yet: no budget chosen."
-    )
-    return "\n".join(lines)
-
-
 def load_fidelity(path: str | Path) -> dict[str, Any]:
 
     path = Path(path)
@@ -347,15 +276,6 @@ def load_fidelity(path: str | Path) -> dict[str, Any]:
     except (RunError, KeyError, TypeError):
         raise RunError(f"{f} is not a readable fidelity.json: run the calibration again to rewrite it") from None
     return data
-
-
-__all__ = [
-    "FidelityConfig",
-    "format_fidelity",
-    "kendall_tau",
-    "load_fidelity",
-    "run_fidelity",
-]
 
 
 def calibrated_budget(folder: str | Path, train: dict[str, Any], dataset: str) -> int | None:

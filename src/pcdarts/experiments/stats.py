@@ -5,6 +5,7 @@ probability of superiority, the comparison with random cells and the verdict.
 from __future__ import annotations
 
 import math
+import random
 import statistics
 from typing import Any
 
@@ -136,3 +137,44 @@ def primary_verdict(study: dict[str, Any]) -> str | None:
         f"p = {comp['p_value']:.3f}: "
         + ("BEATS random cells (p < 0.05 and effect >= 1 SD)" if beats else "does NOT beat random cells at this scale")
     )
+
+
+def kendall_tau(x: list[float], y: list[float]) -> float:
+    """Kendall's tau-b (ties counted as in scipy.stats.kendalltau); NaN when either side is constant."""
+    n = len(x)
+    concordant = discordant = ties_x = ties_y = 0
+    for i in range(n):
+        for j in range(i + 1, n):
+            dx, dy = x[i] - x[j], y[i] - y[j]
+            if dx == 0 and dy == 0:
+                continue
+            if dx == 0:
+                ties_x += 1
+            elif dy == 0:
+                ties_y += 1
+            elif (dx > 0) == (dy > 0):
+                concordant += 1
+            else:
+                discordant += 1
+    denom = math.sqrt((concordant + discordant + ties_x) * (concordant + discordant + ties_y))
+    return (concordant - discordant) / denom if denom else math.nan
+
+
+def bootstrap_tau(
+    x: list[float], y: list[float], *, reps: int = 2000, level: float = 0.9, seed: int = 0
+) -> tuple[float, float]:
+    """A percentile bootstrap interval of Kendall tau, resampling cells with replacement (seeded)."""
+    rng = random.Random(seed)
+    n = len(x)
+    taus = []
+    for _ in range(reps):
+        idx = [rng.randrange(n) for _ in range(n)]
+        t = kendall_tau([x[i] for i in idx], [y[i] for i in idx])
+        if not math.isnan(t):
+            taus.append(t)
+    if len(taus) < reps // 2:
+        return math.nan, math.nan
+    taus.sort()
+    lo = taus[int(math.floor((1 - level) / 2 * (len(taus) - 1)))]
+    hi = taus[int(math.ceil((1 + level) / 2 * (len(taus) - 1)))]
+    return lo, hi

@@ -222,3 +222,32 @@ def format_analysis(study: dict[str, Any], folder: Any, arm: str) -> str:
             f"trainings {nf['tau']:+.2f}."
         )
     return "\n\n".join(out)
+
+
+def format_fidelity(summary: dict[str, Any]) -> str:
+    """The per-budget table as Markdown (validation accuracy in %)."""
+    lines = [
+        "| epochs | cells | Kendall tau vs longest (90 % CI) | val accuracy mean ± std | min | max |",
+        "|---|---|---|---|---|---|",
+    ]
+    for b in summary["budgets"]:
+        lo, hi = b["tau_90ci"]
+        lines.append(
+            f"| {b['epochs']} | {b['cells']} | {b['tau_vs_longest']:.2f} ({lo:.2f} to {hi:.2f}) | "
+            f"{100 * b['val_mean']:.2f} ± {100 * b['val_std']:.2f} % | {100 * b['val_min']:.2f} % | "
+            f"{100 * b['val_max']:.2f} % |"
+        )
+    s = summary["seed"]
+    lo, hi = s["tau_90ci"]
+    lines.append("")
+    lines.append(
+        f"Seed to seed ({s['cells']} cells at {s['budget_epochs']} epochs): tau {s['tau']:.2f} ({lo:.2f} to "
+        f"{hi:.2f}), mean |difference| {100 * s['mean_abs_diff']:.2f} points."
+    )
+    chosen = summary.get("chosen_budget")
+    lines.append(
+        f"Chosen budget ({summary['rule']}): {chosen} epochs."
+        if chosen is not None
+        else "Calibration not complete yet: no budget chosen."
+    )
+    return "\n".join(lines)

@@ -1,5 +1,6 @@
-"""Cells read back from files: a genotype by name, file, run folder or text, and a search run's
-final alpha/beta derived again (with the P-DARTS cap if asked).
+"""What a finished run gives back: its cell (a genotype by name, file, run folder or text; a search run's final
+alpha/beta derived again, with the P-DARTS cap if asked), a trained network evaluated on its test split, and
+the size of a cell's final network (``describe_network``, the ``info`` command).
 """
 
 from __future__ import annotations
