@@ -9,7 +9,8 @@ import torch
 from scipy.stats import kendalltau
 
 from pcdarts.cli import main
-from pcdarts.experiments.fidelity import FidelityConfig, bootstrap_tau, kendall_tau, load_fidelity, run_fidelity
+from pcdarts.experiments.fidelity import FidelityConfig, load_fidelity, run_fidelity
+from pcdarts.experiments.stats import bootstrap_tau, kendall_tau
 from pcdarts.experiments.study import StudyConfig, run_study
 from pcdarts.experiments.units import run_units
 from pcdarts.files import load_checkpoint
