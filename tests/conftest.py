@@ -5,7 +5,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from tests.tiny import QUARTER_SEARCH, QUARTER_TRAIN  # noqa: E402
+from tests.tiny import QUARTER_SEARCH, QUARTER_TRAIN, TINY_SEARCH, TINY_TRAIN  # noqa: E402
 
 torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))  # the same count torch uses for OpenMP
 
@@ -64,6 +64,29 @@ def digits_runs(tmp_path_factory):
         == 0
     )
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_search(tmp_path_factory):
+    """A finished tiny search (``TINY_SEARCH``: synthetic data, seconds), shared by every test that reads one.
+
+    Shared: a test that changes the folder (a resume, an edited file, a report written into it) copies it first.
+    """
+    from pcdarts.cli import main
+
+    out = tmp_path_factory.mktemp("tiny") / "search"
+    assert main(["search", *TINY_SEARCH, "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_train(tmp_path_factory):
+    """A finished tiny training of DARTS_V2 (``TINY_TRAIN``: synthetic data, seconds); shared as ``tiny_search``."""
+    from pcdarts.cli import main
+
+    out = tmp_path_factory.mktemp("tiny") / "train"
+    assert main(["train", *TINY_TRAIN, "--genotype", "DARTS_V2", "--out", str(out)]) == 0
+    return out
 
 
 @pytest.fixture

@@ -10,7 +10,14 @@ import torch
 import pcdarts.files
 from pcdarts.cli import main
 from pcdarts.errors import RunError
-from pcdarts.files import MAX_LOG_BYTES, load_checkpoint, read_jsonl, read_run_json, save_checkpoint
+from pcdarts.files import (
+    MAX_LOG_BYTES,
+    is_run_folder,
+    load_checkpoint,
+    read_jsonl,
+    read_run_json,
+    save_checkpoint,
+)
 from tests.conftest import one_line
 from tests.tiny import train_state
 
@@ -93,3 +100,10 @@ def test_a_log_of_too_many_lines_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(pcdarts.files, "MAX_LOG_RECORDS", 20)
     with pytest.raises(RunError, match="more than 20 lines"):
         read_jsonl(log)
+
+
+# ------------------------------------------------------------ run folders
+def test_a_real_run_is_recognised_by_its_own_marker(tiny_train):
+    assert is_run_folder(tiny_train)
+    env = json.loads((tiny_train / "environment.json").read_text())
+    assert isinstance(env["pcdarts"], str) and "torch" in env

@@ -8,6 +8,7 @@ import pytest
 
 from pcdarts.cli import main
 from pcdarts.nas.genotype import GenotypeError, parse_genotype_text
+from tests.tiny import TINY_SEARCH
 
 G = "Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1)], reduce=[('max_pool_3x3', 0), ('skip_connect', 1)]"
 
@@ -99,24 +100,7 @@ def test_a_run_folder_in_use_is_refused_and_a_stale_lock_is_taken_over(tmp_path,
     held = os.open(out / ".lock", os.O_CREAT | os.O_RDWR)  # another holder of the OS lock (a second open file)
     fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
     os.write(held, str(os.getppid()).encode())
-    args = [
-        "search",
-        "--dataset",
-        "synthetic",
-        "--out",
-        str(out),
-        "--epochs",
-        "2",
-        "--warmup-epochs",
-        "1",
-        "--layers",
-        "3",
-        "--init-channels",
-        "4",
-        "--image-size",
-        "8",
-        "--no-progress",
-    ]
+    args = ["search", *TINY_SEARCH, "--out", str(out)]
     assert main(args) == 2
     assert f"in use by process {os.getppid()}" in capsys.readouterr().err
     os.close(held)  # as a killed process's lock: the kernel releases it, the pid stays in the file

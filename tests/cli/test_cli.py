@@ -260,16 +260,6 @@ def test_plan_a_dataset_search_gives_memory_per_k_and_a_measured_time(capsys):
     assert main(["plan", "--dataset", "folder", "--no-time"]) == 2
 
 
-@pytest.fixture(scope="module")
-def tiny_train(tmp_path_factory):
-    from pcdarts.cli import main
-
-    run = tmp_path_factory.mktemp("t") / "t"
-    args = ["train", *TINY_TRAIN, "--genotype", "DARTS_V2", "--out", str(run)]
-    assert main(args) == 0
-    return run
-
-
 def test_info_on_a_training_run_shows_its_own_network_and_flags_are_never_abbreviated(tiny_train, capsys):
     from pcdarts.cli import main
 
@@ -284,7 +274,9 @@ def test_info_on_a_training_run_shows_its_own_network_and_flags_are_never_abbrev
         main(["bench", "step", "--chann", "8"])
 
 
-def test_second_hour_messages(tiny_train, tmp_path, capsys, caplog, monkeypatch):
+def test_messages_for_the_default_genotype_no_cuda_no_onnx_and_ranks_other_than_0(
+    tiny_train, tmp_path, capsys, caplog, monkeypatch
+):
     import logging
     import sys
 
@@ -315,10 +307,10 @@ def test_second_hour_messages(tiny_train, tmp_path, capsys, caplog, monkeypatch)
     assert logging.getLogger("pcdarts").level == logging.NOTSET
 
 
-def test_a_training_report_shows_its_parameter_free_ops_and_its_time_in_minutes(tiny_train):
+def test_a_training_report_shows_its_parameter_free_ops_and_its_time_in_minutes(tiny_train, tmp_path):
     from pcdarts.viz.report import build_report
 
-    page = build_report(tiny_train, tiny_train.parent / "page.html").read_text()
+    page = build_report(tiny_train, tmp_path / "page.html").read_text()  # not in the shared run's folder
     assert "<td>2</td></tr>" in page.split("</table>")[0]  # DARTS_V2's normal cell: 2 skip connections
     assert " min (" in page and "<th>time</th>" in page
 

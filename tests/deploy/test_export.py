@@ -1,4 +1,6 @@
+import errno
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -203,3 +205,65 @@ def test_checkpoints_that_load_but_do_not_fit_are_one_line(tmp_path, capsys):
     save_checkpoint(run / "checkpoint.pt", {"kind": "search"})
     assert main(["search", *TINY_SEARCH, "--out", str(run), "--resume"]) == 2
     assert "lacks config" in one_line(capsys)
+
+
+def test_the_lazy_api_is_listed_and_predicts_on_tensors(tmp_path):
+    import pcdarts
+
+    names = dir(pcdarts)
+    for name in ("SearchConfig", "run_search", "load_trained", "build_network", "predict", "predict_tensor"):
+        assert name in names
+    save_checkpoint(tmp_path / "best.pt", train_state())
+    model, info = pcdarts.load_trained(tmp_path / "best.pt")
+    rows = pcdarts.predict_tensor(model, info, torch.rand(2, 1, 8, 8), top_k=2)
+    assert len(rows) == 2 and len(rows[0]["top"]) == 2 and abs(sum(t["probability"] for t in rows[0]["top"])) <= 1
+    with pytest.raises(ValueError, match="images must be"):
+        pcdarts.predict_tensor(model, info, torch.rand(2, 3, 8, 8))
+    for bad in (0, -1):  # the library refuses what the command line refuses, in the same words
+        with pytest.raises(ValueError, match="top-k must be >= 1"):
+            pcdarts.predict_tensor(model, info, torch.rand(2, 1, 8, 8), top_k=bad)
+        with pytest.raises(ValueError, match="top-k must be >= 1"):
+            pcdarts.predict(tmp_path / "best.pt", [], top_k=bad)
+    from pcdarts.nas.derive import derive_from_arch
+
+    arch = {"alphas_normal": [[0.0] * 8] * 14, "alphas_reduce": [[0.0] * 8] * 14}
+    with pytest.raises(ValueError, match="max_param_free must be"):  # a setting, not a damaged arch file
+        derive_from_arch(arch, max_param_free=9)
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
+def test_an_export_on_a_full_disk_leaves_the_earlier_export_whole(tiny_train, tmp_path, capsys, monkeypatch, fmt):
+    pytest.importorskip("onnx") if fmt == "onnx" else None
+    out = tmp_path / f"model.{fmt}"
+    assert main(["export", "--checkpoint", str(tiny_train), "--format", fmt, "--out", str(out), "--no-check"]) == 0
+    capsys.readouterr()
+    earlier, earlier_meta = out.read_bytes(), (tmp_path / f"model.{fmt}.json").read_bytes()
+    import pcdarts.files
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pcdarts.files.os, "fsync", full)
+    args = ["export", "--checkpoint", str(tiny_train), "--format", fmt, "--out", str(out), "--overwrite", "--no-check"]
+    assert main(args) == 2
+    assert "no space left to write" in one_line(capsys)
+    assert out.read_bytes() == earlier and (tmp_path / f"model.{fmt}.json").read_bytes() == earlier_meta
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([out.name, out.name + ".json"])  # no partial file
+
+
+def test_predict_goes_on_past_a_fifo_and_a_folder_refuses_one(tiny_train, tmp_path, capsys):
+    good = tmp_path / "good.png"
+    Image.fromarray(np.zeros((8, 8, 3), dtype=np.uint8)).save(good)
+    os.mkfifo(tmp_path / "pipe.png")
+    assert main(["predict", "--checkpoint", str(tiny_train), str(tmp_path / "pipe.png"), str(good)]) != 0
+    captured = capsys.readouterr()
+    assert "pipe.png is not a regular file" in captured.err and captured.out.startswith(f"{good}: ")
+    data = tmp_path / "imgs"
+    for c in ("a", "b"):
+        (data / c).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(np.zeros((8, 8, 3), dtype=np.uint8)).save(data / c / f"{i}.png")
+    os.mkfifo(data / "a" / "3.png")
+    args = ["train", "--dataset", "folder", "--data", str(data), "--epochs", "1", "--out", str(tmp_path / "t")]
+    assert main(args) == 2
+    assert "3.png is not a regular file" in one_line(capsys)

@@ -251,3 +251,10 @@ def test_study_and_fidelity_sizes_are_bounded(tmp_path, capsys):
     assert "between 3 and 10,000 cells" in one_line(capsys)
     assert main(["study", "--train-set", "seed=3", "--out", str(tmp_path / "s2")]) == 2
     assert "set by the study itself" in one_line(capsys)
+
+
+def test_a_one_cell_arm_shows_no_spread():
+    row = dict(arm="a", kind="searched", n=1, mean=0.3333, std=0.0, min=0.3333, max=0.3333, params=10,
+               param_free_normal=2.0)  # fmt: skip
+    assert "n/a (one cell)" in format_table([row]) and "± 0.00" not in format_table([row])
+    assert "± 1.00 %" in format_table([{**row, "n": 2, "std": 0.01}])

@@ -43,6 +43,7 @@ def test_one_table_of_dataset_shapes_serves_plan_and_info():
 
 
 def test_max_macs_refuses_a_budget_beyond_any_network_it_would_build(tmp_path, capsys):
+    # not tests.tiny's TINY: without --init-channels, as --max-macs chooses them
     args = ["train", "--dataset", "synthetic", "--genotype", "DARTS_V2", "--image-size", "8", "--layers", "3",
             "--out", str(tmp_path / "t")]  # fmt: skip
     assert main([*args, "--max-macs", "1000G"]) == 2
@@ -60,3 +61,18 @@ def test_describe_network_is_the_info_command_in_python():
     assert wider["params"] > out["params"] and wider["macs"] > out["macs"]
     with pytest.raises(ConfigError, match="layers must be between"):
         describe_network("PC_DARTS_cifar", layers=0)
+
+
+@pytest.mark.parametrize("n_images, batch", [(600, 8), (20_000, 32)])
+def test_folder_search_defaults_pass_their_own_checks(n_images, batch):
+    from pcdarts.runs.search import MIN_ARCH_STEPS, MIN_OP_CHANNELS
+    from pcdarts.runs.sizing import fit_folder_search
+
+    cfg = SearchConfig.for_dataset("folder")
+    fitted, line = fit_folder_search(cfg, n_images, set())
+    steps = -(-int(n_images * fitted.train_portion) // fitted.batch_size)
+    assert fitted.init_channels // fitted.k >= MIN_OP_CHANNELS and fitted.batch_size == batch
+    assert steps * (fitted.epochs - fitted.warmup_epochs) >= MIN_ARCH_STEPS
+    assert f"folder search for {n_images:,} images" in line
+    kept, _ = fit_folder_search(cfg, n_images, {"init_channels", "batch_size", "epochs"})  # the user's values stay
+    assert (kept.init_channels, kept.batch_size, kept.epochs) == (cfg.init_channels, cfg.batch_size, cfg.epochs)

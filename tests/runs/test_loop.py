@@ -17,7 +17,7 @@ from pcdarts.files import load_checkpoint, save_checkpoint
 from pcdarts.runs.config import TrainConfig, resolve_config
 from pcdarts.runs.train import run_train
 from tests.conftest import one_line
-from tests.tiny import ENV, QUARTER_SEARCH, TINY_DIGITS
+from tests.tiny import ENV, QUARTER_SEARCH, QUARTER_TRAIN, TINY, TINY_DIGITS, TINY_SEARCH
 
 # 4 epochs: the second checkpoint is cut with two epochs still to run; 3 steps an epoch at batch 128: long enough
 # to be killed between checkpoints
@@ -320,17 +320,14 @@ def test_nonfinite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, capsy
 
 
 def test_a_loss_that_diverges_before_any_checkpoint_says_so(tmp_path, capsys):
-    args = ["train", "--genotype", "DARTS_V2", "--dataset", "synthetic", "--epochs", "2", "--layers", "3",
-            "--init-channels", "4", "--image-size", "8", "--lr", "1e9", "--threads", "1", "--no-progress"]  # fmt: skip
+    args = ["train", "--genotype", "DARTS_V2", *TINY, "--epochs", "2", "--lr", "1e9"]
     assert main([*args, "--out", str(tmp_path / "t")]) == 1  # the run failed (exit 1), not the input (2)
     err = one_line(capsys)
     assert "in the first epoch, before any checkpoint" in err and "last good checkpoint" not in err
 
 
 def test_alpha_far_out_of_range_is_warned_about(tmp_path, caplog):
-    args = ["search", "--dataset", "synthetic", "--epochs", "2", "--warmup-epochs", "0", "--layers", "3",
-            "--init-channels", "4", "--image-size", "8", "--arch-lr", "1e6", "--threads", "1",
-            "--no-progress"]  # fmt: skip
+    args = ["search", *TINY_SEARCH, "--warmup-epochs", "0", "--arch-lr", "1e6"]  # no warm-up: alpha moves at once
     with caplog.at_level(logging.WARNING, logger="pcdarts.runs.search"):
         assert main([*args, "--out", str(tmp_path / "s")]) == 0
     assert caplog.text.count("their softmax is saturated") == 1
@@ -389,3 +386,55 @@ def test_busy_machine_is_detected(monkeypatch, caplog):
     assert "--threads 1" in caplog.text
     monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
     assert not warn_if_busy(torch.device("cpu"))
+
+
+def test_threads_follow_the_load_when_not_given_and_refusals_stay_one_line(tmp_path, monkeypatch, capsys, caplog):
+    import os
+
+    monkeypatch.setattr(os, "getloadavg", lambda: (5.0, 5.0, 5.0))
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        caplog.set_level("INFO")
+        out = tmp_path / "busy"
+        args = ["search", *TINY_SEARCH, "--out", str(out)]
+        args.remove("--threads"), args.remove("1")  # no --threads: the run chooses them from the load
+        assert main(args) == 0
+        assert "threads: 1 (load 5.0" in caplog.text
+        assert json.loads((out / "environment.json").read_text())["torch_threads"] == 1
+        capsys.readouterr()
+        torch.set_num_threads(2)
+        assert main([*args[:3], "--out", str(tmp_path / "nothing"), "--resume"]) == 2  # refused before any warning
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "nothing to resume" in err
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_a_finished_search_and_training_can_be_extended_and_say_so(tmp_path, capsys, caplog):
+    s, t = str(tmp_path / "s"), str(tmp_path / "t")
+    assert main(["search", "--dataset", "synthetic", "--out", s, *QUARTER_SEARCH]) == 0
+    capsys.readouterr()
+    assert main(["search", "--resume", "--out", s, "--epochs", "3", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "asks for 3" in err and "--extend" in err  # refused, with the way to do it
+    assert main(["search", "--resume", "--out", s, "--epochs", "2", "--extend", "--no-progress"]) == 2
+    assert "--extend needs --epochs above the run's 2" in capsys.readouterr().err
+    assert main(["search", "--out", s + "x", "--dataset", "synthetic", "--extend", *QUARTER_SEARCH]) == 2
+    assert "add --resume" in capsys.readouterr().err
+    assert main(["search", "--resume", "--out", s, "--epochs", "3", "--extend", "--no-progress"]) == 0
+    history = [json.loads(ln) for ln in (tmp_path / "s" / "arch_history.jsonl").read_text().splitlines()]
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    assert json.loads((tmp_path / "s" / "config.json").read_text())["epochs"] == 3
+
+    assert main(["train", "--genotype", "DARTS_V2", "--dataset", "synthetic", "--out", t, *QUARTER_TRAIN]) == 0
+    before = json.loads((tmp_path / "t" / "result.json").read_text())
+    with caplog.at_level(logging.WARNING):
+        assert main(["train", "--resume", "--out", t, "--epochs", "3", "--extend", "--no-progress"]) == 0
+    after = json.loads((tmp_path / "t" / "result.json").read_text())
+    assert after["epochs"] == 3 and after["extended_from"]["epochs"] == 2
+    assert after["extended_from"]["test_accuracy"] == before["test_accuracy"]
+    assert "second look" in caplog.text  # the test split was read before: said, and kept in result.json
+    metrics = [json.loads(ln) for ln in (tmp_path / "t" / "metrics.jsonl").read_text().splitlines()]
+    assert [m["epoch"] for m in metrics] == [1, 2, 3]

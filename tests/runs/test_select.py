@@ -13,16 +13,8 @@ from pcdarts.nas.genotype import Genotype
 from pcdarts.nas.perturbation import Projection, plan_rounds
 from pcdarts.nas.space import node_edges, num_edges
 from pcdarts.runs.select import SelectConfig, Selector, run_select
-from tests.tiny import TINY_SEARCH
 
 E, N_OPS = num_edges(4), len(PRIMITIVES)
-
-
-@pytest.fixture(scope="module")
-def search_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("pt") / "search"
-    assert main(["search", *TINY_SEARCH, "--out", str(out)]) == 0
-    return out
 
 
 QUICK = SelectConfig(tune_epochs=0.25, score_batches=1, threads=1)
@@ -47,8 +39,8 @@ def test_a_probe_removes_exactly_one_op_and_decisions_fix_their_edge():
     assert en[7] == 0 and en.sum() == E - 1
 
 
-def test_the_decision_keeps_the_op_whose_removal_hurts_most_and_drops_the_least_missed_edges(search_run, tmp_path):
-    sel = Selector(search_run, tmp_path / "sel", QUICK, progress=False)
+def test_the_decision_keeps_the_op_whose_removal_hurts_most_and_drops_the_least_missed_edges(tiny_search, tmp_path):
+    sel = Selector(tiny_search, tmp_path / "sel", QUICK, progress=False)
     sel._build(torch.device("cpu"))
     before = {k: v.clone() for k, v in sel.model.named_buffers()}
     sel.model.eval()
@@ -107,9 +99,9 @@ def _stop_after(m, rounds):
     m.setattr(loop_mod, "GracefulStop", StopAfter)
 
 
-def test_selection_gives_a_valid_cell_with_every_decision_recorded(search_run, tmp_path):
+def test_selection_gives_a_valid_cell_with_every_decision_recorded(tiny_search, tmp_path):
     cfg = SelectConfig(tune_epochs=0, score_batches=1, threads=1)
-    result = run_select(search_run, tmp_path / "whole", cfg, progress=False)
+    result = run_select(tiny_search, tmp_path / "whole", cfg, progress=False)
     assert result["seconds"] > 0 and 0 < result["cpu_seconds"]  # a study's time table sums both
     env = json.loads((tmp_path / "whole" / "environment.json").read_text())
     assert result["revision"] == env["git"] and "earlier" not in env  # the code that made the selection
@@ -129,24 +121,24 @@ def test_selection_gives_a_valid_cell_with_every_decision_recorded(search_run, t
     assert [r["epoch"] for r in rounds] == list(range(1, result["rounds"] + 1))  # one record a round, on the loop
     assert all(r["train_loss"] is None and r["tune_steps"] == 0 for r in rounds)  # --tune-epochs 0: nothing tuned
     assert [r["choices"]["normal"] for r in rounds[:E]] == [d["choice"] for d in decisions[: 2 * E : 2]]
-    assert run_select(search_run, tmp_path / "whole", cfg, progress=False)["genotype"] == result["genotype"]  # read
+    assert run_select(tiny_search, tmp_path / "whole", cfg, progress=False)["genotype"] == result["genotype"]  # read
 
 
-def test_a_resumed_selection_equals_an_uninterrupted_one(search_run, tmp_path, monkeypatch):
+def test_a_resumed_selection_equals_an_uninterrupted_one(tiny_search, tmp_path, monkeypatch):
     """Stopped after round 1 and continued to round 3 = run to round 3 at once: decisions, weights, alpha."""
     import pcdarts.runs.environment as env_mod
 
     with monkeypatch.context() as m:
         _stop_after(m, 3)
-        assert run_select(search_run, tmp_path / "whole", QUICK, progress=False)["round"] == 3
+        assert run_select(tiny_search, tmp_path / "whole", QUICK, progress=False)["round"] == 3
         _stop_after(m, 1)
         m.setattr(env_mod, "revision", lambda: "a" * 40)  # the first part run by one commit, the rest by another
-        assert run_select(search_run, tmp_path / "resumed", QUICK, progress=False)["round"] == 1
+        assert run_select(tiny_search, tmp_path / "resumed", QUICK, progress=False)["round"] == 1
         m.setattr(env_mod, "revision", lambda: "b" * 40)
         ckpt = tmp_path / "resumed" / "checkpoint.pt"
         save_checkpoint(ckpt, {**load_checkpoint(ckpt), "seconds": 1e5, "cpu_seconds": 1e5})  # time so far
         _stop_after(m, 3)  # rounds 2 and 3
-        assert run_select(search_run, tmp_path / "resumed", QUICK, progress=False)["round"] == 3
+        assert run_select(tiny_search, tmp_path / "resumed", QUICK, progress=False)["round"] == 3
     a = load_checkpoint(tmp_path / "whole" / "checkpoint.pt")
     b = load_checkpoint(tmp_path / "resumed" / "checkpoint.pt")
     assert a["decisions"] == b["decisions"] and a["projection"] == b["projection"] and a["tune_done"] > 0
@@ -158,35 +150,35 @@ def test_a_resumed_selection_equals_an_uninterrupted_one(search_run, tmp_path, m
     (tmp_path / "whole" / "checkpoint.pt").unlink()  # as the error for a bad checkpoint says to do
     _stop_after(monkeypatch, 1)
     monkeypatch.setattr(env_mod, "revision", lambda: "c" * 40)
-    assert run_select(search_run, tmp_path / "whole", QUICK, progress=False)["round"] == 1
+    assert run_select(tiny_search, tmp_path / "whole", QUICK, progress=False)["round"] == 1
     env = json.loads((tmp_path / "whole" / "environment.json").read_text())
     assert env["git"] == "c" * 40 and "earlier" not in env  # started afresh: the abandoned attempt is not named
 
 
-def test_select_refuses_what_it_cannot_use(search_run, tmp_path, capsys):
+def test_select_refuses_what_it_cannot_use(tiny_search, tmp_path, capsys):
     assert main(["select", "--run", str(tmp_path), "--no-progress"]) == 2
     assert "not a finished search run" in capsys.readouterr().err
-    assert main(["select", "--run", str(search_run), "--out", str(search_run), "--no-progress"]) == 2
+    assert main(["select", "--run", str(tiny_search), "--out", str(tiny_search), "--no-progress"]) == 2
     assert "is the search run itself" in capsys.readouterr().err
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep")
-    assert main(["select", "--run", str(search_run), "--out", str(tmp_path / "mine"), "--no-progress"]) == 2
+    assert main(["select", "--run", str(tiny_search), "--out", str(tmp_path / "mine"), "--no-progress"]) == 2
     assert "holds no selection" in capsys.readouterr().err and (tmp_path / "mine" / "notes.txt").is_file()
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "select_config.json").write_text(json.dumps({**QUICK.__dict__, "search_arch_sha256": "x"}))
-    assert main(["select", "--run", str(search_run), "--out", str(tmp_path / "other"), "--tune-epochs", "0.25",
+    assert main(["select", "--run", str(tiny_search), "--out", str(tmp_path / "other"), "--tune-epochs", "0.25",
                  "--score-batches", "1", "--threads", "1", "--no-progress"]) == 2  # fmt: skip
     assert "from another search" in capsys.readouterr().err
     pinned = tmp_path / "pinned"  # a selection of this search with other settings: its config.json pins it
-    assert run_select(search_run, pinned, SelectConfig(tune_epochs=0, score_batches=1, threads=1), progress=False)
-    assert main(["select", "--run", str(search_run), "--out", str(pinned), "--tune-epochs", "0.25",
+    assert run_select(tiny_search, pinned, SelectConfig(tune_epochs=0, score_batches=1, threads=1), progress=False)
+    assert main(["select", "--run", str(tiny_search), "--out", str(pinned), "--tune-epochs", "0.25",
                  "--score-batches", "1", "--threads", "1", "--no-progress"]) == 2  # fmt: skip
     assert "other settings" in capsys.readouterr().err and (pinned / "select_result.json").is_file()
     old = tmp_path / "old"  # stopped part-way by an older layout: refused, its files left as they were
     old.mkdir()
     (old / "select_config.json").write_text(json.dumps({**QUICK.__dict__, "search_arch_sha256": "x"}))
     (old / "select_checkpoint.pt").write_bytes(b"older")
-    assert main(["select", "--run", str(search_run), "--out", str(old), "--no-progress"]) == 2
+    assert main(["select", "--run", str(tiny_search), "--out", str(old), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "older pcdarts" in err and len(err.strip().splitlines()) == 1
     assert sorted(f.name for f in old.iterdir()) == ["select_checkpoint.pt", "select_config.json"]
@@ -209,8 +201,8 @@ def test_a_pt_arm_shares_the_searches_of_the_other_arms():
         StudyConfig(arms=(Arm.parse("bad:select=magnitude"),)).select_config(Arm.parse("bad:select=magnitude"))
 
 
-def test_ties_are_broken_by_the_magnitude_rule_and_recorded(search_run, tmp_path):
-    sel = Selector(search_run, tmp_path / "sel", QUICK, progress=False)
+def test_ties_are_broken_by_the_magnitude_rule_and_recorded(tiny_search, tmp_path):
+    sel = Selector(tiny_search, tmp_path / "sel", QUICK, progress=False)
     sel._build(torch.device("cpu"))
     with torch.no_grad():  # on edge 4, dil_conv_3x3 has the larger alpha of the two tied ops
         sel.model.alphas_normal[4].zero_()
@@ -235,11 +227,11 @@ def test_ties_are_broken_by_the_magnitude_rule_and_recorded(search_run, tmp_path
     assert first["dropped"] == min(node, key=lambda e: (strength[e], -e)) and "tie" in first
 
 
-def test_a_selection_counts_its_ties(search_run, tmp_path, caplog):
+def test_a_selection_counts_its_ties(tiny_search, tmp_path, caplog):
     import logging
 
     with caplog.at_level(logging.WARNING, logger="pcdarts.runs.select"):
-        result = run_select(search_run, tmp_path / "sel", SelectConfig(tune_epochs=0, score_batches=1, threads=1),
+        result = run_select(tiny_search, tmp_path / "sel", SelectConfig(tune_epochs=0, score_batches=1, threads=1),
                             progress=False)  # fmt: skip
     decisions = json.loads((tmp_path / "sel" / "decisions.json").read_text())
     counted = sum("tie" in d for d in decisions) + sum("tie" in s for d in decisions for s in d.get("steps", []))

@@ -1,11 +1,14 @@
 """runs.settings: the settings a search or training runs with, from Python as from the command line."""
 
 import json
+import shutil
 
 import pytest
 
+from pcdarts.cli import main
 from pcdarts.errors import ConfigError
 from pcdarts.runs.settings import saved_settings, search_settings, train_settings
+from tests.conftest import one_line
 
 
 def _search_run(tmp_path, **cfg):
@@ -54,3 +57,18 @@ def test_a_training_resumes_the_cell_it_resolved_not_its_name(tmp_path):
                                                  "genotype_resolved": cell}))  # fmt: skip
     assert json.loads(saved_settings(out)["genotype"]) == cell
     assert json.loads(train_settings({}, out=out, resume=True).genotype) == cell
+
+
+def test_a_config_of_the_wrong_shape_on_resume_is_one_line_or_the_checkpoint_is_used(
+    tiny_search, tmp_path, capsys, caplog
+):
+    search_run = tmp_path / "s"
+    shutil.copytree(tiny_search, search_run)  # its config.json is rewritten and the run resumed: a copy
+    cfg = search_run / "config.json"
+    good = cfg.read_text()
+    cfg.write_text(json.dumps({**json.loads(good), "epochs": "3", "layers": None}))
+    assert main(["search", "--resume", "--out", str(search_run), "--no-progress"]) == 2
+    assert "wrong type (epochs)" in one_line(capsys)
+    cfg.write_text("[]")  # unreadable as a config: the checkpoint's copy is used
+    assert main(["search", "--resume", "--out", str(search_run), "--no-progress"]) == 0
+    assert "is unreadable: resuming with the settings" in caplog.text
