@@ -97,7 +97,7 @@ def part_numerics(args: argparse.Namespace) -> dict[str, Any]:
             res.append([logits, *torch.autograd.grad(F.cross_entropy(logits, y), params)])
         out[f"lean_vs_reference_k{k}_max_abs_diff"] = _max_diff(res[0], res[1])
     out["ok"] = all(v < 1e-8 for v in out.values())
-    # bf16 autocast: the fan-out and edge by edge against fp32, judged as tests/bench/test_device.py judges them;
+    # bf16 autocast: the fan-out and edge by edge against fp32, judged as tests/nas/test_fanout.py judges them;
     # a failure here is recorded beside the float64 results, not in place of them
     from pcdarts.bench.reference import AUTOCAST_BOUNDS, autocast_errors
     from pcdarts.nas.supernet import SearchNetwork

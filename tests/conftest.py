@@ -5,7 +5,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from tests.tiny import QUARTER_SEARCH, QUARTER_TRAIN, TINY_SEARCH, TINY_TRAIN  # noqa: E402
+from tests.tiny import CALIBRATION_TRAIN, QUARTER_SEARCH, QUARTER_TRAIN, TINY_SEARCH, TINY_TRAIN, study_args  # noqa: E402
 
 torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))  # the same count torch uses for OpenMP
 
@@ -21,7 +21,7 @@ def pytest_addoption(parser):
     parser.addoption(
         "--device",
         default="cpu",
-        help="device of tests/bench/test_device.py: cpu (CI), cuda or cuda:N (skipped without a GPU)",
+        help="device of the tests that take the `device` fixture: cpu (CI), cuda or cuda:N (skipped without a GPU)",
     )
 
 
@@ -124,3 +124,40 @@ def stop_after():
             yield
 
     return arm
+
+
+@pytest.fixture(scope="session")
+def idx_dir(tmp_path_factory):
+    """Small Fashion-MNIST-shaped IDX files (``tests.idx_data``), shared by the study and calibration tests."""
+    from tests.idx_data import write_idx
+
+    return write_idx(tmp_path_factory.mktemp("idx"))
+
+
+@pytest.fixture(scope="session")
+def calibration(idx_dir, tmp_path_factory):
+    """A finished ``pcdarts fidelity`` calibration (3 cells, budgets 1 and 2, 3 second seeds) and its argv.
+
+    Shared: a test that changes the folder (a study run in it, a file removed) copies it first.
+    """
+    import json
+
+    from pcdarts.cli import main
+
+    out = tmp_path_factory.mktemp("fid") / "f"
+    args = ["fidelity", "--dataset", "fashion-mnist", "--data", str(idx_dir), "--out", str(out), "--cells", "3",
+            "--budgets", "1,2", "--seed-cells", "3", "--threads", "1", "--no-progress"]  # fmt: skip
+    for k, v in CALIBRATION_TRAIN.items():
+        args += ["--train-set", f"{k}={json.dumps(v)}"]
+    assert main(args) == 0
+    return out, args
+
+
+@pytest.fixture(scope="session")
+def finished_study(idx_dir, tmp_path_factory):
+    """A finished study of ``tests.tiny.study_args`` (three arms, two random cells); shared as ``tiny_search``."""
+    from pcdarts.cli import main
+
+    out = tmp_path_factory.mktemp("study") / "s"
+    assert main(study_args(idx_dir, out)) == 0
+    return out

@@ -1,6 +1,7 @@
 """pcdarts.files: a run's files are read back bounded and checked, so a damaged one is named in one line."""
 
 import json
+import os
 import struct
 import zipfile
 
@@ -107,3 +108,14 @@ def test_a_real_run_is_recognised_by_its_own_marker(tiny_train):
     assert is_run_folder(tiny_train)
     env = json.loads((tiny_train / "environment.json").read_text())
     assert isinstance(env["pcdarts"], str) and "torch" in env
+
+
+def test_files_keep_the_umask_mode(tmp_path):
+    from pcdarts.files import atomic_write_json
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_json(tmp_path / "a.json", {"x": 1})
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o644

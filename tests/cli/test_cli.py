@@ -2,6 +2,7 @@ import errno
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -331,3 +332,51 @@ def test_disk_full_names_where_it_was_writing(tmp_path, capsys, monkeypatch):
     assert main(["search", "--out", str(tmp_path / "r")]) == 2
     err = one_line(capsys)
     assert f"error: {tmp_path / 'r'}: No space left on device" in err and "::" not in err
+
+
+# Impossible settings and absurd sizes: one line on stderr, exit 2, nothing built (genotype text: test_genotype.py).
+CASES = {
+    "info-num-classes-0": (["info", "--genotype", "DARTS_V2", "--num-classes", "0"], "num classes must be between"),
+    "info-init-channels-0": (["info", "--genotype", "DARTS_V2", "--init-channels", "0"], "init channels must be"),
+    "info-layers-huge": (["info", "--genotype", "DARTS_V2", "--layers", "100000"], "layers must be between"),
+    "plan-batch-0": (["plan", "--batch-size", "0"], "batch size must be >= 1 and <="),
+    "plan-batch-negative": (["plan", "--batch-size", "-1"], "batch size must be >= 1 and <="),
+    "plan-batch-huge": (["plan", "--batch-size", "100000000"], "batch size must be >= 1 and <="),
+    "plan-k-0": (["plan", "--ks", "0"], "every K must be >= 1"),
+    "plan-size-0": (["plan", "--size", "0"], "size must be between"),
+    "threads-negative": (["search", "--threads", "-1"], "threads must be between 0"),
+    "threads-huge": (["search", "--threads", "100000"], "threads must be between 0"),
+    "epochs-huge": (["search", "--epochs", "100000000000000000000"], "epochs must be between 1 and 10,000"),
+    "train-epochs-huge": (["train", "--epochs", "20000"], "epochs must be between 1 and 10,000"),
+    "cap-reduce-out-of-range": (["search", "--max-param-free-reduce", "9"], "max param-free reduce ops"),
+    "memory-format-unknown": (["train", "--memory-format", "nhwc"], "memory format must be one of"),
+    "device-mps": (["search", "--device", "mps"], "device must be auto, cpu, cuda"),
+    "image-size-huge": (["search", "--image-size", "100000"], "image size must be 0"),
+    "momentum-5": (["search", "--momentum", "5"], "momentum must be in [0, 1)"),
+    "lr-min-above-lr": (["search", "--lr", "0.1", "--lr-min", "0.5"], "lr min must be between 0 and lr"),
+    "cutout-negative": (["train", "--cutout", "-3"], "cutout must be between 0 (off) and"),
+    "crop-padding-negative": (["train", "--crop-padding", "-4"], "crop padding must be between 0 and"),
+    "crop-padding-huge": (["train", "--crop-padding", "3000"], "crop padding must be between 0 and 256"),
+    "seed-negative": (["search", "--seed", "-1"], "seed must be between 0 and 4,294,967,295"),
+    "seed-huge": (["train", "--seed", str(2**70)], "seed must be between 0 and"),
+    "workers-negative": (["train", "--workers", "-2"], "workers must be >= 0"),
+    "aux-weight-negative": (["train", "--auxiliary-weight", "-1"], "auxiliary weight must be >= 0"),
+    "lr-nan": (["search", "--lr", "nan"], "lr must be a finite number"),
+    "lr-inf": (["train", "--lr", "inf"], "lr must be a finite number"),
+    "val-fraction-1": (["train", "--val-fraction", "1"], "val fraction must be in [0, 1)"),
+    "cap-out-of-range": (["search", "--max-param-free", "9"], "max param-free ops"),
+    "beta-decay-negative": (["search", "--beta-decay", "-1"], "beta decay weight"),
+}
+
+
+@pytest.mark.parametrize("argv,message", CASES.values(), ids=CASES.keys())
+def test_one_line_error(argv, message, tmp_path, capsys):
+    if argv[0] in ("search", "train"):
+        argv = [*argv, "--out", str(tmp_path / "run"), "--no-progress"]
+    t0 = time.time()
+    code = main(argv)
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert time.time() - t0 < 20  # refused before anything big is built
+    assert not (tmp_path / "run").exists()  # a refused start leaves no folder behind

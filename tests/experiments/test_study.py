@@ -10,56 +10,16 @@ import time
 import pytest
 
 from pcdarts.cli import main
+from pcdarts.experiments.fidelity import load_fidelity
 from pcdarts.experiments.stats import summarise_arms
 from pcdarts.experiments.study import Arm, StudyConfig, run_study
 from pcdarts.experiments.tables import format_table, verdict
+from pcdarts.files import load_checkpoint
+from pcdarts.runs.rundir import RunBusy
 from tests.conftest import one_line
-from tests.idx_data import write_idx
 from tests.pictures import assert_drawn
-from tests.tiny import STUDY_SEARCH as SEARCH
+from tests.tiny import CALIBRATION_TRAIN, STUDY_SEARCH, study_args
 from tests.tiny import STUDY_TRAIN as TRAIN
-
-
-def _args(data, out):
-    args = [
-        "study",
-        "--dataset",
-        "fashion-mnist",
-        "--data",
-        str(data),
-        "--out",
-        str(out),
-        "--searches",
-        "1",
-        "--random",
-        "2",
-        "--arm",
-        "pcdarts",
-        "--arm",
-        "cap1:max_param_free=1",
-        "--arm",
-        "bd:beta_decay=25",
-        "--threads",
-        "1",
-        "--no-progress",
-    ]
-    for k, v in SEARCH.items():
-        args += ["--search-set", f"{k}={v}"]
-    for k, v in TRAIN.items():
-        args += ["--train-set", f"{k}={json.dumps(v)}"]
-    return args
-
-
-@pytest.fixture(scope="module")
-def idx_dir(tmp_path_factory):
-    return write_idx(tmp_path_factory.mktemp("idx"))
-
-
-@pytest.fixture(scope="module")
-def finished_study(idx_dir, tmp_path_factory):
-    out = tmp_path_factory.mktemp("study") / "s"
-    assert main(_args(idx_dir, out)) == 0
-    return out
 
 
 @pytest.mark.slow
@@ -106,50 +66,14 @@ def test_running_the_same_study_again_redoes_nothing(finished_study, idx_dir, ca
     results = sorted(finished_study.glob("*/*/result.json")) + sorted(finished_study.glob("*/*/genotype.json"))
     stamps = {p: p.stat().st_mtime_ns for p in results}
     t0 = time.time()
-    assert main(_args(idx_dir, finished_study)) == 0
+    assert main(study_args(idx_dir, finished_study)) == 0
     assert time.time() - t0 < 30
     assert {p: p.stat().st_mtime_ns for p in results} == stamps
     assert "| random | 2 |" in capsys.readouterr().out  # the table is printed from the stored cells
 
 
-@pytest.mark.slow
-def test_study_docs_publish_a_study_with_arms(finished_study, tmp_path):
-    """studies/tools/study_docs.py --name study2 on a study with searched arms and a primary arm: every cell in the
-    published study.json with its arm, seeds, costs and accuracies, the comparisons recomputed, the verdict written."""
-    import importlib.util
-    from pathlib import Path
-
-    folder = tmp_path / "s"
-    folder.mkdir()
-    study = json.loads((finished_study / "study.json").read_text())
-    more = [{**c, "seed": c["seed"] + 10, "test_accuracy": c["test_accuracy"] + 0.001} for c in study["cells"]]
-    (folder / "study.json").write_text(json.dumps({**study, "primary": "cap1", "cells": study["cells"] + more}))
-    root = tmp_path / "repo"
-    (root / "docs").mkdir(parents=True)
-    blocks = ("study2-table", "study2-cells", "study2-times")
-    (root / "docs" / "STUDY.md").write_text("".join(f"<!-- {b} -->\nold\n<!-- /{b} -->\n" for b in blocks))
-    (root / "README.md").write_text("<!-- study2-table -->\nold\n<!-- /study2-table -->\n")
-    spec = importlib.util.spec_from_file_location(
-        "study_docs", Path(__file__).resolve().parents[2] / "studies" / "tools" / "study_docs.py"
-    )
-    docs = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(docs)
-    docs.main([str(folder), "--name", "study2"], root=root)
-    published = json.loads((root / "docs" / "study2" / "study.json").read_text())
-    fields = {"arm", "kind", "seed", "test_accuracy", "val_accuracy", "params", "param_free_normal",
-              "param_free_reduce", "budget_epochs", "revision"}  # fmt: skip
-    assert len(published["cells"]) == 10 and all(fields <= set(c) for c in published["cells"])
-    assert {c["arm"] for c in published["comparisons"]} == {"pcdarts", "cap1", "bd"}
-    assert published["comparisons_as_run"] == study["comparisons"]  # what the run wrote, kept for the record
-    page = (root / "docs" / "STUDY.md").read_text()
-    readme = (root / "README.md").read_text()
-    assert "old" not in page and "old" not in readme
-    assert "primary arm 'cap1' (2 cells) vs random (4)" in readme and "Mann-Whitney" in readme
-    assert "**primary**" in page and "secondary" in page and "| searches | 2 |" in page
-
-
 def test_a_study_with_other_settings_is_refused(finished_study, idx_dir, capsys):
-    args = _args(idx_dir, finished_study)
+    args = study_args(idx_dir, finished_study)
     args[args.index("--random") + 1] = "3"
     assert main(args) == 2
     err = capsys.readouterr().err
@@ -159,7 +83,7 @@ def test_a_study_with_other_settings_is_refused(finished_study, idx_dir, capsys)
 @pytest.mark.slow
 def test_sigkill_at_any_point_then_rerun_gives_the_uninterrupted_study(finished_study, idx_dir, tmp_path):
     out = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "pcdarts", *_args(idx_dir, out)]
+    cmd = [sys.executable, "-m", "pcdarts", *study_args(idx_dir, out)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     for wait_cells in (1, 3):  # kill twice: inside the first round and later
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -258,3 +182,203 @@ def test_a_one_cell_arm_shows_no_spread():
                param_free_normal=2.0)  # fmt: skip
     assert "n/a (one cell)" in format_table([row]) and "± 0.00" not in format_table([row])
     assert "± 1.00 %" in format_table([{**row, "n": 2, "std": 0.01}])
+
+
+def test_a_study_in_the_folder_reuses_a_budget_as_its_random_arm_and_reads_test_once(calibration, idx_dir, tmp_path):
+    import shutil
+
+    out = tmp_path / "calibration"  # a copy: the calibration is shared (conftest), and this study writes into it
+    shutil.copytree(calibration[0], out)
+    trained = sorted(p.name for p in (out / "train").iterdir())
+    cfg = StudyConfig(dataset="fashion-mnist", data=str(idx_dir), arms=(), searches=0, random_cells=3,
+                      train={**CALIBRATION_TRAIN, "epochs": 2})  # fmt: skip
+    summary = run_study(cfg, out, progress=False, threads=1)
+    assert sorted(p.name for p in (out / "train").iterdir()) == trained  # nothing trained again
+    assert [c["budget_epochs"] for c in summary["cells"]] == [2, 2, 2]
+    fid = {(r["cell"], r["train_seed"]): r for r in load_fidelity(out)["rows"] if r["budget_epochs"] == 2}
+    for c in summary["cells"]:
+        assert 0.0 <= c["test_accuracy"] <= 1.0 and c["val_accuracy"] == fid[c["seed"], 0]["val_accuracy"]
+        assert "test" in load_checkpoint(out / c["train_run"] / "best.pt")
+        assert c["revision"] is None or len(c["revision"]) >= 40
+
+
+def test_a_study_takes_its_budget_from_the_calibration(calibration, idx_dir, tmp_path, capsys):
+    import shutil
+
+    calib, _ = calibration
+    chosen = json.loads((calib / "fidelity.json").read_text())["chosen_budget"]
+    out = tmp_path / "study"  # a copy of the calibration folder, without any study run in it
+    shutil.copytree(calib, out, ignore=shutil.ignore_patterns("study*"))
+    args = ["study", "--out", str(out), "--budget-from", str(calib), "--dataset", "fashion-mnist", "--data",
+            str(idx_dir), "--searches", "0", "--random", "3", "--threads", "1", "--no-progress"]  # fmt: skip
+    for k, v in CALIBRATION_TRAIN.items():
+        args += ["--train-set", f"{k}={json.dumps(v)}"]
+    trained = sorted(p.name for p in (out / "train").iterdir())
+    assert main(args) == 0
+    study = json.loads((out / "study.json").read_text())
+    assert {c["budget_epochs"] for c in study["cells"]} == {chosen} and len(study["cells"]) == 3
+    assert sorted(p.name for p in (out / "train").iterdir()) == trained  # the calibration's trainings, reused
+
+
+def test_a_study_budget_is_refused_from_a_calibration_with_other_settings(calibration, tmp_path, capsys):
+    out, _ = calibration
+    base = ["study", "--out", str(tmp_path / "s"), "--searches", "0", "--random", "1", "--no-progress"]
+    assert main([*base, "--budget-from", str(out), "--train-set", "layers=4"]) == 2
+    assert "other training settings" in capsys.readouterr().err
+    assert main([*base, "--budget-from", str(tmp_path)]) == 2
+    assert "no fidelity.json" in capsys.readouterr().err
+    fid = json.loads((out / "fidelity.json").read_text())
+    unfinished = tmp_path / "unfinished"
+    unfinished.mkdir()
+    (unfinished / "fidelity.json").write_text(json.dumps({**fid, "chosen_budget": None}))
+    assert main([*base, "--budget-from", str(unfinished), "--train-set", "layers=4"]) == 2
+    assert "other training settings" in capsys.readouterr().err and not (tmp_path / "s").exists()
+
+
+def test_study_print_config_shows_the_plan_and_writes_nothing(calibration, idx_dir, tmp_path, capsys):
+    """`pcdarts study --print-config`: every arm's search and selection, the training, the units; no folder.
+    Before the calibration has chosen its budget the epochs say so; mismatched settings are still refused."""
+    calib, _ = calibration
+    unfinished = tmp_path / "calib"
+    unfinished.mkdir()
+    fid = json.loads((calib / "fidelity.json").read_text())
+    (unfinished / "fidelity.json").write_text(json.dumps({**fid, "chosen_budget": None}))
+    out = tmp_path / "study"
+    args = ["study", "--out", str(out), "--dataset", "fashion-mnist", "--data", str(idx_dir), "--searches", "2",
+            "--random", "3", "--arm", "cap2:max_param_free=2",
+            "--arm", "pt:select=pt,select_tune_epochs=0.2"]  # fmt: skip
+    for k, v in CALIBRATION_TRAIN.items():
+        args += ["--train-set", f"{k}={json.dumps(v)}"]
+    args = [*args, "--print-config"]
+    assert main([*args, "--budget-from", str(unfinished)]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert not out.exists()
+    assert plan["arms"]["cap2"]["search"]["max_param_free"] == 2 and plan["arms"]["cap2"]["select"] is None
+    assert plan["arms"]["pt"]["select"]["method"] == "pt" and plan["arms"]["pt"]["search"]["seed"] == "0..1"
+    assert plan["train"]["epochs"].startswith("not chosen yet")
+    assert plan["units"] == ["cap2 seed 0", "pt seed 0", "random seed 0", "cap2 seed 1", "pt seed 1", "random seed 1",
+                             "random seed 2"]  # fmt: skip
+    assert main([*args, "--budget-from", str(calib), "--threads", "1"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["train"]["epochs"] == fid["chosen_budget"]
+    assert (
+        plan["train"]["threads"]
+        == plan["arms"]["pt"]["search"]["threads"]
+        == plan["arms"]["pt"]["select"]["threads"]
+        == 1
+    )
+    assert main([*args, "--budget-from", str(unfinished), "--train-set", "lr=0.5"]) == 2
+    assert "other training settings" in capsys.readouterr().err
+
+
+PENDING_SEARCH = {k: v for k, v in STUDY_SEARCH.items() if k != "lr"}  # lr: the search's own default
+
+
+PT = "pt:select=pt,select_tune_epochs=0.2,select_score_batches=2"
+
+
+def test_a_study_searches_while_its_calibration_runs_and_trains_once_the_budget_is_chosen(
+    calibration, idx_dir, tmp_path, capsys, monkeypatch
+):
+    """Searches and selections do not depend on the training budget: they run before the calibration is
+    finished, no cell is trained, no test split read and no epochs pinned until the budget is chosen, and a
+    run that sees the budget arrive carries on with the trainings (the calibration's own trainings reused)."""
+    import shutil
+
+    import pcdarts.experiments.study as study_mod
+    from pcdarts.experiments.study import Arm
+
+    selected = []  # the perturbation-based selection itself is tested in test_select.py; here, when it runs
+
+    def select(run, out, cfg, progress=True):
+        selected.append(out)
+        genotype = json.loads((run / "genotype.json").read_text())
+        return {"genotype": genotype, "label": cfg.label(), "seconds": 1.0, "cpu_seconds": 1.0}
+
+    monkeypatch.setattr(study_mod, "run_select", select)
+    calib, _ = calibration
+    fid = json.loads((calib / "fidelity.json").read_text())
+    chosen = fid["chosen_budget"]
+    out = tmp_path / "study"  # the study in its calibration's folder, as Study II runs
+    shutil.copytree(calib, out, ignore=shutil.ignore_patterns("study*"))
+    (out / "fidelity.json").write_text(json.dumps({**fid, "chosen_budget": None}))
+    args = ["study", "--out", str(out), "--budget-from", str(out), "--dataset", "fashion-mnist", "--data",
+            str(idx_dir), "--searches", "1", "--random", "2", "--arm", "pcdarts", "--arm", PT, "--threads", "1",
+            "--no-progress"]  # fmt: skip
+    for k, v in PENDING_SEARCH.items():
+        args += ["--search-set", f"{k}={v}"]
+    for k, v in CALIBRATION_TRAIN.items():
+        args += ["--train-set", f"{k}={json.dumps(v)}"]
+    calibrated = {p: p.stat().st_mtime_ns for p in (out / "train").glob("*/*")}
+    assert main(args) == 0
+    said = capsys.readouterr().out
+    assert "has not chosen the training budget yet" in said and "the 4 cells' trainings wait" in said
+    (search,) = (out / "search").iterdir()
+    assert (search / "genotype.json").is_file() and [p.parent for p in selected] == [search]
+    assert {p: p.stat().st_mtime_ns for p in (out / "train").glob("*/*")} == calibrated  # untouched: no test read
+    assert not (out / "study.json").exists() and not (out / "study_config.json").exists()
+    assert "epochs" not in json.loads((out / "study_config_searches.json").read_text())["train"]
+    searched_at = (search / "search_result.json").stat().st_mtime_ns
+    other = [a if a != "warmup_epochs=1" else "warmup_epochs=0" for a in args]  # another search, same folder
+    assert main(other) == 2
+    assert "other settings (search)" in capsys.readouterr().err
+
+    # The budget arrives while a run is under way: the units that waited are taken up again in the same run.
+    answers = iter([None])
+    cfg = StudyConfig(dataset="fashion-mnist", data=str(idx_dir), arms=(Arm("pcdarts"), Arm.parse(PT)), searches=1,
+                      random_cells=2, search=PENDING_SEARCH, train=dict(CALIBRATION_TRAIN))  # fmt: skip
+    summary = run_study(cfg, out, progress=False, threads=1, budget=lambda: next(answers, chosen))
+    assert summary["complete"] and [c["arm"] for c in summary["cells"]] == ["pcdarts", "pt", "random", "random"]
+    assert {c["budget_epochs"] for c in summary["cells"]} == {chosen}
+    searched_by = json.loads((search / "environment.json").read_text())["git"]
+    assert [c["search_revision"] for c in summary["cells"][:2]] == [searched_by] * 2  # each part's code named
+    assert summary["cells"][1]["select_revision"] is None  # the stand-in selection above names none
+    assert (search / "search_result.json").stat().st_mtime_ns == searched_at  # the search was not run again
+    new = sorted({p.name for p in (out / "train").iterdir()} - {p.parent.name for p in calibrated})
+    assert 1 <= len(new) <= 2 and all(n.endswith(f"-e{chosen}-t0") for n in new)  # searched cells; random reused
+    assert json.loads((out / "study_config.json").read_text())["train"]["epochs"] == chosen
+
+    (out / "fidelity.json").write_text(json.dumps(fid))  # finished: the same command reads everything back
+    assert main(args) == 0
+    assert "random" in capsys.readouterr().out and json.loads((out / "study.json").read_text())["complete"]
+    assert sorted({p.name for p in (out / "train").iterdir()} - {p.parent.name for p in calibrated}) == new
+
+
+def test_a_busy_pin_leaves_the_budget_to_be_read_again(calibration, idx_dir, tmp_path, monkeypatch):
+    """The folder is pinned to the budget before the study uses it: a pin that cannot be taken now (another
+    process holds the folder) is tried again, and the study never trains unpinned."""
+    import pcdarts.experiments.study as study_mod
+
+    calib, _ = calibration
+    chosen = json.loads((calib / "fidelity.json").read_text())["chosen_budget"]
+    real, calls = study_mod.check_pinned, []
+
+    def busy_once(out, name, mine, what):
+        calls.append(name)
+        if len(calls) == 1:
+            raise RunBusy("held elsewhere")
+        return real(out, name, mine, what)
+
+    monkeypatch.setattr(study_mod, "check_pinned", busy_once)
+    monkeypatch.setattr(study_mod.time, "sleep", lambda s: None)
+    out = tmp_path / "s"
+    cfg = StudyConfig(
+        dataset="fashion-mnist", data=str(idx_dir), searches=0, random_cells=1, train=dict(CALIBRATION_TRAIN)
+    )
+    monkeypatch.setattr(study_mod.Study, "_check_folder_pending", lambda self: None)  # only the budget's pin here
+    summary = run_study(cfg, out, progress=False, threads=1, budget=lambda: chosen)
+    assert summary["complete"] and calls == ["study_config.json", "study_config.json"]
+    assert json.loads((out / "study_config.json").read_text())["train"]["epochs"] == chosen
+
+
+def test_the_study2_preset_needs_its_calibration_for_the_epochs(tmp_path, capsys):
+    """Study II's preset has no training epochs of its own: without --budget-from (or explicit epochs) a run
+    would silently train at the dataset's default, so it is refused in one line."""
+    base = ["study", "--preset", "fmnist-study2", "--out", str(tmp_path / "s"), "--print-config"]
+    for more in ([], ["--train-set", "epochs=null"]):
+        assert main([*base, *more]) == 2
+        assert "takes its training epochs from its calibration: add --budget-from" in capsys.readouterr().err
+    assert main([*base, "--train-set", "epochs=4"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["train"]["epochs"] == 4 and plan["study"]["primary"] == "cap2" and len(plan["units"]) == 30
+    assert not (tmp_path / "s").exists()

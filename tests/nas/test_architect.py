@@ -90,3 +90,12 @@ def test_beta_decay_gradient_is_softmax_over_edges_and_joins_the_arch_gradient()
     arch.step(x, y)
     for a, b in zip(captured, expect):
         torch.testing.assert_close(a, b)
+
+
+def test_arch_gradient_clip():
+    net = SearchNetwork(num_classes=4, in_channels=1, init_channels=4, layers=3, k=2)
+    arch = Architect(net, lr=0.1, grad_clip=1e-6)
+    captured = []
+    arch.optimizer.step = lambda: captured.append(torch.cat([p.grad.flatten() for p in arch.params]).norm())
+    arch.step(torch.randn(8, 1, 8, 8), torch.randint(0, 4, (8,)))
+    assert float(captured[0]) <= 1e-6 * 1.01

@@ -1,4 +1,6 @@
 import json
+import os
+import time
 
 import pytest
 import torch
@@ -83,7 +85,6 @@ def test_reference_text_form_with_range():
     ],
 )
 def test_malicious_text_is_refused_and_never_runs(text, tmp_path):
-    import os
 
     with pytest.raises(GenotypeError):
         parse_genotype_text(text)
@@ -149,3 +150,74 @@ def test_hostile_genotype_text_is_one_line(text, capsys):
         parse_genotype_text(text)
     assert main(["info", "--genotype", text]) == 2
     one_line(capsys)
+
+
+def test_derivation_refuses_arch_states_that_do_not_fit():
+    from pcdarts.nas.derive import derive_from_arch
+    from pcdarts.nas.genotype import GenotypeError
+
+    good = torch.zeros(14, 8).tolist()
+    cases = [
+        {"alphas_normal": 1.0, "alphas_reduce": good},
+        {"alphas_normal": good, "alphas_reduce": [[0.0] * 7] * 14},
+        {"alphas_normal": good, "alphas_reduce": torch.zeros(20, 8).tolist()},
+        {"alphas_normal": [[float("nan")] * 8] * 14, "alphas_reduce": good},
+    ]
+    for bad in cases:
+        with pytest.raises(GenotypeError):
+            derive_from_arch(bad)
+
+
+G = "Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1)], reduce=[('max_pool_3x3', 0), ('skip_connect', 1)]"
+
+
+GENOTYPE_TEXT_CASES = {
+    "genotype-list-of-int": (["info", "--genotype", G + ", normal_concat=list(5))"], "takes a list or tuple"),
+    "genotype-tuple-of-str": (["info", "--genotype", G + ", normal_concat=tuple('2345'))"], "takes a list or tuple"),
+    "genotype-huge-range": (["info", "--genotype", G + ", normal_concat=range(10**12))"], "literals"),
+    "genotype-big-range": (["info", "--genotype", G + ", normal_concat=range(50000000))"], "more than a cell can have"),
+    "genotype-attribute-chain": (["info", "--genotype", "Genotype(normal=a" + ".b" * 20000 + ")"], "chains too deeply"),
+    "genotype-long-sum": (["info", "--genotype", "Genotype(" + "+".join(["1"] * 30000) + ")"], "chains too deeply"),
+    "genotype-20-digit-range": (
+        ["info", "--genotype", G + ", normal_concat=range(0, 12345678901234567890))"],
+        "too deep or too large",
+    ),  # fmt: skip
+    "genotype-repeated-keyword": (["info", "--genotype", G + ", normal=[])"], "given twice"),
+    "genotype-duplicate-concat": (["info", "--genotype", G + ", normal_concat=[2, 2])"], "repeats a node"),
+    "genotype-concat-of-inputs": (
+        ["info", "--genotype", G + ", normal_concat=[0, 1])"],
+        "must include an intermediate",
+    ),
+    "genotype-too-many-pairs": (
+        ["info", "--genotype", "Genotype(normal=" + repr([("skip_connect", 0)] * 200) + ", reduce=[])"],
+        "more than the 32 supported",
+    ),
+}
+
+
+@pytest.mark.parametrize("argv,message", GENOTYPE_TEXT_CASES.values(), ids=GENOTYPE_TEXT_CASES.keys())
+def test_hostile_genotype_text_is_a_one_line_error_from_the_cli(argv, message, tmp_path, capsys):
+    if argv[0] in ("search", "train"):
+        argv = [*argv, "--out", str(tmp_path / "run"), "--no-progress"]
+    t0 = time.time()
+    code = main(argv)
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert time.time() - t0 < 20  # refused before anything big is built
+    assert not (tmp_path / "run").exists()  # a refused start leaves no folder behind
+
+
+def test_range_is_measured_before_it_is_built():
+    t0 = time.time()
+    with pytest.raises(GenotypeError):
+        parse_genotype_text(G + ", normal_concat=range(0, 10**15, 1))")
+    assert time.time() - t0 < 1
+
+
+def test_non_utf8_genotype_file_names_the_file(tmp_path, capsys):
+    bad = tmp_path / "cell.json"
+    bad.write_bytes(b"\xff\xfe{\x00")
+    assert main(["info", "--genotype", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert str(bad) in err and "not UTF-8" in err

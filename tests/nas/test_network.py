@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from pcdarts import GENOTYPES
-from pcdarts.nas.network import DropPath, build_network, count_macs, count_params, drop_path
+from pcdarts.nas.network import AuxiliaryHead, DropPath, build_network, count_macs, count_params, drop_path
 
 
 def test_pc_darts_cifar_params_match_the_paper_network():
@@ -73,3 +73,10 @@ def test_a_compiled_network_does_not_compile_again_as_drop_path_ramps():
         compiled(x).sum().backward()
     assert counter.frame_count <= 2, counter.frame_count
     torch._dynamo.reset()
+
+
+def test_imagenet_aux_head_has_no_batchnorm_after_the_768_conv():
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) and m.num_features == 768
+                   for m in AuxiliaryHead(64, 10, imagenet=True).modules())  # fmt: skip
+    assert any(isinstance(m, torch.nn.BatchNorm2d) and m.num_features == 768
+               for m in AuxiliaryHead(64, 10, imagenet=False).modules())  # fmt: skip

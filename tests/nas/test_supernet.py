@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from pcdarts.nas.architect import Architect
 from pcdarts.nas.candidates import PRIMITIVES
 from pcdarts.nas.derive import node_edge_weights
 from pcdarts.nas.supernet import MixedOp, PartialEdge, SearchNetwork, cat_shuffle, channel_shuffle
@@ -78,7 +79,6 @@ def test_lean_supernet_keeps_fewer_bytes_and_recompute_fewer_still():
 
 
 def test_recompute_is_off_in_eval_and_refused_for_the_unrolled_step():
-    from pcdarts.nas.architect import Architect
 
     net = SearchNetwork(num_classes=3, init_channels=4, layers=3, k=2, recompute="cells")
     with torch.no_grad():
@@ -206,7 +206,7 @@ def _counting(monkeypatch, cls):
 
 def test_cells_run_edge_by_edge_where_fanning_out_does_not_apply(monkeypatch):
     """BN's cumulative average (momentum None) and BNs in mixed modes take the edge-by-edge path; autocast
-    fans out (its numerics under autocast: tests/bench/test_device.py)."""
+    fans out (its numerics under autocast: tests/nas/test_fanout.py)."""
     from pcdarts.nas.fanout import FanOut
     from pcdarts.runs.engine import autocast
 
@@ -275,3 +275,10 @@ def test_the_fused_scaled_batch_norm_backward_equals_autograd(per_channel, wante
     for a, b in zip(mine, theirs):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(stats, ref_stats, rtol=0, atol=0)  # the running statistics moved alike
+
+
+def test_imagenet_supernet_stem_uses_the_stem_multiplier():
+    net = SearchNetwork(num_classes=10, init_channels=16, layers=8, k=2, stem="imagenet")
+    convs = [m for m in [*net.stem0, *net.stem1] if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels, c.stride[0]) for c in convs] == [(3, 24, 2), (24, 48, 2), (48, 48, 2)]
+    assert net(torch.randn(2, 3, 64, 64)).shape == (2, 10)

@@ -14,10 +14,19 @@ import torch
 
 from pcdarts.cli import main
 from pcdarts.files import load_checkpoint, save_checkpoint
-from pcdarts.runs.config import TrainConfig, resolve_config
+from pcdarts.runs.config import SearchConfig, TrainConfig, resolve_config
 from pcdarts.runs.train import run_train
 from tests.conftest import one_line
-from tests.tiny import ENV, QUARTER_SEARCH, QUARTER_TRAIN, TINY, TINY_DIGITS, TINY_SEARCH
+from tests.tiny import (
+    ENV,
+    QUARTER_SEARCH,
+    QUARTER_SEARCH_CONFIG,
+    QUARTER_TRAIN,
+    QUARTER_TRAIN_CONFIG,
+    TINY,
+    TINY_DIGITS,
+    TINY_SEARCH,
+)
 
 # 4 epochs: the second checkpoint is cut with two epochs still to run; 3 steps an epoch at batch 128: long enough
 # to be killed between checkpoints
@@ -92,19 +101,7 @@ def test_sigint_checkpoints_mid_run_and_exits_zero(tmp_path):
 def test_training_resume_matches_an_uninterrupted_run(tmp_path, stop_after):
     torch.set_num_threads(1)
     cfg = resolve_config(
-        TrainConfig,
-        "digits",
-        dict(
-            epochs=3,
-            layers=3,
-            init_channels=4,
-            image_size=8,
-            batch_size=128,
-            genotype="DARTS_V2",
-            drop_path=0.2,
-            threads=1,
-            train_images=360,
-        ),
+        TrainConfig, "digits", dict(QUARTER_TRAIN_CONFIG, epochs=3, genotype="DARTS_V2", drop_path=0.2, threads=1)
     )
     full = run_train(cfg, tmp_path / "full", progress=False)
     with stop_after(1):
@@ -141,8 +138,7 @@ def test_an_epoch_stopped_inside_counts_its_time_on_after_the_resume(tmp_path, m
             pass
 
     torch.set_num_threads(1)
-    cfg = resolve_config(TrainConfig, "digits", dict(epochs=2, layers=3, init_channels=4, image_size=8,
-                         batch_size=128, genotype="DARTS_V2", threads=1, train_images=360))  # fmt: skip
+    cfg = resolve_config(TrainConfig, "digits", dict(QUARTER_TRAIN_CONFIG, genotype="DARTS_V2", threads=1))
     with monkeypatch.context() as m:
         m.setattr(loop, "GracefulStop", StopAtFirstStep)
         assert run_train(cfg, tmp_path / "r", progress=False)["stopped"]
@@ -229,13 +225,6 @@ def _digest(folder: Path) -> dict[str, str]:
     }
 
 
-@pytest.fixture(scope="module")
-def finished_search(tmp_path_factory):
-    out = tmp_path_factory.mktemp("fin") / "search"
-    assert main(["search", "--dataset", "digits", "--out", str(out), *QUARTER_SEARCH]) == 0
-    return out
-
-
 def _bad_cases(fin: Path, tmp: Path) -> list[tuple[list[str], str]]:
     (tmp / "corrupt.pt").write_bytes(b"PK\x03\x04 this is not a checkpoint")
     good = (fin / "checkpoint.pt").read_bytes()
@@ -272,7 +261,8 @@ def _bad_cases(fin: Path, tmp: Path) -> list[tuple[list[str], str]]:
     ]
 
 
-def test_bad_input_table(finished_search, tmp_path, capsys):
+def test_bad_input_table(digits_runs, tmp_path, capsys):
+    finished_search = digits_runs / "search"  # shared: the cases below must leave it as it was (asserted)
     before = _digest(finished_search)
     for argv, message in _bad_cases(finished_search, tmp_path):
         code = main(argv)
@@ -299,13 +289,8 @@ def test_nonfinite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, capsy
 
     out = tmp_path / "nan"
     argv = ["search", "--dataset", "digits", "--out", str(out), *QUARTER_SEARCH, "--epochs", "3"]
-    from pcdarts.runs.config import SearchConfig
 
-    cfg = resolve_config(
-        SearchConfig,
-        "digits",
-        dict(epochs=3, warmup_epochs=1, layers=3, init_channels=4, image_size=8, batch_size=128, train_images=360),
-    )
+    cfg = resolve_config(SearchConfig, "digits", dict(QUARTER_SEARCH_CONFIG, epochs=3))
     with stop_after(1):
         stopped = search_mod.run_search(cfg, out, progress=False)
     assert stopped["stopped"]
@@ -333,7 +318,7 @@ def test_alpha_far_out_of_range_is_warned_about(tmp_path, caplog):
     assert caplog.text.count("their softmax is saturated") == 1
 
 
-def test_overwrite_replaces_a_finished_run(finished_search, tmp_path):
+def test_overwrite_replaces_a_finished_run(tmp_path):
     out = tmp_path / "copy"
     assert main(["search", "--dataset", "digits", "--out", str(out), *QUARTER_SEARCH]) == 0
     first = (out / "arch.json").read_text()
@@ -358,11 +343,11 @@ def test_deterministic_mode_repeats_a_run_exactly(tmp_path):
     assert json.loads((outs[0] / "config.json").read_text())["deterministic"] is True
 
 
-def test_overwrite_leaves_nothing_of_the_old_run(finished_search, tmp_path):
+def test_overwrite_leaves_nothing_of_the_old_run(digits_runs, tmp_path):
     import shutil
 
     out = tmp_path / "old"
-    shutil.copytree(finished_search, out)
+    shutil.copytree(digits_runs / "search", out)
     (out / "last.pt").write_bytes(b"stale")
     assert main(["search", "--dataset", "digits", "--out", str(out), *QUARTER_SEARCH, "--epochs", "1",
                  "--warmup-epochs", "0", "--overwrite"]) == 0  # fmt: skip
@@ -438,3 +423,17 @@ def test_a_finished_search_and_training_can_be_extended_and_say_so(tmp_path, cap
     assert "second look" in caplog.text  # the test split was read before: said, and kept in result.json
     metrics = [json.loads(ln) for ln in (tmp_path / "t" / "metrics.jsonl").read_text().splitlines()]
     assert [m["epoch"] for m in metrics] == [1, 2, 3]
+
+
+def test_resuming_with_another_process_count_is_a_one_line_error(tmp_path, capsys):
+    from pcdarts.files import load_checkpoint, save_checkpoint
+
+    out = tmp_path / "s"
+    assert main(["search", "--out", str(out), *TINY_SEARCH, "--epochs", "3"]) == 0
+    state = load_checkpoint(out / "checkpoint.pt")
+    state["train_stream"] = [state["train_stream"]] * 2  # as two torchrun processes would have saved it
+    save_checkpoint(out / "checkpoint.pt", state)
+    (out / "genotype.json").unlink()
+    capsys.readouterr()
+    assert main(["search", "--out", str(out), *TINY_SEARCH, "--epochs", "3", "--resume"]) == 2
+    assert "written by 2 process(es) but 1 are resuming" in capsys.readouterr().err

@@ -2,6 +2,7 @@
 (files that only look like a run's, study and calibration folders), outputs that would overwrite a run's files
 or the user's, and --overwrite removing only what the run wrote."""
 
+import fcntl
 import os
 import shutil
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 from pcdarts.cli import main
 from pcdarts.errors import RunError
 from pcdarts.files import is_run_folder
-from pcdarts.runs.rundir import RunDir, check_out_path
+from pcdarts.runs.rundir import RunBusy, RunDir, RunLock, check_out_path
 from tests.conftest import one_line
 from tests.tiny import TINY_SEARCH
 from tests.tiny import TINY_TRAIN as TINY
@@ -162,3 +163,26 @@ def test_a_symlink_loop_as_out_is_one_line(tmp_path, capsys):
         check_out_path(tmp_path / "a")
     assert main(["search", "--dataset", "synthetic", "--out", str(tmp_path / "a")]) == 2
     assert "cannot be resolved" in one_line(capsys)
+
+
+def test_a_second_lock_on_a_folder_is_refused_until_the_first_is_released(tmp_path):
+    with RunLock(tmp_path / "r"):
+        with pytest.raises(RunBusy, match="in use by process"):
+            RunLock(tmp_path / "r").__enter__()
+    with RunLock(tmp_path / "r"):  # released: free again
+        pass
+
+
+def test_a_run_folder_in_use_is_refused_and_a_stale_lock_is_taken_over(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    held = os.open(out / ".lock", os.O_CREAT | os.O_RDWR)  # another holder of the OS lock (a second open file)
+    fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    os.write(held, str(os.getppid()).encode())
+    args = ["search", *TINY_SEARCH, "--out", str(out)]
+    assert main(args) == 2
+    assert f"in use by process {os.getppid()}" in capsys.readouterr().err
+    os.close(held)  # as a killed process's lock: the kernel releases it, the pid stays in the file
+    assert (out / ".lock").read_text() == str(os.getppid())
+    assert main(args) == 0
+    assert not (out / ".lock").exists() and (out / "genotype.json").is_file()

@@ -144,7 +144,7 @@ def autocast_errors(net: SearchNetwork, x: torch.Tensor, y: torch.Tensor, precis
     Relative errors (norm of the difference over the norm of the fp32 value) of the logits, the alpha/beta
     gradients, the weight gradients and the move of the BN running statistics (after minus before) in one
     training-mode pass: the fan-out runs under autocast because it rounds no worse than the cell run edge by
-    edge (tests/test_device.py, scripts/gpu_check.py). The fp32 reference runs with TF32 off on CUDA.
+    edge (tests/nas/test_fanout.py, scripts/gpu_check.py). The fp32 reference runs with TF32 off on CUDA.
     ``fanned_cells`` counts the cell forwards that fanned out under autocast.
     """
     from ..runs.engine import autocast

@@ -1,47 +1,9 @@
-import pytest
+"""data.stream: every sample once an epoch, shards, exact resumption, draws on the data device."""
+
 import torch
+import torch.nn.functional as F
 
-from pcdarts.data import Augment, BatchStream, DataError, cutout, get_dataset, random_crop, random_flip
-
-
-def test_digits_is_bundled_upscaled_and_split_stratified():
-    ds = get_dataset("digits")
-    assert ds.train_x.shape[1:] == (1, 16, 16) and ds.num_classes == 10
-    assert len(ds.train_x) + len(ds.test_x) == 1797
-    assert torch.bincount(ds.test_y).min() >= 35  # every class held out in proportion
-    again = get_dataset("digits")
-    assert torch.equal(ds.test_y, again.test_y)  # fixed split
-
-
-def test_synthetic_any_shape():
-    ds = get_dataset("synthetic", image_size=12, in_channels=2, num_classes=3, train_size=20, test_size=5)
-    assert ds.train_x.shape == (20, 2, 12, 12) and ds.test_x.shape == (5, 2, 12, 12)
-
-
-def test_unknown_dataset():
-    with pytest.raises(DataError, match="unknown dataset"):
-        get_dataset("mnist-typo")
-
-
-def test_random_crop_is_a_shifted_window_of_the_padded_image():
-    x = torch.arange(2 * 1 * 6 * 6, dtype=torch.float32).view(2, 1, 6, 6)
-    g = torch.Generator().manual_seed(3)
-    y = random_crop(x, 2, g)
-    g = torch.Generator().manual_seed(3)
-    dy, dx = torch.randint(0, 5, (2,), generator=g), torch.randint(0, 5, (2,), generator=g)
-    xp = torch.nn.functional.pad(x, (2, 2, 2, 2))
-    for i in range(2):
-        torch.testing.assert_close(y[i], xp[i, :, dy[i] : dy[i] + 6, dx[i] : dx[i] + 6])
-
-
-def test_flip_and_cutout():
-    x = torch.randn(64, 3, 8, 8)
-    f = random_flip(x, torch.Generator().manual_seed(0))
-    flipped = [(f[i] == x[i].flip(2)).all().item() for i in range(64)]
-    assert 10 < sum(flipped) < 54
-    c = cutout(torch.ones(16, 1, 8, 8), 4, torch.Generator().manual_seed(0))
-    zeros = (c == 0).sum(dim=(1, 2, 3))
-    assert zeros.max() == 16 and zeros.min() >= 4  # 4x4 hole, clipped at borders
+from pcdarts.data import Augment, BatchStream, get_dataset
 
 
 def test_stream_covers_every_sample_once_per_epoch_and_resumes_exactly():
@@ -79,7 +41,6 @@ def test_augment_pipeline_runs_on_stream():
 def test_batches_are_what_they_were_before_draws_moved_to_the_data_device():
     """The stream indexes with a permutation moved once an epoch and augments with a generator on the data's
     device; on CPU every batch equals the old recipe (CPU draws, moved per batch) bit for bit."""
-    import torch.nn.functional as F
 
     from pcdarts.data.augment import Augment
     from pcdarts.data.stream import AUG_SEED_OFFSET, AUG_SEED_STRIDE, BatchStream
@@ -110,4 +71,22 @@ def test_batches_are_what_they_were_before_draws_moved_to_the_data_device():
             want.append((b, y[idx]))
     assert len(got) == len(want) == 6
     for (a, ya), (b, yb) in zip(got, want):
+        assert torch.equal(a, b) and torch.equal(ya, yb)
+
+
+def test_streams_draw_on_the_data_device_and_resume_there(device):
+    """No host-to-device copy per batch: the permutation moves once an epoch, augmentation draws on the device."""
+    from pcdarts.data.augment import Augment
+    from pcdarts.data.stream import BatchStream
+
+    x, y = torch.randint(0, 256, (24, 1, 6, 6), dtype=torch.uint8), torch.arange(24) % 4
+    s = BatchStream(x, y, 8, mean=(0.5,), std=(0.25,), augment=Augment(2, True, 2), seed=1, device=device)
+    assert s.aug_gen.device.type == device.type
+    first = next(iter(s.epoch()))
+    state = s.state_dict()
+    rest = [b for b in s.epoch()]
+    again = BatchStream(x, y, 8, mean=(0.5,), std=(0.25,), augment=Augment(2, True, 2), seed=1, device=device)
+    again.load_state_dict(state)
+    assert first[0].device.type == device.type
+    for (a, ya), (b, yb) in zip(rest, again.epoch()):
         assert torch.equal(a, b) and torch.equal(ya, yb)

@@ -1,3 +1,5 @@
+"""deploy: a trained run loaded for inference, exported (TorchScript, torch.export, ONNX) and used to predict."""
+
 import errno
 import json
 import os
@@ -110,7 +112,7 @@ def test_predict_bad_image_is_one_line(digits_runs, tmp_path, capsys):
 def test_predict_reports_a_bad_file_and_goes_on(digits_runs, tmp_path, capsys):
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"not an image")
-    sample = str(Path(__file__).resolve().parents[2] / "docs" / "sample_digit.png")
+    sample = str(Path(__file__).resolve().parents[1] / "docs" / "sample_digit.png")
     code = main(["predict", "--checkpoint", str(digits_runs / "train"), str(bad), sample])
     out, err = capsys.readouterr()
     assert code == 2 and "broken.png" in err and "1 of 2 images could not be read" in err
