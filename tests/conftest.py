@@ -1,4 +1,5 @@
 import os
+import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
@@ -15,6 +16,21 @@ def one_line(capsys) -> str:
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "Traceback" not in err, err
     return err
+
+
+def assert_refused(argv: list[str], message: str, tmp_path, capsys) -> None:
+    """A command refused in one line with exit code 2, quickly, and without leaving a run folder behind."""
+    from pcdarts.cli import main
+
+    if argv[0] in ("search", "train"):
+        argv = [*argv, "--out", str(tmp_path / "run"), "--no-progress"]
+    t0 = time.time()
+    code = main(argv)
+    err = one_line(capsys)
+    assert code == 2, err
+    assert message in err, err
+    assert time.time() - t0 < 20  # refused before anything big is built
+    assert not (tmp_path / "run").exists()  # a refused start leaves no folder behind
 
 
 def pytest_addoption(parser):

@@ -113,45 +113,12 @@ def test_imagenet_layout_search_subset_and_train(tmp_path, capsys):
     _jpeg_tree(tmp_path / "inet" / "train", per_class=8)
     _jpeg_tree(tmp_path / "inet" / "val", per_class=2)
     lst = tmp_path / "subset.json"
-    assert (
-        main(
-            [
-                "subsample",
-                "--data",
-                str(tmp_path / "inet"),
-                "--train-fraction",
-                "0.5",
-                "--val-fraction",
-                "0.25",
-                "--seed",
-                "3",
-                "--out",
-                str(lst),
-            ]
-        )
-        == 0
-    )
+    subsample = ["subsample", "--data", str(tmp_path / "inet"), "--train-fraction", "0.5", "--val-fraction", "0.25"]
+    assert main([*subsample, "--seed", "3", "--out", str(lst)]) == 0
     sub = json.loads(lst.read_text())
     assert len(sub["weights"]) == 12 and len(sub["arch"]) == 6
     assert not {p for p, _ in sub["weights"]} & {p for p, _ in sub["arch"]}
-    assert (
-        main(
-            [
-                "subsample",
-                "--data",
-                str(tmp_path / "inet"),
-                "--train-fraction",
-                "0.5",
-                "--val-fraction",
-                "0.25",
-                "--seed",
-                "3",
-                "--out",
-                str(tmp_path / "again.json"),
-            ]
-        )
-        == 0
-    )
+    assert main([*subsample, "--seed", "3", "--out", str(tmp_path / "again.json")]) == 0
     assert (tmp_path / "again.json").read_text() == lst.read_text()  # reproducible
     out = tmp_path / "run"
     assert (
