@@ -191,46 +191,26 @@ def cmd_predict(ns: argparse.Namespace) -> int:
 
 
 def cmd_plot(ns: argparse.Namespace) -> int:
-    from ..nas.genotype import Genotype
+    from ..files import check_target
     from ..runs.artifacts import load_genotype
-    from ..runs.formats import read_epoch_log
-    from ..viz.plot import alpha_heatmaps, curves, genotype_timeline, plot_genotype
+    from ..viz.plot import plot_genotype
+    from ..viz.search import plot_search_run
 
     if ns.run is None and ns.genotype is None:
         raise ConfigError("give --genotype G (cells) or --run SEARCH_DIR (cells, heatmaps, timeline, curves)")
-    from ..files import check_target
-
     if ns.run is None:
         check_target(ns.out, overwrite=ns.overwrite)
         used = plot_genotype(load_genotype(ns.genotype), ns.out, renderer=ns.renderer)
         print(f"wrote {ns.out} ({used} renderer)")
         return 0
-    run, out = Path(ns.run), Path(ns.out)
-    history, bad = read_epoch_log(run / "arch_history.jsonl", count_bad=True)
-    if not history:
-        if (run / "arch_history.jsonl").is_file():
-            raise ConfigError(f"{run / 'arch_history.jsonl'} holds no readable line ({bad} damaged): restore it")
-        raise ConfigError(f"{run} has no arch_history.jsonl: is it a search run folder?")
-    if bad:
-        print(f"warning: {bad} unreadable line(s) of {run / 'arch_history.jsonl'} skipped", file=sys.stderr)
-    missing = [e for e in ns.epochs or [] if e not in {h["epoch"] for h in history}]
-    if missing:  # said before anything else: the epochs asked for are the user's mistake to fix first
-        raise ConfigError(
-            f"no epoch {missing[0]} in this search: it has epochs {history[0]['epoch']}..{history[-1]['epoch']}"
-        )
-    for name in ("cells.png", "alpha_beta.png", "timeline.png", "curves.png"):  # the pictures it will write
-        check_target(out / name, overwrite=ns.overwrite)
-    out.mkdir(parents=True, exist_ok=True)
-    if ns.genotype:
-        genotype = load_genotype(ns.genotype)
-    else:  # the final genotype, or the latest one of an unfinished search
-        genotype = Genotype.from_dict(history[-1]["genotype"])
-    used = plot_genotype(genotype, out / "cells.png", renderer=ns.renderer)
-    alpha_heatmaps(history, out / "alpha_beta.png", ns.epochs)
-    _, stable = genotype_timeline(history, out / "timeline.png")
-    curves(read_epoch_log(run / "metrics.jsonl"), out / "curves.png", "search")
+    genotype = load_genotype(ns.genotype) if ns.genotype else None
+    drawn = plot_search_run(
+        ns.run, ns.out, genotype=genotype, epochs=ns.epochs, renderer=ns.renderer, overwrite=ns.overwrite
+    )
+    names = [f"{p.name} ({drawn.renderer})" if k == "cells" else p.name for k, p in drawn.files.items()]
+    stable = drawn.stable_epoch
     print(
-        f"wrote cells.png ({used}), alpha_beta.png, timeline.png, curves.png to {out}; "
+        f"wrote {', '.join(names)} to {ns.out}; "
         + (f"genotype stable from epoch {stable}" if stable is not None else "the genotype changed at the last epoch")
     )
     return 0

@@ -14,7 +14,8 @@ from ..errors import PCDartsError, RunError
 from ..files import atomic_write_bytes, check_target, read_run_json
 from ..nas.genotype import Genotype, GenotypeError
 from ..runs.formats import read_epoch_log, read_result
-from .plot import alpha_heatmaps, curves, genotype_timeline, plot_genotype
+from .plot import curves, plot_genotype
+from .search import draw_search
 
 log = logging.getLogger(__name__)
 
@@ -192,26 +193,27 @@ def _search_section(search: Path, tmp: Path) -> str:
     g = _genotype(_json(search / "genotype.json", warnings), warnings, "genotype.json")
     if g is None and history:
         g = _genotype(history[-1].get("genotype"), warnings, "arch_history.jsonl")
+    drawn = draw_search(history, metrics, g, tmp, renderer="matplotlib")
     if g is not None:
-        plot_genotype(g, tmp / "cells.png", renderer="matplotlib")
-        out += ["<h3>Derived genotype</h3>", f"<pre>{html.escape(g.to_text())}</pre>", _img(tmp / "cells.png", "cells")]
+        out += [
+            "<h3>Derived genotype</h3>",
+            f"<pre>{html.escape(g.to_text())}</pre>",
+            _img(drawn.files["cells"], "cells"),
+        ]
     if history:
-        alpha_heatmaps(history, tmp / "alpha.png")
-        _, stable = genotype_timeline(history, tmp / "timeline.png")
         note = (
-            f"the genotype stopped changing at epoch {stable}"
-            if stable is not None
+            f"the genotype stopped changing at epoch {drawn.stable_epoch}"
+            if drawn.stable_epoch is not None
             else "the genotype still changed at the last epoch"
         )
         out += [
             "<h3>Architecture weights</h3>",
-            _img(tmp / "alpha.png", "alpha heatmaps"),
+            _img(drawn.files["alpha_beta"], "alpha heatmaps"),
             f"<h3>Genotype timeline</h3><p>{note}.</p>",
-            _img(tmp / "timeline.png", "timeline"),
+            _img(drawn.files["timeline"], "timeline"),
         ]
     if metrics:
-        curves(metrics, tmp / "search_curves.png", "search")
-        out += ["<h3>Search curves</h3>", _img(tmp / "search_curves.png", "search curves")]
+        out += ["<h3>Search curves</h3>", _img(drawn.files["curves"], "search curves")]
     out += ["<h3>Configuration</h3>", f"<pre>{html.escape(json.dumps(config, indent=2))}</pre>"]
     result = _json(search / "search_result.json", warnings)
     said = result.get("warnings", [])  # what the search warned about at its start
