@@ -45,25 +45,25 @@ def _umask() -> int:
 MAX_RUN_FILE = 64 << 20  # bytes of one JSON file read back from a run folder
 
 
-def read_run_json(path: str | Path, *, expect: type = dict) -> Any:
+def read_run_json(path: str | Path, *, expect: type = dict, fix: str = "restore it or delete the run") -> Any:
     """A JSON file read back from a run folder: size-capped, strict UTF-8, of the expected shape.
 
-    Every failure is a RunError that names the file and what to do, never a traceback.
+    Every failure is a RunError that names the file and ``fix``, what to do, never a traceback.
     """
     path = Path(path)
     try:
         size = path.stat().st_size
         if size > MAX_RUN_FILE:
-            raise RunError(f"{path} is {size:,} bytes, too large for a pcdarts file: restore it or delete the run")
+            raise RunError(f"{path} is {size:,} bytes, too large for a pcdarts file: {fix}")
         data = json.loads(path.read_bytes().decode("utf-8"))
     except FileNotFoundError:
         raise RunError(f"{path} is missing: is {path.parent} a pcdarts run folder?") from None
     except UnicodeDecodeError:
-        raise RunError(f"{path} is not UTF-8 text: restore it or delete the run") from None
+        raise RunError(f"{path} is not UTF-8 text: {fix}") from None
     except (json.JSONDecodeError, RecursionError, ValueError):
-        raise RunError(f"{path} is not readable JSON: restore it or delete the run") from None
+        raise RunError(f"{path} is not readable JSON: {fix}") from None
     if not isinstance(data, expect):
-        raise RunError(f"{path} holds a {type(data).__name__}, not a {expect.__name__}: restore it or delete the run")
+        raise RunError(f"{path} holds a {type(data).__name__}, not a {expect.__name__}: {fix}")
     return data
 
 

@@ -123,8 +123,10 @@ def test_load_genotype_by_name_file_folder_and_text(tmp_path):
     assert load_genotype(str(tmp_path)) == g
     assert load_genotype(g.to_text()) == g
     (tmp_path / "bad.json").write_text("{not json")
-    with pytest.raises(GenotypeError, match="malformed"):
+    with pytest.raises(GenotypeError, match="bad.json is not readable JSON: give an intact genotype.json"):
         load_genotype(str(tmp_path / "bad.json"))
+    with pytest.raises(GenotypeError, match="malformed genotype JSON"):  # the same text given inline
+        load_genotype("{not json")
     with pytest.raises(GenotypeError, match="not a built-in"):
         load_genotype("NO_SUCH")
 

@@ -242,7 +242,7 @@ def _bad_cases(fin: Path, tmp: Path) -> list[tuple[list[str], str]]:
             ["search", "--dataset", "digits", "--out", str(fin), "--resume", "--k", "2", *QUARTER_SEARCH],
             "was written with k=4",
         ),
-        (["train", "--genotype", str(tmp / "bad.json"), "--out", new], "malformed genotype JSON"),
+        (["train", "--genotype", str(tmp / "bad.json"), "--out", new], "bad.json is not readable JSON"),
         (["train", "--genotype", "Genotype(normal=[('sep_conv_3x3', 7)] * 8)", "--out", new], "literals"),
         (["info", "--genotype", "Genotype(normal=[('sep_conv_3x3', 5), ('skip_connect', 0)], reduce=[])"], "input 5"),
         (["search", "--out", new, "--k", "3"], "does not divide"),

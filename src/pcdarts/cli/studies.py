@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -70,11 +70,7 @@ def _study_plan(cfg: Any, ns: argparse.Namespace, budget: int | None) -> dict[st
     study = Study(cfg, ns.out, progress=False, threads=ns.threads)  # threads applied as a run applies them
     plan: dict[str, Any] = {"study": cfg.to_dict(), "arms": {}}
     for arm in cfg.arms:
-        scfg, select = cfg.search_config(arm, 0), cfg.select_config(arm)
-        if ns.threads:
-            scfg = replace(scfg, threads=ns.threads)
-            select = None if select is None else replace(select, threads=ns.threads)
-        search = asdict(scfg)
+        search, select = asdict(study.search_config(arm, 0)), study.select_config(arm)
         search["seed"] = f"0..{cfg.searches - 1}" if cfg.searches > 1 else 0
         plan["arms"][arm.name] = {"search": search, "select": None if select is None else asdict(select)}
     if cfg.random_cells:

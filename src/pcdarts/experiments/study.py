@@ -30,7 +30,7 @@ from ..runs.config import SearchConfig
 from ..runs.environment import revision
 from ..runs.formats import FILE_FORMAT, read_epoch_log
 from ..runs.search import run_search
-from ..runs.select import run_select
+from ..runs.select import SelectConfig, run_select
 from .stats import compare_with_random, summarise_arms
 from .study_config import Arm, StudyConfig
 from .units import (
@@ -110,10 +110,18 @@ class Study:
                     "or choose a new folder"
                 )
 
-    def _search(self, arm: Arm, seed: int) -> tuple[Path, SearchConfig]:
+    def search_config(self, arm: Arm, seed: int) -> SearchConfig:
+        """An arm's search at ``seed`` as this study runs it (its thread count applied)."""
         scfg = self.cfg.search_config(arm, seed)
-        if self.threads:
-            scfg = replace(scfg, threads=self.threads)
+        return replace(scfg, threads=self.threads) if self.threads else scfg
+
+    def select_config(self, arm: Arm) -> SelectConfig | None:
+        """An arm's DARTS-PT selection as this study runs it, or None for an arm that derives by argmax."""
+        sel = self.cfg.select_config(arm)
+        return replace(sel, threads=self.threads) if sel is not None and self.threads else sel
+
+    def _search(self, arm: Arm, seed: int) -> tuple[Path, SearchConfig]:
+        scfg = self.search_config(arm, seed)
         run = self.out / "search" / _search_identity(arm, seed)
         shared = replace(scfg, **{k: getattr(SearchConfig(), k) for k in DERIVATION_ONLY})
         if (run / "genotype.json").is_file():
@@ -212,10 +220,8 @@ class Study:
             seconds = sum(m.get("epoch_seconds", 0.0) for m in metrics if m.get("epoch", 0) <= epoch)
             cpu = _cpu_sum(m for m in metrics if m.get("epoch", 0) <= epoch)
         extra: dict[str, Any] = run_revisions(run, "search_")
-        sel = self.cfg.select_config(arm)
+        sel = self.select_config(arm)
         if sel is not None:  # DARTS-PT from the end of the shared search (the derivation remedies do not apply)
-            if self.threads:
-                sel = replace(sel, threads=self.threads)
             select_dir = run / f"select-{sel.label()}"
             chosen = run_select(run, select_dir, sel, progress=self.progress)
             if chosen.get("stopped"):

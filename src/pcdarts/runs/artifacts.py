@@ -25,18 +25,15 @@ def load_genotype(spec: str) -> Any:
     if spec.lstrip().startswith(("{", "Genotype", "|")):
         pass
     elif path.is_dir() and (path / "genotype.json").is_file():
-        from ..errors import RunError
-        from ..files import read_run_json
-
-        try:
-            return Genotype.from_dict(read_run_json(path / "genotype.json"))
-        except RunError as exc:
-            raise GenotypeError(str(exc)) from None
+        return _genotype_json(path / "genotype.json")
     elif path.is_file():
         if path.stat().st_size > 4 * MAX_TEXT:
             raise GenotypeError(f"genotype file {spec} is {path.stat().st_size:,} bytes; a genotype needs far fewer")
         try:
-            text = path.read_text(encoding="utf-8")
+            raw = path.read_bytes()
+            if raw.lstrip().startswith(b"{"):  # genotype.json, or a run's result that holds one
+                return _genotype_json(path)
+            text = raw.decode("utf-8")
         except UnicodeDecodeError:
             raise GenotypeError(
                 f"genotype file {spec} is not UTF-8 text: is it a genotype.json or Genotype(...) text?"
@@ -62,6 +59,13 @@ def load_genotype(spec: str) -> Any:
             raise GenotypeError(f"unusable genotype JSON in {spec[:80]!r}: {type(exc).__name__}") from None
         return Genotype.from_dict(data)
     return parse_genotype_text(stripped)
+
+
+def _genotype_json(path: Path) -> Genotype:
+    try:
+        return Genotype.from_dict(read_run_json(path, fix="give an intact genotype.json, or the cell as text"))
+    except RunError as exc:
+        raise GenotypeError(str(exc)) from None
 
 
 def derive_from_run(
