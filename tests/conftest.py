@@ -6,7 +6,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from tests.tiny import CALIBRATION_TRAIN, QUARTER_SEARCH, QUARTER_TRAIN, TINY_SEARCH, TINY_TRAIN, study_args  # noqa: E402
+from tests.tiny import CALIBRATION_TRAIN, QUARTER_SEARCH, QUARTER_TRAIN, study_args  # noqa: E402
 
 torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))  # the same count torch uses for OpenMP
 
@@ -59,50 +59,30 @@ def _seed():
 
 @pytest.fixture(scope="session")
 def digits_runs(tmp_path_factory):
-    """A tiny digits search and a training of its genotype, shared by the export/plot/report tests."""
+    """The finished runs the tests share, made once: a tiny digits search (``QUARTER_SEARCH``, seconds) in
+    ``search`` and a training of its genotype in ``train``.
+
+    Shared: a test that changes a run (a resume, an edited file, a report written into it) copies it first.
+    """
     from pcdarts.cli import main
 
     root = tmp_path_factory.mktemp("digits")
-    assert main(["search", "--dataset", "digits", "--out", str(root / "search"), *QUARTER_SEARCH]) == 0
-    assert (
-        main(
-            [
-                "train",
-                "--genotype",
-                str(root / "search"),
-                "--dataset",
-                "digits",
-                "--out",
-                str(root / "train"),
-                *QUARTER_TRAIN,
-            ]
-        )
-        == 0
-    )
+    search, train = str(root / "search"), str(root / "train")
+    assert main(["search", "--dataset", "digits", "--out", search, *QUARTER_SEARCH]) == 0
+    assert main(["train", "--genotype", search, "--dataset", "digits", "--out", train, *QUARTER_TRAIN]) == 0
     return root
 
 
 @pytest.fixture(scope="session")
-def tiny_search(tmp_path_factory):
-    """A finished tiny search (``TINY_SEARCH``: synthetic data, seconds), shared by every test that reads one.
-
-    Shared: a test that changes the folder (a resume, an edited file, a report written into it) copies it first.
-    """
-    from pcdarts.cli import main
-
-    out = tmp_path_factory.mktemp("tiny") / "search"
-    assert main(["search", *TINY_SEARCH, "--out", str(out)]) == 0
-    return out
+def tiny_search(digits_runs):
+    """The shared finished search (``digits_runs / "search"``)."""
+    return digits_runs / "search"
 
 
 @pytest.fixture(scope="session")
-def tiny_train(tmp_path_factory):
-    """A finished tiny training of DARTS_V2 (``TINY_TRAIN``: synthetic data, seconds); shared as ``tiny_search``."""
-    from pcdarts.cli import main
-
-    out = tmp_path_factory.mktemp("tiny") / "train"
-    assert main(["train", *TINY_TRAIN, "--genotype", "DARTS_V2", "--out", str(out)]) == 0
-    return out
+def tiny_train(digits_runs):
+    """The shared finished training (``digits_runs / "train"``)."""
+    return digits_runs / "train"
 
 
 @pytest.fixture

@@ -8,7 +8,8 @@ calibration tests use the same sizes as config values (``SIZES``; ``CALIBRATION_
 calibration takes from its budgets; ``study_args``: the arms study of ``finished_study``). ``*_CONFIG``: the tiny
 and quarter settings as config keyword arguments. ``TINY_DIGITS``: the network on 600 of
 digits' train images, for runs in another process that must last long enough to be cut (300 images a part in a
-search: 3 steps an epoch at batch 128); those processes get ``ENV``. ``train_state``: what a finished training
+search: 3 steps an epoch at batch 128); those processes get ``ENV``. ``TINY_BENCH``: a tiny
+supernet and network as ``pcdarts bench`` flags. ``train_state``: what a finished training
 of that network (3 classes, 1 channel unless told) saves, for tests of checkpoints written without a run.
 """
 
@@ -21,6 +22,9 @@ TINY_SEARCH = [*TINY, "--epochs", "2", "--warmup-epochs", "1"]
 TINY_TRAIN = [*TINY, "--epochs", "1"]
 TINY_DIGITS = ["--dataset", "digits", "--train-images", "600", *SHAPE, "--threads", "1"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+
+TINY_BENCH = ["--channels", "8", "--layers", "3", "--batch", "4", "--size", "8", "--repeats", "1",
+              "--train-channels", "8", "--train-layers", "3", "--threads", "1"]  # fmt: skip
 
 QUARTER = ["--train-images", "360", "--batch-size", "128"]
 QUARTER_SEARCH = [*SHAPE, *QUARTER, "--epochs", "2", "--warmup-epochs", "1"]

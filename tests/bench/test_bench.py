@@ -7,25 +7,7 @@ import pytest
 import torch
 
 from pcdarts import bench
-
-TINY = [
-    "--channels",
-    "8",
-    "--layers",
-    "3",
-    "--batch",
-    "4",
-    "--size",
-    "8",
-    "--repeats",
-    "1",
-    "--train-channels",
-    "8",
-    "--train-layers",
-    "3",
-    "--threads",
-    "1",
-]
+from tests.tiny import TINY_BENCH
 
 
 def test_projection_adds_warmup_search_and_eval_epochs():
@@ -36,7 +18,7 @@ def test_projection_adds_warmup_search_and_eval_epochs():
 
 
 def test_step_benchmark_json_has_both_modes_and_ratios(capsys):
-    assert bench.main(["step", "--baseline", "--json", *TINY]) == 0
+    assert bench.main(["step", "--baseline", "--json", *TINY_BENCH]) == 0
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert [r["mode"] for r in res["rows"]] == ["optimised", "baseline"]
     for r in res["rows"]:
@@ -50,14 +32,14 @@ def test_step_benchmark_json_has_both_modes_and_ratios(capsys):
 
 
 def test_memory_benchmark_shrinks_saved_activations_with_k(capsys):
-    assert bench.main(["memory", "--ks", "1", "2", "--json", *TINY]) == 0
+    assert bench.main(["memory", "--ks", "1", "2", "--json", *TINY_BENCH]) == 0
     rows = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["rows"]
     assert [r["k"] for r in rows] == [1, 2]
     assert rows[0]["saved_vs_k1"] == 1.0 and 0 < rows[1]["saved_vs_k1"] < 1.0
 
 
 def test_memory_by_module_accounts_for_every_saved_byte(capsys):
-    assert bench.main(["memory", "--by-module", "--json", "--k", "2", *TINY]) == 0
+    assert bench.main(["memory", "--by-module", "--json", "--k", "2", *TINY_BENCH]) == 0
     tables = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["tables"]
     lean, ref = sum(tables["optimised"].values()), sum(tables["baseline"].values())
     assert 0 < lean < ref  # the lean supernet keeps less than the reference habits on the same parameters
@@ -65,7 +47,7 @@ def test_memory_by_module_accounts_for_every_saved_byte(capsys):
 
 
 def test_recompute_benchmark_compares_each_mode_with_the_reference(capsys):
-    assert bench.main(["recompute", "--json", *TINY]) == 0
+    assert bench.main(["recompute", "--json", *TINY_BENCH]) == 0
     rows = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["rows"]
     assert [r["mode"] for r in rows] == ["reference habits", "recompute none", "recompute edges", "recompute cells"]
     ref = rows[0]["search_peak_mib"]  # RSS growth: can be 0 at this tiny size, and then no ratio is given
@@ -81,7 +63,7 @@ def test_fanout_benchmark_times_the_same_supernet_both_ways(capsys, monkeypatch)
     fans = []
     forward = FanOut.forward
     monkeypatch.setattr(FanOut, "forward", lambda self, *a: fans.append(1) or forward(self, *a))
-    assert bench.main(["fanout", "--json", *TINY]) == 0
+    assert bench.main(["fanout", "--json", *TINY_BENCH]) == 0
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert list(res["rows"]) == ["fan-out", "edge by edge"]
     for r in res["rows"].values():
@@ -128,7 +110,7 @@ def test_a_failing_measurement_process_is_reported_in_one_line(monkeypatch, caps
     from pcdarts.bench import commands
 
     monkeypatch.setattr(commands.subprocess, "run", fail)
-    assert bench.main(["step", *TINY]) == 2
+    assert bench.main(["step", *TINY_BENCH]) == 2
     assert capsys.readouterr().err.strip() == "pcdarts bench: error: RuntimeError: boom"
 
 

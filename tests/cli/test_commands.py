@@ -21,7 +21,7 @@ def test_the_printed_next_line_runs_as_printed_with_the_searchs_data(tiny_search
     caplog.set_level("INFO")
     assert main([*args[1:], "--epochs", "1", "--no-progress", "--threads", "1"]) == 0
     cfg = json.loads((search.parent / "s-train" / "config.json").read_text())
-    assert cfg["dataset"] == "synthetic" and cfg["image_size"] == 8  # taken from the search, not the defaults
+    assert cfg["dataset"] == "digits" and cfg["image_size"] == 8  # taken from the search, not the defaults
     assert "data as the search in" in caplog.text
 
 

@@ -17,7 +17,7 @@ from pcdarts.runs.select import SelectConfig, Selector, run_select
 E, N_OPS = num_edges(4), len(PRIMITIVES)
 
 
-QUICK = SelectConfig(tune_epochs=0.25, score_batches=1, threads=1)
+QUICK = SelectConfig(tune_epochs=0.5, score_batches=1, threads=1)  # one tuning step a round on the shared search
 
 
 def test_a_probe_removes_exactly_one_op_and_decisions_fix_their_edge():
@@ -50,7 +50,7 @@ def test_the_decision_keeps_the_op_whose_removal_hurts_most_and_drops_the_least_
     assert sel.model.training  # scored with batch statistics, as DARTS-PT does
     for k, v in sel.model.named_buffers():  # and the running statistics put back
         assert torch.equal(v, before[k]), k
-    assert sel.score_stream.n == 256  # the arch split: half of the 512 synthetic train images
+    assert sel.score_stream.n == 180  # the arch split: half of the search's 360 digits train images
     hurt = {"sep_conv_5x5": 0.10, "skip_connect": 0.40, "max_pool_3x3": 0.30}
     sel.decider.score = lambda probe: 0.5 if probe is None or probe[2] is None else hurt.get(PRIMITIVES[probe[2]], 0.45)
     d = sel.decider.decide_op("normal", 4)
@@ -166,12 +166,12 @@ def test_select_refuses_what_it_cannot_use(tiny_search, tmp_path, capsys):
     assert "holds no selection" in capsys.readouterr().err and (tmp_path / "mine" / "notes.txt").is_file()
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "select_config.json").write_text(json.dumps({**QUICK.__dict__, "search_arch_sha256": "x"}))
-    assert main(["select", "--run", str(tiny_search), "--out", str(tmp_path / "other"), "--tune-epochs", "0.25",
+    assert main(["select", "--run", str(tiny_search), "--out", str(tmp_path / "other"), "--tune-epochs", "0.5",
                  "--score-batches", "1", "--threads", "1", "--no-progress"]) == 2  # fmt: skip
     assert "from another search" in capsys.readouterr().err
     pinned = tmp_path / "pinned"  # a selection of this search with other settings: its config.json pins it
     assert run_select(tiny_search, pinned, SelectConfig(tune_epochs=0, score_batches=1, threads=1), progress=False)
-    assert main(["select", "--run", str(tiny_search), "--out", str(pinned), "--tune-epochs", "0.25",
+    assert main(["select", "--run", str(tiny_search), "--out", str(pinned), "--tune-epochs", "0.5",
                  "--score-batches", "1", "--threads", "1", "--no-progress"]) == 2  # fmt: skip
     assert "other settings" in capsys.readouterr().err and (pinned / "select_result.json").is_file()
     old = tmp_path / "old"  # stopped part-way by an older layout: refused, its files left as they were
@@ -186,7 +186,7 @@ def test_select_refuses_what_it_cannot_use(tiny_search, tmp_path, capsys):
         SelectConfig(tune_epochs=-1)
     with pytest.raises(ValueError, match="score batches"):
         SelectConfig(score_batches=-2)
-    assert SelectConfig().label() == "pt-tunepaper-scoreall-seed0" and QUICK.label() == "pt-tune0.25-score1-seed0"
+    assert SelectConfig().label() == "pt-tunepaper-scoreall-seed0" and QUICK.label() == "pt-tune0.5-score1-seed0"
 
 
 def test_a_pt_arm_shares_the_searches_of_the_other_arms():
