@@ -315,19 +315,10 @@ class TrainTask:
             return result
         if self.val is not None:
             model.load_state_dict(load_checkpoint(shipped, self.ctx.device)["model"])
-        test = make_stream(
-            ds, holdout_part(ds), self.eval_batch, train=False, device=self.ctx.device, workers=cfg.workers
-        )
-        test_stats = evaluate(model, test)
-        result.update(_test_fields(test_stats))
+        _read_test(model, ds, shipped, result, self.eval_batch, self.ctx.device, cfg.workers, record=info.is_main)
         if info.is_main:
             for warning in chance_warnings(result):
                 log.warning("warning: %s", warning)
-        if info.is_main:
-            state = upgrade_model_state(load_checkpoint(shipped, "cpu"))  # an extended older run's best.pt
-            state["test"] = test_stats
-            save_checkpoint(shipped, state)
-            atomic_write_json(out / "result.json", result)
         barrier(info)
         return result
 
@@ -371,14 +362,32 @@ def chance_warnings(result: dict[str, Any]) -> list[str]:
     return []
 
 
-def _test_fields(stats: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "test_accuracy": stats["top1"],
-        "test_top5": stats["top5"],
-        "test_loss": stats["loss"],
-        "test_images": stats["n"],
-        "test_per_class": stats.get("per_class"),
-    }
+def _read_test(
+    model: torch.nn.Module,
+    ds: Any,
+    shipped: Path,
+    result: dict[str, Any],
+    batch: int,
+    device: torch.device,
+    workers: int,
+    *,
+    record: bool = True,
+) -> None:
+    """The one reading of the test split: the shipped model's figures into ``result``, and with ``record``
+    (the main process) into the shipped checkpoint and the result.json beside it."""
+    stats = evaluate(model, make_stream(ds, holdout_part(ds), batch, train=False, device=device, workers=workers))
+    result.update(
+        test_accuracy=stats["top1"],
+        test_top5=stats["top5"],
+        test_loss=stats["loss"],
+        test_images=stats["n"],
+        test_per_class=stats.get("per_class"),
+    )
+    if record:
+        state = upgrade_model_state(load_checkpoint(shipped, "cpu"))  # an extended older run's best.pt too
+        state["test"] = stats
+        save_checkpoint(shipped, state)
+        atomic_write_json(shipped.parent / "result.json", result)
 
 
 def read_test_once(cfg: TrainConfig, out: str | Path, device: str | torch.device = "cpu") -> dict[str, Any]:
@@ -396,14 +405,7 @@ def read_test_once(cfg: TrainConfig, out: str | Path, device: str | torch.device
         raise RunError(f"{out / 'result.json'} names {result.get('shipped')!r} as its model: restore the file")
     model, _ = load_trained(shipped, device)
     model.set_memory_format(memory_format_for(cfg.memory_format, torch.device(device)))
-    ds = load_data(cfg)
-    test = make_stream(ds, holdout_part(ds), 256, train=False, device=torch.device(device), workers=cfg.workers)
-    stats = evaluate(model, test)
-    state = upgrade_model_state(load_checkpoint(shipped, "cpu"))
-    state["test"] = stats
-    save_checkpoint(shipped, state)
-    result.update(_test_fields(stats))
-    atomic_write_json(out / "result.json", result)
+    _read_test(model, load_data(cfg), shipped, result, 256, torch.device(device), cfg.workers)
     return result
 
 
