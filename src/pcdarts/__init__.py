@@ -29,7 +29,7 @@ _LAZY = {
     "run_study": ("experiments.study", "run_study"),
     "predict": ("deploy", "predict"),
     "predict_tensor": ("deploy", "predict_tensor"),
-    "evaluate_trained": ("runs.artifacts", "evaluate_trained"),
+    "evaluate_trained": ("runs.evaluate", "evaluate_trained"),
     "export_model": ("deploy", "export_model"),
     "run_select": ("runs.select", "run_select"),
     "SelectConfig": ("runs.select", "SelectConfig"),

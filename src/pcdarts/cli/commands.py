@@ -152,7 +152,7 @@ def cmd_train(ns: argparse.Namespace) -> int:
 
 
 def cmd_eval(ns: argparse.Namespace) -> int:
-    from ..runs.artifacts import evaluate_trained
+    from ..runs.evaluate import evaluate_trained
 
     out = evaluate_trained(ns.checkpoint, dataset=ns.dataset, data=ns.data, batch_size=ns.batch_size, device=ns.device)
     stats = {"top1": out["test_accuracy"], "top5": out["test_top5"], "loss": out["test_loss"], "n": out["images"]}
