@@ -1,8 +1,101 @@
-"""nas.fanout: the fanned-out cell and its batch norms under bf16 autocast, on the device of ``pytest --device``."""
+"""nas.fanout: the fanned-out cell against the same cell run edge by edge (float64, every space and op), and
+its batch norms under bf16 autocast, on the device of ``pytest --device``."""
 
+import copy
+
+import pytest
 import torch
+import torch.nn.functional as F
 
+from pcdarts.nas.candidates import OPS, SPACES
+from pcdarts.nas.nb201_search import NB201SearchNetwork
 from pcdarts.nas.supernet import SearchNetwork
+from tests.nas.user_ops import SPACE_CASES
+
+OP_CASES = sorted(op for op in OPS if not OPS[op].zero)  # every registered op, in a space or not (the user's too)
+
+
+def _darts_case(ops, k, size, min_calls):
+    """A DARTS-cell supernet over ``ops``: 5 classes, 3 cells, 3-channel ``size`` x ``size`` images."""
+    build = lambda: SearchNetwork(num_classes=5, init_channels=8, layers=3, k=k, ops=ops)  # noqa: E731
+    return build, (3, 3, size, size), [0, 1, 4], min_calls, ()
+
+
+def _nb201_case(k, edge_norm, recompute):
+    """A NAS-Bench-201 supernet: 3 classes, 1-channel 9x9 images; beta takes no part without edge normalisation."""
+    build = lambda: NB201SearchNetwork(num_classes=3, in_channels=1, init_channels=8, layers=3, k=k,  # noqa: E731
+                                       edge_norm=edge_norm, recompute=recompute)  # fmt: skip
+    return build, (4, 1, 9, 9), [0, 1, 2, 0], 1, () if edge_norm else ("betas_normal",)
+
+
+FANOUT_CASES = [
+    *(pytest.param(*_darts_case(ops, k, size, 3 * 5), id=f"{name}-k{k}-{size}")  # five states feed edges in
+      for name, ops in zip([*SPACES, "custom"], SPACE_CASES)  # each of the three cells: the fan-out really ran
+      for k, size in [(1, 9), (1, 13), (4, 13), (4, 16)]),
+    # one op at a time (with ``none``), so an op the fan-out got wrong cannot hide behind the others
+    *(pytest.param(*_darts_case(("none", op), 2, 11, 0), id=f"alone-{op}") for op in OP_CASES),
+    *(pytest.param(*_nb201_case(k, edge_norm, recompute), id=f"nb201-k{k}-norm{int(edge_norm)}-{recompute}")
+      for k, edge_norm, recompute in [(1, False, "none"), (4, True, "none"), (4, False, "edges"), (2, True, "cells")]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("build", "shape", "targets", "min_calls", "unused"), FANOUT_CASES)
+def test_the_fanned_cell_equals_the_cell_run_edge_by_edge(build, shape, targets, min_calls, unused, monkeypatch,
+                                                          device):  # fmt: skip
+    """The one fan-out equivalence test: each state's edges computed together (shared pooling and identity,
+    stacked convs and BNs) against the same cell run edge by edge, on the same parameters, in float64, for each
+    shipped DARTS space and one with the user's ops mixed in, each op alone, and the NAS-Bench-201 cell (with
+    and without edge normalisation, and recomputing edges or cells): logits, every gradient, running statistics
+    and batch counters, and evaluation on each module's own statistics. Odd sizes reach the strided edges'
+    padding and FactorizedReduce's odd branch. On the device of ``pytest --device`` (the CPU in CI, a GPU
+    where the machine has one)."""
+    from pcdarts.nas.fanout import FanOut
+
+    torch.manual_seed(0)
+    net = build().to(device, torch.float64)
+    cells = {type(m) for m in net.modules() if hasattr(type(m), "_fans_out")}
+    assert cells  # the cell classes whose fast path the twin is kept off
+
+    def edge_by_edge():
+        for cls in cells:
+            monkeypatch.setattr(cls, "_fanned", None)  # the twin may not take the fast path
+            monkeypatch.setattr(cls, "_fans_out", lambda self, h: False)
+
+    with torch.no_grad():
+        for p in net.arch_parameters():
+            p.normal_()
+    twin = copy.deepcopy(net)
+    x = torch.randn(*shape, dtype=torch.float64).to(device)
+    y = torch.tensor(targets, device=device)
+    calls = []
+    forward = FanOut.forward
+    monkeypatch.setattr(FanOut, "forward", lambda self, *a: calls.append(1) or forward(self, *a))
+    results = []
+    for model in (net, twin):
+        logits = model(x)
+        names, params = zip(*model.named_parameters())
+        grads = torch.autograd.grad(F.cross_entropy(logits, y), params, allow_unused=True)
+        assert tuple(n for n, g in zip(names, grads) if g is None) == unused  # every other parameter takes part
+        grads = [g for g in grads if g is not None]
+        results.append((logits, grads, [b.clone() for b in model.buffers()]))
+        if model is net:
+            assert len(calls) >= min_calls
+        edge_by_edge()
+    monkeypatch.undo()
+    (logits, grads, buffers), (logits2, grads2, buffers2) = results
+    assert len(grads) == len(grads2) and len(buffers) == len(buffers2)
+    for a, b in zip([logits, *grads, *buffers], [logits2, *grads2, *buffers2]):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+    with torch.no_grad():  # evaluation: each module's own running statistics
+        for m in net.modules():  # make every BN's statistics differ, as no training step would
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.normal_()
+                m.running_var.uniform_(0.5, 2.0)
+        twin.load_state_dict(net.state_dict())
+        fanned = net.eval()(x)
+        edge_by_edge()
+        torch.testing.assert_close(fanned, twin.eval()(x), rtol=1e-9, atol=1e-12)
+    monkeypatch.undo()
 
 
 def test_fanned_cell_under_bf16_autocast_stays_as_close_to_fp32_as_edge_by_edge(device):

@@ -1,11 +1,9 @@
 """The search space as data: the op table, chosen spaces, your own ops, and nothing ever dropped."""
 
-import copy
 import json
 
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 import pcdarts
@@ -14,106 +12,10 @@ from pcdarts.errors import ConfigError
 from pcdarts.nas.candidates import OPS, PRIMITIVES, SPACES, OpSpace, op_space, register_op, space_of
 from pcdarts.nas.derive import derive_from_arch, derive_genotype
 from pcdarts.nas.genotype import GenotypeError, random_genotype
-from pcdarts.nas.nb201_search import NB201SearchNetwork
 from pcdarts.nas.supernet import SearchCell, SearchNetwork
+from tests.nas.user_ops import CUSTOM, SPACE_CASES, plain_op
 from tests.pictures import assert_drawn
 from tests.tiny import SIZES, TINY, TINY_SEARCH
-
-
-def _plain_op(c: int, stride: int, affine: bool) -> nn.Module:
-    """A user's op that offers nothing to the fast path: its own forward, with an affine BN inside."""
-    return nn.Sequential(nn.Conv2d(c, c, 3, stride, 1, bias=False), nn.BatchNorm2d(c, affine=True), nn.GELU())
-
-
-register_op("test_plain_conv", _plain_op)
-register_op("test_fused_conv", lambda c, stride, affine: OPS["nor_conv_3x3"](c, stride, affine))
-CUSTOM = ("none", "skip_connect", "test_plain_conv", "sep_conv_3x3", "test_fused_conv", "max_pool_3x3")
-
-SPACE_CASES = [*SPACES.values(), CUSTOM]
-OP_CASES = sorted(op for op in OPS if not OPS[op].zero)  # every registered op, in a space or not
-
-
-def _darts_case(ops, k, size, min_calls):
-    """A DARTS-cell supernet over ``ops``: 5 classes, 3 cells, 3-channel ``size`` x ``size`` images."""
-    build = lambda: SearchNetwork(num_classes=5, init_channels=8, layers=3, k=k, ops=ops)  # noqa: E731
-    return build, (3, 3, size, size), [0, 1, 4], min_calls, ()
-
-
-def _nb201_case(k, edge_norm, recompute):
-    """A NAS-Bench-201 supernet: 3 classes, 1-channel 9x9 images; beta takes no part without edge normalisation."""
-    build = lambda: NB201SearchNetwork(num_classes=3, in_channels=1, init_channels=8, layers=3, k=k,  # noqa: E731
-                                       edge_norm=edge_norm, recompute=recompute)  # fmt: skip
-    return build, (4, 1, 9, 9), [0, 1, 2, 0], 1, () if edge_norm else ("betas_normal",)
-
-
-FANOUT_CASES = [
-    *(pytest.param(*_darts_case(ops, k, size, 3 * 5), id=f"{name}-k{k}-{size}")  # five states feed edges in
-      for name, ops in zip([*SPACES, "custom"], SPACE_CASES)  # each of the three cells: the fan-out really ran
-      for k, size in [(1, 9), (1, 13), (4, 13), (4, 16)]),
-    # one op at a time (with ``none``), so an op the fan-out got wrong cannot hide behind the others
-    *(pytest.param(*_darts_case(("none", op), 2, 11, 0), id=f"alone-{op}") for op in OP_CASES),
-    *(pytest.param(*_nb201_case(k, edge_norm, recompute), id=f"nb201-k{k}-norm{int(edge_norm)}-{recompute}")
-      for k, edge_norm, recompute in [(1, False, "none"), (4, True, "none"), (4, False, "edges"), (2, True, "cells")]),
-]  # fmt: skip
-
-
-@pytest.mark.parametrize(("build", "shape", "targets", "min_calls", "unused"), FANOUT_CASES)
-def test_the_fanned_cell_equals_the_cell_run_edge_by_edge(build, shape, targets, min_calls, unused, monkeypatch,
-                                                          device):  # fmt: skip
-    """The one fan-out equivalence test: each state's edges computed together (shared pooling and identity,
-    stacked convs and BNs) against the same cell run edge by edge, on the same parameters, in float64, for each
-    shipped DARTS space and one with the user's ops mixed in, each op alone, and the NAS-Bench-201 cell (with
-    and without edge normalisation, and recomputing edges or cells): logits, every gradient, running statistics
-    and batch counters, and evaluation on each module's own statistics. Odd sizes reach the strided edges'
-    padding and FactorizedReduce's odd branch. On the device of ``pytest --device`` (the CPU in CI, a GPU
-    where the machine has one)."""
-    from pcdarts.nas.fanout import FanOut
-
-    torch.manual_seed(0)
-    net = build().to(device, torch.float64)
-    cells = {type(m) for m in net.modules() if hasattr(type(m), "_fans_out")}
-    assert cells  # the cell classes whose fast path the twin is kept off
-
-    def edge_by_edge():
-        for cls in cells:
-            monkeypatch.setattr(cls, "_fanned", None)  # the twin may not take the fast path
-            monkeypatch.setattr(cls, "_fans_out", lambda self, h: False)
-
-    with torch.no_grad():
-        for p in net.arch_parameters():
-            p.normal_()
-    twin = copy.deepcopy(net)
-    x = torch.randn(*shape, dtype=torch.float64).to(device)
-    y = torch.tensor(targets, device=device)
-    calls = []
-    forward = FanOut.forward
-    monkeypatch.setattr(FanOut, "forward", lambda self, *a: calls.append(1) or forward(self, *a))
-    results = []
-    for model in (net, twin):
-        logits = model(x)
-        names, params = zip(*model.named_parameters())
-        grads = torch.autograd.grad(F.cross_entropy(logits, y), params, allow_unused=True)
-        assert tuple(n for n, g in zip(names, grads) if g is None) == unused  # every other parameter takes part
-        grads = [g for g in grads if g is not None]
-        results.append((logits, grads, [b.clone() for b in model.buffers()]))
-        if model is net:
-            assert len(calls) >= min_calls
-        edge_by_edge()
-    monkeypatch.undo()
-    (logits, grads, buffers), (logits2, grads2, buffers2) = results
-    assert len(grads) == len(grads2) and len(buffers) == len(buffers2)
-    for a, b in zip([logits, *grads, *buffers], [logits2, *grads2, *buffers2]):
-        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
-    with torch.no_grad():  # evaluation: each module's own running statistics
-        for m in net.modules():  # make every BN's statistics differ, as no training step would
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.normal_()
-                m.running_var.uniform_(0.5, 2.0)
-        twin.load_state_dict(net.state_dict())
-        fanned = net.eval()(x)
-        edge_by_edge()
-        torch.testing.assert_close(fanned, twin.eval()(x), rtol=1e-9, atol=1e-12)
-    monkeypatch.undo()
 
 
 def _weight_grads(net: SearchNetwork, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -195,17 +97,17 @@ def test_op_lists_are_checked_and_named():
 
 def test_register_op_checks_what_it_is_given():
     with pytest.raises(ValueError, match="already registered"):
-        register_op("sep_conv_3x3", _plain_op)
+        register_op("sep_conv_3x3", plain_op)
     with pytest.raises(ValueError, match="op name"):
-        register_op("two,ops", _plain_op)
+        register_op("two,ops", plain_op)
     with pytest.raises(ValueError, match="fan_out"):
-        register_op("test_bad_kind", _plain_op, fan_out="matmul")
+        register_op("test_bad_kind", plain_op, fan_out="matmul")
     with pytest.raises(TypeError, match="callable"):
         register_op("test_not_callable", 3)
     assert "test_bad_kind" not in OPS and "test_not_callable" not in OPS
 
     with pytest.raises(ValueError, match="search_bn=True"):
-        register_op("test_pool_without_bn", _plain_op, fan_out="pool")
+        register_op("test_pool_without_bn", plain_op, fan_out="pool")
 
     def build(c: int, stride: int, affine: bool) -> nn.Module:
         return OPS["avg_pool_3x3"](c, stride, affine)
@@ -218,7 +120,7 @@ def test_register_op_checks_what_it_is_given():
 def test_a_declared_fast_kind_that_does_not_fit_the_module_runs_edge_by_edge():
     """Declaring ``fan_out='sep_conv'`` for a module that is not a SepConv cannot make the fast path misread it."""
     if "test_liar" not in OPS:  # the table is global: a second run of the test in one process reuses it
-        register_op("test_liar", _plain_op, fan_out="sep_conv")
+        register_op("test_liar", plain_op, fan_out="sep_conv")
     mixed = SearchNetwork(num_classes=3, init_channels=8, layers=3, k=2, ops=("test_liar",)).cells[0].edges[0].op
     assert mixed.kinds == [None]
 

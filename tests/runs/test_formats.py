@@ -94,3 +94,10 @@ def test_old_format_records_are_read_from_one_once_and_nothing_else_is_touched(t
     log.write_text("".join(json.dumps({"epoch": e}) + "\n" for e in (False, 1, 2, 3)))  # a current log
     MetricsLog(log, resume_epoch=2, tensorboard=False).close()
     assert [json.loads(x)["epoch"] for x in log.read_text().splitlines()] == [False, 1, 2]
+
+
+def test_a_selection_made_before_ties_were_counted_says_so():
+    from pcdarts.runs.formats import ties_text
+
+    assert ties_text({"ties": 3}) == "3 decisions were ties, broken by the magnitude rule"
+    assert ties_text({}) == ties_text({"ties": None}) == "ties not counted (a selection made before they were)"

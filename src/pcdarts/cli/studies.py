@@ -85,6 +85,7 @@ def _study_plan(cfg: Any, ns: argparse.Namespace, budget: int | None) -> dict[st
 
 def cmd_select(ns: argparse.Namespace) -> int:
     from ..nas.genotype import Genotype, param_free_count
+    from ..runs.formats import ties_text
     from ..runs.select import SelectConfig, run_select
 
     cfg = SelectConfig(method=ns.method, tune_epochs=ns.tune_epochs, score_batches=ns.score_batches, seed=ns.seed,
@@ -103,7 +104,7 @@ def cmd_select(ns: argparse.Namespace) -> int:
     print(
         f"perturbation-based selection ({result['label']}) in {_minutes(result['seconds'])}; "
         f"{param_free_count(g.normal)} of 8 normal-cell ops are parameter-free (largest alpha: "
-        f"{param_free_count(old.normal)}); {_ties(result)}\n"
+        f"{param_free_count(old.normal)}); {ties_text(result)}\n"
         f"{g.describe()}\n"
         f"files: {out}/ (genotype.json, decisions.json, select_result.json, environment.json)\n"
         f"next: pcdarts train --genotype {out}/genotype.json --dataset {_search_dataset(ns.run)} --out {out}-train"
@@ -155,10 +156,3 @@ def cmd_report(ns: argparse.Namespace) -> int:
 
     print(f"wrote {build_report(ns.run_dir, ns.out, overwrite=ns.overwrite)}")
     return 0
-
-
-def _ties(result: dict[str, Any]) -> str:
-    """How many decisions tied; a selection made before ties were counted does not say."""
-    if result.get("ties") is None:
-        return "ties not counted (a selection made before they were)"
-    return f"{result['ties']} decisions were ties, broken by the magnitude rule"

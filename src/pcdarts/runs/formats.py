@@ -165,6 +165,13 @@ def older_select_pin(out: Path) -> Path | None:
     return None
 
 
+def ties_text(result: dict[str, Any]) -> str:
+    """How many of a selection's decisions tied; a selection made before ties were counted does not say."""
+    if result.get("ties") is None:
+        return "ties not counted (a selection made before they were)"
+    return f"{result['ties']} decisions were ties, broken by the magnitude rule"
+
+
 def older_pin_free(pin: Path, record: dict[str, Any]) -> set[str]:
     """Settings an older select_config.json (``pin``, read as ``record``) may differ in from a new pin: it
     recorded no ``search_arch_sha256`` for a search without arch.json."""
