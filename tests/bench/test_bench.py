@@ -151,8 +151,7 @@ def test_bench_limit_prints_the_peak_and_each_steps_share_of_it():
     import subprocess
     import sys
 
-    args = ["--channels", "4", "--layers", "3", "--batch", "4", "--size", "8", "--train-channels", "4",
-            "--train-layers", "3", "--threads", "1", "--repeats", "1", "--json"]  # fmt: skip
+    args = [*TINY_BENCH, "--json"]
     out = subprocess.run([sys.executable, "-m", "pcdarts", "bench", "limit", *args], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
     res = json.loads(out.stdout)

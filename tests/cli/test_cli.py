@@ -7,7 +7,7 @@ import pytest
 
 from pcdarts.cli import COMMANDS, main
 from tests.conftest import assert_refused, one_line
-from tests.tiny import QUARTER_SEARCH, QUARTER_TRAIN, TINY_TRAIN
+from tests.tiny import QUARTER_SEARCH, QUARTER_TRAIN, TINY_SEARCH_CONFIG, TINY_TRAIN
 
 
 @pytest.mark.parametrize(
@@ -201,7 +201,7 @@ def test_resume_with_only_out_continues_with_the_runs_own_settings(tmp_path, cap
     from pcdarts.runs.search import run_search
 
     out = tmp_path / "s"
-    cfg = SearchConfig.for_dataset("synthetic", epochs=3, layers=3, init_channels=4, image_size=8, threads=1)
+    cfg = SearchConfig.for_dataset("synthetic", **{**TINY_SEARCH_CONFIG, "epochs": 3})
     with stop_after(1):
         stopped = run_search(cfg, out, progress=False)
     assert stopped["stopped"]

@@ -126,7 +126,7 @@ def test_supernet_trains_alpha_and_beta(k, edge_norm):
     assert state["cell"] == "nasbench201" and ("betas_normal" in state) == edge_norm
 
 
-# The fanned cell against the cell run edge by edge: test_space.py's one fan-out equivalence test (nb201-* cases).
+# The fanned cell against the cell run edge by edge: test_fanout.py's one fan-out equivalence test (nb201-* cases).
 
 
 def test_edge_normalisation_is_a_softmax_over_each_nodes_edges():

@@ -116,8 +116,7 @@ def _worker_json(argv: list[str]) -> dict[str, Any]:
 
 def cmd_step(args: argparse.Namespace) -> dict[str, Any]:
     def run(*extra: str) -> dict[str, Any]:
-        cmd = [sys.executable, "-m", "pcdarts.bench", *extra, *_shared_flags(args)]
-        return json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.splitlines()[-1])
+        return _worker_json([*extra, *_shared_flags(args)])
 
     times = run("_step_times", *(["--baseline"] if args.baseline else []))
     rows = []

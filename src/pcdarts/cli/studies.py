@@ -86,7 +86,7 @@ def _study_plan(cfg: Any, ns: argparse.Namespace, budget: int | None) -> dict[st
 def cmd_select(ns: argparse.Namespace) -> int:
     from ..nas.genotype import Genotype, param_free_count
     from ..runs.formats import ties_text
-    from ..runs.select import SelectConfig, run_select
+    from ..runs.select import SelectConfig, run_select, select_folder
 
     cfg = SelectConfig(method=ns.method, tune_epochs=ns.tune_epochs, score_batches=ns.score_batches, seed=ns.seed,
                        device=ns.device, threads=ns.threads)  # fmt: skip
@@ -100,7 +100,7 @@ def cmd_select(ns: argparse.Namespace) -> int:
         print(json.dumps(result))
         return 0
     g, old = Genotype.from_dict(result["genotype"]), Genotype.from_dict(result["magnitude_genotype"])
-    out = ns.out or f"{ns.run}/select-{cfg.label()}"
+    out = ns.out or select_folder(ns.run, cfg)
     print(
         f"perturbation-based selection ({result['label']}) in {_minutes(result['seconds'])}; "
         f"{param_free_count(g.normal)} of 8 normal-cell ops are parameter-free (largest alpha: "

@@ -19,7 +19,7 @@ import functools
 import math
 import statistics
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +27,11 @@ from ..errors import ConfigError, RunError
 from ..files import atomic_write_json, read_run_json
 from ..nas.genotype import random_genotype
 from ..runs.config import TrainConfig, resolve_config
-from ..runs.formats import FILE_FORMAT
+from ..runs.formats import FILE_FORMAT, without_added
 from .stats import bootstrap_tau, kendall_tau
 from .study import random_cell
 from .study_config import StudyConfig
-from .units import check_pinned, run_units, train_cell, train_folder
+from .units import check_pinned, run_units, train_cell, train_folder, with_threads
 
 
 @dataclass(frozen=True)
@@ -83,9 +83,7 @@ class FidelityConfig:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["budgets"] = list(self.budgets)
-        if d["cell"] == "darts":  # calibrations pinned before the setting existed pin the same file
-            del d["cell"]
-        return d
+        return without_added(d, "calibration")
 
     def random_cell(self, seed: int) -> Any:
         """Random cell ``seed`` of the calibration's cell space (the same cell a study's random arm draws)."""
@@ -181,9 +179,7 @@ class Fidelity:
         self.rows: list[dict[str, Any]] = []
 
     def _unit(self, cell: int, budget: int, seed: int) -> dict[str, Any]:
-        tcfg = self.cfg.train_config(budget, seed)
-        if self.threads:
-            tcfg = replace(tcfg, threads=self.threads)
+        tcfg = with_threads(self.cfg.train_config(budget, seed), self.threads)
         if tcfg.val_fraction <= 0:
             raise RunError("a calibration ranks cells on validation data: set val_fraction > 0 in the training")
         trained = train_cell(self.out, tcfg, self.cfg.random_cell(cell), progress=self.progress, read_test=False)

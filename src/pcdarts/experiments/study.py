@@ -30,7 +30,7 @@ from ..runs.config import SearchConfig
 from ..runs.environment import revision
 from ..runs.formats import FILE_FORMAT, read_epoch_log
 from ..runs.search import run_search
-from ..runs.select import SelectConfig, run_select
+from ..runs.select import SelectConfig, run_select, select_folder
 from .stats import compare_with_random, summarise_arms
 from .study_config import Arm, StudyConfig
 from .units import (
@@ -44,6 +44,7 @@ from .units import (
     run_revisions,
     run_units,
     train_cell,
+    with_threads,
 )
 
 log = logging.getLogger(__name__)
@@ -83,9 +84,7 @@ class Study:
         self.cfg, self.out, self.progress = cfg, Path(out), progress
         self.threads = threads
         self.budget = budget
-        self.train_cfg = cfg.train_config()
-        if threads:
-            self.train_cfg = replace(self.train_cfg, threads=threads)
+        self.train_cfg = with_threads(cfg.train_config(), threads)
         self.cells: list[dict[str, Any]] = []
         self._prepared: set[tuple[str, int]] = set()  # searched cells whose search (and selection) are done
 
@@ -112,13 +111,11 @@ class Study:
 
     def search_config(self, arm: Arm, seed: int) -> SearchConfig:
         """An arm's search at ``seed`` as this study runs it (its thread count applied)."""
-        scfg = self.cfg.search_config(arm, seed)
-        return replace(scfg, threads=self.threads) if self.threads else scfg
+        return with_threads(self.cfg.search_config(arm, seed), self.threads)
 
     def select_config(self, arm: Arm) -> SelectConfig | None:
         """An arm's DARTS-PT selection as this study runs it, or None for an arm that derives by argmax."""
-        sel = self.cfg.select_config(arm)
-        return replace(sel, threads=self.threads) if sel is not None and self.threads else sel
+        return with_threads(self.cfg.select_config(arm), self.threads)
 
     def _search(self, arm: Arm, seed: int) -> tuple[Path, SearchConfig]:
         scfg = self.search_config(arm, seed)
@@ -147,9 +144,7 @@ class Study:
         if epochs is None:
             raise BudgetPending("waits for the training budget (the calibration is not finished)")
         cfg = replace(self.cfg, train={**self.cfg.train, "epochs": int(epochs)})
-        train_cfg = cfg.train_config()
-        if self.threads:
-            train_cfg = replace(train_cfg, threads=self.threads)
+        train_cfg = with_threads(cfg.train_config(), self.threads)
         self._check_folder(cfg)  # pinned first: a pin that fails (or is busy) leaves the budget unread
         self.cfg, self.train_cfg, self.budget = cfg, train_cfg, None
 
@@ -222,7 +217,7 @@ class Study:
         extra: dict[str, Any] = run_revisions(run, "search_")
         sel = self.select_config(arm)
         if sel is not None:  # DARTS-PT from the end of the shared search (the derivation remedies do not apply)
-            select_dir = run / f"select-{sel.label()}"
+            select_dir = select_folder(run, sel)
             chosen = run_select(run, select_dir, sel, progress=self.progress)
             if chosen.get("stopped"):
                 raise KeyboardInterrupt

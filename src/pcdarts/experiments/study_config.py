@@ -8,6 +8,7 @@ from typing import Any
 
 from ..errors import ConfigError, RunError
 from ..runs.config import SearchConfig, TrainConfig, resolve_config
+from ..runs.formats import without_added
 from ..runs.select import SelectConfig
 
 
@@ -113,16 +114,7 @@ class StudyConfig:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["arms"] = [{"name": a.name, "overrides": a.overrides} for a in self.arms]
-        if d["primary"] is None:  # studies from before the setting pin the same file as before
-            del d["primary"]
-        for key, default in NEW_DEFAULTS.items():  # likewise for the settings added after it
-            if d[key] == default:
-                del d[key]
-        return d
+        return without_added(d, "study")
 
 
 RULES = ("effect", "superiority")
-
-
-NEW_DEFAULTS = {"rule": "effect", "retrain_random": 0, "oneshot_arm": None, "oneshot_images": 2000}
-"""Study settings added after studies were first pinned, at the values those studies ran with."""

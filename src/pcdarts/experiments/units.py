@@ -9,9 +9,9 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ..errors import RunError
 from ..files import atomic_write_json, read_run_json
@@ -24,6 +24,14 @@ from ..runs.rundir import RunBusy, RunLock, check_out_path
 from ..runs.train import read_test_once, run_train
 
 log = logging.getLogger(__name__)
+
+
+C = TypeVar("C")
+
+
+def with_threads(cfg: C, threads: int) -> C:
+    """A unit's run settings with the thread count its study or calibration was started with (0: as set)."""
+    return replace(cfg, threads=threads) if threads and cfg is not None else cfg
 
 
 def _digest(obj: Any) -> str:

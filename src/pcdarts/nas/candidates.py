@@ -184,11 +184,17 @@ def op_space(space: str = "darts", ops: Iterable[str] | None = None) -> OpSpace:
     return OpSpace(CUSTOM, names)
 
 
+def stored_ops(state: Mapping[str, Any]) -> Any:
+    """The op names stored with a run's arch state, checkpoint, config or history line, as stored; the DARTS
+    ops where none are (runs written before spaces were stored searched them)."""
+    return state.get("ops") or DARTS.ops
+
+
 def space_of(state: Mapping[str, Any]) -> OpSpace:
-    """The op space stored with a run's arch state, checkpoint or config; ``darts`` where none is stored
-    (runs written before spaces were stored searched the DARTS ops). Unknown ops are a ``ConfigError``."""
-    ops = state.get("ops")
-    if ops is None:
+    """The op space stored with a run's arch state, checkpoint or config (``stored_ops``), checked: a damaged
+    list or an op not registered in this process is a ``ConfigError``."""
+    ops = stored_ops(state)
+    if ops is DARTS.ops:
         return DARTS
     if not isinstance(ops, (list, tuple)) or not all(isinstance(o, str) for o in ops):
         raise ConfigError(f"the stored op list {ops!r} is not a list of op names: the run's files are damaged")

@@ -9,7 +9,6 @@ from typing import Any
 
 from ..errors import RunError
 from ..files import parse_record, read_jsonl, read_run_json
-from ..nas.candidates import PRIMITIVES
 
 FILE_FORMAT = 2
 
@@ -121,6 +120,18 @@ def upgrade_log_lines(lines: list[str]) -> list[str]:
 ADDED_SETTINGS = {"space": "darts", "ops": [], "cell": "darts", "holdout_images": 0}
 """Settings added after runs were first written, with the value those older runs used."""
 
+PIN_ADDED = {
+    "study": {"primary": None, "rule": "effect", "retrain_random": 0, "oneshot_arm": None, "oneshot_images": 2000},
+    "calibration": {"cell": "darts"},
+}
+"""Study and calibration settings added after their folders were first pinned, at the values those ran with."""
+
+
+def without_added(settings: dict[str, Any], kind: str) -> dict[str, Any]:
+    """A study's or calibration's settings as its pin file holds them: a setting added later is left out while
+    it has the value older folders ran with, so their pins still match byte for byte."""
+    return {k: v for k, v in settings.items() if k not in PIN_ADDED[kind] or v != PIN_ADDED[kind][k]}
+
 
 def epoch_part(state: dict[str, Any] | None) -> tuple[float, float]:
     """Wall and CPU seconds the epoch a run stopped inside had taken (0 without a stop inside one, or from a
@@ -134,12 +145,6 @@ def epoch_part(state: dict[str, Any] | None) -> tuple[float, float]:
         log.warning("the checkpoint's record of the stopped epoch's time is damaged: that epoch's time restarts")
         return 0.0, 0.0
     return wall, cpu
-
-
-def history_ops(record: dict[str, Any]) -> tuple[str, ...]:
-    """The op space of an arch_history.jsonl record: its ``ops``, or the DARTS ops for a history written before
-    searches stored their op space (they all searched it)."""
-    return tuple(record.get("ops") or PRIMITIVES)
 
 
 OLDER_SELECT_PIN = "select_config.json"

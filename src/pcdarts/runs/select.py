@@ -382,6 +382,11 @@ class Selector:
                         progress=self.progress)  # fmt: skip
 
 
+def select_folder(run: str | Path, cfg: SelectConfig) -> Path:
+    """Where a selection of ``run`` with ``cfg`` goes unless told: ``run/select-<label>``, one per setting."""
+    return Path(run) / f"select-{cfg.label()}"
+
+
 def run_select(run: str | Path, out: str | Path | None = None, cfg: SelectConfig | None = None, *,
                progress: bool = True) -> dict[str, Any]:  # fmt: skip
     """Perturbation-based selection from the finished search in ``run``; resumes from ``out`` after a kill.
@@ -391,5 +396,5 @@ def run_select(run: str | Path, out: str | Path | None = None, cfg: SelectConfig
     is in ``out/decisions.json``.
     """
     cfg = cfg or SelectConfig()
-    out = Path(out) if out is not None else Path(run) / f"select-{cfg.label()}"
+    out = Path(out) if out is not None else select_folder(run, cfg)
     return Selector(run, out, cfg, progress=progress).run()

@@ -20,11 +20,10 @@ from matplotlib.figure import Figure  # figures without pyplot: no global backen
 
 from ..errors import ConfigError
 from ..files import atomic_save_figure, atomic_write_bytes
-from ..nas.candidates import OPS
+from ..nas.candidates import OPS, stored_ops
 from ..nas.derive import node_edge_weights
 from ..nas.genotype import Genotype, edge_name, none_count, param_free_count
 from ..nas.space import steps_for
-from ..runs.formats import history_ops
 
 OP_COLOURS = {
     "max_pool_3x3": "#1f77b4",
@@ -236,7 +235,7 @@ def alpha_heatmaps(history: list[dict[str, Any]], out: str | Path, epochs: list[
         for col, cell in enumerate(cells):
             a = torch.softmax(torch.tensor(h[f"alphas_{cell}"]), dim=-1).numpy()
             n_edges = a.shape[0]
-            names = history_ops(h)  # the history's op space
+            names = tuple(stored_ops(h))  # the history's op space
             if len(names) != a.shape[1]:
                 raise ConfigError(
                     f"epoch {e}: alpha has {a.shape[1]} columns but the stored op space {len(names)} "
@@ -288,7 +287,7 @@ def genotype_timeline(history: list[dict[str, Any]], out: str | Path) -> tuple[P
         raise ConfigError("no alpha/beta history to draw")
     epochs = [h["epoch"] for h in history]
     genos = [Genotype.from_dict(h["genotype"]) for h in history]
-    space = history_ops(history[-1])  # the searched ops
+    space = tuple(stored_ops(history[-1]))  # the searched ops
     seen = {op for g in genos for op, _ in g.normal + g.reduce}
     ops = [op for op in space if not (op in OPS and OPS[op].zero)]
     ops += sorted(seen - set(ops))
