@@ -187,7 +187,8 @@ def op_space(space: str = "darts", ops: Iterable[str] | None = None) -> OpSpace:
 def stored_ops(state: Mapping[str, Any]) -> Any:
     """The op names stored with a run's arch state, checkpoint, config or history line, as stored; the DARTS
     ops where none are (runs written before spaces were stored searched them)."""
-    return state.get("ops") or DARTS.ops
+    ops = state.get("ops")
+    return DARTS.ops if ops is None else ops
 
 
 def space_of(state: Mapping[str, Any]) -> OpSpace:
