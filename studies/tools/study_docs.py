@@ -31,7 +31,7 @@ from pcdarts.experiments.tables import (
     time_by_part,
     verdict,
 )
-from pcdarts.viz.studies import plot_study
+from pcdarts.viz.studies import plot_ablation, plot_study
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -132,7 +132,9 @@ def study3(folder: Path, root: Path) -> str:
     table = format_table(study["arms"]) + "\n\n" + decision + "."
     _replace(page, "study3-table", table + "\n\n" + format_comparisons(study) + "\n\n![study](study3/study.png)")
     primary = study.get("primary") or study["config"]["arms"][0]["name"]
-    _replace(page, "study3-analysis", format_analysis(study, folder, primary))
+    plot_ablation(study, out / "ablation.png")
+    analysis = format_analysis(study, folder, primary) + "\n\n![ablation](study3/ablation.png)"
+    _replace(page, "study3-analysis", analysis)
     _replace(page, "study3-cells", format_cells(study))
     _replace(page, "study3-times", format_times(time_by_part(study)))
     if "<!-- study3-table -->" in (root / "README.md").read_text():
