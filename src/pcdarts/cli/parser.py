@@ -275,6 +275,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print the resolved study (each arm's search and selection, the training, the units in order) and exit",
     )
+    st.add_argument(
+        "--status",
+        action="store_true",
+        help="where the study in --out stands (units finished per arm, runs in progress, time left; no result) "
+        "and exit",
+    )
     st.add_argument("--no-progress", action="store_true")
 
     se = sub.add_parser(

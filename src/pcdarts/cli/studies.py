@@ -22,6 +22,11 @@ def cmd_study(ns: argparse.Namespace) -> int:
     from ..experiments.tables import format_table, verdict
     from ..viz.studies import plot_study
 
+    if ns.status:
+        from ..experiments.status import format_status, study_status
+
+        print(format_status(study_status(ns.out)))
+        return 0
     values: dict[str, Any] = {}
     calibrated = False
     if ns.preset is not None and ns.config is not None:
