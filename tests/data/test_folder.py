@@ -13,8 +13,8 @@ from PIL import Image
 from pcdarts.cli import main
 from pcdarts.data import (
     DataError,
+    final_test_part,
     get_dataset,
-    holdout_part,
     make_stream,
     subsample,
     train_part,
@@ -102,7 +102,7 @@ def test_folder_dataset_streams_with_workers(tmp_path):
     s = make_stream(ds, train_part(ds), 5, train=True, seed=0, workers=2)
     batches = list(s.epoch())
     assert sum(len(y) for _, y in batches) == 15 and batches[0][0].shape == (5, 3, 24, 24)
-    t = make_stream(ds, holdout_part(ds), 8, train=False, workers=0)
+    t = make_stream(ds, final_test_part(ds), 8, train=False, workers=0)
     x, y = next(iter(t.epoch()))
     assert x.shape == (3, 3, 24, 24)
     again = make_stream(ds, train_part(ds), 5, train=True, seed=0, workers=0)

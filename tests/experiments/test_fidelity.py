@@ -102,3 +102,25 @@ def test_fidelity_refuses_training_settings_it_sets_itself(tmp_path, capsys, key
     assert main(["fidelity", "--dataset", "synthetic", "--train-set", key, "--out", str(tmp_path / "f")]) == 2
     assert "is not a training setting of a calibration" in one_line(capsys)
     assert not (tmp_path / "f").exists()
+
+
+def test_a_calibration_of_nasbench201_cells_selects_on_the_holdout(idx_dir, tmp_path, capsys):
+    """The cell space of the random cells, and model selection on a fixed hold-out instead of a val split."""
+    from pcdarts.nas.nb201 import random_nb201
+
+    out = tmp_path / "f"
+    args = ["fidelity", "--dataset", "fashion-mnist", "--data", str(idx_dir), "--out", str(out), "--cells", "3",
+            "--budgets", "1,2", "--seed-cells", "0", "--cell", "nasbench201", "--threads", "1",
+            "--no-progress"]  # fmt: skip
+    train = dict(TRAIN, val_fraction=0.0)
+    for k, v in train.items():
+        args += ["--train-set", f"{k}={json.dumps(v)}"]
+    assert main(args) == 2  # no validation data to rank the cells on: refused before any training
+    assert "holdout_images" in one_line(capsys) and not (out / "train").exists()
+    assert main([*args, "--train-set", "holdout_images=40"]) == 0
+    fid = load_fidelity(out)
+    assert fid["complete"] and len(fid["rows"]) == 6
+    trained = [json.loads((d / "result.json").read_text()) for d in (out / "train").iterdir()]
+    assert len(trained) == 6 and all(r["selected_by"] == "holdout" and r["test_accuracy"] is None for r in trained)
+    genotypes = {json.dumps(json.loads((d / "genotype.json").read_text())) for d in (out / "train").iterdir()}
+    assert genotypes == {json.dumps(random_nb201(c).to_dict()) for c in range(3)}

@@ -29,12 +29,12 @@ def _nb201_case(k, edge_norm, recompute):
 
 
 FANOUT_CASES = [
-    *(pytest.param(*_darts_case(ops, k, size, 3 * 5), id=f"{name}-k{k}-{size}")  # five states feed edges in
+    *(pytest.param(*_darts_case(ops, k, size, 3 * 5), id=f"darts-cell-{name}-k{k}-{size}")  # five states feed edges in
       for name, ops in zip([*SPACES, "custom"], SPACE_CASES)  # each of the three cells: the fan-out really ran
       for k, size in [(1, 9), (1, 13), (4, 13), (4, 16)]),
     # one op at a time (with ``none``), so an op the fan-out got wrong cannot hide behind the others
     *(pytest.param(*_darts_case(("none", op), 2, 11, 0), id=f"alone-{op}") for op in OP_CASES),
-    *(pytest.param(*_nb201_case(k, edge_norm, recompute), id=f"nb201-k{k}-norm{int(edge_norm)}-{recompute}")
+    *(pytest.param(*_nb201_case(k, edge_norm, recompute), id=f"nasbench201-cell-k{k}-norm{int(edge_norm)}-{recompute}")
       for k, edge_norm, recompute in [(1, False, "none"), (4, True, "none"), (4, False, "edges"), (2, True, "cells")]),
 ]  # fmt: skip
 

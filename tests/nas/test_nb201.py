@@ -2,9 +2,12 @@
 
 import json
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
+from pcdarts.deploy import predict_tensor
 from pcdarts.experiments.oneshot import one_hot_transform
 from pcdarts.nas.derive import derive_from_arch
 from pcdarts.nas.genotype import Genotype, GenotypeError
@@ -242,24 +245,37 @@ def test_search_train_plot_report_export_and_refusals_in_the_nasbench201_cell(tm
     assert arch["cell"] == "nasbench201" and arch["ops"] == list(NB201_OPS)
     g = load_genotype(str(s))
     assert isinstance(g, NB201Genotype) and derive_from_arch(arch) == g
-    train = [*TINY, "--genotype", str(s), "--epochs", "1", "--holdout-images", "40", "--layers", "4"]
+    train = [*TINY, "--genotype", str(s), "--epochs", "1", "--holdout-images", "40"]
+    assert main(["train", *train, "--layers", "4", "--out", str(t)]) == 2  # a depth given must be whole stages
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "multiple of 3" in err and not t.exists()
     assert main(["train", *train, "--out", str(t)]) == 0
     result = json.loads((t / "result.json").read_text())
     assert result["selected_by"] == "holdout" and result["val_images"] == 40
-    assert json.loads((t / "config.json").read_text())["layers"] == 6  # 4 cells, rounded up to whole stages
     model, info = load_trained(t)
     assert info.genotype == g and count_params(model) == result["params"]
+    capsys.readouterr()
+    assert main(["eval", "--checkpoint", str(t), "--json"]) == 0
+    evaluated = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert evaluated["test_accuracy"] == pytest.approx(result["test_accuracy"])
+    for fmt in ("torchscript", "exported"):  # each export is checked against the eager network's logits
+        assert main(["export", "--checkpoint", str(t), "--format", fmt, "--out", str(tmp_path / fmt), "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["max_abs_diff"] <= 1e-4
+    image = tmp_path / "one.png"
+    Image.fromarray(np.full((8, 8, 3), 200, dtype=np.uint8)).save(image)
+    assert main(["predict", "--checkpoint", str(t), str(image), "--json"]) == 0
+    row = json.loads(capsys.readouterr().out.strip().splitlines()[-1])[0]
+    assert row["top"] == predict_tensor(model.eval(), info, info.preprocess(str(image)).unsqueeze(0))[0]["top"]
     assert main(["plot", "--run", str(s), "--out", str(tmp_path / "plots")]) == 0
     assert {p.name for p in (tmp_path / "plots").iterdir()} >= {"cells.png", "alpha_beta.png", "timeline.png"}
     assert main(["report", str(t)]) == 0
     page = (t / "report.html").read_text()
     assert page.count('src="data:image/png;base64,') >= 2 and "~0|" in page  # pictures; the cell in its own notation
-    assert main(["export", "--checkpoint", str(t), "--format", "torchscript", "--out", str(tmp_path / "m.pt")]) == 0
     assert main(["info", "--genotype", BEST, "--dataset", "cifar10", "--init-channels", "16", "--layers", "15",
                  "--json"]) == 0  # fmt: skip
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["params"] == REFERENCE_PARAMS[BEST][0]
-    assert main(["select", "--run", str(s)]) == 2  # DARTS-PT picks DARTS-cell edges: a one-line refusal
-    assert "whose edges are all kept" in capsys.readouterr().err
+    assert main(["select", "--run", str(s)]) == 2  # DARTS-PT is built for the DARTS cell: a one-line refusal
+    assert "built for the DARTS cell only" in capsys.readouterr().err
     for bad in (["--layers", "4"], ["--max-param-free-reduce", "1"], ["--stem", "imagenet", "--layers", "3"]):
         assert main(["search", *TINY, "--cell", "nasbench201", *bad, "--out", str(tmp_path / "x")]) == 2
         err = capsys.readouterr().err
@@ -309,3 +325,51 @@ def test_the_cap_range_is_the_librarys_rule_too():
         derive_genotype(torch.zeros(14, 8), torch.zeros(14, 8), max_param_free_reduce=9)
     with pytest.raises(GenotypeError, match="between 0 and 6"):
         derive_from_arch({"cell": "nasbench201", "alphas_normal": [[0.0] * 5] * 6}, max_param_free=7)
+
+
+def test_the_nasbench201_cell_has_its_own_defaults_and_whole_stage_depths():
+    """NAS-Bench-201's network (C=16, N=5, no auxiliary head, drop path or cutout) where a dataset sets none;
+    a default depth is rounded up to whole stages, a depth given that is not one is refused."""
+    from pcdarts.errors import ConfigError
+    from pcdarts.runs.artifacts import describe_network
+    from pcdarts.runs.config import SearchConfig, TrainConfig, resolve_config
+    from pcdarts.runs.presets import preset_values
+
+    nb = resolve_config(TrainConfig, "cifar10", {"genotype": BEST})
+    assert (nb.init_channels, nb.layers, nb.auxiliary, nb.drop_path, nb.cutout) == (16, 15, False, 0.0, 0)
+    darts = resolve_config(TrainConfig, "cifar10", {})
+    assert (darts.init_channels, darts.layers, darts.auxiliary, darts.cutout) == (36, 20, True, 16)
+    assert TrainConfig.for_dataset("synthetic", genotype=BEST).layers == 6  # synthetic's 5, in whole stages
+    with pytest.raises(ConfigError, match="multiple of 3"):
+        TrainConfig.for_dataset("synthetic", genotype=BEST, layers=5)
+    protocol = resolve_config(
+        TrainConfig, "cifar10", {"genotype": BEST}, preset_values("nasbench201", "train", "cifar10")
+    )
+    assert (protocol.epochs, protocol.batch_size, protocol.lr, protocol.weight_decay) == (200, 256, 0.1, 5e-4)
+    search = resolve_config(SearchConfig, "cifar10", {"cell": "nasbench201"})
+    assert (search.init_channels, search.layers, search.space) == (16, 15, "nb201")
+    assert resolve_config(SearchConfig, "cifar10", {}, preset_values("nasbench201", "search", "cifar10")).cell == (
+        "nasbench201"
+    )
+    assert resolve_config(SearchConfig, "digits", {"cell": "nasbench201"}).layers == 6  # digits' 5, rounded up
+    # info: NAS-Bench-201's own figures for this cell at C=16, N=5 on CIFAR-10, with nothing else given
+    size = describe_network(BEST, dataset="cifar10")
+    assert (size["params"], round(size["macs"] / 1e5)) == (REFERENCE_PARAMS[BEST][0], 1847)
+    all_conv = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+    assert describe_network(all_conv, dataset="cifar10")["macs"] == 220_119_680
+
+
+def test_the_op_space_is_the_cells_own_unless_one_is_named():
+    from pcdarts.errors import ConfigError
+    from pcdarts.runs.config import SearchConfig, build_search_network
+
+    assert SearchConfig(cell="nasbench201", layers=3).space == "nb201"
+    assert SearchConfig().space == "darts"
+    named = SearchConfig(cell="nasbench201", layers=3, init_channels=4, space="darts")  # the paper's 8 ops in it
+    assert named.space == "darts"
+    net = build_search_network(named, num_classes=3, in_channels=1)
+    assert net(torch.rand(2, 1, 8, 8)).shape == (2, 3) and net.alphas_normal.shape == (6, 8)
+    for cap in ("max_param_free", "early_stop_param_free"):  # the cell has 6 edges to count, the DARTS cell 8
+        with pytest.raises(ConfigError, match="between . and 6"):
+            SearchConfig(cell="nasbench201", layers=3, **{cap: 7})
+        assert getattr(SearchConfig(**{cap: 8}), cap) == 8

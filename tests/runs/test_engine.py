@@ -22,7 +22,7 @@ def test_the_eta_counts_arch_epochs_at_twice_a_warm_up_epoch():
 
 
 def test_evaluate_splits_top1_by_class():
-    from pcdarts.data import holdout_part, make_stream
+    from pcdarts.data import final_test_part, make_stream
     from pcdarts.data.datasets import TensorDataset
     from pcdarts.runs.engine import evaluate
 
@@ -33,7 +33,7 @@ def test_evaluate_splits_top1_by_class():
     x = torch.zeros(6, 1, 4, 4)
     y = torch.tensor([0, 0, 1, 1, 1, 0])
     ds = TensorDataset("t", x, y, x, y, 3, (0.0,), (1.0,))
-    stats = evaluate(Fixed(), make_stream(ds, holdout_part(ds), 4, train=False))
+    stats = evaluate(Fixed(), make_stream(ds, final_test_part(ds), 4, train=False))
     assert stats["per_class"] == [1.0, 0.0, None] and stats["top1"] == 0.5
 
 

@@ -203,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     pn.add_argument("--holdout-images", type=int, default=None, help="with --dataset: images set aside first")
     pn.add_argument("--stem", default=None, choices=CHOICES["stem"])
     pn.add_argument("--ks", type=int, nargs="+", default=[1, 2, 4, 8])
-    pn.add_argument("--space", default=None, help="the candidate ops: darts or nb201 (default darts)")
+    pn.add_argument("--space", default=None, help="the candidate ops: darts or nb201 (default auto: the cell's own)")
     pn.add_argument("--ops", type=_comma_list, default=(), metavar="A,B,...", help="ops of your own instead of --space")
     pn.add_argument(
         "--recompute",

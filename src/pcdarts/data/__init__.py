@@ -7,7 +7,7 @@ from .datasets import DATASETS, SHAPES, DataError, Shape, TensorDataset, get_dat
 from .folder import FolderDataset, FolderStream, subsample
 from .splits import (
     carve_selection,
-    holdout_part,
+    final_test_part,
     limit_train,
     make_stream,
     part_size,
@@ -37,7 +37,7 @@ __all__ = [
     "register_dataset",
     "search_parts",
     "subsample",
-    "holdout_part",
+    "final_test_part",
     "carve_selection",
     "selection_part",
     "train_part",

@@ -36,7 +36,8 @@ def train_part(ds: TensorDataset | FolderDataset) -> Part:
     return (ds.train_x, ds.train_y) if isinstance(ds, TensorDataset) else ds.train
 
 
-def holdout_part(ds: TensorDataset | FolderDataset) -> Part:
+def final_test_part(ds: TensorDataset | FolderDataset) -> Part:
+    """The test split (read once, for the reported figure); the selecting hold-out is ``selection_part``."""
     return (ds.test_x, ds.test_y) if isinstance(ds, TensorDataset) else ds.test
 
 

@@ -76,7 +76,7 @@ class FidelityConfig:
     def train_config(self, epochs: int, seed: int) -> TrainConfig:
         values = {**self.train, "epochs": epochs, "seed": seed, "data": self.data}
         try:
-            return resolve_config(TrainConfig, self.dataset, values)
+            return resolve_config(TrainConfig, self.dataset, values, cell=self.cell)
         except (TypeError, ValueError) as exc:
             raise RunError(f"fidelity training settings: {exc}") from None
 
@@ -175,13 +175,16 @@ class Fidelity:
     def __init__(self, cfg: FidelityConfig, out: str | Path, *, progress: bool = True, threads: int = 0):
         self.cfg, self.out, self.progress, self.threads = cfg, Path(out), progress, threads
         for b in cfg.budgets:  # every training's settings checked before any work
-            cfg.train_config(b, cfg.train_seed)
+            tcfg = cfg.train_config(b, cfg.train_seed)
+            if tcfg.val_fraction <= 0 and not tcfg.holdout_images:
+                raise RunError(
+                    "a calibration ranks cells on validation data: set holdout_images (a fixed hold-out) or "
+                    "val_fraction > 0 in the training"
+                )
         self.rows: list[dict[str, Any]] = []
 
     def _unit(self, cell: int, budget: int, seed: int) -> dict[str, Any]:
         tcfg = with_threads(self.cfg.train_config(budget, seed), self.threads)
-        if tcfg.val_fraction <= 0:
-            raise RunError("a calibration ranks cells on validation data: set val_fraction > 0 in the training")
         trained = train_cell(self.out, tcfg, self.cfg.random_cell(cell), progress=self.progress, read_test=False)
         return _row(cell, budget, seed, trained)
 

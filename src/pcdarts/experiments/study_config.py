@@ -77,6 +77,15 @@ class StudyConfig:
                 raise ConfigError(
                     f"--{part}-set {own[0]}=... is set by the study itself (cells, --dataset, --data, seeds): drop it"
                 )
+        held = int(self.train.get("holdout_images") or 0)
+        for arm in self.arms if self.searches else ():
+            searched = int({**self.search, **arm.overrides}.get("holdout_images") or 0)
+            if held and searched != held:  # the cells would be selected on images the searches trained on
+                raise ConfigError(
+                    f"the trainings select on a hold-out of {held:,} images but arm {arm.name!r} searches with "
+                    f"holdout_images={searched}: set the same --search-set holdout_images={held}, so that no "
+                    "search sees the images its cell is selected on"
+                )
         if self.rule not in RULES:
             raise ConfigError(f"the verdict rule must be one of {', '.join(RULES)}, got {self.rule!r}")
         if not 0 <= self.retrain_random <= self.random_cells:
@@ -101,13 +110,21 @@ class StudyConfig:
             return None
         values = {("method" if k == "select" else k.removeprefix("select_")): v for k, v in keys.items()}
         try:
-            return SelectConfig(**values)
+            selection = SelectConfig(**values)
         except (TypeError, ValueError) as exc:
             raise RunError(f"arm {arm.name!r}: {exc}") from None
+        cell = self.search_config(arm, 0).cell
+        if cell != "darts":  # refused before its searches run, not after
+            raise ConfigError(
+                f"arm {arm.name!r}: perturbation-based selection (select=...) is built for the DARTS cell only, "
+                f"and this study searches the {cell} cell: drop the arm's select settings"
+            )
+        return selection
 
     def train_config(self) -> TrainConfig:
         try:
-            return resolve_config(TrainConfig, self.dataset, {**self.train, "seed": self.train_seed, "data": self.data})
+            values = {**self.train, "seed": self.train_seed, "data": self.data}
+            return resolve_config(TrainConfig, self.dataset, values, cell=self.search.get("cell", "darts"))
         except (TypeError, ValueError) as exc:
             raise RunError(f"study training settings: {exc}") from None
 

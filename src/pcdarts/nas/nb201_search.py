@@ -225,7 +225,10 @@ def derive_nb201(alphas: Any, *, max_param_free: int | None = None, ops: Sequenc
     """
     ops = tuple(ops)
     if max_param_free is not None and not -1 <= max_param_free <= len(EDGES):
-        raise ValueError(f"max_param_free must be -1 or None (off) or between 0 and {len(EDGES)}, got {max_param_free}")
+        raise ConfigError(
+            f"max param-free ops must be -1 or None (off) or between 0 and {len(EDGES)} (the {CELL} cell's "
+            f"{len(EDGES)} edges), got {max_param_free}"
+        )
     a = torch.as_tensor(alphas, dtype=torch.float32).detach().cpu()
     if a.dim() != 2 or tuple(a.shape) != (len(EDGES), len(ops)):
         raise ValueError(f"alphas of shape {tuple(a.shape)} do not fit the {CELL} cell ({len(EDGES)}, {len(ops)})")

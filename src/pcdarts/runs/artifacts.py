@@ -115,12 +115,8 @@ def describe_network(
         classes, stem, c, depth = args["num_classes"], args["stem"], args["init_channels"], args["layers"]
     else:
         dataset = dataset or "cifar10"
-        cfg, (cin, side, _) = described_network(dataset)
+        cfg, (cin, side, _) = described_network(dataset, getattr(genotype, "cell", "darts"))
         classes, stem, c, depth = SHAPES[dataset].classes, cfg.stem, cfg.init_channels, cfg.layers
-        if getattr(genotype, "cell", "darts") != "darts":  # as train builds it: the depth in whole stages
-            from ..nas.nb201 import whole_stages
-
-            depth, stem = whole_stages(depth), "cifar"
     c = c if init_channels is None else init_channels
     depth = depth if layers is None else layers
     classes = classes if num_classes is None else num_classes

@@ -37,9 +37,7 @@ class SearchConfig:
     partial_mode: str = "shuffle"  # how sampled channels are mixed: shuffle (paper) or shift
     edge_norm: bool = True  # edge normalisation with beta (--no-edge-norm for the ablation)
     stem: str = "cifar"  # cifar (3x3 conv) or imagenet (three stride-2 convs)
-    space: str = (
-        "darts"  # the candidate ops: darts (the paper's 8) or nb201 (NAS-Bench-201's 5; the nasbench201 cell's default)
-    )
+    space: str = "auto"  # the candidate ops: auto (the cell's own), darts (the paper's 8) or nb201 (NAS-Bench-201's 5)
     ops: tuple[str, ...] = ()  # ops to search, comma-separated, in alpha-column order ('none' only if listed)
     recompute: str = "none"  # recompute in backward: none, edges (per state's edges) or cells: same result, less memory
     epochs: int = 50  # search epochs (paper 50)
@@ -87,9 +85,9 @@ class SearchConfig:
         if ops is None:
             ops = ()
         object.__setattr__(self, "ops", tuple(str(o).strip() for o in ops if str(o).strip()))
+        if self.space == "auto":  # the cell's own ops (a list given with --ops is taken as written)
+            object.__setattr__(self, "space", "nb201" if self.cell == "nasbench201" and not self.ops else "darts")
         if self.cell == "nasbench201":
-            if self.space == "darts" and not self.ops:  # the cell's own five ops unless others are listed
-                object.__setattr__(self, "space", "nb201")
             if self.layers % 3:
                 raise ConfigError(
                     f"the nasbench201 network has three stages of N cells: layers must be a multiple of 3 "
@@ -102,12 +100,19 @@ class SearchConfig:
         # a ConfigError for unknown ops or spaces, here and not at the first step; the name as resolved
         # (an op list of your own is 'custom'), so config.json says what was searched
         object.__setattr__(self, "space", op_space(self.space, self.ops).name)
+        edges = 6 if self.cell == "nasbench201" else 8  # the picks a derived normal cell has
         for name in ("max_param_free", "max_param_free_reduce"):
-            if not -1 <= getattr(self, name) <= 8:
+            if not -1 <= getattr(self, name) <= edges:
                 what = {"max_param_free": "max param-free ops", "max_param_free_reduce": "max param-free reduce ops"}
-                raise ConfigError(f"{what[name]} must be -1 (off) or 0..8, got {getattr(self, name)}")
-        if not 0 <= self.early_stop_param_free <= 8:
-            raise ConfigError(f"early-stop param-free count must be 0 (off) or 1..8, got {self.early_stop_param_free}")
+                raise ConfigError(
+                    f"{what[name]} must be -1 (off) or between 0 and {edges} (the {self.cell} cell's {edges} picks), "
+                    f"got {getattr(self, name)}"
+                )
+        if not 0 <= self.early_stop_param_free <= edges:
+            raise ConfigError(
+                f"early-stop param-free count must be 0 (off) or between 1 and {edges} (the {self.cell} cell's "
+                f"{edges} picks), got {self.early_stop_param_free}"
+            )
         if self.early_stop_stable < 0:
             raise ConfigError(f"early-stop stable epochs must be >= 0, got {self.early_stop_stable}")
         if not (math.isfinite(self.beta_decay) and self.beta_decay >= 0):
@@ -312,17 +317,29 @@ def resolve_config(
     overrides: dict[str, Any],
     preset: dict[str, Any] | None = None,
     saved: dict[str, Any] | None = None,
+    *,
+    cell: str | None = None,
 ) -> C:
-    """Paper defaults < per-dataset defaults < preset < a resumed run's saved config < explicit values.
+    """Paper defaults < the cell's defaults < per-dataset defaults < preset < a resumed run's saved config <
+    explicit values.
 
     ``None`` in ``overrides`` means unset. When a search's epochs are set and its warm-up is not,
-    the warm-up keeps the paper's share (15 of 50) of the epochs, so any epoch count works.
+    the warm-up keeps the paper's share (15 of 50) of the epochs, so any epoch count works. ``cell`` is the
+    cell a training builds (a TrainConfig has none: its genotype says it; None: the genotype's, else darts);
+    a search's is its own setting. The nasbench201 network counts its depth in whole stages: a depth from the
+    defaults is rounded up to one, a depth given that is not one is refused.
     """
-    from .presets import DATASET_DEFAULTS
+    from .presets import CELL_DEFAULTS, DATASET_DEFAULTS
 
     kind = "search" if cls is SearchConfig else "train"
     explicit = {k: v for k, v in overrides.items() if v is not None}
-    values: dict[str, Any] = {}
+    layered = [DATASET_DEFAULTS[kind].get(dataset, {}), preset or {}, saved or {}, explicit]
+    if kind == "search":
+        cell = next((d["cell"] for d in reversed(layered) if d.get("cell")), SearchConfig.cell)
+    elif cell is None:
+        spec = next((d["genotype"] for d in reversed(layered) if d.get("genotype")), TrainConfig.genotype)
+        cell = genotype_cell(spec)
+    values: dict[str, Any] = dict(CELL_DEFAULTS.get(cell, {}).get(kind, {}))
     values.update(DATASET_DEFAULTS[kind].get(dataset, {}))
     values.update(preset or {})
     values.update({k: v for k, v in (saved or {}).items() if k not in ("kind", "genotype_resolved")})
@@ -335,19 +352,40 @@ def resolve_config(
         values["warmup_epochs"] = max(0, min(epochs - 1, round(epochs * PAPER_WARMUP_SHARE)))
         log.info("warm-up: %d of %d epochs (the paper's 15 of 50; set --warmup-epochs to choose)",
                  values["warmup_epochs"], epochs)  # fmt: skip
-    if kind == "search" and values.get("cell") == "nasbench201" and "layers" not in explicit:
-        layers = int(values.get("layers", SearchConfig.layers))
-        if layers % 3:  # three stages of N cells: the dataset's depth rounded up to whole stages
-            from ..nas.nb201 import whole_stages
+    if cell == "nasbench201":
+        from ..nas.nb201 import check_layers, whole_stages
 
+        layers = int(values.get("layers", cls.layers))
+        if "layers" in explicit:
+            check_layers(layers)
+        elif layers % 3:  # three stages of N cells: a default depth rounded up to whole stages
             values["layers"] = whole_stages(layers)
-            log.info("nasbench201 cell: %d cells (N=%d per stage; set --layers to choose)",
+            log.info("nasbench201 network: %d cells (N=%d per stage; set --layers to choose)",
                      values["layers"], values["layers"] // 3)  # fmt: skip
+    if kind == "train" and explicit.get("val_fraction") and values.get("holdout_images"):
+        raise ConfigError(
+            "--holdout-images picks the shipped epoch on its own images, so --val-fraction would be unused: "
+            "give one of the two"
+        )
     names = {f.name for f in fields(cls)}
     unknown = set(values) - names
     if unknown:
         raise ConfigError(f"unknown {kind} settings: {', '.join(sorted(unknown))}")
     return cls(**values)
+
+
+def genotype_cell(spec: Any) -> str:
+    """The cell space of a training's ``--genotype`` (darts or nasbench201) without building anything; a spec
+    that does not load is darts here (the training that reads it says why it does not load)."""
+    from ..errors import PCDartsError
+    from .artifacts import load_genotype
+
+    if not isinstance(spec, str):
+        return getattr(spec, "cell", "darts")
+    try:
+        return getattr(load_genotype(spec), "cell", "darts")
+    except PCDartsError:
+        return "darts"
 
 
 def field_docs(cls: type) -> dict[str, str]:

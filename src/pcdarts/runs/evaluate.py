@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from ..data import get_dataset, holdout_part, make_stream
+from ..data import final_test_part, get_dataset, make_stream
 from ..deploy import load_trained
 from ..errors import ConfigError
 from ..files import load_checkpoint
@@ -42,7 +42,7 @@ def evaluate_trained(
             f"the model was trained for {len(info.classes)} classes on {info.dataset}; "
             f"{name} has {ds.num_classes} classes and {ds.in_channels} channels"
         )
-    stream = make_stream(ds, holdout_part(ds), batch_size, train=False, device=dev, mean=info.mean, std=info.std)
+    stream = make_stream(ds, final_test_part(ds), batch_size, train=False, device=dev, mean=info.mean, std=info.std)
     with torch.no_grad():
         stats = evaluate(model, stream)
     return {

@@ -81,6 +81,15 @@ DATASET_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {  # mnist shares fashi
 for _kind in ("search", "train"):
     DATASET_DEFAULTS[_kind]["mnist"] = DATASET_DEFAULTS[_kind]["fashion-mnist"]
 
+# A cell space's own network where a dataset sets none (below DATASET_DEFAULTS): NAS-Bench-201's (Dong & Yang
+# 2020) is C=16 with N=5 cells per stage and none of the DARTS network's auxiliary head, drop path or cutout.
+CELL_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
+    "nasbench201": {
+        "search": dict(init_channels=16, layers=15),
+        "train": dict(init_channels=16, layers=15, auxiliary=False, drop_path=0.0, cutout=0),
+    },
+}
+
 # The published protocols (SPEC.md). Search presets are the PC-DARTS ones; evaluation presets
 # the DARTS/PC-DARTS ones. The ImageNet search preset uses the CIFAR-style partial-channel edge
 # with K=2 and an ImageNet stem: it does not reproduce the official code's double evaluation
@@ -167,8 +176,53 @@ PRESETS: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
         },
     },
 }
-PRESETS["paper"]["search"]["cifar100"] = PRESETS["paper"]["search"]["cifar10"]
-PRESETS["paper"]["train"]["cifar100"] = PRESETS["paper"]["train"]["cifar10"]
+# NAS-Bench-201's protocol (Dong & Yang, ICLR 2020, and its code, D-X-Y/AutoDL-Projects): its DARTS search
+# (C=16, N=5, 50 epochs, batch 64, arch Adam lr 3e-4) and its training of every cell (200 epochs, batch 256,
+# lr 0.1 cosine, weight decay 5e-4, crops and flips only). Not reproduced: its SGD is Nesterov's.
+PRESETS["nasbench201"] = {
+    "search": {
+        "cifar10": dict(
+            cell="nasbench201",
+            init_channels=16,
+            layers=15,
+            epochs=50,
+            warmup_epochs=0,
+            batch_size=64,
+            lr=0.025,
+            lr_min=0.001,
+            momentum=0.9,
+            weight_decay=3e-4,
+            grad_clip=5.0,
+            arch_lr=3e-4,
+            arch_weight_decay=1e-3,
+            train_portion=0.5,
+            crop_padding=4,
+            flip=True,
+            cutout=0,
+        ),
+    },
+    "train": {
+        "cifar10": dict(
+            init_channels=16,
+            layers=15,
+            auxiliary=False,
+            drop_path=0.0,
+            cutout=0,
+            epochs=200,
+            batch_size=256,
+            lr=0.1,
+            schedule="cosine",
+            weight_decay=5e-4,
+            grad_clip=5.0,
+            crop_padding=4,
+            flip=True,
+            val_fraction=0.0,
+        ),
+    },
+}
+for _name in PRESETS:
+    PRESETS[_name]["search"]["cifar100"] = PRESETS[_name]["search"]["cifar10"]
+    PRESETS[_name]["train"]["cifar100"] = PRESETS[_name]["train"]["cifar10"]
 
 
 def preset_values(name: str | None, kind: str, dataset: str) -> dict[str, Any]:
@@ -183,15 +237,17 @@ def preset_values(name: str | None, kind: str, dataset: str) -> dict[str, Any]:
     return dict(table[dataset])
 
 
-def described_network(dataset: str) -> tuple[Any, tuple[int, int, int]]:
+def described_network(dataset: str, cell: str = "darts") -> tuple[Any, tuple[int, int, int]]:
     """The trained network ``pcdarts info`` describes on a dataset, and its input (channels, side, side): the
-    paper's evaluation protocol where it has one for the dataset, else what ``pcdarts train --dataset`` builds."""
+    cell's published protocol where it has one for the dataset (the paper's for the DARTS cell,
+    NAS-Bench-201's for its own), else what ``pcdarts train --dataset`` builds."""
     from ..data import SHAPES
     from .config import TrainConfig, resolve_config
 
     if dataset not in SHAPES:
         raise ConfigError(f"unknown dataset {dataset!r}; choose one of: {', '.join(SHAPES)}")
-    cfg = resolve_config(TrainConfig, dataset, {}, PRESETS["paper"]["train"].get(dataset))
+    protocol = PRESETS["nasbench201" if cell == "nasbench201" else "paper"]["train"].get(dataset)
+    cfg = resolve_config(TrainConfig, dataset, {}, protocol, cell=cell)
     shape = SHAPES[dataset]
     side = cfg.image_size or shape.side
     return cfg, (shape.channels, side, side)

@@ -139,8 +139,9 @@ class Selector:
         self.scfg = _search_config(self.search_dir)
         if getattr(self.scfg, "cell", "darts") != "darts":
             raise RunError(
-                f"{self.search_dir} searched the {self.scfg.cell} cell, whose edges are all kept: perturbation-based "
-                "selection (DARTS-PT) picks edges of the DARTS cell; derive its cell with pcdarts.derive_from_run"
+                f"{self.search_dir} searched the {self.scfg.cell} cell: perturbation-based selection (DARTS-PT) is "
+                f"built for the DARTS cell only; its cell is the search's genotype.json (`pcdarts derive "
+                f"{self.search_dir}` reads it again, with --max-param-free if asked)"
             )
 
     # ------------------------------------------------------------ setup

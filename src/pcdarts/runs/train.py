@@ -13,7 +13,7 @@ import torch
 from ..data import (
     FolderDataset,
     TensorDataset,
-    holdout_part,
+    final_test_part,
     make_stream,
     part_size,
     selection_part,
@@ -100,14 +100,10 @@ def run_train(
     validation data only (a fidelity calibration); ``read_test_once`` reads it later, once.
     """
     genotype = genotype or load_genotype(cfg.genotype)
-    if getattr(genotype, "cell", "darts") != "darts" and cfg.layers % 3:  # three stages of N cells
-        from dataclasses import replace
+    if getattr(genotype, "cell", "darts") != "darts":  # three stages of N cells (resolve_config rounds defaults)
+        from ..nas.nb201 import check_layers
 
-        from ..nas.nb201 import whole_stages
-
-        layers = whole_stages(cfg.layers)
-        log.info("nasbench201 network: %d cells (N=%d per stage; set --layers to choose)", layers, layers // 3)
-        cfg = replace(cfg, layers=layers)
+        check_layers(cfg.layers)
     if cfg.max_macs:
         from .sizing import fit_to_macs
 
@@ -159,7 +155,7 @@ class TrainTask:
             augment=make_augment(cfg, ds, cfg.cutout),
             workers=cfg.workers,
         )
-        if part_size(holdout_part(ds)) == 0:  # counted, not read: found now rather than after every epoch
+        if part_size(final_test_part(ds)) == 0:  # counted, not read: found now rather than after every epoch
             raise RunError(f"the {ds.name} test split is empty: nothing to report the trained model on")
         self.eval_batch = max(per_rank, 256)
         self.val = (
@@ -375,7 +371,7 @@ def _read_test(
 ) -> None:
     """The one reading of the test split: the shipped model's figures into ``result``, and with ``record``
     (the main process) into the shipped checkpoint and the result.json beside it."""
-    stats = evaluate(model, make_stream(ds, holdout_part(ds), batch, train=False, device=device, workers=workers))
+    stats = evaluate(model, make_stream(ds, final_test_part(ds), batch, train=False, device=device, workers=workers))
     result.update(
         test_accuracy=stats["top1"],
         test_top5=stats["top5"],
