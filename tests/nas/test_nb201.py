@@ -274,8 +274,16 @@ def test_search_train_plot_report_export_and_refusals_in_the_nasbench201_cell(tm
     assert main(["info", "--genotype", BEST, "--dataset", "cifar10", "--init-channels", "16", "--layers", "15",
                  "--json"]) == 0  # fmt: skip
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["params"] == REFERENCE_PARAMS[BEST][0]
-    assert main(["select", "--run", str(s)]) == 2  # DARTS-PT is built for the DARTS cell: a one-line refusal
-    assert "built for the DARTS cell only" in capsys.readouterr().err
+    # DARTS-PT in this cell: an op for each of the 6 edges in turn, none among the candidates, no topology step
+    capsys.readouterr()
+    assert main(["select", "--run", str(s), "--tune-epochs", "0.5", "--score-batches", "1", "--no-progress"]) == 0
+    chosen = json.loads((s / "select-pt-tune0.5-score1-seed0" / "select_result.json").read_text())
+    decisions = json.loads((s / "select-pt-tune0.5-score1-seed0" / "decisions.json").read_text())
+    picked = Genotype.from_dict(chosen["genotype"])
+    assert isinstance(picked, NB201Genotype) and chosen["rounds"] == len(decisions) == 6
+    assert sorted(d["edge"] for d in decisions) == list(range(6)) and {d["kind"] for d in decisions} == {"op"}
+    assert all(set(d["removed_accuracy"]) == set(NB201_OPS) for d in decisions)  # none competes too
+    assert [d["choice"] for d in sorted(decisions, key=lambda d: d["edge"])] == list(picked.ops)
     for bad in (["--layers", "4"], ["--max-param-free-reduce", "1"], ["--stem", "imagenet", "--layers", "3"]):
         assert main(["search", *TINY, "--cell", "nasbench201", *bad, "--out", str(tmp_path / "x")]) == 2
         err = capsys.readouterr().err

@@ -1,5 +1,9 @@
 """Perturbation-based selection (DARTS-PT, Wang et al. 2021) on a supernet: the masks (which op or edge a
 probe removes, which are fixed), the order decisions visit the edges, and the decisions themselves.
+
+Two cells: the DARTS cell (an op for every edge of the normal and the reduction cell, then two inputs per
+node) and the NAS-Bench-201 cell (an op for each of its 6 edges, ``none`` among the candidates, and no
+topology step: every edge is kept), as the paper's code does in each space.
 """
 
 from __future__ import annotations
@@ -87,6 +91,27 @@ class Projection:
         return Genotype(cells[0], concat, cells[1], concat)
 
 
+class NB201Projection(Projection):
+    """The projection of a NAS-Bench-201 supernet: one cell (alpha over 6 edges), an op on every edge."""
+
+    CELLS = ("normal",)
+
+    def __call__(self, w: torch.Tensor, e: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:  # type: ignore[override]
+        return self._cell("normal", w, e)
+
+    def genotype(self, steps: int = 3) -> Any:
+        from .nb201 import EDGES, NB201Genotype
+
+        if any(o < 0 for o in self.op["normal"]):
+            raise RunError("the selection is not finished: some edges are undecided")
+        return NB201Genotype(tuple((self.ops[o], src) for o, (_, src) in zip(self.op["normal"], EDGES)))
+
+
+def plan_op_rounds(n_edges: int, seed: int) -> list[dict[str, Any]]:
+    """The NAS-Bench-201 cell's decisions in order: every edge once, in a seeded random order, an op each."""
+    return [{"kind": "op", "normal": e} for e in random.Random(seed).sample(range(n_edges), n_edges)]
+
+
 def plan_rounds(steps: int, seed: int) -> list[dict[str, Any]]:
     """The decisions in order: one edge per cell per round (every edge), then one node per cell per round."""
     rng = random.Random(seed)
@@ -109,8 +134,13 @@ class Decider:
         model: torch.nn.Module,
         projection: Projection,
         batches: Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]],
+        *,
+        none_candidate: bool = False,
     ):
+        """``none_candidate``: ``none`` competes for an edge (a NAS-Bench-201 cell can hold it; a DARTS cell
+        cannot)."""
         self.model, self.projection, self.batches = model, projection, batches
+        self.none_candidate = none_candidate
         self.nodes = model.steps
         # every buffer (BN statistics; index tensors scoring leaves alone), listed once: the model is not moved
         # after this, so the list holds its live tensors
@@ -151,7 +181,8 @@ class Decider:
         among the tied ops, the one with the largest softmax(alpha) on the edge, then the first in the space."""
         base = self.score(None)
         ops = self.model.ops
-        scores = {ops[k]: self.score((cell, edge, k)) for k in range(len(ops)) if not OPS[ops[k]].zero}
+        candidates = [k for k in range(len(ops)) if self.none_candidate or not OPS[ops[k]].zero]
+        scores = {ops[k]: self.score((cell, edge, k)) for k in candidates}
         worst = min(scores.values())
         tied = [name for name in scores if scores[name] == worst]
         alpha = self._alpha(cell)[edge]

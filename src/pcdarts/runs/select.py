@@ -4,6 +4,10 @@ The largest alpha is a poor guide to what the supernet relies on (Wang et al., I
 Architecture Selection in Differentiable NAS"; their code ruocwang/darts-pt, ``sota/cnn/projection.py``).
 DARTS-PT instead asks the supernet: starting from a finished search,
 
+In the NAS-Bench-201 cell (``--cell nasbench201``) only step 1 runs, one edge per round, and ``none`` is a
+candidate like any op, as in the paper's code for that space (``nasbench201/projection.py``; it tunes 5
+epochs between decisions there, ``--tune-epochs 5``); every edge is kept, so there is no topology step.
+
 1. **ops**: visit the edges in a seeded random order, one edge of the normal and one of the reduction cell
    per round. For the edge, score each candidate op by the supernet's validation accuracy with that op's
    weight set to zero; keep the op whose removal hurts most (the lowest accuracy). The edge's mixing
@@ -37,7 +41,7 @@ from ..data import make_stream, search_parts
 from ..errors import ConfigError, RunError
 from ..files import atomic_write_json, read_run_json, require_keys
 from ..nas.architect import Architect
-from ..nas.perturbation import Decider, Projection, plan_rounds
+from ..nas.perturbation import Decider, NB201Projection, Projection, plan_op_rounds, plan_rounds
 from ..nas.space import STEPS, num_edges
 from .config import SearchConfig
 from .engine import count_step, epoch_stats, new_accumulator, search_step, sgd_impl
@@ -137,12 +141,7 @@ class Selector:
         if not (self.search_dir / "genotype.json").is_file() or not (self.search_dir / "checkpoint.pt").is_file():
             raise RunError(f"{self.search_dir} is not a finished search run (it needs genotype.json and checkpoint.pt)")
         self.scfg = _search_config(self.search_dir)
-        if getattr(self.scfg, "cell", "darts") != "darts":
-            raise RunError(
-                f"{self.search_dir} searched the {self.scfg.cell} cell: perturbation-based selection (DARTS-PT) is "
-                f"built for the DARTS cell only; its cell is the search's genotype.json (`pcdarts derive "
-                f"{self.search_dir}` reads it again, with --max-param-free if asked)"
-            )
+        self.nb201 = self.scfg.cell == "nasbench201"  # ops only, none included; every edge kept
 
     # ------------------------------------------------------------ setup
     def _build(self, device: torch.device) -> None:
@@ -156,7 +155,7 @@ class Selector:
         )
         model = self.model
         self.nodes = model.steps
-        self.projection = Projection(num_edges(model.steps), model.ops)
+        self.projection = (NB201Projection if self.nb201 else Projection)(self.n_edges, model.ops)
         model.arch_transform = self.projection
         self.architect = Architect(
             model,
@@ -182,11 +181,21 @@ class Selector:
         self.val.load_state_dict(state["val_stream"])
         # scored at the search's batch size, as DARTS-PT scores on its search loader (BN uses batch statistics)
         self.score_stream = make_stream(ds, a_part, scfg.batch_size, train=False, device=device, workers=scfg.workers)
-        self.rounds = plan_rounds(model.steps, self.cfg.seed)
-        self.decider = Decider(model, self.projection, self._score_batches)
+        self.rounds = self.plan()
+        self.decider = Decider(model, self.projection, self._score_batches, none_candidate=self.nb201)
         self.acc = new_accumulator(device)
         self.tune_steps = round(cfg.tune_epochs * len(self.train))
         self.total_tune = self.tune_steps * (len(self.rounds) - 1)
+
+    @property
+    def n_edges(self) -> int:
+        from ..nas.nb201 import EDGES
+
+        return len(EDGES) if self.nb201 else num_edges(STEPS)
+
+    def plan(self) -> list[dict[str, Any]]:
+        """The rounds of decisions: an edge of each cell per round, then (DARTS cell) a node of each."""
+        return plan_op_rounds(self.n_edges, self.cfg.seed) if self.nb201 else plan_rounds(STEPS, self.cfg.seed)
 
     def _score_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The arch split's batches that score a candidate: all of them, or the first ``score_batches``."""
@@ -223,7 +232,7 @@ class Selector:
     def loop_config(self) -> SelectRun:
         scfg, cfg = self.scfg, self.cfg
         return SelectRun(
-            epochs=len(plan_rounds(STEPS, cfg.seed)),
+            epochs=len(self.plan()),
             seed=scfg.seed,
             deterministic=scfg.deterministic,
             device=cfg.device,
@@ -276,7 +285,7 @@ class Selector:
     def run_epoch(self, epoch: int, after_step: Callable[[int], bool]) -> bool:
         """One round: decide an edge (or node) of each cell, then tune the supernet before the next round."""
         plan = self.rounds[epoch]
-        for cell in Projection.CELLS:
+        for cell in self.projection.CELLS:
             decide = self.decider.decide_op if plan["kind"] == "op" else self.decider.decide_node
             self.decisions.append({"round": epoch, **decide(cell, plan[cell])})
         if epoch + 1 < len(self.rounds):
