@@ -284,7 +284,10 @@ def test_search_train_plot_report_export_and_refusals_in_the_nasbench201_cell(tm
     assert sorted(d["edge"] for d in decisions) == list(range(6)) and {d["kind"] for d in decisions} == {"op"}
     assert all(set(d["removed_accuracy"]) == set(NB201_OPS) for d in decisions)  # none competes too
     assert [d["choice"] for d in sorted(decisions, key=lambda d: d["edge"])] == list(picked.ops)
-    for bad in (["--layers", "4"], ["--max-param-free-reduce", "1"], ["--stem", "imagenet", "--layers", "3"]):
+    bad_flags = (["--layers", "4"], ["--max-param-free-reduce", "1"], ["--stem", "imagenet", "--layers", "3"],
+                 ["--max-param-free", "7"],
+                 ["--preset", "nasbench201", "--dataset", "cifar10", "--cell", "darts"])  # fmt: skip
+    for bad in bad_flags:
         assert main(["search", *TINY, "--cell", "nasbench201", *bad, "--out", str(tmp_path / "x")]) == 2
         err = capsys.readouterr().err
         assert len(err.strip().splitlines()) == 1 and "nasbench201" in err
@@ -381,3 +384,41 @@ def test_the_op_space_is_the_cells_own_unless_one_is_named():
         with pytest.raises(ConfigError, match="between . and 6"):
             SearchConfig(cell="nasbench201", layers=3, **{cap: 7})
         assert getattr(SearchConfig(**{cap: 8}), cap) == 8
+
+
+def test_settings_of_the_nasbench201_cell_resolve_in_their_layers(tmp_path, capsys):
+    """The dataset's defaults over the cell's, a preset's warm-up share, a study whose arm sets the cell, and
+    the refusals of settings that contradict each other."""
+    from pcdarts.cli import main
+    from pcdarts.errors import ConfigError
+    from pcdarts.experiments.study_config import Arm, StudyConfig
+    from pcdarts.runs.config import SearchConfig, TrainConfig, resolve_config
+    from pcdarts.runs.presets import preset_values
+    from pcdarts.runs.train import run_train
+
+    digits = resolve_config(TrainConfig, "digits", {"genotype": BEST})  # digits' own sizes and regularisers win
+    assert (digits.init_channels, digits.layers, digits.cutout, digits.drop_path) == (16, 6, 4, 0.1)
+    assert resolve_config(SearchConfig, "digits", {"cell": "nasbench201", "space": "darts"}).space == "darts"
+    nb_preset = preset_values("nasbench201", "search", "cifar10")
+    assert resolve_config(SearchConfig, "cifar10", {"epochs": 10}, nb_preset).warmup_epochs == 0  # its 0 of 50
+    paper_inet = preset_values("paper", "search", "imagenet")
+    assert resolve_config(SearchConfig, "imagenet", {"epochs": 10}, paper_inet).warmup_epochs == 7  # its 35 of 50
+    assert resolve_config(SearchConfig, "cifar10", {"epochs": 10}).warmup_epochs == 3  # the paper's 15 of 50
+    with pytest.raises(ConfigError, match="give one of the two"):
+        resolve_config(TrainConfig, "digits", {"holdout_images": 40, "val_fraction": 0.2})
+    assert resolve_config(TrainConfig, "digits", {"holdout_images": 40, "val_fraction": 0.0}).holdout_images == 40
+    # an arm that sets the cell: the study's trainings build that cell's network
+    study = StudyConfig(dataset="cifar10", arms=(Arm("nb", {"cell": "nasbench201"}),))
+    train = study.train_config()
+    assert study.cell() == "nasbench201" and (train.init_channels, train.layers, train.auxiliary) == (16, 15, False)
+    with pytest.raises(ConfigError, match="different cell spaces"):
+        StudyConfig(arms=(Arm("nb", {"cell": "nasbench201", "layers": 3}), Arm("d")))
+    # a library training of this cell: the cell named, or a one-line error that says how
+    assert TrainConfig.for_dataset("cifar10", cell="nasbench201").layers == 15
+    with pytest.raises(ConfigError, match="for_dataset"):
+        run_train(TrainConfig.for_dataset("cifar10"), tmp_path / "t", genotype=parse_nb201(BEST))
+    assert not (tmp_path / "t").exists()
+    # NAS-Bench-201's protocol is for its own cell
+    assert main(["train", "--preset", "nasbench201", "--dataset", "cifar10", "--genotype", "DARTS_V2",
+                 "--print-config"]) == 2  # fmt: skip
+    assert "--preset nasbench201" in capsys.readouterr().err

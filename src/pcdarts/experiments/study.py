@@ -263,16 +263,7 @@ class Study:
 
     def cell_space(self) -> tuple[str, OpSpace]:
         """The cell space (``darts`` or ``nasbench201``) and op space the random cells are drawn from."""
-        cells = {self.cfg.search_config(arm, 0).cell for arm in self.cfg.arms}
-        if not cells:
-            cells = {self.cfg.search.get("cell", "darts")}
-        if len(cells) > 1:
-            raise ConfigError(f"the arms search different cell spaces ({', '.join(sorted(cells))}): one per study")
-        cell = next(iter(cells))
-        if self.cfg.arms:
-            return cell, self.op_space()
-        return cell, op_space(self.cfg.search.get("space", "nb201" if cell == "nasbench201" else "darts"),
-                              self.cfg.search.get("ops"))  # fmt: skip
+        return self.cfg.cell(), self.op_space()
 
     def op_space(self) -> OpSpace:
         """The op space of the study's searches, which its random cells are drawn from (one for all arms)."""
@@ -281,7 +272,8 @@ class Study:
             scfg = self.cfg.search_config(arm, 0)
             spaces[arm.name] = op_space(scfg.space, scfg.ops)
         if not spaces:  # random cells only: the base search settings name the space
-            return op_space(self.cfg.search.get("space", "darts"), self.cfg.search.get("ops"))
+            base = self.cfg.base_search_config()
+            return op_space(base.space, base.ops)
         found = sorted({s.ops for s in spaces.values()})
         if len(found) > 1:
             listed = "; ".join(f"{name}: {', '.join(s.ops)}" for name, s in spaces.items())

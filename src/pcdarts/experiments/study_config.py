@@ -77,10 +77,10 @@ class StudyConfig:
                 raise ConfigError(
                     f"--{part}-set {own[0]}=... is set by the study itself (cells, --dataset, --data, seeds): drop it"
                 )
-        held = int(self.train.get("holdout_images") or 0)
-        for arm in self.arms if self.searches else ():
-            searched = int({**self.search, **arm.overrides}.get("holdout_images") or 0)
-            if held and searched != held:  # the cells would be selected on images the searches trained on
+        held = self.train_config().holdout_images if self.searches and self.arms else 0
+        for arm in self.arms if held else ():
+            searched = self.search_config(arm, 0).holdout_images
+            if searched != held:  # the cells would be selected on images the searches trained on
                 raise ConfigError(
                     f"the trainings select on a hold-out of {held:,} images but arm {arm.name!r} searches with "
                     f"holdout_images={searched}: set the same --search-set holdout_images={held}, so that no "
@@ -103,6 +103,21 @@ class StudyConfig:
         except (TypeError, ValueError) as exc:
             raise RunError(f"arm {arm.name!r}: {exc}") from None
 
+    def base_search_config(self) -> SearchConfig:
+        """The base search settings alone, resolved: what names the space of a study without arms."""
+        try:
+            return resolve_config(SearchConfig, self.dataset, {**self.search, "seed": 0, "data": self.data})
+        except (TypeError, ValueError) as exc:
+            raise RunError(f"study search settings: {exc}") from None
+
+    def cell(self) -> str:
+        """The study's one cell space (``darts`` or ``nasbench201``): its arms' (an arm may set it), else the base
+        search settings'. Its searches, random cells and trainings all use it."""
+        cells = {self.search_config(arm, 0).cell for arm in self.arms} or {self.base_search_config().cell}
+        if len(cells) > 1:
+            raise ConfigError(f"the arms search different cell spaces ({', '.join(sorted(cells))}): one per study")
+        return next(iter(cells))
+
     def select_config(self, arm: Arm) -> SelectConfig | None:
         """An arm's perturbation-based selection (``select=pt``, ``select_tune_epochs``, ...), or None."""
         keys = {k: v for k, v in arm.overrides.items() if k.startswith("select")}
@@ -115,9 +130,9 @@ class StudyConfig:
             raise RunError(f"arm {arm.name!r}: {exc}") from None
 
     def train_config(self) -> TrainConfig:
+        values, cell = {**self.train, "seed": self.train_seed, "data": self.data}, self.cell()
         try:
-            values = {**self.train, "seed": self.train_seed, "data": self.data}
-            return resolve_config(TrainConfig, self.dataset, values, cell=self.search.get("cell", "darts"))
+            return resolve_config(TrainConfig, self.dataset, values, cell=cell)
         except (TypeError, ValueError) as exc:
             raise RunError(f"study training settings: {exc}") from None
 

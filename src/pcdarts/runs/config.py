@@ -194,9 +194,12 @@ class TrainConfig:
     memory_format: str = "auto"  # auto: channels_last on CPU (measured faster), contiguous on CUDA; or either by name
 
     @classmethod
-    def for_dataset(cls, dataset: str, **overrides: Any) -> TrainConfig:
-        """The configuration the CLI gives for ``dataset`` (its laptop-sized defaults), with ``overrides`` on top."""
-        return resolve_config(cls, dataset, overrides)
+    def for_dataset(cls, dataset: str, *, cell: str | None = None, **overrides: Any) -> TrainConfig:
+        """The configuration the CLI gives for ``dataset`` (its laptop-sized defaults), with ``overrides`` on top.
+
+        ``cell``: the cell space of the genotype it will train (darts or nasbench201), where ``genotype`` is
+        not among the overrides (a genotype passed to ``run_train`` instead)."""
+        return resolve_config(cls, dataset, overrides, cell=cell)
 
     def __post_init__(self) -> None:
         _check_common(self)
@@ -323,11 +326,11 @@ def resolve_config(
     """Paper defaults < the cell's defaults < per-dataset defaults < preset < a resumed run's saved config <
     explicit values.
 
-    ``None`` in ``overrides`` means unset. When a search's epochs are set and its warm-up is not,
-    the warm-up keeps the paper's share (15 of 50) of the epochs, so any epoch count works. ``cell`` is the
-    cell a training builds (a TrainConfig has none: its genotype says it; None: the genotype's, else darts);
-    a search's is its own setting. The nasbench201 network counts its depth in whole stages: a depth from the
-    defaults is rounded up to one, a depth given that is not one is refused.
+    ``None`` in ``overrides`` means unset. When a search's epochs are set and its warm-up is not, the
+    warm-up keeps the preset's share of the epochs, else the paper's (15 of 50), so any epoch count works.
+    ``cell`` is the cell a training builds (a TrainConfig has none: its genotype says it; None: the
+    genotype's, else darts); a search's is its own setting. The nasbench201 network counts its depth in
+    whole stages: a depth from the defaults is rounded up to one, a depth given that is not one is refused.
     """
     from .presets import CELL_DEFAULTS, DATASET_DEFAULTS
 
@@ -348,10 +351,13 @@ def resolve_config(
         values["ops"] = ()
     values["dataset"] = dataset
     if kind == "search" and "epochs" in explicit and "warmup_epochs" not in explicit and not saved:
-        epochs = int(explicit["epochs"])
-        values["warmup_epochs"] = max(0, min(epochs - 1, round(epochs * PAPER_WARMUP_SHARE)))
-        log.info("warm-up: %d of %d epochs (the paper's 15 of 50; set --warmup-epochs to choose)",
-                 values["warmup_epochs"], epochs)  # fmt: skip
+        epochs, share, whose = int(explicit["epochs"]), PAPER_WARMUP_SHARE, "the paper's 15 of 50"
+        if preset and "warmup_epochs" in preset and preset.get("epochs"):  # the protocol's own share
+            share = preset["warmup_epochs"] / preset["epochs"]
+            whose = f"the preset's {preset['warmup_epochs']} of {preset['epochs']}"
+        values["warmup_epochs"] = max(0, min(epochs - 1, round(epochs * share)))
+        log.info("warm-up: %d of %d epochs (%s; set --warmup-epochs to choose)",
+                 values["warmup_epochs"], epochs, whose)  # fmt: skip
     if cell == "nasbench201":
         from ..nas.nb201 import check_layers, whole_stages
 

@@ -2,7 +2,8 @@
 calibrations are protocol files beside the library: ``studies/*.toml``, read by ``pcdarts.experiments.protocols``).
 
 Settings resolve in layers (``config.resolve_config``): a config field's default (the paper's CIFAR-10
-value) < the dataset's defaults here < a named preset < a resumed run's saved settings < explicit values.
+value) < the cell's network (``CELL_DEFAULTS``) < the dataset's defaults here < a named preset < a resumed
+run's saved settings < explicit values.
 The config classes check every value; this module only names them.
 """
 
@@ -176,9 +177,12 @@ PRESETS: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
         },
     },
 }
-# NAS-Bench-201's protocol (Dong & Yang, ICLR 2020, and its code, D-X-Y/AutoDL-Projects): its DARTS search
-# (C=16, N=5, 50 epochs, batch 64, arch Adam lr 3e-4) and its training of every cell (200 epochs, batch 256,
-# lr 0.1 cosine, weight decay 5e-4, crops and flips only). Not reproduced: its SGD is Nesterov's.
+# NAS-Bench-201's protocol (Dong & Yang, ICLR 2020, and its code, D-X-Y/AutoDL-Projects: configs/nas-benchmark/
+# algos/DARTS.config, exps/NAS-Bench-201/functions.py): the settings of its DARTS search (C=16, N=5, 50 epochs,
+# no warm-up, batch 64, weight decay 5e-4, arch Adam lr 3e-4), for the method chosen by K and edge
+# normalisation (pcdarts's defaults, K=4 with edge normalisation; --k 1 --no-edge-norm is its DARTS), and its
+# training of every cell (200 epochs, batch 256, lr 0.1 cosine, weight decay 5e-4, crops and flips only).
+# Not reproduced: its SGD is Nesterov's, and it clips no gradients (pcdarts clips at norm 5).
 PRESETS["nasbench201"] = {
     "search": {
         "cifar10": dict(
@@ -191,7 +195,7 @@ PRESETS["nasbench201"] = {
             lr=0.025,
             lr_min=0.001,
             momentum=0.9,
-            weight_decay=3e-4,
+            weight_decay=5e-4,
             grad_clip=5.0,
             arch_lr=3e-4,
             arch_weight_decay=1e-3,
@@ -253,8 +257,15 @@ def described_network(dataset: str, cell: str = "darts") -> tuple[Any, tuple[int
     return cfg, (shape.channels, side, side)
 
 
-def check_preset(name: str | None, cfg: Any) -> None:
-    """Refuse a search that a preset's protocol does not allow (ConfigError, one line)."""
+def check_preset(name: str | None, cfg: Any, cell: str | None = None) -> None:
+    """Refuse a run that a preset's protocol does not allow (ConfigError, one line). ``cell``: a training's
+    (from its genotype); a search's is its own setting."""
+    cell = cell or getattr(cfg, "cell", "darts")
+    if name == "nasbench201" and cell != "nasbench201":
+        raise ConfigError(
+            "--preset nasbench201 is NAS-Bench-201's protocol for its own cell: search with --cell nasbench201, "
+            "train a nasbench201 genotype ('|nor_conv_3x3~0|+|...|' or such a search's folder)"
+        )
     if name == "paper" and cfg.dataset == "imagenet" and not cfg.subset and not cfg.train_images:
         raise ConfigError(
             "the paper searches ImageNet on per-class subsets (10% weights, 2.5% arch): make them with "

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..errors import ConfigError, PCDartsError, RunError
 from ..files import load_checkpoint, read_run_json
-from .config import SearchConfig, TrainConfig, plausible_setting, resolve_config
+from .config import SearchConfig, TrainConfig, genotype_cell, plausible_setting, resolve_config
 from .presets import check_preset, preset_values
 from .sizing import auto_batch
 
@@ -136,4 +136,6 @@ def train_settings(
     cfg = resolve_config(TrainConfig, dataset, overrides, preset_values(preset, "train", dataset), saved)
     if cfg.max_macs and overrides.get("init_channels") is not None and saved is None:
         raise ConfigError("--max-macs chooses the init channels: give --max-macs or --init-channels, not both")
+    if preset is not None:
+        check_preset(preset, cfg, cell=genotype_cell(cfg.genotype))
     return cfg

@@ -21,7 +21,7 @@ from ..data import (
     train_part,
 )
 from ..deploy import load_trained
-from ..errors import RunError
+from ..errors import ConfigError, RunError
 from ..files import atomic_write_json, load_checkpoint, save_checkpoint
 from ..nas.genotype import Genotype
 from ..nas.network import Network, build_network, count_macs, count_params
@@ -100,10 +100,12 @@ def run_train(
     validation data only (a fidelity calibration); ``read_test_once`` reads it later, once.
     """
     genotype = genotype or load_genotype(cfg.genotype)
-    if getattr(genotype, "cell", "darts") != "darts":  # three stages of N cells (resolve_config rounds defaults)
-        from ..nas.nb201 import check_layers
-
-        check_layers(cfg.layers)
+    if getattr(genotype, "cell", "darts") != "darts" and cfg.layers % 3:  # three stages of N cells
+        raise ConfigError(
+            f"the {genotype.cell} network has three stages of N cells, so layers must be a multiple of 3 "
+            f"(NAS-Bench-201: 15), got {cfg.layers}: give layers, or resolve the settings for this cell "
+            f"(TrainConfig.for_dataset(dataset, cell='{genotype.cell}'))"
+        )
     if cfg.max_macs:
         from .sizing import fit_to_macs
 
