@@ -11,7 +11,7 @@ Study I ``study-table`` (README and STUDY.md) and ``study-cells``; for Study II 
 the README has that block (the headline moves there when the study is complete). ``--calibration-only``
 publishes the finished calibration (``study2-fidelity`` and its picture) while the study itself still runs, so
 no partial arm table is published before the study is complete. Study III (``study3-table``,
-``study3-analysis``, ``study3-cells``, ``study3-times`` in STUDY.md) is refused until its study.json says it is
+``study3-analysis``, ``study3-cells``, ``study3-times`` in STUDY.md, and ``docs/study3/study.json``) is refused until its study.json says it is
 complete: its plan gives no reading of the results before then.
 """
 
@@ -126,6 +126,8 @@ def study3(folder: Path, root: Path) -> str:
     for marker in ("study3-table", "study3-analysis", "study3-cells", "study3-times"):
         _block(page, page.read_text(), marker)  # every block checked before anything is written
     out = root / "docs" / "study3"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "study.json").write_text(json.dumps(study, indent=2) + "\n")  # the statistics by this revision's test
     shown = {**study, "arms": [a for a in study["arms"] if a["kind"] != "retrain"]}  # second trainings: noise floor
     plot_study(shown, out / "study.png")
     decision = primary_verdict(study) or "no primary arm was named"

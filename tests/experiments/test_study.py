@@ -10,6 +10,7 @@ import time
 import pytest
 
 from pcdarts.cli import main
+from pcdarts.errors import ConfigError
 from pcdarts.experiments.fidelity import load_fidelity
 from pcdarts.experiments.stats import summarise_arms
 from pcdarts.experiments.study import Arm, StudyConfig, run_study
@@ -395,3 +396,33 @@ def test_a_study_refuses_a_holdout_its_searches_trained_on():
                     train={"holdout_images": 40})  # fmt: skip
     assert StudyConfig(arms=(Arm("a"),), search={"holdout_images": 40}, train={"holdout_images": 40}).arms
     assert StudyConfig(arms=(), searches=0, random_cells=1, train={"holdout_images": 40}).train  # no searches
+
+
+def test_study_json_keeps_the_units_another_process_wrote(tmp_path):
+    """Two processes share a study folder: each rewrites study.json with its own units and those the other
+    already listed, in plan order; a listed unit whose training a user deleted is not carried forward."""
+    from pcdarts.experiments.study import Study
+    from tests.tiny import analysis_study
+
+    made = analysis_study(tmp_path)["cells"]
+    arms = (Arm("pcdarts", {"k": 4}), Arm("darts", {"k": 1}))
+    study = Study(StudyConfig(dataset="synthetic", arms=arms, searches=2, random_cells=10, retrain_random=2), tmp_path)
+    for c in made:
+        (tmp_path / c["train_run"]).mkdir(parents=True)
+        (tmp_path / c["train_run"] / "result.json").write_text("{}")
+    key = lambda c: (c["arm"], c["seed"])  # noqa: E731
+    theirs = [c for c in made if c["arm"] in ("random", "pcdarts")]
+    (tmp_path / "study.json").write_text(json.dumps({"complete": False, "cells": theirs}))
+    (tmp_path / theirs[3]["train_run"] / "result.json").unlink()  # random seed 3: deleted to be redone
+    study.cells = [c for c in made if c["arm"] in ("darts", "random-retrain")]
+    study.write()
+    written = json.loads((tmp_path / "study.json").read_text())
+    order = {k: i for i, k in enumerate(study.unit_keys())}
+    want = sorted((key(c) for c in made if key(c) != ("random", 3)), key=order.get)
+    assert [key(c) for c in written["cells"]] == want
+    assert {r["arm"]: r["n"] for r in written["arms"]} == {"pcdarts": 2, "darts": 2, "random": 9, "random-retrain": 2}
+    assert study.unit_keys()[:4] == [("pcdarts", 0), ("darts", 0), ("random", 0), ("random-retrain", 0)]
+    assert [name for name, _ in study.plan()][:4] == [
+        "pcdarts seed 0", "darts seed 0", "random seed 0", "random seed 0, training seed +1"]  # fmt: skip
+    with pytest.raises(ConfigError, match="random-retrain"):
+        StudyConfig(dataset="synthetic", arms=(Arm("random-retrain"),))

@@ -126,4 +126,6 @@ def test_study_docs_publish_study3_only_when_complete(docs, tmp_path):
     assert "STALE" not in page and "probability of superiority" in page and "Cost-matched random search" in page
     assert f"`{random_nb201(3).to_text()}`" in page and "| random-retrain | 1 | 1 |" in page
     assert_drawn(root / "docs" / "study3" / "study.png")
+    published = json.loads((root / "docs" / "study3" / "study.json").read_text())
+    assert published["complete"] and len(published["cells"]) == len(study["cells"]) and published["comparisons"]
     assert_drawn(root / "docs" / "study3" / "ablation.png") and "![ablation](study3/ablation.png)" in page

@@ -46,8 +46,8 @@ def study_status(out: str | Path) -> dict[str, Any]:
     """Counts of a study folder's finished units per arm against its plan, its units in progress, and the
     wall time left for one process at the finished units' median time per kind. No accuracy is read.
 
-    The counts are study.json's, which each process of a shared study rewrites with the units it has seen
-    finish: until it writes again, a unit another process has just finished may be missing."""
+    The counts are study.json's, which every process of a shared study rewrites with its own units and those
+    already listed there, each time one of its units finishes."""
     out = Path(out)
     pins = [out / "study_config.json", out / PENDING_PIN]
     pin = next((p for p in pins if p.is_file()), None)
@@ -104,8 +104,5 @@ def format_status(status: dict[str, Any]) -> str:
     if status["unknown_kinds"]:
         left += f", plus the {' and '.join(KINDS[k] for k in status['unknown_kinds'])} (none finished yet)"
     lines.append(left)
-    lines.append(
-        "counts from study.json as last written (with several processes it may trail the newest unit); "
-        "no results before the study is complete"
-    )
+    lines.append("counts from study.json; no results before the study is complete")
     return "\n".join(lines)

@@ -248,17 +248,30 @@ class Study:
             **extra,
         )
 
-    def plan(self) -> list[tuple[str, Callable[[], dict[str, Any]]]]:
-        """Work units in the order they run: round-robin over seeds so partial results cover every arm."""
-        units: list[tuple[str, Callable[[], dict[str, Any]]]] = []
+    def unit_keys(self) -> list[tuple[str, int]]:
+        """Every unit as (arm, seed) in the order they run: round-robin over seeds so partial results cover
+        every arm. ``random`` and ``random-retrain`` are the random cells and their second trainings."""
+        keys: list[tuple[str, int]] = []
         for i in range(max(self.cfg.searches, self.cfg.random_cells)):
             if i < self.cfg.searches:
-                for arm in self.cfg.arms:
-                    units.append((f"{arm.name} seed {i}", lambda arm=arm, i=i: self._searched_cell(arm, i)))
+                keys += [(arm.name, i) for arm in self.cfg.arms]
             if i < self.cfg.random_cells:
-                units.append((f"random seed {i}", lambda i=i: self._random_cell(i)))
+                keys.append(("random", i))
             if i < self.cfg.retrain_random:
+                keys.append(("random-retrain", i))
+        return keys
+
+    def plan(self) -> list[tuple[str, Callable[[], dict[str, Any]]]]:
+        """Work units in the order of :meth:`unit_keys`, each a name and the call that does it."""
+        arms = {arm.name: arm for arm in self.cfg.arms}
+        units: list[tuple[str, Callable[[], dict[str, Any]]]] = []
+        for name, i in self.unit_keys():
+            if name == "random":
+                units.append((f"random seed {i}", lambda i=i: self._random_cell(i)))
+            elif name == "random-retrain":
                 units.append((f"random seed {i}, training seed +1", lambda i=i: self._random_cell(i, retrain=True)))
+            else:
+                units.append((f"{name} seed {i}", lambda arm=arms[name], i=i: self._searched_cell(arm, i)))
         return units
 
     def cell_space(self) -> tuple[str, OpSpace]:
@@ -324,17 +337,43 @@ class Study:
         summary["units_done"] = len(results)
         return summary
 
+    def _with_others(self) -> list[dict[str, Any]]:
+        """This process's cells and those another process sharing the folder has written to study.json, in
+        plan order, so that study.json lists every finished unit whichever process wrote it last.
+
+        A cell of study.json is kept only while its training's result is still in the folder: a unit whose
+        run a user deleted to redo it is not carried forward."""
+        order = {key: i for i, key in enumerate(self.unit_keys())}
+        mine = {(c["arm"], c["seed"]) for c in self.cells}
+        try:
+            written = read_run_json(self.out / "study.json")
+        except RunError:  # none yet, or a damaged one: this write replaces it
+            written = {}
+        theirs = [
+            c
+            for c in (written.get("cells") if isinstance(written, dict) else None) or []
+            if isinstance(c, dict)
+            and (key := (c.get("arm"), c.get("seed"))) in order
+            and key not in mine
+            and isinstance(c.get("train_run"), str)
+            and (self.out / c["train_run"] / "result.json").is_file()
+        ]
+        return sorted(self.cells + theirs, key=lambda c: order[(c["arm"], c["seed"])])
+
     def write(self, *, complete: bool = False) -> dict[str, Any]:
+        """study.json: the settings, every finished cell (this process's and the others'), the arms' summary
+        and their comparisons with the random cells."""
+        cells = self.cells if complete else self._with_others()
         summary = {
             "format": FILE_FORMAT,  # search_epoch and every epoch counted from 1
             "config": self.cfg.to_dict(),
             "revision": revision(),
             "train_config": asdict(self.train_cfg),
             "complete": complete,
-            "cells": self.cells,
-            "arms": summarise_arms(self.cells),
+            "cells": cells,
+            "arms": summarise_arms(cells),
             "primary": self.cfg.primary,
-            "comparisons": [c for a in self.cfg.arms if (c := compare_with_random(self.cells, a.name)) is not None],
+            "comparisons": [c for a in self.cfg.arms if (c := compare_with_random(cells, a.name)) is not None],
         }
         atomic_write_json(self.out / "study.json", summary)
         return summary

@@ -67,8 +67,8 @@ class StudyConfig:
         if not self.arms and self.searches:
             raise ConfigError("a study with searches needs at least one arm")
         names = [a.name for a in self.arms]
-        if len(set(names)) != len(names) or "random" in names:
-            raise ConfigError(f"arm names must be unique and not 'random', got {names}")
+        if len(set(names)) != len(names) or {"random", "random-retrain"} & set(names):
+            raise ConfigError(f"arm names must be unique and not 'random' or 'random-retrain', got {names}")
         if self.primary is not None and self.primary not in names:
             raise ConfigError(f"the primary arm {self.primary!r} is not one of the arms {names}")
         for part, keys in (("train", ("genotype", "dataset", "data", "seed")), ("search", ("dataset", "data", "seed"))):
