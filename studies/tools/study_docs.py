@@ -11,8 +11,8 @@ Study I ``study-table`` (README and STUDY.md) and ``study-cells``; for Study II 
 the README has that block (the headline moves there when the study is complete). ``--calibration-only``
 publishes the finished calibration (``study2-fidelity`` and its picture) while the study itself still runs, so
 no partial arm table is published before the study is complete. Study III (``study3-table``,
-``study3-analysis``, ``study3-cells``, ``study3-times`` in STUDY.md, and ``docs/study3/study.json``) is refused until its study.json says it is
-complete: its plan gives no reading of the results before then.
+``study3-analysis``, ``study3-cells``, ``study3-times`` in STUDY.md, and ``docs/study3/study.json``) is refused
+until its study.json says it is complete: its plan gives no reading of the results before then.
 """
 
 from __future__ import annotations
