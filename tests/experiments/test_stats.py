@@ -75,4 +75,7 @@ def test_the_exact_mann_whitney_p_counts_ties_at_mid_ranks():
     assert study["comparisons_as_run"] == as_run  # what the study wrote is kept, and shown beside
     assert recompute_comparisons(study)["comparisons_as_run"] == as_run
     table = format_comparisons(study)
-    assert f"| {p:.3f} | 0.500 |" in table and "the study's own revision wrote, by its test: old." in table
+    sup = sum((x > y) + 0.5 * (x == y) for x in a for y in b) / (len(a) * len(b))  # U / (n1 n2), by hand
+    assert study["comparisons"][0]["superiority"] == pytest.approx(sup)
+    assert f"| {p:.3f} | {sup:.2f} | 0.500 |" in table and "the study's own revision wrote, by its test: old." in table
+    assert "| probability of superiority | p as the study's revision wrote it |" in table

@@ -125,6 +125,9 @@ def test_study_docs_publish_study3_only_when_complete(docs, tmp_path):
     page = (root / "docs" / "STUDY.md").read_text()
     assert "STALE" not in page and "probability of superiority" in page and "Cost-matched random search" in page
     assert f"`{random_nb201(3).to_text()}`" in page and "| random-retrain | 1 | 1 |" in page
+    # one cell type: the arm table counts `none` edges, not a reduction cell; each arm's superiority beside its p
+    assert "| param-free ops per cell (skips, pools) | `none` edges per cell |" in page and "(normal)" not in page
+    assert "| 100,000 | 2.0 | 1.0 |" in page and "| probability of superiority |" in page
     assert_drawn(root / "docs" / "study3" / "study.png")
     published = json.loads((root / "docs" / "study3" / "study.json").read_text())
     assert published["complete"] and len(published["cells"]) == len(study["cells"]) and published["comparisons"]

@@ -7,17 +7,27 @@ from typing import Any
 
 
 def format_table(rows: list[dict[str, Any]], *, reduce: bool = False) -> str:
-    """The per-arm table as Markdown (accuracies in %); ``reduce`` adds the reduction cell's parameter-free ops."""
-    head = "| arm | cells | test accuracy mean ± std | min | max | mean params | param-free ops (normal) |"
-    lines = [head + (" param-free ops (reduce) |" if reduce else ""), "|---" * (8 if reduce else 7) + "|"]
+    """The per-arm table as Markdown (accuracies in %); ``reduce`` adds the reduction cell's parameter-free ops.
+    Rows of NAS-Bench-201 cells (one cell type, edges that may be ``none``) show their ``none`` edges instead."""
+    one_cell = bool(rows) and all("none_edges" in r for r in rows)
+    head = "| arm | cells | test accuracy mean ± std | min | max | mean params |"
+    if one_cell:
+        head += " param-free ops per cell (skips, pools) | `none` edges per cell |"
+    else:
+        head += " param-free ops (normal) |" + (" param-free ops (reduce) |" if reduce else "")
+    lines = [head, "|---" * head.count(" |") + "|"]
     for r in rows:
-        lines.append(
+        line = (
             f"| {r['arm']} | {r['n']} | {100 * r['mean']:.2f} ± "
             + (f"{100 * r['std']:.2f} %" if r["n"] > 1 else "n/a (one cell)")
-            + f" | {100 * r['min']:.2f} % | "
-            f"{100 * r['max']:.2f} % | {r['params']:,.0f} | {r['param_free_normal']:.1f} |"
-            + (f" {r.get('param_free_reduce', math.nan):.1f} |" if reduce else "")
+            + f" | {100 * r['min']:.2f} % | {100 * r['max']:.2f} % | {r['params']:,.0f} |"
+            + f" {r['param_free_normal']:.1f} |"
         )
+        if one_cell:
+            line += f" {r['none_edges']:.1f} |"
+        elif reduce:
+            line += f" {r.get('param_free_reduce', math.nan):.1f} |"
+        lines.append(line)
     return "\n".join(lines)
 
 
@@ -31,17 +41,17 @@ def format_comparisons(study: dict[str, Any]) -> str:
     as_run = {c["arm"]: c for c in study.get("comparisons_as_run", [])}
     if all(c.get("test") == next((d.get("test") for d in comps if d["arm"] == a), None) for a, c in as_run.items()):
         as_run = {}  # computed the same way: nothing to show beside
-    extra = " p as the study's revision wrote it |" if as_run else ""
-    lines = [
-        "| arm | role | cells | random cells | margin | effect (random SDs) | one-sided Mann-Whitney p |" + extra,
-        "|---|---|---|---|---|---|---|" + "---|" * bool(as_run),
-    ]
+    sup = all("superiority" in c for c in comps)  # U / (n1 n2): a searched cell beats a random one this often
+    extra = " probability of superiority |" * sup + " p as the study's revision wrote it |" * bool(as_run)
+    head = "| arm | role | cells | random cells | margin | effect (random SDs) | one-sided Mann-Whitney p |" + extra
+    lines = [head, "|---" * head.count(" |") + "|"]
     for c in comps:
         role = "**primary**" if c["arm"] == primary else "secondary"
         old = as_run.get(c["arm"])
         lines.append(
             f"| {c['arm']} | {role} | {c['n']} | {c['n_random']} | {100 * c['margin']:+.2f} points | "
             f"{c['effect_sd']:+.2f} | {c['p_value']:.3f} |"
+            + (f" {c['superiority']:.2f} |" if sup else "")
             + ((f" {old['p_value']:.3f} |" if old else " - |") if as_run else "")
         )
     tests = sorted({c.get("test", "") for c in comps} - {""})
