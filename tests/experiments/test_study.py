@@ -400,27 +400,50 @@ def test_a_study_refuses_a_holdout_its_searches_trained_on():
 
 def test_study_json_keeps_the_units_another_process_wrote(tmp_path):
     """Two processes share a study folder: each rewrites study.json with its own units and those the other
-    already listed, in plan order; a listed unit whose training a user deleted is not carried forward."""
+    already listed for the same settings, in plan order. A listed unit whose training or search a user deleted
+    is not carried forward, a damaged or foreign list is replaced, and the list says complete once it is."""
     from pcdarts.experiments.study import Study
     from tests.tiny import analysis_study
 
     made = analysis_study(tmp_path)["cells"]
     arms = (Arm("pcdarts", {"k": 4}), Arm("darts", {"k": 1}))
-    study = Study(StudyConfig(dataset="synthetic", arms=arms, searches=2, random_cells=10, retrain_random=2), tmp_path)
-    for c in made:
+    cfg = StudyConfig(dataset="synthetic", arms=arms, searches=2, random_cells=10, retrain_random=2)
+    study = Study(cfg, tmp_path)
+    for i, c in enumerate(made):
         (tmp_path / c["train_run"]).mkdir(parents=True)
         (tmp_path / c["train_run"] / "result.json").write_text("{}")
+        if c["kind"] == "searched":
+            c["search_run"] = f"search/{i}"
+            (tmp_path / c["search_run"]).mkdir(parents=True)
+            (tmp_path / c["search_run"] / "genotype.json").write_text("{}")
     key = lambda c: (c["arm"], c["seed"])  # noqa: E731
-    theirs = [c for c in made if c["arm"] in ("random", "pcdarts")]
-    (tmp_path / "study.json").write_text(json.dumps({"complete": False, "cells": theirs}))
-    (tmp_path / theirs[3]["train_run"] / "result.json").unlink()  # random seed 3: deleted to be redone
-    study.cells = [c for c in made if c["arm"] in ("darts", "random-retrain")]
-    study.write()
-    written = json.loads((tmp_path / "study.json").read_text())
     order = {k: i for i, k in enumerate(study.unit_keys())}
-    want = sorted((key(c) for c in made if key(c) != ("random", 3)), key=order.get)
-    assert [key(c) for c in written["cells"]] == want
-    assert {r["arm"]: r["n"] for r in written["arms"]} == {"pcdarts": 2, "darts": 2, "random": 9, "random-retrain": 2}
+
+    def listed(theirs, mine, config=cfg.to_dict()):
+        (tmp_path / "study.json").write_text(json.dumps({"config": config, "cells": theirs}))
+        study.cells = mine
+        study.write()
+        return json.loads((tmp_path / "study.json").read_text())
+
+    theirs = [c for c in made if c["arm"] in ("random", "pcdarts")]
+    mine = [c for c in made if c["arm"] in ("darts", "random-retrain")]
+    only_mine = sorted(map(key, mine), key=order.get)
+    written = listed(theirs, mine)
+    assert [key(c) for c in written["cells"]] == sorted(map(key, made), key=order.get) and written["complete"]
+    assert {r["arm"]: r["n"] for r in written["arms"]} == {"pcdarts": 2, "darts": 2, "random": 10, "random-retrain": 2}
+    (tmp_path / theirs[3]["train_run"] / "result.json").unlink()  # random seed 3: its training deleted, to be redone
+    (tmp_path / "search" / f"{made.index(theirs[-1])}" / "genotype.json").unlink()  # pcdarts seed 1: its search
+    written = listed(theirs, mine)
+    gone = {("random", 3), ("pcdarts", 1)}
+    assert [key(c) for c in written["cells"]] == sorted((key(c) for c in made if key(c) not in gone), key=order.get)
+    assert not written["complete"]
+    for damaged in (5, [5, {"arm": ["random"], "seed": 0}, {**theirs[0], "seed": True}, {**theirs[0], "kind": "x"}]):
+        assert [key(c) for c in listed(damaged, mine)["cells"]] == only_mine
+    other = {**cfg.to_dict(), "random_cells": 11}  # a list written for other settings is not carried forward
+    assert [key(c) for c in listed(theirs, mine, other)["cells"]] == only_mine
+    (tmp_path / "study.json").write_text("{not json")
+    study.cells = mine
+    assert [key(c) for c in study.write()["cells"]] == only_mine
     assert study.unit_keys()[:4] == [("pcdarts", 0), ("darts", 0), ("random", 0), ("random-retrain", 0)]
     assert [name for name, _ in study.plan()][:4] == [
         "pcdarts seed 0", "darts seed 0", "random seed 0", "random seed 0, training seed +1"]  # fmt: skip

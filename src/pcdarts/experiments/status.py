@@ -46,8 +46,8 @@ def study_status(out: str | Path) -> dict[str, Any]:
     """Counts of a study folder's finished units per arm against its plan, its units in progress, and the
     wall time left for one process at the finished units' median time per kind. No accuracy is read.
 
-    The counts are study.json's, which every process of a shared study rewrites with its own units and those
-    already listed there, each time one of its units finishes."""
+    The counts are study.json's, which every process of a shared study rewrites, under the folder's lock, with
+    its own units and those already listed there each time a unit finishes or is read back."""
     out = Path(out)
     pins = [out / "study_config.json", out / PENDING_PIN]
     pin = next((p for p in pins if p.is_file()), None)

@@ -8,7 +8,8 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -68,31 +69,43 @@ def _without_epochs(d: dict[str, Any]) -> dict[str, Any]:
     return d
 
 
+@contextmanager
+def briefly_locked(out: Path, attempts: int = 40) -> Iterator[None]:
+    """The folder's lock for a short read-then-write that other processes sharing it also do (a pin, the
+    study's list of cells): taken again every 0.25 s while another process holds it, RunBusy after that."""
+    for attempt in range(attempts):
+        try:
+            lock = RunLock(out).__enter__()
+        except RunBusy:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.25)
+            continue
+        try:
+            yield
+        finally:
+            lock.__exit__(None, None, None)
+        return
+
+
 def check_pinned(out: Path, name: str, mine: dict[str, Any], what: str) -> None:
     """Pin a folder to its settings: the first run writes ``name``, later runs must ask for the same."""
     check_out_path(out)
     out.mkdir(parents=True, exist_ok=True)
     saved = out / name
-    for attempt in range(40):  # a short lock: two processes starting at once cannot both pin other settings
-        try:
-            with RunLock(out):
-                if not saved.is_file():
-                    _check_unpinned(out, what)
-                if saved.is_file():
-                    theirs = read_run_json(saved)
-                    if theirs != mine:
-                        diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
-                        raise RunError(
-                            f"{out} holds a {what} with other settings ({', '.join(diff)}): run it with the same "
-                            "settings to continue, or choose a new folder"
-                        )
-                else:
-                    atomic_write_json(saved, mine)
-                return
-        except RunBusy:
-            if attempt == 39:
-                raise
-            time.sleep(0.25)
+    with briefly_locked(out):  # two processes starting at once cannot both pin other settings
+        if not saved.is_file():
+            _check_unpinned(out, what)
+        if saved.is_file():
+            theirs = read_run_json(saved)
+            if theirs != mine:
+                diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+                raise RunError(
+                    f"{out} holds a {what} with other settings ({', '.join(diff)}): run it with the same "
+                    "settings to continue, or choose a new folder"
+                )
+        else:
+            atomic_write_json(saved, mine)
 
 
 PINS = ("study_config.json", PENDING_PIN, "fidelity_config.json")
