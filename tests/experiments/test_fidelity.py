@@ -124,3 +124,34 @@ def test_a_calibration_of_nasbench201_cells_selects_on_the_holdout(idx_dir, tmp_
     assert len(trained) == 6 and all(r["selected_by"] == "holdout" and r["test_accuracy"] is None for r in trained)
     genotypes = {json.dumps(json.loads((d / "genotype.json").read_text())) for d in (out / "train").iterdir()}
     assert genotypes == {json.dumps(random_nb201(c).to_dict()) for c in range(3)}
+
+
+def test_fidelity_json_keeps_the_trainings_another_process_wrote(tmp_path):
+    """Two processes share a calibration: each rewrites fidelity.json with its own trainings and those the other
+    listed for the same settings, so it is complete, with its chosen budget, once every training is."""
+    from pcdarts.experiments.fidelity import Fidelity
+
+    cfg = FidelityConfig(dataset="synthetic", cells=3, budgets=(1, 2), seed_cells=1, train={"val_fraction": 0.2})
+    fid = Fidelity(cfg, tmp_path)
+    rows = []
+    for i, (c, b, s) in enumerate(fid.keys()):
+        run = tmp_path / "train" / f"r{i}"
+        run.mkdir(parents=True)
+        (run / "result.json").write_text("{}")
+        rows.append({"cell": c, "budget_epochs": b, "train_seed": s, "val_accuracy": 0.5 + c / 10 + b / 100,
+                     "selected_epoch": b, "params": 1000, "param_free_normal": 0, "param_free_reduce": 0,
+                     "train_seconds": 1.0, "train_run": f"train/r{i}"})  # fmt: skip
+    theirs, mine = rows[::2], rows[1::2]
+    (tmp_path / "fidelity.json").write_text(json.dumps({"config": cfg.to_dict(), "rows": theirs}))
+    fid.rows = mine
+    written = fid.write()
+    assert written["rows"] == rows and written["complete"] and written["chosen_budget"] == 1
+    assert json.loads((tmp_path / "fidelity.json").read_text())["rows"] == rows
+    (tmp_path / rows[0]["train_run"] / "result.json").unlink()  # deleted to be redone: not carried forward
+    other = {**cfg.to_dict(), "cells": 4}  # a list of other settings contributes nothing
+    for listed in ({"config": cfg.to_dict(), "rows": theirs}, {"config": other, "rows": theirs}, {"rows": 5}):
+        (tmp_path / "fidelity.json").write_text(json.dumps(listed))
+        fid.rows = mine
+        got = fid.write()["rows"]
+        assert got == (rows[1:] if listed["rows"] == theirs and listed["config"] == cfg.to_dict() else mine)
+        assert not fid.write()["complete"]

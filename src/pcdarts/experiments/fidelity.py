@@ -31,7 +31,16 @@ from ..runs.formats import FILE_FORMAT, without_added
 from .stats import bootstrap_tau, kendall_tau
 from .study import random_cell
 from .study_config import StudyConfig
-from .units import check_pinned, run_units, train_cell, train_folder, with_threads
+from .units import (
+    briefly_locked,
+    check_pinned,
+    number,
+    run_units,
+    train_cell,
+    train_folder,
+    with_listed,
+    with_threads,
+)
 
 
 @dataclass(frozen=True)
@@ -245,10 +254,32 @@ class Fidelity:
         summary["units"] = len(units)
         return summary
 
+    def _kept(self, r: dict[str, Any]) -> bool:
+        """A row another process listed in fidelity.json, well formed, whose training is still in the folder."""
+        return (
+            all(type(r.get(k)) is int for k in ("cell", "budget_epochs", "train_seed"))
+            and all(number(r.get(k)) for k in ("val_accuracy", "params", "train_seconds"))
+            and isinstance(r.get("train_run"), str)
+            and (self.out / r["train_run"] / "result.json").is_file()
+        )
+
     def write(self) -> dict[str, Any]:
-        summary = {"format": FILE_FORMAT, "config": self.cfg.to_dict(), "rows": self.rows}  # epochs from 1
-        summary.update(summarise_fidelity(self.cfg, self.rows))
-        atomic_write_json(self.out / "fidelity.json", summary)
+        """fidelity.json from the finished trainings, this process's and those the others sharing the folder
+        listed (:func:`~.units.with_listed`), so it is complete, with its budget, once every training is."""
+        order = {key: i for i, key in enumerate(self.keys())}
+        with briefly_locked(self.out):
+            rows = with_listed(
+                self.out / "fidelity.json",
+                self.cfg.to_dict(),
+                "rows",
+                self.rows,
+                order,
+                lambda r: (r["cell"], r["budget_epochs"], r["train_seed"]),
+                self._kept,
+            )
+            summary = {"format": FILE_FORMAT, "config": self.cfg.to_dict(), "rows": rows}  # epochs from 1
+            summary.update(summarise_fidelity(self.cfg, rows))
+            atomic_write_json(self.out / "fidelity.json", summary)
         return summary
 
 

@@ -14,7 +14,6 @@ out identical share one training, as they would train identically anyway.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -43,9 +42,11 @@ from .units import (
     briefly_locked,
     check_pinned,
     check_reused,
+    number,
     run_revisions,
     run_units,
     train_cell,
+    with_listed,
     with_threads,
 )
 
@@ -339,65 +340,48 @@ class Study:
         summary["units_done"] = len(results)
         return summary
 
-    def _kind(self, arm: str) -> str:
-        return {"random": "random", "random-retrain": "retrain"}.get(arm, "searched")
-
-    def _listed(self) -> list[dict[str, Any]]:
-        """The cells study.json lists for these settings (another process sharing the folder may have written
-        them), each well formed and with its runs still in the folder; none when study.json is missing,
-        damaged or of other settings. A unit whose training or search a user deleted to redo it is left out."""
-        try:
-            written = read_run_json(self.out / "study.json")
-        except RunError:
-            return []
-        mine = json.loads(json.dumps(self.cfg.to_dict()))
-        if not isinstance(written, dict) or written.get("config") != mine or not isinstance(written.get("cells"), list):
-            return []
-
-        def number(v: Any) -> bool:
-            return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-        def kept(c: Any) -> bool:
-            return (
-                isinstance(c, dict)
-                and isinstance(c.get("arm"), str)
-                and type(c.get("seed")) is int
-                and c.get("kind") == self._kind(c["arm"])
-                and all(number(c.get(k)) for k in ("test_accuracy", "params", "param_free_normal", "train_seconds"))
-                and isinstance(c.get("train_run"), str)
-                and (self.out / c["train_run"] / "result.json").is_file()
-                and (
-                    c["kind"] != "searched"
-                    or (
-                        isinstance(c.get("search_run"), str)
-                        and (self.out / c["search_run"] / "genotype.json").is_file()
-                    )
-                )
+    def _kept(self, c: dict[str, Any]) -> bool:
+        """A cell another process listed in study.json, well formed, whose training (and search) is still here."""
+        if not isinstance(c.get("arm"), str):
+            return False
+        kind = {"random": "random", "random-retrain": "retrain"}.get(c["arm"], "searched")
+        return (
+            type(c.get("seed")) is int
+            and c.get("kind") == kind
+            and all(number(c.get(k)) for k in ("test_accuracy", "params", "param_free_normal", "train_seconds"))
+            and isinstance(c.get("train_run"), str)
+            and (self.out / c["train_run"] / "result.json").is_file()
+            and (
+                kind != "searched"
+                or (isinstance(c.get("search_run"), str) and (self.out / c["search_run"] / "genotype.json").is_file())
             )
-
-        return [c for c in written["cells"] if kept(c)]
+        )
 
     def write(self, *, complete: bool = False) -> dict[str, Any]:
         """study.json: the settings, every finished cell, the arms' summary and their comparisons with the
-        random cells. Processes sharing the folder each keep the cells the others listed (read and written
-        under the folder's lock), so study.json lists every finished unit whichever process wrote it last,
-        and says complete once every planned unit is in it."""
+        random cells. Processes sharing the folder each keep the cells the others listed (:func:`with_listed`),
+        and study.json says complete once every planned unit is in it."""
         order = {key: i for i, key in enumerate(self.unit_keys())}
         with briefly_locked(self.out):
-            cells = {(c["arm"], c["seed"]): c for c in self.cells}
-            for c in self._listed():
-                cells.setdefault((c["arm"], c["seed"]), c)
-            listed = [cells[k] for k in sorted(cells, key=order.__getitem__)]
+            cells = with_listed(
+                self.out / "study.json",
+                self.cfg.to_dict(),
+                "cells",
+                self.cells,
+                order,
+                lambda c: (c["arm"], c["seed"]),
+                self._kept,
+            )
             summary = {
                 "format": FILE_FORMAT,  # search_epoch and every epoch counted from 1
                 "config": self.cfg.to_dict(),
                 "revision": revision(),
                 "train_config": asdict(self.train_cfg),
-                "complete": complete or len(listed) == len(order),
-                "cells": listed,
-                "arms": summarise_arms(listed),
+                "complete": complete or len(cells) == len(order),
+                "cells": cells,
+                "arms": summarise_arms(cells),
                 "primary": self.cfg.primary,
-                "comparisons": [c for a in self.cfg.arms if (c := compare_with_random(listed, a.name)) is not None],
+                "comparisons": [c for a in self.cfg.arms if (c := compare_with_random(cells, a.name)) is not None],
             }
             atomic_write_json(self.out / "study.json", summary)
         return summary

@@ -8,7 +8,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -86,6 +86,41 @@ def briefly_locked(out: Path, attempts: int = 40) -> Iterator[None]:
         finally:
             lock.__exit__(None, None, None)
         return
+
+
+def number(v: Any) -> bool:
+    """A JSON number (not a bool), as a listed cell's figures must be."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def with_listed(
+    path: Path,
+    config: dict[str, Any],
+    field: str,
+    mine: list[dict[str, Any]],
+    order: dict[Hashable, int],
+    key: Callable[[dict[str, Any]], Hashable],
+    kept: Callable[[dict[str, Any]], bool],
+) -> list[dict[str, Any]]:
+    """``mine`` and the entries that ``path`` (a study.json or fidelity.json, which every process sharing the
+    folder rewrites) lists under ``field`` for the same ``config``, one per key, in ``order``.
+
+    So the file lists every finished unit whichever process wrote it last. An entry of the file is carried
+    forward only if ``kept`` says it is well formed and its runs are still in the folder (a user may have
+    deleted one to redo it) and its key is planned; a missing, damaged or foreign file contributes nothing.
+    Call it, and write the file, under :func:`briefly_locked`.
+    """
+    try:
+        written = read_run_json(path)
+    except RunError:
+        written = None
+    same = isinstance(written, dict) and written.get("config") == json.loads(json.dumps(config))
+    theirs = written.get(field) if same else None
+    entries = {key(e): e for e in mine}
+    for e in theirs if isinstance(theirs, list) else []:
+        if isinstance(e, dict) and kept(e) and key(e) in order:
+            entries.setdefault(key(e), e)
+    return [entries[k] for k in sorted(entries, key=order.__getitem__)]
 
 
 def check_pinned(out: Path, name: str, mine: dict[str, Any], what: str) -> None:
