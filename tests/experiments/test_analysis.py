@@ -71,5 +71,5 @@ def test_the_analysis_as_markdown(tmp_path):
     assert "| pcdarts | True | 4 | 2 | 86.75 % ± 3.89 % | 72.5 |" in text
     assert "pcdarts 100, 45; darts 5, 10" in text
     assert "as much CPU time as 4 random cells' trainings" in text
-    assert "mean +1.00 over 1 supernets" in text
+    assert "mean +1.00 over 1 supernets (+1.00); against test accuracy +1.00 (+1.00)." in text
     assert "2 random cells trained twice differ by 2.00 %" in text

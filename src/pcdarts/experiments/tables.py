@@ -221,7 +221,9 @@ def format_analysis(study: dict[str, Any], folder: Any, arm: str) -> str:
             f"stand-alone hold-out accuracy, mean {one['mean_tau_holdout']:+.2f} over {len(one['supernets'])} "
             "supernets ("
             + ", ".join(f"{r['tau_holdout']:+.2f}" for r in one["supernets"])
-            + f"); against test accuracy {one['mean_tau_test']:+.2f}."
+            + f"); against test accuracy {one['mean_tau_test']:+.2f} ("
+            + ", ".join(f"{r['tau_test']:+.2f}" for r in one["supernets"])
+            + ")."
         )
     nf = noise_floor(study)
     if nf is not None:
