@@ -227,15 +227,8 @@ class Fidelity:
             if (train_folder(self.out, self.cfg.train_config(b, s), self.cfg.random_cell(c)) / "result.json").is_file()
         ]
         self.rows = [self._unit(c, b, s) for c, b, s in done]  # finished: each is read back, not trained
-        summary = {"format": FILE_FORMAT, "config": self.cfg.to_dict(), "rows": self.rows}
-        summary.update(summarise_fidelity(self.cfg, self.rows))
-        written = self.out / "fidelity.json"
-        if not summary["complete"] and written.is_file():
-            theirs = load_fidelity(written)  # a worker may have finished the last training meanwhile:
-            if theirs.get("complete"):  # its complete summary (and chosen budget) is never replaced by a look
-                return {**theirs, "units_done": len(keys), "units": len(keys)}
-        atomic_write_json(written, summary)
-        summary["units_done"], summary["units"] = len(done), len(keys)
+        summary = self.write()  # with the rows a worker listed meanwhile: a complete summary stays complete
+        summary["units_done"], summary["units"] = len(summary["rows"]), len(keys)
         return summary
 
     def run(self) -> dict[str, Any]:
